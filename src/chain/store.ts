@@ -1,0 +1,341 @@
+/**
+ * The chain on LevelDB (DESIGN.md §7): blocks by hash, the state after each block, the
+ * canonical height index, the tip, the reward ledger and the indexes validation needs (which
+ * blocks hold a record, which hold a global model). Fork choice is most cumulative work, ties
+ * to the first seen. Every change that spans keys (a block with its indexes, a reorg with its
+ * height index, tip and ledger) is one atomic batch, so a kill -9 leaves either the state before
+ * or the state after.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { Level } from 'level';
+import { equalBytes, fromHex, toHex } from '../core/bytes.ts';
+import { blockHash, decodeBlock, encodeBlock } from '../core/encoding.ts';
+import { BflError, ErrorCode } from '../core/errors.ts';
+import { type ChainParams, type ChainParamsJson, Membership, createGenesisBlock, paramsDigest, paramsFromJson, paramsToJson } from '../core/params.ts';
+import type { Block } from '../core/types.ts';
+import { type AggregationCheck, type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
+import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
+import { type StateJson, stateFromJson, stateToJson } from './state-json.ts';
+
+export interface ChainStoreOptions {
+  datadir: string;
+  /** Required when the datadir is new; when given for an existing one it must match. */
+  params?: ChainParams;
+  signatures: SignatureCheck;
+  aggregation?: AggregationCheck;
+  now?: () => number;
+  orphans?: Partial<OrphanPoolOptions>;
+}
+
+export interface Reorg {
+  forkHeight: number;
+  disconnected: string[]; // hashes removed from the canonical chain, tip first
+  connected: string[]; // hashes added, lowest first
+}
+
+export type AddStatus = 'connected' | 'side' | 'duplicate' | 'orphan';
+
+export interface AddResult {
+  status: AddStatus;
+  hash: string;
+  tipChanged: boolean;
+  reorg?: Reorg;
+  /** Orphans that connected because of this block, in order. */
+  adopted: AddResult[];
+}
+
+type Bytes = Uint8Array;
+
+/** One operation of an atomic batch across sublevels (abstract-level's typing of mixed
+ * sublevel value types is not expressible, so the batch is typed here and cast once). */
+interface Op {
+  type: 'put' | 'del';
+  sublevel?: unknown;
+  key: string;
+  value?: unknown;
+}
+
+const heightKey = (h: number) => h.toString().padStart(10, '0');
+
+export class ChainStore extends EventEmitter implements ChainView {
+  readonly params: ChainParams;
+  readonly membership: Membership;
+  readonly genesisHash: Uint8Array;
+  private readonly db: Level<string, string>;
+  private readonly blocks;
+  private readonly states;
+  private readonly heights;
+  private readonly recordIdx;
+  private readonly modelIdx;
+  private readonly balancesDb;
+  private readonly opts: ChainStoreOptions;
+  private readonly orphans: OrphanPool;
+  private readonly stateCache = new Map<string, ChainState>();
+  private tipState!: ChainState;
+  private lock: Promise<unknown> = Promise.resolve();
+
+  private constructor(db: Level<string, string>, params: ChainParams, opts: ChainStoreOptions) {
+    super();
+    this.db = db;
+    this.params = params;
+    this.opts = opts;
+    this.membership = new Membership(params.members);
+    this.genesisHash = blockHash(createGenesisBlock(params).header);
+    this.blocks = db.sublevel<string, Bytes>('b', { valueEncoding: 'view' });
+    this.states = db.sublevel<string, StateJson>('s', { valueEncoding: 'json' });
+    this.heights = db.sublevel<string, string>('h', { valueEncoding: 'utf8' });
+    this.recordIdx = db.sublevel<string, string[]>('r', { valueEncoding: 'json' });
+    this.modelIdx = db.sublevel<string, string[]>('m', { valueEncoding: 'json' });
+    this.balancesDb = db.sublevel<string, string>('bal', { valueEncoding: 'utf8' });
+    this.orphans = new OrphanPool(opts.orphans);
+  }
+
+  static async open(opts: ChainStoreOptions): Promise<ChainStore> {
+    await mkdir(opts.datadir, { recursive: true });
+    const db = new Level<string, string>(opts.datadir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    try {
+      await db.open();
+    } catch (e) {
+      throw new BflError(ErrorCode.STORE_CORRUPT, `cannot open the chain store in ${opts.datadir}: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause?: Error }).cause!.message})` : ''}`);
+    }
+    try {
+      const storedJson = await db.get('params');
+      let params: ChainParams;
+      if (storedJson === undefined) {
+        if (!opts.params) throw new BflError(ErrorCode.BAD_CONFIG, `${opts.datadir} holds no chain and no network parameters were given`);
+        params = opts.params;
+        const store = new ChainStore(db, params, opts);
+        await store.writeGenesis();
+        return store;
+      }
+      params = paramsFromJson(JSON.parse(storedJson) as ChainParamsJson);
+      if (opts.params && !equalBytes(paramsDigest(opts.params), paramsDigest(params))) {
+        throw new BflError(ErrorCode.NETWORK_MISMATCH, `${opts.datadir} belongs to network "${params.networkId}" with other parameters than the config; use another datadir`);
+      }
+      const store = new ChainStore(db, params, opts);
+      await store.loadTip();
+      return store;
+    } catch (e) {
+      await db.close();
+      throw e;
+    }
+  }
+
+  private async writeGenesis(): Promise<void> {
+    const g = createGenesisBlock(this.params);
+    const state = genesisState(g);
+    const h = toHex(state.hash);
+    const agg = g.txs[0] as { modelHash: Uint8Array };
+    await this.writeBatch([
+      { type: 'put', key: 'params', value: JSON.stringify(paramsToJson(this.params)) },
+      { type: 'put', sublevel: this.blocks, key: h, value: encodeBlock(g) },
+      { type: 'put', sublevel: this.states, key: h, value: stateToJson(state) },
+      { type: 'put', sublevel: this.heights, key: heightKey(0), value: h },
+      { type: 'put', sublevel: this.modelIdx, key: toHex(agg.modelHash), value: [h] },
+      { type: 'put', key: 'tip', value: h },
+    ]);
+    this.tipState = state;
+  }
+
+  private async loadTip(): Promise<void> {
+    const tip = await this.db.get('tip');
+    if (!tip) throw new BflError(ErrorCode.STORE_CORRUPT, `chain store in ${this.opts.datadir} has no tip`);
+    const state = await this.getState(fromHex(tip));
+    if (!state) throw new BflError(ErrorCode.STORE_CORRUPT, `tip ${tip} has no stored state`);
+    if (!(await this.blocks.get(tip))) throw new BflError(ErrorCode.STORE_CORRUPT, `tip block ${tip} is missing`);
+    this.tipState = state;
+  }
+
+  private async writeBatch(ops: Op[]): Promise<void> {
+    await (this.db.batch as (ops: unknown[]) => Promise<void>).call(this.db, ops);
+  }
+
+  get tip(): ChainState {
+    return this.tipState;
+  }
+
+  get orphanCount(): number {
+    return this.orphans.size;
+  }
+
+  async close(): Promise<void> {
+    await this.lock.catch(() => undefined);
+    await this.db.close();
+  }
+
+  // ---- ChainView ----
+
+  async getState(hash: Bytes): Promise<ChainState | undefined> {
+    const h = toHex(hash);
+    const cached = this.stateCache.get(h);
+    if (cached) return cached;
+    const j = await this.states.get(h);
+    if (!j) return undefined;
+    const s = stateFromJson(j);
+    if (this.stateCache.size > 10_000) this.stateCache.clear();
+    this.stateCache.set(h, s);
+    return s;
+  }
+
+  async blocksWithRecord(clientId: string, digest: Bytes): Promise<Bytes[]> {
+    return ((await this.recordIdx.get(`${clientId}:${toHex(digest)}`)) ?? []).map((h) => fromHex(h));
+  }
+
+  async blocksWithModel(modelHash: Bytes): Promise<Bytes[]> {
+    return ((await this.modelIdx.get(toHex(modelHash))) ?? []).map((h) => fromHex(h));
+  }
+
+  async isAncestor(ancestor: Bytes, of: Bytes): Promise<boolean> {
+    const target = await this.getState(ancestor);
+    let cur = await this.getState(of);
+    if (!target || !cur) return false;
+    const a = toHex(ancestor);
+    while (cur.height > target.height) {
+      // Once the walk reaches the canonical chain, the height index answers directly.
+      if ((await this.heights.get(heightKey(cur.height))) === toHex(cur.hash)) {
+        return (await this.heights.get(heightKey(target.height))) === a;
+      }
+      const parent: ChainState | undefined = await this.getState(cur.parentHash);
+      if (!parent) return false;
+      cur = parent;
+    }
+    return toHex(cur.hash) === a;
+  }
+
+  // ---- reads ----
+
+  async getBlock(hash: Bytes | string): Promise<Block | undefined> {
+    const bytes = await this.getBlockBytes(hash);
+    return bytes && decodeBlock(bytes);
+  }
+
+  async getBlockBytes(hash: Bytes | string): Promise<Bytes | undefined> {
+    return this.blocks.get(typeof hash === 'string' ? hash : toHex(hash));
+  }
+
+  async hashAt(height: number): Promise<string | undefined> {
+    return this.heights.get(heightKey(height));
+  }
+
+  async blockAt(height: number): Promise<Block | undefined> {
+    const h = await this.hashAt(height);
+    return h ? this.getBlock(h) : undefined;
+  }
+
+  async balances(): Promise<Map<string, bigint>> {
+    const out = new Map<string, bigint>();
+    for await (const [k, v] of this.balancesDb.iterator()) out.set(k, BigInt(v));
+    return out;
+  }
+
+  async balance(id: string): Promise<bigint> {
+    return BigInt((await this.balancesDb.get(id)) ?? '0');
+  }
+
+  // ---- writes ----
+
+  /**
+   * Validate and store a block (bytes from the wire, or a block we mined). Throws a BflError
+   * with the rule's code when the block is invalid. A block with an unknown parent is kept in
+   * the orphan pool and returns status 'orphan'; it is connected when its parent arrives.
+   */
+  async addBlock(input: Block | Bytes): Promise<AddResult> {
+    const run = this.lock.then(() => this.addBlockLocked(input));
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  private now(): number {
+    return this.opts.now ? this.opts.now() : Date.now();
+  }
+
+  private async addBlockLocked(input: Block | Bytes): Promise<AddResult> {
+    const bytes = input instanceof Uint8Array ? input : encodeBlock(input);
+    const block = decodeBlock(bytes, this.params.maxBlockBytes); // OVERSIZED / MALFORMED
+    const hash = blockHash(block.header);
+    const h = toHex(hash);
+    if ((await this.getState(hash)) !== undefined) return { status: 'duplicate', hash: h, tipChanged: false, adopted: [] };
+    if (block.header.height > 0 && !(await this.getState(block.header.prevHash))) {
+      this.orphans.add(h, block, bytes.length, this.now());
+      return { status: 'orphan', hash: h, tipChanged: false, adopted: [] };
+    }
+    const result = await this.connect(block, bytes, hash);
+    for (const child of this.orphans.takeChildren(h, this.now())) {
+      try {
+        result.adopted.push(await this.addBlockLocked(child));
+      } catch {
+        // An orphan that turns out invalid is dropped; its sender was penalised on arrival.
+      }
+    }
+    return result;
+  }
+
+  private async connect(block: Block, bytes: Bytes, hash: Bytes): Promise<AddResult> {
+    const { state, credits } = await validateBlock(block, {
+      params: this.params,
+      membership: this.membership,
+      view: this,
+      signatures: this.opts.signatures,
+      aggregation: this.opts.aggregation,
+      now: this.now(),
+    });
+    const h = toHex(hash);
+    const ops: Op[] = [
+      { type: 'put', sublevel: this.blocks, key: h, value: bytes },
+      { type: 'put', sublevel: this.states, key: h, value: stateToJson(state) },
+    ];
+    for (const tx of block.txs) {
+      if (tx.type === 'record') {
+        const key = `${tx.clientId}:${toHex(tx.updateDigest)}`;
+        ops.push({ type: 'put', sublevel: this.recordIdx, key, value: [...((await this.recordIdx.get(key)) ?? []), h] });
+      } else if (tx.type === 'aggregation') {
+        const key = toHex(tx.modelHash);
+        ops.push({ type: 'put', sublevel: this.modelIdx, key, value: [...((await this.modelIdx.get(key)) ?? []), h] });
+      }
+    }
+    let reorg: Reorg | undefined;
+    const better = state.work > this.tipState.work; // ties: first seen stays
+    if (better) {
+      reorg = await this.planReorg(state, credits, ops);
+      ops.push({ type: 'put', key: 'tip', value: h });
+    }
+    await this.writeBatch(ops);
+    this.stateCache.set(h, state);
+    if (better) {
+      this.tipState = state;
+      this.emit('tip', state, reorg);
+    }
+    return { status: better ? 'connected' : 'side', hash: h, tipChanged: better, reorg: reorg && reorg.disconnected.length > 0 ? reorg : undefined, adopted: [] };
+  }
+
+  /** Height index, ledger and tip changes that move the canonical chain to `newTip`. */
+  private async planReorg(newTip: ChainState, newCredits: Map<string, bigint>, ops: Op[]): Promise<Reorg> {
+    const connected: ChainState[] = [newTip];
+    let cur = (await this.getState(newTip.parentHash))!;
+    while ((await this.hashAt(cur.height)) !== toHex(cur.hash)) {
+      connected.push(cur);
+      cur = (await this.getState(cur.parentHash))!;
+    }
+    const fork = cur;
+    const disconnected: string[] = [];
+    for (let ht = this.tipState.height; ht > fork.height; ht--) disconnected.push((await this.hashAt(ht))!);
+
+    const delta = new Map<string, bigint>();
+    const apply = (credits: Map<string, bigint>, sign: bigint) => {
+      for (const [id, v] of credits) delta.set(id, (delta.get(id) ?? 0n) + sign * v);
+    };
+    for (const d of disconnected) apply(blockCredits((await this.getBlock(d))!), -1n);
+    for (const s of connected) apply(s === newTip ? newCredits : blockCredits((await this.getBlock(s.hash))!), 1n);
+    for (const [id, dv] of delta) {
+      if (dv === 0n) continue;
+      const v = (await this.balance(id)) + dv;
+      if (v < 0n) throw new BflError(ErrorCode.STORE_CORRUPT, `reward ledger would go negative for ${id}`);
+      ops.push(v === 0n ? { type: 'del', sublevel: this.balancesDb, key: id } : { type: 'put', sublevel: this.balancesDb, key: id, value: v.toString() });
+    }
+    connected.reverse();
+    for (const s of connected) ops.push({ type: 'put', sublevel: this.heights, key: heightKey(s.height), value: toHex(s.hash) });
+    for (let ht = this.tipState.height; ht > newTip.height; ht--) ops.push({ type: 'del', sublevel: this.heights, key: heightKey(ht) });
+    return { forkHeight: fork.height, disconnected, connected: connected.map((s) => toHex(s.hash)) };
+  }
+}

@@ -1,0 +1,10 @@
+/**
+ * FIPS 204 context strings, one per message kind: domain separation, so a signature made for an
+ * update can never pass as a block signature or a peer record, even over equal bytes.
+ */
+export const SigningContext = {
+  update: 'bfl/update/v1',
+  block: 'bfl/block/v1',
+  peer: 'bfl/peer/v1',
+} as const;
+export type SigningContext = (typeof SigningContext)[keyof typeof SigningContext];

@@ -1,0 +1,58 @@
+/**
+ * Typed errors. Every rejection in the product carries a stable `code` (tests assert codes, not
+ * messages) and, where the input came from a peer, the gossip/request `action` it maps to.
+ */
+
+/** What to do with the peer that sent the input (libp2p gossipsub's validation results). */
+export type ErrorAction = 'IGNORE' | 'REJECT';
+
+export const ErrorCode = {
+  // encoding and shape
+  MALFORMED: 'MALFORMED',
+  OVERSIZED: 'OVERSIZED',
+  // block rules
+  BAD_POW: 'BAD_POW',
+  BAD_DIFFICULTY: 'BAD_DIFFICULTY',
+  UNKNOWN_PARENT: 'UNKNOWN_PARENT',
+  BAD_HEIGHT: 'BAD_HEIGHT',
+  BAD_MERKLE_ROOT: 'BAD_MERKLE_ROOT',
+  TIMESTAMP_FUTURE: 'TIMESTAMP_FUTURE',
+  TIMESTAMP_BEFORE_PARENT: 'TIMESTAMP_BEFORE_PARENT',
+  BAD_SIGNATURE: 'BAD_SIGNATURE',
+  UNKNOWN_CLIENT: 'UNKNOWN_CLIENT',
+  UNKNOWN_MINER: 'UNKNOWN_MINER',
+  DUPLICATE_RECORD: 'DUPLICATE_RECORD',
+  BAD_TX_ORDER: 'BAD_TX_ORDER',
+  BAD_COINBASE: 'BAD_COINBASE',
+  UNKNOWN_BASE_MODEL: 'UNKNOWN_BASE_MODEL',
+  AGGREGATION_REQUIRED: 'AGGREGATION_REQUIRED',
+  UNEXPECTED_AGGREGATION: 'UNEXPECTED_AGGREGATION',
+  BAD_AGGREGATION: 'BAD_AGGREGATION',
+  BAD_GENESIS: 'BAD_GENESIS',
+  // keys, config, storage
+  BAD_KEY_FILE: 'BAD_KEY_FILE',
+  BAD_CONFIG: 'BAD_CONFIG',
+  STORE_CORRUPT: 'STORE_CORRUPT',
+  NETWORK_MISMATCH: 'NETWORK_MISMATCH',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class BflError extends Error {
+  readonly code: ErrorCode;
+  readonly action: ErrorAction;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, opts: { action?: ErrorAction; details?: Record<string, unknown> } = {}) {
+    super(message);
+    this.name = 'BflError';
+    this.code = code;
+    // Default REJECT: almost every rule violation is provably the sender's fault. Callers pass
+    // IGNORE where the input may be fine but we cannot use it now (e.g. unknown parent).
+    this.action = opts.action ?? 'REJECT';
+    this.details = opts.details;
+  }
+}
+
+export function isBflError(e: unknown, code?: ErrorCode): e is BflError {
+  return e instanceof BflError && (code === undefined || e.code === code);
+}

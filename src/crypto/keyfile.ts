@@ -1,0 +1,109 @@
+/**
+ * ML-DSA key files (`bfl-node keygen`). JSON, mode 0600:
+ *   { id, role, algorithm: "ML-DSA-44", publicKey: hex, secretKey: hex, secretKeyFormat: "fips204-seed", createdAt }
+ * The secret key is the 32-byte FIPS 204 seed ξ (the compact form both implementations accept);
+ * the public key is re-derived on load and must match, so a damaged file is caught at start-up.
+ */
+import { open, readFile, stat } from 'node:fs/promises';
+import { assertId, fromHex, toHex } from '../core/bytes.ts';
+import { BflError, ErrorCode } from '../core/errors.ts';
+import type { Role } from '../core/types.ts';
+import { DEFAULT_PARAMS, type MlDsa, type SigningKey, defaultMlDsa } from './mldsa.ts';
+
+export interface Identity {
+  id: string;
+  role: Role;
+  publicKey: Uint8Array;
+  key: SigningKey;
+}
+
+export interface KeyFileJson {
+  id: string;
+  role: Role;
+  algorithm: string;
+  publicKey: string;
+  secretKey: string;
+  secretKeyFormat: 'fips204-seed';
+  createdAt: string;
+}
+
+export function generateIdentity(id: string, role: Role, mldsa: MlDsa = defaultMlDsa()): { identity: Identity; json: KeyFileJson } {
+  assertId(id, 'key id');
+  const kp = mldsa.keygen();
+  const key = mldsa.signingKey(kp.seed);
+  const json: KeyFileJson = {
+    id,
+    role,
+    algorithm: mldsa.params,
+    publicKey: toHex(kp.publicKey),
+    secretKey: toHex(kp.seed),
+    secretKeyFormat: 'fips204-seed',
+    createdAt: new Date().toISOString(),
+  };
+  return { identity: { id, role, publicKey: kp.publicKey, key }, json };
+}
+
+/** Write a key file with mode 0600. Refuses to replace an existing file unless `force`. */
+export async function writeKeyFile(path: string, json: KeyFileJson, opts: { force?: boolean } = {}): Promise<void> {
+  let fh;
+  try {
+    // 'wx' fails if the file exists: no window in which an existing key is truncated.
+    fh = await open(path, opts.force ? 'w' : 'wx', 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new BflError(ErrorCode.BAD_KEY_FILE, `${path} already exists; pass --force to overwrite it`);
+    }
+    throw e;
+  }
+  try {
+    await fh.chmod(0o600); // also when overwriting a file that had looser permissions
+    await fh.writeFile(JSON.stringify(json, null, 2) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function loadKeyFile(path: string, mldsa: MlDsa = defaultMlDsa()): Promise<Identity> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new BflError(ErrorCode.BAD_KEY_FILE, `cannot read key file ${path}: ${(e as Error).message}`);
+  }
+  const st = await stat(path);
+  if ((st.mode & 0o077) !== 0) {
+    throw new BflError(ErrorCode.BAD_KEY_FILE, `key file ${path} is readable by others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 ${path}`);
+  }
+  return parseKeyFile(text, path, mldsa);
+}
+
+export function parseKeyFile(text: string, where: string, mldsa: MlDsa = defaultMlDsa()): Identity {
+  const bad = (msg: string) => new BflError(ErrorCode.BAD_KEY_FILE, `key file ${where}: ${msg}`);
+  let j: Partial<KeyFileJson>;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw bad(`not JSON (${(e as Error).message})`);
+  }
+  if (j === null || typeof j !== 'object') throw bad('expected a JSON object');
+  if (j.algorithm !== DEFAULT_PARAMS || mldsa.params !== DEFAULT_PARAMS) {
+    throw bad(`algorithm must be ${DEFAULT_PARAMS} (the network's parameter set), got ${JSON.stringify(j.algorithm)}`);
+  }
+  if (j.role !== 'miner' && j.role !== 'client') throw bad(`role must be "miner" or "client", got ${JSON.stringify(j.role)}`);
+  let id: string;
+  let seed: Uint8Array;
+  let publicKey: Uint8Array;
+  try {
+    id = assertId(j.id, 'id');
+    seed = fromHex(String(j.secretKey), 32);
+    publicKey = fromHex(String(j.publicKey));
+  } catch (e) {
+    throw bad((e as Error).message);
+  }
+  const key = mldsa.signingKey(seed);
+  if (Buffer.compare(Buffer.from(key.publicKey), Buffer.from(publicKey)) !== 0) {
+    throw bad('publicKey does not match the secret key (damaged or edited file)');
+  }
+  return { id, role: j.role, publicKey, key };
+}
