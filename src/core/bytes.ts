@@ -247,7 +247,12 @@ export class Reader {
   str(field = 'string'): string {
     const n = this.u8(`${field} length`);
     this.need(n, field);
-    const s = new TextDecoder('utf-8', { fatal: true }).decode(this.buf.subarray(this.pos, this.pos + n));
+    let s: string;
+    try {
+      s = new TextDecoder('utf-8', { fatal: true }).decode(this.buf.subarray(this.pos, this.pos + n));
+    } catch {
+      throw new BflError(ErrorCode.MALFORMED, `${this.what}: ${field} is not valid UTF-8`);
+    }
     this.pos += n;
     return s;
   }
