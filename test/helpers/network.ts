@@ -1,7 +1,8 @@
 /** Small test networks: real ML-DSA keys, real blocks mined at a low difficulty. */
 import { randomBytes } from 'node:crypto';
 import { buildBlockTemplate, signBlock } from '../../src/core/block-builder.ts';
-import { claimOfRecord, encodeUpdateClaim } from '../../src/core/encoding.ts';
+import { claimOfRecord, encodeUpdateClaim, txId } from '../../src/core/encoding.ts';
+import { merkleRoot } from '../../src/core/merkle.ts';
 import { SigningContext } from '../../src/core/contexts.ts';
 import { sha256 } from '../../src/core/hash.ts';
 import type { ChainParams } from '../../src/core/params.ts';
@@ -81,4 +82,28 @@ export function mineBlock(net: TestNetwork, parent: ChainState, miner: Identity,
 export function nextAggregation(net: TestNetwork, parent: ChainState, records: RecordTx[]): AggregationTx | undefined {
   const pending = [...parent.pending, ...records.map((r) => ({ clientId: r.clientId, updateDigest: r.updateDigest }))];
   return pending.length >= net.params.phi ? simpleAggregation(net, parent, pending) : undefined;
+}
+
+/**
+ * Build, mine and sign a block with arbitrary contents: the way to produce a block that breaks
+ * exactly one rule while passing every check before it (proof of work, signature).
+ */
+export function forgeBlock(
+  net: TestNetwork,
+  parent: ChainState,
+  miner: Identity,
+  opts: { txs?: Block['txs']; header?: Partial<Block['header']>; records?: RecordTx[]; aggregation?: AggregationTx; signer?: Identity; timestamp?: number } = {},
+): Block {
+  const base = buildBlockTemplate({
+    parent,
+    params: net.params,
+    minerId: miner.id,
+    timestamp: opts.timestamp ?? parent.timestamp + 1000,
+    records: opts.records ?? [],
+    aggregation: opts.aggregation,
+  });
+  const txs = opts.txs ?? base.txs;
+  const header = { ...base.header, merkleRoot: merkleRoot(txs.map(txId)), ...opts.header };
+  const solved = mineHeaderSync(header)!;
+  return signBlock({ header: solved, signature: new Uint8Array(0), txs }, net.params.networkId, (opts.signer ?? miner).key);
 }
