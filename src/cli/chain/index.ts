@@ -1,0 +1,77 @@
+import { Command } from 'commander';
+import { ChainStore } from '../../chain/store.ts';
+import { verifyChain } from '../../chain/verify.ts';
+import { toHex } from '../../core/bytes.ts';
+import { blockHash } from '../../core/encoding.ts';
+import { InThreadVerifier } from '../../crypto/verifier.ts';
+import { Exit, parseIntFlag } from '../exit.ts';
+import { print, printJson } from '../output.ts';
+
+export function chainCommand(): Command {
+  const chain = new Command('chain').description('inspect and check a node\'s stored chain');
+
+  chain
+    .command('verify')
+    .description('re-validate the stored chain from genesis (exit 0 valid, 1 invalid or damaged)')
+    .requiredOption('--datadir <dir>', 'the node\'s data directory')
+    .option('--json', 'print the report as JSON', false)
+    .action(async (o: { datadir: string; json: boolean }) => {
+      const report = await verifyChain(o.datadir, new InThreadVerifier());
+      if (o.json) printJson(report);
+      else if (report.valid) print(`valid: ${report.blocks} blocks to height ${report.height}, ${report.aggregations} aggregations, ${report.records} update records, tip ${report.tip}`);
+      else print(`INVALID at height ${report.error?.height ?? '?'}: ${report.error?.code}: ${report.error?.message}`);
+      process.exitCode = report.valid ? Exit.OK : Exit.FAILURE;
+    });
+
+  chain
+    .command('show')
+    .description('print the chain head and the most recent blocks')
+    .requiredOption('--datadir <dir>', 'the node\'s data directory')
+    .option('--count <n>', 'how many recent blocks', parseIntFlag('--count', 1, 10_000), 10)
+    .option('--json', 'print as JSON', false)
+    .action(async (o: { datadir: string; count: number; json: boolean }) => {
+      const store = await ChainStore.open({ datadir: o.datadir, signatures: new InThreadVerifier() });
+      try {
+        const tip = store.tip;
+        const blocks = [];
+        for (let h = tip.height; h >= Math.max(0, tip.height - o.count + 1); h--) {
+          const b = (await store.blockAt(h))!;
+          const agg = b.txs.find((t) => t.type === 'aggregation');
+          blocks.push({
+            height: h,
+            hash: toHex(blockHash(b.header)),
+            miner: b.header.minerId,
+            timestamp: new Date(b.header.timestamp).toISOString(),
+            records: b.txs.filter((t) => t.type === 'record').length,
+            aggregationRound: agg && agg.type === 'aggregation' ? agg.round : null,
+            aggregated: agg && agg.type === 'aggregation' ? agg.entries.length : 0,
+          });
+        }
+        const head = {
+          networkId: store.params.networkId,
+          genesis: toHex(store.genesisHash),
+          height: tip.height,
+          tip: toHex(tip.hash),
+          work: tip.work.toString(),
+          rounds: tip.rounds,
+          anchor: toHex(tip.anchor),
+          modelHash: toHex(tip.modelHash),
+          pending: tip.pending.length,
+          balances: Object.fromEntries([...(await store.balances())].map(([k, v]) => [k, v.toString()])),
+        };
+        if (o.json) printJson({ head, blocks });
+        else {
+          print(`network ${head.networkId}  height ${head.height}  tip ${head.tip}`);
+          print(`aggregation rounds ${head.rounds}  unaggregated updates ${head.pending}  global model ${head.modelHash.slice(0, 16)}…`);
+          print();
+          for (const b of blocks) {
+            const agg = b.aggregationRound !== null ? `  aggregation round ${b.aggregationRound} (${b.aggregated} updates)` : '';
+            print(`${String(b.height).padStart(6)}  ${b.hash.slice(0, 16)}…  ${b.timestamp}  ${b.miner.padEnd(12)}  ${b.records} records${agg}`);
+          }
+        }
+      } finally {
+        await store.close();
+      }
+    });
+  return chain;
+}

@@ -1,0 +1,108 @@
+import { spawnSync } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ChainStore } from '../../src/chain/store.ts';
+import { InThreadVerifier } from '../../src/crypto/verifier.ts';
+import { makeNetwork, mineBlock, nextAggregation, signedRecord } from '../helpers/network.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
+
+function run(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('bfl-node CLI', () => {
+  it('--help works on every command; no command is a usage error', () => {
+    for (const args of [['--help'], ['keygen', '--help'], ['chain', '--help'], ['chain', 'verify', '--help'], ['chain', 'show', '--help'], ['bench', 'pow', '--help'], ['bench', 'signatures', '--help']]) {
+      const r = run(...args);
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.out).toMatch(/Usage: bfl-node/);
+    }
+    expect(run().code).toBe(2);
+  });
+
+  it('bad flags exit 2 with a clear message', () => {
+    const unknown = run('chain', 'show', '--datadir', '/tmp/x', '--frobnicate');
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toMatch(/unknown option '--frobnicate'/);
+    const role = run('keygen', '--out', '/tmp/x.json', '--role', 'king');
+    expect(role.code).toBe(2);
+    expect(role.err).toMatch(/--role.*miner, client/s);
+    const count = run('chain', 'show', '--datadir', '/tmp/x', '--count', '-3');
+    expect(count.code).toBe(2);
+    expect(count.err).toMatch(/--count must be an integer/);
+  });
+
+  it('keygen writes a 0600 key file and refuses to overwrite it (exit 1) unless --force', async () => {
+    const dir = await tmpDir('bfl-cli-');
+    const file = join(dir, 'edge-7.json');
+    const r = run('keygen', '--out', file, '--role', 'miner', '--json');
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.out);
+    expect(summary).toMatchObject({ id: 'edge-7', role: 'miner', algorithm: 'ML-DSA-44' });
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(await readFile(file, 'utf8')).publicKey).toBe(summary.publicKey);
+    const again = run('keygen', '--out', file);
+    expect(again.code).toBe(1);
+    expect(again.err).toMatch(/already exists.*--force/);
+    expect(run('keygen', '--out', file, '--force', '--id', 'phone-1').code).toBe(0);
+    expect(JSON.parse(await readFile(file, 'utf8')).id).toBe('phone-1');
+  });
+
+  it('chain verify and chain show on a stored chain; verify exits 1 on damage', async () => {
+    const datadir = join(await tmpDir('bfl-cli-'), 'chain');
+    const net = makeNetwork({ phi: 2, now: Date.now() - 100_000 });
+    const store = await ChainStore.open({ datadir, params: net.params, signatures: new InThreadVerifier() });
+    for (let i = 0; i < 3; i++) {
+      const p = store.tip;
+      const r = [signedRecord(net, net.clients[i], net.miners[0].id, p.modelHash)];
+      await store.addBlock(mineBlock(net, p, net.miners[0], { records: r, aggregation: nextAggregation(net, p, r), timestamp: Date.now() - 50_000 + i }));
+    }
+    await store.close();
+
+    const v = run('chain', 'verify', '--datadir', datadir, '--json');
+    expect(v.code).toBe(0);
+    expect(JSON.parse(v.out)).toMatchObject({ valid: true, height: 3, blocks: 4, records: 3, aggregations: 2, networkId: 'test-net' });
+
+    const s = run('chain', 'show', '--datadir', datadir, '--json', '--count', '2');
+    expect(s.code).toBe(0);
+    const shown = JSON.parse(s.out);
+    expect(shown.head).toMatchObject({ height: 3, rounds: 2, pending: 1 });
+    expect(shown.blocks.map((b: { height: number }) => b.height)).toEqual([3, 2]);
+    expect(run('chain', 'show', '--datadir', datadir).out).toMatch(/height 3/);
+
+    const { Level } = await import('level');
+    const db = new Level<string, string>(datadir);
+    await db.put('tip', 'ff'.repeat(32));
+    await db.close();
+    const bad = run('chain', 'verify', '--datadir', datadir, '--json');
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.out)).toMatchObject({ valid: false, error: { code: 'STORE_CORRUPT' } });
+    const human = run('chain', 'verify', '--datadir', datadir);
+    expect(human.code).toBe(1);
+    expect(human.out).toMatch(/INVALID/);
+  });
+
+  it('chain verify on a directory with no chain exits 1 and says why', async () => {
+    const r = run('chain', 'verify', '--datadir', await tmpDir('bfl-none-'), '--json');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.out).error.message).toMatch(/holds no chain/);
+  });
+
+  it('bench pow --json and bench signatures --json print the documented fields', () => {
+    const pow = run('bench', 'pow', '--json', '--seconds', '0.3', '--workers', '1');
+    expect(pow.code).toBe(0);
+    const p = JSON.parse(pow.out);
+    for (const k of ['hashesPerSecondOneCore', 'hashesPerSecondAllWorkers', 'workers', 'nativeHashesPerSecondOneCore']) expect(p[k], k).toBeGreaterThan(0);
+    expect(p.workers).toBe(1);
+    const sig = run('bench', 'signatures', '--json', '--runs', '3', '--filter', '^(ML-DSA-44|Ed25519) ');
+    expect(sig.code).toBe(0);
+    const rows = JSON.parse(sig.out);
+    expect(rows.map((r: { scheme: string; implementation: string }) => `${r.scheme}/${r.implementation}`)).toEqual(['ML-DSA-44/native', 'ML-DSA-44/noble', 'Ed25519/native']);
+    for (const r of rows) for (const k of ['keygenMs', 'signMs', 'verifyMs', 'publicKeyBytes', 'signatureBytes']) expect(r[k], `${r.scheme} ${k}`).toBeGreaterThan(0);
+    expect(rows[0]).toMatchObject({ publicKeyBytes: 1312, signatureBytes: 2420 });
+  });
+});
