@@ -15,6 +15,8 @@ import { BflError, ErrorCode } from '../core/errors.ts';
 import { type ChainParams, type ChainParamsJson, Membership, createGenesisBlock, paramsDigest, paramsFromJson, paramsToJson } from '../core/params.ts';
 import type { Block } from '../core/types.ts';
 import { type AggregationCheck, type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
+import type { Logger } from '../util/logger.ts';
+import type { Metrics } from '../util/metrics.ts';
 import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
 import { type StateJson, stateFromJson, stateToJson } from './state-json.ts';
 
@@ -26,6 +28,8 @@ export interface ChainStoreOptions {
   aggregation?: AggregationCheck;
   now?: () => number;
   orphans?: Partial<OrphanPoolOptions>;
+  logger?: Logger;
+  metrics?: Metrics;
 }
 
 export interface Reorg {
@@ -56,6 +60,14 @@ interface Op {
   value?: unknown;
 }
 
+function chainMetrics(m: Metrics) {
+  return {
+    height: m.gauge('bfl_chain_height', 'height of the canonical tip'),
+    blocks: m.counter('bfl_chain_blocks_total', 'blocks offered to the store, by result (status or error code)', ['result']),
+    reorgs: m.counter('bfl_chain_reorgs_total', 'reorganisations of the canonical chain'),
+  };
+}
+
 const heightKey = (h: number) => h.toString().padStart(10, '0');
 
 export class ChainStore extends EventEmitter implements ChainView {
@@ -74,6 +86,8 @@ export class ChainStore extends EventEmitter implements ChainView {
   private readonly stateCache = new Map<string, ChainState>();
   private tipState!: ChainState;
   private lock: Promise<unknown> = Promise.resolve();
+  private readonly log?: Logger;
+  private readonly m?: ReturnType<typeof chainMetrics>;
 
   private constructor(db: Level<string, string>, params: ChainParams, opts: ChainStoreOptions) {
     super();
@@ -89,6 +103,8 @@ export class ChainStore extends EventEmitter implements ChainView {
     this.modelIdx = db.sublevel<string, string[]>('m', { valueEncoding: 'json' });
     this.balancesDb = db.sublevel<string, string>('bal', { valueEncoding: 'utf8' });
     this.orphans = new OrphanPool(opts.orphans);
+    this.log = opts.logger;
+    this.m = opts.metrics && chainMetrics(opts.metrics);
   }
 
   static async open(opts: ChainStoreOptions): Promise<ChainStore> {
@@ -251,6 +267,18 @@ export class ChainStore extends EventEmitter implements ChainView {
   }
 
   private async addBlockLocked(input: Block | Bytes): Promise<AddResult> {
+    try {
+      const r = await this.addBlockChecked(input);
+      this.m?.blocks.inc({ result: r.status });
+      return r;
+    } catch (e) {
+      this.m?.blocks.inc({ result: e instanceof BflError ? e.code : 'INTERNAL' });
+      this.log?.debug({ err: (e as Error).message, code: (e as BflError).code }, 'block refused');
+      throw e;
+    }
+  }
+
+  private async addBlockChecked(input: Block | Bytes): Promise<AddResult> {
     const bytes = input instanceof Uint8Array ? input : encodeBlock(input);
     const block = decodeBlock(bytes, this.params.maxBlockBytes); // OVERSIZED / MALFORMED
     const hash = blockHash(block.header);
@@ -304,6 +332,11 @@ export class ChainStore extends EventEmitter implements ChainView {
     this.stateCache.set(h, state);
     if (better) {
       this.tipState = state;
+      this.m?.height.set(state.height);
+      if (reorg && reorg.disconnected.length > 0) {
+        this.m?.reorgs.inc();
+        this.log?.info({ forkHeight: reorg.forkHeight, depth: reorg.disconnected.length, tip: h }, 'reorg');
+      }
       this.emit('tip', state, reorg);
     }
     return { status: better ? 'connected' : 'side', hash: h, tipChanged: better, reorg: reorg && reorg.disconnected.length > 0 ? reorg : undefined, adopted: [] };

@@ -5,15 +5,16 @@ import { toHex } from '../../src/core/bytes.ts';
 import { BflError } from '../../src/core/errors.ts';
 import type { ChainState } from '../../src/core/validation.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
+import { Metrics } from '../../src/util/metrics.ts';
 import { type TestNetwork, makeNetwork, mineBlock, nextAggregation, signedRecord } from '../helpers/network.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const NOW = 1_700_001_000_000;
 const verifier = new InThreadVerifier();
 
-async function openStore(net: TestNetwork, opts: { realClock?: boolean } = {}): Promise<{ store: ChainStore; datadir: string }> {
+async function openStore(net: TestNetwork, opts: { realClock?: boolean; metrics?: Metrics } = {}): Promise<{ store: ChainStore; datadir: string }> {
   const dir = await tmpDir('bfl-store-');
-  return { store: await ChainStore.open({ datadir: dir, params: net.params, signatures: verifier, now: opts.realClock ? undefined : () => NOW }), datadir: dir };
+  return { store: await ChainStore.open({ datadir: dir, params: net.params, signatures: verifier, now: opts.realClock ? undefined : () => NOW, metrics: opts.metrics }), datadir: dir };
 }
 
 /** Mine `n` blocks on `parent` by `miner`, each recording one update of client c (aggregating at ϕ). */
@@ -104,9 +105,10 @@ describe('chain store', () => {
     }
   });
 
-  it('orphans connect when their parent arrives', async () => {
+  it('orphans connect when their parent arrives (and the metrics count it)', async () => {
     const net = makeNetwork({ phi: 100 });
-    const { store } = await openStore(net);
+    const metrics = new Metrics();
+    const { store } = await openStore(net, { metrics });
     try {
       const g = store.tip;
       const b1 = mineBlock(net, g, net.miners[0]);
@@ -126,6 +128,12 @@ describe('chain store', () => {
       expect(store.tip.height).toBe(3);
       expect(store.orphanCount).toBe(0);
       expect((await store.addBlock(b2)).status).toBe('duplicate');
+      await expect(store.addBlock(new Uint8Array([1, 2, 3]))).rejects.toThrow();
+      const text = await metrics.text();
+      expect(text).toMatch(/bfl_chain_height 3/);
+      expect(text).toMatch(/bfl_chain_blocks_total\{result="orphan"\} 2/);
+      expect(text).toMatch(/bfl_chain_blocks_total\{result="connected"\} 3/);
+      expect(text).toMatch(/bfl_chain_blocks_total\{result="MALFORMED"\} 1/);
     } finally {
       await store.close();
     }
