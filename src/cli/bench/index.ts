@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { DEFAULT_MLP_PARAMS, benchAggregate } from '../../../bench/aggregate.ts';
 import { benchPow } from '../../../bench/pow.ts';
 import { benchSignatures, formatSignatureTable } from '../../../bench/signatures.ts';
 import { parseIntFlag, parseNumberFlag } from '../exit.ts';
@@ -35,6 +36,29 @@ export function benchCommand(): Command {
         print(`all workers (${r.workers})            ${m(r.hashesPerSecondAllWorkers)}  = ${r.scaling}x one core`);
         print(`native reference           ${m(r.nativeHashesPerSecondOneCore)}  (${r.nativeReference})`);
         print(`node:crypto hash() per call ${m(r.nodeCryptoHashesPerSecondOneCore)}`);
+      }
+    });
+  bench
+    .command('aggregate')
+    .description('BFL-MEC scoring + aggregation time (median of runs); with --grid, the growth in n and D')
+    .option('--clients <n>', 'updates per aggregation', parseIntFlag('--clients', 2, 10_000), 100)
+    .option('--dim <d>', `parameters per update (default: the default MLP, ${DEFAULT_MLP_PARAMS})`, parseIntFlag('--dim', 1, 50_000_000), DEFAULT_MLP_PARAMS)
+    .option('--runs <n>', 'measured runs', parseIntFlag('--runs', 1, 1000), 5)
+    .option('--grid', 'also measure n in {25, 50, 100, 200} and D in {D/4, D/2, D}', false)
+    .option('--json', 'print JSON', false)
+    .action((o: { clients: number; dim: number; runs: number; grid: boolean; json: boolean }) => {
+      const main = benchAggregate({ clients: o.clients, dim: o.dim, runs: o.runs });
+      const grid = o.grid
+        ? [
+            ...[25, 50, 100, 200].map((n) => benchAggregate({ clients: n, dim: o.dim, runs: Math.min(o.runs, 3) })),
+            ...[Math.round(o.dim / 4), Math.round(o.dim / 2)].map((d) => benchAggregate({ clients: o.clients, dim: d, runs: Math.min(o.runs, 3) })),
+          ]
+        : undefined;
+      if (o.json) printJson(grid ? { ...main, grid } : main);
+      else {
+        const line = (r: typeof main) => `${String(r.clients).padStart(6)} updates x ${String(r.dimension).padStart(9)} params: ${r.ms.toFixed(1).padStart(8)} ms (pairwise matrix ${(r.pairwiseShare * 100).toFixed(0)}%)`;
+        print(line(main));
+        if (grid) for (const r of grid) print(line(r));
       }
     });
   return bench;

@@ -1,0 +1,38 @@
+/** Aggregators by name (config `aggregation.aggregator`, experiment flags). */
+import { BflMecAggregator, type BflMecOptions } from './bflmec.ts';
+import { FedAvgAggregator, FedProxDropAggregator, MedianAggregator, MultiKrumAggregator, TrimmedMeanAggregator } from './baselines.ts';
+import type { Aggregator } from './types.ts';
+
+export const AGGREGATORS = ['bfl-mec', 'bfl-mec-keep', 'fedavg', 'fedprox', 'multi-krum', 'median', 'trimmed-mean'] as const;
+export type AggregatorName = (typeof AGGREGATORS)[number];
+
+export interface AggregatorOptions {
+  bflmec?: Partial<BflMecOptions>;
+  fedproxDrop?: number;
+  krumF?: number;
+  krumM?: number;
+  trim?: number;
+  stalenessExponent?: number;
+}
+
+export function createAggregator(name: AggregatorName, o: AggregatorOptions = {}): Aggregator<unknown> {
+  switch (name) {
+    case 'bfl-mec':
+      return new BflMecAggregator({ stalenessExponent: o.stalenessExponent, ...o.bflmec });
+    case 'bfl-mec-keep':
+      return new BflMecAggregator({ stalenessExponent: o.stalenessExponent, ...o.bflmec, strategy: 'keep' });
+    case 'fedavg':
+      return new FedAvgAggregator({ stalenessExponent: o.stalenessExponent });
+    case 'fedprox':
+      return new FedProxDropAggregator({ dropFraction: o.fedproxDrop });
+    case 'multi-krum':
+      return new MultiKrumAggregator({ f: o.krumF, m: o.krumM });
+    case 'median':
+      return new MedianAggregator();
+    case 'trimmed-mean':
+      return new TrimmedMeanAggregator({ trim: o.trim });
+  }
+}
+
+export type { Aggregator, AggregationInput, AggregationResult, UpdateInput } from './types.ts';
+export { BflMecAggregator, defaultBflMecOptions, scoreAndAggregate } from './bflmec.ts';

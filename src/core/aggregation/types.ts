@@ -1,0 +1,46 @@
+/**
+ * The aggregator interface: BFL-MEC and every baseline implement it, so the node, the chain's
+ * aggregation check and the experiments can swap them. Pure and deterministic: the same
+ * input (in any order) gives the same bits.
+ */
+import type { AggregationEntry, RewardEntry } from '../types.ts';
+
+export interface UpdateInput {
+  clientId: string;
+  digest: Uint8Array; // SHA-256 of the update payload (the canonical sort key)
+  delta: Float32Array; // Δ = w_local − w_global
+  sampleCount: number;
+  /** τ: how many aggregations old the update's base model is (0 = built on the current model). */
+  staleness: number;
+}
+
+export interface AggregationInput {
+  previous: Float32Array; // current global model
+  updates: UpdateInput[];
+  baseReward: bigint; // units shared by the high-contribution clients
+}
+
+export interface AggregationResult {
+  /** New global model, float32: previous + g, rounded once. */
+  model: Float32Array;
+  /** One per update, sorted by digest. */
+  entries: AggregationEntry[];
+  /** Per client, sorted by id, zero amounts left out. */
+  rewards: RewardEntry[];
+  /** What an experiment or an operator may want to see; not on chain. */
+  diagnostics: {
+    similarity?: number[]; // cos(Δ_i, ḡ), per entry
+    clusterLabels?: number[]; // DBSCAN labels of the updates, per entry; the mean's label last
+    note?: string;
+  };
+}
+
+/**
+ * State across aggregations (history-based defences) is passed in and returned, never kept
+ * inside: a node can rebuild it from the chain and roll it back on a reorg.
+ */
+export interface Aggregator<S = null> {
+  readonly name: string;
+  initialState(): S;
+  aggregate(input: AggregationInput, state: S): { result: AggregationResult; state: S };
+}

@@ -1,0 +1,183 @@
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { AGGREGATORS, createAggregator } from '../../src/core/aggregation/index.ts';
+import { BflMecAggregator } from '../../src/core/aggregation/bflmec.ts';
+import type { AggregationInput, AggregationResult, UpdateInput } from '../../src/core/aggregation/types.ts';
+import { dot, pairwise, toFloat64 } from '../../src/core/aggregation/vectors.ts';
+import { Rng } from '../../src/core/random.ts';
+import { makeUpdates, resultDigest } from '../helpers/updates.ts';
+
+const BASE = 100_000_000n;
+
+function run(name: (typeof AGGREGATORS)[number], input: AggregationInput): AggregationResult {
+  const a = createAggregator(name);
+  return a.aggregate(input, a.initialState()).result;
+}
+
+describe('BFL-MEC contribution identification', () => {
+  it('sign-flipped minority is low, honest majority high; weights are the normalised similarities', () => {
+    const { updates, previous } = makeUpdates({ seed: 1, honest: 7, attackers: 3, attack: 'sign-flip', dim: 300 });
+    const r = run('bfl-mec', { previous, updates, baseReward: BASE });
+    const byClient = new Map(r.entries.map((e) => [e.clientId, e]));
+    for (const u of updates) expect(byClient.get(u.clientId)!.high, u.clientId).toBe(!u.clientId.startsWith('attacker'));
+    // θ_i = max(0, cos(Δ_i, ḡ)), p_i = θ_i / Σ θ over H
+    const sim = r.diagnostics.similarity!;
+    const theta = r.entries.map((e, i) => (e.high ? Math.max(0, sim[i]) : 0));
+    const total = theta.reduce((a, b) => a + b, 0);
+    r.entries.forEach((e, i) => expect(e.weight).toBeCloseTo(theta[i] / total, 12));
+    expect(r.entries.reduce((s, e) => s + e.weight, 0)).toBeCloseTo(1, 12);
+    // rewards: only high clients, ⌊base p_i⌋, total at most base
+    expect(r.rewards.every((x) => !x.id.startsWith('attacker'))).toBe(true);
+    const paid = r.rewards.reduce((s, x) => s + x.amount, 0n);
+    expect(paid).toBeLessThanOrEqual(BASE);
+    expect(paid).toBeGreaterThan(BASE - 10n);
+  });
+
+  it('the new model is previous + Σ p_i Δ_i (discard) and includes the low ones with keep', () => {
+    const { updates, previous } = makeUpdates({ seed: 2, honest: 5, attackers: 2, attack: 'sign-flip', dim: 64 });
+    for (const strategy of ['discard', 'keep'] as const) {
+      const agg = new BflMecAggregator({ strategy });
+      const r = agg.aggregate({ previous, updates, baseReward: BASE }, null).result;
+      const sorted = [...updates].sort((a, b) => Buffer.compare(a.digest, b.digest));
+      const low = r.entries.filter((e) => !e.high);
+      expect(low.length).toBe(2);
+      if (strategy === 'discard') expect(low.every((e) => e.weight === 0)).toBe(true);
+      else expect(low.every((e) => e.weight >= 0)).toBe(true); // clamped: a flipped update has similarity < 0 → 0
+      for (let k = 0; k < previous.length; k++) {
+        let g = 0;
+        sorted.forEach((u, i) => (g += r.entries[i].weight * u.delta[k]));
+        expect(r.model[k]).toBe(Math.fround(previous[k] + g));
+      }
+    }
+  });
+
+  it('keep gives low-but-aligned updates weight, discard does not', () => {
+    // honest cluster, plus two updates in a similar direction but far in Euclidean terms
+    const { updates, previous } = makeUpdates({ seed: 3, honest: 6, attackers: 2, attack: 'scale', scale: 50, dim: 80 });
+    const discard = new BflMecAggregator({ metric: 'euclidean', eps: 3, strategy: 'discard' }).aggregate({ previous, updates, baseReward: BASE }, null).result;
+    const keep = new BflMecAggregator({ metric: 'euclidean', eps: 3, strategy: 'keep' }).aggregate({ previous, updates, baseReward: BASE }, null).result;
+    const lowD = discard.entries.filter((e) => !e.high);
+    expect(lowD.map((e) => e.clientId).sort()).toEqual(['attacker-1', 'attacker-2']);
+    expect(lowD.every((e) => e.weight === 0)).toBe(true);
+    expect(keep.entries.filter((e) => !e.high).every((e) => e.weight > 0)).toBe(true);
+    expect(keep.rewards).toEqual(discard.rewards); // rewards go to H only, in both strategies
+  });
+
+  it('when the mean is noise, falls back to its neighbourhood, then to everyone', () => {
+    // orthogonal updates: nothing clusters; the mean is not within eps of any of them
+    const dim = 6;
+    const updates: UpdateInput[] = Array.from({ length: 6 }, (_, i) => {
+      const d = new Float32Array(dim);
+      d[i] = 1;
+      return { clientId: `c${i}`, digest: createHash('sha256').update(`u${i}`).digest(), delta: d, sampleCount: 10, staleness: 0 };
+    });
+    const r = new BflMecAggregator({ eps: 0.2 }).aggregate({ previous: new Float32Array(dim), updates, baseReward: BASE }, null).result;
+    expect(r.diagnostics.note).toMatch(/all updates kept/);
+    expect(r.entries.every((e) => e.high && Math.abs(e.weight - 1 / 6) < 1e-15)).toBe(true);
+  });
+
+  it('staleness weighting s(τ) = (1+τ)^-a lowers stale updates only when enabled', () => {
+    const { updates, previous } = makeUpdates({ seed: 4, honest: 6, attackers: 0, dim: 50 });
+    updates[0].staleness = 3;
+    const off = run('bfl-mec', { previous, updates, baseReward: BASE });
+    const on = new BflMecAggregator({ stalenessExponent: 0.5 }).aggregate({ previous, updates, baseReward: BASE }, null).result;
+    const w = (r: AggregationResult) => r.entries.find((e) => e.clientId === updates[0].clientId)!.weight;
+    const sim = off.diagnostics.similarity![off.entries.findIndex((e) => e.clientId === updates[0].clientId)];
+    expect(w(on)).toBeLessThan(w(off));
+    // the stale update's score is θ · 4^-0.5 = θ / 2
+    const thetaOthers = off.entries.reduce((s, e, i) => (e.clientId === updates[0].clientId ? s : s + Math.max(0, off.diagnostics.similarity![i])), 0);
+    expect(w(on)).toBeCloseTo(sim / 2 / (sim / 2 + thetaOthers), 12);
+  });
+
+  it('refuses bad input: empty set, mixed dimensions, duplicate digests, bad options', () => {
+    const { updates, previous } = makeUpdates({ seed: 5, honest: 3, attackers: 0, dim: 10 });
+    expect(() => run('bfl-mec', { previous, updates: [], baseReward: BASE })).toThrow(/nothing to aggregate/);
+    expect(() => run('bfl-mec', { previous, updates: [...updates, { ...updates[0], clientId: 'x' }], baseReward: BASE })).toThrow(/same digest/);
+    expect(() => run('bfl-mec', { previous, updates: [updates[0], { ...updates[1], delta: new Float32Array(9) }], baseReward: BASE })).toThrow(/parameters/);
+    expect(() => new BflMecAggregator({ eps: -1 })).toThrow(RangeError);
+    expect(() => new BflMecAggregator({ minPts: 0 })).toThrow(RangeError);
+  });
+});
+
+describe('determinism (a consensus rule)', () => {
+  for (const name of AGGREGATORS) {
+    it(`${name}: any input order gives bit-identical labels, weights, rewards and model`, () => {
+      fc.assert(
+        fc.property(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 0, max: 4 }), (seed, attackers) => {
+          const { updates, previous } = makeUpdates({ seed, honest: 6, attackers, attack: 'sign-flip', dim: 40 });
+          const a = run(name, { previous, updates, baseReward: BASE });
+          const shuffled = new Rng(seed).shuffle([...updates]);
+          const b = run(name, { previous, updates: shuffled, baseReward: BASE });
+          expect(resultDigest(b)).toBe(resultDigest(a));
+          expect(Buffer.from(b.model.buffer)).toEqual(Buffer.from(a.model.buffer));
+        }),
+        { numRuns: 25 },
+      );
+    });
+  }
+
+  it('a single changed bit in one update changes the result digest; a changed sign bit changes the model', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 10_000 }), fc.nat(), fc.nat(), (seed, which, coord) => {
+        const { updates, previous } = makeUpdates({ seed, honest: 6, attackers: 0, dim: 32 });
+        const before = run('bfl-mec', { previous, updates, baseReward: BASE });
+        const i = which % updates.length;
+        const k = coord % 32;
+        const flipped = Float32Array.from(updates[i].delta);
+        new Uint8Array(flipped.buffer)[k * 4 + 3] ^= 0x80; // sign bit of coordinate k
+        const changed = updates.map((u, j) => (j === i ? { ...u, delta: flipped, digest: createHash('sha256').update(Buffer.from(flipped.buffer)).digest() } : u));
+        const after = run('bfl-mec', { previous, updates: changed, baseReward: BASE });
+        expect(resultDigest(after)).not.toBe(resultDigest(before));
+        if (after.entries.find((e) => e.clientId === updates[i].clientId)!.weight > 0 && updates[i].delta[k] !== 0) {
+          expect(Buffer.from(after.model.buffer)).not.toEqual(Buffer.from(before.model.buffer));
+        }
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('chunked dot products equal the pairwise matrix bit for bit', () => {
+    const rng = new Rng(9);
+    const vs = Array.from({ length: 5 }, () => Float64Array.from({ length: 5000 }, () => rng.normal()));
+    const g = pairwise(vs, 'dot');
+    for (let i = 0; i < 5; i++) for (let j = 0; j < 5; j++) expect(g[i * 5 + j]).toBe(dot(vs[i], vs[j]));
+    expect(Object.is(dot(toFloat64(new Float32Array([1, 2, 3])), toFloat64(new Float32Array([4, 5, 6]))), 32)).toBe(true);
+  });
+});
+
+describe('baselines', () => {
+  it('FedAvg weights by sample count', () => {
+    const { updates, previous } = makeUpdates({ seed: 6, honest: 3, attackers: 0, dim: 8 });
+    updates.forEach((u, i) => (u.sampleCount = [100, 300, 600][i]));
+    const r = run('fedavg', { previous, updates, baseReward: BASE });
+    const w = new Map(r.entries.map((e) => [e.clientId, e.weight]));
+    updates.forEach((u) => expect(w.get(u.clientId)).toBeCloseTo(u.sampleCount / 1000, 15));
+    expect(r.entries.every((e) => e.high)).toBe(true);
+  });
+
+  it('FedProx drop removes the stalest fraction', () => {
+    const { updates, previous } = makeUpdates({ seed: 7, honest: 10, attackers: 0, dim: 8 });
+    updates[3].staleness = 5;
+    const r = createAggregator('fedprox', { fedproxDrop: 0.1 });
+    const res = r.aggregate({ previous, updates, baseReward: BASE }, null).result;
+    expect(res.entries.filter((e) => !e.high).map((e) => e.clientId)).toEqual([updates[3].clientId]);
+  });
+
+  it('Multi-Krum leaves out the far-away updates', () => {
+    const { updates, previous } = makeUpdates({ seed: 8, honest: 8, attackers: 2, attack: 'scale', scale: 30, dim: 50 });
+    const r = run('multi-krum', { previous, updates, baseReward: BASE });
+    for (const e of r.entries.filter((x) => x.clientId.startsWith('attacker'))) expect(e.high).toBe(false);
+  });
+
+  it('median and trimmed mean are robust to a large outlier on one coordinate', () => {
+    const dim = 3;
+    const mk = (id: string, v: number[]): UpdateInput => ({ clientId: id, digest: createHash('sha256').update(id).digest(), delta: Float32Array.from(v), sampleCount: 1, staleness: 0 });
+    const updates = [mk('a', [1, 1, 1]), mk('b', [2, 2, 2]), mk('c', [3, 3, 3]), mk('d', [4, 4, 4]), mk('e', [1000, 5, 5])];
+    const prev = new Float32Array(dim);
+    expect(Array.from(run('median', { previous: prev, updates, baseReward: BASE }).model)).toEqual([3, 3, 3]);
+    const tm = createAggregator('trimmed-mean', { trim: 0.2 }).aggregate({ previous: prev, updates, baseReward: BASE }, null).result;
+    expect(Array.from(tm.model)).toEqual([3, 3, 3]);
+    expect(Array.from(run('fedavg', { previous: prev, updates, baseReward: BASE }).model)[0]).toBeCloseTo(202, 4);
+  });
+});
