@@ -1,7 +1,7 @@
 /**
  * Fixed inputs of the golden vectors. Changing anything here or in the encoding changes
  * test/vectors/encoding.json; regenerate it only for a deliberate format change
- * (`node scripts/update-vectors.ts`) and say so in the commit.
+ * (`npx node scripts/update-vectors.ts`) and say so in the commit.
  */
 import { sha256 } from '../../src/core/hash.ts';
 import type { ChainParams } from '../../src/core/params.ts';
