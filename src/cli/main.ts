@@ -6,6 +6,7 @@ import { isBflError } from '../core/errors.ts';
 import { benchCommand } from './bench/index.ts';
 import { chainCommand } from './chain/index.ts';
 import { Exit, UsageError } from './exit.ts';
+import { experimentCommand } from './experiment/index.ts';
 import { keygenCommand } from './keygen/index.ts';
 
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .addCommand(keygenCommand())
     .addCommand(chainCommand())
+    .addCommand(experimentCommand())
     .addCommand(benchCommand());
   // Every command and subcommand reports usage errors as exit 2 instead of exiting itself.
   const override = (c: Command) => {

