@@ -8,13 +8,29 @@ import { chainCommand } from './chain/index.ts';
 import { Exit, UsageError } from './exit.ts';
 import { experimentCommand } from './experiment/index.ts';
 import { keygenCommand } from './keygen/index.ts';
+import { initCommand } from './init/index.ts';
+import { runDaemon } from './daemon/index.ts';
+import { parseIntFlag } from './exit.ts';
 
 export function buildProgram(): Command {
   const program = new Command('bfl-node')
     .description('Asynchronous blockchain-based federated learning at the mobile edge (BFL-MEC): edge miners and mobile clients over libp2p')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
+    // daemon options belong to the program itself; subcommands (chain verify --datadir) have their own
+    .enablePositionalOptions()
+    .option('--role <role>', 'run a node: miner or client (env BFL_ROLE)')
+    .option('--config <file>', 'network config (env BFL_CONFIG)')
+    .option('--identity <file>', 'key file of this node (env BFL_IDENTITY)')
+    .option('--datadir <dir>', 'data directory of this node (env BFL_DATADIR)')
+    .option('--api <host:port>', 'HTTP API address (env BFL_API; default: the config\'s member entry)')
+    .option('--listen <multiaddr>', 'libp2p listen address (env BFL_LISTEN; default: the config\'s member entry)')
+    .option('--mining-workers <n>', 'proof-of-work worker threads of a miner', parseIntFlag('--mining-workers', 1, 256), 1)
+    .action(async (flags) => {
+      process.exitCode = await runDaemon(flags);
+    })
     .addCommand(keygenCommand())
+    .addCommand(initCommand())
     .addCommand(chainCommand())
     .addCommand(experimentCommand())
     .addCommand(benchCommand());
@@ -29,7 +45,7 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  if (argv.length === 0) {
+  if (argv.length === 0 && !process.env.BFL_ROLE) {
     program.outputHelp();
     return Exit.USAGE;
   }

@@ -8,6 +8,8 @@ import { dirname, resolve } from 'node:path';
 import { ID_PATTERN, fromHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type ChainParams, type Member, UNITS_PER_TOKEN } from '../core/params.ts';
+import { AGGREGATORS, type AggregatorName } from '../core/aggregation/index.ts';
+import type { Partition } from '../learn/partition.ts';
 import { parseKeyFile } from '../crypto/keyfile.ts';
 import { PARAM_SIZES } from '../crypto/mldsa.ts';
 import { ConfigReader, type Json } from './validate.ts';
@@ -36,12 +38,99 @@ export const defaultChainConfig: ChainConfig = {
   maxFutureMs: 120_000,
 };
 
+/** Consensus rules of aggregation: committed in the genesis (ChainParams.rules). */
+export interface AggregationConfig {
+  aggregator: AggregatorName;
+  metric: 'cosine' | 'euclidean';
+  eps: number;
+  minPts: number | 'majority';
+  stalenessExponent: number;
+  fedproxDrop: number;
+  krumF: number | null;
+  trim: number;
+}
+
+export const defaultAggregationConfig: AggregationConfig = {
+  aggregator: 'bfl-mec',
+  metric: 'cosine',
+  eps: 0.5,
+  minPts: 'majority',
+  stalenessExponent: 0,
+  fedproxDrop: 0.02,
+  krumF: null,
+  trim: 0.1,
+};
+
+export interface LearningConfig {
+  dataset: string;
+  partition: Partition;
+  partitionSeed: number;
+  layers: number[];
+  modelSeed: number;
+  N: number;
+  E: number;
+  B: number;
+  lr: number;
+  mu: number;
+  rate: number; // samples per second arriving at each client
+  initialSamples: number;
+  heldOut: number; // samples of each client's partition kept out of training, to evaluate on
+  threads: number;
+}
+
+export const defaultLearningConfig: LearningConfig = {
+  dataset: 'mnist',
+  partition: { kind: 'iid' },
+  partitionSeed: 1,
+  layers: [784, 200, 10],
+  modelSeed: 1,
+  // The paper's defaults: N = 100 new samples trigger a local update of E = 5 epochs, B = 10, η = 0.01.
+  N: 100,
+  E: 5,
+  B: 10,
+  lr: 0.01,
+  mu: 0,
+  // 20 samples/s: an update every ~5 s per client.
+  rate: 20,
+  initialSamples: 0,
+  heldOut: 100,
+  threads: 1,
+};
+
+export interface P2PConfig {
+  maxUpdateBytes: number;
+  requestTimeoutMs: number;
+  mdns: boolean;
+  /** Gossipsub's IP colocation penalty; off for testnets where every node shares 127.0.0.1. */
+  ipColocationPenalty: boolean;
+}
+
+export const defaultP2PConfig: P2PConfig = {
+  // The default MLP's update is 636 KB of float32; 4 MiB leaves room for bigger models.
+  maxUpdateBytes: 4 * 1024 * 1024,
+  requestTimeoutMs: 10_000,
+  mdns: false,
+  ipColocationPenalty: true,
+};
+
+/** Where a node listens; init writes one per member. */
+export interface NodeAddress {
+  id: string;
+  peerId?: string;
+  listen?: string; // multiaddr, e.g. /ip4/127.0.0.1/tcp/40001
+  api?: string; // host:port of the HTTP API
+}
+
 export interface NetworkConfig {
   file: string;
   networkId: string;
   genesisTime: number;
   chain: ChainConfig;
+  aggregation: AggregationConfig;
+  learning: LearningConfig;
+  p2p: P2PConfig;
   members: Member[];
+  addresses: Map<string, NodeAddress>;
   raw: Json;
 }
 
@@ -99,11 +188,19 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
         maxFutureMs: c.at('maxFutureMs').int({ min: 0, max: 24 * 3600_000, default: d.maxFutureMs }),
       }
     : { ...d };
+  root.only(['networkId', 'genesisTime', 'chain', 'aggregation', 'learning', 'p2p', 'members']);
   const members: Member[] = [];
+  const addresses = new Map<string, NodeAddress>();
   const seen = new Set<string>();
   for (const m of root.at('members').list()) {
-    m.only(['id', 'role', 'publicKey', 'keyFile', 'identity', 'datadir', 'api', 'listen']);
+    m.only(['id', 'role', 'publicKey', 'keyFile', 'peerId', 'listen', 'api']);
     const id = m.at('id').str({ pattern: ID_PATTERN });
+    addresses.set(id, {
+      id,
+      peerId: m.at('peerId').present ? m.at('peerId').str({ pattern: /^[1-9A-HJ-NP-Za-km-z]{40,60}$/ }) : undefined,
+      listen: m.at('listen').present ? m.at('listen').str({ pattern: /^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+$/ }) : undefined,
+      api: m.at('api').present ? m.at('api').str({ pattern: /^[^:\s]+:\d{1,5}$/ }) : undefined,
+    });
     if (seen.has(id)) m.at('id').fail('a unique id');
     seen.add(id);
     const role = m.at('role').oneOf(['miner', 'client'] as const);
@@ -123,9 +220,84 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
     members.push({ id, role, publicKey: publicKey! });
   }
   if (!members.some((m) => m.role === 'miner')) root.at('members').fail('at least one miner');
-  return { file, networkId, genesisTime, chain, members, raw: json };
+  return { file, networkId, genesisTime, chain, aggregation: parseAggregation(root.at('aggregation')), learning: parseLearning(root.at('learning')), p2p: parseP2P(root.at('p2p')), members, addresses, raw: json };
+}
+
+function parseAggregation(a: ConfigReader): AggregationConfig {
+  const d = defaultAggregationConfig;
+  if (!a.present) return { ...d };
+  a.only(Object.keys(d));
+  const mp = a.at('minPts');
+  const minPts: number | 'majority' = !mp.present || isMajority(a) ? 'majority' : mp.int({ min: 1 });
+  return {
+    aggregator: a.at('aggregator').oneOf(AGGREGATORS, d.aggregator),
+    metric: a.at('metric').oneOf(['cosine', 'euclidean'] as const, d.metric),
+    eps: a.at('eps').num({ min: 0, default: d.eps }),
+    minPts,
+    stalenessExponent: a.at('stalenessExponent').num({ min: 0, max: 10, default: d.stalenessExponent }),
+    fedproxDrop: a.at('fedproxDrop').num({ min: 0, max: 0.99, default: d.fedproxDrop }),
+    krumF: a.at('krumF').given ? a.at('krumF').int({ min: 0 }) : d.krumF,
+    trim: a.at('trim').num({ min: 0, max: 0.49, default: d.trim }),
+  };
+}
+
+function isMajority(a: ConfigReader): boolean {
+  try {
+    return a.at('minPts').str() === 'majority';
+  } catch {
+    return false;
+  }
+}
+
+function parseLearning(l: ConfigReader): LearningConfig {
+  const d = defaultLearningConfig;
+  if (!l.present) return { ...d, partition: { ...d.partition } };
+  l.only(Object.keys(d));
+  let partition: Partition = d.partition;
+  const p = l.at('partition');
+  if (p.present) {
+    p.only(['kind', 'alpha', 'shardsPerClient']);
+    const kind = p.at('kind').oneOf(['iid', 'shards', 'dirichlet'] as const);
+    partition = kind === 'iid' ? { kind } : kind === 'shards' ? { kind, shardsPerClient: p.at('shardsPerClient').int({ min: 1, default: 2 }) } : { kind, alpha: p.at('alpha').num({ min: 1e-6 }) };
+  }
+  const layers = l.at('layers').present ? l.at('layers').list().map((x) => x.int({ min: 1, max: 1_000_000 })) : d.layers;
+  if (layers.length < 2) l.at('layers').fail('at least two layer widths (input and classes)');
+  return {
+    dataset: l.at('dataset').str({ default: d.dataset }),
+    partition,
+    partitionSeed: l.at('partitionSeed').int({ min: 0, default: d.partitionSeed }),
+    layers,
+    modelSeed: l.at('modelSeed').int({ min: 0, default: d.modelSeed }),
+    N: l.at('N').int({ min: 1, default: d.N }),
+    E: l.at('E').int({ min: 1, default: d.E }),
+    B: l.at('B').int({ min: 1, default: d.B }),
+    lr: l.at('lr').num({ min: 1e-9, max: 100, default: d.lr }),
+    mu: l.at('mu').num({ min: 0, default: d.mu }),
+    rate: l.at('rate').num({ min: 1e-6, default: d.rate }),
+    initialSamples: l.at('initialSamples').int({ min: 0, default: d.initialSamples }),
+    heldOut: l.at('heldOut').int({ min: 0, default: d.heldOut }),
+    threads: l.at('threads').int({ min: 1, max: 256, default: d.threads }),
+  };
+}
+
+function parseP2P(p: ConfigReader): P2PConfig {
+  const d = defaultP2PConfig;
+  if (!p.present) return { ...d };
+  p.only(Object.keys(d));
+  return {
+    maxUpdateBytes: p.at('maxUpdateBytes').int({ min: 1024, max: 256 * 1024 * 1024, default: d.maxUpdateBytes }),
+    requestTimeoutMs: p.at('requestTimeoutMs').int({ min: 100, max: 600_000, default: d.requestTimeoutMs }),
+    mdns: p.at('mdns').bool(d.mdns),
+    ipColocationPenalty: p.at('ipColocationPenalty').bool(d.ipColocationPenalty),
+  };
+}
+
+/** Canonical JSON (sorted keys) of the aggregation rules: the genesis commits to these bytes. */
+export function rulesOf(a: AggregationConfig): string {
+  const sorted = Object.fromEntries(Object.entries(a).sort(([x], [y]) => (x < y ? -1 : 1)));
+  return JSON.stringify(sorted);
 }
 
 export function chainParamsOf(cfg: NetworkConfig, initialModel: Uint8Array): ChainParams {
-  return { networkId: cfg.networkId, genesisTime: cfg.genesisTime, ...cfg.chain, members: cfg.members, initialModel };
+  return { networkId: cfg.networkId, genesisTime: cfg.genesisTime, ...cfg.chain, members: cfg.members, initialModel, rules: rulesOf(cfg.aggregation) };
 }

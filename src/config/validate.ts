@@ -23,6 +23,11 @@ export class ConfigReader {
     return this.value !== undefined;
   }
 
+  /** Present and not null. */
+  get given(): boolean {
+    return this.value !== undefined && this.value !== null;
+  }
+
   obj(): ConfigReader {
     if (this.value === null || typeof this.value !== 'object' || Array.isArray(this.value)) this.fail('an object');
     return this;

@@ -176,7 +176,9 @@ export class Reader {
   private readonly what: string;
 
   constructor(buf: Uint8Array, what = 'message') {
-    this.buf = buf;
+    // A Node Buffer's slice() is a view, not a copy: read through a plain Uint8Array so that
+    // fixed() and bytes() always return independent copies.
+    this.buf = Buffer.isBuffer(buf) ? new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) : buf;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.what = what;
   }

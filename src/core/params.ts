@@ -3,7 +3,7 @@
  * digest of all of them (members and their keys, difficulty, ϕ, rewards, limits, the initial
  * model), so two nodes with different configs never share a chain.
  */
-import { Writer, assertId, compareBytes } from './bytes.ts';
+import { Writer, assertId, compareBytes, utf8 } from './bytes.ts';
 import { BLOCK_VERSION, blockHash, txId } from './encoding.ts';
 import { ZERO_HASH, sha256 } from './hash.ts';
 import { merkleRoot } from './merkle.ts';
@@ -29,6 +29,9 @@ export interface ChainParams {
   maxFutureMs: number; // how far a block's timestamp may be ahead of our clock
   members: Member[];
   initialModel: Uint8Array; // float32 LE parameters of the round-0 global model
+  /** Canonical JSON of the other consensus rules (aggregator and its options): every miner
+   * re-computes aggregations with them, so they are part of the genesis commitment. */
+  rules: string;
 }
 
 export function paramsDigest(p: ChainParams): Uint8Array {
@@ -41,7 +44,8 @@ export function paramsDigest(p: ChainParams): Uint8Array {
     .u64(p.baseReward)
     .u32(p.maxBlockBytes)
     .u32(p.maxFutureMs)
-    .fixed(sha256(p.initialModel), 32);
+    .fixed(sha256(p.initialModel), 32)
+    .bytes(utf8(p.rules));
   const members = [...p.members].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   w.u32(members.length);
   for (const m of members) w.str(m.id).u8(m.role === 'miner' ? 1 : 0).bytes(m.publicKey);
@@ -117,6 +121,7 @@ export interface ChainParamsJson {
   maxFutureMs: number;
   members: { id: string; role: Role; publicKey: string }[];
   initialModel: string; // base64 of the float32 LE bytes
+  rules: string;
 }
 
 export function paramsToJson(p: ChainParams): ChainParamsJson {
@@ -131,6 +136,7 @@ export function paramsToJson(p: ChainParams): ChainParamsJson {
     maxFutureMs: p.maxFutureMs,
     members: p.members.map((m) => ({ id: m.id, role: m.role, publicKey: Buffer.from(m.publicKey).toString('hex') })),
     initialModel: Buffer.from(p.initialModel).toString('base64'),
+    rules: p.rules,
   };
 }
 
@@ -146,5 +152,6 @@ export function paramsFromJson(j: ChainParamsJson): ChainParams {
     maxFutureMs: j.maxFutureMs,
     members: j.members.map((m) => ({ id: m.id, role: m.role, publicKey: new Uint8Array(Buffer.from(m.publicKey, 'hex')) })),
     initialModel: new Uint8Array(Buffer.from(j.initialModel, 'base64')),
+    rules: j.rules,
   };
 }

@@ -25,6 +25,10 @@ export interface KeyFileJson {
   secretKey: string;
   secretKeyFormat: 'fips204-seed';
   createdAt: string;
+  /** The node's libp2p identity (Ed25519, libp2p protobuf encoding, hex) and its PeerId.
+   * Separate from the ML-DSA identity; the node proves the link with a signed peer record. */
+  peerKey?: string;
+  peerId?: string;
 }
 
 export function generateIdentity(id: string, role: Role, mldsa: MlDsa = defaultMlDsa()): { identity: Identity; json: KeyFileJson } {
@@ -61,6 +65,26 @@ export async function writeKeyFile(path: string, json: KeyFileJson, opts: { forc
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/** Add a fresh libp2p Ed25519 identity to a key file's JSON. */
+export async function withPeerKey(json: KeyFileJson): Promise<KeyFileJson> {
+  const { generateKeyPair, privateKeyToProtobuf } = await import('@libp2p/crypto/keys');
+  const { peerIdFromPrivateKey } = await import('@libp2p/peer-id');
+  const key = await generateKeyPair('Ed25519');
+  return { ...json, peerKey: toHex(privateKeyToProtobuf(key)), peerId: peerIdFromPrivateKey(key).toString() };
+}
+
+/** The libp2p private key of a key file (BAD_KEY_FILE if it has none). */
+export async function loadPeerKey(path: string) {
+  const j = JSON.parse(await readFile(path, 'utf8')) as Partial<KeyFileJson>;
+  if (typeof j.peerKey !== 'string') throw new BflError(ErrorCode.BAD_KEY_FILE, `key file ${path} has no peerKey (libp2p identity); create it with bfl-node keygen or init`);
+  const { privateKeyFromProtobuf } = await import('@libp2p/crypto/keys');
+  try {
+    return privateKeyFromProtobuf(fromHex(j.peerKey));
+  } catch (e) {
+    throw new BflError(ErrorCode.BAD_KEY_FILE, `key file ${path}: bad peerKey (${(e as Error).message})`);
   }
 }
 

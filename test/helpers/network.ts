@@ -32,6 +32,7 @@ export function makeNetwork(opts: { miners?: number; clients?: number; phi?: num
     maxFutureMs: 120_000,
     members: [...miners, ...clients].map((m) => ({ id: m.id, role: m.role, publicKey: m.publicKey })),
     initialModel: new Uint8Array(model.buffer),
+    rules: '{"aggregator":"test"}',
   };
   return { params, miners, clients };
 }

@@ -71,5 +71,6 @@ export function vectorParams(): ChainParams {
       { id: 'client-1', role: 'client', publicKey: key(2) },
     ],
     initialModel: new Uint8Array(new Float32Array([0.5, -0.25, 1, 0]).buffer),
+    rules: '{"aggregator":"bfl-mec"}',
   };
 }

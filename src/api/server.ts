@@ -1,0 +1,44 @@
+/**
+ * Each node's small HTTP API: GET /status (JSON), GET /metrics (Prometheus text), and
+ * GET /rewards (JSON). Read-only; bind it to loopback unless it is meant to be public.
+ */
+import { type Server, createServer } from 'node:http';
+import type { Metrics } from '../util/metrics.ts';
+
+export interface ApiOptions {
+  host: string;
+  port: number;
+  status: () => unknown;
+  rewards?: () => Promise<unknown>;
+  metrics: Metrics;
+}
+
+const json = (v: unknown) => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x), 2) + '\n';
+
+export async function startApi(o: ApiOptions): Promise<Server> {
+  const server = createServer(async (req, res) => {
+    try {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET') {
+        res.writeHead(405, { allow: 'GET' }).end();
+        return;
+      }
+      if (path === '/status') res.writeHead(200, { 'content-type': 'application/json' }).end(json(o.status()));
+      else if (path === '/metrics') res.writeHead(200, { 'content-type': o.metrics.registry.contentType }).end(await o.metrics.text());
+      else if (path === '/rewards' && o.rewards) res.writeHead(200, { 'content-type': 'application/json' }).end(json(await o.rewards()));
+      else res.writeHead(404, { 'content-type': 'application/json' }).end(json({ error: `no route ${path}`, routes: ['/status', '/metrics', ...(o.rewards ? ['/rewards'] : [])] }));
+    } catch (e) {
+      res.writeHead(500, { 'content-type': 'application/json' }).end(json({ error: (e as Error).message }));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => resolve());
+  });
+  return server;
+}
+
+export async function stopApi(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((r) => server.close(() => r()));
+}

@@ -1,0 +1,99 @@
+/**
+ * The miner's pool of raw updates (never on chain), on LevelDB beside the chain: the small
+ * announcement of every update ever accepted (this is the replay store, keyed by
+ * (client, digest): gossipsub's two-minute seen cache is not enough) and the payloads until they
+ * are aggregated and buried. Metadata lives in memory; payloads are read on demand.
+ */
+import { mkdir } from 'node:fs/promises';
+import { Level } from 'level';
+import { toHex } from '../core/bytes.ts';
+import { type SignedUpdate, type UpdateAnnouncement, decodeAnnouncement, encodeAnnouncement } from '../net/messages.ts';
+
+export interface PoolEntry extends UpdateAnnouncement {
+  key: string;
+  receivedAt: number;
+  hasPayload: boolean;
+}
+
+export const poolKey = (clientId: string, digest: Uint8Array) => `${clientId}:${toHex(digest)}`;
+
+export class UpdatePool {
+  private readonly db: Level<string, Uint8Array>;
+  private readonly meta;
+  private readonly payloads;
+  private readonly entries = new Map<string, PoolEntry>();
+
+  private constructor(db: Level<string, Uint8Array>) {
+    this.db = db;
+    this.meta = db.sublevel<string, Uint8Array>('m', { valueEncoding: 'view' });
+    this.payloads = db.sublevel<string, Uint8Array>('p', { valueEncoding: 'view' });
+  }
+
+  static async open(dir: string): Promise<UpdatePool> {
+    await mkdir(dir, { recursive: true });
+    const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    await db.open();
+    const pool = new UpdatePool(db);
+    const withPayload = new Set<string>();
+    for await (const k of pool.payloads.keys()) withPayload.add(k);
+    for await (const [k, v] of pool.meta.iterator()) {
+      const a = decodeAnnouncement(v.subarray(8));
+      const receivedAt = Number(new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0));
+      pool.entries.set(k, { ...a, key: k, receivedAt, hasPayload: withPayload.has(k) });
+    }
+    return pool;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Seen before (the replay check): true even after the payload was pruned. */
+  has(clientId: string, digest: Uint8Array): boolean {
+    return this.entries.has(poolKey(clientId, digest));
+  }
+
+  get(clientId: string, digest: Uint8Array): PoolEntry | undefined {
+    return this.entries.get(poolKey(clientId, digest));
+  }
+
+  all(): PoolEntry[] {
+    return [...this.entries.values()];
+  }
+
+  async payload(clientId: string, digest: Uint8Array): Promise<Uint8Array | undefined> {
+    return this.payloads.get(poolKey(clientId, digest));
+  }
+
+  /** Store an update (announcement and payload in one batch). False if it was known. */
+  async add(u: SignedUpdate, now: number): Promise<boolean> {
+    const key = poolKey(u.clientId, u.updateDigest);
+    const known = this.entries.get(key);
+    if (known?.hasPayload) return false;
+    const stamp = new Uint8Array(8);
+    new DataView(stamp.buffer).setBigUint64(0, BigInt(known?.receivedAt ?? now));
+    const ann = encodeAnnouncement({ ...u, payloadBytes: u.payload.length });
+    const metaValue = new Uint8Array(8 + ann.length);
+    metaValue.set(stamp);
+    metaValue.set(ann, 8);
+    await this.db.batch([
+      { type: 'put', sublevel: this.meta, key, value: metaValue },
+      { type: 'put', sublevel: this.payloads, key, value: u.payload },
+    ] as never);
+    const { payload: _p, ...announcement } = u;
+    this.entries.set(key, { ...announcement, payloadBytes: u.payload.length, key, receivedAt: known?.receivedAt ?? now, hasPayload: true });
+    return !known;
+  }
+
+  /** Drop payloads (aggregated and buried); the announcements stay as the replay record. */
+  async prunePayloads(keys: string[]): Promise<void> {
+    const present = keys.filter((k) => this.entries.get(k)?.hasPayload);
+    if (present.length === 0) return;
+    await this.payloads.batch(present.map((key) => ({ type: 'del' as const, key })));
+    for (const k of present) this.entries.get(k)!.hasPayload = false;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}

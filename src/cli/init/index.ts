@@ -1,0 +1,95 @@
+/**
+ * `bfl-node init`: a network config and key files for a local network: M miners and K
+ * clients on loopback, consecutive ports, one datadir each.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { defaultAggregationConfig, defaultChainConfig, defaultLearningConfig, defaultP2PConfig } from '../../config/network.ts';
+import { generateIdentity, withPeerKey, writeKeyFile } from '../../crypto/keyfile.ts';
+import { parseIntFlag, parseNumberFlag } from '../exit.ts';
+import { print, printJson } from '../output.ts';
+
+export interface InitOptions {
+  dir: string;
+  miners: number;
+  clients: number;
+  host: string;
+  basePort: number;
+  networkId: string;
+  force: boolean;
+  /** Overrides of the config sections (the testnet's faster settings). */
+  chain?: Record<string, unknown>;
+  learning?: Record<string, unknown>;
+  aggregation?: Record<string, unknown>;
+  p2p?: Record<string, unknown>;
+}
+
+export interface InitResult {
+  config: string;
+  nodes: { id: string; role: 'miner' | 'client'; identity: string; datadir: string; api: string; listen: string; peerId: string }[];
+}
+
+export async function initNetwork(o: InitOptions): Promise<InitResult> {
+  const dir = resolve(o.dir);
+  await mkdir(join(dir, 'keys'), { recursive: true });
+  const nodes: InitResult['nodes'] = [];
+  const members = [];
+  const roles: ['miner' | 'client', number][] = [
+    ['miner', o.miners],
+    ['client', o.clients],
+  ];
+  let port = o.basePort;
+  for (const [role, count] of roles) {
+    for (let i = 1; i <= count; i++) {
+      const id = `${role}-${i}`;
+      const json = await withPeerKey(generateIdentity(id, role).json);
+      const identity = join(dir, 'keys', `${id}.json`);
+      await writeKeyFile(identity, json, { force: o.force });
+      const listen = `/ip4/${o.host}/tcp/${port}`;
+      const api = `${o.host}:${port + 1000}`;
+      port++;
+      members.push({ id, role, keyFile: `keys/${id}.json`, peerId: json.peerId, listen, api });
+      nodes.push({ id, role, identity, datadir: join(dir, 'data', id), api: `http://${api}`, listen, peerId: json.peerId! });
+    }
+  }
+  const bigints = (o2: object) => JSON.parse(JSON.stringify(o2, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)));
+  const config = {
+    networkId: o.networkId,
+    genesisTime: Date.now() - 1000,
+    chain: { ...bigints(defaultChainConfig), ...o.chain },
+    aggregation: { ...defaultAggregationConfig, ...o.aggregation },
+    learning: { ...defaultLearningConfig, ...o.learning },
+    p2p: { ...defaultP2PConfig, ipColocationPenalty: false, ...o.p2p },
+    members,
+  };
+  const file = join(dir, 'network.json');
+  await writeFile(file, JSON.stringify(config, null, 2) + '\n');
+  return { config: file, nodes };
+}
+
+export function initCommand(): Command {
+  return new Command('init')
+    .description('write a network config and key files for a local network of miners and clients')
+    .requiredOption('--dir <dir>', 'where to write network.json, keys/ and data/')
+    .option('--miners <m>', 'edge miners', parseIntFlag('--miners', 1, 100), 2)
+    .option('--clients <k>', 'mobile clients', parseIntFlag('--clients', 1, 1000), 6)
+    .option('--host <ip>', 'address to listen on', '127.0.0.1')
+    .option('--base-port <port>', 'first libp2p port (HTTP APIs at +1000)', parseIntFlag('--base-port', 1024, 60000), 40000)
+    .option('--network-id <id>', 'network name', 'bfl-local')
+    .option('--phi <n>', 'ϕ, the aggregation threshold', parseIntFlag('--phi', 1, 100000))
+    .option('--difficulty <d>', 'expected hashes per block', parseNumberFlag('--difficulty', 1, 2 ** 53))
+    .option('--force', 'overwrite existing key files', false)
+    .option('--json', 'print {config, nodes} as JSON', false)
+    .action(async (o: { dir: string; miners: number; clients: number; host: string; basePort: number; networkId: string; phi?: number; difficulty?: number; force: boolean; json: boolean }) => {
+      const chain: Record<string, unknown> = {};
+      if (o.phi) chain.phi = o.phi;
+      if (o.difficulty) chain.difficulty = Math.round(o.difficulty);
+      const r = await initNetwork({ ...o, chain });
+      if (o.json) printJson({ config: r.config, nodes: r.nodes.map(({ id, role, identity, datadir, api }) => ({ id, role, identity, datadir, api })) });
+      else {
+        print(`wrote ${r.config} and ${r.nodes.length} key files`);
+        for (const n of r.nodes) print(`  npx bfl-node --role ${n.role} --config ${r.config} --identity ${n.identity} --datadir ${n.datadir}`);
+      }
+    });
+}

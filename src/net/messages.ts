@@ -1,0 +1,272 @@
+/**
+ * Wire messages, in the same canonical codec as blocks (core/bytes.ts): every decoder checks
+ * lengths before it reads and refuses trailing bytes, so malformed input is a MALFORMED error.
+ * Gossip carries only the small ones (update and block announcements); payloads are pulled.
+ */
+import { Reader, Writer, assertId } from '../core/bytes.ts';
+import { MAX_SIGNATURE_BYTES, claimOfRecord, decodeHeader, encodeHeader } from '../core/encoding.ts';
+import { BflError, ErrorCode } from '../core/errors.ts';
+import { sha256 } from '../core/hash.ts';
+import type { BlockHeader, RecordTx, UpdateClaim } from '../core/types.ts';
+import { equalBytes } from '../core/bytes.ts';
+
+/** A client's update as announced: everything but the parameters. */
+export interface UpdateAnnouncement {
+  clientId: string;
+  minerId: string; // the miner the client uploaded to
+  baseModelHash: Uint8Array;
+  updateDigest: Uint8Array; // SHA-256 of the payload
+  sampleCount: number;
+  createdAt: number;
+  signature: Uint8Array; // client's ML-DSA signature over the claim
+  payloadBytes: number;
+}
+
+/** The announcement plus the payload: Δ as float32 little-endian. */
+export interface SignedUpdate extends UpdateAnnouncement {
+  payload: Uint8Array;
+}
+
+function writeAnnouncement(w: Writer, a: UpdateAnnouncement): Writer {
+  return w
+    .str(assertId(a.clientId, 'clientId'))
+    .str(assertId(a.minerId, 'minerId'))
+    .fixed(a.baseModelHash, 32)
+    .fixed(a.updateDigest, 32)
+    .u32(a.sampleCount)
+    .u64(a.createdAt)
+    .bytes(a.signature)
+    .u32(a.payloadBytes);
+}
+
+function readAnnouncement(r: Reader): UpdateAnnouncement {
+  const clientId = r.str('clientId');
+  const minerId = r.str('minerId');
+  for (const [v, what] of [[clientId, 'clientId'], [minerId, 'minerId']] as const) {
+    try {
+      assertId(v, what);
+    } catch (e) {
+      throw new BflError(ErrorCode.MALFORMED, (e as Error).message);
+    }
+  }
+  return {
+    clientId,
+    minerId,
+    baseModelHash: r.fixed(32, 'baseModelHash'),
+    updateDigest: r.fixed(32, 'updateDigest'),
+    sampleCount: r.u32('sampleCount'),
+    createdAt: r.u64n('createdAt'),
+    signature: r.bytes('signature', MAX_SIGNATURE_BYTES),
+    payloadBytes: r.u32('payloadBytes'),
+  };
+}
+
+export function encodeAnnouncement(a: UpdateAnnouncement): Uint8Array {
+  return writeAnnouncement(new Writer(2600), a).finish();
+}
+
+export function decodeAnnouncement(bytes: Uint8Array): UpdateAnnouncement {
+  if (bytes.length > 8192) throw new BflError(ErrorCode.OVERSIZED, `update announcement of ${bytes.length} bytes`);
+  const r = new Reader(bytes, 'update announcement');
+  const a = readAnnouncement(r);
+  r.end();
+  return a;
+}
+
+export function encodeSignedUpdate(u: SignedUpdate): Uint8Array {
+  return writeAnnouncement(new Writer(u.payload.length + 2700), { ...u, payloadBytes: u.payload.length }).bytes(u.payload).finish();
+}
+
+/**
+ * Decode an uploaded or fetched update. Size first, then shape; the payload must hash to the
+ * announced digest and be whole float32s.
+ */
+export function decodeSignedUpdate(bytes: Uint8Array, maxBytes: number): SignedUpdate {
+  if (bytes.length > maxBytes + 8192) throw new BflError(ErrorCode.OVERSIZED, `update of ${bytes.length} bytes, limit ${maxBytes}`);
+  const r = new Reader(bytes, 'signed update');
+  const a = readAnnouncement(r);
+  const payload = r.bytes('payload', maxBytes);
+  r.end();
+  if (payload.length !== a.payloadBytes) throw new BflError(ErrorCode.MALFORMED, `payload is ${payload.length} bytes, announced ${a.payloadBytes}`);
+  if (payload.length % 4 !== 0) throw new BflError(ErrorCode.MALFORMED, 'payload is not a whole number of float32 values');
+  if (!equalBytes(sha256(payload), a.updateDigest)) throw new BflError(ErrorCode.MALFORMED, 'payload does not hash to the update digest');
+  return { ...a, payload };
+}
+
+export function claimOf(networkId: string, a: UpdateAnnouncement): UpdateClaim {
+  return claimOfRecord(networkId, a);
+}
+
+export function recordOf(a: UpdateAnnouncement): RecordTx {
+  return {
+    type: 'record',
+    clientId: a.clientId,
+    minerId: a.minerId,
+    updateDigest: a.updateDigest,
+    baseModelHash: a.baseModelHash,
+    sampleCount: a.sampleCount,
+    createdAt: a.createdAt,
+    signature: a.signature,
+  };
+}
+
+export function payloadToDelta(payload: Uint8Array): Float32Array {
+  // Copy into a fresh buffer: the payload may sit at an unaligned offset of a larger buffer,
+  // and a Node Buffer's slice() would be a view, not a copy.
+  const copy = new Uint8Array(payload.length);
+  copy.set(payload);
+  return new Float32Array(copy.buffer, 0, copy.length / 4);
+}
+
+export function deltaToPayload(delta: Float32Array): Uint8Array {
+  return new Uint8Array(delta.buffer.slice(delta.byteOffset, delta.byteOffset + delta.byteLength));
+}
+
+/** Block announcement (gossip): the header and the size of the body to pull. */
+export interface BlockAnnouncement {
+  header: BlockHeader;
+  blockBytes: number;
+}
+
+export function encodeBlockAnnouncement(a: BlockAnnouncement): Uint8Array {
+  return new Writer(200).bytes(encodeHeader(a.header)).u32(a.blockBytes).finish();
+}
+
+export function decodeBlockAnnouncement(bytes: Uint8Array): BlockAnnouncement {
+  if (bytes.length > 512) throw new BflError(ErrorCode.OVERSIZED, `block announcement of ${bytes.length} bytes`);
+  const r = new Reader(bytes, 'block announcement');
+  const header = decodeHeader(r.bytes('header', 200));
+  const blockBytes = r.u32('blockBytes');
+  r.end();
+  return { header, blockBytes };
+}
+
+/** A node's signed link between its member id (ML-DSA key) and its libp2p PeerId. */
+export interface PeerRecord {
+  memberId: string;
+  peerId: string;
+  signature: Uint8Array;
+}
+
+export function peerRecordMessage(networkId: string, memberId: string, peerId: string): Uint8Array {
+  return new Writer(128).str(networkId).str(memberId).str(peerId).finish();
+}
+
+export function encodePeerRecord(p: PeerRecord): Uint8Array {
+  return new Writer(2600).str(p.memberId).str(p.peerId).bytes(p.signature).finish();
+}
+
+export function decodePeerRecord(bytes: Uint8Array): PeerRecord {
+  if (bytes.length > 8192) throw new BflError(ErrorCode.OVERSIZED, `peer record of ${bytes.length} bytes`);
+  const r = new Reader(bytes, 'peer record');
+  const p = { memberId: r.str('memberId'), peerId: r.str('peerId'), signature: r.bytes('signature', MAX_SIGNATURE_BYTES) };
+  r.end();
+  return p;
+}
+
+/** Chain queries (clients and syncing miners). */
+export type ChainRequest =
+  | { kind: 'head' }
+  | { kind: 'block'; hash: Uint8Array }
+  | { kind: 'hashes'; from: number; count: number }
+  | { kind: 'model-after'; anchor: Uint8Array }
+  | { kind: 'balance'; id: string };
+
+const CHAIN_KINDS = ['head', 'block', 'hashes', 'model-after', 'balance'] as const;
+
+export function encodeChainRequest(q: ChainRequest): Uint8Array {
+  const w = new Writer(64).u8(CHAIN_KINDS.indexOf(q.kind));
+  if (q.kind === 'block') w.fixed(q.hash, 32);
+  if (q.kind === 'hashes') w.u32(q.from).u16(q.count);
+  if (q.kind === 'model-after') w.fixed(q.anchor, 32);
+  if (q.kind === 'balance') w.str(q.id);
+  return w.finish();
+}
+
+export function decodeChainRequest(bytes: Uint8Array): ChainRequest {
+  const r = new Reader(bytes, 'chain request');
+  const k = r.u8('kind');
+  let q: ChainRequest;
+  switch (CHAIN_KINDS[k]) {
+    case 'head':
+      q = { kind: 'head' };
+      break;
+    case 'block':
+      q = { kind: 'block', hash: r.fixed(32, 'hash') };
+      break;
+    case 'hashes':
+      q = { kind: 'hashes', from: r.u32('from'), count: r.u16('count') };
+      break;
+    case 'model-after':
+      q = { kind: 'model-after', anchor: r.fixed(32, 'anchor') };
+      break;
+    case 'balance':
+      q = { kind: 'balance', id: r.str('id') };
+      break;
+    default:
+      throw new BflError(ErrorCode.MALFORMED, `chain request: unknown kind ${k}`);
+  }
+  r.end();
+  return q;
+}
+
+export interface HeadInfo {
+  height: number;
+  hash: Uint8Array;
+  work: bigint;
+  rounds: number;
+  anchor: Uint8Array;
+  modelHash: Uint8Array;
+}
+
+export function encodeHead(h: HeadInfo): Uint8Array {
+  return new Writer(128).u32(h.height).fixed(h.hash, 32).bytes(new TextEncoder().encode(h.work.toString())).u32(h.rounds).fixed(h.anchor, 32).fixed(h.modelHash, 32).finish();
+}
+
+export function decodeHead(bytes: Uint8Array): HeadInfo {
+  const r = new Reader(bytes, 'head');
+  const height = r.u32('height');
+  const hash = r.fixed(32, 'hash');
+  const workText = new TextDecoder().decode(r.bytes('work', 100));
+  if (!/^\d+$/.test(workText)) throw new BflError(ErrorCode.MALFORMED, 'head: work is not a number');
+  const h = { height, hash, work: BigInt(workText), rounds: r.u32('rounds'), anchor: r.fixed(32, 'anchor'), modelHash: r.fixed(32, 'modelHash') };
+  r.end();
+  return h;
+}
+
+/** Response to model-after: the newest global model after the anchor, or nothing newer. */
+export interface ModelAfter {
+  newer: boolean;
+  blockHash: Uint8Array;
+  height: number;
+  round: number;
+  modelHash: Uint8Array;
+  model: Uint8Array;
+}
+
+export function encodeModelAfter(m: ModelAfter): Uint8Array {
+  return new Writer(m.model.length + 128).u8(m.newer ? 1 : 0).fixed(m.blockHash, 32).u32(m.height).u32(m.round).fixed(m.modelHash, 32).bytes(m.model).finish();
+}
+
+export function decodeModelAfter(bytes: Uint8Array, maxModelBytes: number): ModelAfter {
+  const r = new Reader(bytes, 'model');
+  const m = { newer: r.u8('newer') === 1, blockHash: r.fixed(32, 'blockHash'), height: r.u32('height'), round: r.u32('round'), modelHash: r.fixed(32, 'modelHash'), model: r.bytes('model', maxModelBytes) };
+  r.end();
+  if (m.newer && !equalBytes(sha256(m.model), m.modelHash)) throw new BflError(ErrorCode.MALFORMED, 'model does not hash to its modelHash');
+  return m;
+}
+
+export function encodeHashes(hashes: Uint8Array[]): Uint8Array {
+  const w = new Writer(hashes.length * 32 + 4).u32(hashes.length);
+  for (const h of hashes) w.fixed(h, 32);
+  return w.finish();
+}
+
+export function decodeHashes(bytes: Uint8Array): Uint8Array[] {
+  const r = new Reader(bytes, 'hashes');
+  const n = r.u32('count');
+  if (n * 32 !== r.remaining) throw new BflError(ErrorCode.MALFORMED, 'hashes: count does not match the bytes');
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(r.fixed(32, 'hash'));
+  return out;
+}

@@ -1,0 +1,259 @@
+/**
+ * The libp2p node (DESIGN.md §6): TCP + Noise + Yamux, identify, ping, bootstrap from the
+ * config, optional mDNS, gossipsub for miners. On every new connection both sides exchange a
+ * peer record (member id, PeerId, ML-DSA signature with context bfl/peer/v1) so each node
+ * knows which admitted member a PeerId belongs to: only admitted miners may fetch raw updates.
+ * Misbehaviour on our request/response protocols is counted per peer; past a threshold the peer
+ * is disconnected and refused for a while. Gossip misbehaviour is scored by gossipsub itself.
+ */
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { bootstrap } from '@libp2p/bootstrap';
+import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
+import { identify } from '@libp2p/identify';
+import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface';
+import { mdns } from '@libp2p/mdns';
+import { type Ping, ping } from '@libp2p/ping';
+import { tcp } from '@libp2p/tcp';
+import { createLibp2p } from 'libp2p';
+import { SigningContext } from '../core/contexts.ts';
+import { BflError, ErrorCode } from '../core/errors.ts';
+import type { Membership } from '../core/params.ts';
+import type { Role } from '../core/types.ts';
+import type { Identity } from '../crypto/keyfile.ts';
+import type { SignatureVerifier } from '../crypto/verifier.ts';
+import type { Logger } from '../util/logger.ts';
+import type { Metrics } from '../util/metrics.ts';
+import { decodePeerRecord, encodePeerRecord, peerRecordMessage } from './messages.ts';
+import { request, serve } from './reqres.ts';
+
+export type Services = { identify: unknown; ping: Ping; pubsub?: GossipSub };
+export type P2PNode = Libp2p<Services>;
+
+export const protocols = (networkId: string) => ({
+  hello: `/bfl/${networkId}/hello/1.0.0`,
+  submit: `/bfl/${networkId}/submit/1.0.0`,
+  update: `/bfl/${networkId}/update/1.0.0`,
+  chain: `/bfl/${networkId}/chain/1.0.0`,
+});
+
+export const topics = (networkId: string) => ({
+  updates: `/bfl/${networkId}/updates/1`,
+  blocks: `/bfl/${networkId}/blocks/1`,
+});
+
+export interface P2POptions {
+  privateKey: PrivateKey;
+  listen: string[];
+  bootstrap: string[];
+  networkId: string;
+  gossip: boolean;
+  mdns: boolean;
+  ipColocationPenalty: boolean;
+  maxMessageBytes: number;
+}
+
+/** Gossipsub scoring for our two topics (Lodestar-style: invalid messages cost the most). */
+function scoreParams(networkId: string, ipColocationPenalty: boolean) {
+  const t = topics(networkId);
+  const topic = {
+    topicWeight: 1,
+    timeInMeshWeight: 0.01,
+    timeInMeshQuantum: 1000,
+    timeInMeshCap: 100,
+    firstMessageDeliveriesWeight: 1,
+    firstMessageDeliveriesDecay: 0.9,
+    firstMessageDeliveriesCap: 50,
+    meshMessageDeliveriesWeight: 0, // our topics are bursty; do not punish quiet meshes
+    meshMessageDeliveriesDecay: 0.9,
+    meshMessageDeliveriesCap: 1,
+    meshMessageDeliveriesThreshold: 0,
+    meshMessageDeliveriesWindow: 1000,
+    meshMessageDeliveriesActivation: 60_000,
+    meshFailurePenaltyWeight: 0,
+    meshFailurePenaltyDecay: 0.9,
+    invalidMessageDeliveriesWeight: -100, // one REJECT sinks a peer well below the gossip threshold
+    invalidMessageDeliveriesDecay: 0.99,
+  };
+  return {
+    topics: { [t.updates]: topic, [t.blocks]: topic },
+    IPColocationFactorWeight: ipColocationPenalty ? -10 : 0,
+  };
+}
+
+export async function createP2P(o: P2POptions): Promise<P2PNode> {
+  const services: Record<string, unknown> = { identify: identify(), ping: ping() };
+  if (o.gossip) {
+    services.pubsub = gossipsub({
+      allowPublishToZeroTopicPeers: true,
+      emitSelf: false,
+      maxInboundDataLength: o.maxMessageBytes,
+      scoreParams: scoreParams(o.networkId, o.ipColocationPenalty),
+      // announcements are signed by our own keys; gossipsub's own signatures stay on (origin).
+    });
+  }
+  const peerDiscovery = [];
+  if (o.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: o.bootstrap, timeout: 100 }));
+  if (o.mdns) peerDiscovery.push(mdns());
+  return (await createLibp2p({
+    privateKey: o.privateKey,
+    addresses: { listen: o.listen },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery,
+    services: services as never,
+    connectionManager: { maxConnections: 200 },
+  })) as unknown as P2PNode;
+}
+
+interface PeerInfo {
+  memberId: string;
+  role: Role;
+}
+
+export interface PeerBookOptions {
+  node: P2PNode;
+  identity: Identity;
+  networkId: string;
+  membership: Membership;
+  verifier: SignatureVerifier;
+  timeoutMs: number;
+  logger: Logger;
+  metrics?: Metrics;
+  /** Penalty points after which a peer is disconnected and refused for `banMs`. */
+  banThreshold?: number;
+  banMs?: number;
+}
+
+/**
+ * Who is who: PeerId → admitted member, learnt from signed peer records, and the penalty
+ * ledger of request/response misbehaviour.
+ */
+export class PeerBook {
+  private readonly o: PeerBookOptions;
+  private readonly peers = new Map<string, PeerInfo>();
+  private readonly pending = new Map<string, Promise<PeerInfo | undefined>>();
+  private readonly penalties = new Map<string, number>();
+  private readonly banned = new Map<string, number>();
+  private readonly record: Uint8Array;
+  private readonly m?: { penalties: ReturnType<Metrics['counter']> };
+  private readonly onConnect: (e: CustomEvent<PeerId>) => void;
+
+  constructor(o: PeerBookOptions) {
+    this.o = o;
+    const peerId = o.node.peerId.toString();
+    this.record = encodePeerRecord({
+      memberId: o.identity.id,
+      peerId,
+      signature: o.identity.key.sign(peerRecordMessage(o.networkId, o.identity.id, peerId), SigningContext.peer),
+    });
+    this.m = o.metrics && { penalties: o.metrics.counter('bfl_peer_penalties_total', 'penalties given to peers, by reason', ['reason']) };
+    this.onConnect = (e) => {
+      const id = e.detail.toString();
+      const until = this.banned.get(id);
+      if (until && until > Date.now()) {
+        void o.node.hangUp(e.detail).catch(() => undefined);
+        return;
+      }
+      void this.identify(e.detail).catch(() => undefined);
+    };
+  }
+
+  async start(): Promise<void> {
+    const { node, networkId } = this.o;
+    await serve(
+      node,
+      protocols(networkId).hello,
+      async (req, peer) => {
+        await this.accept(peer, req);
+        return this.record;
+      },
+      { maxRequestBytes: 8192, timeoutMs: this.o.timeoutMs },
+    );
+    node.addEventListener('peer:connect', this.onConnect);
+  }
+
+  stop(): void {
+    this.o.node.removeEventListener('peer:connect', this.onConnect);
+  }
+
+  /** Verify a peer record from `peer`; remember the mapping. */
+  private async accept(peer: PeerId, bytes: Uint8Array): Promise<PeerInfo> {
+    const rec = decodePeerRecord(bytes);
+    if (rec.peerId !== peer.toString()) throw new BflError(ErrorCode.BAD_SIGNATURE, 'peer record is for another PeerId');
+    const member = this.o.membership.get(rec.memberId);
+    if (!member) throw new BflError(ErrorCode.UNAUTHORIZED, `${rec.memberId} is not a member of this network`);
+    const [ok] = await this.o.verifier.verify([{ publicKey: member.publicKey, message: peerRecordMessage(this.o.networkId, rec.memberId, rec.peerId), signature: rec.signature, context: SigningContext.peer }]);
+    if (!ok) throw new BflError(ErrorCode.BAD_SIGNATURE, `peer record of ${rec.memberId} does not verify`);
+    const info = { memberId: rec.memberId, role: member.role };
+    this.peers.set(peer.toString(), info);
+    return info;
+  }
+
+  /** Who `peer` is; asks it (hello) if we do not know yet. Undefined for outsiders. */
+  async identify(peer: PeerId): Promise<PeerInfo | undefined> {
+    const key = peer.toString();
+    const known = this.peers.get(key);
+    if (known) return known;
+    let p = this.pending.get(key);
+    if (!p) {
+      p = request(this.o.node, peer, protocols(this.o.networkId).hello, this.record, { maxResponseBytes: 8192, timeoutMs: this.o.timeoutMs })
+        .then((res) => this.accept(peer, res))
+        .catch((e) => {
+          this.o.logger.debug({ peer: key, err: (e as Error).message }, 'peer identification failed');
+          return undefined;
+        })
+        .finally(() => this.pending.delete(key));
+      this.pending.set(key, p);
+    }
+    return p;
+  }
+
+  info(peer: PeerId | string): PeerInfo | undefined {
+    return this.peers.get(peer.toString());
+  }
+
+  /** Connected peers that are admitted miners: [peerId, memberId]. */
+  connectedMiners(): { peer: PeerId; memberId: string }[] {
+    const out: { peer: PeerId; memberId: string }[] = [];
+    for (const c of this.o.node.getConnections()) {
+      const i = this.peers.get(c.remotePeer.toString());
+      if (i?.role === 'miner' && !out.some((x) => x.peer.equals(c.remotePeer))) out.push({ peer: c.remotePeer, memberId: i.memberId });
+    }
+    return out;
+  }
+
+  peerOf(memberId: string): PeerId | undefined {
+    for (const c of this.o.node.getConnections()) if (this.peers.get(c.remotePeer.toString())?.memberId === memberId) return c.remotePeer;
+    return undefined;
+  }
+
+  /** Count a misbehaviour; past the threshold, disconnect and refuse the peer for a while. */
+  penalise(peer: PeerId, reason: string, points = 10): void {
+    const key = peer.toString();
+    const total = (this.penalties.get(key) ?? 0) + points;
+    this.penalties.set(key, total);
+    this.m?.penalties.inc({ reason });
+    this.o.logger.warn({ peer: key, member: this.peers.get(key)?.memberId, reason, total }, 'peer penalised');
+    if (total >= (this.o.banThreshold ?? 100)) {
+      this.banned.set(key, Date.now() + (this.o.banMs ?? 10 * 60_000));
+      void this.o.node.hangUp(peer).catch(() => undefined);
+    }
+  }
+
+  penaltyOf(peer: PeerId | string): number {
+    return this.penalties.get(peer.toString()) ?? 0;
+  }
+
+  isBanned(peer: PeerId): boolean {
+    return (this.banned.get(peer.toString()) ?? 0) > Date.now();
+  }
+
+  /** Penalties by member id (or PeerId for outsiders), for /status. */
+  penaltyReport(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of this.penalties) out[this.peers.get(k)?.memberId ?? k] = v;
+    return out;
+  }
+}

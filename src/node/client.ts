@@ -1,0 +1,327 @@
+/**
+ * The mobile client (the paper's Algorithm 2; DESIGN.md §1, §4):
+ * data arrives as a stream; when more than N new samples are there it jumps to the newest
+ * global model (anchor jump), trains E epochs of SGD on the N newest samples, signs
+ * Δ = w_local − w_global and uploads it to the nearest reachable miner (by measured round-trip
+ * time), trying the others if that fails. With no miner reachable it keeps training and
+ * buffers its updates; when a miner is reachable again it uploads their average, signed.
+ * The anchor, the model and the buffer are persisted, so a killed client loses nothing.
+ */
+import { mkdir } from 'node:fs/promises';
+import type { PeerId } from '@libp2p/interface';
+import { Level } from 'level';
+import { Reader, Writer, equalBytes, toHex } from '../core/bytes.ts';
+import { SigningContext } from '../core/contexts.ts';
+import { encodeUpdateClaim } from '../core/encoding.ts';
+import { ErrorCode } from '../core/errors.ts';
+import { sha256 } from '../core/hash.ts';
+import type { NetworkConfig } from '../config/network.ts';
+import type { Identity } from '../crypto/keyfile.ts';
+import type { Dataset } from '../learn/data.ts';
+import { subset } from '../learn/data.ts';
+import type { ModelRuntime } from '../learn/runtime.ts';
+import type { DataStream } from '../learn/stream.ts';
+import { evaluate, trainLocal } from '../learn/train.ts';
+import { claimOf, decodeModelAfter, deltaToPayload, encodeChainRequest, encodeSignedUpdate, payloadToDelta } from '../net/messages.ts';
+import { type P2PNode, protocols } from '../net/p2p.ts';
+import { RemoteError, request } from '../net/reqres.ts';
+import type { Logger } from '../util/logger.ts';
+import type { Metrics } from '../util/metrics.ts';
+import { Notifier } from './notifier.ts';
+
+export interface ClientOptions {
+  /** How often the loop looks at the stream and the miners. */
+  tickMs: number;
+  /** How often round-trip times to the miners are measured. */
+  pingIntervalMs: number;
+  /** How often the reward balance is read. */
+  balanceIntervalMs: number;
+}
+
+export const defaultClientOptions: ClientOptions = { tickMs: 200, pingIntervalMs: 2000, balanceIntervalMs: 5000 };
+
+export interface MinerContact {
+  id: string;
+  peerId: PeerId;
+}
+
+export interface ClientDeps {
+  config: NetworkConfig;
+  identity: Identity;
+  p2p: P2PNode;
+  runtime: ModelRuntime;
+  train: Dataset; // the whole training set; the stream yields indices into it
+  heldOut: Dataset; // this client's own evaluation data (never trained on)
+  stream: DataStream;
+  miners: MinerContact[];
+  genesis: { anchor: Uint8Array; modelHash: Uint8Array; model: Float32Array };
+  datadir: string;
+  logger: Logger;
+  metrics?: Metrics;
+  options?: Partial<ClientOptions>;
+  now?: () => number;
+}
+
+interface Buffered {
+  base: Uint8Array;
+  samples: number;
+  delta: Float32Array;
+}
+
+export class Client {
+  private readonly d: ClientDeps;
+  private readonly o: ClientOptions;
+  private readonly log: Logger;
+  private db!: Level<string, Uint8Array>;
+  private anchor: Uint8Array;
+  private modelHash: Uint8Array;
+  private model: Float32Array;
+  private round = 0;
+  private buffer: Buffered[] = [];
+  private rtts = new Map<string, number | null>();
+  private lastPing = 0;
+  private lastBalance = 0;
+  private balance: bigint | null = null;
+  private lastAccuracy: number | null = null;
+  private evaluatedHash?: string;
+  private sent = 0;
+  private trained = 0;
+  private seq = 0;
+  private running = false;
+  private loop?: Promise<void>;
+  private readonly wake = new Notifier();
+  private readonly m?: { updates: ReturnType<Metrics['counter']>; buffered: ReturnType<Metrics['gauge']>; accuracy: ReturnType<Metrics['gauge']> };
+
+  constructor(d: ClientDeps) {
+    this.d = d;
+    this.o = { ...defaultClientOptions, ...d.options };
+    this.log = d.logger;
+    this.anchor = d.genesis.anchor;
+    this.modelHash = d.genesis.modelHash;
+    this.model = d.genesis.model;
+    this.m = d.metrics && {
+      updates: d.metrics.counter('bfl_client_updates_total', 'local updates, by outcome', ['result']),
+      buffered: d.metrics.gauge('bfl_client_buffered_updates', 'updates waiting for a reachable miner'),
+      accuracy: d.metrics.gauge('bfl_model_accuracy', 'accuracy of the newest global model on this client\'s held-out data'),
+    };
+  }
+
+  private now(): number {
+    return this.d.now ? this.d.now() : Date.now();
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.d.datadir, { recursive: true });
+    this.db = new Level<string, Uint8Array>(this.d.datadir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    await this.db.open();
+    await this.loadState();
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake.notify();
+    await this.loop;
+    await this.db.close();
+  }
+
+  // ---- persisted state ----
+
+  private async loadState(): Promise<void> {
+    const anchor = await this.db.get('anchor');
+    const model = await this.db.get('model');
+    if (anchor && model) {
+      const r = new Reader(anchor, 'client anchor');
+      this.anchor = r.fixed(32);
+      this.modelHash = r.fixed(32);
+      this.round = r.u32();
+      this.model = payloadToDelta(model);
+    }
+    for await (const [k, v] of this.db.iterator({ gte: 'buf/', lt: 'buf0' })) {
+      const r = new Reader(v, 'buffered update');
+      this.buffer.push({ base: r.fixed(32), samples: r.u32(), delta: payloadToDelta(r.bytes()) });
+      this.seq = Math.max(this.seq, Number(k.slice(4)) + 1);
+    }
+    this.m?.buffered.set(this.buffer.length);
+    if (this.buffer.length) this.log.info({ buffered: this.buffer.length }, 'restored buffered updates');
+  }
+
+  private async saveModel(): Promise<void> {
+    await this.db.batch([
+      { type: 'put', key: 'anchor', value: new Writer(80).fixed(this.anchor, 32).fixed(this.modelHash, 32).u32(this.round).finish() },
+      { type: 'put', key: 'model', value: deltaToPayload(this.model) },
+    ]);
+  }
+
+  private async pushBuffer(b: Buffered): Promise<void> {
+    const key = `buf/${String(this.seq++).padStart(12, '0')}`;
+    await this.db.put(key, new Writer(b.delta.length * 4 + 64).fixed(b.base, 32).u32(b.samples).bytes(deltaToPayload(b.delta)).finish());
+    this.buffer.push(b);
+    this.m?.buffered.set(this.buffer.length);
+  }
+
+  private async clearBuffer(): Promise<void> {
+    const keys: string[] = [];
+    for await (const k of this.db.keys({ gte: 'buf/', lt: 'buf0' })) keys.push(k);
+    await this.db.batch(keys.map((key) => ({ type: 'del' as const, key })));
+    this.buffer = [];
+    this.m?.buffered.set(0);
+  }
+
+  // ---- the loop ----
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      try {
+        await this.tick();
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'client round failed');
+      }
+      await this.wake.wait(this.o.tickMs);
+    }
+  }
+
+  private reachable(): MinerContact[] {
+    return this.d.miners.filter((m) => typeof this.rtts.get(m.id) === 'number').sort((a, b) => this.rtts.get(a.id)! - this.rtts.get(b.id)!);
+  }
+
+  private async measure(): Promise<void> {
+    await Promise.all(
+      this.d.miners.map(async (m) => {
+        try {
+          const rtt = await this.d.p2p.services.ping.ping(m.peerId, { signal: AbortSignal.timeout(1500) });
+          this.rtts.set(m.id, rtt);
+        } catch {
+          this.rtts.set(m.id, null);
+        }
+      }),
+    );
+    this.lastPing = this.now();
+  }
+
+  private async tick(): Promise<void> {
+    const now = this.now();
+    if (now - this.lastPing >= this.o.pingIntervalMs || this.reachable().length === 0) await this.measure();
+    const online = this.reachable().length > 0;
+    if (online && this.buffer.length > 0) await this.flushBuffer();
+    if (this.d.stream.fresh(now) > this.d.config.learning.N) await this.localRound(online);
+    if (online && now - this.lastBalance >= this.o.balanceIntervalMs) await this.readBalance();
+  }
+
+  private async chain(body: Uint8Array, maxBytes: number): Promise<Uint8Array> {
+    let last: unknown;
+    for (const m of this.reachable()) {
+      try {
+        return await request(this.d.p2p, m.peerId, protocols(this.d.config.networkId).chain, body, { maxResponseBytes: maxBytes, timeoutMs: this.d.config.p2p.requestTimeoutMs });
+      } catch (e) {
+        last = e;
+        this.rtts.set(m.id, null);
+      }
+    }
+    throw last ?? new Error('no miner reachable');
+  }
+
+  /** Anchor jump: the newest global model after our saved anchor (one block, read by hash). */
+  private async anchorJump(): Promise<void> {
+    const res = decodeModelAfter(await this.chain(encodeChainRequest({ kind: 'model-after', anchor: this.anchor }), this.d.config.p2p.maxUpdateBytes + 1024), this.d.config.p2p.maxUpdateBytes);
+    if (!res.newer || equalBytes(res.modelHash, this.modelHash)) return;
+    if (res.model.length !== this.model.length * 4) throw new Error(`miner sent a model of ${res.model.length / 4} parameters`);
+    this.anchor = res.blockHash;
+    this.modelHash = res.modelHash;
+    this.model = payloadToDelta(res.model);
+    this.round = res.round;
+    await this.saveModel();
+    this.log.info({ round: res.round, height: res.height }, 'new global model');
+  }
+
+  private async localRound(online: boolean): Promise<void> {
+    if (online) await this.anchorJump().catch((e) => this.log.debug({ err: (e as Error).message }, 'anchor jump failed; training on the model we have'));
+    await this.evaluateModel();
+    const L = this.d.config.learning;
+    const data = subset(this.d.train, this.d.stream.takeNewest(L.N, this.now()));
+    const lu = await trainLocal(this.d.runtime, this.model, data, { epochs: L.E, batchSize: L.B, lr: L.lr, mu: L.mu, seed: (this.d.identity.id.length * 7919 + this.trained) >>> 0 });
+    this.trained++;
+    const update: Buffered = { base: this.modelHash, samples: lu.samples, delta: lu.delta };
+    if (online && this.buffer.length === 0 && (await this.upload(update))) return;
+    await this.pushBuffer(update);
+    this.m?.updates.inc({ result: 'buffered' });
+    this.log.info({ buffered: this.buffer.length }, 'no miner reachable: update buffered');
+  }
+
+  /** Average the buffered updates and upload one signed update (Algorithm 2, offline branch). */
+  private async flushBuffer(): Promise<void> {
+    const n = this.buffer.length;
+    const sum = new Float64Array(this.buffer[0].delta.length);
+    for (const b of this.buffer) for (let k = 0; k < sum.length; k++) sum[k] += b.delta[k];
+    const delta = Float32Array.from(sum, (v) => v / n);
+    // They share a base unless a model arrived in between; the newest base is the one we name.
+    const last = this.buffer[n - 1];
+    const ok = await this.upload({ base: last.base, samples: this.buffer.reduce((s, b) => s + b.samples, 0), delta });
+    if (!ok) return;
+    await this.clearBuffer();
+    this.log.info({ averaged: n }, 'uploaded the average of buffered updates');
+  }
+
+  private async upload(u: Buffered): Promise<boolean> {
+    const payload = deltaToPayload(u.delta);
+    const digest = sha256(payload);
+    const createdAt = this.now();
+    for (const m of this.reachable()) {
+      const claim = { clientId: this.d.identity.id, minerId: m.id, baseModelHash: u.base, updateDigest: digest, sampleCount: u.samples, createdAt, payloadBytes: payload.length };
+      const signature = this.d.identity.key.sign(encodeUpdateClaim(claimOf(this.d.config.networkId, { ...claim, signature: new Uint8Array(0) })), SigningContext.update);
+      try {
+        await request(this.d.p2p, m.peerId, protocols(this.d.config.networkId).submit, encodeSignedUpdate({ ...claim, signature, payload }), { maxResponseBytes: 1024, timeoutMs: this.d.config.p2p.requestTimeoutMs });
+      } catch (e) {
+        // the miner has it already: an earlier attempt got through
+        if (!(e instanceof RemoteError && e.code === ErrorCode.DUPLICATE_RECORD)) {
+          this.log.info({ miner: m.id, err: (e as Error).message, code: (e as RemoteError).code }, 'upload failed, trying the next miner');
+          if (!(e instanceof RemoteError)) this.rtts.set(m.id, null);
+          continue;
+        }
+      }
+      this.sent++;
+      this.m?.updates.inc({ result: 'uploaded' });
+      this.log.info({ miner: m.id, digest: toHex(digest).slice(0, 16), samples: u.samples }, 'update uploaded');
+      return true;
+    }
+    return false;
+  }
+
+  private async readBalance(): Promise<void> {
+    try {
+      const res = await this.chain(encodeChainRequest({ kind: 'balance', id: this.d.identity.id }), 64);
+      this.balance = new Reader(res, 'balance').u64();
+      this.lastBalance = this.now();
+    } catch {
+      // next time
+    }
+  }
+
+  private async evaluateModel(): Promise<void> {
+    const h = toHex(this.modelHash);
+    if (this.evaluatedHash === h || this.d.heldOut.n === 0) return;
+    this.lastAccuracy = (await evaluate(this.d.runtime, this.model, this.d.heldOut)).accuracy;
+    this.evaluatedHash = h;
+    this.m?.accuracy.set(this.lastAccuracy);
+  }
+
+  status() {
+    return {
+      role: 'client' as const,
+      id: this.d.identity.id,
+      peerId: this.d.p2p.peerId.toString(),
+      round: this.round,
+      anchor: toHex(this.anchor),
+      modelHash: toHex(this.modelHash),
+      lastAccuracy: this.lastAccuracy,
+      trained: this.trained,
+      uploaded: this.sent,
+      buffered: this.buffer.length,
+      balance: this.balance?.toString() ?? null,
+      miners: Object.fromEntries([...this.rtts].map(([k, v]) => [k, v])),
+      nearest: this.reachable()[0]?.id ?? null,
+      freshSamples: this.d.stream.fresh(this.now()),
+    };
+  }
+}
