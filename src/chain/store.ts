@@ -2,14 +2,14 @@
  * The chain on LevelDB (DESIGN.md §7): blocks by hash, the state after each block, the
  * canonical height index, the tip, the reward ledger and the indexes validation needs (which
  * blocks hold a record, which hold a global model). Fork choice is most cumulative work, ties
- * to the first seen. Every change that spans keys (a block with its indexes, a reorg with its
+ * to the lower block hash. Every change that spans keys (a block with its indexes, a reorg with its
  * height index, tip and ledger) is one atomic batch, so a kill -9 leaves either the state before
  * or the state after.
  */
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
-import { equalBytes, fromHex, toHex } from '../core/bytes.ts';
+import { compareBytes, equalBytes, fromHex, toHex } from '../core/bytes.ts';
 import { blockHash, decodeBlock, encodeBlock } from '../core/encoding.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type ChainParams, type ChainParamsJson, Membership, createGenesisBlock, paramsDigest, paramsFromJson, paramsToJson } from '../core/params.ts';
@@ -323,7 +323,11 @@ export class ChainStore extends EventEmitter implements ChainView {
       }
     }
     let reorg: Reorg | undefined;
-    const better = state.work > this.tipState.work; // ties: first seen stays
+    // Most work wins; equal work goes to the lower block hash. (DESIGN.md says first seen: but
+    // with first seen, two miners that find blocks at the same moment in a quiet network stay
+    // split until the next block, which may never come. The hash rule converges as soon as
+    // both blocks are known, with no extra message; docs/decisions.md.)
+    const better = state.work > this.tipState.work || (state.work === this.tipState.work && compareBytes(state.hash, this.tipState.hash) < 0);
     if (better) {
       reorg = await this.planReorg(state, credits, ops);
       ops.push({ type: 'put', key: 'tip', value: h });

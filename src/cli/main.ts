@@ -9,6 +9,7 @@ import { Exit, UsageError } from './exit.ts';
 import { experimentCommand } from './experiment/index.ts';
 import { keygenCommand } from './keygen/index.ts';
 import { initCommand } from './init/index.ts';
+import { testnetCommand } from './testnet/index.ts';
 import { runDaemon } from './daemon/index.ts';
 import { parseIntFlag } from './exit.ts';
 
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
     })
     .addCommand(keygenCommand())
     .addCommand(initCommand())
+    .addCommand(testnetCommand())
     .addCommand(chainCommand())
     .addCommand(experimentCommand())
     .addCommand(benchCommand());

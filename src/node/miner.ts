@@ -17,7 +17,7 @@ import { SigningContext } from '../core/contexts.ts';
 import { blockHash, encodeBlock, encodeUpdateClaim } from '../core/encoding.ts';
 import { BflError, ErrorCode, isBflError } from '../core/errors.ts';
 import { meetsTarget } from '../core/pow.ts';
-import { Reader, Writer, equalBytes } from '../core/bytes.ts';
+import { Reader, Writer, compareBytes, equalBytes } from '../core/bytes.ts';
 import type { Block } from '../core/types.ts';
 import { type ChainState, sortedPending } from '../core/validation.ts';
 import type { ChainStore, Reorg } from '../chain/store.ts';
@@ -368,7 +368,9 @@ export class Miner {
     this.syncing = true;
     try {
       const head = decodeHead(await this.chainRequest(peer, encodeChainRequest({ kind: 'head' })));
-      if (head.work <= this.d.store.tip.work) return;
+      const tip = this.d.store.tip;
+      const theirsBetter = head.work > tip.work || (head.work === tip.work && compareBytes(head.hash, tip.hash) < 0);
+      if (!theirsBetter || (await this.d.store.getState(head.hash))) return;
       let from = Math.max(0, Math.min(this.d.store.tip.height, head.height) - 16);
       let missing: Uint8Array[] = [];
       for (;;) {

@@ -49,7 +49,7 @@ async function balancesJson(store: ChainStore) {
 }
 
 describe('chain store', () => {
-  it('fork choice: a tie keeps the first seen; more work reorgs, and the ledger follows', async () => {
+  it('fork choice: equal work goes to the lower hash; more work reorgs, and the ledger follows', async () => {
     const net = makeNetwork({ phi: 2 });
     const { store } = await openStore(net);
     try {
@@ -61,10 +61,11 @@ describe('chain store', () => {
       const minerB = net.miners[1].id;
       expect(await store.balance(minerA)).toBe(3n * net.params.blockReward);
 
-      // competing branch of equal work: the first seen stays
+      // competing branch of equal work: the lower tip hash wins, whichever came first
       const b = await extend(net, store, g, 1, 3, g.timestamp + 5000);
-      expect(toHex(store.tip.hash)).toBe(a.hashes[2]);
-      expect(await store.balance(minerB)).toBe(0n);
+      const tieWinner = a.hashes[2] < b.hashes[2] ? 'a' : 'b';
+      expect(toHex(store.tip.hash)).toBe(tieWinner === 'a' ? a.hashes[2] : b.hashes[2]);
+      expect(await balancesJson(store)).toEqual(await ledgerFromChain(store));
 
       // one more block on branch B: it has more work now
       const tipEvents: unknown[] = [];
@@ -72,7 +73,8 @@ describe('chain store', () => {
       const r = [signedRecord(net, net.clients[0], minerB, b.tip.modelHash)];
       const res = await store.addBlock(mineBlock(net, b.tip, net.miners[1], { records: r, aggregation: nextAggregation(net, b.tip, r) }));
       expect(res.status).toBe('connected');
-      expect(res.reorg).toEqual({ forkHeight: 0, disconnected: [...a.hashes].reverse(), connected: [...b.hashes, res.hash] });
+      if (tieWinner === 'a') expect(res.reorg).toEqual({ forkHeight: 0, disconnected: [...a.hashes].reverse(), connected: [...b.hashes, res.hash] });
+      else expect(res.reorg).toBeUndefined(); // B already was the tip: a plain extension
       expect(tipEvents).toHaveLength(1);
       expect(store.tip.height).toBe(4);
       for (let h = 1; h <= 3; h++) expect(await store.hashAt(h)).toBe(b.hashes[h - 1]);

@@ -18,6 +18,8 @@ export interface InitOptions {
   basePort: number;
   networkId: string;
   force: boolean;
+  /** Ports per node in order (miners first); default: basePort + i for libp2p, + 1000 for the API. */
+  ports?: { p2p: number; api: number }[];
   /** Overrides of the config sections (the testnet's faster settings). */
   chain?: Record<string, unknown>;
   learning?: Record<string, unknown>;
@@ -39,16 +41,17 @@ export async function initNetwork(o: InitOptions): Promise<InitResult> {
     ['miner', o.miners],
     ['client', o.clients],
   ];
-  let port = o.basePort;
+  let index = 0;
   for (const [role, count] of roles) {
     for (let i = 1; i <= count; i++) {
       const id = `${role}-${i}`;
       const json = await withPeerKey(generateIdentity(id, role).json);
       const identity = join(dir, 'keys', `${id}.json`);
       await writeKeyFile(identity, json, { force: o.force });
-      const listen = `/ip4/${o.host}/tcp/${port}`;
-      const api = `${o.host}:${port + 1000}`;
-      port++;
+      const ports = o.ports?.[index] ?? { p2p: o.basePort + index, api: o.basePort + index + 1000 };
+      index++;
+      const listen = `/ip4/${o.host}/tcp/${ports.p2p}`;
+      const api = `${o.host}:${ports.api}`;
       members.push({ id, role, keyFile: `keys/${id}.json`, peerId: json.peerId, listen, api });
       nodes.push({ id, role, identity, datadir: join(dir, 'data', id), api: `http://${api}`, listen, peerId: json.peerId! });
     }

@@ -1,0 +1,47 @@
+import { Command } from 'commander';
+import { runTestnet } from '../../node/testnet.ts';
+import { Exit, parseIntFlag } from '../exit.ts';
+import { print, printJson } from '../output.ts';
+
+export function testnetCommand(): Command {
+  return new Command('testnet')
+    .description('the embedded default: a whole network of miners and clients on this machine, on the bundled MNIST')
+    .option('--miners <m>', 'edge miners', parseIntFlag('--miners', 1, 32), 2)
+    .option('--clients <k>', 'mobile clients', parseIntFlag('--clients', 1, 200), 6)
+    .option('--aggregations <a>', 'stop when every miner\'s chain holds this many aggregations', parseIntFlag('--aggregations', 1, 100_000), 10)
+    .option('--phi <n>', 'ϕ (default: the number of clients)', parseIntFlag('--phi', 1, 100_000))
+    .option('--dir <dir>', 'keep config, keys, data and logs here (default: a temporary directory, removed after a good run)')
+    .option('--keep', 'keep the temporary directory', false)
+    .option('--timeout <s>', 'give up after this many seconds', parseIntFlag('--timeout', 10, 86_400), 900)
+    .option('--json', 'print the summary as JSON', false)
+    .action(async (o: { miners: number; clients: number; aggregations: number; phi?: number; dir?: string; keep: boolean; timeout: number; json: boolean }) => {
+      const tty = process.stderr.isTTY;
+      let lastLine = 0;
+      const summary = await runTestnet({
+        miners: o.miners,
+        clients: o.clients,
+        aggregations: o.aggregations,
+        phi: o.phi,
+        dir: o.dir,
+        keep: o.keep,
+        timeoutSeconds: o.timeout,
+        onProgress: (p) => {
+          const line = `[${p.seconds.toFixed(0).padStart(4)} s] height ${p.height}  aggregations ${p.aggregations}/${o.aggregations}  accuracy ${p.accuracy === null ? '-' : p.accuracy.toFixed(4)}  updates ${p.uploaded}  flagged ${p.flagged.length ? p.flagged.join(',') : '-'}`;
+          if (tty) process.stderr.write(`\r${line.padEnd(110)}`);
+          else if (p.seconds - lastLine >= 5) {
+            process.stderr.write(line + '\n');
+            lastLine = p.seconds;
+          }
+        },
+      });
+      if (tty) process.stderr.write('\n');
+      if (o.json) printJson(summary);
+      else {
+        print(`${summary.reached && summary.converged ? 'done' : 'FAILED'}: ${summary.aggregations} aggregations, height ${summary.height}, final accuracy ${summary.finalAccuracy?.toFixed(4) ?? '-'}, miners ${summary.converged ? 'converged on one tip' : 'NOT converged'}, ${summary.seconds} s`);
+        if (summary.error) print(`error: ${summary.error}`);
+        for (const c of summary.clients) print(`  ${c.id}: uploaded ${c.uploaded}, buffered ${c.buffered}, balance ${c.balance}, held-out accuracy ${(c.lastAccuracy as number | null)?.toFixed(4) ?? '-'}`);
+        if (summary.error || o.keep || o.dir) print(`files: ${summary.dir}`);
+      }
+      process.exitCode = summary.reached && summary.converged && !summary.error ? Exit.OK : Exit.FAILURE;
+    });
+}

@@ -1,0 +1,187 @@
+/**
+ * The embedded default, as a whole network on this machine: M miners and K clients as separate
+ * processes on loopback, on the bundled MNIST. Progress from each node's /status; stops when
+ * every miner's chain holds A aggregations and the miners agree on the tip.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initNetwork } from '../cli/init/index.ts';
+
+export interface TestnetOptions {
+  miners: number;
+  clients: number;
+  aggregations: number;
+  dir?: string;
+  keep: boolean;
+  timeoutSeconds: number;
+  /** Config overrides (defaults below suit a 2-core laptop). */
+  phi?: number;
+  difficulty?: number;
+  learning?: Record<string, unknown>;
+  aggregation?: Record<string, unknown>;
+  onProgress?: (p: Progress) => void;
+}
+
+// Faster than the network defaults so that a run takes a minute or two on a laptop:
+// ~0.1 s of one core per block, 50 samples/s per client (an update every ~2 s), and a rate
+// that moves the model visibly per round. Every value is written into the testnet's config.
+export const testnetDefaults = { difficulty: 200_000, rate: 50, lr: 0.05 };
+
+export interface NodeStatus {
+  id: string;
+  role: 'miner' | 'client';
+  [k: string]: unknown;
+}
+
+export interface Progress {
+  seconds: number;
+  height: number;
+  aggregations: number;
+  accuracy: number | null;
+  flagged: string[];
+  uploaded: number;
+}
+
+export interface TestnetSummary {
+  aggregations: number;
+  height: number;
+  finalAccuracy: number | null;
+  converged: boolean;
+  reached: boolean;
+  seconds: number;
+  dir: string;
+  config: string;
+  miners: NodeStatus[];
+  clients: NodeStatus[];
+  error?: string;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function getStatus(api: string): Promise<NodeStatus | undefined> {
+  try {
+    const res = await fetch(`${api}/status`, { signal: AbortSignal.timeout(2000) });
+    return res.ok ? ((await res.json()) as NodeStatus) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
+  const dir = o.dir ?? (await mkdtemp(join(tmpdir(), 'bfl-testnet-')));
+  await mkdir(join(dir, 'logs'), { recursive: true });
+  const total = o.miners + o.clients;
+  const ports = [];
+  for (let i = 0; i < total; i++) ports.push({ p2p: await freePort(), api: await freePort() });
+  const init = await initNetwork({
+    dir,
+    miners: o.miners,
+    clients: o.clients,
+    host: '127.0.0.1',
+    basePort: 0,
+    ports,
+    networkId: 'bfl-testnet',
+    force: true,
+    chain: { difficulty: o.difficulty ?? testnetDefaults.difficulty, phi: o.phi ?? o.clients },
+    learning: { rate: testnetDefaults.rate, lr: testnetDefaults.lr, ...o.learning },
+    aggregation: o.aggregation,
+  });
+  const bin = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
+  const procs: { id: string; role: string; child: ChildProcess; log: string; exited?: number | null }[] = [];
+  const t0 = Date.now();
+  const summary: TestnetSummary = { aggregations: 0, height: 0, finalAccuracy: null, converged: false, reached: false, seconds: 0, dir, config: init.config, miners: [], clients: [] };
+  try {
+    for (const n of init.nodes) {
+      const log = join(dir, 'logs', `${n.id}.log`);
+      const out = createWriteStream(log);
+      const child = spawn(process.execPath, [bin, '--role', n.role, '--config', init.config, '--identity', n.identity, '--datadir', n.datadir], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, BFL_LOG_LEVEL: process.env.BFL_LOG_LEVEL ?? 'info' },
+      });
+      child.stdout!.pipe(out);
+      child.stderr!.pipe(out);
+      const p = { id: n.id, role: n.role, child, log, exited: undefined as number | null | undefined };
+      child.on('exit', (code) => (p.exited = code));
+      procs.push(p);
+    }
+    const apis = init.nodes.map((n) => ({ id: n.id, role: n.role, api: n.api }));
+    // Target reached: stop the clients, let the miners record what they hold, then the miners
+    // stop mining and must agree on one tip. Mining never pauses while updates arrive, so tips
+    // compared mid-run differ by the block in flight.
+    const quiesce = async () => {
+      const clients = procs.filter((p) => p.role === 'client');
+      for (const p of clients) p.child.kill('SIGINT');
+      await Promise.all(clients.map((p) => (p.exited !== undefined ? undefined : new Promise((r) => p.child.once('exit', r)))));
+      const until = Date.now() + 60_000;
+      while (Date.now() < until) {
+        const miners = (await Promise.all(apis.filter((a) => a.role === 'miner').map((a) => getStatus(a.api)))).filter(Boolean) as NodeStatus[];
+        if (miners.length === o.miners) {
+          summary.miners = miners;
+          summary.aggregations = Math.min(...miners.map((m) => m.aggregations as number));
+          summary.height = Math.max(...miners.map((m) => m.height as number));
+          summary.finalAccuracy = (miners[0].lastAccuracy as number | null) ?? null;
+          summary.converged = new Set(miners.map((m) => m.tip)).size === 1 && miners.every((m) => (m.pool as { unrecorded: number }).unrecorded === 0);
+          if (summary.converged) return;
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      summary.error = 'miners did not converge on one tip within 60 s of the clients stopping';
+    };
+    const deadline = t0 + o.timeoutSeconds * 1000;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 1000));
+      const dead = procs.find((p) => p.exited !== undefined);
+      if (dead) {
+        const tail = (await readFile(dead.log, 'utf8')).split('\n').slice(-8).join('\n');
+        throw new Error(`${dead.id} exited (code ${dead.exited}); the end of its log:\n${tail}`);
+      }
+      const statuses = await Promise.all(apis.map((a) => getStatus(a.api)));
+      const miners = statuses.filter((s, i) => s && apis[i].role === 'miner') as NodeStatus[];
+      const clients = statuses.filter((s, i) => s && apis[i].role === 'client') as NodeStatus[];
+      summary.miners = miners;
+      summary.clients = clients;
+      if (miners.length === o.miners) {
+        summary.aggregations = Math.min(...miners.map((m) => m.aggregations as number));
+        summary.height = Math.max(...miners.map((m) => m.height as number));
+        summary.finalAccuracy = (miners[0].lastAccuracy as number | null) ?? null;
+        summary.converged = new Set(miners.map((m) => m.tip)).size === 1;
+        o.onProgress?.({
+          seconds: (Date.now() - t0) / 1000,
+          height: summary.height,
+          aggregations: summary.aggregations,
+          accuracy: summary.finalAccuracy,
+          flagged: [...new Set(miners.flatMap((m) => m.flagged as string[]))],
+          uploaded: clients.reduce((s, c) => s + ((c.uploaded as number) ?? 0), 0),
+        });
+        summary.reached = summary.aggregations >= o.aggregations;
+        if (summary.reached) break;
+      }
+      if (Date.now() > deadline) {
+        summary.error = `timed out after ${o.timeoutSeconds} s with ${summary.aggregations} aggregations`;
+        break;
+      }
+    }
+    if (summary.reached) await quiesce();
+  } catch (e) {
+    summary.error = (e as Error).message;
+  } finally {
+    for (const p of procs) if (p.exited === undefined) p.child.kill('SIGINT');
+    await Promise.all(procs.map((p) => (p.exited !== undefined ? undefined : new Promise((r) => p.child.once('exit', r)))));
+    summary.seconds = Number(((Date.now() - t0) / 1000).toFixed(1));
+    if (!o.keep && !o.dir && !summary.error) await rm(dir, { recursive: true, force: true });
+  }
+  return summary;
+}
