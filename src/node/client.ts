@@ -85,6 +85,9 @@ export class Client {
   private lastAccuracy: number | null = null;
   private evaluatedHash?: string;
   private sent = 0;
+  private lastUpload?: { miner: string; digest: string; samples: number; averaged: number };
+  /** The last upload of an average of buffered updates (kept apart: regular uploads follow fast). */
+  private lastAveraged?: { miner: string; digest: string; samples: number; averaged: number };
   private trained = 0;
   private seq = 0;
   private running = false;
@@ -257,13 +260,13 @@ export class Client {
     const delta = Float32Array.from(sum, (v) => v / n);
     // They share a base unless a model arrived in between; the newest base is the one we name.
     const last = this.buffer[n - 1];
-    const ok = await this.upload({ base: last.base, samples: this.buffer.reduce((s, b) => s + b.samples, 0), delta });
+    const ok = await this.upload({ base: last.base, samples: this.buffer.reduce((s, b) => s + b.samples, 0), delta }, n);
     if (!ok) return;
     await this.clearBuffer();
     this.log.info({ averaged: n }, 'uploaded the average of buffered updates');
   }
 
-  private async upload(u: Buffered): Promise<boolean> {
+  private async upload(u: Buffered, averaged = 1): Promise<boolean> {
     const payload = deltaToPayload(u.delta);
     const digest = sha256(payload);
     const createdAt = this.now();
@@ -281,6 +284,8 @@ export class Client {
         }
       }
       this.sent++;
+      this.lastUpload = { miner: m.id, digest: toHex(digest), samples: u.samples, averaged };
+      if (averaged > 1) this.lastAveraged = this.lastUpload;
       this.m?.updates.inc({ result: 'uploaded' });
       this.log.info({ miner: m.id, digest: toHex(digest).slice(0, 16), samples: u.samples }, 'update uploaded');
       return true;
@@ -318,6 +323,8 @@ export class Client {
       trained: this.trained,
       uploaded: this.sent,
       buffered: this.buffer.length,
+      lastUpload: this.lastUpload ?? null,
+      lastAveragedUpload: this.lastAveraged ?? null,
       balance: this.balance?.toString() ?? null,
       miners: Object.fromEntries([...this.rtts].map(([k, v]) => [k, v])),
       nearest: this.reachable()[0]?.id ?? null,

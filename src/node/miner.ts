@@ -191,7 +191,12 @@ export class Miner {
       const member = store.membership.ofRole(u.clientId, 'client');
       if (!member) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `update from unknown client ${u.clientId}`);
       if (!store.membership.ofRole(u.minerId, 'miner')) throw new BflError(ErrorCode.UNKNOWN_MINER, `update names unknown miner ${u.minerId}`);
-      if (!(await this.baseModelKnown(u.baseModelHash))) throw new BflError(ErrorCode.UNKNOWN_BASE_MODEL, `update built on model ${toHex(u.baseModelHash)}, not a global model of our chain`, { action: 'IGNORE' });
+      // Clients learn at once if they trained on a model we do not know. Updates from miners are
+      // not held to our tip: one fetched to validate a block of a better chain is built on that
+      // chain's models; the block rules check every record's base model against its own chain.
+      if (source === 'client' && !(await this.baseModelKnown(u.baseModelHash))) {
+        throw new BflError(ErrorCode.UNKNOWN_BASE_MODEL, `update built on model ${toHex(u.baseModelHash)}, not a global model of our chain`, { action: 'IGNORE' });
+      }
       if (!verified) {
         const [ok] = await this.d.verifier.verify([{ publicKey: member.publicKey, message: encodeUpdateClaim(claimOf(config.networkId, u)), signature: u.signature, context: SigningContext.update }]);
         if (!ok) throw new BflError(ErrorCode.BAD_SIGNATURE, `update signature of client ${u.clientId} does not verify`);

@@ -13,5 +13,6 @@ export async function tmpDir(prefix = 'bfl-'): Promise<string> {
 }
 
 afterAll(async () => {
+  if (process.env.BFL_KEEP_TEST_FILES) return; // for looking at the logs of a failed e2e test
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });

@@ -1,0 +1,116 @@
+/** A local network of real bfl-node processes for e2e tests (the testnet's topology). */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { type InitResult, initNetwork } from '../../src/cli/init/index.ts';
+import { tmpDir } from './tmp.ts';
+
+const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export type Status = Record<string, any>;
+
+export class Cluster {
+  readonly dir: string;
+  readonly init: InitResult;
+  private readonly procs = new Map<string, ChildProcess>();
+
+  private constructor(dir: string, init: InitResult) {
+    this.dir = dir;
+    this.init = init;
+  }
+
+  static async create(o: { miners: number; clients: number; phi: number; difficulty?: number; learning?: Record<string, unknown>; chain?: Record<string, unknown> }): Promise<Cluster> {
+    const dir = await tmpDir('bfl-e2e-');
+    const ports = [];
+    for (let i = 0; i < o.miners + o.clients; i++) ports.push({ p2p: await freePort(), api: await freePort() });
+    const init = await initNetwork({
+      dir,
+      miners: o.miners,
+      clients: o.clients,
+      host: '127.0.0.1',
+      basePort: 0,
+      ports,
+      networkId: 'bfl-e2e',
+      force: true,
+      chain: { difficulty: o.difficulty ?? 20_000, phi: o.phi, ...o.chain },
+      learning: { rate: 100, lr: 0.05, N: 50, E: 2, ...o.learning },
+    });
+    return new Cluster(dir, init);
+  }
+
+  node(id: string) {
+    return this.init.nodes.find((n) => n.id === id)!;
+  }
+
+  start(id: string): void {
+    const n = this.node(id);
+    const out = createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
+    const child = spawn(process.execPath, [BIN, '--role', n.role, '--config', this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, BFL_LOG_LEVEL: 'info' },
+    });
+    child.stdout!.pipe(out);
+    child.stderr!.pipe(out);
+    this.procs.set(id, child);
+  }
+
+  async stop(id: string, signal: NodeJS.Signals = 'SIGINT'): Promise<void> {
+    const child = this.procs.get(id);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+    this.procs.delete(id);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.procs.keys()].map((id) => this.stop(id)));
+  }
+
+  async status(id: string): Promise<Status | undefined> {
+    try {
+      const res = await fetch(`${this.node(id).api}/status`, { signal: AbortSignal.timeout(2000) });
+      return res.ok ? ((await res.json()) as Status) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Poll until `pred` holds (it gets the statuses of the given nodes). */
+  async waitFor(ids: string[], pred: (s: Status[]) => boolean, timeoutMs: number, what: string): Promise<Status[]> {
+    const until = Date.now() + timeoutMs;
+    let last: Status[] = [];
+    while (Date.now() < until) {
+      const s = await Promise.all(ids.map((id) => this.status(id)));
+      if (s.every(Boolean)) {
+        last = s as Status[];
+        if (pred(last)) return last;
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    throw new Error(`timed out waiting for ${what}; last statuses: ${JSON.stringify(last.map((x) => ({ id: x.id, height: x.height, aggregations: x.aggregations, tip: x.tip?.slice(0, 12), uploaded: x.uploaded, buffered: x.buffered })))}\nlogs in ${this.dir}`);
+  }
+
+  async log(id: string): Promise<string> {
+    return readFile(join(this.dir, `${id}.log`), 'utf8').catch(() => '');
+  }
+
+  /** Change the network config (before starting nodes). */
+  async editConfig(f: (c: any) => void): Promise<void> {
+    const c = JSON.parse(await readFile(this.init.config, 'utf8'));
+    f(c);
+    await writeFile(this.init.config, JSON.stringify(c, null, 2));
+  }
+}
