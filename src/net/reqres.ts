@@ -40,8 +40,12 @@ export async function serve(node: Libp2p, protocol: string, handler: Handler, op
         try {
           req = (await lp.read({ signal })).subarray();
         } catch (e) {
-          // too long, truncated or timed out: the peer's fault, say so and stop
-          throw new BflError(/too long|length/i.test((e as Error).message) ? ErrorCode.OVERSIZED : ErrorCode.MALFORMED, `bad request on ${protocol}: ${(e as Error).message}`);
+          const name = (e as Error).name;
+          // a length prefix above the limit: refused before the bytes are read
+          if (/DataLength/.test(name)) throw new BflError(ErrorCode.OVERSIZED, `request on ${protocol} exceeds ${opts.maxRequestBytes} bytes`);
+          // slow or vanished peers are not provably malicious
+          if (name === 'AbortError' || name === 'TimeoutError') throw new BflError(ErrorCode.UNAVAILABLE, `no request on ${protocol} in time`, { action: 'IGNORE' });
+          throw new BflError(ErrorCode.MALFORMED, `bad request on ${protocol}: ${(e as Error).message}`);
         }
         const body = await handler(req, connection.remotePeer);
         response = concat(Uint8Array.of(0), body);
