@@ -12,6 +12,7 @@ import { initCommand } from './init/index.ts';
 import { testnetCommand } from './testnet/index.ts';
 import { runDaemon } from './daemon/index.ts';
 import { parseIntFlag } from './exit.ts';
+import { ATTACK_HELP } from '../experiments/attacks.ts';
 
 export function buildProgram(): Command {
   const program = new Command('bfl-node')
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
     .option('--api <host:port>', 'HTTP API address (env BFL_API; default: the config\'s member entry)')
     .option('--listen <multiaddr>', 'libp2p listen address (env BFL_LISTEN; default: the config\'s member entry)')
     .option('--mining-workers <n>', 'proof-of-work worker threads of a miner', parseIntFlag('--mining-workers', 1, 256), 1)
+    .option('--attack <attack>', `attack injection, clients only (env BFL_ATTACK): ${ATTACK_HELP}`)
     .action(async (flags) => {
       process.exitCode = await runDaemon(flags);
     })

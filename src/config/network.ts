@@ -117,7 +117,8 @@ export const defaultP2PConfig: P2PConfig = {
 export interface NodeAddress {
   id: string;
   peerId?: string;
-  listen?: string; // multiaddr, e.g. /ip4/127.0.0.1/tcp/40001
+  listen?: string; // multiaddr to bind, e.g. /ip4/127.0.0.1/tcp/40001
+  dial?: string; // multiaddr others dial (default: listen), e.g. /dns4/miner-1/tcp/4001 in docker
   api?: string; // host:port of the HTTP API
 }
 
@@ -134,6 +135,7 @@ export interface NetworkConfig {
   raw: Json;
 }
 
+const MULTIADDR = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+$/;
 const NETWORK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export async function loadNetworkConfig(file: string): Promise<NetworkConfig> {
@@ -193,12 +195,13 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
   const addresses = new Map<string, NodeAddress>();
   const seen = new Set<string>();
   for (const m of root.at('members').list()) {
-    m.only(['id', 'role', 'publicKey', 'keyFile', 'peerId', 'listen', 'api']);
+    m.only(['id', 'role', 'publicKey', 'keyFile', 'peerId', 'listen', 'dial', 'api']);
     const id = m.at('id').str({ pattern: ID_PATTERN });
     addresses.set(id, {
       id,
       peerId: m.at('peerId').present ? m.at('peerId').str({ pattern: /^[1-9A-HJ-NP-Za-km-z]{40,60}$/ }) : undefined,
-      listen: m.at('listen').present ? m.at('listen').str({ pattern: /^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+$/ }) : undefined,
+      listen: m.at('listen').present ? m.at('listen').str({ pattern: MULTIADDR }) : undefined,
+      dial: m.at('dial').present ? m.at('dial').str({ pattern: MULTIADDR }) : undefined,
       api: m.at('api').present ? m.at('api').str({ pattern: /^[^:\s]+:\d{1,5}$/ }) : undefined,
     });
     if (seen.has(id)) m.at('id').fail('a unique id');

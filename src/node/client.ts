@@ -28,6 +28,8 @@ import { RemoteError, request } from '../net/reqres.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { Notifier } from './notifier.ts';
+import { type Attack, attackLabels, attackUpdate, formatAttack } from '../experiments/attacks.ts';
+import { Rng } from '../core/random.ts';
 
 export interface ClientOptions {
   /** How often the loop looks at the stream and the miners. */
@@ -60,6 +62,8 @@ export interface ClientDeps {
   metrics?: Metrics;
   options?: Partial<ClientOptions>;
   now?: () => number;
+  /** Attack-injection experiments: what this client does to its updates or data. */
+  attack?: Attack;
 }
 
 interface Buffered {
@@ -243,9 +247,12 @@ export class Client {
     await this.evaluateModel();
     const L = this.d.config.learning;
     const data = subset(this.d.train, this.d.stream.takeNewest(L.N, this.now()));
-    const lu = await trainLocal(this.d.runtime, this.model, data, { epochs: L.E, batchSize: L.B, lr: L.lr, mu: L.mu, seed: (this.d.identity.id.length * 7919 + this.trained) >>> 0 });
+    const attack = this.d.attack ?? { kind: 'none' };
+    data.y = attackLabels(attack, data.y, data.classes);
+    const seed = (this.d.identity.id.length * 7919 + this.trained) >>> 0;
+    const lu = await trainLocal(this.d.runtime, this.model, data, { epochs: L.E, batchSize: L.B, lr: L.lr, mu: L.mu, seed });
     this.trained++;
-    const update: Buffered = { base: this.modelHash, samples: lu.samples, delta: lu.delta };
+    const update: Buffered = { base: this.modelHash, samples: lu.samples, delta: attackUpdate(attack, lu.delta, new Rng(seed)) };
     if (online && this.buffer.length === 0 && (await this.upload(update))) return;
     await this.pushBuffer(update);
     this.m?.updates.inc({ result: 'buffered' });
@@ -329,6 +336,7 @@ export class Client {
       miners: Object.fromEntries([...this.rtts].map(([k, v]) => [k, v])),
       nearest: this.reachable()[0]?.id ?? null,
       freshSamples: this.d.stream.fresh(this.now()),
+      attack: formatAttack(this.d.attack ?? { kind: 'none' }),
     };
   }
 }

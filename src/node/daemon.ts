@@ -28,6 +28,7 @@ import { Metrics } from '../util/metrics.ts';
 import { Aggregation } from './aggregation.ts';
 import { Client, type ClientOptions } from './client.ts';
 import { Miner, type MinerOptions } from './miner.ts';
+import type { Attack } from '../experiments/attacks.ts';
 
 export interface NodeOptions {
   role: 'miner' | 'client';
@@ -42,6 +43,8 @@ export interface NodeOptions {
   logger: Logger;
   miner?: Partial<MinerOptions>;
   client?: Partial<ClientOptions>;
+  /** Clients only: an attack to inject (experiments/attacks.ts). */
+  attack?: Attack;
 }
 
 export interface RunningNode {
@@ -95,7 +98,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     const verifier = new WorkerVerifierPool({ workers: 1 });
     closers.push({ name: 'verifier', close: () => verifier.close() });
     const miners = cfg.members.filter((m) => m.role === 'miner' && m.id !== identity.id);
-    const bootstrapList = miners.map((m) => cfg.addresses.get(m.id)).filter((a) => a?.listen && a.peerId).map((a) => `${a!.listen}/p2p/${a!.peerId}`);
+    const bootstrapList = miners.map((m) => cfg.addresses.get(m.id)).filter((a) => (a?.dial ?? a?.listen) && a.peerId).map((a) => `${a!.dial ?? a!.listen}/p2p/${a!.peerId}`);
     const p2p = await createP2P({
       privateKey: await loadPeerKey(o.identity),
       listen: [listen],
@@ -178,6 +181,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         logger: log.child({ sub: 'client' }),
         metrics,
         options: o.client,
+        attack: o.attack,
       });
       await client.start();
       closers.push({ name: 'client', close: () => client.stop() });

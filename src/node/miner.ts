@@ -29,7 +29,6 @@ import type { SignatureVerifier } from '../crypto/verifier.ts';
 import type { PowMiner } from '../mining/miner.ts';
 import {
   type SignedUpdate,
-  type UpdateAnnouncement,
   claimOf,
   decodeAnnouncement,
   decodeBlockAnnouncement,
@@ -48,7 +47,7 @@ import {
   recordOf,
 } from '../net/messages.ts';
 import { type P2PNode, type PeerBook, protocols, topics } from '../net/p2p.ts';
-import { RemoteError, request, serve } from '../net/reqres.ts';
+import { request, serve } from '../net/reqres.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import type { Aggregation } from './aggregation.ts';
@@ -114,7 +113,6 @@ export class Miner {
   private evaluating = Promise.resolve();
   private flagged: string[] = [];
   private readonly onTip: (s: ChainState, reorg?: Reorg) => void;
-  private readonly onGossip: (e: CustomEvent) => void;
 
   constructor(d: MinerDeps) {
     this.d = d;
@@ -125,7 +123,6 @@ export class Miner {
     this.topic = topics(d.config.networkId);
     this.modelParams = d.store.params.initialModel.length / 4;
     this.onTip = (s, reorg) => void this.tipChanged(s, reorg).catch((e) => this.log.error({ err: (e as Error).message }, 'tip handling failed'));
-    this.onGossip = () => undefined;
   }
 
   private now(): number {
@@ -560,5 +557,3 @@ export class Miner {
     return payloadToDelta((agg as { model: Uint8Array }).model);
   }
 }
-
-export type { UpdateAnnouncement, RemoteError };

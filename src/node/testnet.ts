@@ -21,6 +21,9 @@ export interface TestnetOptions {
   /** Config overrides (defaults below suit a 2-core laptop). */
   phi?: number;
   difficulty?: number;
+  /** The last `attackers` clients run this attack (experiments/attacks.ts). */
+  attackers?: number;
+  attack?: string;
   learning?: Record<string, unknown>;
   aggregation?: Record<string, unknown>;
   onProgress?: (p: Progress) => void;
@@ -107,7 +110,10 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
     for (const n of init.nodes) {
       const log = join(dir, 'logs', `${n.id}.log`);
       const out = createWriteStream(log);
-      const child = spawn(process.execPath, [bin, '--role', n.role, '--config', init.config, '--identity', n.identity, '--datadir', n.datadir], {
+      const clientIndex = n.role === 'client' ? Number(n.id.split('-')[1]) : 0;
+      const attacking = o.attack && o.attackers && clientIndex > o.clients - o.attackers;
+      const args = [bin, '--role', n.role, '--config', init.config, '--identity', n.identity, '--datadir', n.datadir, ...(attacking ? ['--attack', o.attack!] : [])];
+      const child = spawn(process.execPath, args, {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, BFL_LOG_LEVEL: process.env.BFL_LOG_LEVEL ?? 'info' },
       });

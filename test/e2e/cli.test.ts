@@ -86,6 +86,24 @@ describe('bfl-node CLI', () => {
     expect(human.out).toMatch(/INVALID/);
   });
 
+  it('init --json writes a config and key files and prints {config, nodes}', async () => {
+    const dir = await tmpDir('bfl-init-');
+    const r = run('init', '--dir', dir, '--miners', '2', '--clients', '3', '--json');
+    expect(r.code, r.err).toBe(0);
+    const out = JSON.parse(r.out);
+    expect(out.config).toBe(join(dir, 'network.json'));
+    expect(out.nodes.map((n: { id: string; role: string }) => `${n.id}/${n.role}`)).toEqual(['miner-1/miner', 'miner-2/miner', 'client-1/client', 'client-2/client', 'client-3/client']);
+    for (const n of out.nodes) {
+      expect(Object.keys(n).sort()).toEqual(['api', 'datadir', 'id', 'identity', 'role']);
+      expect(n.api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect((await stat(n.identity)).mode & 0o777).toBe(0o600);
+    }
+    expect(JSON.parse(await readFile(out.config, 'utf8')).members).toHaveLength(5);
+    // refuses to overwrite keys, unless --if-absent makes it a no-op
+    expect(run('init', '--dir', dir).code).toBe(1);
+    expect(run('init', '--dir', dir, '--if-absent').code).toBe(0);
+  });
+
   it('chain verify on a directory with no chain exits 1 and says why', async () => {
     const r = run('chain', 'verify', '--datadir', await tmpDir('bfl-none-'), '--json');
     expect(r.code).toBe(1);

@@ -1,9 +1,10 @@
 /**
  * `bfl-node --role miner|client`: the long-running node. Settings: flags > environment
- * (BFL_ROLE, BFL_CONFIG, BFL_IDENTITY, BFL_DATADIR, BFL_API, BFL_LISTEN) > the config file's
+ * (BFL_ROLE, BFL_CONFIG, BFL_IDENTITY, BFL_DATADIR, BFL_API, BFL_LISTEN, BFL_ATTACK) > the config file's
  * member entry > defaults. First SIGINT/SIGTERM: graceful shutdown; a second one: exit now.
  */
 import { Exit, UsageError } from '../exit.ts';
+import { type Attack, parseAttack } from '../../experiments/attacks.ts';
 import { startNode } from '../../node/daemon.ts';
 import { createLogger } from '../../util/logger.ts';
 
@@ -15,9 +16,10 @@ export interface DaemonFlags {
   api?: string;
   listen?: string;
   miningWorkers?: number;
+  attack?: string;
 }
 
-export const ENV = { role: 'BFL_ROLE', config: 'BFL_CONFIG', identity: 'BFL_IDENTITY', datadir: 'BFL_DATADIR', api: 'BFL_API', listen: 'BFL_LISTEN' } as const;
+export const ENV = { role: 'BFL_ROLE', config: 'BFL_CONFIG', identity: 'BFL_IDENTITY', datadir: 'BFL_DATADIR', api: 'BFL_API', listen: 'BFL_LISTEN', attack: 'BFL_ATTACK' } as const;
 
 export function resolveDaemonFlags(f: DaemonFlags, env: NodeJS.ProcessEnv = process.env) {
   const pick = (k: keyof typeof ENV) => f[k] ?? env[ENV[k]];
@@ -28,7 +30,17 @@ export function resolveDaemonFlags(f: DaemonFlags, env: NodeJS.ProcessEnv = proc
     if (!v) throw new UsageError(`--${k} is required (or set ${ENV[k]})`);
     return v;
   };
-  return { role: role as 'miner' | 'client', config: need('config'), identity: need('identity'), datadir: need('datadir'), api: pick('api'), listen: pick('listen'), miningWorkers: f.miningWorkers };
+  const attackText = pick('attack');
+  let attack: Attack | undefined;
+  if (attackText) {
+    if (role !== 'client') throw new UsageError('--attack is for clients');
+    try {
+      attack = parseAttack(attackText);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  return { role: role as 'miner' | 'client', config: need('config'), identity: need('identity'), datadir: need('datadir'), api: pick('api'), listen: pick('listen'), miningWorkers: f.miningWorkers, attack };
 }
 
 export async function runDaemon(flags: DaemonFlags): Promise<number> {

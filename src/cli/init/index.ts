@@ -2,6 +2,7 @@
  * `bfl-node init`: a network config and key files for a local network: M miners and K
  * clients on loopback, consecutive ports, one datadir each.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
@@ -18,6 +19,9 @@ export interface InitOptions {
   basePort: number;
   networkId: string;
   force: boolean;
+  /** Docker compose layout: every node binds 0.0.0.0:4001 (libp2p) and :8080 (API); others
+   * dial it by its service name (/dns4/<id>/tcp/4001). */
+  docker?: boolean;
   /** Ports per node in order (miners first); default: basePort + i for libp2p, + 1000 for the API. */
   ports?: { p2p: number; api: number }[];
   /** Overrides of the config sections (the testnet's faster settings). */
@@ -29,7 +33,7 @@ export interface InitOptions {
 
 export interface InitResult {
   config: string;
-  nodes: { id: string; role: 'miner' | 'client'; identity: string; datadir: string; api: string; listen: string; peerId: string }[];
+  nodes: { id: string; role: 'miner' | 'client'; identity: string; datadir: string; api: string; listen: string; dial: string; peerId: string }[];
 }
 
 export async function initNetwork(o: InitOptions): Promise<InitResult> {
@@ -48,12 +52,14 @@ export async function initNetwork(o: InitOptions): Promise<InitResult> {
       const json = await withPeerKey(generateIdentity(id, role).json);
       const identity = join(dir, 'keys', `${id}.json`);
       await writeKeyFile(identity, json, { force: o.force });
-      const ports = o.ports?.[index] ?? { p2p: o.basePort + index, api: o.basePort + index + 1000 };
+      const ports = o.docker ? { p2p: 4001, api: 8080 } : (o.ports?.[index] ?? { p2p: o.basePort + index, api: o.basePort + index + 1000 });
       index++;
-      const listen = `/ip4/${o.host}/tcp/${ports.p2p}`;
-      const api = `${o.host}:${ports.api}`;
-      members.push({ id, role, keyFile: `keys/${id}.json`, peerId: json.peerId, listen, api });
-      nodes.push({ id, role, identity, datadir: join(dir, 'data', id), api: `http://${api}`, listen, peerId: json.peerId! });
+      const host = o.docker ? '0.0.0.0' : o.host;
+      const listen = `/ip4/${host}/tcp/${ports.p2p}`;
+      const dial = o.docker ? `/dns4/${id}/tcp/${ports.p2p}` : listen;
+      const api = `${host}:${ports.api}`;
+      members.push({ id, role, keyFile: `keys/${id}.json`, peerId: json.peerId, listen, ...(o.docker ? { dial } : {}), api });
+      nodes.push({ id, role, identity, datadir: join(dir, 'data', id), api: `http://${o.docker ? id : host}:${ports.api}`, listen, dial, peerId: json.peerId! });
     }
   }
   const bigints = (o2: object) => JSON.parse(JSON.stringify(o2, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)));
@@ -82,9 +88,15 @@ export function initCommand(): Command {
     .option('--network-id <id>', 'network name', 'bfl-local')
     .option('--phi <n>', 'ϕ, the aggregation threshold', parseIntFlag('--phi', 1, 100000))
     .option('--difficulty <d>', 'expected hashes per block', parseNumberFlag('--difficulty', 1, 2 ** 53))
+    .option('--docker', 'docker compose layout: bind 0.0.0.0, peers dial /dns4/<id>/tcp/4001, APIs on :8080', false)
+    .option('--if-absent', 'do nothing if DIR already holds a network.json (container restarts keep their keys)', false)
     .option('--force', 'overwrite existing key files', false)
     .option('--json', 'print {config, nodes} as JSON', false)
-    .action(async (o: { dir: string; miners: number; clients: number; host: string; basePort: number; networkId: string; phi?: number; difficulty?: number; force: boolean; json: boolean }) => {
+    .action(async (o: { dir: string; miners: number; clients: number; host: string; basePort: number; networkId: string; phi?: number; difficulty?: number; docker: boolean; ifAbsent: boolean; force: boolean; json: boolean }) => {
+      if (o.ifAbsent && existsSync(join(o.dir, 'network.json'))) {
+        print(`${join(o.dir, 'network.json')} exists; nothing to do`);
+        return;
+      }
       const chain: Record<string, unknown> = {};
       if (o.phi) chain.phi = o.phi;
       if (o.difficulty) chain.difficulty = Math.round(o.difficulty);

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { runTestnet } from '../../node/testnet.ts';
-import { Exit, parseIntFlag } from '../exit.ts';
+import { Exit, UsageError, parseIntFlag } from '../exit.ts';
+import { ATTACK_HELP, parseAttack } from '../../experiments/attacks.ts';
 import { print, printJson } from '../output.ts';
 
 export function testnetCommand(): Command {
@@ -10,11 +11,19 @@ export function testnetCommand(): Command {
     .option('--clients <k>', 'mobile clients', parseIntFlag('--clients', 1, 200), 6)
     .option('--aggregations <a>', 'stop when every miner\'s chain holds this many aggregations', parseIntFlag('--aggregations', 1, 100_000), 10)
     .option('--phi <n>', 'ϕ (default: the number of clients)', parseIntFlag('--phi', 1, 100_000))
+    .option('--attackers <n>', 'how many clients attack (the last ones)', parseIntFlag('--attackers', 0, 200), 0)
+    .option('--attack <attack>', `what they do: ${ATTACK_HELP}`, 'sign-flip')
     .option('--dir <dir>', 'keep config, keys, data and logs here (default: a temporary directory, removed after a good run)')
     .option('--keep', 'keep the temporary directory', false)
     .option('--timeout <s>', 'give up after this many seconds', parseIntFlag('--timeout', 10, 86_400), 900)
     .option('--json', 'print the summary as JSON', false)
-    .action(async (o: { miners: number; clients: number; aggregations: number; phi?: number; dir?: string; keep: boolean; timeout: number; json: boolean }) => {
+    .action(async (o: { miners: number; clients: number; aggregations: number; phi?: number; attackers: number; attack: string; dir?: string; keep: boolean; timeout: number; json: boolean }) => {
+      if (o.attackers > o.clients) throw new UsageError('--attackers cannot exceed --clients');
+      try {
+        parseAttack(o.attack);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
       const tty = process.stderr.isTTY;
       let lastLine = 0;
       const summary = await runTestnet({
@@ -22,6 +31,8 @@ export function testnetCommand(): Command {
         clients: o.clients,
         aggregations: o.aggregations,
         phi: o.phi,
+        attackers: o.attackers,
+        attack: o.attack,
         dir: o.dir,
         keep: o.keep,
         timeoutSeconds: o.timeout,

@@ -1,0 +1,68 @@
+/**
+ * Attacks a client can run (DESIGN.md §9), pluggable per client and switchable during a run.
+ * Update attacks change Δ before it is signed; data attacks change the training data.
+ *   sign-flip        Δ → −Δ
+ *   scale:λ          Δ → λΔ (model replacement / boosting)
+ *   noise:σ          Δ → Δ + N(0, σ²) per coordinate (a broken or lazy device)
+ *   label-flip       labels y → C − 1 − y while training (data poisoning)
+ * Attacks that need the other clients' updates (a little is enough, inner product
+ * manipulation) live with the experiment harness, which sees every update.
+ */
+import { BflError, ErrorCode } from '../core/errors.ts';
+import { Rng } from '../core/random.ts';
+
+export type Attack =
+  | { kind: 'none' }
+  | { kind: 'sign-flip' }
+  | { kind: 'scale'; factor: number }
+  | { kind: 'noise'; sigma: number }
+  | { kind: 'label-flip' };
+
+export const ATTACK_HELP = 'none, sign-flip, scale:λ (e.g. scale:10), noise:σ (e.g. noise:0.05), label-flip';
+
+export function parseAttack(s: string): Attack {
+  const [kind, arg] = s.split(':');
+  const num = (what: string) => {
+    const v = Number(arg);
+    if (arg === undefined || !Number.isFinite(v)) throw new BflError(ErrorCode.BAD_CONFIG, `attack ${kind} needs a number: ${kind}:${what}`);
+    return v;
+  };
+  switch (kind) {
+    case 'none':
+    case 'sign-flip':
+    case 'label-flip':
+      if (arg !== undefined) break;
+      return { kind };
+    case 'scale':
+      return { kind, factor: num('λ') };
+    case 'noise': {
+      const sigma = num('σ');
+      if (sigma < 0) break;
+      return { kind, sigma };
+    }
+  }
+  throw new BflError(ErrorCode.BAD_CONFIG, `unknown attack "${s}": use ${ATTACK_HELP}`);
+}
+
+export function formatAttack(a: Attack): string {
+  return a.kind === 'scale' ? `scale:${a.factor}` : a.kind === 'noise' ? `noise:${a.sigma}` : a.kind;
+}
+
+/** Apply an update attack to Δ (a new array; data attacks leave Δ alone). */
+export function attackUpdate(a: Attack, delta: Float32Array, rng: Rng): Float32Array {
+  switch (a.kind) {
+    case 'sign-flip':
+      return delta.map((v) => -v);
+    case 'scale':
+      return delta.map((v) => v * a.factor);
+    case 'noise':
+      return delta.map((v) => v + a.sigma * rng.normal());
+    default:
+      return delta;
+  }
+}
+
+/** Apply a data attack to training labels (a new array). */
+export function attackLabels(a: Attack, y: Uint8Array, classes: number): Uint8Array {
+  return a.kind === 'label-flip' ? y.map((v) => classes - 1 - v) : y;
+}

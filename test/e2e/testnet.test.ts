@@ -1,0 +1,17 @@
+import { spawnSync } from 'node:child_process';
+import { expect, it } from 'vitest';
+
+const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
+
+it('the main job: bfl-node testnet (2 miners, 6 clients) reaches 10 aggregations, 0.85 accuracy, one tip', { timeout: 600_000 }, () => {
+  const r = spawnSync(process.execPath, [BIN, 'testnet', '--json'], { encoding: 'utf8', timeout: 590_000 });
+  expect(r.status, r.stderr.slice(-2000)).toBe(0);
+  const s = JSON.parse(r.stdout);
+  expect(s.aggregations).toBeGreaterThanOrEqual(10);
+  expect(s.converged).toBe(true);
+  expect(s.finalAccuracy).toBeGreaterThanOrEqual(0.85);
+  expect(s.miners).toHaveLength(2);
+  expect(s.clients).toHaveLength(6);
+  for (const c of s.clients) expect(c.uploaded).toBeGreaterThan(0);
+  expect(new Set(s.miners.map((m: { tip: string }) => m.tip)).size).toBe(1);
+});

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { resolveDaemonFlags } from '../../src/cli/daemon/index.ts';
+import { UsageError } from '../../src/cli/exit.ts';
+import { Rng } from '../../src/core/random.ts';
+import { attackLabels, attackUpdate, formatAttack, parseAttack } from '../../src/experiments/attacks.ts';
+
+describe('attacks', () => {
+  it('parse and format', () => {
+    for (const s of ['none', 'sign-flip', 'label-flip', 'scale:10', 'noise:0.05']) expect(formatAttack(parseAttack(s))).toBe(s);
+    for (const bad of ['scale', 'scale:x', 'noise:-1', 'sign-flip:2', 'krum']) expect(() => parseAttack(bad), bad).toThrow(/attack/);
+  });
+
+  it('change the update or the labels as documented', () => {
+    const d = Float32Array.of(1, -2, 0.5);
+    expect(Array.from(attackUpdate(parseAttack('sign-flip'), d, new Rng(1)))).toEqual([-1, 2, -0.5]);
+    expect(Array.from(attackUpdate(parseAttack('scale:3'), d, new Rng(1)))).toEqual([3, -6, 1.5]);
+    const noisy = attackUpdate(parseAttack('noise:0.1'), d, new Rng(1));
+    expect(noisy).not.toEqual(d);
+    expect(Math.max(...noisy.map((v, i) => Math.abs(v - d[i])))).toBeLessThan(1);
+    expect(Array.from(attackUpdate(parseAttack('label-flip'), d, new Rng(1)))).toEqual(Array.from(d));
+    expect(Array.from(attackLabels(parseAttack('label-flip'), Uint8Array.of(0, 3, 9), 10))).toEqual([9, 6, 0]);
+    expect(Array.from(attackLabels(parseAttack('sign-flip'), Uint8Array.of(0, 3, 9), 10))).toEqual([0, 3, 9]);
+  });
+});
+
+describe('daemon settings: flags > environment > config file > defaults', () => {
+  const env = { BFL_ROLE: 'client', BFL_CONFIG: '/env/net.json', BFL_IDENTITY: '/env/key.json', BFL_DATADIR: '/env/data', BFL_API: '127.0.0.1:9', BFL_ATTACK: 'scale:5' };
+
+  it('flags win over the environment, the environment fills what flags leave out', () => {
+    const r = resolveDaemonFlags({ config: '/flag/net.json', api: '0.0.0.0:1' }, env);
+    expect(r).toMatchObject({ role: 'client', config: '/flag/net.json', identity: '/env/key.json', datadir: '/env/data', api: '0.0.0.0:1', attack: { kind: 'scale', factor: 5 } });
+    // listen is in neither: left to the config's member entry (startNode)
+    expect(r.listen).toBeUndefined();
+  });
+
+  it('missing or bad settings are usage errors that name the flag and the variable', () => {
+    expect(() => resolveDaemonFlags({}, {})).toThrow(UsageError);
+    expect(() => resolveDaemonFlags({ role: 'boss' }, {})).toThrow(/--role must be miner or client \(or set BFL_ROLE\)/);
+    expect(() => resolveDaemonFlags({ role: 'miner' }, {})).toThrow(/--config is required \(or set BFL_CONFIG\)/);
+    expect(() => resolveDaemonFlags({ role: 'miner', config: 'c', identity: 'i', datadir: 'd', attack: 'sign-flip' }, {})).toThrow(/--attack is for clients/);
+    expect(() => resolveDaemonFlags({ role: 'client', config: 'c', identity: 'i', datadir: 'd', attack: 'nope' }, {})).toThrow(/unknown attack/);
+  });
+});

@@ -1,0 +1,69 @@
+/**
+ * No Docker engine runs here, so the compose testnet is checked against the config its init
+ * service writes: the same init command, run locally, must produce a member for every service,
+ * with the role, key file, data directory, addresses and ports the service uses.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { loadNetworkConfig } from '../../src/config/network.ts';
+import { buildProgram } from '../../src/cli/main.ts';
+import { initNetwork } from '../../src/cli/init/index.ts';
+import { parseAttack } from '../../src/experiments/attacks.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+const root = new URL('../../', import.meta.url).pathname;
+const compose = parse(readFileSync(join(root, 'docker/compose.yml'), 'utf8'), { merge: true }); // compose uses YAML merge keys (<<: *node)
+const flag = (cmd: string[], name: string) => cmd[cmd.indexOf(name) + 1];
+
+it('the compose testnet matches the config its init service writes', async () => {
+  const init = compose.services.init.command as string[];
+  expect(init.slice(0, 3)).toEqual(['init', '--docker', '--if-absent']);
+  // the init command parses with our own CLI definition
+  const initCmd = buildProgram().commands.find((c) => c.name() === 'init')!;
+  expect(initCmd.options.map((o) => o.long)).toEqual(expect.arrayContaining(init.filter((a) => a.startsWith('--'))));
+  const dir = await tmpDir('bfl-docker-');
+  await initNetwork({ dir, docker: true, miners: Number(flag(init, '--miners')), clients: Number(flag(init, '--clients')), host: '0.0.0.0', basePort: 0, networkId: flag(init, '--network-id'), force: false, chain: { phi: Number(flag(init, '--phi')) } });
+  const cfg = await loadNetworkConfig(join(dir, 'network.json'));
+  const mount = flag(init, '--dir');
+  const nodes = Object.entries(compose.services).filter(([name]) => name !== 'init') as [string, { command: string[]; depends_on: object; volumes: string[]; ports?: string[]; profiles?: string[] }][];
+  expect(nodes.map(([n]) => n).sort()).toEqual(cfg.members.map((m) => m.id).sort());
+  const hostPorts = new Set<string>();
+  for (const [name, svc] of nodes) {
+    const cmd = svc.command;
+    const member = cfg.members.find((m) => m.id === name)!;
+    expect(flag(cmd, '--role'), name).toBe(member.role);
+    expect(flag(cmd, '--config')).toBe(`${mount}/network.json`);
+    expect(flag(cmd, '--identity')).toBe(`${mount}/keys/${name}.json`);
+    expect(flag(cmd, '--datadir')).toBe(`${mount}/data/${name}`);
+    expect(svc.volumes).toContain(`testnet:${mount}`);
+    expect(svc.depends_on).toEqual({ init: { condition: 'service_completed_successfully' } });
+    const addr = cfg.addresses.get(name)!;
+    expect(addr.listen).toBe('/ip4/0.0.0.0/tcp/4001');
+    expect(addr.dial).toBe(`/dns4/${name}/tcp/4001`); // the service name is the host name
+    expect(addr.api).toBe('0.0.0.0:8080');
+    for (const p of svc.ports ?? []) {
+      const [host, container] = p.split(':');
+      expect(container).toBe('8080');
+      expect(hostPorts.has(host), `host port ${host} used twice`).toBe(false);
+      hostPorts.add(host);
+    }
+    if (cmd.includes('--attack')) {
+      expect(member.role).toBe('client');
+      expect(svc.profiles).toEqual(['attack']);
+      expect(() => parseAttack(flag(cmd, '--attack'))).not.toThrow();
+    }
+  }
+  expect(nodes.some(([, s]) => s.profiles?.includes('attack'))).toBe(true);
+  // miners are reachable from the host for /status
+  for (const m of cfg.members.filter((x) => x.role === 'miner')) expect(compose.services[m.id].ports?.length, m.id).toBe(1);
+});
+
+it('the image runs Node 24 and the program as its entry point', () => {
+  const df = readFileSync(join(root, 'docker/Dockerfile'), 'utf8');
+  expect(df).toMatch(/^FROM node:24/m);
+  expect(df).toMatch(/ENTRYPOINT \["node", "bin\/bfl-node.js"\]/);
+  expect(df).toMatch(/npm ci --omit=dev/);
+  expect(compose.services.init.build).toEqual({ context: '..', dockerfile: 'docker/Dockerfile' });
+});
