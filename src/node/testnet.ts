@@ -63,7 +63,8 @@ export interface TestnetSummary {
   error?: string;
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port the OS says is free on loopback (for the testnet's nodes and e2e tests). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

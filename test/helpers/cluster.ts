@@ -2,22 +2,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { type InitResult, initNetwork } from '../../src/cli/init/index.ts';
+import { freePort } from '../../src/node/testnet.ts';
 import { tmpDir } from './tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export type Status = Record<string, any>;
 

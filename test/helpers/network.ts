@@ -67,16 +67,7 @@ export function simpleAggregation(net: TestNetwork, parent: ChainState, pending:
 }
 
 export function mineBlock(net: TestNetwork, parent: ChainState, miner: Identity, opts: { records?: RecordTx[]; aggregation?: AggregationTx; timestamp?: number } = {}): Block {
-  const template = buildBlockTemplate({
-    parent,
-    params: net.params,
-    minerId: miner.id,
-    timestamp: opts.timestamp ?? parent.timestamp + 1000,
-    records: opts.records ?? [],
-    aggregation: opts.aggregation,
-  });
-  const header = mineHeaderSync(template.header)!;
-  return signBlock({ ...template, header }, net.params.networkId, miner.key);
+  return forgeBlock(net, parent, miner, opts);
 }
 
 /** Pending records after adding `records` to `parent`, and an aggregation if ϕ is reached. */

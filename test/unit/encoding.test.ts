@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../helpers/errors.ts';
 import { Writer } from '../../src/core/bytes.ts';
 import { decodeBlock, decodeHeader, decodeTx, encodeBlock, encodeHeader, encodeTx } from '../../src/core/encoding.ts';
-import { BflError } from '../../src/core/errors.ts';
 import { merkleRoot } from '../../src/core/merkle.ts';
 import type { Block } from '../../src/core/types.ts';
 import { computeVectors } from '../vectors/compute.ts';
@@ -12,15 +12,6 @@ import * as f from '../vectors/fixtures.ts';
 
 const golden = JSON.parse(readFileSync(new URL('../vectors/encoding.json', import.meta.url), 'utf8')) as Record<string, string>;
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof BflError) return e.code;
-    throw e;
-  }
-  return 'NO_ERROR';
-}
 
 describe('golden vectors', () => {
   const now = computeVectors();

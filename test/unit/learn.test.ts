@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../helpers/errors.ts';
 import { BflError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/random.ts';
 import { type Dataset, FASHION_DIR, loadDataset, loadEmbeddedMnist, loadIdxDataset, readIdx, subset } from '../../src/learn/data.ts';
@@ -21,15 +22,6 @@ function idx(dims: number[], data: Uint8Array): Buffer {
   return Buffer.concat([head, data]);
 }
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof BflError) return e.code;
-    throw e;
-  }
-  return 'NO_ERROR';
-}
 
 describe('data sets', () => {
   it('embedded MNIST: 8,000 train and 2,000 test real digits, every class, pixels in [0, 1], a fixed split', () => {

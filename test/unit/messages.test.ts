@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../helpers/errors.ts';
 import { Reader, Writer } from '../../src/core/bytes.ts';
-import { BflError } from '../../src/core/errors.ts';
 import { sha256 } from '../../src/core/hash.ts';
 import {
   decodeAnnouncement,
@@ -17,15 +17,6 @@ import {
   payloadToDelta,
 } from '../../src/net/messages.ts';
 
-const code = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof BflError) return e.code;
-    throw e;
-  }
-  return 'NO_ERROR';
-};
 
 function update(floats = 8) {
   const payload = deltaToPayload(Float32Array.from({ length: floats }, (_, i) => i * 0.5 - 1));
@@ -51,29 +42,29 @@ describe('wire messages', () => {
     const bytes = encodeSignedUpdate(u);
     const back = decodeSignedUpdate(bytes, 1024);
     expect(Array.from(payloadToDelta(back.payload))).toEqual(Array.from(payloadToDelta(u.payload)));
-    expect(code(() => decodeSignedUpdate(bytes, 16))).toBe('OVERSIZED');
+    expect(codeOf(() => decodeSignedUpdate(bytes, 16))).toBe('OVERSIZED');
     const tampered = encodeSignedUpdate({ ...u, payload: deltaToPayload(Float32Array.from({ length: 8 }, () => 0)) });
-    expect(code(() => decodeSignedUpdate(tampered, 1024))).toBe('MALFORMED');
+    expect(codeOf(() => decodeSignedUpdate(tampered, 1024))).toBe('MALFORMED');
     const odd = { ...u, payload: new Uint8Array(7) };
-    expect(code(() => decodeSignedUpdate(encodeSignedUpdate({ ...odd, updateDigest: sha256(odd.payload) }), 1024))).toBe('MALFORMED');
-    expect(code(() => decodeSignedUpdate(bytes.subarray(0, 100), 1024))).toBe('MALFORMED');
+    expect(codeOf(() => decodeSignedUpdate(encodeSignedUpdate({ ...odd, updateDigest: sha256(odd.payload) }), 1024))).toBe('MALFORMED');
+    expect(codeOf(() => decodeSignedUpdate(bytes.subarray(0, 100), 1024))).toBe('MALFORMED');
   });
 
   it('announcements, chain requests and models decode what was encoded and refuse junk', () => {
     const a = update();
     const { payload: _p, ...ann } = a;
     expect(decodeAnnouncement(encodeAnnouncement(ann))).toEqual(ann);
-    expect(code(() => decodeAnnouncement(new Uint8Array(10000)))).toBe('OVERSIZED');
-    expect(code(() => decodeAnnouncement(Uint8Array.of(200, 1, 2)))).toBe('MALFORMED');
+    expect(codeOf(() => decodeAnnouncement(new Uint8Array(10000)))).toBe('OVERSIZED');
+    expect(codeOf(() => decodeAnnouncement(Uint8Array.of(200, 1, 2)))).toBe('MALFORMED');
     for (const q of [{ kind: 'head' }, { kind: 'block', hash: new Uint8Array(32).fill(2) }, { kind: 'hashes', from: 5, count: 9 }, { kind: 'balance', id: 'client-1' }] as const) {
       expect(decodeChainRequest(encodeChainRequest(q))).toEqual(q);
     }
-    expect(code(() => decodeChainRequest(Uint8Array.of(77)))).toBe('MALFORMED');
+    expect(codeOf(() => decodeChainRequest(Uint8Array.of(77)))).toBe('MALFORMED');
     const model = deltaToPayload(Float32Array.of(1, 2, 3));
     const m = { newer: true, blockHash: new Uint8Array(32), height: 3, round: 1, modelHash: sha256(model), model };
     expect(decodeModelAfter(encodeModelAfter(m), 100)).toEqual(m);
-    expect(code(() => decodeModelAfter(encodeModelAfter({ ...m, modelHash: new Uint8Array(32) }), 100))).toBe('MALFORMED');
-    expect(code(() => decodeBlockAnnouncement(new Uint8Array(600)))).toBe('OVERSIZED');
-    expect(code(() => decodePeerRecord(Uint8Array.of(1)))).toBe('MALFORMED');
+    expect(codeOf(() => decodeModelAfter(encodeModelAfter({ ...m, modelHash: new Uint8Array(32) }), 100))).toBe('MALFORMED');
+    expect(codeOf(() => decodeBlockAnnouncement(new Uint8Array(600)))).toBe('OVERSIZED');
+    expect(codeOf(() => decodePeerRecord(Uint8Array.of(1)))).toBe('MALFORMED');
   });
 });
