@@ -65,7 +65,7 @@ it('two miners mining apart, then reconnected, converge on the most-work chain w
   // apart: miner-1 with client-1 first, then miner-2 with client-2 (never connected to each other)
   c.start('miner-1');
   c.start('client-1');
-  await c.waitFor(['miner-1'], ([s]) => s.aggregations >= 4, 90_000, 'miner-1 alone to aggregate 4 times');
+  await c.waitFor(['miner-1'], ([s]) => s.aggregations >= 8, 90_000, 'miner-1 alone to aggregate 8 times');
   await c.stop('client-1');
   const [a] = await c.waitFor(['miner-1'], ([s]) => s.pool.unrecorded === 0, 30_000, 'miner-1 to record everything');
   await c.stop('miner-1');
