@@ -129,6 +129,17 @@ it('oversized, malformed, badly signed, unknown, replayed updates and a block wi
   expect(refused[0].tip).not.toBe(Buffer.from(blockHash(block.header)).toString('hex'));
   expect(await c.log('miner-1')).toMatch(/"code":"BAD_AGGREGATION"/);
 
+  // only admitted miners may fetch raw updates: an outsider and an admitted client are refused
+  const updateReq = new Uint8Array([...new TextEncoder().encode('\u0008client-1'), ...new Uint8Array(32)]);
+  const { generateKeyPair } = await import('@libp2p/crypto/keys');
+  const outsider = await createP2P({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], networkId: cfg.networkId, gossip: false, mdns: false, ipColocationPenalty: false, maxMessageBytes: 65536 });
+  cleanup.push(() => outsider.stop());
+  expect(await codeOf(request(outsider, target, proto.update, updateReq, { maxResponseBytes: 8 << 20, timeoutMs: 10_000 }))).toBe('UNAUTHORIZED');
+  const asClient = await createP2P({ privateKey: await loadPeerKey(c.node('client-2').identity), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], networkId: cfg.networkId, gossip: false, mdns: false, ipColocationPenalty: false, maxMessageBytes: 65536 });
+  cleanup.push(() => asClient.stop());
+  await new PeerBook({ node: asClient, identity: evilClient, networkId: cfg.networkId, membership: new Membership(cfg.members), verifier: new InThreadVerifier(), timeoutMs: 5000, logger: silentLogger }).start();
+  expect(await codeOf(request(asClient, target, proto.update, updateReq, { maxResponseBytes: 8 << 20, timeoutMs: 10_000 }))).toBe('UNAUTHORIZED');
+
   // honest traffic went on, and the honest client was never penalised
   const [after] = await c.waitFor(['miner-1'], ([s]) => s.aggregations >= before.aggregations + 3, 60_000, 'honest aggregations to continue');
   expect(after.penalties['client-1']).toBeUndefined();
