@@ -16,6 +16,7 @@ import { type ChainParams, type ChainParamsJson, Membership, createGenesisBlock,
 import type { Block } from '../core/types.ts';
 import { type AggregationCheck, type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
 import type { Logger } from '../util/logger.ts';
+import { type Clock, systemClock } from '../node/clock.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
 import { type StateJson, stateFromJson, stateToJson } from './state-json.ts';
@@ -30,6 +31,8 @@ export interface ChainStoreOptions {
   orphans?: Partial<OrphanPoolOptions>;
   logger?: Logger;
   metrics?: Metrics;
+  /** Waiting for the store's lock is waiting for another activity (the simulator must know). */
+  clock?: Clock;
 }
 
 export interface Reorg {
@@ -85,7 +88,7 @@ export class ChainStore extends EventEmitter implements ChainView {
   private readonly orphans: OrphanPool;
   private readonly stateCache = new Map<string, ChainState>();
   private tipState!: ChainState;
-  private lock: Promise<unknown> = Promise.resolve();
+  private lock: Promise<void> = Promise.resolve();
   private readonly log?: Logger;
   private readonly m?: ReturnType<typeof chainMetrics>;
 
@@ -176,7 +179,7 @@ export class ChainStore extends EventEmitter implements ChainView {
   }
 
   async close(): Promise<void> {
-    await this.lock.catch(() => undefined);
+    await this.lock;
     await this.db.close();
   }
 
@@ -257,9 +260,16 @@ export class ChainStore extends EventEmitter implements ChainView {
    * the orphan pool and returns status 'orphan'; it is connected when its parent arrives.
    */
   async addBlock(input: Block | Bytes): Promise<AddResult> {
-    const run = this.lock.then(() => this.addBlockLocked(input));
-    this.lock = run.catch(() => undefined);
-    return run;
+    // one block at a time: validation reads the tip it then changes
+    const previous = this.lock;
+    let release!: () => void;
+    this.lock = new Promise<void>((r) => (release = r));
+    await (this.opts.clock ?? systemClock).suspend(previous);
+    try {
+      return await this.addBlockLocked(input);
+    } finally {
+      release();
+    }
   }
 
   private now(): number {

@@ -11,7 +11,7 @@ import { yamux } from '@chainsafe/libp2p-yamux';
 import { bootstrap } from '@libp2p/bootstrap';
 import { type GossipSub, gossipsub } from '@libp2p/gossipsub';
 import { identify } from '@libp2p/identify';
-import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface';
+import type { Libp2p, PrivateKey } from '@libp2p/interface';
 import { mdns } from '@libp2p/mdns';
 import { type Ping, ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
@@ -25,7 +25,8 @@ import type { SignatureVerifier } from '../crypto/verifier.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { decodePeerRecord, encodePeerRecord, peerRecordMessage } from './messages.ts';
-import { request, serve } from './reqres.ts';
+import type { Transport } from './transport.ts';
+import { type Clock, systemClock } from '../node/clock.ts';
 
 export type Services = { identify: unknown; ping: Ping; pubsub?: GossipSub };
 export type P2PNode = Libp2p<Services>;
@@ -113,7 +114,7 @@ interface PeerInfo {
 }
 
 export interface PeerBookOptions {
-  node: P2PNode;
+  transport: Transport;
   identity: Identity;
   networkId: string;
   membership: Membership;
@@ -121,6 +122,7 @@ export interface PeerBookOptions {
   timeoutMs: number;
   logger: Logger;
   metrics?: Metrics;
+  clock?: Clock;
   /** Penalty points after which a peer is disconnected and refused for `banMs`. */
   banThreshold?: number;
   banMs?: number;
@@ -132,38 +134,30 @@ export interface PeerBookOptions {
  */
 export class PeerBook {
   private readonly o: PeerBookOptions;
+  private readonly clock: Clock;
   private readonly peers = new Map<string, PeerInfo>();
   private readonly pending = new Map<string, Promise<PeerInfo | undefined>>();
   private readonly penalties = new Map<string, number>();
   private readonly banned = new Map<string, number>();
   private readonly record: Uint8Array;
   private readonly m?: { penalties: ReturnType<Metrics['counter']> };
-  private readonly onConnect: (e: CustomEvent<PeerId>) => void;
+  private unsubscribe?: () => void;
 
   constructor(o: PeerBookOptions) {
     this.o = o;
-    const peerId = o.node.peerId.toString();
+    this.clock = o.clock ?? systemClock;
+    const peerId = o.transport.self;
     this.record = encodePeerRecord({
       memberId: o.identity.id,
       peerId,
       signature: o.identity.key.sign(peerRecordMessage(o.networkId, o.identity.id, peerId), SigningContext.peer),
     });
     this.m = o.metrics && { penalties: o.metrics.counter('bfl_peer_penalties_total', 'penalties given to peers, by reason', ['reason']) };
-    this.onConnect = (e) => {
-      const id = e.detail.toString();
-      const until = this.banned.get(id);
-      if (until && until > Date.now()) {
-        void o.node.hangUp(e.detail).catch(() => undefined);
-        return;
-      }
-      void this.identify(e.detail).catch(() => undefined);
-    };
   }
 
   async start(): Promise<void> {
-    const { node, networkId } = this.o;
-    await serve(
-      node,
+    const { transport, networkId } = this.o;
+    await transport.serve(
       protocols(networkId).hello,
       async (req, peer) => {
         await this.accept(peer, req);
@@ -171,83 +165,89 @@ export class PeerBook {
       },
       { maxRequestBytes: 8192, timeoutMs: this.o.timeoutMs },
     );
-    node.addEventListener('peer:connect', this.onConnect);
+    this.unsubscribe = transport.onConnect((peer) => {
+      if (this.isBanned(peer)) {
+        void transport.hangUp(peer).catch(() => undefined);
+        return;
+      }
+      this.clock.spawn(() => this.identify(peer));
+    });
   }
 
   stop(): void {
-    this.o.node.removeEventListener('peer:connect', this.onConnect);
+    this.unsubscribe?.();
   }
 
   /** Verify a peer record from `peer`; remember the mapping. */
-  private async accept(peer: PeerId, bytes: Uint8Array): Promise<PeerInfo> {
+  private async accept(peer: string, bytes: Uint8Array): Promise<PeerInfo> {
     const rec = decodePeerRecord(bytes);
-    if (rec.peerId !== peer.toString()) throw new BflError(ErrorCode.BAD_SIGNATURE, 'peer record is for another PeerId');
+    if (rec.peerId !== peer) throw new BflError(ErrorCode.BAD_SIGNATURE, 'peer record is for another PeerId');
     const member = this.o.membership.get(rec.memberId);
     if (!member) throw new BflError(ErrorCode.UNAUTHORIZED, `${rec.memberId} is not a member of this network`);
     const [ok] = await this.o.verifier.verify([{ publicKey: member.publicKey, message: peerRecordMessage(this.o.networkId, rec.memberId, rec.peerId), signature: rec.signature, context: SigningContext.peer }]);
     if (!ok) throw new BflError(ErrorCode.BAD_SIGNATURE, `peer record of ${rec.memberId} does not verify`);
     const info = { memberId: rec.memberId, role: member.role };
-    this.peers.set(peer.toString(), info);
+    this.peers.set(peer, info);
     return info;
   }
 
   /** Who `peer` is; asks it (hello) if we do not know yet. Undefined for outsiders. */
-  async identify(peer: PeerId): Promise<PeerInfo | undefined> {
-    const key = peer.toString();
-    const known = this.peers.get(key);
+  async identify(peer: string): Promise<PeerInfo | undefined> {
+    const known = this.peers.get(peer);
     if (known) return known;
-    let p = this.pending.get(key);
+    let p = this.pending.get(peer);
     if (!p) {
-      p = request(this.o.node, peer, protocols(this.o.networkId).hello, this.record, { maxResponseBytes: 8192, timeoutMs: this.o.timeoutMs })
+      p = this.o.transport
+        .request(peer, protocols(this.o.networkId).hello, this.record, { maxResponseBytes: 8192, timeoutMs: this.o.timeoutMs })
         .then((res) => this.accept(peer, res))
         .catch((e) => {
-          this.o.logger.debug({ peer: key, err: (e as Error).message }, 'peer identification failed');
+          this.o.logger.debug({ peer, err: (e as Error).message }, 'peer identification failed');
           return undefined;
         })
-        .finally(() => this.pending.delete(key));
-      this.pending.set(key, p);
+        .finally(() => this.pending.delete(peer));
+      this.pending.set(peer, p);
+      return p;
     }
-    return p;
+    return this.clock.suspend(p);
   }
 
-  info(peer: PeerId | string): PeerInfo | undefined {
-    return this.peers.get(peer.toString());
+  info(peer: string): PeerInfo | undefined {
+    return this.peers.get(peer);
   }
 
-  /** Connected peers that are admitted miners: [peerId, memberId]. */
-  connectedMiners(): { peer: PeerId; memberId: string }[] {
-    const out: { peer: PeerId; memberId: string }[] = [];
-    for (const c of this.o.node.getConnections()) {
-      const i = this.peers.get(c.remotePeer.toString());
-      if (i?.role === 'miner' && !out.some((x) => x.peer.equals(c.remotePeer))) out.push({ peer: c.remotePeer, memberId: i.memberId });
+  /** Connected peers that are admitted miners. */
+  connectedMiners(): { peer: string; memberId: string }[] {
+    const out: { peer: string; memberId: string }[] = [];
+    for (const peer of this.o.transport.connections()) {
+      const i = this.peers.get(peer);
+      if (i?.role === 'miner') out.push({ peer, memberId: i.memberId });
     }
     return out;
   }
 
-  peerOf(memberId: string): PeerId | undefined {
-    for (const c of this.o.node.getConnections()) if (this.peers.get(c.remotePeer.toString())?.memberId === memberId) return c.remotePeer;
+  peerOf(memberId: string): string | undefined {
+    for (const peer of this.o.transport.connections()) if (this.peers.get(peer)?.memberId === memberId) return peer;
     return undefined;
   }
 
   /** Count a misbehaviour; past the threshold, disconnect and refuse the peer for a while. */
-  penalise(peer: PeerId, reason: string, points = 10): void {
-    const key = peer.toString();
-    const total = (this.penalties.get(key) ?? 0) + points;
-    this.penalties.set(key, total);
+  penalise(peer: string, reason: string, points = 10): void {
+    const total = (this.penalties.get(peer) ?? 0) + points;
+    this.penalties.set(peer, total);
     this.m?.penalties.inc({ reason });
-    this.o.logger.warn({ peer: key, member: this.peers.get(key)?.memberId, reason, total }, 'peer penalised');
+    this.o.logger.warn({ peer, member: this.peers.get(peer)?.memberId, reason, total }, 'peer penalised');
     if (total >= (this.o.banThreshold ?? 100)) {
-      this.banned.set(key, Date.now() + (this.o.banMs ?? 10 * 60_000));
-      void this.o.node.hangUp(peer).catch(() => undefined);
+      this.banned.set(peer, this.clock.now() + (this.o.banMs ?? 10 * 60_000));
+      void this.o.transport.hangUp(peer).catch(() => undefined);
     }
   }
 
-  penaltyOf(peer: PeerId | string): number {
-    return this.penalties.get(peer.toString()) ?? 0;
+  penaltyOf(peer: string): number {
+    return this.penalties.get(peer) ?? 0;
   }
 
-  isBanned(peer: PeerId): boolean {
-    return (this.banned.get(peer.toString()) ?? 0) > Date.now();
+  isBanned(peer: string): boolean {
+    return (this.banned.get(peer) ?? 0) > this.clock.now();
   }
 
   /** Penalties by member id (or PeerId for outsiders), for /status. */

@@ -8,7 +8,6 @@
  * The anchor, the model and the buffer are persisted, so a killed client loses nothing.
  */
 import { mkdir } from 'node:fs/promises';
-import type { PeerId } from '@libp2p/interface';
 import { Level } from 'level';
 import { Reader, Writer, equalBytes, toHex } from '../core/bytes.ts';
 import { SigningContext } from '../core/contexts.ts';
@@ -23,8 +22,10 @@ import type { ModelRuntime } from '../learn/runtime.ts';
 import type { DataStream } from '../learn/stream.ts';
 import { evaluate, trainLocal } from '../learn/train.ts';
 import { claimOf, decodeModelAfter, deltaToPayload, encodeChainRequest, encodeSignedUpdate, payloadToDelta } from '../net/messages.ts';
-import { type P2PNode, protocols } from '../net/p2p.ts';
-import { RemoteError, request } from '../net/reqres.ts';
+import { protocols } from '../net/p2p.ts';
+import { RemoteError } from '../net/reqres.ts';
+import type { Transport } from '../net/transport.ts';
+import { type Clock, systemClock } from './clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { Notifier } from './notifier.ts';
@@ -44,13 +45,13 @@ export const defaultClientOptions: ClientOptions = { tickMs: 200, pingIntervalMs
 
 export interface MinerContact {
   id: string;
-  peerId: PeerId;
+  peerId: string;
 }
 
 export interface ClientDeps {
   config: NetworkConfig;
   identity: Identity;
-  p2p: P2PNode;
+  transport: Transport;
   runtime: ModelRuntime;
   train: Dataset; // the whole training set; the stream yields indices into it
   heldOut: Dataset; // this client's own evaluation data (never trained on)
@@ -61,7 +62,7 @@ export interface ClientDeps {
   logger: Logger;
   metrics?: Metrics;
   options?: Partial<ClientOptions>;
-  now?: () => number;
+  clock?: Clock;
   /** Attack-injection experiments: what this client does to its updates or data. */
   attack?: Attack;
 }
@@ -96,13 +97,16 @@ export class Client {
   private seq = 0;
   private running = false;
   private loop?: Promise<void>;
-  private readonly wake = new Notifier();
+  private readonly wake: Notifier;
+  private readonly clock: Clock;
   private readonly m?: { updates: ReturnType<Metrics['counter']>; buffered: ReturnType<Metrics['gauge']>; accuracy: ReturnType<Metrics['gauge']> };
 
   constructor(d: ClientDeps) {
     this.d = d;
     this.o = { ...defaultClientOptions, ...d.options };
     this.log = d.logger;
+    this.clock = d.clock ?? systemClock;
+    this.wake = new Notifier(this.clock);
     this.anchor = d.genesis.anchor;
     this.modelHash = d.genesis.modelHash;
     this.model = d.genesis.model;
@@ -114,7 +118,7 @@ export class Client {
   }
 
   private now(): number {
-    return this.d.now ? this.d.now() : Date.now();
+    return this.clock.now();
   }
 
   async start(): Promise<void> {
@@ -197,7 +201,7 @@ export class Client {
     await Promise.all(
       this.d.miners.map(async (m) => {
         try {
-          const rtt = await this.d.p2p.services.ping.ping(m.peerId, { signal: AbortSignal.timeout(1500) });
+          const rtt = await this.d.transport.ping(m.peerId, 1500);
           this.rtts.set(m.id, rtt);
         } catch {
           this.rtts.set(m.id, null);
@@ -220,7 +224,7 @@ export class Client {
     let last: unknown;
     for (const m of this.reachable()) {
       try {
-        return await request(this.d.p2p, m.peerId, protocols(this.d.config.networkId).chain, body, { maxResponseBytes: maxBytes, timeoutMs: this.d.config.p2p.requestTimeoutMs });
+        return await this.d.transport.request(m.peerId, protocols(this.d.config.networkId).chain, body, { maxResponseBytes: maxBytes, timeoutMs: this.d.config.p2p.requestTimeoutMs });
       } catch (e) {
         last = e;
         this.rtts.set(m.id, null);
@@ -281,7 +285,7 @@ export class Client {
       const claim = { clientId: this.d.identity.id, minerId: m.id, baseModelHash: u.base, updateDigest: digest, sampleCount: u.samples, createdAt, payloadBytes: payload.length };
       const signature = this.d.identity.key.sign(encodeUpdateClaim(claimOf(this.d.config.networkId, { ...claim, signature: new Uint8Array(0) })), SigningContext.update);
       try {
-        await request(this.d.p2p, m.peerId, protocols(this.d.config.networkId).submit, encodeSignedUpdate({ ...claim, signature, payload }), { maxResponseBytes: 1024, timeoutMs: this.d.config.p2p.requestTimeoutMs });
+        await this.d.transport.request(m.peerId, protocols(this.d.config.networkId).submit, encodeSignedUpdate({ ...claim, signature, payload }), { maxResponseBytes: 1024, timeoutMs: this.d.config.p2p.requestTimeoutMs });
       } catch (e) {
         // the miner has it already: an earlier attempt got through
         if (!(e instanceof RemoteError && e.code === ErrorCode.DUPLICATE_RECORD)) {
@@ -322,7 +326,7 @@ export class Client {
     return {
       role: 'client' as const,
       id: this.d.identity.id,
-      peerId: this.d.p2p.peerId.toString(),
+      peerId: this.d.transport.self,
       round: this.round,
       anchor: toHex(this.anchor),
       modelHash: toHex(this.modelHash),

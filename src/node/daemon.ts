@@ -3,7 +3,6 @@
  * and a child logger, and returns a handle that closes them in reverse order.
  */
 import { join } from 'node:path';
-import { peerIdFromString } from '@libp2p/peer-id';
 import { ChainStore } from '../chain/store.ts';
 import { UpdatePool } from '../chain/update-pool.ts';
 import { type NetworkConfig, chainParamsOf, loadNetworkConfig } from '../config/network.ts';
@@ -22,6 +21,7 @@ import { DataStream } from '../learn/stream.ts';
 import { evaluate } from '../learn/train.ts';
 import { WorkerMinerPool } from '../mining/miner.ts';
 import { PeerBook, createP2P } from '../net/p2p.ts';
+import { Libp2pTransport } from '../net/transport.ts';
 import { startApi, stopApi } from '../api/server.ts';
 import type { Logger } from '../util/logger.ts';
 import { Metrics } from '../util/metrics.ts';
@@ -110,7 +110,8 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       maxMessageBytes: 64 * 1024,
     });
     closers.push({ name: 'libp2p', close: () => p2p.stop() });
-    const peers = new PeerBook({ node: p2p, identity, networkId: cfg.networkId, membership: new Membership(cfg.members), verifier, timeoutMs: cfg.p2p.requestTimeoutMs, logger: log.child({ sub: 'peers' }), metrics });
+    const transport = new Libp2pTransport(p2p);
+    const peers = new PeerBook({ transport, identity, networkId: cfg.networkId, membership: new Membership(cfg.members), verifier, timeoutMs: cfg.p2p.requestTimeoutMs, logger: log.child({ sub: 'peers' }), metrics });
     await peers.start();
     closers.push({ name: 'peers', close: () => peers.stop() });
 
@@ -145,7 +146,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         identity,
         store,
         pool,
-        p2p,
+        transport,
         peers,
         verifier,
         pow,
@@ -170,12 +171,12 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       const client = new Client({
         config: cfg,
         identity,
-        p2p,
+        transport,
         runtime,
         train: data.train,
         heldOut: subset(data.train, mine.slice(mine.length - held)),
         stream: new DataStream(mine.slice(0, mine.length - held), Date.now(), { rate: cfg.learning.rate, seed: cfg.learning.partitionSeed * 1000 + index, initial: cfg.learning.initialSamples }),
-        miners: miners.map((m) => ({ id: m.id, peerId: peerIdFromString(cfg.addresses.get(m.id)?.peerId ?? '') })),
+        miners: miners.map((m) => ({ id: m.id, peerId: cfg.addresses.get(m.id)!.peerId! })),
         genesis: { anchor: blockHash(genesis.header), modelHash: sha256(params.initialModel), model: initial },
         datadir: join(o.datadir, 'client'),
         logger: log.child({ sub: 'client' }),

@@ -9,8 +9,6 @@
  *   (fetching missing ones from peers first), and syncs from peers with more work;
  * - serves the chain to clients (head, blocks, the newest global model, balances).
  */
-import type { PeerId } from '@libp2p/interface';
-import { TopicValidatorResult } from '@libp2p/gossipsub';
 import { toHex } from '../core/bytes.ts';
 import { buildBlockTemplate, signBlock } from '../core/block-builder.ts';
 import { SigningContext } from '../core/contexts.ts';
@@ -46,8 +44,9 @@ import {
   payloadToDelta,
   recordOf,
 } from '../net/messages.ts';
-import { type P2PNode, type PeerBook, protocols, topics } from '../net/p2p.ts';
-import { request, serve } from '../net/reqres.ts';
+import { type PeerBook, protocols, topics } from '../net/p2p.ts';
+import type { Transport, Verdict } from '../net/transport.ts';
+import { type Clock, systemClock } from './clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import type { Aggregation } from './aggregation.ts';
@@ -69,7 +68,7 @@ export interface MinerDeps {
   identity: Identity;
   store: ChainStore;
   pool: UpdatePool;
-  p2p: P2PNode;
+  transport: Transport;
   peers: PeerBook;
   verifier: SignatureVerifier;
   pow: PowMiner;
@@ -79,7 +78,7 @@ export interface MinerDeps {
   logger: Logger;
   metrics?: Metrics;
   options?: Partial<MinerOptions>;
-  now?: () => number;
+  clock?: Clock;
 }
 
 function minerMetrics(m: Metrics) {
@@ -102,12 +101,14 @@ export class Miner {
   private readonly proto: ReturnType<typeof protocols>;
   private readonly topic: ReturnType<typeof topics>;
   private readonly unrecorded = new Map<string, PoolEntry>();
-  private readonly wake = new Notifier();
+  private readonly wake: Notifier;
+  private readonly clock: Clock;
   private readonly modelParams: number;
   private running = false;
   private mining?: AbortController;
   private loop?: Promise<void>;
-  private syncTimer?: NodeJS.Timeout;
+  private syncLoop?: Promise<void>;
+  private readonly stopSync = new AbortController();
   private syncing = false;
   private lastAccuracy: number | null = null;
   private evaluating = Promise.resolve();
@@ -122,54 +123,57 @@ export class Miner {
     this.proto = protocols(d.config.networkId);
     this.topic = topics(d.config.networkId);
     this.modelParams = d.store.params.initialModel.length / 4;
-    this.onTip = (s, reorg) => void this.tipChanged(s, reorg).catch((e) => this.log.error({ err: (e as Error).message }, 'tip handling failed'));
+    this.clock = d.clock ?? systemClock;
+    this.wake = new Notifier(this.clock);
+    this.onTip = (s, reorg) => this.spawn(() => this.tipChanged(s, reorg), 'tip handling');
   }
 
   private now(): number {
-    return this.d.now ? this.d.now() : Date.now();
+    return this.clock.now();
+  }
+
+  private spawn(task: () => Promise<unknown>, what: string): void {
+    this.clock.spawn(task, (e) => this.log.debug({ err: (e as Error).message }, `${what} failed`));
   }
 
   async start(): Promise<void> {
-    const { p2p, config } = this.d;
+    const { transport, config } = this.d;
     this.running = true;
     for (const e of this.d.pool.all()) if (e.hasPayload) this.unrecorded.set(e.key, e);
     await this.recomputeUnrecorded();
     const t = config.p2p.requestTimeoutMs;
-    await serve(p2p, this.proto.submit, (req, peer) => this.handleSubmit(req, peer), { maxRequestBytes: config.p2p.maxUpdateBytes + 8192, timeoutMs: t, onError: (peer, e) => this.punish(peer, e, 'submit') });
-    await serve(p2p, this.proto.update, (req, peer) => this.handleFetchUpdate(req, peer), { maxRequestBytes: 1024, timeoutMs: t, onError: (peer, e) => this.punish(peer, e, 'update') });
-    await serve(p2p, this.proto.chain, (req) => this.handleChain(req), { maxRequestBytes: 1024, timeoutMs: t });
-    const pubsub = p2p.services.pubsub!;
-    pubsub.topicValidators.set(this.topic.updates, (peer, msg) => this.validateUpdateGossip(peer, msg.data));
-    pubsub.topicValidators.set(this.topic.blocks, (peer, msg) => this.validateBlockGossip(peer, msg.data));
-    pubsub.subscribe(this.topic.updates);
-    pubsub.subscribe(this.topic.blocks);
+    await transport.serve(this.proto.submit, (req) => this.handleSubmit(req), { maxRequestBytes: config.p2p.maxUpdateBytes + 8192, timeoutMs: t, onError: (peer, e) => this.punish(peer, e, 'submit') });
+    await transport.serve(this.proto.update, (req, peer) => this.handleFetchUpdate(req, peer), { maxRequestBytes: 1024, timeoutMs: t, onError: (peer, e) => this.punish(peer, e, 'update') });
+    await transport.serve(this.proto.chain, (req) => this.handleChain(req), { maxRequestBytes: 1024, timeoutMs: t });
+    transport.subscribe(this.topic.updates, (peer, data) => this.validateUpdateGossip(peer, data));
+    transport.subscribe(this.topic.blocks, (peer, data) => this.validateBlockGossip(peer, data));
     this.d.store.on('tip', this.onTip);
-    this.syncTimer = setInterval(() => void this.syncRound(), this.o.syncIntervalMs);
-    this.syncTimer.unref();
+    this.syncLoop = this.syncEvery();
     this.loop = this.mineLoop();
     this.m?.rounds.set(this.d.store.tip.rounds - 1);
-    void this.evaluateTip();
+    this.spawn(() => this.evaluateTip(), 'evaluation');
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    clearInterval(this.syncTimer);
+    this.stopSync.abort();
     this.d.store.off('tip', this.onTip);
     this.mining?.abort();
     this.wake.notify();
     await this.loop;
+    await this.syncLoop;
     await this.evaluating;
   }
 
   // ---- updates ----
 
-  private punish(peer: PeerId, e: Error, where: string): void {
+  private punish(peer: string, e: Error, where: string): void {
     const code = isBflError(e) ? e.code : 'INTERNAL';
     if (isBflError(e) && e.action === 'REJECT') this.d.peers.penalise(peer, `${where}:${code}`, code === ErrorCode.DUPLICATE_RECORD ? 2 : 10);
-    this.log.info({ peer: this.d.peers.info(peer)?.memberId ?? peer.toString(), where, code, err: e.message }, 'request refused');
+    this.log.info({ peer: this.d.peers.info(peer)?.memberId ?? peer, where, code, err: e.message }, 'request refused');
   }
 
-  private async handleSubmit(req: Uint8Array, _peer: PeerId): Promise<Uint8Array> {
+  private async handleSubmit(req: Uint8Array): Promise<Uint8Array> {
     const u = decodeSignedUpdate(req, this.d.config.p2p.maxUpdateBytes);
     if (u.minerId !== this.d.identity.id) throw new BflError(ErrorCode.MALFORMED, `update is addressed to miner ${u.minerId}, this is ${this.d.identity.id}`);
     await this.acceptUpdate(u, 'client', false);
@@ -205,8 +209,7 @@ export class Miner {
       this.m?.pool.set(this.unrecorded.size);
       this.log.debug({ client: u.clientId, digest: toHex(u.updateDigest).slice(0, 16), source }, 'update accepted');
       if (source === 'client') {
-        const pubsub = this.d.p2p.services.pubsub!;
-        await pubsub.publish(this.topic.updates, encodeAnnouncement({ ...u, payloadBytes: u.payload.length })).catch((e) => this.log.debug({ err: (e as Error).message }, 'announcement not published'));
+        await this.d.transport.publish(this.topic.updates, encodeAnnouncement({ ...u, payloadBytes: u.payload.length })).catch((e) => this.log.debug({ err: (e as Error).message }, 'announcement not published'));
       }
       this.wake.notify();
     } catch (e) {
@@ -237,7 +240,7 @@ export class Miner {
   }
 
   /** Only admitted miners may fetch raw updates. */
-  private async handleFetchUpdate(req: Uint8Array, peer: PeerId): Promise<Uint8Array> {
+  private async handleFetchUpdate(req: Uint8Array, peer: string): Promise<Uint8Array> {
     const who = await this.d.peers.identify(peer);
     if (who?.role !== 'miner') throw new BflError(ErrorCode.UNAUTHORIZED, `raw updates are for admitted miners only (${who?.memberId ?? 'unknown peer'} asked)`);
     const r = new Reader(req, 'update request');
@@ -251,17 +254,17 @@ export class Miner {
   }
 
   /** An update's payload from the pool, or fetched from the given peers, then any miner. */
-  async fetchUpdate(clientId: string, digest: Uint8Array, prefer: PeerId[] = []): Promise<SignedUpdate | undefined> {
+  async fetchUpdate(clientId: string, digest: Uint8Array, prefer: string[] = []): Promise<SignedUpdate | undefined> {
     const local = this.d.pool.get(clientId, digest);
     const payload = local && (await this.d.pool.payload(clientId, digest));
     if (local && payload) return { ...local, payload };
     const candidates = [...prefer, ...this.d.peers.connectedMiners().map((m) => m.peer)];
     const tried = new Set<string>();
     for (const peer of candidates) {
-      if (tried.has(peer.toString())) continue;
-      tried.add(peer.toString());
+      if (tried.has(peer)) continue;
+      tried.add(peer);
       try {
-        const res = await request(this.d.p2p, peer, this.proto.update, new Writer(64).str(clientId).fixed(digest, 32).finish(), {
+        const res = await this.d.transport.request(peer, this.proto.update, new Writer(64).str(clientId).fixed(digest, 32).finish(), {
           maxResponseBytes: this.d.config.p2p.maxUpdateBytes + 8192,
           timeoutMs: this.d.config.p2p.requestTimeoutMs,
         });
@@ -275,27 +278,27 @@ export class Miner {
         return u;
       } catch (e) {
         if (isBflError(e) && e.action === 'REJECT') this.d.peers.penalise(peer, `fetched-update:${e.code}`);
-        this.log.debug({ peer: peer.toString(), err: (e as Error).message }, 'update fetch failed');
+        this.log.debug({ peer, err: (e as Error).message }, 'update fetch failed');
       }
     }
     return undefined;
   }
 
-  private async validateUpdateGossip(peer: PeerId, data: Uint8Array): Promise<TopicValidatorResult> {
+  private async validateUpdateGossip(peer: string, data: Uint8Array): Promise<Verdict> {
     const result = await this.checkUpdateGossip(peer, data).catch((e) => {
-      this.log.info({ peer: this.d.peers.info(peer)?.memberId ?? peer.toString(), code: isBflError(e) ? e.code : 'INTERNAL', err: (e as Error).message }, 'update announcement refused');
+      this.log.info({ peer: this.d.peers.info(peer)?.memberId ?? peer, code: isBflError(e) ? e.code : 'INTERNAL', err: (e as Error).message }, 'update announcement refused');
       // our bugs must never punish honest peers: anything unexpected is IGNORE
-      return isBflError(e) && e.action === 'REJECT' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore;
+      return isBflError(e) && e.action === 'REJECT' ? ('reject' as const) : ('ignore' as const);
     });
     this.m?.gossip.inc({ topic: 'updates', result });
     return result;
   }
 
-  private async checkUpdateGossip(peer: PeerId, data: Uint8Array): Promise<TopicValidatorResult> {
+  private async checkUpdateGossip(peer: string, data: Uint8Array): Promise<Verdict> {
     const a = decodeAnnouncement(data);
-    if (this.d.pool.has(a.clientId, a.updateDigest)) return TopicValidatorResult.Ignore;
+    if (this.d.pool.has(a.clientId, a.updateDigest)) return 'ignore';
     const who = await this.d.peers.identify(peer);
-    if (who?.role !== 'miner') return TopicValidatorResult.Ignore;
+    if (who?.role !== 'miner') return 'ignore';
     const member = this.d.store.membership.ofRole(a.clientId, 'client');
     if (!member) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `announcement of an update from unknown client ${a.clientId}`);
     if (!this.d.store.membership.ofRole(a.minerId, 'miner')) throw new BflError(ErrorCode.UNKNOWN_MINER, `announcement names unknown miner ${a.minerId}`);
@@ -303,41 +306,41 @@ export class Miner {
     const [ok] = await this.d.verifier.verify([{ publicKey: member.publicKey, message: encodeUpdateClaim(claimOf(this.d.config.networkId, a)), signature: a.signature, context: SigningContext.update }]);
     if (!ok) throw new BflError(ErrorCode.BAD_SIGNATURE, `announced update of ${a.clientId} has a bad signature`);
     const announcer = this.d.peers.peerOf(a.minerId);
-    void this.fetchUpdate(a.clientId, a.updateDigest, [peer, ...(announcer ? [announcer] : [])]);
-    return TopicValidatorResult.Accept;
+    this.spawn(() => this.fetchUpdate(a.clientId, a.updateDigest, [peer, ...(announcer ? [announcer] : [])]), 'update fetch');
+    return 'accept';
   }
 
   // ---- blocks ----
 
-  private async validateBlockGossip(peer: PeerId, data: Uint8Array): Promise<TopicValidatorResult> {
-    let result: TopicValidatorResult;
+  private async validateBlockGossip(peer: string, data: Uint8Array): Promise<Verdict> {
+    let result: Verdict;
     try {
       const a = decodeBlockAnnouncement(data);
       const hash = blockHash(a.header);
       const who = await this.d.peers.identify(peer);
-      if (who?.role !== 'miner') result = TopicValidatorResult.Ignore;
-      else if (await this.d.store.getState(hash)) result = TopicValidatorResult.Ignore;
+      if (who?.role !== 'miner') result = 'ignore';
+      else if (await this.d.store.getState(hash)) result = 'ignore';
       else {
         const p = this.d.store.params;
         if (a.header.difficulty !== p.difficulty || !meetsTarget(hash, p.difficulty)) throw new BflError(ErrorCode.BAD_POW, 'announced block header fails proof of work');
         if (!this.d.store.membership.ofRole(a.header.minerId, 'miner')) throw new BflError(ErrorCode.UNKNOWN_MINER, `block from unknown miner ${a.header.minerId}`);
         if (a.blockBytes > p.maxBlockBytes) throw new BflError(ErrorCode.OVERSIZED, `announced block of ${a.blockBytes} bytes`);
-        void this.fetchBlock(hash, peer);
-        result = TopicValidatorResult.Accept;
+        this.spawn(() => this.fetchBlock(hash, peer), 'block fetch');
+        result = 'accept';
       }
     } catch (e) {
-      this.log.info({ peer: this.d.peers.info(peer)?.memberId ?? peer.toString(), err: (e as Error).message }, 'block announcement refused');
-      result = isBflError(e) && e.action === 'REJECT' ? TopicValidatorResult.Reject : TopicValidatorResult.Ignore;
+      this.log.info({ peer: this.d.peers.info(peer)?.memberId ?? peer, err: (e as Error).message }, 'block announcement refused');
+      result = isBflError(e) && e.action === 'REJECT' ? 'reject' : 'ignore';
     }
     this.m?.gossip.inc({ topic: 'blocks', result });
     return result;
   }
 
-  private async chainRequest(peer: PeerId, body: Uint8Array): Promise<Uint8Array> {
-    return request(this.d.p2p, peer, this.proto.chain, body, { maxResponseBytes: this.d.store.params.maxBlockBytes + 1024, timeoutMs: this.d.config.p2p.requestTimeoutMs });
+  private async chainRequest(peer: string, body: Uint8Array): Promise<Uint8Array> {
+    return this.d.transport.request(peer, this.proto.chain, body, { maxResponseBytes: this.d.store.params.maxBlockBytes + 1024, timeoutMs: this.d.config.p2p.requestTimeoutMs });
   }
 
-  private async fetchBlock(hash: Uint8Array, peer: PeerId): Promise<void> {
+  private async fetchBlock(hash: Uint8Array, peer: string): Promise<void> {
     try {
       const bytes = await this.chainRequest(peer, encodeChainRequest({ kind: 'block', hash }));
       await this.addPeerBlock(bytes, peer);
@@ -347,14 +350,21 @@ export class Miner {
   }
 
   /** Validate and store a block from a peer; penalise provable misbehaviour. */
-  async addPeerBlock(bytes: Uint8Array, peer: PeerId): Promise<void> {
+  async addPeerBlock(bytes: Uint8Array, peer: string): Promise<void> {
     try {
       const res = await this.d.store.addBlock(bytes);
-      if (res.status === 'orphan') void this.syncWith(peer);
+      if (res.status === 'orphan') this.spawn(() => this.syncWith(peer), 'sync');
     } catch (e) {
       if (isBflError(e) && e.action === 'REJECT') this.d.peers.penalise(peer, `block:${e.code}`, 50);
-      this.log.warn({ peer: this.d.peers.info(peer)?.memberId ?? peer.toString(), code: isBflError(e) ? e.code : 'INTERNAL', err: (e as Error).message }, 'block refused');
+      this.log.warn({ peer: this.d.peers.info(peer)?.memberId ?? peer, code: isBflError(e) ? e.code : 'INTERNAL', err: (e as Error).message }, 'block refused');
       throw e;
+    }
+  }
+
+  private async syncEvery(): Promise<void> {
+    while (this.running) {
+      await this.clock.sleep(this.o.syncIntervalMs, this.stopSync.signal);
+      if (this.running) await this.syncRound();
     }
   }
 
@@ -365,7 +375,7 @@ export class Miner {
   }
 
   /** Catch up with a peer that has more work: find the fork point by hashes, then fetch blocks in order. */
-  async syncWith(peer: PeerId): Promise<void> {
+  async syncWith(peer: string): Promise<void> {
     if (this.syncing) return;
     this.syncing = true;
     try {
@@ -454,7 +464,7 @@ export class Miner {
     if (agg && agg.type === 'aggregation') {
       this.flagged = agg.entries.filter((e) => !e.high).map((e) => e.clientId);
       this.log.info({ round: agg.round, height: state.height, updates: agg.entries.length, low: this.flagged }, 'aggregation on chain');
-      void this.evaluateTip();
+      this.spawn(() => this.evaluateTip(), 'evaluation');
     }
     await this.prune(state);
     this.wake.notify();
@@ -520,7 +530,7 @@ export class Miner {
         await this.d.store.addBlock(bytes);
         this.m?.mined.inc();
         this.log.info({ height: block.header.height, records: records.length, aggregation: aggregation?.round, hashes: solved.hashes }, 'mined a block');
-        await this.d.p2p.services.pubsub!.publish(this.topic.blocks, encodeBlockAnnouncement({ header: block.header, blockBytes: bytes.length })).catch(() => undefined);
+        await this.d.transport.publish(this.topic.blocks, encodeBlockAnnouncement({ header: block.header, blockBytes: bytes.length })).catch(() => undefined);
       } catch (e) {
         this.log.warn({ err: (e as Error).message, code: isBflError(e) ? e.code : undefined }, 'mining round failed');
         await this.wake.wait(500);
@@ -533,13 +543,13 @@ export class Miner {
     return {
       role: 'miner' as const,
       id: this.d.identity.id,
-      peerId: this.d.p2p.peerId.toString(),
+      peerId: this.d.transport.self,
       height: tip.height,
       tip: toHex(tip.hash),
       work: tip.work.toString(),
       aggregations: tip.rounds - 1,
       pending: tip.pending.length,
-      peers: this.d.p2p.getConnections().length,
+      peers: this.d.transport.connections().length,
       miners: this.d.peers.connectedMiners().map((m) => m.memberId),
       pool: { unrecorded: this.unrecorded.size, total: this.d.pool.size },
       lastAccuracy: this.lastAccuracy,

@@ -133,6 +133,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
       for (const p of clients) p.child.kill('SIGINT');
       await Promise.all(clients.map((p) => (p.exited !== undefined ? undefined : new Promise((r) => p.child.once('exit', r)))));
       const until = Date.now() + 60_000;
+      let agreed: unknown; // the tip the miners agreed on at the previous poll
       while (Date.now() < until) {
         const miners = (await Promise.all(apis.filter((a) => a.role === 'miner').map((a) => getStatus(a.api)))).filter(Boolean) as NodeStatus[];
         if (miners.length === o.miners) {
@@ -140,8 +141,11 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
           summary.aggregations = Math.min(...miners.map((m) => m.aggregations as number));
           summary.height = Math.max(...miners.map((m) => m.height as number));
           summary.finalAccuracy = (miners[0].lastAccuracy as number | null) ?? null;
-          summary.converged = new Set(miners.map((m) => m.tip)).size === 1 && miners.every((m) => (m.pool as { unrecorded: number }).unrecorded === 0);
+          const same = new Set(miners.map((m) => m.tip)).size === 1 && miners.every((m) => (m.pool as { unrecorded: number }).unrecorded === 0);
+          // stable across two polls: a reorg can make recorded updates unrecorded again
+          summary.converged = same && agreed === miners[0].tip;
           if (summary.converged) return;
+          agreed = same ? miners[0].tip : undefined;
         }
         await new Promise((r) => setTimeout(r, 500));
       }

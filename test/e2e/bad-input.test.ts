@@ -28,6 +28,7 @@ import {
 } from '../../src/net/messages.ts';
 import { PeerBook, createP2P, protocols, topics } from '../../src/net/p2p.ts';
 import { RemoteError, request, serve } from '../../src/net/reqres.ts';
+import { Libp2pTransport } from '../../src/net/transport.ts';
 import { initialModelOf } from '../../src/node/daemon.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { Cluster } from '../helpers/cluster.ts';
@@ -67,7 +68,7 @@ it('oversized, malformed, badly signed, unknown, replayed updates and a block wi
   const evilClient = await loadKeyFile(c.node('client-2').identity);
   const node = await createP2P({ privateKey: await loadPeerKey(c.node('miner-2').identity), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], networkId: cfg.networkId, gossip: true, mdns: false, ipColocationPenalty: false, maxMessageBytes: 65536 });
   cleanup.push(() => node.stop());
-  const peers = new PeerBook({ node, identity: evilMiner, networkId: cfg.networkId, membership: new Membership(cfg.members), verifier: new InThreadVerifier(), timeoutMs: 5000, logger: silentLogger });
+  const peers = new PeerBook({ transport: new Libp2pTransport(node), identity: evilMiner, networkId: cfg.networkId, membership: new Membership(cfg.members), verifier: new InThreadVerifier(), timeoutMs: 5000, logger: silentLogger });
   await peers.start();
   const m1 = c.node('miner-1');
   const target = multiaddr(`${m1.listen}/p2p/${m1.peerId}`);
@@ -119,7 +120,7 @@ it('oversized, malformed, badly signed, unknown, replayed updates and a block wi
   await serve(node, proto.chain, async () => blockBytes, { maxRequestBytes: 1024, timeoutMs: 5000 });
   await serve(node, proto.update, async () => encodeSignedUpdate(own), { maxRequestBytes: 1024, timeoutMs: 5000 });
   await node.dial(target);
-  await peers.identify(node.getConnections()[0].remotePeer);
+  await peers.identify(node.getConnections()[0].remotePeer.toString());
   const pubsub = node.services.pubsub!;
   pubsub.subscribe(topics(cfg.networkId).blocks);
   const until = Date.now() + 15_000;
@@ -137,7 +138,7 @@ it('oversized, malformed, badly signed, unknown, replayed updates and a block wi
   expect(await codeOf(request(outsider, target, proto.update, updateReq, { maxResponseBytes: 8 << 20, timeoutMs: 10_000 }))).toBe('UNAUTHORIZED');
   const asClient = await createP2P({ privateKey: await loadPeerKey(c.node('client-2').identity), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], networkId: cfg.networkId, gossip: false, mdns: false, ipColocationPenalty: false, maxMessageBytes: 65536 });
   cleanup.push(() => asClient.stop());
-  await new PeerBook({ node: asClient, identity: evilClient, networkId: cfg.networkId, membership: new Membership(cfg.members), verifier: new InThreadVerifier(), timeoutMs: 5000, logger: silentLogger }).start();
+  await new PeerBook({ transport: new Libp2pTransport(asClient), identity: evilClient, networkId: cfg.networkId, membership: new Membership(cfg.members), verifier: new InThreadVerifier(), timeoutMs: 5000, logger: silentLogger }).start();
   expect(await codeOf(request(asClient, target, proto.update, updateReq, { maxResponseBytes: 8 << 20, timeoutMs: 10_000 }))).toBe('UNAUTHORIZED');
 
   // honest traffic went on, and the honest client was never penalised

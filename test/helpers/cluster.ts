@@ -93,6 +93,18 @@ export class Cluster {
     throw new Error(`timed out waiting for ${what}; last statuses: ${JSON.stringify(last.map((x) => ({ id: x.id, height: x.height, aggregations: x.aggregations, tip: x.tip?.slice(0, 12), uploaded: x.uploaded, buffered: x.buffered })))}\nlogs in ${this.dir}`);
   }
 
+  /** Like waitFor, but `pred` must keep holding (same statuses' keys) for `stableMs`. */
+  async waitStable(ids: string[], pred: (s: Status[]) => boolean, timeoutMs: number, what: string, stableMs = 2000): Promise<Status[]> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const first = await this.waitFor(ids, pred, Math.max(1000, until - Date.now()), what);
+      await new Promise((r) => setTimeout(r, stableMs));
+      const again = await Promise.all(ids.map((id) => this.status(id)));
+      if (again.every(Boolean) && pred(again as Status[]) && again.every((s, i) => s!.tip === first[i].tip)) return again as Status[];
+      if (Date.now() > until) throw new Error(`${what}: never stable for ${stableMs} ms; logs in ${this.dir}`);
+    }
+  }
+
   async log(id: string): Promise<string> {
     return readFile(join(this.dir, `${id}.log`), 'utf8').catch(() => '');
   }
