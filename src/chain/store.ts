@@ -179,7 +179,7 @@ export class ChainStore extends EventEmitter implements ChainView {
   }
 
   async close(): Promise<void> {
-    await this.lock;
+    await (this.opts.clock ?? systemClock).suspend(this.lock);
     await this.db.close();
   }
 

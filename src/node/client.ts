@@ -65,6 +65,8 @@ export interface ClientDeps {
   clock?: Clock;
   /** Attack-injection experiments: what this client does to its updates or data. */
   attack?: Attack;
+  /** The same, switchable during a run (the harness's rotating attackers); wins over `attack`. */
+  attackOf?: () => Attack;
 }
 
 interface Buffered {
@@ -127,13 +129,13 @@ export class Client {
     await this.db.open();
     await this.loadState();
     this.running = true;
-    this.loop = this.run();
+    this.loop = this.clock.run(() => this.run());
   }
 
   async stop(): Promise<void> {
     this.running = false;
     this.wake.notify();
-    await this.loop;
+    await this.clock.suspend(this.loop ?? Promise.resolve());
     await this.db.close();
   }
 
@@ -198,15 +200,19 @@ export class Client {
   }
 
   private async measure(): Promise<void> {
-    await Promise.all(
-      this.d.miners.map(async (m) => {
-        try {
-          const rtt = await this.d.transport.ping(m.peerId, 1500);
-          this.rtts.set(m.id, rtt);
-        } catch {
-          this.rtts.set(m.id, null);
-        }
-      }),
+    // fork-join through the clock: each ping is an activity of its own, the loop waits for them
+    await this.clock.suspend(
+      Promise.all(
+        this.d.miners.map((m) =>
+          this.clock.run(async () => {
+            try {
+              this.rtts.set(m.id, await this.d.transport.ping(m.peerId, 1500));
+            } catch {
+              this.rtts.set(m.id, null);
+            }
+          }),
+        ),
+      ),
     );
     this.lastPing = this.now();
   }
@@ -251,7 +257,7 @@ export class Client {
     await this.evaluateModel();
     const L = this.d.config.learning;
     const data = subset(this.d.train, this.d.stream.takeNewest(L.N, this.now()));
-    const attack = this.d.attack ?? { kind: 'none' };
+    const attack = this.d.attackOf?.() ?? this.d.attack ?? { kind: 'none' };
     data.y = attackLabels(attack, data.y, data.classes);
     const seed = (this.d.identity.id.length * 7919 + this.trained) >>> 0;
     const lu = await trainLocal(this.d.runtime, this.model, data, { epochs: L.E, batchSize: L.B, lr: L.lr, mu: L.mu, seed });
@@ -340,7 +346,7 @@ export class Client {
       miners: Object.fromEntries([...this.rtts].map(([k, v]) => [k, v])),
       nearest: this.reachable()[0]?.id ?? null,
       freshSamples: this.d.stream.fresh(this.now()),
-      attack: formatAttack(this.d.attack ?? { kind: 'none' }),
+      attack: formatAttack(this.d.attackOf?.() ?? this.d.attack ?? { kind: 'none' }),
     };
   }
 }

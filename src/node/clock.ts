@@ -11,6 +11,8 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   /** Await a promise that another activity settles (a lock, a notification). */
   suspend<T>(p: Promise<T>): Promise<T>;
+  /** Run a long-lived activity (a node's loop) and return its promise. */
+  run<T>(task: () => Promise<T>): Promise<T>;
   /** Run detached work; errors go to `onError`. */
   spawn(task: () => Promise<unknown>, onError?: (e: unknown) => void): void;
 }
@@ -30,6 +32,7 @@ export const systemClock: Clock = {
       signal?.addEventListener('abort', done, { once: true });
     }),
   suspend: (p) => p,
+  run: (task) => task(),
   spawn: (task, onError) => {
     task().catch((e) => onError?.(e));
   },

@@ -148,8 +148,8 @@ export class Miner {
     transport.subscribe(this.topic.updates, (peer, data) => this.validateUpdateGossip(peer, data));
     transport.subscribe(this.topic.blocks, (peer, data) => this.validateBlockGossip(peer, data));
     this.d.store.on('tip', this.onTip);
-    this.syncLoop = this.syncEvery();
-    this.loop = this.mineLoop();
+    this.syncLoop = this.clock.run(() => this.syncEvery());
+    this.loop = this.clock.run(() => this.mineLoop());
     this.m?.rounds.set(this.d.store.tip.rounds - 1);
     this.spawn(() => this.evaluateTip(), 'evaluation');
   }
@@ -160,9 +160,8 @@ export class Miner {
     this.d.store.off('tip', this.onTip);
     this.mining?.abort();
     this.wake.notify();
-    await this.loop;
-    await this.syncLoop;
-    await this.evaluating;
+    // joins of other activities: suspended, so a simulated clock can move while they finish
+    await this.clock.suspend(Promise.all([this.loop, this.syncLoop, this.evaluating]));
   }
 
   // ---- updates ----

@@ -1,0 +1,241 @@
+/**
+ * The experiment harness (DESIGN.md §9): the real Miner and Client state machines, with only
+ * the transport (SimNetwork), the clock (SimClock) and proof of work (SimPow) swapped, so a
+ * result here is a result about the product. Identities, data, partitions, mobility and mining
+ * times all come from one seed.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ChainStore } from '../chain/store.ts';
+import { UpdatePool } from '../chain/update-pool.ts';
+import { type AggregationConfig, type LearningConfig, type NetworkConfig, chainParamsOf, parseNetworkConfig } from '../config/network.ts';
+import { toHex } from '../core/bytes.ts';
+import { blockHash } from '../core/encoding.ts';
+import { sha256 } from '../core/hash.ts';
+import { Membership, createGenesisBlock } from '../core/params.ts';
+import type { AggregationTx } from '../core/types.ts';
+import type { Identity } from '../crypto/keyfile.ts';
+import { NativeMlDsa } from '../crypto/mldsa.ts';
+import { InThreadVerifier } from '../crypto/verifier.ts';
+import { type Attack, formatAttack } from '../experiments/attacks.ts';
+import { type TrainTest, loadDataset, subset } from '../learn/data.ts';
+import { partition } from '../learn/partition.ts';
+import { ModelRuntime } from '../learn/runtime.ts';
+import { DataStream } from '../learn/stream.ts';
+import { evaluate } from '../learn/train.ts';
+import { PeerBook } from '../net/p2p.ts';
+import { payloadToDelta } from '../net/messages.ts';
+import { Aggregation } from '../node/aggregation.ts';
+import { Client } from '../node/client.ts';
+import { initialModelOf, modelSpecOf } from '../node/daemon.ts';
+import { Miner } from '../node/miner.ts';
+import { type Logger, silentLogger } from '../util/logger.ts';
+import { SimClock } from './clock.ts';
+import { Mobility, type MobilityOptions } from './mobility.ts';
+import { SimNetwork, type SimNetworkOptions, defaultSimNetwork } from './network.ts';
+import { SimPow } from './pow.ts';
+
+export interface SimOptions {
+  seed: number;
+  miners: number;
+  clients: number;
+  phi: number;
+  learning: Partial<LearningConfig>;
+  aggregation: Partial<AggregationConfig>;
+  /** Mean virtual time between blocks of one miner, ms. */
+  meanBlockMs: number;
+  /** The attack of each client (by index), if any; may change during the run (onRound). */
+  attackOf?: (client: number, round: number) => Attack;
+  mobility?: MobilityOptions;
+  network?: SimNetworkOptions;
+  /** Stop after this many aggregations on miner-1's chain, or this much virtual time. */
+  aggregations: number;
+  maxVirtualMs?: number;
+  data?: TrainTest;
+  logger?: Logger;
+  onRound?: (r: RoundReport) => void;
+}
+
+export interface RoundReport {
+  round: number;
+  height: number;
+  seconds: number; // virtual time of the block
+  accuracy: number;
+  loss: number;
+  updates: { clientId: string; high: boolean; weight: number; attack: string }[];
+  rewards: Record<string, string>;
+}
+
+export interface SimResult {
+  rounds: RoundReport[];
+  virtualSeconds: number;
+  wallSeconds: number;
+  messages: { requests: number; gossip: number; unreachable: number };
+  clients: ReturnType<Client['status']>[];
+  minersConverged: boolean;
+}
+
+function identity(seed: number, id: string, role: 'miner' | 'client', mldsa: NativeMlDsa): Identity {
+  const key = mldsa.signingKey(sha256(new TextEncoder().encode(`bfl-sim/${seed}/${id}`)));
+  return { id, role, publicKey: key.publicKey, key };
+}
+
+export async function runSimulation(o: SimOptions): Promise<SimResult> {
+  const wall0 = performance.now();
+  const log = o.logger ?? silentLogger;
+  const mldsa = new NativeMlDsa();
+  const miners = Array.from({ length: o.miners }, (_, i) => identity(o.seed, `miner-${i + 1}`, 'miner', mldsa));
+  const clients = Array.from({ length: o.clients }, (_, i) => identity(o.seed, `client-${i + 1}`, 'client', mldsa));
+  const cfg: NetworkConfig = parseNetworkConfig({
+    networkId: 'bfl-sim',
+    genesisTime: 0,
+    chain: { difficulty: 1, phi: o.phi },
+    aggregation: o.aggregation as never,
+    learning: { ...o.learning, partitionSeed: o.seed } as never,
+    members: [...miners, ...clients].map((m) => ({ id: m.id, role: m.role, publicKey: toHex(m.publicKey) })),
+  });
+  const initial = initialModelOf(cfg);
+  const params = chainParamsOf(cfg, new Uint8Array(initial.buffer));
+  const genesis = createGenesisBlock(params);
+  const clock = new SimClock(1);
+  const mobility = o.mobility && new Mobility(o.miners, o.clients, o.mobility);
+  const net = new SimNetwork(clock, o.network ?? defaultSimNetwork, mobility);
+  const data = o.data ?? loadDataset(cfg.learning.dataset);
+  const runtime = await ModelRuntime.create(modelSpecOf(cfg), { threads: 1 });
+  const verifier = new InThreadVerifier(mldsa);
+  const membership = new Membership(cfg.members);
+  const dir = await mkdtemp(join(tmpdir(), 'bfl-sim-'));
+  const stops: (() => Promise<unknown>)[] = [];
+  const rounds: RoundReport[] = [];
+  let round = 0;
+  const attackNow = (c: number) => o.attackOf?.(c, round) ?? { kind: 'none' as const };
+
+  try {
+    // miners
+    const stores: ChainStore[] = [];
+    const minerNodes: Miner[] = [];
+    for (let i = 0; i < o.miners; i++) {
+      const id = miners[i];
+      const transport = net.add(`peer-${id.id}`, 'miner', i);
+      const peers = new PeerBook({ transport, identity: id, networkId: cfg.networkId, membership, verifier, timeoutMs: cfg.p2p.requestTimeoutMs, logger: log, clock });
+      await peers.start();
+      const pool = await UpdatePool.open(join(dir, id.id, 'updates'));
+      let miner: Miner | undefined;
+      let store: ChainStore | undefined;
+      const aggregation = new Aggregation(
+        () => store!,
+        {
+          get: async (clientId, digest) => {
+            const u = await miner?.fetchUpdate(clientId, digest);
+            return u && { payload: u.payload, sampleCount: u.sampleCount, baseModelHash: u.baseModelHash };
+          },
+        },
+        cfg.aggregation,
+      );
+      store = await ChainStore.open({ datadir: join(dir, id.id, 'chain'), params, signatures: verifier, aggregation, now: () => clock.now(), clock });
+      const pow = new SimPow(clock, o.meanBlockMs, o.seed * 7 + i);
+      miner = new Miner({ config: cfg, identity: id, store, pool, transport, peers, verifier, pow, aggregation, logger: log, clock });
+      stores.push(store);
+      minerNodes.push(miner);
+      stops.push(async () => {
+        await miner!.stop();
+        await store!.close();
+        await pool.close();
+      });
+    }
+    // clients
+    const parts = partition(data.train.y, o.clients, cfg.learning.partition, o.seed);
+    const clientNodes: Client[] = [];
+    for (let c = 0; c < o.clients; c++) {
+      const id = clients[c];
+      const transport = net.add(`peer-${id.id}`, 'client', c);
+      const peers = new PeerBook({ transport, identity: id, networkId: cfg.networkId, membership, verifier, timeoutMs: cfg.p2p.requestTimeoutMs, logger: log, clock });
+      await peers.start();
+      const mine = parts[c];
+      const held = Math.min(cfg.learning.heldOut, Math.floor(mine.length / 5));
+      const client = new Client({
+        config: cfg,
+        identity: id,
+        transport,
+        runtime,
+        train: data.train,
+        heldOut: subset(data.train, mine.slice(mine.length - held)),
+        stream: new DataStream(mine.slice(0, mine.length - held), clock.now(), { rate: cfg.learning.rate, seed: o.seed * 1000 + c, initial: cfg.learning.initialSamples }),
+        miners: miners.map((m) => ({ id: m.id, peerId: `peer-${m.id}` })),
+        genesis: { anchor: blockHash(genesis.header), modelHash: sha256(params.initialModel), model: initial },
+        datadir: join(dir, id.id),
+        logger: log,
+        clock,
+        attack: attackNow(c),
+        attackOf: () => attackNow(c),
+      });
+      clientNodes.push(client);
+      stops.push(() => client.stop());
+    }
+
+    // record every aggregation on miner-1's canonical chain
+    const evaluations: Promise<void>[] = [];
+    stores[0].on('tip', (state) => {
+      if (toHex(state.anchor) !== toHex(state.hash)) return;
+      const seconds = clock.now() / 1000;
+      evaluations.push(
+        (async () => {
+          const block = (await stores[0].getBlock(state.hash))!;
+          const agg = block.txs[0] as AggregationTx;
+          const ev = await evaluate(runtime, payloadToDelta(agg.model), data.test);
+          const r: RoundReport = {
+            round: agg.round,
+            height: state.height,
+            seconds,
+            accuracy: ev.accuracy,
+            loss: ev.loss,
+            updates: agg.entries.map((e) => ({ clientId: e.clientId, high: e.high, weight: e.weight, attack: formatAttack(attackNow(Number(e.clientId.split('-')[1]) - 1)) })),
+            rewards: Object.fromEntries(agg.rewards.map((x) => [x.id, x.amount.toString()])),
+          };
+          rounds.push(r);
+          o.onRound?.(r);
+        })(),
+      );
+      round = Math.max(round, state.rounds - 1);
+    });
+
+    for (const m of minerNodes) await m.start();
+    for (const c of clientNodes) await c.start();
+    net.refreshLinks();
+    clock.spawn(async () => {
+      for (;;) {
+        await clock.sleep(5000);
+        net.refreshLinks();
+      }
+    });
+    const maxMs = o.maxVirtualMs ?? 24 * 3600_000;
+    await clock.advance(maxMs, () => stores[0].tip.rounds - 1 >= o.aggregations);
+    await Promise.all(evaluations);
+    // Mining never pauses here, so tips can differ by a block in flight: the miners agree if
+    // they hold the same block one below the lowest tip.
+    const agreeAt = Math.max(0, Math.min(...stores.map((s) => s.tip.height)) - 1);
+    const minersConverged = new Set(await Promise.all(stores.map((s) => s.hashAt(agreeAt)))).size === 1;
+    const clientStatus = clientNodes.map((c) => c.status());
+    // stop inside the simulation: in-flight work may still wait for virtual time
+    let stopped = false;
+    clock.spawn(async () => {
+      for (const s of stops.splice(0).reverse()) await s();
+      stopped = true;
+    });
+    await clock.advance(Number.MAX_SAFE_INTEGER, () => stopped);
+    rounds.sort((a, b) => a.round - b.round);
+    return {
+      rounds: rounds.filter((r) => r.round <= o.aggregations || rounds.length <= o.aggregations),
+      virtualSeconds: clock.now() / 1000,
+      wallSeconds: (performance.now() - wall0) / 1000,
+      messages: { ...net.counters },
+      clients: clientStatus,
+      minersConverged,
+    };
+  } finally {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+    await runtime.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}

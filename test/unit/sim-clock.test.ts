@@ -1,0 +1,66 @@
+import { expect, it } from 'vitest';
+import { SimClock } from '../../src/sim/clock.ts';
+
+it('virtual time moves only when every activity waits; timers fire in order', async () => {
+  const c = new SimClock(1000);
+  const log: string[] = [];
+  c.spawn(async () => {
+    await c.sleep(50);
+    log.push(`a@${c.now()}`);
+    // real work inside an activity: time must not move meanwhile
+    await new Promise((r) => setTimeout(r, 30));
+    log.push(`a-work@${c.now()}`);
+    await c.sleep(10);
+    log.push(`a2@${c.now()}`);
+  });
+  c.spawn(async () => {
+    await c.sleep(55);
+    log.push(`b@${c.now()}`);
+  });
+  await c.advance(10_000);
+  expect(log).toEqual(['a@1050', 'a-work@1050', 'b@1055', 'a2@1060']);
+  expect(c.activities).toBe(0);
+});
+
+it('an abort resumes a sleeper at once; suspend waits for another activity without holding time', async () => {
+  const c = new SimClock(0);
+  const ac = new AbortController();
+  let woke = -1;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let passed = -1;
+  c.spawn(async () => {
+    await c.sleep(1_000_000, ac.signal);
+    woke = c.now();
+  });
+  c.spawn(async () => {
+    await c.suspend(gate);
+    passed = c.now();
+  });
+  c.spawn(async () => {
+    await c.sleep(20);
+    ac.abort();
+    await c.sleep(5);
+    release();
+  });
+  await c.advance(2_000_000);
+  expect(woke).toBe(20);
+  expect(passed).toBe(25);
+});
+
+it('advance stops at `until` and when the stop condition holds', async () => {
+  const c = new SimClock(0);
+  let ticks = 0;
+  c.spawn(async () => {
+    for (;;) {
+      await c.sleep(10);
+      ticks++;
+    }
+  });
+  await c.advance(95);
+  expect(ticks).toBe(9);
+  expect(c.now()).toBe(95);
+  await c.advance(10_000, () => ticks >= 20);
+  expect(ticks).toBe(20);
+  expect(c.now()).toBe(200);
+});
