@@ -42,7 +42,8 @@ export const defaultChainConfig: ChainConfig = {
 export interface AggregationConfig {
   aggregator: AggregatorName;
   metric: 'cosine' | 'euclidean';
-  eps: number;
+  eps: number | 'auto';
+  epsFactor: number;
   minPts: number | 'majority';
   stalenessExponent: number;
   fedproxDrop: number;
@@ -54,6 +55,7 @@ export const defaultAggregationConfig: AggregationConfig = {
   aggregator: 'bfl-mec',
   metric: 'cosine',
   eps: 0.5,
+  epsFactor: 1.5,
   minPts: 'majority',
   stalenessExponent: 0,
   fedproxDrop: 0.02,
@@ -235,13 +237,23 @@ function parseAggregation(a: ConfigReader): AggregationConfig {
   return {
     aggregator: a.at('aggregator').oneOf(AGGREGATORS, d.aggregator),
     metric: a.at('metric').oneOf(['cosine', 'euclidean'] as const, d.metric),
-    eps: a.at('eps').num({ min: 0, default: d.eps }),
+    eps: a.at('eps').present && isString(a.at('eps')) ? a.at('eps').oneOf(['auto'] as const) : a.at('eps').num({ min: 0, default: d.eps as number }),
+    epsFactor: a.at('epsFactor').num({ min: 0.01, max: 100, default: d.epsFactor }),
     minPts,
     stalenessExponent: a.at('stalenessExponent').num({ min: 0, max: 10, default: d.stalenessExponent }),
     fedproxDrop: a.at('fedproxDrop').num({ min: 0, max: 0.99, default: d.fedproxDrop }),
     krumF: a.at('krumF').given ? a.at('krumF').int({ min: 0 }) : d.krumF,
     trim: a.at('trim').num({ min: 0, max: 0.49, default: d.trim }),
   };
+}
+
+function isString(r: ConfigReader): boolean {
+  try {
+    r.str();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function isMajority(a: ConfigReader): boolean {

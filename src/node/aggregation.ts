@@ -21,7 +21,7 @@ export interface UpdateSource {
 
 export function aggregatorOf(c: AggregationConfig): Aggregator<unknown> {
   return createAggregator(c.aggregator, {
-    bflmec: { metric: c.metric, eps: c.eps, minPts: c.minPts },
+    bflmec: { metric: c.metric, eps: c.eps, epsFactor: c.epsFactor, minPts: c.minPts },
     stalenessExponent: c.stalenessExponent,
     fedproxDrop: c.fedproxDrop,
     krumF: c.krumF ?? undefined,

@@ -67,12 +67,16 @@ export interface ClientDeps {
   attack?: Attack;
   /** The same, switchable during a run (the harness's rotating attackers); wins over `attack`. */
   attackOf?: () => Attack;
+  /** Told of every accepted upload (experiments: which update was made with which attack). */
+  onUpload?: (u: { digest: string; attack: string; averaged: number }) => void;
 }
 
 interface Buffered {
   base: Uint8Array;
   samples: number;
   delta: Float32Array;
+  /** The attack this update was made with ('none' for honest ones): experiments only, not persisted. */
+  attack?: string;
 }
 
 export class Client {
@@ -262,7 +266,7 @@ export class Client {
     const seed = (this.d.identity.id.length * 7919 + this.trained) >>> 0;
     const lu = await trainLocal(this.d.runtime, this.model, data, { epochs: L.E, batchSize: L.B, lr: L.lr, mu: L.mu, seed });
     this.trained++;
-    const update: Buffered = { base: this.modelHash, samples: lu.samples, delta: attackUpdate(attack, lu.delta, new Rng(seed)) };
+    const update: Buffered = { base: this.modelHash, samples: lu.samples, delta: attackUpdate(attack, lu.delta, new Rng(seed)), attack: formatAttack(attack) };
     if (online && this.buffer.length === 0 && (await this.upload(update))) return;
     await this.pushBuffer(update);
     this.m?.updates.inc({ result: 'buffered' });
@@ -277,7 +281,8 @@ export class Client {
     const delta = Float32Array.from(sum, (v) => v / n);
     // They share a base unless a model arrived in between; the newest base is the one we name.
     const last = this.buffer[n - 1];
-    const ok = await this.upload({ base: last.base, samples: this.buffer.reduce((s, b) => s + b.samples, 0), delta }, n);
+    const attack = this.buffer.find((b) => b.attack && b.attack !== 'none')?.attack ?? 'none';
+    const ok = await this.upload({ base: last.base, samples: this.buffer.reduce((s, b) => s + b.samples, 0), delta, attack }, n);
     if (!ok) return;
     await this.clearBuffer();
     this.log.info({ averaged: n }, 'uploaded the average of buffered updates');
@@ -303,6 +308,7 @@ export class Client {
       this.sent++;
       this.lastUpload = { miner: m.id, digest: toHex(digest), samples: u.samples, averaged };
       if (averaged > 1) this.lastAveraged = this.lastUpload;
+      this.d.onUpload?.({ digest: toHex(digest), attack: u.attack ?? 'none', averaged });
       this.m?.updates.inc({ result: 'uploaded' });
       this.log.info({ miner: m.id, digest: toHex(digest).slice(0, 16), samples: u.samples }, 'update uploaded');
       return true;

@@ -18,7 +18,7 @@ import type { AggregationTx } from '../core/types.ts';
 import type { Identity } from '../crypto/keyfile.ts';
 import { NativeMlDsa } from '../crypto/mldsa.ts';
 import { InThreadVerifier } from '../crypto/verifier.ts';
-import { type Attack, formatAttack } from '../experiments/attacks.ts';
+import type { Attack } from '../experiments/attacks.ts';
 import { type TrainTest, loadDataset, subset } from '../learn/data.ts';
 import { partition } from '../learn/partition.ts';
 import { ModelRuntime } from '../learn/runtime.ts';
@@ -63,7 +63,7 @@ export interface RoundReport {
   seconds: number; // virtual time of the block
   accuracy: number;
   loss: number;
-  updates: { clientId: string; high: boolean; weight: number; attack: string }[];
+  updates: { clientId: string; digest: string; high: boolean; weight: number; attack: string }[];
   rewards: Record<string, string>;
 }
 
@@ -110,6 +110,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const rounds: RoundReport[] = [];
   let round = 0;
   const attackNow = (c: number) => o.attackOf?.(c, round) ?? { kind: 'none' as const };
+  const attackOfDigest = new Map<string, string>();
 
   try {
     // miners
@@ -169,6 +170,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
         clock,
         attack: attackNow(c),
         attackOf: () => attackNow(c),
+        onUpload: (u) => attackOfDigest.set(u.digest, u.attack),
       });
       clientNodes.push(client);
       stops.push(() => client.stop());
@@ -190,7 +192,10 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
             seconds,
             accuracy: ev.accuracy,
             loss: ev.loss,
-            updates: agg.entries.map((e) => ({ clientId: e.clientId, high: e.high, weight: e.weight, attack: formatAttack(attackNow(Number(e.clientId.split('-')[1]) - 1)) })),
+            updates: agg.entries.map((e) => {
+              const digest = toHex(e.updateDigest);
+              return { clientId: e.clientId, digest, high: e.high, weight: e.weight, attack: attackOfDigest.get(digest) ?? 'none' };
+            }),
             rewards: Object.fromEntries(agg.rewards.map((x) => [x.id, x.amount.toString()])),
           };
           rounds.push(r);

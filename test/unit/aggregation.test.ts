@@ -181,3 +181,43 @@ describe('baselines', () => {
     expect(Array.from(run('fedavg', { previous: prev, updates, baseReward: BASE }).model)[0]).toBeCloseTo(202, 4);
   });
 });
+
+describe("eps 'auto' (a radius relative to the updates)", () => {
+  function noisy(seed: number, honest: number, flipped: number, dim = 400, signal = 0.35) {
+    const rng = new Rng(seed);
+    const dir = Float64Array.from({ length: dim }, () => rng.normal());
+    const mk = (id: string, sign: number): UpdateInput => {
+      const delta = Float32Array.from(dir, (x) => sign * (signal * x + rng.normal()));
+      return { clientId: id, digest: createHash('sha256').update(id + seed).digest(), delta, sampleCount: 100, staleness: 0 };
+    };
+    return [...Array.from({ length: honest }, (_, i) => mk(`h${i}`, 1)), ...Array.from({ length: flipped }, (_, i) => mk(`a${i}`, -1))];
+  }
+  const prev = new Float32Array(400);
+  const low = (r: AggregationResult) => r.entries.filter((e) => !e.high).map((e) => e.clientId).sort();
+
+  it('keeps noise-dominated honest updates that a fixed cosine radius of 0.5 throws away', () => {
+    const updates = noisy(1, 10, 0);
+    const fixed = new BflMecAggregator({ eps: 0.5 }).aggregate({ previous: prev, updates, baseReward: BASE }, null).result;
+    const auto = new BflMecAggregator({ eps: 'auto' }).aggregate({ previous: prev, updates, baseReward: BASE }, null).result;
+    // cos(Δ, ḡ) hovers around 0.5 here: most honest updates fall just outside a fixed radius
+    expect(low(fixed).length).toBeGreaterThan(5);
+    expect(low(auto)).toEqual([]);
+    expect(auto.diagnostics.eps).toBeGreaterThan(0.5);
+  });
+
+  it('still separates a sign-flipping minority when the signal is there', () => {
+    const updates = noisy(2, 7, 3, 400, 1.5);
+    const auto = new BflMecAggregator({ eps: 'auto' }).aggregate({ previous: prev, updates, baseReward: BASE }, null).result;
+    expect(low(auto)).toEqual(['a0', 'a1', 'a2']);
+  });
+
+  it('is parsed from the config and committed in the rules', async () => {
+    const { parseNetworkConfig, rulesOf } = await import('../../src/config/network.ts');
+    const pk = 'ab'.repeat(1312);
+    const cfg = parseNetworkConfig({ networkId: 'n', genesisTime: 0, members: [{ id: 'm', role: 'miner', publicKey: pk }], aggregation: { eps: 'auto', epsFactor: 2 } });
+    expect(cfg.aggregation.eps).toBe('auto');
+    expect(cfg.aggregation.epsFactor).toBe(2);
+    expect(rulesOf(cfg.aggregation)).toContain('"eps":"auto"');
+    expect(() => parseNetworkConfig({ networkId: 'n', genesisTime: 0, members: [{ id: 'm', role: 'miner', publicKey: pk }], aggregation: { eps: 'big' } })).toThrow(/aggregation\.eps/);
+  });
+});

@@ -18,8 +18,12 @@ import { cosineFromGram, mean, pairwise, toFloat64, weightedSum } from './vector
 
 export interface BflMecOptions {
   metric: 'cosine' | 'euclidean';
-  /** DBSCAN radius: cosine distance (1 − cos) or Euclidean distance. */
-  eps: number;
+  /** DBSCAN radius: a cosine distance (1 − cos) or Euclidean distance, or 'auto':
+   * epsFactor × the median distance of the updates to ḡ (scale-free; with minPts 'majority'
+   * ḡ is then always a core point, since at least half of the updates are that close). */
+  eps: number | 'auto';
+  /** With eps 'auto': the factor on the median distance. */
+  epsFactor: number;
   /** DBSCAN core threshold; 'majority' = ⌊(n + 1) / 2⌋ + 1 of the n + 1 points. */
   minPts: number | 'majority';
   strategy: 'discard' | 'keep';
@@ -31,8 +35,9 @@ export const defaultBflMecOptions: BflMecOptions = {
   // Cosine: the direction of an update is what says whether it helps; its length depends on
   // the client's data and learning rate.
   metric: 'cosine',
-  // cos(Δ_i, ḡ) >= 0.5 counts as near the mean. Checked on MNIST updates (docs/experiments.md).
+  // cos(Δ_i, ḡ) >= 0.5 counts as near the mean (see docs/experiments.md for 'auto').
   eps: 0.5,
+  epsFactor: 1.5,
   // With a majority threshold, ḡ is core only when most points are near it, so a cluster
   // of attackers can never be the cluster of the mean unless they are the majority.
   minPts: 'majority',
@@ -52,8 +57,9 @@ export class BflMecAggregator implements Aggregator<null> {
     // undefined must not override a default (e.g. createAggregator passing an unset flag)
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.options = { ...defaultBflMecOptions, ...given };
-    const { eps, minPts, stalenessExponent } = this.options;
-    if (!(eps >= 0)) throw new RangeError(`eps must be >= 0, got ${eps}`);
+    const { eps, epsFactor, minPts, stalenessExponent } = this.options;
+    if (eps !== 'auto' && !(eps >= 0)) throw new RangeError(`eps must be >= 0 or "auto", got ${eps}`);
+    if (!(epsFactor > 0)) throw new RangeError(`epsFactor must be > 0, got ${epsFactor}`);
     if (minPts !== 'majority' && !(Number.isInteger(minPts) && minPts >= 1)) throw new RangeError(`minPts must be an integer >= 1 or "majority", got ${minPts}`);
     if (!(stalenessExponent >= 0)) throw new RangeError(`stalenessExponent must be >= 0, got ${stalenessExponent}`);
   }
@@ -86,7 +92,8 @@ export function scoreAndAggregate(input: AggregationInput, o: BflMecOptions): Ag
   } else {
     dist = pairwise(points, 'sqdist').map(Math.sqrt);
   }
-  const { labels } = dbscan(dist, m, o.eps, minPtsFor(o.minPts, m));
+  const eps = o.eps === 'auto' ? o.epsFactor * medianDistanceToMean(dist, n) : o.eps;
+  const { labels } = dbscan(dist, m, eps, minPtsFor(o.minPts, m));
   const meanLabel = labels[n];
   let high: boolean[];
   let note: string | undefined;
@@ -95,7 +102,7 @@ export function scoreAndAggregate(input: AggregationInput, o: BflMecOptions): Ag
   } else {
     // ḡ is noise: no cluster around the mean. Fall back to the mean's own neighbourhood, and
     // to everyone if even that is empty (no basis to single anyone out).
-    high = ups.map((_, i) => dist[i * m + n] <= o.eps);
+    high = ups.map((_, i) => dist[i * m + n] <= eps);
     note = 'mean is noise: high = neighbourhood of the mean';
     if (!high.some(Boolean)) {
       high = ups.map(() => true);
@@ -118,6 +125,13 @@ export function scoreAndAggregate(input: AggregationInput, o: BflMecOptions): Ag
       ups.map((u, i) => ({ clientId: u.clientId, weight: pHigh[i], rewarded: high[i] })),
       input.baseReward,
     ),
-    diagnostics: { similarity, clusterLabels: Array.from(labels), note },
+    diagnostics: { similarity, clusterLabels: Array.from(labels), eps, note },
   };
+}
+
+/** Median of the n updates' distances to ḡ (point n); the mean of the two middle ones for even n. */
+function medianDistanceToMean(dist: Float64Array, n: number): number {
+  const m = n + 1;
+  const d = Array.from({ length: n }, (_, i) => dist[i * m + n]).sort((a, b) => a - b);
+  return n % 2 ? d[(n - 1) / 2] : (d[n / 2 - 1] + d[n / 2]) / 2;
 }

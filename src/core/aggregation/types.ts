@@ -31,6 +31,7 @@ export interface AggregationResult {
   diagnostics: {
     similarity?: number[]; // cos(Δ_i, ḡ), per entry
     clusterLabels?: number[]; // DBSCAN labels of the updates, per entry; the mean's label last
+    eps?: number; // the DBSCAN radius used
     note?: string;
   };
 }
