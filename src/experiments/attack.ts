@@ -149,7 +149,8 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
   };
   if (o.out) {
     await mkdir(o.out, { recursive: true });
-    const stem = `attack-${o.attack.replace(':', '')}-${o.aggregator}-${o.partition}-seed${o.seed}`;
+    const dbscan = o.aggregation?.metric || o.aggregation?.eps !== undefined ? `-${o.aggregation?.metric ?? 'cosine'}-eps${o.aggregation?.eps ?? 'default'}` : '';
+    const stem = `attack-${o.attack.replace(':', '')}-${o.aggregator}${dbscan}-${o.partition}-seed${o.seed}`;
     const csv = join(o.out, `${stem}.csv`);
     const json = join(o.out, `${stem}.json`);
     const header = 'round,seconds,accuracy,accuracy_no_attack,attacker_updates,detected,honest_updates,false_positives';

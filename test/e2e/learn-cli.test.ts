@@ -30,3 +30,21 @@ it('bench train --json reports throughput per batch size and one local update', 
   expect(out.localUpdate).toMatchObject({ epochs: 5, batchSize: 10, samples: 100 });
   expect(out.localUpdate.ms).toBeGreaterThan(0);
 });
+
+it('experiment attack --json prints the documented summary and writes CSV and JSON', async () => {
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const out = mkdtempSync(join(tmpdir(), 'bfl-exp-'));
+  const r = run('experiment', 'attack', '--clients', '5', '--malicious', '0.4', '--attack', 'sign-flip', '--aggregations', '3', '--out', out, '--json');
+  expect(r.status, r.stderr).toBe(0);
+  const s = JSON.parse(r.stdout);
+  for (const k of ['detectionRate', 'falsePositiveRate', 'accuracy', 'accuracyNoAttack']) expect(typeof s[k], k).toBe('number');
+  expect(s).toMatchObject({ attack: 'sign-flip', aggregator: 'bfl-mec', partition: 'iid', clients: 5, attackers: 2 });
+  const csv = readFileSync(s.files.csv, 'utf8').trim().split('\n');
+  expect(csv[0]).toBe('round,seconds,accuracy,accuracy_no_attack,attacker_updates,detected,honest_updates,false_positives');
+  expect(csv).toHaveLength(4);
+  expect(JSON.parse(readFileSync(s.files.json, 'utf8')).rounds).toHaveLength(3);
+  expect(run('experiment', 'attack', '--aggregator', 'mean').status).toBe(2);
+  expect(run('experiment', 'attack', '--attack', 'teleport').status).toBe(2);
+}, 300_000);
