@@ -54,7 +54,7 @@ export interface AggregationConfig {
 export const defaultAggregationConfig: AggregationConfig = {
   aggregator: 'bfl-mec',
   metric: 'cosine',
-  eps: 0.5,
+  eps: 'auto',
   epsFactor: 1.5,
   minPts: 'majority',
   stalenessExponent: 0,
@@ -237,7 +237,7 @@ function parseAggregation(a: ConfigReader): AggregationConfig {
   return {
     aggregator: a.at('aggregator').oneOf(AGGREGATORS, d.aggregator),
     metric: a.at('metric').oneOf(['cosine', 'euclidean'] as const, d.metric),
-    eps: a.at('eps').present && isString(a.at('eps')) ? a.at('eps').oneOf(['auto'] as const) : a.at('eps').num({ min: 0, default: d.eps as number }),
+    eps: !a.at('eps').present ? d.eps : isString(a.at('eps')) ? a.at('eps').oneOf(['auto'] as const) : a.at('eps').num({ min: 0 }),
     epsFactor: a.at('epsFactor').num({ min: 0.01, max: 100, default: d.epsFactor }),
     minPts,
     stalenessExponent: a.at('stalenessExponent').num({ min: 0, max: 10, default: d.stalenessExponent }),
