@@ -3,7 +3,7 @@
  * digest of all of them (members and their keys, difficulty, ϕ, rewards, limits, the initial
  * model), so two nodes with different configs never share a chain.
  */
-import { Writer, assertId, compareBytes, utf8 } from './bytes.ts';
+import { Writer, assertId, utf8 } from './bytes.ts';
 import { BLOCK_VERSION, blockHash, txId } from './encoding.ts';
 import { ZERO_HASH, sha256 } from './hash.ts';
 import { merkleRoot } from './merkle.ts';
@@ -105,9 +105,6 @@ export class Membership {
   }
 }
 
-export function sortDigests<T extends { updateDigest: Uint8Array }>(xs: T[]): T[] {
-  return [...xs].sort((a, b) => compareBytes(a.updateDigest, b.updateDigest));
-}
 
 /** JSON form of the parameters (stored in every datadir so `chain verify` needs nothing else). */
 export interface ChainParamsJson {

@@ -193,8 +193,9 @@ export async function validateBlock(block: Block, ctx: ValidationContext): Promi
   return { state, credits: blockCredits(block) };
 }
 
+/** The canonical order of an aggregation's updates: by digest, then client id. */
 export function sortedPending(p: PendingRecord[]): PendingRecord[] {
-  return [...p].sort((a, b) => compareBytes(a.updateDigest, b.updateDigest));
+  return [...p].sort((a, b) => compareBytes(a.updateDigest, b.updateDigest) || (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0));
 }
 
 function checkAggregationShape(agg: AggregationTx, parent: ChainState, pending: PendingRecord[], params: ChainParams): void {

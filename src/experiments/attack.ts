@@ -14,6 +14,7 @@ import { Rng } from '../core/random.ts';
 import type { AggregationConfig } from '../config/network.ts';
 import { type RoundReport, runSimulation } from '../sim/harness.ts';
 import { type Attack, parseAttack } from './attacks.ts';
+import { lineChart, writePlot } from './plot.ts';
 
 export interface AttackExperimentOptions {
   clients: number;
@@ -76,7 +77,7 @@ export interface AttackSummary {
   rotations: number;
   rounds: AttackRoundRow[];
   baseline: { round: number; accuracy: number }[];
-  files?: { csv: string; json: string };
+  files?: { csv: string; json: string; plots: string[] };
 }
 
 const last3 = (xs: number[]) => xs.slice(-3).reduce((a, b) => a + b, 0) / Math.min(3, xs.length);
@@ -156,7 +157,11 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
     const header = 'round,seconds,accuracy,accuracy_no_attack,attacker_updates,detected,honest_updates,false_positives';
     const lines = table.map((r, i) => [r.round, r.seconds.toFixed(3), r.accuracy, summary.baseline[i]?.accuracy ?? '', r.attackerUpdates, r.detected, r.honestUpdates, r.falsePositives].join(','));
     await writeFile(csv, [header, ...lines].join('\n') + '\n');
-    summary.files = { csv, json };
+    const plotFiles = [
+      ...(await writePlot(join(o.out, `${stem}-accuracy`), lineChart({ title: `accuracy: ${o.attack} by ${k} of ${o.clients} (${o.aggregator})`, xLabel: 'aggregation', yLabel: 'test accuracy', yRange: [0, 1], series: [{ name: 'under attack', points: table.map((r) => [r.round, r.accuracy]) }, { name: 'no attack', points: summary.baseline.map((r) => [r.round, r.accuracy]) }] }))),
+      ...(await writePlot(join(o.out, `${stem}-detection`), lineChart({ title: `detection per aggregation (${o.attack})`, xLabel: 'aggregation', yLabel: 'rate', yRange: [0, 1], series: [{ name: 'detection rate', points: table.filter((r) => r.attackerUpdates > 0).map((r) => [r.round, r.detected / r.attackerUpdates]) }, { name: 'false positive rate', points: table.map((r) => [r.round, r.honestUpdates ? r.falsePositives / r.honestUpdates : 0]) }] }))),
+    ];
+    summary.files = { csv, json, plots: plotFiles };
     await writeFile(json, JSON.stringify(summary, null, 2) + '\n');
   }
   return summary;

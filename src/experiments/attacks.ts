@@ -5,6 +5,7 @@
  *   scale:λ          Δ → λΔ (model replacement / boosting)
  *   noise:σ          Δ → Δ + N(0, σ²) per coordinate (a broken or lazy device)
  *   label-flip       labels y → C − 1 − y while training (data poisoning)
+ *   free-ride:σ      Δ → N(0, σ²): no training at all, a "curious" client after rewards (case ii)
  * Attacks that need the other clients' updates (a little is enough, inner product
  * manipulation) live with the experiment harness, which sees every update.
  */
@@ -16,9 +17,10 @@ export type Attack =
   | { kind: 'sign-flip' }
   | { kind: 'scale'; factor: number }
   | { kind: 'noise'; sigma: number }
-  | { kind: 'label-flip' };
+  | { kind: 'label-flip' }
+  | { kind: 'free-ride'; sigma: number };
 
-export const ATTACK_HELP = 'none, sign-flip, scale:λ (e.g. scale:10), noise:σ (e.g. noise:0.05), label-flip';
+export const ATTACK_HELP = 'none, sign-flip, scale:λ (e.g. scale:10), noise:σ (e.g. noise:0.05), label-flip, free-ride:σ (e.g. free-ride:0.001)';
 
 export function parseAttack(s: string): Attack {
   const [kind, arg] = s.split(':');
@@ -35,7 +37,8 @@ export function parseAttack(s: string): Attack {
       return { kind };
     case 'scale':
       return { kind, factor: num('λ') };
-    case 'noise': {
+    case 'noise':
+    case 'free-ride': {
       const sigma = num('σ');
       if (sigma < 0) break;
       return { kind, sigma };
@@ -45,7 +48,7 @@ export function parseAttack(s: string): Attack {
 }
 
 export function formatAttack(a: Attack): string {
-  return a.kind === 'scale' ? `scale:${a.factor}` : a.kind === 'noise' ? `noise:${a.sigma}` : a.kind;
+  return a.kind === 'scale' ? `scale:${a.factor}` : a.kind === 'noise' || a.kind === 'free-ride' ? `${a.kind}:${a.sigma}` : a.kind;
 }
 
 /** Apply an update attack to Δ (a new array; data attacks leave Δ alone). */
@@ -57,6 +60,8 @@ export function attackUpdate(a: Attack, delta: Float32Array, rng: Rng): Float32A
       return delta.map((v) => v * a.factor);
     case 'noise':
       return delta.map((v) => v + a.sigma * rng.normal());
+    case 'free-ride':
+      return delta.map(() => a.sigma * rng.normal());
     default:
       return delta;
   }

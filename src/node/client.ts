@@ -263,7 +263,8 @@ export class Client {
     const data = subset(this.d.train, this.d.stream.takeNewest(L.N, this.now()));
     const attack = this.d.attackOf?.() ?? this.d.attack ?? { kind: 'none' };
     data.y = attackLabels(attack, data.y, data.classes);
-    const seed = (this.d.identity.id.length * 7919 + this.trained) >>> 0;
+    // a seed of its own per client and round (shuffling, and noise of noise-type attacks)
+    const seed = (sha256(new TextEncoder().encode(this.d.identity.id)).reduce((h, b) => (h * 31 + b) >>> 0, 0) + this.trained * 7919) >>> 0;
     const lu = await trainLocal(this.d.runtime, this.model, data, { epochs: L.E, batchSize: L.B, lr: L.lr, mu: L.mu, seed });
     this.trained++;
     const update: Buffered = { base: this.modelHash, samples: lu.samples, delta: attackUpdate(attack, lu.delta, new Rng(seed)), attack: formatAttack(attack) };

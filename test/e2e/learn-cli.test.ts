@@ -48,3 +48,25 @@ it('experiment attack --json prints the documented summary and writes CSV and JS
   expect(run('experiment', 'attack', '--aggregator', 'mean').status).toBe(2);
   expect(run('experiment', 'attack', '--attack', 'teleport').status).toBe(2);
 }, 300_000);
+
+it('experiment rewards, robustness, strategies and thresholds write their CSV, JSON and plots', async () => {
+  const { mkdtempSync, existsSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const out = mkdtempSync(join(tmpdir(), 'bfl-suite-'));
+  const small = ['--clients', '5', '--aggregations', '2', '--N', '50', '--E', '1', '--out', out, '--json'];
+  const rewards = run('experiment', 'rewards', ...small, '--curious', '0.4');
+  expect(rewards.status, rewards.stderr).toBe(0);
+  const rw = JSON.parse(rewards.stdout);
+  expect(rw.curious).toHaveLength(2);
+  expect(rw.curiousShare).toBeLessThan(0.5); // free-riders do not earn their share
+  const rob = run('experiment', 'robustness', ...small, '--attacks', 'scale:10', '--aggregators', 'bfl-mec,median');
+  expect(rob.status, rob.stderr).toBe(0);
+  expect(Object.keys(JSON.parse(rob.stdout).worstCase)).toEqual(['bfl-mec', 'median']);
+  expect(run('experiment', 'strategies', ...small, '--aggregators', 'bfl-mec,fedavg').status).toBe(0);
+  const th = run('experiment', 'thresholds', ...small, '--phis', '2,3', '--Ns', '50');
+  expect(th.status, th.stderr).toBe(0);
+  expect(JSON.parse(th.stdout).grid.map((g: { phi: number }) => g.phi)).toEqual([2, 3]);
+  for (const f of ['rewards', 'robustness', 'strategies', 'thresholds']) for (const ext of ['csv', 'json', 'svg', 'png']) expect(existsSync(join(out, `${f}.${ext}`)), `${f}.${ext}`).toBe(true);
+  expect(run('experiment', 'thresholds', '--phis', 'x').status).toBe(2);
+}, 600_000);

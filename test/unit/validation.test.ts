@@ -55,6 +55,14 @@ describe('a valid chain', () => {
   });
 });
 
+it('two clients recording the same update digest can still be aggregated (regression: liveness)', async () => {
+  const digest = sha256(Uint8Array.of(7, 7, 7));
+  const same = [rec(0, { digest }), rec(1, { digest }), rec(2)];
+  const b = mineBlock(net, store.tip, net.miners[m1], { records: same, aggregation: nextAggregation(net, store.tip, same) });
+  expect((await store.addBlock(b)).status).toBe('connected');
+  expect(store.tip.rounds).toBe(2);
+});
+
 describe('one rejection per code', () => {
   it('BAD_POW: a header whose hash misses the target', async () => {
     const good = mineBlock(net, store.tip, net.miners[m1], { records: [rec()] });

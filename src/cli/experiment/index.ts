@@ -4,6 +4,7 @@ import { UsageError, parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { type AggregatorName, AGGREGATORS } from '../../core/aggregation/index.ts';
 import { ATTACK_HELP, parseAttack } from '../../experiments/attacks.ts';
 import { defaultAttackExperiment, runAttackExperiment } from '../../experiments/attack.ts';
+import { runRewards, runRobustness, runStrategies, runThresholds } from '../../experiments/suite.ts';
 import { print, printJson } from '../output.ts';
 
 export function experimentCommand(): Command {
@@ -32,6 +33,8 @@ export function experimentCommand(): Command {
       if (o.json) printJson(r);
       else print(`${r.dataset}: test accuracy ${r.testAccuracy.toFixed(4)} after ${o.epochs} epochs on ${r.trainSamples} samples (${r.testSamples} test), ${r.samplesPerSecond} samples/s`);
     });
+  suiteCommands(exp);
+
   exp
     .command('attack')
     .description('attack detection with rotating attackers (case i), in the simulator: detection rate, false positives, accuracy vs no attack')
@@ -88,6 +91,113 @@ export function experimentCommand(): Command {
       }
     });
   return exp;
+}
+
+const intList = (name: string) => (v: string) => {
+  const xs = v.split(',').map(Number);
+  if (xs.some((x) => !Number.isInteger(x) || x < 1)) throw new UsageError(`${name} takes comma-separated whole numbers, got "${v}"`);
+  return xs;
+};
+
+/** Flags every simulator experiment shares; `d` holds the experiment's own defaults. */
+function common(cmd: Command, d: { clients: number; aggregations: number; lr: number }): Command {
+  return cmd
+    .option('--clients <k>', 'clients', parseIntFlag('--clients', 2, 1000), d.clients)
+    .option('--miners <m>', 'miners', parseIntFlag('--miners', 1, 32), 2)
+    .option('--partition <p>', 'iid or noniid (two label shards per client)', 'iid')
+    .option('--aggregations <a>', 'aggregations per run', parseIntFlag('--aggregations', 1, 10_000), d.aggregations)
+    .option('--phi <n>', 'ϕ (default: min(clients, 10))', parseIntFlag('--phi', 1, 10_000))
+    .option('--N <n>', 'new samples that trigger a local update', parseIntFlag('--N', 1, 100_000), 100)
+    .option('--E <e>', 'local epochs', parseIntFlag('--E', 1, 1000), 5)
+    .option('--B <b>', 'batch size', parseIntFlag('--B', 1, 100_000), 10)
+    .option('--lr <rate>', 'learning rate η', parseNumberFlag('--lr', 1e-9, 100), d.lr)
+    .option('--seed <n>', 'seed', parseIntFlag('--seed', 0, 2 ** 32 - 1), 1)
+    .option('--out <dir>', 'write CSV, JSON and plots here', 'out')
+    .option('--json', 'print the summary as JSON', false);
+}
+
+type CommonFlags = { clients: number; miners: number; partition: string; aggregations: number; phi?: number; N: number; E: number; B: number; lr: number; seed: number; out: string; json: boolean };
+
+function commonOptions(o: CommonFlags, runs: number) {
+  if (o.partition !== 'iid' && o.partition !== 'noniid') throw new UsageError('--partition must be iid or noniid');
+  const bar = progress(runs * o.aggregations);
+  return { bar, opts: { clients: o.clients, miners: o.miners, partition: o.partition as 'iid' | 'noniid', aggregations: o.aggregations, phi: o.phi, N: o.N, E: o.E, B: o.B, lr: o.lr, seed: o.seed, out: o.out, onRound: (label: string, r: { round: number; accuracy: number }) => bar(`${label}: round ${r.round}, accuracy ${r.accuracy.toFixed(4)}`) } };
+}
+
+function aggregatorList(v: string): AggregatorName[] {
+  const xs = v.split(',');
+  for (const x of xs) if (!(AGGREGATORS as readonly string[]).includes(x)) throw new UsageError(`unknown aggregator ${x}: use ${AGGREGATORS.join(', ')}`);
+  return xs as AggregatorName[];
+}
+
+function attackList(v: string): string[] {
+  const xs = v.split(',');
+  for (const x of xs) {
+    try {
+      parseAttack(x);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  return xs;
+}
+
+function finish(o: { json: boolean }, summary: { files: string[] } & Record<string, unknown>, lines: string[]): void {
+  if (o.json) printJson(summary);
+  else {
+    for (const l of lines) print(l);
+    print(`wrote ${summary.files.join(', ')}`);
+  }
+}
+
+export function suiteCommands(exp: Command): void {
+  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator'), { clients: 10, aggregations: 15, lr: 0.05 })
+    .option('--attacks <list>', 'comma-separated attacks', 'sign-flip,scale:10,noise:0.05,label-flip')
+    .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,fedavg,multi-krum,median,trimmed-mean')
+    .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), 0.3)
+    .action(async (o: CommonFlags & { attacks: string; aggregators: string; malicious: number }) => {
+      const attacks = attackList(o.attacks);
+      const aggregators = aggregatorList(o.aggregators);
+      const { bar, opts } = commonOptions(o, aggregators.length * (attacks.length + 1));
+      const r = await runRobustness({ ...opts, attacks, aggregators, malicious: o.malicious });
+      bar.done();
+      finish(o, r, aggregators.map((g) => `${g.padEnd(14)} no attack ${r.accuracy[g].none.toFixed(4)}  worst ${r.worstCase[g].toFixed(4)}  ${attacks.map((a) => `${a} ${r.accuracy[g][a].toFixed(4)}`).join('  ')}`));
+    });
+
+  common(exp.command('rewards').description('cumulative rewards with fixed curious clients (case ii)'), { clients: 10, aggregations: 20, lr: 0.05 })
+    .option('--curious <f>', 'fraction of curious clients', parseNumberFlag('--curious', 0, 0.99), 0.2)
+    .option('--attack <attack>', `what the curious clients send: ${ATTACK_HELP}`, 'free-ride:0.001')
+    .action(async (o: CommonFlags & { curious: number; attack: string }) => {
+      attackList(o.attack);
+      const { bar, opts } = commonOptions(o, 1);
+      const r = await runRewards({ ...opts, curious: o.curious, attack: o.attack });
+      bar.done();
+      finish(o, r, [`curious clients (${r.curious.join(', ')}) got ${(r.curiousShare * 100).toFixed(1)} % of ${r.totalTokens.toFixed(2)} tokens: ${r.meanCurious.toFixed(2)} each vs ${r.meanHonest.toFixed(2)} per honest client`]);
+    });
+
+  common(exp.command('strategies').description('BFL-MEC discard vs keep vs FedAvg vs FedProx: accuracy over time'), { clients: 10, aggregations: 20, lr: 0.05 })
+    .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,bfl-mec-keep,fedavg,fedprox')
+    .option('--attack <attack>', `attack, if any: ${ATTACK_HELP}`, 'none')
+    .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), 0.3)
+    .action(async (o: CommonFlags & { aggregators: string; attack: string; malicious: number }) => {
+      const aggregators = aggregatorList(o.aggregators);
+      attackList(o.attack);
+      const { bar, opts } = commonOptions(o, aggregators.length);
+      const r = await runStrategies({ ...opts, aggregators, attack: o.attack, malicious: o.malicious });
+      bar.done();
+      finish(o, r, Object.entries(r.final).map(([g, a]) => `${g.padEnd(14)} final accuracy ${a.toFixed(4)}`));
+    });
+
+  // the paper's grid and defaults: n = 100, m = 2, η = 0.01, E = 5, B = 10
+  common(exp.command('thresholds').description('the (ϕ, N) grid: accuracy over time and convergence time (accuracy within 0.5 % over 5 aggregations)'), { clients: 100, aggregations: 30, lr: 0.01 })
+    .option('--phis <list>', 'ϕ values', intList('--phis'), [5, 10, 15, 20])
+    .option('--Ns <list>', 'N values', intList('--Ns'), [50, 75, 100])
+    .action(async (o: CommonFlags & { phis: number[]; Ns: number[] }) => {
+      const { bar, opts } = commonOptions(o, o.phis.length * o.Ns.length);
+      const r = await runThresholds({ ...opts, phis: o.phis, Ns: o.Ns });
+      bar.done();
+      finish(o, r, r.grid.map((g) => `ϕ=${String(g.phi).padEnd(3)} N=${String(g.N).padEnd(4)} final accuracy ${g.finalAccuracy.toFixed(4)}, converged ${g.convergedRound === null ? 'no' : `at round ${g.convergedRound} (${g.convergenceSeconds!.toFixed(0)} s)`}`));
+    });
 }
 
 /** A one-line progress bar on a terminal; nothing otherwise. */

@@ -3,11 +3,20 @@ import { compareBytes } from '../bytes.ts';
 import type { RewardEntry } from '../types.ts';
 import type { UpdateInput } from './types.ts';
 
-/** Updates sorted by digest: the one order all arithmetic runs in. Duplicate digests are refused. */
+/**
+ * Updates sorted by (digest, client id): the one order all arithmetic runs in. Two clients may
+ * send byte-identical updates (a copycat is still a valid record: records are unique per
+ * (client, digest)); refusing them would make the ϕ rule demand an aggregation nobody can
+ * compute. Only a repeated (client, digest) is refused.
+ */
+export function byDigestThenClient(a: { digest: Uint8Array; clientId: string }, b: { digest: Uint8Array; clientId: string }): number {
+  return compareBytes(a.digest, b.digest) || (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0);
+}
+
 export function canonical(updates: UpdateInput[]): UpdateInput[] {
-  const sorted = [...updates].sort((a, b) => compareBytes(a.digest, b.digest));
+  const sorted = [...updates].sort(byDigestThenClient);
   for (let i = 1; i < sorted.length; i++) {
-    if (compareBytes(sorted[i - 1].digest, sorted[i].digest) === 0) throw new RangeError('two updates with the same digest');
+    if (byDigestThenClient(sorted[i - 1], sorted[i]) === 0) throw new RangeError(`update ${sorted[i].clientId} appears twice`);
   }
   if (sorted.length > 0) {
     const dim = sorted[0].delta.length;

@@ -1,0 +1,81 @@
+/**
+ * Plain SVG charts for experiment reports (line charts over rounds or time, grouped bars), and
+ * PNG copies rendered with resvg. No browser, no plotting stack: a figure is a string.
+ */
+import { writeFile } from 'node:fs/promises';
+
+export interface Series {
+  name: string;
+  points: [number, number][];
+}
+
+const W = 720;
+const H = 420;
+const M = { l: 70, r: 190, t: 50, b: 60 };
+const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+function ticks(lo: number, hi: number, n = 5): number[] {
+  if (hi === lo) return [lo];
+  const raw = (hi - lo) / n;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((k) => k * mag).find((s) => s >= raw)!;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-12; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+function frame(title: string, xLabel: string, yLabel: string, body: string, legend: string[], xTicks: string, yTicks: string): string {
+  const legendSvg = legend.map((name, i) => `<rect x="${W - M.r + 15}" y="${M.t + i * 22}" width="14" height="14" fill="${COLORS[i % COLORS.length]}"/><text x="${W - M.r + 35}" y="${M.t + i * 22 + 12}" font-size="13">${esc(name)}</text>`).join('');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif">
+<rect width="${W}" height="${H}" fill="white"/>
+<text x="${(W - M.r + M.l) / 2}" y="28" font-size="16" text-anchor="middle">${esc(title)}</text>
+<line x1="${M.l}" y1="${H - M.b}" x2="${W - M.r}" y2="${H - M.b}" stroke="black"/>
+<line x1="${M.l}" y1="${M.t}" x2="${M.l}" y2="${H - M.b}" stroke="black"/>
+${xTicks}${yTicks}
+<text x="${(W - M.r + M.l) / 2}" y="${H - 15}" font-size="13" text-anchor="middle">${esc(xLabel)}</text>
+<text x="18" y="${(H - M.b + M.t) / 2}" font-size="13" text-anchor="middle" transform="rotate(-90 18 ${(H - M.b + M.t) / 2})">${esc(yLabel)}</text>
+${body}${legendSvg}
+</svg>
+`;
+}
+
+export function lineChart(o: { title: string; xLabel: string; yLabel: string; series: Series[]; yRange?: [number, number] }): string {
+  const pts = o.series.flatMap((s) => s.points);
+  const xs = pts.map((p) => p[0]);
+  const ys = pts.map((p) => p[1]);
+  const [x0, x1] = [Math.min(...xs, 0), Math.max(...xs, 1)];
+  const [y0, y1] = o.yRange ?? [Math.min(...ys, 0), Math.max(...ys, 1)];
+  const sx = (x: number) => M.l + ((x - x0) / (x1 - x0 || 1)) * (W - M.l - M.r);
+  const sy = (y: number) => H - M.b - ((y - y0) / (y1 - y0 || 1)) * (H - M.t - M.b);
+  const xt = ticks(x0, x1).map((v) => `<line x1="${sx(v)}" y1="${H - M.b}" x2="${sx(v)}" y2="${H - M.b + 5}" stroke="black"/><text x="${sx(v)}" y="${H - M.b + 20}" font-size="12" text-anchor="middle">${v}</text>`).join('');
+  const yt = ticks(y0, y1).map((v) => `<line x1="${M.l - 5}" y1="${sy(v)}" x2="${W - M.r}" y2="${sy(v)}" stroke="#ddd"/><text x="${M.l - 8}" y="${sy(v) + 4}" font-size="12" text-anchor="end">${v}</text>`).join('');
+  const body = o.series
+    .map((s, i) => `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2" points="${s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`)
+    .join('\n');
+  return frame(o.title, o.xLabel, o.yLabel, body, o.series.map((s) => s.name), xt, yt);
+}
+
+/** Bars grouped by category: values[g][c] for group g (legend) and category c (x axis). */
+export function barChart(o: { title: string; xLabel: string; yLabel: string; categories: string[]; groups: string[]; values: number[][]; yRange?: [number, number] }): string {
+  const [y0, y1] = o.yRange ?? [0, Math.max(1, ...o.values.flat())];
+  const sy = (y: number) => H - M.b - ((y - y0) / (y1 - y0 || 1)) * (H - M.t - M.b);
+  const cw = (W - M.l - M.r) / o.categories.length;
+  const bw = (cw * 0.8) / o.groups.length;
+  const body = o.values
+    .flatMap((row, g) => row.map((v, c) => `<rect x="${(M.l + c * cw + cw * 0.1 + g * bw).toFixed(1)}" y="${sy(v).toFixed(1)}" width="${bw.toFixed(1)}" height="${(H - M.b - sy(v)).toFixed(1)}" fill="${COLORS[g % COLORS.length]}"/>`))
+    .join('\n');
+  const xt = o.categories.map((c, i) => `<text x="${M.l + i * cw + cw / 2}" y="${H - M.b + 20}" font-size="12" text-anchor="middle">${esc(c)}</text>`).join('');
+  const yt = ticks(y0, y1).map((v) => `<line x1="${M.l - 5}" y1="${sy(v)}" x2="${W - M.r}" y2="${sy(v)}" stroke="#ddd"/><text x="${M.l - 8}" y="${sy(v) + 4}" font-size="12" text-anchor="end">${v}</text>`).join('');
+  return frame(o.title, o.xLabel, o.yLabel, body, o.groups, xt, yt);
+}
+
+/** Write `stem.svg` and `stem.png`; returns both paths. */
+export async function writePlot(stem: string, svg: string): Promise<string[]> {
+  const { Resvg } = await import('@resvg/resvg-js');
+  await writeFile(`${stem}.svg`, svg);
+  const png = new Resvg(svg, { background: 'white', font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
+  await writeFile(`${stem}.png`, png);
+  return [`${stem}.svg`, `${stem}.png`];
+}
