@@ -6,6 +6,11 @@
  *   noise:σ          Δ → Δ + N(0, σ²) per coordinate (a broken or lazy device)
  *   label-flip       labels y → C − 1 − y while training (data poisoning)
  *   free-ride:σ      Δ → N(0, σ²): no training at all, a "curious" client after rewards (case ii)
+ *   alie:z           "a little is enough" (Baruch et al. 2019): Δ → μ − z·σ per coordinate
+ *   ipm:ε            inner product manipulation (Xie et al. 2020): Δ → −ε·μ
+ * μ and σ are the honest updates' mean and standard deviation: the simulator gives them to
+ * its attackers (omniscient, as in those papers); without them the client's own Δ stands in
+ * for μ and σ = 0 (ALIE then sends its honest update, IPM a shrunk sign flip).
  * Attacks that need the other clients' updates (a little is enough, inner product
  * manipulation) live with the experiment harness, which sees every update.
  */
@@ -18,9 +23,17 @@ export type Attack =
   | { kind: 'scale'; factor: number }
   | { kind: 'noise'; sigma: number }
   | { kind: 'label-flip' }
-  | { kind: 'free-ride'; sigma: number };
+  | { kind: 'free-ride'; sigma: number }
+  | { kind: 'alie'; z: number }
+  | { kind: 'ipm'; epsilon: number };
 
-export const ATTACK_HELP = 'none, sign-flip, scale:λ (e.g. scale:10), noise:σ (e.g. noise:0.05), label-flip, free-ride:σ (e.g. free-ride:0.001)';
+/** What the omniscient attacks of the literature know: the honest updates' statistics. */
+export interface HonestStats {
+  mean: Float32Array;
+  std: Float32Array;
+}
+
+export const ATTACK_HELP = 'none, sign-flip, scale:λ (e.g. scale:10), noise:σ (e.g. noise:0.05), label-flip, free-ride:σ (e.g. free-ride:0.001), alie:z (e.g. alie:1), ipm:ε (e.g. ipm:0.5)';
 
 export function parseAttack(s: string): Attack {
   const [kind, arg] = s.split(':');
@@ -37,6 +50,10 @@ export function parseAttack(s: string): Attack {
       return { kind };
     case 'scale':
       return { kind, factor: num('λ') };
+    case 'alie':
+      return { kind, z: num('z') };
+    case 'ipm':
+      return { kind, epsilon: num('ε') };
     case 'noise':
     case 'free-ride': {
       const sigma = num('σ');
@@ -48,12 +65,28 @@ export function parseAttack(s: string): Attack {
 }
 
 export function formatAttack(a: Attack): string {
-  return a.kind === 'scale' ? `scale:${a.factor}` : a.kind === 'noise' || a.kind === 'free-ride' ? `${a.kind}:${a.sigma}` : a.kind;
+  switch (a.kind) {
+    case 'scale':
+      return `scale:${a.factor}`;
+    case 'noise':
+    case 'free-ride':
+      return `${a.kind}:${a.sigma}`;
+    case 'alie':
+      return `alie:${a.z}`;
+    case 'ipm':
+      return `ipm:${a.epsilon}`;
+    default:
+      return a.kind;
+  }
 }
 
 /** Apply an update attack to Δ (a new array; data attacks leave Δ alone). */
-export function attackUpdate(a: Attack, delta: Float32Array, rng: Rng): Float32Array {
+export function attackUpdate(a: Attack, delta: Float32Array, rng: Rng, honest?: HonestStats): Float32Array {
   switch (a.kind) {
+    case 'alie':
+      return honest ? honest.mean.map((m, k) => m - a.z * honest.std[k]) : delta.slice();
+    case 'ipm':
+      return (honest?.mean ?? delta).map((m) => -a.epsilon * m);
     case 'sign-flip':
       return delta.map((v) => -v);
     case 'scale':

@@ -29,7 +29,7 @@ import { type Clock, systemClock } from './clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { Notifier } from './notifier.ts';
-import { type Attack, attackLabels, attackUpdate, formatAttack } from '../experiments/attacks.ts';
+import { type Attack, type HonestStats, attackLabels, attackUpdate, formatAttack } from '../experiments/attacks.ts';
 import { Rng } from '../core/random.ts';
 
 export interface ClientOptions {
@@ -68,7 +68,9 @@ export interface ClientDeps {
   /** The same, switchable during a run (the harness's rotating attackers); wins over `attack`. */
   attackOf?: () => Attack;
   /** Told of every accepted upload (experiments: which update was made with which attack). */
-  onUpload?: (u: { digest: string; attack: string; averaged: number }) => void;
+  onUpload?: (u: { digest: string; attack: string; averaged: number; delta: Float32Array }) => void;
+  /** Experiments: the honest updates' statistics, for the omniscient attacks (ALIE, IPM). */
+  honestStats?: () => HonestStats | undefined;
 }
 
 interface Buffered {
@@ -267,7 +269,7 @@ export class Client {
     const seed = (sha256(new TextEncoder().encode(this.d.identity.id)).reduce((h, b) => (h * 31 + b) >>> 0, 0) + this.trained * 7919) >>> 0;
     const lu = await trainLocal(this.d.runtime, this.model, data, { epochs: L.E, batchSize: L.B, lr: L.lr, mu: L.mu, seed });
     this.trained++;
-    const update: Buffered = { base: this.modelHash, samples: lu.samples, delta: attackUpdate(attack, lu.delta, new Rng(seed)), attack: formatAttack(attack) };
+    const update: Buffered = { base: this.modelHash, samples: lu.samples, delta: attackUpdate(attack, lu.delta, new Rng(seed), this.d.honestStats?.()), attack: formatAttack(attack) };
     if (online && this.buffer.length === 0 && (await this.upload(update))) return;
     await this.pushBuffer(update);
     this.m?.updates.inc({ result: 'buffered' });
@@ -309,7 +311,7 @@ export class Client {
       this.sent++;
       this.lastUpload = { miner: m.id, digest: toHex(digest), samples: u.samples, averaged };
       if (averaged > 1) this.lastAveraged = this.lastUpload;
-      this.d.onUpload?.({ digest: toHex(digest), attack: u.attack ?? 'none', averaged });
+      this.d.onUpload?.({ digest: toHex(digest), attack: u.attack ?? 'none', averaged, delta: u.delta });
       this.m?.updates.inc({ result: 'uploaded' });
       this.log.info({ miner: m.id, digest: toHex(digest).slice(0, 16), samples: u.samples }, 'update uploaded');
       return true;

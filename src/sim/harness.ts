@@ -111,6 +111,28 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   let round = 0;
   const attackNow = (c: number) => o.attackOf?.(c, round) ?? { kind: 'none' as const };
   const attackOfDigest = new Map<string, string>();
+  // the latest honest update of each client: what omniscient attackers (ALIE, IPM) know
+  const latestHonest = new Map<string, Float32Array>();
+  let stats: { mean: Float32Array; std: Float32Array } | undefined;
+  const honestStats = () => {
+    if (stats || latestHonest.size === 0) return stats;
+    const vs = [...latestHonest.values()];
+    const mean = new Float32Array(vs[0].length);
+    const std = new Float32Array(vs[0].length);
+    for (let k = 0; k < mean.length; k++) {
+      let s1 = 0;
+      let s2 = 0;
+      for (const v of vs) {
+        s1 += v[k];
+        s2 += v[k] * v[k];
+      }
+      const m = s1 / vs.length;
+      mean[k] = m;
+      std[k] = Math.sqrt(Math.max(0, s2 / vs.length - m * m));
+    }
+    stats = { mean, std };
+    return stats;
+  };
 
   try {
     // miners
@@ -170,7 +192,14 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
         clock,
         attack: attackNow(c),
         attackOf: () => attackNow(c),
-        onUpload: (u) => attackOfDigest.set(u.digest, u.attack),
+        onUpload: (u) => {
+          attackOfDigest.set(u.digest, u.attack);
+          if (u.attack === 'none') {
+            latestHonest.set(id.id, u.delta);
+            stats = undefined;
+          }
+        },
+        honestStats,
       });
       clientNodes.push(client);
       stops.push(() => client.stop());

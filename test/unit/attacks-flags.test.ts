@@ -41,3 +41,18 @@ describe('daemon settings: flags > environment > config file > defaults', () => 
     expect(() => resolveDaemonFlags({ role: 'client', config: 'c', identity: 'i', datadir: 'd', attack: 'nope' }, {})).toThrow(/unknown attack/);
   });
 });
+
+describe('omniscient attacks', () => {
+  const honest = { mean: Float32Array.of(1, -2, 0.5), std: Float32Array.of(0.1, 0.2, 0) };
+  it('ALIE is μ − zσ per coordinate; IPM is −εμ', () => {
+    expect(Array.from(attackUpdate(parseAttack('alie:1.5'), Float32Array.of(9, 9, 9), new Rng(1), honest))).toEqual([1 - 0.15000000596046448, -2 - 0.30000001192092896, 0.5].map(Math.fround));
+    expect(Array.from(attackUpdate(parseAttack('ipm:0.5'), Float32Array.of(9, 9, 9), new Rng(1), honest))).toEqual([-0.5, 1, -0.25]);
+    expect(formatAttack(parseAttack('alie:1.5'))).toBe('alie:1.5');
+    expect(formatAttack(parseAttack('ipm:0.5'))).toBe('ipm:0.5');
+  });
+  it('without the honest statistics they fall back to the client\'s own update', () => {
+    const own = Float32Array.of(2, 4);
+    expect(Array.from(attackUpdate(parseAttack('alie:1'), own, new Rng(1)))).toEqual([2, 4]);
+    expect(Array.from(attackUpdate(parseAttack('ipm:0.5'), own, new Rng(1)))).toEqual([-1, -2]);
+  });
+});
