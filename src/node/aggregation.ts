@@ -19,6 +19,17 @@ export interface UpdateSource {
   get(clientId: string, digest: Uint8Array): Promise<{ payload: Uint8Array; sampleCount: number; baseModelHash: Uint8Array } | undefined>;
 }
 
+/** Missing raw updates come through the miner (pool, then fetched from the other miners); the
+ * miner is built after the chain store that needs this, hence the late binding. */
+export function updatesVia(miner: () => { fetchUpdate(clientId: string, digest: Uint8Array): Promise<{ payload: Uint8Array; sampleCount: number; baseModelHash: Uint8Array } | undefined> } | undefined): UpdateSource {
+  return {
+    get: async (clientId, digest) => {
+      const u = await miner()?.fetchUpdate(clientId, digest);
+      return u && { payload: u.payload, sampleCount: u.sampleCount, baseModelHash: u.baseModelHash };
+    },
+  };
+}
+
 export function aggregatorOf(c: AggregationConfig): Aggregator<unknown> {
   return createAggregator(c.aggregator, {
     bflmec: { metric: c.metric, eps: c.eps, epsFactor: c.epsFactor, minPts: c.minPts },

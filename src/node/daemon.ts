@@ -25,7 +25,7 @@ import { Libp2pTransport } from '../net/transport.ts';
 import { startApi, stopApi } from '../api/server.ts';
 import type { Logger } from '../util/logger.ts';
 import { Metrics } from '../util/metrics.ts';
-import { Aggregation } from './aggregation.ts';
+import { Aggregation, updatesVia } from './aggregation.ts';
 import { Client, type ClientOptions } from './client.ts';
 import { Miner, type MinerOptions } from './miner.ts';
 import type { Attack } from '../experiments/attacks.ts';
@@ -127,16 +127,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       closers.push({ name: 'pool', close: () => pool.close() });
       let miner: Miner | undefined;
       let store: ChainStore | undefined;
-      const aggregation = new Aggregation(
-        () => store!,
-        {
-          get: async (clientId, digest) => {
-            const u = await miner?.fetchUpdate(clientId, digest);
-            return u && { payload: u.payload, sampleCount: u.sampleCount, baseModelHash: u.baseModelHash };
-          },
-        },
-        cfg.aggregation,
-      );
+      const aggregation = new Aggregation(() => store!, updatesVia(() => miner), cfg.aggregation);
       store = await ChainStore.open({ datadir: join(o.datadir, 'chain'), params, signatures: verifier, aggregation, logger: log.child({ sub: 'chain' }), metrics });
       closers.push({ name: 'chain', close: () => store!.close() });
       const pow = new WorkerMinerPool({ workers: o.miningWorkers ?? 1 });

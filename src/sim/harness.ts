@@ -26,7 +26,7 @@ import { DataStream } from '../learn/stream.ts';
 import { evaluate } from '../learn/train.ts';
 import { PeerBook } from '../net/p2p.ts';
 import { payloadToDelta } from '../net/messages.ts';
-import { Aggregation } from '../node/aggregation.ts';
+import { Aggregation, updatesVia } from '../node/aggregation.ts';
 import { Client } from '../node/client.ts';
 import { initialModelOf, modelSpecOf } from '../node/daemon.ts';
 import { Miner } from '../node/miner.ts';
@@ -146,16 +146,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       const pool = await UpdatePool.open(join(dir, id.id, 'updates'));
       let miner: Miner | undefined;
       let store: ChainStore | undefined;
-      const aggregation = new Aggregation(
-        () => store!,
-        {
-          get: async (clientId, digest) => {
-            const u = await miner?.fetchUpdate(clientId, digest);
-            return u && { payload: u.payload, sampleCount: u.sampleCount, baseModelHash: u.baseModelHash };
-          },
-        },
-        cfg.aggregation,
-      );
+      const aggregation = new Aggregation(() => store!, updatesVia(() => miner), cfg.aggregation);
       store = await ChainStore.open({ datadir: join(dir, id.id, 'chain'), params, signatures: verifier, aggregation, now: () => clock.now(), clock });
       const pow = new SimPow(clock, o.meanBlockMs, o.seed * 7 + i);
       miner = new Miner({ config: cfg, identity: id, store, pool, transport, peers, verifier, pow, aggregation, logger: log, clock });
