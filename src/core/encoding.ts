@@ -59,7 +59,8 @@ function readHeader(r: Reader): BlockHeader {
   return { version, height, prevHash, merkleRoot, timestamp, difficulty, minerId, nonce };
 }
 
-function checkedId(id: string, what: string): string {
+/** An id read from untrusted bytes: MALFORMED (not a RangeError) when it breaks the pattern. */
+export function checkedId(id: string, what: string): string {
   try {
     return assertId(id, what);
   } catch (e) {

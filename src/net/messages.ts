@@ -4,7 +4,7 @@
  * Gossip carries only the small ones (update and block announcements); payloads are pulled.
  */
 import { Reader, Writer, assertId } from '../core/bytes.ts';
-import { MAX_SIGNATURE_BYTES, claimOfRecord, decodeHeader, encodeHeader } from '../core/encoding.ts';
+import { MAX_SIGNATURE_BYTES, checkedId, claimOfRecord, decodeHeader, encodeHeader } from '../core/encoding.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
 import type { BlockHeader, RecordTx, UpdateClaim } from '../core/types.ts';
@@ -40,18 +40,9 @@ function writeAnnouncement(w: Writer, a: UpdateAnnouncement): Writer {
 }
 
 function readAnnouncement(r: Reader): UpdateAnnouncement {
-  const clientId = r.str('clientId');
-  const minerId = r.str('minerId');
-  for (const [v, what] of [[clientId, 'clientId'], [minerId, 'minerId']] as const) {
-    try {
-      assertId(v, what);
-    } catch (e) {
-      throw new BflError(ErrorCode.MALFORMED, (e as Error).message);
-    }
-  }
   return {
-    clientId,
-    minerId,
+    clientId: checkedId(r.str('clientId'), 'clientId'),
+    minerId: checkedId(r.str('minerId'), 'minerId'),
     baseModelHash: r.fixed(32, 'baseModelHash'),
     updateDigest: r.fixed(32, 'updateDigest'),
     sampleCount: r.u32('sampleCount'),

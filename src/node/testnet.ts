@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { initNetwork } from '../cli/init/index.ts';
+import { type InitOptions, type InitResult, initNetwork } from '../cli/init/index.ts';
 
 export interface TestnetOptions {
   miners: number;
@@ -84,21 +84,21 @@ async function getStatus(api: string): Promise<NodeStatus | undefined> {
   }
 }
 
+/** A network on loopback with an OS-chosen free port per node (testnet and e2e tests). */
+export async function initLocalNetwork(o: Omit<InitOptions, 'host' | 'basePort' | 'ports' | 'force'>): Promise<InitResult> {
+  const ports = [];
+  for (let i = 0; i < o.miners + o.clients; i++) ports.push({ p2p: await freePort(), api: await freePort() });
+  return initNetwork({ ...o, host: '127.0.0.1', basePort: 0, ports, force: true });
+}
+
 export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
   const dir = o.dir ?? (await mkdtemp(join(tmpdir(), 'bfl-testnet-')));
   await mkdir(join(dir, 'logs'), { recursive: true });
-  const total = o.miners + o.clients;
-  const ports = [];
-  for (let i = 0; i < total; i++) ports.push({ p2p: await freePort(), api: await freePort() });
-  const init = await initNetwork({
+  const init = await initLocalNetwork({
     dir,
     miners: o.miners,
     clients: o.clients,
-    host: '127.0.0.1',
-    basePort: 0,
-    ports,
     networkId: 'bfl-testnet',
-    force: true,
     chain: { difficulty: o.difficulty ?? testnetDefaults.difficulty, phi: o.phi ?? o.clients },
     learning: { rate: testnetDefaults.rate, lr: testnetDefaults.lr, ...o.learning },
     aggregation: o.aggregation,

@@ -3,8 +3,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type InitResult, initNetwork } from '../../src/cli/init/index.ts';
-import { freePort } from '../../src/node/testnet.ts';
+import type { InitResult } from '../../src/cli/init/index.ts';
+import { initLocalNetwork } from '../../src/node/testnet.ts';
 import { tmpDir } from './tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
@@ -23,17 +23,11 @@ export class Cluster {
 
   static async create(o: { miners: number; clients: number; phi: number; difficulty?: number; learning?: Record<string, unknown>; chain?: Record<string, unknown> }): Promise<Cluster> {
     const dir = await tmpDir('bfl-e2e-');
-    const ports = [];
-    for (let i = 0; i < o.miners + o.clients; i++) ports.push({ p2p: await freePort(), api: await freePort() });
-    const init = await initNetwork({
+    const init = await initLocalNetwork({
       dir,
       miners: o.miners,
       clients: o.clients,
-      host: '127.0.0.1',
-      basePort: 0,
-      ports,
       networkId: 'bfl-e2e',
-      force: true,
       chain: { difficulty: o.difficulty ?? 20_000, phi: o.phi, ...o.chain },
       learning: { rate: 100, lr: 0.05, N: 50, E: 2, ...o.learning },
     });
