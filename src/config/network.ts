@@ -45,6 +45,7 @@ export interface AggregationConfig {
   eps: number | 'auto';
   epsFactor: number;
   minPts: number | 'majority';
+  maxNormRatio: number | null;
   stalenessExponent: number;
   fedproxDrop: number;
   krumF: number | null;
@@ -57,6 +58,7 @@ export const defaultAggregationConfig: AggregationConfig = {
   eps: 'auto',
   epsFactor: 1.5,
   minPts: 'majority',
+  maxNormRatio: 2,
   stalenessExponent: 0,
   fedproxDrop: 0.02,
   krumF: null,
@@ -240,6 +242,7 @@ function parseAggregation(a: ConfigReader): AggregationConfig {
     eps: !a.at('eps').present ? d.eps : isString(a.at('eps')) ? a.at('eps').oneOf(['auto'] as const) : a.at('eps').num({ min: 0 }),
     epsFactor: a.at('epsFactor').num({ min: 0.01, max: 100, default: d.epsFactor }),
     minPts,
+    maxNormRatio: !a.at('maxNormRatio').present ? d.maxNormRatio : a.at('maxNormRatio').given ? a.at('maxNormRatio').num({ min: 1, max: 1000 }) : null,
     stalenessExponent: a.at('stalenessExponent').num({ min: 0, max: 10, default: d.stalenessExponent }),
     fedproxDrop: a.at('fedproxDrop').num({ min: 0, max: 0.99, default: d.fedproxDrop }),
     krumF: a.at('krumF').given ? a.at('krumF').int({ min: 0 }) : d.krumF,

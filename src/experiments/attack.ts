@@ -26,7 +26,7 @@ export interface AttackExperimentOptions {
   aggregations: number;
   seed: number;
   rotate: boolean;
-  phi?: number; // default: the number of clients
+  phi?: number; // default: min(clients, 10)
   N: number;
   E: number;
   B: number;
@@ -101,7 +101,7 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
     seed: o.seed,
     miners: o.miners,
     clients: o.clients,
-    phi: o.phi ?? o.clients,
+    phi: o.phi ?? Math.min(o.clients, 10),
     learning: { N: o.N, E: o.E, B: o.B, lr: o.lr, rate: 10, partition: o.partition === 'iid' ? { kind: 'iid' as const } : { kind: 'shards' as const, shardsPerClient: 2 } },
     aggregation: { aggregator: o.aggregator, ...o.aggregation },
     meanBlockMs: 2000,
@@ -150,7 +150,8 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
   };
   if (o.out) {
     await mkdir(o.out, { recursive: true });
-    const dbscan = o.aggregation?.metric || o.aggregation?.eps !== undefined ? `-${o.aggregation?.metric ?? 'cosine'}-eps${o.aggregation?.eps ?? 'default'}` : '';
+    const a = o.aggregation ?? {};
+    const dbscan = (a.metric ? `-${a.metric}` : '') + (a.eps !== undefined ? `-eps${a.eps}` : '') + (a.maxNormRatio !== undefined ? `-len${a.maxNormRatio ?? 'off'}` : '');
     const stem = `attack-${o.attack.replace(':', '')}-${o.aggregator}${dbscan}-${o.partition}-seed${o.seed}`;
     const csv = join(o.out, `${stem}.csv`);
     const json = join(o.out, `${stem}.json`);

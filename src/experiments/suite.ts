@@ -4,6 +4,7 @@
  * clients (case ii), aggregation strategies over time, and the (ϕ, N) threshold grid.
  */
 import type { AggregatorName } from '../core/aggregation/index.ts';
+import type { AggregationConfig } from '../config/network.ts';
 import { Rng } from '../core/random.ts';
 import { type RoundReport, type SimOptions, runSimulation } from '../sim/harness.ts';
 import { parseAttack } from './attacks.ts';
@@ -21,6 +22,8 @@ export interface CommonOptions {
   B: number;
   lr: number;
   phi?: number;
+  /** Aggregation settings beyond the aggregator (e.g. BFL-MEC's metric, eps, length check). */
+  aggregation?: Partial<AggregationConfig>;
   out: string;
   onRound?: (label: string, r: RoundReport) => void;
 }
@@ -32,7 +35,7 @@ function simBase(o: CommonOptions, aggregator: AggregatorName = 'bfl-mec'): Omit
     clients: o.clients,
     phi: o.phi ?? Math.min(o.clients, 10),
     learning: { N: o.N, E: o.E, B: o.B, lr: o.lr, rate: 10, partition: o.partition === 'iid' ? { kind: 'iid' } : { kind: 'shards', shardsPerClient: 2 } },
-    aggregation: { aggregator },
+    aggregation: { ...o.aggregation, aggregator },
     meanBlockMs: 2000,
     aggregations: o.aggregations,
   };

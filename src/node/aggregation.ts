@@ -32,7 +32,7 @@ export function updatesVia(miner: () => { fetchUpdate(clientId: string, digest: 
 
 export function aggregatorOf(c: AggregationConfig): Aggregator<unknown> {
   return createAggregator(c.aggregator, {
-    bflmec: { metric: c.metric, eps: c.eps, epsFactor: c.epsFactor, minPts: c.minPts },
+    bflmec: { metric: c.metric, eps: c.eps, epsFactor: c.epsFactor, minPts: c.minPts, maxNormRatio: c.maxNormRatio },
     stalenessExponent: c.stalenessExponent,
     fedproxDrop: c.fedproxDrop,
     krumF: c.krumF ?? undefined,

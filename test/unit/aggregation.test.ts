@@ -73,7 +73,7 @@ describe('BFL-MEC contribution identification', () => {
       return { clientId: `c${i}`, digest: createHash('sha256').update(`u${i}`).digest(), delta: d, sampleCount: 10, staleness: 0 };
     });
     const r = new BflMecAggregator({ eps: 0.2 }).aggregate({ previous: new Float32Array(dim), updates, baseReward: BASE }, null).result;
-    expect(r.diagnostics.note).toMatch(/all updates kept/);
+    expect(r.diagnostics.note).toMatch(/all admitted updates kept/);
     expect(r.entries.every((e) => e.high && Math.abs(e.weight - 1 / 6) < 1e-15)).toBe(true);
   });
 
@@ -230,5 +230,71 @@ describe("eps 'auto' (a radius relative to the updates)", () => {
     expect(cfg.aggregation.epsFactor).toBe(2);
     expect(rulesOf(cfg.aggregation)).toContain('"eps":"auto"');
     expect(() => parseNetworkConfig({ networkId: 'n', genesisTime: 0, members: [{ id: 'm', role: 'miner', publicKey: pk }], aggregation: { eps: 'big' } })).toThrow(/aggregation\.eps/);
+  });
+});
+
+describe('length check (maxNormRatio)', () => {
+  const along = (norms: number[], dim = 8): UpdateInput[] => {
+    const rng = new Rng(11);
+    const dir = Float64Array.from({ length: dim }, () => rng.normal());
+    return norms.map((n, i) => {
+      // the same direction plus a little noise, scaled to the exact length n
+      const v = Float64Array.from(dir, (x) => x + 0.05 * rng.normal());
+      const s = n / Math.sqrt(dot(v, v));
+      const delta = Float32Array.from(v, (x) => x * s);
+      return { clientId: `c${i}`, digest: createHash('sha256').update(`len${i}`).digest(), delta, sampleCount: 10, staleness: 0 };
+    });
+  };
+  const highOf = (r: AggregationResult) => Object.fromEntries(r.entries.map((e) => [e.clientId, e.high]));
+
+  it('marks scaled updates low although cosine distance cannot see them, and keeps them out of the model', () => {
+    const { updates, previous } = makeUpdates({ seed: 7, honest: 7, attackers: 3, attack: 'scale', scale: 10, dim: 200 });
+    const on = run('bfl-mec', { previous, updates, baseReward: BASE });
+    const off = new BflMecAggregator({ maxNormRatio: null }).aggregate({ previous, updates, baseReward: BASE }, null).result;
+    const low = (r: AggregationResult) => r.entries.filter((e) => !e.high).map((e) => e.clientId).sort();
+    expect(low(on)).toEqual(['attacker-1', 'attacker-2', 'attacker-3']);
+    expect(on.entries.filter((e) => !e.high).every((e) => e.weight === 0)).toBe(true);
+    expect(on.rewards.every((x) => !x.id.startsWith('attacker'))).toBe(true);
+    expect(on.diagnostics.note).toMatch(/3 update\(s\) longer than 2 × the median length/);
+    expect(low(off)).toEqual([]); // the paper's rule: direction only
+    // the model moves by about one honest update with the check, by several without it
+    const step = (r: AggregationResult) => Math.sqrt(r.model.reduce((s, x, k) => s + (x - previous[k]) ** 2, 0));
+    const honestLen = Math.sqrt(dot(toFloat64(updates[0].delta), toFloat64(updates[0].delta)));
+    expect(step(on)).toBeLessThan(1.2 * honestLen);
+    expect(step(off)).toBeGreaterThan(3 * honestLen);
+  });
+
+  it('bounds inclusively at maxNormRatio × the median length', () => {
+    // a fixed radius that holds every direction here, so only the length decides
+    const agg = (maxNormRatio: number) => new BflMecAggregator({ eps: 0.5, maxNormRatio });
+    const previous = new Float32Array(8);
+    const at = agg(2).aggregate({ previous, updates: along([1, 1, 1, 1, 1, 1.999]), baseReward: BASE }, null).result;
+    expect(Object.values(highOf(at)).every(Boolean)).toBe(true);
+    const over = agg(2).aggregate({ previous, updates: along([1, 1, 1, 1, 1, 2.001]), baseReward: BASE }, null).result;
+    expect(highOf(over)).toEqual({ c0: true, c1: true, c2: true, c3: true, c4: true, c5: false });
+    expect(over.diagnostics.lengthRatio![over.entries.findIndex((e) => e.clientId === 'c5')]).toBeCloseTo(2.001, 4);
+    const looser = agg(3).aggregate({ previous, updates: along([1, 1, 1, 1, 1, 2.9]), baseReward: BASE }, null).result;
+    expect(Object.values(highOf(looser)).every(Boolean)).toBe(true);
+  });
+
+  it('does nothing when most updates are empty (median length 0)', () => {
+    const previous = new Float32Array(8);
+    const ups = along([0, 0, 0, 1, 1]);
+    ups.forEach((u, i) => i < 3 && u.delta.fill(0));
+    const r = run('bfl-mec', { previous, updates: ups, baseReward: BASE });
+    expect(r.diagnostics.note ?? '').not.toMatch(/longer than/);
+  });
+
+  it('is parsed from the config (number or null), validated, and committed in the rules', async () => {
+    const { parseNetworkConfig, rulesOf } = await import('../../src/config/network.ts');
+    const members = [{ id: 'm', role: 'miner', publicKey: 'ab'.repeat(1312) }];
+    const parse = (aggregation: unknown) => parseNetworkConfig({ networkId: 'n', genesisTime: 0, members, aggregation });
+    expect(parse({}).aggregation.maxNormRatio).toBe(2);
+    expect(parse({ maxNormRatio: null }).aggregation.maxNormRatio).toBeNull();
+    expect(parse({ maxNormRatio: 3.5 }).aggregation.maxNormRatio).toBe(3.5);
+    expect(rulesOf(parse({ maxNormRatio: null }).aggregation)).not.toBe(rulesOf(parse({}).aggregation));
+    expect(() => parse({ maxNormRatio: 0.5 })).toThrow(/aggregation\.maxNormRatio/);
+    expect(() => parse({ maxNormRatio: 'big' })).toThrow(/aggregation\.maxNormRatio/);
+    expect(() => new BflMecAggregator({ maxNormRatio: 0.9 })).toThrow(/maxNormRatio/);
   });
 });

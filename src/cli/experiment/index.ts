@@ -6,6 +6,7 @@ import { ATTACK_HELP, parseAttack } from '../../experiments/attacks.ts';
 import { defaultAttackExperiment, runAttackExperiment } from '../../experiments/attack.ts';
 import { runRewards, runRobustness, runStrategies, runThresholds } from '../../experiments/suite.ts';
 import { print, printJson } from '../output.ts';
+import type { AggregationConfig } from '../../config/network.ts';
 
 export function experimentCommand(): Command {
   const exp = new Command('experiment').description("the paper's experiments");
@@ -35,51 +36,16 @@ export function experimentCommand(): Command {
     });
   suiteCommands(exp);
 
-  exp
-    .command('attack')
-    .description('attack detection with rotating attackers (case i), in the simulator: detection rate, false positives, accuracy vs no attack')
-    .option('--clients <k>', 'clients', parseIntFlag('--clients', 2, 1000), defaultAttackExperiment.clients)
-    .option('--miners <m>', 'miners', parseIntFlag('--miners', 1, 32), defaultAttackExperiment.miners)
+  common(exp.command('attack').description('attack detection with rotating attackers (case i), in the simulator: detection rate, false positives, accuracy vs no attack'), { clients: defaultAttackExperiment.clients, aggregations: defaultAttackExperiment.aggregations, lr: defaultAttackExperiment.lr })
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), defaultAttackExperiment.malicious)
     .option('--attack <attack>', ATTACK_HELP, 'sign-flip')
     .option('--aggregator <name>', AGGREGATORS.join(', '), defaultAttackExperiment.aggregator)
-    .option('--partition <p>', 'iid or noniid (two label shards per client)', defaultAttackExperiment.partition)
-    .option('--aggregations <a>', 'aggregations to run', parseIntFlag('--aggregations', 1, 10_000), defaultAttackExperiment.aggregations)
-    .option('--eps <eps>', 'BFL-MEC DBSCAN radius: a number or auto')
-    .option('--metric <m>', 'BFL-MEC DBSCAN distance: cosine or euclidean')
     .option('--no-rotate', 'keep the same attackers (no case i rotation)')
-    .option('--seed <n>', 'seed', parseIntFlag('--seed', 0, 2 ** 32 - 1), defaultAttackExperiment.seed)
-    .option('--out <dir>', 'write CSV and JSON here', 'out')
-    .option('--json', 'print the summary as JSON', false)
-    .action(async (o: { clients: number; miners: number; malicious: number; attack: string; aggregator: string; partition: string; aggregations: number; eps?: string; metric?: string; rotate: boolean; seed: number; out: string; json: boolean }) => {
-      if (!(AGGREGATORS as readonly string[]).includes(o.aggregator)) throw new UsageError(`--aggregator must be one of ${AGGREGATORS.join(', ')}`);
-      if (o.partition !== 'iid' && o.partition !== 'noniid') throw new UsageError('--partition must be iid or noniid');
-      if (o.metric && o.metric !== 'cosine' && o.metric !== 'euclidean') throw new UsageError('--metric must be cosine or euclidean');
-      if (o.eps !== undefined && o.eps !== 'auto' && !(Number(o.eps) >= 0)) throw new UsageError('--eps must be a number >= 0 or auto');
-      try {
-        parseAttack(o.attack);
-      } catch (e) {
-        throw new UsageError((e as Error).message);
-      }
-      const aggregation: Record<string, unknown> = {};
-      if (o.eps !== undefined) aggregation.eps = o.eps === 'auto' ? 'auto' : Number(o.eps);
-      if (o.metric) aggregation.metric = o.metric;
-      const bar = progress(o.aggregations * 2);
-      const r = await runAttackExperiment({
-        ...defaultAttackExperiment,
-        clients: o.clients,
-        miners: o.miners,
-        malicious: o.malicious,
-        attack: o.attack,
-        aggregator: o.aggregator as AggregatorName,
-        partition: o.partition,
-        aggregations: o.aggregations,
-        rotate: o.rotate,
-        seed: o.seed,
-        aggregation,
-        out: o.out,
-        onRound: (which, round) => bar(`${which} round ${round.round}: accuracy ${round.accuracy.toFixed(4)}`),
-      });
+    .action(async (o: CommonFlags & { malicious: number; attack: string; aggregator: string; rotate: boolean }) => {
+      aggregatorList(o.aggregator);
+      attackList(o.attack);
+      const { bar, opts } = commonOptions(o, 2);
+      const r = await runAttackExperiment({ ...opts, malicious: o.malicious, attack: o.attack, aggregator: o.aggregator as AggregatorName, rotate: o.rotate });
       bar.done();
       const { rounds: _r, baseline: _b, ...summary } = r;
       if (o.json) printJson(summary);
@@ -112,16 +78,37 @@ function common(cmd: Command, d: { clients: number; aggregations: number; lr: nu
     .option('--B <b>', 'batch size', parseIntFlag('--B', 1, 100_000), 10)
     .option('--lr <rate>', 'learning rate η', parseNumberFlag('--lr', 1e-9, 100), d.lr)
     .option('--seed <n>', 'seed', parseIntFlag('--seed', 0, 2 ** 32 - 1), 1)
+    .option('--metric <m>', 'BFL-MEC DBSCAN distance: cosine or euclidean (default: cosine)')
+    .option('--eps <eps>', 'BFL-MEC DBSCAN radius: a number or auto (default: auto)')
+    .option('--max-norm-ratio <r>', 'BFL-MEC length check: a number >= 1, or off (default: 2)')
     .option('--out <dir>', 'write CSV, JSON and plots here', 'out')
     .option('--json', 'print the summary as JSON', false);
 }
 
-type CommonFlags = { clients: number; miners: number; partition: string; aggregations: number; phi?: number; N: number; E: number; B: number; lr: number; seed: number; out: string; json: boolean };
+type CommonFlags = { clients: number; miners: number; partition: string; aggregations: number; phi?: number; N: number; E: number; B: number; lr: number; seed: number; metric?: string; eps?: string; maxNormRatio?: string; out: string; json: boolean };
 
 function commonOptions(o: CommonFlags, runs: number) {
   if (o.partition !== 'iid' && o.partition !== 'noniid') throw new UsageError('--partition must be iid or noniid');
   const bar = progress(runs * o.aggregations);
-  return { bar, opts: { clients: o.clients, miners: o.miners, partition: o.partition as 'iid' | 'noniid', aggregations: o.aggregations, phi: o.phi, N: o.N, E: o.E, B: o.B, lr: o.lr, seed: o.seed, out: o.out, onRound: (label: string, r: { round: number; accuracy: number }) => bar(`${label}: round ${r.round}, accuracy ${r.accuracy.toFixed(4)}`) } };
+  return { bar, opts: { clients: o.clients, miners: o.miners, partition: o.partition as 'iid' | 'noniid', aggregations: o.aggregations, phi: o.phi, N: o.N, E: o.E, B: o.B, lr: o.lr, seed: o.seed, aggregation: bflmecOf(o), out: o.out, onRound: (label: string, r: { round: number; accuracy: number }) => bar(`${label}: round ${r.round}, accuracy ${r.accuracy.toFixed(4)}`) } };
+}
+
+/** The BFL-MEC flags as aggregation settings (only those given: the rest keep the defaults). */
+function bflmecOf(o: { metric?: string; eps?: string; maxNormRatio?: string }): Partial<AggregationConfig> {
+  const a: Partial<AggregationConfig> = {};
+  if (o.metric !== undefined) {
+    if (o.metric !== 'cosine' && o.metric !== 'euclidean') throw new UsageError('--metric must be cosine or euclidean');
+    a.metric = o.metric;
+  }
+  if (o.eps !== undefined) {
+    if (o.eps !== 'auto' && !(o.eps.trim() !== '' && Number(o.eps) >= 0)) throw new UsageError('--eps must be a number >= 0 or auto');
+    a.eps = o.eps === 'auto' ? 'auto' : Number(o.eps);
+  }
+  if (o.maxNormRatio !== undefined) {
+    if (o.maxNormRatio !== 'off' && !(o.maxNormRatio.trim() !== '' && Number(o.maxNormRatio) >= 1)) throw new UsageError('--max-norm-ratio must be a number >= 1 or off');
+    a.maxNormRatio = o.maxNormRatio === 'off' ? null : Number(o.maxNormRatio);
+  }
+  return a;
 }
 
 function aggregatorList(v: string): AggregatorName[] {

@@ -1,7 +1,10 @@
 /**
  * BFL-MEC contribution identification and fair aggregation (the paper's Algorithm 4 and
  * Eq. II.4; DESIGN.md §5):
- *  1. ḡ = mean(Δ_i), appended to the set as point n;
+ *  0. length check (ours, off with maxNormRatio null): an update longer than maxNormRatio × the
+ *     median update length is low and takes no part in steps 1-2 (cosine distance cannot see
+ *     length, so a scaled update would otherwise pass and dominate ḡ; docs/decisions.md);
+ *  1. ḡ = mean(Δ_i) of the remaining updates, appended to the set as point n;
  *  2. DBSCAN over the n + 1 points; the cluster holding ḡ is the high-contribution set H,
  *     everything else (other clusters, noise) is low;
  *  3. θ_i = max(0, cos(Δ_i, ḡ)) · s(τ_i) for i in H, p_i = θ_i / Σ_H θ_k;
@@ -14,7 +17,7 @@
 import { canonical, applyUpdate, normalise, rewardsFor, stalenessWeight } from './common.ts';
 import { dbscan } from './dbscan.ts';
 import type { AggregationInput, AggregationResult, Aggregator } from './types.ts';
-import { cosineFromGram, mean, pairwise, toFloat64, weightedSum } from './vectors.ts';
+import { cosineFromGram, dot, mean, pairwise, toFloat64, weightedSum } from './vectors.ts';
 
 export interface BflMecOptions {
   metric: 'cosine' | 'euclidean';
@@ -29,6 +32,8 @@ export interface BflMecOptions {
   strategy: 'discard' | 'keep';
   /** a in s(τ) = (1 + τ)^(−a); 0 = no staleness weighting. */
   stalenessExponent: number;
+  /** Updates longer than this × the median update length are low; null = no length check. */
+  maxNormRatio: number | null;
 }
 
 export const defaultBflMecOptions: BflMecOptions = {
@@ -46,6 +51,10 @@ export const defaultBflMecOptions: BflMecOptions = {
   minPts: 'majority',
   strategy: 'discard',
   stalenessExponent: 0,
+  // Honest updates measured at most 1.54 × the median length (20 clients, IID and two-shard
+  // non-IID, η 0.01 and 0.05, 21 aggregations each); scaled, noise and label-flipped updates are
+  // 2-30 × (docs/experiments.md). 2 leaves a margin on both sides.
+  maxNormRatio: 2,
 };
 
 export function minPtsFor(opt: BflMecOptions['minPts'], points: number): number {
@@ -60,11 +69,12 @@ export class BflMecAggregator implements Aggregator<null> {
     // undefined must not override a default (e.g. createAggregator passing an unset flag)
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.options = { ...defaultBflMecOptions, ...given };
-    const { eps, epsFactor, minPts, stalenessExponent } = this.options;
+    const { eps, epsFactor, minPts, stalenessExponent, maxNormRatio } = this.options;
     if (eps !== 'auto' && !(eps >= 0)) throw new RangeError(`eps must be >= 0 or "auto", got ${eps}`);
     if (!(epsFactor > 0)) throw new RangeError(`epsFactor must be > 0, got ${epsFactor}`);
     if (minPts !== 'majority' && !(Number.isInteger(minPts) && minPts >= 1)) throw new RangeError(`minPts must be an integer >= 1 or "majority", got ${minPts}`);
     if (!(stalenessExponent >= 0)) throw new RangeError(`stalenessExponent must be >= 0, got ${stalenessExponent}`);
+    if (maxNormRatio !== null && !(maxNormRatio >= 1)) throw new RangeError(`maxNormRatio must be >= 1 or null, got ${maxNormRatio}`);
   }
 
   initialState(): null {
@@ -81,36 +91,45 @@ export function scoreAndAggregate(input: AggregationInput, o: BflMecOptions): Ag
   const n = ups.length;
   if (n === 0) throw new RangeError('nothing to aggregate');
   const vs = ups.map((u) => toFloat64(u.delta));
-  const gbar = mean(vs);
+  const norms = vs.map((v) => Math.sqrt(dot(v, v)));
+  const bound = o.maxNormRatio === null ? Infinity : o.maxNormRatio * median(norms);
+  // A median of 0 (most updates empty) gives nothing to measure against: no length check.
+  const admitted = ups.map((_, i) => !(bound > 0) || norms[i] <= bound);
+  const idx = ups.map((_, i) => i).filter((i) => admitted[i]); // never empty: the median one passes
+  const gbar = mean(idx.map((i) => vs[i]));
   const points = [...vs, gbar];
   const m = n + 1;
 
   // Gram matrix of all points; cosine similarities come from it.
   const gram = pairwise(points, 'dot');
   const cos = cosineFromGram(gram, m);
-  let dist: Float64Array;
-  if (o.metric === 'cosine') {
-    dist = new Float64Array(m * m);
-    for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) dist[i * m + j] = i === j ? 0 : Math.min(2, Math.max(0, 1 - cos[i * m + j]));
-  } else {
-    dist = pairwise(points, 'sqdist').map(Math.sqrt);
+  // DBSCAN over the admitted updates and ḡ (sub-indices: idx, then ḡ last).
+  const sub = [...idx, n];
+  const k = sub.length;
+  const dist = new Float64Array(k * k);
+  const sq = o.metric === 'euclidean' ? pairwise(points, 'sqdist') : undefined;
+  for (let a = 0; a < k; a++) {
+    for (let b = 0; b < k; b++) {
+      const ij = sub[a] * m + sub[b];
+      dist[a * k + b] = a === b ? 0 : sq ? Math.sqrt(sq[ij]) : Math.min(2, Math.max(0, 1 - cos[ij]));
+    }
   }
-  const eps = o.eps === 'auto' ? o.epsFactor * medianDistanceToMean(dist, n) : o.eps;
-  const { labels } = dbscan(dist, m, eps, minPtsFor(o.minPts, m));
-  const meanLabel = labels[n];
-  let high: boolean[];
-  let note: string | undefined;
+  const eps = o.eps === 'auto' ? o.epsFactor * medianDistanceToMean(dist, k - 1) : o.eps;
+  const { labels } = dbscan(dist, k, eps, minPtsFor(o.minPts, k));
+  const meanLabel = labels[k - 1];
+  const high = ups.map(() => false);
+  const clusterLabels = ups.map(() => -1);
+  idx.forEach((i, a) => (clusterLabels[i] = labels[a]));
+  let note = idx.length < n ? `${n - idx.length} update(s) longer than ${o.maxNormRatio} × the median length` : undefined;
   if (meanLabel !== -1) {
-    high = ups.map((_, i) => labels[i] === meanLabel);
+    idx.forEach((i, a) => (high[i] = labels[a] === meanLabel));
   } else {
     // ḡ is noise: no cluster around the mean. Fall back to the mean's own neighbourhood, and
-    // to everyone if even that is empty (no basis to single anyone out).
-    high = ups.map((_, i) => dist[i * m + n] <= eps);
-    note = 'mean is noise: high = neighbourhood of the mean';
-    if (!high.some(Boolean)) {
-      high = ups.map(() => true);
-      note = 'mean is noise with an empty neighbourhood: all updates kept';
-    }
+    // to every admitted update if even that is empty (no basis to single anyone out).
+    const near = idx.filter((_, a) => dist[a * k + k - 1] <= eps);
+    const chosen = near.length > 0 ? near : idx;
+    for (const i of chosen) high[i] = true;
+    note = [note, near.length > 0 ? 'mean is noise: high = neighbourhood of the mean' : 'mean is noise with an empty neighbourhood: all admitted updates kept'].filter(Boolean).join('; ');
   }
 
   const similarity = ups.map((_, i) => cos[i * m + n]);
@@ -128,13 +147,19 @@ export function scoreAndAggregate(input: AggregationInput, o: BflMecOptions): Ag
       ups.map((u, i) => ({ clientId: u.clientId, weight: pHigh[i], rewarded: high[i] })),
       input.baseReward,
     ),
-    diagnostics: { similarity, clusterLabels: Array.from(labels), eps, note },
+    diagnostics: { similarity, clusterLabels: [...clusterLabels, meanLabel], eps, lengthRatio: norms.map((x) => x / median(norms)), note },
   };
 }
 
-/** Median of the n updates' distances to ḡ (point n); the mean of the two middle ones for even n. */
+/** Median of the n updates' distances to ḡ (point n). */
 function medianDistanceToMean(dist: Float64Array, n: number): number {
   const m = n + 1;
-  const d = Array.from({ length: n }, (_, i) => dist[i * m + n]).sort((a, b) => a - b);
+  return median(Array.from({ length: n }, (_, i) => dist[i * m + n]));
+}
+
+/** The middle value; the mean of the two middle ones for an even count. */
+function median(xs: number[]): number {
+  const d = [...xs].sort((a, b) => a - b);
+  const n = d.length;
   return n % 2 ? d[(n - 1) / 2] : (d[n / 2 - 1] + d[n / 2]) / 2;
 }

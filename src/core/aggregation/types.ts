@@ -30,7 +30,8 @@ export interface AggregationResult {
   /** What an experiment or an operator may want to see; not on chain. */
   diagnostics: {
     similarity?: number[]; // cos(Δ_i, ḡ), per entry
-    clusterLabels?: number[]; // DBSCAN labels of the updates, per entry; the mean's label last
+    clusterLabels?: number[]; // DBSCAN labels of the updates, per entry (-1 also for those too long); the mean's label last
+    lengthRatio?: number[]; // |Δ_i| / median |Δ|, per entry
     eps?: number; // the DBSCAN radius used
     note?: string;
   };
