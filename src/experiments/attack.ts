@@ -13,6 +13,7 @@ import type { AggregatorName } from '../core/aggregation/index.ts';
 import { Rng } from '../core/random.ts';
 import type { AggregationConfig } from '../config/network.ts';
 import { type RoundReport, runSimulation } from '../sim/harness.ts';
+import type { MobilityOptions } from '../sim/mobility.ts';
 import { type Attack, parseAttack } from './attacks.ts';
 import { lineChart, writePlot } from './plot.ts';
 
@@ -32,6 +33,10 @@ export interface AttackExperimentOptions {
   B: number;
   lr: number;
   aggregation?: Partial<AggregationConfig>;
+  /** 'sim' (default) or 'libp2p' (real daemons in this process; small scale). */
+  transport?: 'sim' | 'libp2p';
+  /** Clients walk in and out of the miners' coverage (simulator only). */
+  mobility?: MobilityOptions;
   out?: string;
   onRound?: (which: 'attack' | 'baseline', r: RoundReport) => void;
 }
@@ -67,6 +72,7 @@ export interface AttackSummary {
   attack: string;
   aggregator: string;
   partition: string;
+  transport: 'sim' | 'libp2p';
   clients: number;
   attackers: number;
   detectionRate: number | null;
@@ -106,6 +112,8 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
     aggregation: { aggregator: o.aggregator, ...o.aggregation },
     meanBlockMs: 2000,
     aggregations: o.aggregations,
+    transport: o.transport,
+    mobility: o.mobility,
   };
   const run = await runSimulation({
     ...common,
@@ -137,6 +145,7 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
     attack: o.attack,
     aggregator: o.aggregator,
     partition: o.partition,
+    transport: o.transport ?? 'sim',
     clients: o.clients,
     attackers: k,
     detectionRate: att ? det / att : null,

@@ -7,6 +7,7 @@ import type { AggregatorName } from '../core/aggregation/index.ts';
 import type { AggregationConfig } from '../config/network.ts';
 import { Rng } from '../core/random.ts';
 import { type RoundReport, type SimOptions, runSimulation } from '../sim/harness.ts';
+import type { MobilityOptions } from '../sim/mobility.ts';
 import { parseAttack } from './attacks.ts';
 import { barChart, lineChart } from './plot.ts';
 import { Report, convergedAt, tail } from './report.ts';
@@ -24,6 +25,10 @@ export interface CommonOptions {
   phi?: number;
   /** Aggregation settings beyond the aggregator (e.g. BFL-MEC's metric, eps, length check). */
   aggregation?: Partial<AggregationConfig>;
+  /** 'sim' (default) or 'libp2p' (real daemons in this process; small scale). */
+  transport?: 'sim' | 'libp2p';
+  /** Clients walk in and out of the miners' coverage (simulator only). */
+  mobility?: MobilityOptions;
   out: string;
   onRound?: (label: string, r: RoundReport) => void;
 }
@@ -38,6 +43,8 @@ function simBase(o: CommonOptions, aggregator: AggregatorName = 'bfl-mec'): Omit
     aggregation: { ...o.aggregation, aggregator },
     meanBlockMs: 2000,
     aggregations: o.aggregations,
+    transport: o.transport,
+    mobility: o.mobility,
   };
 }
 

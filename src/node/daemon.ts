@@ -26,7 +26,7 @@ import { startApi, stopApi } from '../api/server.ts';
 import type { Logger } from '../util/logger.ts';
 import { Metrics } from '../util/metrics.ts';
 import { Aggregation, updatesVia } from './aggregation.ts';
-import { Client, type ClientOptions } from './client.ts';
+import { Client, type ClientDeps, type ClientOptions } from './client.ts';
 import { Miner, type MinerOptions } from './miner.ts';
 import type { Attack } from '../experiments/attacks.ts';
 
@@ -45,6 +45,8 @@ export interface NodeOptions {
   client?: Partial<ClientOptions>;
   /** Clients only: an attack to inject (experiments/attacks.ts). */
   attack?: Attack;
+  /** Clients only, for the experiment harness: switchable attacks and what was uploaded. */
+  experiment?: Pick<ClientDeps, 'attackOf' | 'onUpload' | 'honestStats'>;
 }
 
 export interface RunningNode {
@@ -52,6 +54,8 @@ export interface RunningNode {
   role: 'miner' | 'client';
   apiUrl: string;
   status(): unknown;
+  /** Miners: the chain store (the experiment harness watches its tip). */
+  chain?: ChainStore;
   stop(): Promise<void>;
 }
 
@@ -121,6 +125,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     const data = loadDataset(cfg.learning.dataset);
 
     let status: () => unknown;
+    let chain: ChainStore | undefined;
     let rewards: (() => Promise<unknown>) | undefined;
     if (o.role === 'miner') {
       const pool = await UpdatePool.open(join(o.datadir, 'updates'));
@@ -150,6 +155,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       await miner.start();
       closers.push({ name: 'miner', close: () => miner!.stop() });
       status = () => miner!.status();
+      chain = store;
       rewards = async () => Object.fromEntries([...(await store!.balances())].map(([k, v]) => [k, v.toString()]));
     } else {
       const clients = cfg.members.filter((m) => m.role === 'client').map((m) => m.id).sort();
@@ -174,6 +180,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         metrics,
         options: o.client,
         attack: o.attack,
+        ...o.experiment,
       });
       await client.start();
       closers.push({ name: 'client', close: () => client.stop() });
@@ -184,7 +191,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     const a = api.address() as { address: string; port: number };
     const apiUrl = `http://${a.address}:${a.port}`;
     log.info({ id: identity.id, role: o.role, peerId: p2p.peerId.toString(), listen: p2p.getMultiaddrs().map(String), api: apiUrl }, 'node started');
-    return { id: identity.id, role: o.role, apiUrl, status, stop };
+    return { id: identity.id, role: o.role, apiUrl, status, chain, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -86,8 +86,16 @@ async function getStatus(api: string): Promise<NodeStatus | undefined> {
 
 /** A network on loopback with an OS-chosen free port per node (testnet and e2e tests). */
 export async function initLocalNetwork(o: Omit<InitOptions, 'host' | 'basePort' | 'ports' | 'force'>): Promise<InitResult> {
+  // The OS may hand the same free port out twice once it is closed again: keep them distinct.
+  const taken = new Set<number>();
+  const distinct = async () => {
+    for (;;) {
+      const p = await freePort();
+      if (!taken.has(p)) return taken.add(p), p;
+    }
+  };
   const ports = [];
-  for (let i = 0; i < o.miners + o.clients; i++) ports.push({ p2p: await freePort(), api: await freePort() });
+  for (let i = 0; i < o.miners + o.clients; i++) ports.push({ p2p: await distinct(), api: await distinct() });
   return initNetwork({ ...o, host: '127.0.0.1', basePort: 0, ports, force: true });
 }
 

@@ -54,6 +54,25 @@ it('experiment attack --json prints the documented summary and writes CSV and JS
   }
 }, 300_000);
 
+it('experiment attack --transport libp2p runs the same experiment on real daemons over libp2p', async () => {
+  const { mkdtempSync, readFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const out = mkdtempSync(join(tmpdir(), 'bfl-exp-lp-'));
+  const r = run('experiment', 'attack', '--transport', 'libp2p', '--clients', '4', '--malicious', '0.25', '--attack', 'scale:10', '--aggregations', '3', '--N', '50', '--E', '1', '--out', out, '--json');
+  expect(r.status, r.stderr).toBe(0);
+  const s = JSON.parse(r.stdout);
+  expect(s).toMatchObject({ transport: 'libp2p', attack: 'scale:10', clients: 4, attackers: 1 });
+  // the length check catches every scaled update, over the wire as in the simulator
+  const rows = JSON.parse(readFileSync(s.files.json, 'utf8')).rounds as { attackerUpdates: number; detected: number; honestUpdates: number; falsePositives: number }[];
+  expect(rows).toHaveLength(3);
+  expect(rows.reduce((a, x) => a + x.attackerUpdates, 0)).toBeGreaterThan(0);
+  expect(s.detectionRate).toBe(1);
+  expect(s.falsePositiveRate).toBe(0);
+  expect(run('experiment', 'attack', '--transport', 'libp2p', '--mobility').status).toBe(2);
+  expect(run('experiment', 'attack', '--transport', 'carrier-pigeon').status).toBe(2);
+}, 300_000);
+
 it('experiment rewards, robustness, strategies and thresholds write their CSV, JSON and plots', async () => {
   const { mkdtempSync, existsSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');

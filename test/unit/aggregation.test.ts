@@ -7,6 +7,7 @@ import type { AggregationInput, AggregationResult, UpdateInput } from '../../src
 import { dot, pairwise, toFloat64 } from '../../src/core/aggregation/vectors.ts';
 import { Rng } from '../../src/core/random.ts';
 import { makeUpdates, resultDigest } from '../helpers/updates.ts';
+import type { Json } from '../../src/config/validate.ts';
 
 const BASE = 100_000_000n;
 
@@ -288,7 +289,7 @@ describe('length check (maxNormRatio)', () => {
   it('is parsed from the config (number or null), validated, and committed in the rules', async () => {
     const { parseNetworkConfig, rulesOf } = await import('../../src/config/network.ts');
     const members = [{ id: 'm', role: 'miner', publicKey: 'ab'.repeat(1312) }];
-    const parse = (aggregation: unknown) => parseNetworkConfig({ networkId: 'n', genesisTime: 0, members, aggregation });
+    const parse = (aggregation: Json) => parseNetworkConfig({ networkId: 'n', genesisTime: 0, members, aggregation });
     expect(parse({}).aggregation.maxNormRatio).toBe(2);
     expect(parse({ maxNormRatio: null }).aggregation.maxNormRatio).toBeNull();
     expect(parse({ maxNormRatio: 3.5 }).aggregation.maxNormRatio).toBe(3.5);

@@ -7,6 +7,7 @@ import { defaultAttackExperiment, runAttackExperiment } from '../../experiments/
 import { runRewards, runRobustness, runStrategies, runThresholds } from '../../experiments/suite.ts';
 import { print, printJson } from '../output.ts';
 import type { AggregationConfig } from '../../config/network.ts';
+import { defaultMobility } from '../../sim/mobility.ts';
 
 export function experimentCommand(): Command {
   const exp = new Command('experiment').description("the paper's experiments");
@@ -81,16 +82,21 @@ function common(cmd: Command, d: { clients: number; aggregations: number; lr: nu
     .option('--metric <m>', 'BFL-MEC DBSCAN distance: cosine or euclidean (default: cosine)')
     .option('--eps <eps>', 'BFL-MEC DBSCAN radius: a number or auto (default: auto)')
     .option('--max-norm-ratio <r>', 'BFL-MEC length check: a number >= 1, or off (default: 2)')
+    .option('--mobility', 'clients walk in and out of the miners\' coverage (random waypoint; simulator only)', false)
+    .option('--transport <t>', 'sim (in-process network, virtual time) or libp2p (real daemons in this process, wall clock: small scale)', 'sim')
     .option('--out <dir>', 'write CSV, JSON and plots here', 'out')
     .option('--json', 'print the summary as JSON', false);
 }
 
-type CommonFlags = { clients: number; miners: number; partition: string; aggregations: number; phi?: number; N: number; E: number; B: number; lr: number; seed: number; metric?: string; eps?: string; maxNormRatio?: string; out: string; json: boolean };
+type CommonFlags = { clients: number; miners: number; partition: string; aggregations: number; phi?: number; N: number; E: number; B: number; lr: number; seed: number; metric?: string; eps?: string; maxNormRatio?: string; mobility: boolean; transport: string; out: string; json: boolean };
 
 function commonOptions(o: CommonFlags, runs: number) {
   if (o.partition !== 'iid' && o.partition !== 'noniid') throw new UsageError('--partition must be iid or noniid');
+  if (o.transport !== 'sim' && o.transport !== 'libp2p') throw new UsageError('--transport must be sim or libp2p');
+  if (o.mobility && o.transport === 'libp2p') throw new UsageError('--mobility needs --transport sim (coverage is simulated)');
   const bar = progress(runs * o.aggregations);
-  return { bar, opts: { clients: o.clients, miners: o.miners, partition: o.partition as 'iid' | 'noniid', aggregations: o.aggregations, phi: o.phi, N: o.N, E: o.E, B: o.B, lr: o.lr, seed: o.seed, aggregation: bflmecOf(o), out: o.out, onRound: (label: string, r: { round: number; accuracy: number }) => bar(`${label}: round ${r.round}, accuracy ${r.accuracy.toFixed(4)}`) } };
+  const mobility = o.mobility ? { ...defaultMobility, seed: o.seed } : undefined;
+  return { bar, opts: { clients: o.clients, miners: o.miners, partition: o.partition as 'iid' | 'noniid', aggregations: o.aggregations, phi: o.phi, N: o.N, E: o.E, B: o.B, lr: o.lr, seed: o.seed, aggregation: bflmecOf(o), transport: o.transport as 'sim' | 'libp2p', mobility, out: o.out, onRound: (label: string, r: { round: number; accuracy: number }) => bar(`${label}: round ${r.round}, accuracy ${r.accuracy.toFixed(4)}`) } };
 }
 
 /** The BFL-MEC flags as aggregation settings (only those given: the rest keep the defaults). */
