@@ -144,7 +144,7 @@ function finish(o: { json: boolean }, summary: { files: string[] } & Record<stri
 }
 
 export function suiteCommands(exp: Command): void {
-  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator'), { clients: 10, aggregations: 15, lr: 0.05 })
+  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator'), { clients: 10, aggregations: 20, lr: 0.01 })
     .option('--attacks <list>', 'comma-separated attacks', 'sign-flip,scale:10,noise:0.05,label-flip')
     .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,fedavg,multi-krum,median,trimmed-mean')
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), 0.3)
@@ -157,7 +157,7 @@ export function suiteCommands(exp: Command): void {
       finish(o, r, aggregators.map((g) => `${g.padEnd(14)} no attack ${r.accuracy[g].none.toFixed(4)}  worst ${r.worstCase[g].toFixed(4)}  ${attacks.map((a) => `${a} ${r.accuracy[g][a].toFixed(4)}`).join('  ')}`));
     });
 
-  common(exp.command('rewards').description('cumulative rewards with fixed curious clients (case ii)'), { clients: 10, aggregations: 20, lr: 0.05 })
+  common(exp.command('rewards').description('cumulative rewards with fixed curious clients (case ii)'), { clients: 10, aggregations: 20, lr: 0.01 })
     .option('--curious <f>', 'fraction of curious clients', parseNumberFlag('--curious', 0, 0.99), 0.2)
     .option('--attack <attack>', `what the curious clients send: ${ATTACK_HELP}`, 'free-ride:0.001')
     .action(async (o: CommonFlags & { curious: number; attack: string }) => {
@@ -168,7 +168,7 @@ export function suiteCommands(exp: Command): void {
       finish(o, r, [`curious clients (${r.curious.join(', ')}) got ${(r.curiousShare * 100).toFixed(1)} % of ${r.totalTokens.toFixed(2)} tokens: ${r.meanCurious.toFixed(2)} each vs ${r.meanHonest.toFixed(2)} per honest client`]);
     });
 
-  common(exp.command('strategies').description('BFL-MEC discard vs keep vs FedAvg vs FedProx: accuracy over time'), { clients: 10, aggregations: 20, lr: 0.05 })
+  common(exp.command('strategies').description('BFL-MEC discard vs keep vs FedAvg vs FedProx: accuracy over time'), { clients: 10, aggregations: 20, lr: 0.01 })
     .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,bfl-mec-keep,fedavg,fedprox')
     .option('--attack <attack>', `attack, if any: ${ATTACK_HELP}`, 'none')
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), 0.3)
