@@ -12,6 +12,7 @@ import { ChainStore } from '../chain/store.ts';
 import { UpdatePool } from '../chain/update-pool.ts';
 import { type AggregationConfig, type LearningConfig, type NetworkConfig, chainParamsOf, loadNetworkConfig, parseNetworkConfig } from '../config/network.ts';
 import { toHex } from '../core/bytes.ts';
+import { Rng } from '../core/random.ts';
 import { blockHash } from '../core/encoding.ts';
 import { sha256 } from '../core/hash.ts';
 import { Membership, createGenesisBlock } from '../core/params.ts';
@@ -50,6 +51,10 @@ export interface SimOptions {
   /** The attack of each client (by index), if any; may change during the run (onRound). */
   attackOf?: (client: number, round: number) => Attack;
   mobility?: MobilityOptions;
+  /** Clients start with a seeded random 0 … N−1 samples, so their uploads spread out in time
+   * instead of arriving together (training takes no virtual time, so without it every client
+   * of the same rate uploads at the same instant). */
+  spread?: boolean;
   network?: SimNetworkOptions;
   /** Stop after this many aggregations on miner-1's chain, or this much virtual time. */
   aggregations: number;
@@ -142,6 +147,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     }
     // clients
     const parts = partition(data.train.y, o.clients, cfg.learning.partition, o.seed);
+    const phase = new Rng(o.seed * 13 + 5);
     const clientNodes: Client[] = [];
     for (let c = 0; c < o.clients; c++) {
       const id = clients[c];
@@ -157,7 +163,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
         runtime,
         train: data.train,
         heldOut: subset(data.train, mine.slice(mine.length - held)),
-        stream: new DataStream(mine.slice(0, mine.length - held), clock.now(), { rate: cfg.learning.rate, seed: o.seed * 1000 + c, initial: cfg.learning.initialSamples }),
+        stream: new DataStream(mine.slice(0, mine.length - held), clock.now(), { rate: cfg.learning.rate, seed: o.seed * 1000 + c, initial: cfg.learning.initialSamples + (o.spread ? phase.int(cfg.learning.N) : 0) }),
         miners: miners.map((m) => ({ id: m.id, peerId: `peer-${m.id}` })),
         genesis: { anchor: blockHash(genesis.header), modelHash: sha256(params.initialModel), model: initial },
         datadir: join(dir, id.id),

@@ -90,9 +90,12 @@ it('experiment rewards, robustness, strategies and thresholds write their CSV, J
   expect(rob.status, rob.stderr).toBe(0);
   expect(Object.keys(JSON.parse(rob.stdout).worstCase)).toEqual(['bfl-mec', 'median']);
   expect(run('experiment', 'strategies', ...small, '--aggregators', 'bfl-mec,fedavg').status).toBe(0);
-  const th = run('experiment', 'thresholds', ...small, '--phis', '2,3', '--Ns', '50');
+  // every cell runs the same virtual time; a smaller ϕ aggregates more often
+  const th = run('experiment', 'thresholds', ...small, '--aggregations', '1000', '--seconds', '10', '--phis', '2,4', '--Ns', '50');
   expect(th.status, th.stderr).toBe(0);
-  expect(JSON.parse(th.stdout).grid.map((g: { phi: number }) => g.phi)).toEqual([2, 3]);
+  const grid = JSON.parse(th.stdout).grid as { phi: number; aggregations: number }[];
+  expect(grid.map((g) => g.phi)).toEqual([2, 4]);
+  expect(grid[0].aggregations).toBeGreaterThan(grid[1].aggregations);
   for (const f of ['rewards', 'robustness', 'strategies', 'thresholds']) for (const ext of ['csv', 'json', 'svg', 'png']) expect(existsSync(join(out, `${f}.${ext}`)), `${f}.${ext}`).toBe(true);
   expect(run('experiment', 'thresholds', '--phis', 'x').status).toBe(2);
 }, 600_000);

@@ -182,27 +182,37 @@ export function suiteCommands(exp: Command): void {
     });
 
   // the paper's grid and defaults: n = 100, m = 2, η = 0.01, E = 5, B = 10
-  common(exp.command('thresholds').description('the (ϕ, N) grid: accuracy over time and convergence time (accuracy within 0.5 % over 5 aggregations)'), { clients: 100, aggregations: 30, lr: 0.01 })
+  common(exp.command('thresholds').description('the (ϕ, N) grid: accuracy over time and convergence time (accuracy within 0.5 % over 5 aggregations)'), { clients: 100, aggregations: 100_000, lr: 0.01 })
     .option('--phis <list>', 'ϕ values', intList('--phis'), [5, 10, 15, 20])
     .option('--Ns <list>', 'N values', intList('--Ns'), [50, 75, 100])
-    .action(async (o: CommonFlags & { phis: number[]; Ns: number[] }) => {
-      const { bar, opts } = commonOptions(o, o.phis.length * o.Ns.length);
-      const r = await runThresholds({ ...opts, phis: o.phis, Ns: o.Ns });
+    .option('--seconds <s>', 'virtual seconds per cell (every cell runs as long)', parseNumberFlag('--seconds', 1, 86_400), 60)
+    .action(async (o: CommonFlags & { phis: number[]; Ns: number[]; seconds: number }) => {
+      const { opts } = commonOptions(o, 0);
+      const bar = progress(o.phis.length * o.Ns.length * o.seconds);
+      const r = await runThresholds({ ...opts, phis: o.phis, Ns: o.Ns, seconds: o.seconds, onTime: (label, run, s, acc) => bar.at(run * o.seconds + s, `${label}: ${s.toFixed(0)} of ${o.seconds} s, accuracy ${acc.toFixed(4)}`) });
       bar.done();
-      finish(o, r, r.grid.map((g) => `ϕ=${String(g.phi).padEnd(3)} N=${String(g.N).padEnd(4)} final accuracy ${g.finalAccuracy.toFixed(4)}, converged ${g.convergedRound === null ? 'no' : `at round ${g.convergedRound} (${g.convergenceSeconds!.toFixed(0)} s)`}`));
+      finish(o, r, r.grid.map((g) => `ϕ=${String(g.phi).padEnd(3)} N=${String(g.N).padEnd(4)} ${String(g.aggregations).padStart(5)} aggregations, final accuracy ${g.finalAccuracy.toFixed(4)}, converged ${g.convergedRound === null ? 'no' : `at round ${g.convergedRound} (${g.convergenceSeconds!.toFixed(0)} s)`}`));
     });
 }
 
-/** A one-line progress bar on a terminal; nothing otherwise. */
+/** A one-line progress bar on a terminal; nothing otherwise. `bar(label)` counts one step,
+ * `bar.at(n, label)` sets the count. */
 function progress(total: number) {
   let n = 0;
   const tty = process.stderr.isTTY;
-  const f = (label: string) => {
-    n++;
+  const draw = (label: string) => {
     if (!tty) return;
     const width = 30;
-    const filled = Math.round((Math.min(n, total) / total) * width);
+    const filled = Math.round((Math.min(n, total) / Math.max(1, total)) * width);
     process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${label}`.padEnd(100));
+  };
+  const f = (label: string) => {
+    n++;
+    draw(label);
+  };
+  f.at = (at: number, label: string) => {
+    n = at;
+    draw(label);
   };
   f.done = () => {
     if (tty) process.stderr.write('\n');
