@@ -352,9 +352,10 @@ async function runOverLibp2p(o: SimOptions): Promise<SimResult> {
       const c = n.role === 'client' ? Number(n.id.split('-')[1]) - 1 : -1;
       const node = await startNode({ role: n.role, config: init.config, identity: n.identity, datadir: n.datadir, logger: log.child({ node: n.id }), experiment: n.role === 'client' ? rec.hooks(c, n.id) : undefined });
       nodes.push(node);
-      if (nodes.length === 1) rec.watch(node.chain!, () => (performance.now() - wall0) / 1000);
+      // watch from the start, before any client can upload
+      if (n.id === 'miner-1') rec.watch(node.chain!, () => (performance.now() - wall0) / 1000);
     }
-    const chain = nodes[0].chain!;
+    const chain = nodes.find((n) => n.id === 'miner-1')!.chain!;
     const deadline = Date.now() + (o.maxWallMs ?? 15 * 60_000);
     while (chain.tip.rounds - 1 < o.aggregations) {
       if (Date.now() > deadline) throw new Error(`libp2p run: ${chain.tip.rounds - 1} of ${o.aggregations} aggregations after ${((o.maxWallMs ?? 15 * 60_000) / 1000).toFixed(0)} s`);
