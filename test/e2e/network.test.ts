@@ -23,7 +23,7 @@ async function quiesce(c: Cluster, miners: string[], clients: string[]): Promise
   return c.waitStable(miners, (s) => new Set(s.map((x) => x.tip)).size === 1 && s.every((x) => x.pool.unrecorded === 0), 60_000, 'miners to converge');
 }
 
-it('2 miners and 3 clients reach 3 aggregations and converge on one tip; chain verify passes', async () => {
+it('2 miners and 3 clients reach 3 aggregations and converge on one tip; chain verify passes', { timeout: 240_000 }, async () => {
   const c = (cluster = await Cluster.create({ miners: 2, clients: 3, phi: 3 }));
   const all = c.init.nodes.map((n) => n.id);
   for (const id of all) c.start(id);
@@ -44,7 +44,7 @@ it('2 miners and 3 clients reach 3 aggregations and converge on one tip; chain v
   }
 });
 
-it('a miner killed with SIGKILL restarts, resumes and catches up; chain verify passes', async () => {
+it('a miner killed with SIGKILL restarts, resumes and catches up; chain verify passes', { timeout: 300_000 }, async () => {
   const c = (cluster = await Cluster.create({ miners: 2, clients: 2, phi: 2 }));
   for (const n of c.init.nodes) c.start(n.id);
   await c.waitFor(['miner-2'], ([s]) => s.aggregations >= 2, 90_000, 'miner-2 to aggregate twice');

@@ -77,9 +77,12 @@ describe('miners', () => {
       const r = (await pool.mine(header({ difficulty: 20_000n })))!;
       expect(meetsTarget(blockHash(r.header), 20_000n)).toBe(true);
       const ac = new AbortController();
+      const start = pool.totalHashes();
       const pending = pool.mine(header({ difficulty: 1n << 60n }), ac.signal);
-      await new Promise((res) => setTimeout(res, 100));
+      // abort once the workers have counted work (on a loaded machine 100 ms may hold none)
+      for (const until = Date.now() + 20_000; pool.totalHashes() === start && Date.now() < until; ) await new Promise((res) => setTimeout(res, 20));
       const before = pool.totalHashes();
+      expect(before).toBeGreaterThan(start);
       ac.abort();
       expect(await pending).toBeNull();
       await new Promise((res) => setTimeout(res, 150));
