@@ -14,6 +14,10 @@ const H = 420;
 const M = { l: 70, r: 190, t: 50, b: 60 };
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 
+/** Series i: its colour, and dashes once the ten colours have been used (12-cell grids). */
+const color = (i: number) => COLORS[i % COLORS.length];
+const dash = (i: number) => (i >= COLORS.length ? ` stroke-dasharray="${i >= 2 * COLORS.length ? '2 3' : '7 4'}"` : '');
+
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function ticks(lo: number, hi: number, n = 5): number[] {
@@ -26,8 +30,12 @@ function ticks(lo: number, hi: number, n = 5): number[] {
   return out;
 }
 
-function frame(title: string, xLabel: string, yLabel: string, body: string, legend: string[], xTicks: string, yTicks: string): string {
-  const legendSvg = legend.map((name, i) => `<rect x="${W - M.r + 15}" y="${M.t + i * 22}" width="14" height="14" fill="${COLORS[i % COLORS.length]}"/><text x="${W - M.r + 35}" y="${M.t + i * 22 + 12}" font-size="13">${esc(name)}</text>`).join('');
+function frame(title: string, xLabel: string, yLabel: string, body: string, legend: string[], xTicks: string, yTicks: string, swatch: 'line' | 'box'): string {
+  const sample = (i: number) =>
+    swatch === 'box'
+      ? `<rect x="${W - M.r + 15}" y="${M.t + i * 22}" width="14" height="14" fill="${color(i)}"/>`
+      : `<line x1="${W - M.r + 10}" y1="${M.t + i * 22 + 7}" x2="${W - M.r + 30}" y2="${M.t + i * 22 + 7}" stroke="${color(i)}" stroke-width="3"${dash(i)}/>`;
+  const legendSvg = legend.map((name, i) => `${sample(i)}<text x="${W - M.r + 35}" y="${M.t + i * 22 + 12}" font-size="13">${esc(name)}</text>`).join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif">
 <rect width="${W}" height="${H}" fill="white"/>
 <text x="${(W - M.r + M.l) / 2}" y="28" font-size="16" text-anchor="middle">${esc(title)}</text>
@@ -52,9 +60,9 @@ export function lineChart(o: { title: string; xLabel: string; yLabel: string; se
   const xt = ticks(x0, x1).map((v) => `<line x1="${sx(v)}" y1="${H - M.b}" x2="${sx(v)}" y2="${H - M.b + 5}" stroke="black"/><text x="${sx(v)}" y="${H - M.b + 20}" font-size="12" text-anchor="middle">${v}</text>`).join('');
   const yt = ticks(y0, y1).map((v) => `<line x1="${M.l - 5}" y1="${sy(v)}" x2="${W - M.r}" y2="${sy(v)}" stroke="#ddd"/><text x="${M.l - 8}" y="${sy(v) + 4}" font-size="12" text-anchor="end">${v}</text>`).join('');
   const body = o.series
-    .map((s, i) => `<polyline fill="none" stroke="${COLORS[i % COLORS.length]}" stroke-width="2" points="${s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`)
+    .map((s, i) => `<polyline fill="none" stroke="${color(i)}" stroke-width="2"${dash(i)} points="${s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`)
     .join('\n');
-  return frame(o.title, o.xLabel, o.yLabel, body, o.series.map((s) => s.name), xt, yt);
+  return frame(o.title, o.xLabel, o.yLabel, body, o.series.map((s) => s.name), xt, yt, 'line');
 }
 
 /** Bars grouped by category: values[g][c] for group g (legend) and category c (x axis). */
@@ -64,11 +72,11 @@ export function barChart(o: { title: string; xLabel: string; yLabel: string; cat
   const cw = (W - M.l - M.r) / o.categories.length;
   const bw = (cw * 0.8) / o.groups.length;
   const body = o.values
-    .flatMap((row, g) => row.map((v, c) => `<rect x="${(M.l + c * cw + cw * 0.1 + g * bw).toFixed(1)}" y="${sy(v).toFixed(1)}" width="${bw.toFixed(1)}" height="${(H - M.b - sy(v)).toFixed(1)}" fill="${COLORS[g % COLORS.length]}"/>`))
+    .flatMap((row, g) => row.map((v, c) => `<rect x="${(M.l + c * cw + cw * 0.1 + g * bw).toFixed(1)}" y="${sy(v).toFixed(1)}" width="${bw.toFixed(1)}" height="${(H - M.b - sy(v)).toFixed(1)}" fill="${color(g)}"/>`))
     .join('\n');
   const xt = o.categories.map((c, i) => `<text x="${M.l + i * cw + cw / 2}" y="${H - M.b + 20}" font-size="12" text-anchor="middle">${esc(c)}</text>`).join('');
   const yt = ticks(y0, y1).map((v) => `<line x1="${M.l - 5}" y1="${sy(v)}" x2="${W - M.r}" y2="${sy(v)}" stroke="#ddd"/><text x="${M.l - 8}" y="${sy(v) + 4}" font-size="12" text-anchor="end">${v}</text>`).join('');
-  return frame(o.title, o.xLabel, o.yLabel, body, o.groups, xt, yt);
+  return frame(o.title, o.xLabel, o.yLabel, body, o.groups, xt, yt, 'box');
 }
 
 /** Write `stem.svg` and `stem.png`; returns both paths. */

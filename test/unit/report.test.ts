@@ -18,6 +18,11 @@ it('charts are SVG with one line per series or one bar per value, and render to 
   const line = lineChart({ title: 'a & b', xLabel: 'x', yLabel: 'y', series: [{ name: 's1', points: [[0, 0], [1, 1]] }, { name: 's2', points: [[0, 1], [1, 0]] }] });
   expect(line.match(/<polyline/g)).toHaveLength(2);
   expect(line).toContain('a &amp; b');
+  // twelve series (the threshold grid): the ten colours come back dashed, no two lines alike
+  const twelve = lineChart({ title: 't', xLabel: 'x', yLabel: 'y', series: Array.from({ length: 12 }, (_, i) => ({ name: `s${i}`, points: [[0, i / 12], [1, i / 12]] as [number, number][] })) });
+  const styles = [...twelve.matchAll(/<polyline fill="none" stroke="([^"]+)" stroke-width="2"( stroke-dasharray="[^"]+")?/g)].map((m) => m[1] + (m[2] ?? ''));
+  expect(styles).toHaveLength(12);
+  expect(new Set(styles).size).toBe(12);
   const bars = barChart({ title: 't', xLabel: 'x', yLabel: 'y', categories: ['c1', 'c2', 'c3'], groups: ['g1', 'g2'], values: [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]] });
   expect(bars.match(/<rect x="[\d.]+" y="[\d.]+" width/g)).toHaveLength(6 + 2); // bars + legend swatches
   const dir = await tmpDir('bfl-plot-');
