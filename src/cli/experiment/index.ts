@@ -37,7 +37,7 @@ export function experimentCommand(): Command {
     });
   suiteCommands(exp);
 
-  common(exp.command('attack').description('attack detection with rotating attackers (case i), in the simulator: detection rate, false positives, accuracy vs no attack'), { clients: defaultAttackExperiment.clients, aggregations: defaultAttackExperiment.aggregations, lr: defaultAttackExperiment.lr })
+  common(exp.command('attack').description('attack detection with rotating attackers (case i), in the simulator or over libp2p: detection rate, false positives, accuracy vs no attack'), { clients: defaultAttackExperiment.clients, aggregations: defaultAttackExperiment.aggregations, lr: defaultAttackExperiment.lr })
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), defaultAttackExperiment.malicious)
     .option('--attack <attack>', ATTACK_HELP, 'sign-flip')
     .option('--aggregator <name>', AGGREGATORS.join(', '), defaultAttackExperiment.aggregator)
