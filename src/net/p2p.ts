@@ -16,6 +16,8 @@ import { mdns } from '@libp2p/mdns';
 import { type Ping, ping } from '@libp2p/ping';
 import { tcp } from '@libp2p/tcp';
 import { createLibp2p } from 'libp2p';
+import { multiaddr } from '@multiformats/multiaddr';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { SigningContext } from '../core/contexts.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import type { Membership } from '../core/params.ts';
@@ -52,6 +54,8 @@ export interface P2POptions {
   mdns: boolean;
   ipColocationPenalty: boolean;
   maxMessageBytes: number;
+  /** How often to redial configured peers (`bootstrap`) we hold no connection to; 0 = never. */
+  redialMs?: number;
 }
 
 /** Gossipsub scoring for our two topics (Lodestar-style: invalid messages cost the most). */
@@ -96,7 +100,7 @@ export async function createP2P(o: P2POptions): Promise<P2PNode> {
   const peerDiscovery = [];
   if (o.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: o.bootstrap, timeout: 100 }));
   if (o.mdns) peerDiscovery.push(mdns());
-  return (await createLibp2p({
+  const node = (await createLibp2p({
     privateKey: o.privateKey,
     addresses: { listen: o.listen },
     transports: [tcp()],
@@ -106,6 +110,34 @@ export async function createP2P(o: P2POptions): Promise<P2PNode> {
     services: services as never,
     connectionManager: { maxConnections: 200 },
   })) as unknown as P2PNode;
+  stayConnected(node, o.bootstrap, o.redialMs ?? 2000);
+  return node;
+}
+
+/**
+ * Keep a connection to every configured peer (the admitted miners). Bootstrap dials once and
+ * libp2p's reconnect queue only redials peers that were connected and gives up after a few
+ * tries, so two miners that start at the same moment could miss each other and mine apart for
+ * good (seen once in the testnet on a loaded machine: two chains, 60 s without converging).
+ */
+function stayConnected(node: P2PNode, addrs: string[], everyMs: number): void {
+  if (addrs.length === 0 || everyMs <= 0) return;
+  const targets = addrs.map((a) => ({ addr: multiaddr(a), peer: peerIdFromString(multiaddr(a).getComponents().find((c) => c.name === 'p2p')!.value!) }));
+  const dialing = new Set<string>();
+  const timer = setInterval(() => {
+    if (node.status !== 'started') return;
+    for (const t of targets) {
+      const key = t.peer.toString();
+      if (dialing.has(key) || node.getConnections(t.peer).length > 0) continue;
+      dialing.add(key);
+      node
+        .dial(t.addr, { signal: AbortSignal.timeout(everyMs * 2) })
+        .catch(() => undefined) // unreachable for now: try again next round
+        .finally(() => dialing.delete(key));
+    }
+  }, everyMs);
+  timer.unref();
+  node.addEventListener('stop', () => clearInterval(timer));
 }
 
 interface PeerInfo {
