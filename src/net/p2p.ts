@@ -122,7 +122,7 @@ export async function createP2P(o: P2POptions): Promise<P2PNode> {
  */
 function stayConnected(node: P2PNode, addrs: string[], everyMs: number): void {
   if (addrs.length === 0 || everyMs <= 0) return;
-  const targets = addrs.map((a) => ({ addr: multiaddr(a), peer: peerIdFromString(multiaddr(a).getComponents().find((c) => c.name === 'p2p')!.value!) }));
+  const targets = addrs.map(multiaddr).map((addr) => ({ addr, peer: peerIdFromString(addr.getComponents().find((c) => c.name === 'p2p')!.value!) }));
   const dialing = new Set<string>();
   const timer = setInterval(() => {
     if (node.status !== 'started') return;

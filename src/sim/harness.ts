@@ -120,6 +120,12 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const dir = await mkdtemp(join(tmpdir(), 'bfl-sim-'));
   const stops: (() => Promise<unknown>)[] = [];
   const rec = new Recorder(o, runtime, data);
+  const peerOf = async (id: Identity, index: number) => {
+    const transport = net.add(`peer-${id.id}`, id.role, index);
+    const peers = new PeerBook({ transport, identity: id, networkId: cfg.networkId, membership, verifier, timeoutMs: cfg.p2p.requestTimeoutMs, logger: log, clock });
+    await peers.start();
+    return { transport, peers };
+  };
 
   try {
     // miners
@@ -127,9 +133,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     const minerNodes: Miner[] = [];
     for (let i = 0; i < o.miners; i++) {
       const id = miners[i];
-      const transport = net.add(`peer-${id.id}`, 'miner', i);
-      const peers = new PeerBook({ transport, identity: id, networkId: cfg.networkId, membership, verifier, timeoutMs: cfg.p2p.requestTimeoutMs, logger: log, clock });
-      await peers.start();
+      const { transport, peers } = await peerOf(id, i);
       const pool = await UpdatePool.open(join(dir, id.id, 'updates'));
       let miner: Miner | undefined;
       let store: ChainStore | undefined;
@@ -151,9 +155,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     const clientNodes: Client[] = [];
     for (let c = 0; c < o.clients; c++) {
       const id = clients[c];
-      const transport = net.add(`peer-${id.id}`, 'client', c);
-      const peers = new PeerBook({ transport, identity: id, networkId: cfg.networkId, membership, verifier, timeoutMs: cfg.p2p.requestTimeoutMs, logger: log, clock });
-      await peers.start();
+      const { transport } = await peerOf(id, c);
       const mine = parts[c];
       const held = Math.min(cfg.learning.heldOut, Math.floor(mine.length / 5));
       const client = new Client({
@@ -240,11 +242,9 @@ class Recorder {
   }
 
   /** The experiment hooks of client `c` (by index). */
-  hooks(c: number, id: string): Pick<ClientDeps, 'attack' | 'attackOf' | 'onUpload' | 'honestStats'> {
-    const now = () => this.o.attackOf?.(c, this.round) ?? { kind: 'none' as const };
+  hooks(c: number, id: string): Pick<ClientDeps, 'attackOf' | 'onUpload' | 'honestStats'> {
     return {
-      attack: now(),
-      attackOf: now,
+      attackOf: () => this.o.attackOf?.(c, this.round) ?? { kind: 'none' as const },
       onUpload: (u) => {
         this.attackOfDigest.set(u.digest, u.attack);
         if (u.attack === 'none') {
@@ -372,7 +372,8 @@ async function runOverLibp2p(o: SimOptions): Promise<SimResult> {
       minersConverged = new Set(miners.map((m) => toHex(m.chain!.tip.hash))).size === 1;
     }
     await rec.settled();
-    return { rounds: await rec.report(chain), virtualSeconds: (performance.now() - wall0) / 1000, wallSeconds: (performance.now() - wall0) / 1000, messages: null, clients: clientStatus, minersConverged };
+    const seconds = (performance.now() - wall0) / 1000;
+    return { rounds: await rec.report(chain), virtualSeconds: seconds, wallSeconds: seconds, messages: null, clients: clientStatus, minersConverged };
   } finally {
     for (const n of nodes.reverse()) await n.stop().catch(() => undefined);
     await runtime?.close();

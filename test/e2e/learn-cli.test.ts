@@ -1,5 +1,8 @@
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect, it } from 'vitest';
+import { tmpDir } from '../helpers/tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300_000 });
@@ -32,10 +35,7 @@ it('bench train --json reports throughput per batch size and one local update', 
 });
 
 it('experiment attack --json prints the documented summary and writes CSV and JSON', async () => {
-  const { mkdtempSync, readFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const out = mkdtempSync(join(tmpdir(), 'bfl-exp-'));
+  const out = await tmpDir('bfl-exp-');
   const r = run('experiment', 'attack', '--clients', '5', '--malicious', '0.4', '--attack', 'sign-flip', '--aggregations', '3', '--out', out, '--json');
   expect(r.status, r.stderr).toBe(0);
   const s = JSON.parse(r.stdout);
@@ -55,10 +55,7 @@ it('experiment attack --json prints the documented summary and writes CSV and JS
 }, 300_000);
 
 it('experiment attack --transport libp2p runs the same experiment on real daemons over libp2p', async () => {
-  const { mkdtempSync, readFileSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const out = mkdtempSync(join(tmpdir(), 'bfl-exp-lp-'));
+  const out = await tmpDir('bfl-exp-lp-');
   const r = run('experiment', 'attack', '--transport', 'libp2p', '--clients', '4', '--malicious', '0.25', '--attack', 'scale:10', '--aggregations', '3', '--N', '50', '--E', '1', '--out', out, '--json');
   expect(r.status, r.stderr).toBe(0);
   const s = JSON.parse(r.stdout);
@@ -76,10 +73,7 @@ it('experiment attack --transport libp2p runs the same experiment on real daemon
 }, 300_000);
 
 it('experiment rewards, robustness, strategies and thresholds write their CSV, JSON and plots', async () => {
-  const { mkdtempSync, existsSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const out = mkdtempSync(join(tmpdir(), 'bfl-suite-'));
+  const out = await tmpDir('bfl-suite-');
   const small = ['--clients', '5', '--aggregations', '2', '--N', '50', '--E', '1', '--out', out, '--json'];
   const rewards = run('experiment', 'rewards', ...small, '--curious', '0.4');
   expect(rewards.status, rewards.stderr).toBe(0);

@@ -45,7 +45,7 @@ export function experimentCommand(): Command {
     .action(async (o: CommonFlags & { malicious: number; attack: string; aggregator: string; rotate: boolean }) => {
       aggregatorList(o.aggregator);
       attackList(o.attack);
-      const { bar, opts } = commonOptions(o, 2);
+      const { bar, opts } = commonOptions(o, 2 * o.aggregations);
       const r = await runAttackExperiment({ ...opts, malicious: o.malicious, attack: o.attack, aggregator: o.aggregator as AggregatorName, rotate: o.rotate });
       bar.done();
       const { rounds: _r, baseline: _b, ...summary } = r;
@@ -90,11 +90,12 @@ function common(cmd: Command, d: { clients: number; aggregations: number; lr: nu
 
 type CommonFlags = { clients: number; miners: number; partition: string; aggregations: number; phi?: number; N: number; E: number; B: number; lr: number; seed: number; metric?: string; eps?: string; maxNormRatio?: string; mobility: boolean; transport: string; out: string; json: boolean };
 
-function commonOptions(o: CommonFlags, runs: number) {
+/** Checks the shared flags and makes the options and a progress bar of `steps` steps. */
+function commonOptions(o: CommonFlags, steps: number) {
   if (o.partition !== 'iid' && o.partition !== 'noniid') throw new UsageError('--partition must be iid or noniid');
   if (o.transport !== 'sim' && o.transport !== 'libp2p') throw new UsageError('--transport must be sim or libp2p');
   if (o.mobility && o.transport === 'libp2p') throw new UsageError('--mobility needs --transport sim (coverage is simulated)');
-  const bar = progress(runs * o.aggregations);
+  const bar = progress(steps);
   const mobility = o.mobility ? { ...defaultMobility, seed: o.seed } : undefined;
   return { bar, opts: { clients: o.clients, miners: o.miners, partition: o.partition as 'iid' | 'noniid', aggregations: o.aggregations, phi: o.phi, N: o.N, E: o.E, B: o.B, lr: o.lr, seed: o.seed, aggregation: bflmecOf(o), transport: o.transport as 'sim' | 'libp2p', mobility, out: o.out, onRound: (label: string, r: { round: number; accuracy: number }) => bar(`${label}: round ${r.round}, accuracy ${r.accuracy.toFixed(4)}`) } };
 }
@@ -151,7 +152,7 @@ export function suiteCommands(exp: Command): void {
     .action(async (o: CommonFlags & { attacks: string; aggregators: string; malicious: number }) => {
       const attacks = attackList(o.attacks);
       const aggregators = aggregatorList(o.aggregators);
-      const { bar, opts } = commonOptions(o, aggregators.length * (attacks.length + 1));
+      const { bar, opts } = commonOptions(o, aggregators.length * (attacks.length + 1) * o.aggregations);
       const r = await runRobustness({ ...opts, attacks, aggregators, malicious: o.malicious });
       bar.done();
       finish(o, r, aggregators.map((g) => `${g.padEnd(14)} no attack ${r.accuracy[g].none.toFixed(4)}  worst ${r.worstCase[g].toFixed(4)}  ${attacks.map((a) => `${a} ${r.accuracy[g][a].toFixed(4)}`).join('  ')}`));
@@ -162,7 +163,7 @@ export function suiteCommands(exp: Command): void {
     .option('--attack <attack>', `what the curious clients send: ${ATTACK_HELP}`, 'free-ride:0.001')
     .action(async (o: CommonFlags & { curious: number; attack: string }) => {
       attackList(o.attack);
-      const { bar, opts } = commonOptions(o, 1);
+      const { bar, opts } = commonOptions(o, o.aggregations);
       const r = await runRewards({ ...opts, curious: o.curious, attack: o.attack });
       bar.done();
       finish(o, r, [`curious clients (${r.curious.join(', ')}) got ${(r.curiousShare * 100).toFixed(1)} % of ${r.totalTokens.toFixed(2)} tokens: ${r.meanCurious.toFixed(2)} each vs ${r.meanHonest.toFixed(2)} per honest client`]);
@@ -175,7 +176,7 @@ export function suiteCommands(exp: Command): void {
     .action(async (o: CommonFlags & { aggregators: string; attack: string; malicious: number }) => {
       const aggregators = aggregatorList(o.aggregators);
       attackList(o.attack);
-      const { bar, opts } = commonOptions(o, aggregators.length);
+      const { bar, opts } = commonOptions(o, aggregators.length * o.aggregations);
       const r = await runStrategies({ ...opts, aggregators, attack: o.attack, malicious: o.malicious });
       bar.done();
       finish(o, r, Object.entries(r.final).map(([g, a]) => `${g.padEnd(14)} final accuracy ${a.toFixed(4)}`));
@@ -187,8 +188,7 @@ export function suiteCommands(exp: Command): void {
     .option('--Ns <list>', 'N values', intList('--Ns'), [50, 75, 100])
     .option('--seconds <s>', 'virtual seconds per cell (every cell runs as long)', parseNumberFlag('--seconds', 1, 86_400), 60)
     .action(async (o: CommonFlags & { phis: number[]; Ns: number[]; seconds: number }) => {
-      const { opts } = commonOptions(o, 0);
-      const bar = progress(o.phis.length * o.Ns.length * o.seconds);
+      const { bar, opts } = commonOptions(o, o.phis.length * o.Ns.length * o.seconds);
       const r = await runThresholds({ ...opts, phis: o.phis, Ns: o.Ns, seconds: o.seconds, onTime: (label, run, s, acc) => bar.at(run * o.seconds + s, `${label}: ${s.toFixed(0)} of ${o.seconds} s, accuracy ${acc.toFixed(4)}`) });
       bar.done();
       finish(o, r, r.grid.map((g) => `ϕ=${String(g.phi).padEnd(3)} N=${String(g.N).padEnd(4)} ${String(g.aggregations).padStart(5)} aggregations, final accuracy ${g.finalAccuracy.toFixed(4)}, converged ${g.convergedRound === null ? 'no' : `at round ${g.convergedRound} (${g.convergenceSeconds!.toFixed(0)} s)`}`));

@@ -92,7 +92,8 @@ export function scoreAndAggregate(input: AggregationInput, o: BflMecOptions): Ag
   if (n === 0) throw new RangeError('nothing to aggregate');
   const vs = ups.map((u) => toFloat64(u.delta));
   const norms = vs.map((v) => Math.sqrt(dot(v, v)));
-  const bound = o.maxNormRatio === null ? Infinity : o.maxNormRatio * median(norms);
+  const medianNorm = median(norms);
+  const bound = o.maxNormRatio === null ? Infinity : o.maxNormRatio * medianNorm;
   // A median of 0 (most updates empty) gives nothing to measure against: no length check.
   const admitted = ups.map((_, i) => !(bound > 0) || norms[i] <= bound);
   const idx = ups.map((_, i) => i).filter((i) => admitted[i]); // never empty: the median one passes
@@ -147,7 +148,7 @@ export function scoreAndAggregate(input: AggregationInput, o: BflMecOptions): Ag
       ups.map((u, i) => ({ clientId: u.clientId, weight: pHigh[i], rewarded: high[i] })),
       input.baseReward,
     ),
-    diagnostics: { similarity, clusterLabels: [...clusterLabels, meanLabel], eps, lengthRatio: norms.map((x) => x / median(norms)), note },
+    diagnostics: { similarity, clusterLabels: [...clusterLabels, meanLabel], eps, lengthRatio: norms.map((x) => x / medianNorm), note },
   };
 }
 
