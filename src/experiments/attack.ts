@@ -13,7 +13,7 @@ import type { AggregatorName } from '../core/aggregation/index.ts';
 import type { AggregationConfig } from '../config/network.ts';
 import { type RoundReport, runSimulation } from '../sim/harness.ts';
 import { type Attack, parseAttack } from './attacks.ts';
-import { type ExperimentBase, pickClients, simBase } from './setup.ts';
+import { type ExperimentBase, attacksOf, pickClients, simBase } from './setup.ts';
 import { lineChart, writePlot } from './plot.ts';
 
 export interface AttackExperimentOptions extends ExperimentBase {
@@ -93,7 +93,7 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
   const common = simBase(o, { aggregator: o.aggregator, ...o.aggregation });
   const run = await runSimulation({
     ...common,
-    attackOf: (c) => (attackers.has(c) ? attack : { kind: 'none' }),
+    behaviourOf: attacksOf((c) => (attackers.has(c) ? attack : { kind: 'none' })),
     onRound: (r) => {
       o.onRound?.('attack', r);
       if (!o.rotate) return;

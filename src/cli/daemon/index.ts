@@ -4,7 +4,7 @@
  * member entry > defaults. First SIGINT/SIGTERM: graceful shutdown; a second one: exit now.
  */
 import { Exit, UsageError } from '../exit.ts';
-import { type Attack, parseAttack } from '../../experiments/attacks.ts';
+import { type Attack, attackBehaviour, parseAttack } from '../../experiments/attacks.ts';
 import { startNode } from '../../node/daemon.ts';
 import { createLogger } from '../../util/logger.ts';
 
@@ -44,9 +44,10 @@ export function resolveDaemonFlags(f: DaemonFlags, env: NodeJS.ProcessEnv = proc
 }
 
 export async function runDaemon(flags: DaemonFlags): Promise<number> {
-  const o = resolveDaemonFlags(flags);
+  const { attack, ...o } = resolveDaemonFlags(flags);
   const logger = createLogger();
-  const node = await startNode({ ...o, logger });
+  // the attack comes from the experiments (the top layer builds it; the node knows only behaviours)
+  const node = await startNode({ ...o, behaviour: attack && attackBehaviour(attack), logger });
   return new Promise<number>((resolve) => {
     let stopping = false;
     const onSignal = (sig: string) => {
