@@ -113,7 +113,8 @@ export function federationInstance(topology: Topology, traffic: FederationTraffi
   const k = pairKeyRate(traffic);
   const sc = poissonScenarios(opts.scenarios);
   const lambda = Math.max(1, Math.floor(opts.scenarios / 3));
-  const level = (w: number) => Math.ceil(((w / lambda) * k) / opts.linkKeyRate - 1e-9);
+  // the 1e-9 keeps a rate of exactly n links at n (floating-point noise must not add a link)
+  const level = (w: number) => Math.max(0, Math.ceil(((w / lambda) * k) / opts.linkKeyRate - 1e-9));
   return {
     instance: {
       topology,
