@@ -246,11 +246,14 @@ export function deterministicInstance(inst: PlanInstance, rho: number[]): PlanIn
 
 /**
  * QBN-EVF (§VI-D): reserve what the deterministic program (eqs. 8-18) reserves for the expected
- * demand E[ρ_r], then pay on demand for what each scenario needs beyond it (the EEV of the
+ * demand ⌈E[ρ_r]⌉, then pay on demand for what each scenario needs beyond it (the EEV of the
  * stochastic-programming textbooks). Its solve time includes both solves.
  */
 export async function solveEvf(inst: PlanInstance, solver: LpSolver, so: Partial<SolveOptions> = {}): Promise<PlanResult> {
-  const mean = inst.demand.map((row) => row.reduce((a, v, s) => a + v * inst.probabilities[s], 0));
+  // ρ is a whole number of QKD links by definition (ρ_r = ⌈k_r / K_L⌉, §III-B): the expected
+  // demand becomes ⌈E[ρ_r]⌉. A fractional mean also makes the mean-value program a hard
+  // rounding problem (HiGHS hit a 120 s limit on USNET with E[ρ] = 0.95).
+  const mean = inst.demand.map((row) => Math.ceil(row.reduce((a, v, s) => a + v * inst.probabilities[s], 0) - 1e-9));
   const det = deterministicInstance(inst, mean);
   const de = buildDeterministicEquivalent(sipProblem(det));
   const sol = await solver.solve(de.model, so);
