@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { defaultAggregationConfig, defaultChainConfig, defaultLearningConfig, defaultP2PConfig } from '../../config/network.ts';
 import { generateIdentity, withPeerKey, writeKeyFile } from '../../crypto/keyfile.ts';
+import { pathError } from '../datadir.ts';
 import { parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
 
@@ -38,7 +39,9 @@ export interface InitResult {
 
 export async function initNetwork(o: InitOptions): Promise<InitResult> {
   const dir = resolve(o.dir);
-  await mkdir(join(dir, 'keys'), { recursive: true });
+  await mkdir(join(dir, 'keys'), { recursive: true }).catch((e) => {
+    throw pathError(e, o.dir, '--dir', 'directory');
+  });
   const nodes: InitResult['nodes'] = [];
   const members = [];
   const roles: ['miner' | 'client', number][] = [
