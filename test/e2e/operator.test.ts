@@ -119,7 +119,7 @@ describe('a running node', () => {
     const init = await initLocalNetwork({ dir, miners: 1, clients: 1, networkId: 'bfl-op', chain: { difficulty: 1000, phi: 1 } });
     const m = init.nodes[0];
     const args = ['--role', 'miner', '--config', init.config, '--identity', m.identity, '--datadir', m.datadir];
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BFL_LOG_LEVEL: 'info' } });
+    const child = spawn(process.execPath, [BIN, ...args, '--log-format', 'pretty'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BFL_LOG_LEVEL: 'info' } });
     children.push(child);
     let log = '';
     await new Promise<void>((resolve, reject) => {
@@ -129,7 +129,8 @@ describe('a running node', () => {
       const poll = setInterval(() => existsSync(join(m.datadir, 'node.pid')) && (clearInterval(poll), resolve()), 100);
       child.once('exit', (code) => reject(new Error(`node exited ${code}: ${log}`)));
     });
-    expect(log).toMatch(/node started/);
+    expect(log).toMatch(/INFO.*node started/); // --log-format pretty: a line for people, not JSON
+    expect(log.trimStart()).not.toMatch(/^\{/);
 
     // a second node on the same datadir (other ports)
     const second = run([...args, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0']);
