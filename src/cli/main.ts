@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { isBflError } from '../core/errors.ts';
 import { benchCommand } from './bench/index.ts';
 import { chainCommand } from './chain/index.ts';
+import { configCommand } from './config/index.ts';
 import { Exit, UsageError } from './exit.ts';
 import { experimentCommand } from './experiment/index.ts';
 import { keygenCommand } from './keygen/index.ts';
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
     .addCommand(initCommand())
     .addCommand(testnetCommand())
     .addCommand(chainCommand())
+    .addCommand(configCommand())
     .addCommand(experimentCommand())
     .addCommand(benchCommand());
   // Every command and subcommand reports usage errors as exit 2 instead of exiting itself.
