@@ -27,6 +27,8 @@ export interface TestnetOptions {
   learning?: Record<string, unknown>;
   aggregation?: Record<string, unknown>;
   onProgress?: (p: Progress) => void;
+  /** Stop early (a signal to the testnet): the nodes are stopped and the summary says why. */
+  signal?: AbortSignal;
 }
 
 // Faster than the network defaults so that a run takes a minute or two on a laptop:
@@ -123,7 +125,8 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
       const attacking = o.attack && o.attackers && clientIndex > o.clients - o.attackers;
       const args = [bin, '--role', n.role, '--config', init.config, '--identity', n.identity, '--datadir', n.datadir, ...(attacking ? ['--attack', o.attack!] : [])];
       const child = spawn(process.execPath, args, {
-        stdio: ['ignore', 'pipe', 'pipe'],
+        // the IPC channel closes when this process exits, however it dies: the node then stops
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
         env: { ...process.env, BFL_LOG_LEVEL: process.env.BFL_LOG_LEVEL ?? 'info' },
       });
       child.stdout!.pipe(out);
@@ -142,7 +145,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
       await Promise.all(clients.map((p) => (p.exited !== undefined ? undefined : new Promise((r) => p.child.once('exit', r)))));
       const until = Date.now() + 60_000;
       let agreed: unknown; // the tip the miners agreed on at the previous poll
-      while (Date.now() < until) {
+      while (Date.now() < until && !o.signal?.aborted) {
         const miners = (await Promise.all(apis.filter((a) => a.role === 'miner').map((a) => getStatus(a.api)))).filter(Boolean) as NodeStatus[];
         if (miners.length === o.miners) {
           summary.miners = miners;
@@ -162,6 +165,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
     const deadline = t0 + o.timeoutSeconds * 1000;
     for (;;) {
       await new Promise((r) => setTimeout(r, 1000));
+      if (o.signal?.aborted) throw new Error(`stopped: ${o.signal.reason ?? 'aborted'}`);
       const dead = procs.find((p) => p.exited !== undefined);
       if (dead) {
         const tail = (await readFile(dead.log, 'utf8')).split('\n').slice(-8).join('\n');

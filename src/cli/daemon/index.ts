@@ -7,6 +7,7 @@ import { Exit, UsageError } from '../exit.ts';
 import { type Attack, parseAttack } from '../../experiments/attacks.ts';
 import { type RunningNode, startNode } from '../../node/daemon.ts';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, createLogger } from '../../util/logger.ts';
+import { watchParent } from './parent.ts';
 import { isLockError, lockedError, portInUseError, prepareDatadir, removePidFile, writePidFile } from '../datadir.ts';
 
 export interface DaemonFlags {
@@ -78,35 +79,45 @@ export async function runDaemon(flags: DaemonFlags): Promise<number> {
   const { logLevel, logFormat, ...o } = resolveDaemonFlags(flags);
   const logger = createLogger({ level: logLevel, format: logFormat });
   await prepareDatadir(o.datadir);
-  let node: RunningNode;
+  // Signals and the parent's exit are handled from the start: one that arrives while the node
+  // is starting stops it as soon as it has started (its stores are then closed cleanly).
+  let node: RunningNode | undefined;
+  let stopping = false;
+  let finish: (code: number) => void = () => {};
+  const done = new Promise<number>((r) => (finish = r));
+  const shutdown = () =>
+    node!.stop().then(
+      () => {
+        removePidFile(o.datadir);
+        finish(Exit.OK);
+      },
+      (e) => {
+        logger.error({ err: (e as Error).message }, 'shutdown failed');
+        finish(Exit.FAILURE);
+      },
+    );
+  const stop = (why: Record<string, string>) => {
+    if (stopping) {
+      logger.warn(why, 'second signal: exiting now');
+      process.exit(Exit.INTERRUPTED);
+    }
+    stopping = true;
+    logger.info(why, 'shutting down (send the signal again to force)');
+    if (node) void shutdown();
+  };
+  process.on('SIGINT', () => stop({ sig: 'SIGINT' }));
+  process.on('SIGTERM', () => stop({ sig: 'SIGTERM' }));
+  const watch = watchParent((parent) => stop({ parent }));
   try {
     node = await startNode({ ...o, logger });
   } catch (e) {
+    watch.stop();
     if (isLockError(e)) throw lockedError(o.datadir);
     throw portInUseError(e) ?? e;
   }
   writePidFile(o.datadir);
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const onSignal = (sig: string) => {
-      if (stopping) {
-        logger.warn({ sig }, 'second signal: exiting now');
-        process.exit(Exit.INTERRUPTED);
-      }
-      stopping = true;
-      logger.info({ sig }, 'shutting down (send the signal again to force)');
-      node.stop().then(
-        () => {
-          removePidFile(o.datadir);
-          resolve(Exit.OK);
-        },
-        (e) => {
-          logger.error({ err: (e as Error).message }, 'shutdown failed');
-          resolve(Exit.FAILURE);
-        },
-      );
-    };
-    process.on('SIGINT', () => onSignal('SIGINT'));
-    process.on('SIGTERM', () => onSignal('SIGTERM'));
-  });
+  if (stopping) void shutdown();
+  const code = await done;
+  watch.stop();
+  return code;
 }
