@@ -7,7 +7,9 @@
  * or the state after.
  */
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Level } from 'level';
 import { equalBytes, fromHex, toHex } from '../core/bytes.ts';
 import { isBetterTip } from '../core/chain.ts';
@@ -37,6 +39,9 @@ export interface ChainStoreOptions {
   metrics?: Metrics;
   /** Waiting for the store's lock is waiting for another activity (the simulator must know). */
   clock?: Clock;
+  /** Inspection tools (chain verify/show): never create the directory, a database or a genesis;
+   * the caller does not write. LevelDB still takes its LOCK (it has no shared mode). */
+  readOnly?: boolean;
 }
 
 export interface Reorg {
@@ -117,18 +122,23 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
   }
 
   static async open(opts: ChainStoreOptions): Promise<ChainStore> {
-    await mkdir(opts.datadir, { recursive: true });
-    const db = new Level<string, string>(opts.datadir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    // LevelDB creates a missing directory even with createIfMissing: false, so a read-only
+    // open first checks that a database is there.
+    if (opts.readOnly && !existsSync(join(opts.datadir, 'CURRENT'))) throw new BflError(ErrorCode.NOT_FOUND, `${opts.datadir} holds no chain store`);
+    if (!opts.readOnly) await mkdir(opts.datadir, { recursive: true });
+    const db = new Level<string, string>(opts.datadir, { keyEncoding: 'utf8', valueEncoding: 'utf8', createIfMissing: !opts.readOnly });
     try {
       await db.open();
     } catch (e) {
-      throw new BflError(ErrorCode.STORE_CORRUPT, `cannot open the chain store in ${opts.datadir}: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause?: Error }).cause!.message})` : ''}`);
+      const cause = (e as { cause?: Error & { code?: string } }).cause;
+      const code = cause?.code === 'LEVEL_LOCKED' ? ErrorCode.STORE_LOCKED : ErrorCode.STORE_CORRUPT;
+      throw new BflError(code, `cannot open the chain store in ${opts.datadir}: ${(e as Error).message}${cause ? ` (${cause.message})` : ''}`);
     }
     try {
       const storedJson = await db.get('params');
       let params: ChainParams;
       if (storedJson === undefined) {
-        if (!opts.params) throw new BflError(ErrorCode.BAD_CONFIG, `${opts.datadir} holds no chain and no network parameters were given`);
+        if (!opts.params || opts.readOnly) throw new BflError(ErrorCode.BAD_CONFIG, `${opts.datadir} holds no chain and no network parameters were given`);
         params = opts.params;
         const store = new ChainStore(db, params, opts);
         await store.writeGenesis();

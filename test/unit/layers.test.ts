@@ -22,7 +22,8 @@ export const LAYERS: Record<string, number> = {
   node: 7,
   sim: 8,
   experiments: 9,
-  cli: 10,
+  qkd: 10, // the key-provisioning planner: reads a chain, reports like an experiment
+  cli: 11,
 };
 
 const SRC = resolve(import.meta.dirname, '../../src');
