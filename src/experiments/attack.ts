@@ -1,5 +1,5 @@
 /**
- * `bfl-node experiment attack`: attack detection in the simulator (DESIGN.md §9, the paper's
+ * `bfl-node experiment attack`: attack detection in the simulator (docs/experiments.md; the paper's
  * case (i)): k = ⌊F·K⌉ clients attack; when an attacker is detected (its update labelled low)
  * it turns honest and a random honest client turns malicious, so detection has to keep
  * working. Scored per update, by the attack the update was made with:

@@ -1,5 +1,5 @@
 /**
- * Attacks a client can run (DESIGN.md §9), pluggable per client and switchable during a run.
+ * Attacks a client can run (docs/architecture.md, "The simulator"), pluggable per client and switchable during a run.
  * Update attacks change Δ before it is signed; data attacks change the training data.
  *   sign-flip        Δ → −Δ
  *   scale:λ          Δ → λΔ (model replacement / boosting)

@@ -1,5 +1,5 @@
 /**
- * The paper's experiments beyond attack detection (DESIGN.md §9), all in the simulator with
+ * The paper's experiments beyond attack detection (docs/experiments.md), all in the simulator with
  * the real Miner and Client: robustness (attacks × aggregators), rewards with fixed curious
  * clients (case ii), aggregation strategies over time, and the (ϕ, N) threshold grid.
  */

@@ -1,5 +1,5 @@
 /**
- * The mobile client (the paper's Algorithm 2; DESIGN.md §1, §4):
+ * The mobile client (the paper's Algorithm 2; docs/architecture.md, "The path of an update"):
  * data arrives as a stream; when more than N new samples are there it jumps to the newest
  * global model (anchor jump), trains E epochs of SGD on the N newest samples, signs
  * Δ = w_local − w_global and uploads it to the nearest reachable miner (by measured round-trip

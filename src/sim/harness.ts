@@ -1,5 +1,5 @@
 /**
- * The experiment harness (DESIGN.md §9): the real Miner and Client state machines, with only
+ * The experiment harness (docs/architecture.md, "The simulator"): the real Miner and Client state machines, with only
  * the transport (SimNetwork), the clock (SimClock) and proof of work (SimPow) swapped, so a
  * result here is a result about the product. Identities, data, partitions, mobility and mining
  * times all come from one seed.
