@@ -27,12 +27,15 @@ export function verdictOf(e: unknown): { verdict: Verdict; code: string } {
   return { verdict: isBflError(e) && e.action === 'REJECT' ? 'reject' : 'ignore', code };
 }
 
+/** What the adapter needs of the peer book. */
+export type PenaltyLedger = Pick<PeerBook, 'penalise' | 'info'>;
+
 export class Verdicts {
-  private readonly peers: PeerBook;
+  private readonly peers: PenaltyLedger;
   private readonly log: Logger;
   private readonly gossipCount?: ReturnType<Metrics['counter']>;
 
-  constructor(o: { peers: PeerBook; logger: Logger; metrics?: Metrics }) {
+  constructor(o: { peers: PenaltyLedger; logger: Logger; metrics?: Metrics }) {
     this.peers = o.peers;
     this.log = o.logger;
     this.gossipCount = o.metrics?.counter('bfl_gossip_messages_total', 'gossip messages validated, by topic and result', ['topic', 'result']);
