@@ -33,10 +33,13 @@ export function benchCommand(): Command {
       else {
         const m = (x: number) => `${(x / 1e6).toFixed(2)} M/s`;
         print(`header ${r.headerBytes} bytes`);
-        print(`one core (midstate JS)     ${m(r.hashesPerSecondOneCore)}  = ${(r.ratioOneCoreToNative * 100).toFixed(0)}% of native`);
-        print(`all workers (${r.workers})            ${m(r.hashesPerSecondAllWorkers)}  = ${r.scaling}x one core`);
+        print(`one core (${r.engine.padEnd(4)})          ${m(r.hashesPerSecondOneCore)}  = ${(r.ratioOneCoreToNative * 100).toFixed(0)}% of native`);
+        print(`one core (JS reference)    ${m(r.hashesPerSecondOneCoreJs)}  = ${(r.ratioOneCoreJsToNative * 100).toFixed(0)}% of native`);
+        for (const w of r.workerScaling) print(`${String(w.workers).padStart(3)} worker(s)               ${m(w.hashesPerSecond)}`);
+        print(`all workers (${r.workers})            ${m(r.hashesPerSecondAllWorkers)}  = ${r.scaling}x one worker`);
         print(`native reference           ${m(r.nativeHashesPerSecondOneCore)}  (${r.nativeReference})`);
         print(`node:crypto hash() per call ${m(r.nodeCryptoHashesPerSecondOneCore)}`);
+        print(`load average at start: ${r.loadAverage1m} (on ${r.workers} cores; figures under load are low)`);
       }
     });
   bench
