@@ -116,13 +116,14 @@ export async function benchPow(opts: { seconds?: number; workers?: number } = {}
   const workers = opts.workers ?? availableParallelism();
   const headerBytes = encodeHeader(HEADER).length;
   const engine: PowEngine = wasmPowAvailable() ? 'wasm' : 'js';
-  // One-core figures: the best of three alternating windows each, so that other work on a
+  // One-core figures: the best of (up to) three alternating windows each, so that other work on a
   // shared machine hits ours and openssl's alike and a burst of it does not decide the ratio.
   let one = 0;
   let oneJs = 0;
   let ssl: number | undefined;
-  const window = Math.max(1, seconds / 3);
-  for (let r = 0; r < 3; r++) {
+  const rounds = Math.max(1, Math.min(3, Math.floor(seconds)));
+  const window = seconds / rounds;
+  for (let r = 0; r < rounds; r++) {
     one = Math.max(one, oneCore(window, engine));
     const s = opensslRate(headerBytes, window);
     if (s !== undefined) ssl = Math.max(ssl ?? 0, s);
