@@ -119,6 +119,15 @@ describe('bfl-node CLI', () => {
     expect(a.bitIdentical).toBe(true);
   });
 
+  it('bench ingest --json: a miner takes the flood in, beside the raw stream', () => {
+    const r = run('bench', 'ingest', '--json', '--clients', '1', '--seconds', '1');
+    expect(r.code).toBe(0);
+    const a = JSON.parse(r.out);
+    for (const k of ['accepted', 'acceptedPerSecond', 'mbPerSecond', 'p50Ms', 'p99Ms', 'rawStreamMbPerSecond', 'ratioToRawStream']) expect(a[k], k).toBeGreaterThan(0);
+    expect(a.errors).toEqual({});
+    expect(a.updateBytes).toBe(159_010 * 4);
+  });
+
   it('bench pow --json and bench signatures --json print the documented fields', () => {
     const pow = run('bench', 'pow', '--json', '--seconds', '0.3', '--workers', '1');
     expect(pow.code).toBe(0);

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { DEFAULT_MLP_PARAMS, benchAggregate } from '../../../bench/aggregate.ts';
+import { benchIngest } from '../../../bench/ingest.ts';
 import { benchPow } from '../../../bench/pow.ts';
 import { benchTrain } from '../../../bench/train.ts';
 import { benchSignatures, formatSignatureTable } from '../../../bench/signatures.ts';
@@ -68,6 +69,24 @@ export function benchCommand(): Command {
         else if (o.referenceBlas) print('BLAS reference: no python3 with numpy found (Debian: apt-get install python3-numpy libopenblas0)');
         for (const r of grid) print(line(r));
         print(`load average at start: ${main.loadAverage1m}`);
+      }
+    });
+  bench
+    .command('ingest')
+    .description('update intake of one miner from C flooding clients on loopback libp2p, beside raw libp2p stream throughput in the same run')
+    .option('--clients <c>', 'flooding clients (each sends one signed update after another)', parseIntFlag('--clients', 1, 1000), 4)
+    .option('--seconds <s>', 'flooding time', parseNumberFlag('--seconds', 1, 3600), 10)
+    .option('--phi <n>', 'ϕ of the bench network (default: the highest allowed, no aggregation during the run)', parseIntFlag('--phi', 1, 100_000))
+    .option('--json', 'print JSON', false)
+    .action(async (o: { clients: number; seconds: number; phi?: number; json: boolean }) => {
+      const r = await benchIngest({ clients: o.clients, seconds: o.seconds, phi: o.phi });
+      if (o.json) printJson(r);
+      else {
+        print(`${r.clients} clients, ${r.seconds} s, updates of ${r.updateBytes} bytes`);
+        print(`accepted ${r.accepted} of ${r.submitted}: ${r.acceptedPerSecond} updates/s = ${r.mbPerSecond} MB/s; submit latency p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`);
+        if (Object.keys(r.errors).length) print(`refused or failed: ${JSON.stringify(r.errors)}`);
+        print(`raw libp2p stream: ${r.rawStreamMbPerSecond} MB/s; intake / raw = ${r.ratioToRawStream}`);
+        print(`load average at start: ${r.loadAverage1m}`);
       }
     });
   bench
