@@ -10,6 +10,7 @@ import { progress } from '../../experiments/progress.ts';
 import type { AggregationConfig } from '../../config/network.ts';
 import { defaultMobility } from '../../sim/mobility.ts';
 import { provisioningCommand } from './provisioning.ts';
+import { fedsacCommand } from './fedsac.ts';
 
 export function experimentCommand(): Command {
   const exp = new Command('experiment').description("the paper's experiments");
@@ -39,6 +40,7 @@ export function experimentCommand(): Command {
     });
   suiteCommands(exp);
   exp.addCommand(provisioningCommand());
+  exp.addCommand(fedsacCommand());
 
   common(exp.command('attack').description('attack detection with rotating attackers (case i), in the simulator or over libp2p: detection rate, false positives, accuracy vs no attack'), { clients: defaultAttackExperiment.clients, aggregations: defaultAttackExperiment.aggregations, lr: defaultAttackExperiment.lr })
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), defaultAttackExperiment.malicious)
