@@ -12,6 +12,10 @@ import { describe, expect, it } from 'vitest';
 export const LAYERS: Record<string, number> = {
   core: 0,
   util: 0,
+  // ambient type declarations (WebAssembly globals): no code
+  types: 0,
+  // compute kernels (wasm Gram matrix, its worker threads): use core's reference and types only
+  kernels: 1,
   crypto: 1,
   learn: 2,
   config: 3,
