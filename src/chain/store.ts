@@ -17,10 +17,12 @@ import { blockHash, decodeBlock, encodeBlock } from '../core/encoding.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type ChainParams, type ChainParamsJson, Membership, createGenesisBlock, paramsDigest, paramsFromJson, paramsToJson } from '../core/params.ts';
 import type { Block } from '../core/types.ts';
-import { type AggregationCheck, type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
+import { type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
 import type { Logger } from '../util/logger.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
 import type { Metrics } from '../util/metrics.ts';
+import type { AggregationChain, ChainAggregationCheck } from './aggregation.ts';
+import { AggregatorStates } from './aggregator-states.ts';
 import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
 import { type StateJson, stateFromJson, stateToJson } from './state-json.ts';
 
@@ -29,7 +31,8 @@ export interface ChainStoreOptions {
   /** Required when the datadir is new; when given for an existing one it must match. */
   params?: ChainParams;
   signatures: SignatureCheck;
-  aggregation?: AggregationCheck;
+  /** Recomputes every block's aggregation (chain/aggregation.ts); without it, only the shape is checked. */
+  aggregation?: ChainAggregationCheck;
   now?: () => number;
   orphans?: Partial<OrphanPoolOptions>;
   logger?: Logger;
@@ -79,7 +82,7 @@ function chainMetrics(m: Metrics) {
 
 const heightKey = (h: number) => h.toString().padStart(10, '0');
 
-export class ChainStore extends EventEmitter implements ChainView {
+export class ChainStore extends EventEmitter implements ChainView, AggregationChain {
   readonly params: ChainParams;
   readonly membership: Membership;
   readonly genesisHash: Uint8Array;
@@ -90,6 +93,7 @@ export class ChainStore extends EventEmitter implements ChainView {
   private readonly recordIdx;
   private readonly modelIdx;
   private readonly balancesDb;
+  private readonly aggStates: AggregatorStates;
   private readonly opts: ChainStoreOptions;
   private readonly orphans: OrphanPool;
   private readonly stateCache = new Map<string, ChainState>();
@@ -111,6 +115,7 @@ export class ChainStore extends EventEmitter implements ChainView {
     this.recordIdx = db.sublevel<string, string[]>('r', { valueEncoding: 'json' });
     this.modelIdx = db.sublevel<string, string[]>('m', { valueEncoding: 'json' });
     this.balancesDb = db.sublevel<string, string>('bal', { valueEncoding: 'utf8' });
+    this.aggStates = new AggregatorStates(db.sublevel<string, Uint8Array>('a', { valueEncoding: 'view' }));
     this.orphans = new OrphanPool(opts.orphans);
     this.log = opts.logger;
     this.m = opts.metrics && chainMetrics(opts.metrics);
@@ -263,6 +268,15 @@ export class ChainStore extends EventEmitter implements ChainView {
     return BigInt((await this.balancesDb.get(id)) ?? '0');
   }
 
+  /** The aggregator's state after the aggregation block `hash` (undefined if not stored). */
+  aggregatorState(hash: Bytes): Promise<Uint8Array | undefined> {
+    return this.aggStates.get(hash);
+  }
+
+  async putAggregatorState(hash: Bytes, state: Uint8Array): Promise<void> {
+    await this.aggStates.put(hash, state);
+  }
+
   // ---- writes ----
 
   /**
@@ -321,12 +335,13 @@ export class ChainStore extends EventEmitter implements ChainView {
   }
 
   private async connect(block: Block, bytes: Bytes, hash: Bytes): Promise<AddResult> {
-    const { state, credits } = await validateBlock(block, {
+    const check = this.opts.aggregation;
+    const { state, credits, aggregatorState } = await validateBlock(block, {
       params: this.params,
       membership: this.membership,
       view: this,
       signatures: this.opts.signatures,
-      aggregation: this.opts.aggregation,
+      aggregation: check && { verify: (tx, input) => check.verify(tx, input, this) },
       now: this.now(),
     });
     const h = toHex(hash);
@@ -334,6 +349,7 @@ export class ChainStore extends EventEmitter implements ChainView {
       { type: 'put', sublevel: this.blocks, key: h, value: bytes },
       { type: 'put', sublevel: this.states, key: h, value: stateToJson(state) },
     ];
+    if (aggregatorState) ops.push(this.aggStates.putOp(h, aggregatorState));
     for (const tx of block.txs) {
       if (tx.type === 'record') {
         const key = `${tx.clientId}:${toHex(tx.updateDigest)}`;

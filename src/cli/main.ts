@@ -10,6 +10,7 @@ import { Exit, UsageError } from './exit.ts';
 import { experimentCommand } from './experiment/index.ts';
 import { keygenCommand } from './keygen/index.ts';
 import { initCommand } from './init/index.ts';
+import { planCommand } from './plan/index.ts';
 import { testnetCommand } from './testnet/index.ts';
 import { ENV, runDaemon } from './daemon/index.ts';
 import { LOG_FORMATS, LOG_LEVELS } from '../util/logger.ts';
@@ -45,7 +46,8 @@ export function buildProgram(): Command {
     .addCommand(chainCommand())
     .addCommand(configCommand())
     .addCommand(experimentCommand())
-    .addCommand(benchCommand());
+    .addCommand(benchCommand())
+    .addCommand(planCommand());
   // Every command and subcommand reports usage errors as exit 2 instead of exiting itself.
   const override = (c: Command) => {
     c.exitOverride();

@@ -9,6 +9,8 @@ import { print, printJson } from '../output.ts';
 import { progress } from '../../experiments/progress.ts';
 import type { AggregationConfig } from '../../config/network.ts';
 import { defaultMobility } from '../../sim/mobility.ts';
+import { provisioningCommand } from './provisioning.ts';
+import { fedsacCommand } from './fedsac.ts';
 
 export function experimentCommand(): Command {
   const exp = new Command('experiment').description("the paper's experiments");
@@ -37,6 +39,8 @@ export function experimentCommand(): Command {
       else print(`${r.dataset}: test accuracy ${r.testAccuracy.toFixed(4)} after ${o.epochs} epochs on ${r.trainSamples} samples (${r.testSamples} test), ${r.samplesPerSecond} samples/s`);
     });
   suiteCommands(exp);
+  exp.addCommand(provisioningCommand());
+  exp.addCommand(fedsacCommand());
 
   common(exp.command('attack').description('attack detection with rotating attackers (case i), in the simulator or over libp2p: detection rate, false positives, accuracy vs no attack'), { clients: defaultAttackExperiment.clients, aggregations: defaultAttackExperiment.aggregations, lr: defaultAttackExperiment.lr })
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), defaultAttackExperiment.malicious)
