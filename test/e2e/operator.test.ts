@@ -36,11 +36,13 @@ describe('usage errors', () => {
     expect(oneLine(r.err)).toMatch(/^error: unknown command 'frobnicate'.*testnet/);
   });
 
-  it('no arguments: the usage goes to stderr, exit 2', () => {
-    const r = run([], { BFL_ROLE: '' });
-    expect(r.code).toBe(2);
-    expect(r.out).toBe('');
-    expect(r.err).toMatch(/Usage: bfl-node/);
+  it('no arguments, or a command group without its subcommand: the usage goes to stderr, exit 2', () => {
+    for (const args of [[], ['chain']]) {
+      const r = run(args, { BFL_ROLE: '' });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.out).toBe('');
+      expect(r.err).toMatch(/Usage: bfl-node/);
+    }
   });
 
   it('an invalid BFL_LOG_LEVEL or --log-level is a usage error naming the allowed values', () => {
