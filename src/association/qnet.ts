@@ -89,9 +89,11 @@ export function buildQGraph(spec: QNetSpec, elem: ElemType = 'float', initialize
 }
 
 /**
- * Loss of eq. (22), mean over the batch of (Q(s, a) − ŷ)² with ŷ the double-Q target of
- * eq. (23) computed outside, and its backward pass:
- *   dq = 2(q − ŷ)/B,  dQ = onehot(a) ⊙ dq
+ * Loss of eq. (22), Σ_b Σ_a w_ba (Q(s_b, a) − ŷ_ba)² / B: with w the one-hot of the taken
+ * action and ŷ its double-Q target of eq. (23) (computed outside) in every column, exactly
+ * eq. (22); with w over several actions, the twin's counterfactual targets for each (d3qn.ts,
+ * `targets: 'all'`). Backward pass:
+ *   dQ = 2 w ⊙ (Q − ŷ)/B
  *   dV = Σ_a dQ,  dA = dQ − mean_a dQ           (Q = V + A − mean A)
  *   gWv = hᵀ dV, gWa = hᵀ dA, dh = dV Wvᵀ + dA Waᵀ, then the ReLU MLP backward as model.ts.
  */
@@ -99,16 +101,15 @@ function lossAndGradients(g: GraphBuilder, spec: QNetSpec, elem: ElemType): Map<
   for (const s of qnetLayout(spec)) g.input(s.name, s.shape);
   const x = g.input('x', ['B', spec.inputs]);
   const act = g.input('act', ['B', spec.actions]);
-  const y = g.input('y', ['B']);
+  const y = g.input('y', ['B', spec.actions]);
   const { q, h, pre, acts } = forward(g, spec, x);
-  const qa = g.node('ReduceSum', [g.node('Mul', [q, act]), g.constInt64([1])], { keepdims: 0 });
-  const diff = g.node('Sub', [qa, y]);
-  g.node('ReduceMean', [g.node('Mul', [diff, diff])], { keepdims: 0 }, 'loss');
+  const batch = g.node('Cast', [g.node('Gather', [g.node('Shape', [x]), g.constInt64([0])])], { to: { type: elem } });
+  const diff = g.node('Sub', [q, y]);
+  const wd = g.node('Mul', [act, diff]);
+  g.node('ReduceSum', [g.node('Div', [g.node('Mul', [wd, diff]), batch])], { keepdims: 0 }, 'loss');
   g.output('loss', []);
 
-  const batch = g.node('Cast', [g.node('Gather', [g.node('Shape', [x]), g.constInt64([0])])], { to: { type: elem } });
-  const dq = g.node('Div', [g.node('Mul', [diff, g.constScalar(2)]), batch]);
-  const dQ = g.node('Mul', [act, g.node('Unsqueeze', [dq, g.constInt64([1])])]);
+  const dQ = g.node('Div', [g.node('Mul', [wd, g.constScalar(2)]), batch]);
   const dV = g.node('ReduceSum', [dQ, g.constInt64([1])], { keepdims: 1 });
   const dA = g.node('Sub', [dQ, g.node('ReduceMean', [dQ], { axes: [1], keepdims: 1 })]);
   const grads = new Map<string, string>();
