@@ -382,11 +382,11 @@ export function agentRewards(s: TwinState, a: Assignment, cost: RoundCost, kind:
 }
 
 /**
- * Log rewards below this are clipped (own cost above e^5 ≈ 150 s-and-J, i.e. 50-100 × a
+ * Log rewards below this are clipped (own cost above e^8 ≈ 3000 s-and-J, 1000 × a
  * typical client's): a pair in a deep fade is bad, and how bad is of no use to the choice, but
  * its unbounded target would dominate the squared loss.
  */
-const REWARD_FLOOR = -5;
+const REWARD_FLOOR = -8;
 
 /** Agent n's reward (as `agentRewards`) had it taken `pair` with everybody else where they are. */
 function counterfactualRewards(s: TwinState, a: Assignment, n: number, kind: RewardKind, rho: number, out: Float32Array, weight: Float32Array): void {
