@@ -24,6 +24,8 @@ export const LAYERS: Record<string, number> = {
   net: 5,
   // QKD capacity planning: reads the chain store (4), never the network; experiments and cli use it
   qkd: 5,
+  // radio twin and association schedulers (issue 17): core and learn only; node, experiments use it
+  association: 3,
   api: 6,
   node: 7,
   sim: 8,
