@@ -15,11 +15,12 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { loadNetworkConfig } from '../src/config/network.ts';
 import { SigningContext } from '../src/core/contexts.ts';
-import { encodeUpdateClaim } from '../src/core/encoding.ts';
+import { claimOfRecord, encodeUpdateClaim } from '../src/core/encoding.ts';
 import { sha256 } from '../src/core/hash.ts';
 import { loadKeyFile, loadPeerKey } from '../src/crypto/keyfile.ts';
-import { claimOf, encodeSignedUpdate } from '../src/net/messages.ts';
-import { type P2PNode, createP2P, protocols } from '../src/net/p2p.ts';
+import { encodeSignedUpdate } from '../src/core/update.ts';
+import { type P2PNode, createP2P } from '../src/net/p2p.ts';
+import { protocols } from '../src/net/protocols.ts';
 import { RemoteError, request } from '../src/net/reqres.ts';
 import { initialModelOf, startNode } from '../src/node/daemon.ts';
 import { initLocalNetwork } from '../src/node/testnet.ts';
@@ -123,7 +124,7 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
             view.setUint32(0, c * 1_000_000 + i); // a new update each time
             const digest = sha256(payload);
             const claim = { clientId: identity.id, minerId: minerNode.id, baseModelHash, updateDigest: digest, sampleCount: 100, createdAt: Date.now(), payloadBytes: payload.length };
-            const signature = identity.key.sign(encodeUpdateClaim(claimOf(cfg.networkId, { ...claim, signature: new Uint8Array(0) })), SigningContext.update);
+            const signature = identity.key.sign(encodeUpdateClaim(claimOfRecord(cfg.networkId, claim)), SigningContext.update);
             const body = encodeSignedUpdate({ ...claim, signature, payload });
             const t = performance.now();
             try {

@@ -97,7 +97,9 @@ async function allWorkers(workers: number, seconds: number, engine: PowEngine): 
   try {
     const ac = new AbortController();
     const job = pool.mine(HEADER, ac.signal);
-    await new Promise((r) => setTimeout(r, 300)); // workers start and warm up
+    // workers start and warm up; on a loaded machine that can take seconds
+    await new Promise((r) => setTimeout(r, 300));
+    for (const until = Date.now() + 30_000; pool.totalHashes() === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
     const h0 = pool.totalHashes();
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));
