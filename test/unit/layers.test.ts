@@ -18,6 +18,8 @@ export const LAYERS: Record<string, number> = {
   chain: 4,
   mining: 4,
   net: 5,
+  // QKD capacity planning: reads the chain store (4), never the network; experiments and cli use it
+  qkd: 5,
   api: 6,
   node: 7,
   sim: 8,

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { defaultProvisioning, runProvisioning } from '../../src/qkd/provisioning.ts';
+import { defaultProvisioning, runProvisioning } from '../../src/experiments/provisioning.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 describe('experiment provisioning (small)', () => {

@@ -5,11 +5,11 @@
  * (Fig. 7) and the on-demand price factor (Fig. 8). Seeded: the same options give the same
  * numbers (HiGHS runs single-threaded with a fixed seed).
  */
-import { barChart, lineChart } from '../experiments/plot.ts';
-import { Report } from '../experiments/report.ts';
-import { HighsWorker, type SolveOptions } from './lp.ts';
-import { loadTopology } from './model.ts';
-import { METHODS, type Method, type PlanResult, paperInstance, solveMethod, uniformReservationCost } from './plan.ts';
+import { HighsWorker, type SolveOptions } from '../qkd/lp.ts';
+import { loadTopology } from '../qkd/model.ts';
+import { METHODS, type Method, type PlanResult, paperInstance, solveMethod, uniformReservationCost } from '../qkd/plan.ts';
+import { barChart, lineChart } from './plot.ts';
+import { Report } from './report.ts';
 
 export interface ProvisioningOptions {
   topologies: string[];
