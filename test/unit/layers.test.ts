@@ -13,6 +13,8 @@ export const LAYERS: Record<string, number> = {
   core: 0,
   util: 0,
   crypto: 1,
+  // WebAssembly kernels (the Gram matrix) that compute what core defines, faster
+  kernels: 1,
   learn: 2,
   config: 3,
   chain: 4,
