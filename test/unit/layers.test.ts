@@ -14,9 +14,9 @@ export const LAYERS: Record<string, number> = {
   util: 0,
   // ambient type declarations (WebAssembly globals): no code
   types: 0,
-  // compute kernels (wasm Gram matrix, its worker threads): use core's reference and types only
-  kernels: 1,
   crypto: 1,
+  // WebAssembly kernels (the Gram matrix) that compute what core defines, faster
+  kernels: 1,
   learn: 2,
   config: 3,
   chain: 4,
@@ -30,7 +30,6 @@ export const LAYERS: Record<string, number> = {
   node: 7,
   sim: 8,
   experiments: 9,
-  qkd: 10, // the key-provisioning planner: reads a chain, reports like an experiment
   cli: 11,
 };
 
