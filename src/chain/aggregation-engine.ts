@@ -8,19 +8,23 @@
  * transferred, not cloned; the result's model comes back the same way.
  */
 import { Worker } from 'node:worker_threads';
-import { type Aggregator, type AggregationContext, createAggregator, stateCodecOf } from '../core/aggregation/index.ts';
+import { type Aggregator, type AggregationContext, BflMecAggregator, createAggregator, stateCodecOf } from '../core/aggregation/index.ts';
+import type { GramKernel } from '../core/aggregation/vectors.ts';
 import type { AggregationEntry, RewardEntry } from '../core/types.ts';
 import type { AggregationConfig } from '../config/network.ts';
 
-/** The aggregator a network's config names, with its settings. */
-export function aggregatorOf(c: AggregationConfig): Aggregator<unknown> {
-  return createAggregator(c.aggregator, {
+/** The aggregator a network's config names, with its settings; BFL-MEC computes its pairwise
+ * matrices with `kernel` when given one (same bits as without: src/kernels/gram.ts). */
+export function aggregatorOf(c: AggregationConfig, kernel?: GramKernel): Aggregator<unknown> {
+  const aggregator = createAggregator(c.aggregator, {
     bflmec: { metric: c.metric, eps: c.eps, epsFactor: c.epsFactor, minPts: c.minPts, maxNormRatio: c.maxNormRatio },
     stalenessExponent: c.stalenessExponent,
     fedproxDrop: c.fedproxDrop,
     krumF: c.krumF ?? undefined,
     trim: c.trim,
   });
+  if (kernel && aggregator instanceof BflMecAggregator) aggregator.kernel = kernel;
+  return aggregator;
 }
 
 export interface AggregationJob {

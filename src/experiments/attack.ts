@@ -72,6 +72,9 @@ export interface AttackSummary {
   rotations: number;
   rounds: AttackRoundRow[];
   baseline: { round: number; accuracy: number }[];
+  /** Both runs (with and without the attack): wall-clock and simulated seconds. */
+  wallSeconds: number;
+  virtualSeconds: number;
   files?: { csv: string; json: string; plots: string[] };
 }
 
@@ -133,6 +136,8 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
     rotations,
     rounds: table,
     baseline: base.rounds.map((r) => ({ round: r.round, accuracy: r.accuracy })),
+    wallSeconds: Number((run.wallSeconds + base.wallSeconds).toFixed(2)),
+    virtualSeconds: Number((run.virtualSeconds + base.virtualSeconds).toFixed(2)),
   };
   if (o.out) {
     await mkdir(o.out, { recursive: true });

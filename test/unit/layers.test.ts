@@ -12,17 +12,24 @@ import { describe, expect, it } from 'vitest';
 export const LAYERS: Record<string, number> = {
   core: 0,
   util: 0,
+  // ambient type declarations (WebAssembly globals): no code
+  types: 0,
   crypto: 1,
+  // WebAssembly kernels (the Gram matrix) that compute what core defines, faster
+  kernels: 1,
   learn: 2,
   config: 3,
   chain: 4,
   mining: 4,
   net: 5,
+  // QKD capacity planning: reads the chain store (4), never the network; experiments and cli use it
+  qkd: 5,
+  // radio twin and association schedulers (issue 17): core and learn only; node, experiments use it
+  association: 3,
   api: 6,
   node: 7,
   sim: 8,
   experiments: 9,
-  qkd: 10, // the key-provisioning planner: reads a chain, reports like an experiment
   cli: 11,
 };
 

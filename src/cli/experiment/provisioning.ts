@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { BUILTIN_TOPOLOGIES } from '../../qkd/model.ts';
-import { defaultProvisioning, runProvisioning } from '../../qkd/provisioning.ts';
+import { defaultProvisioning, runProvisioning } from '../../experiments/provisioning.ts';
 import { UsageError, parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
 
