@@ -17,7 +17,7 @@ import type { Block } from '../core/types.ts';
 import { type AggregationCheck, type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
 import type { Logger } from '../util/logger.ts';
 import { type Clock, systemClock } from '../node/clock.ts';
-import type { Metrics } from '../util/metrics.ts';
+import { type Metrics, durationBuckets, timed } from '../util/metrics.ts';
 import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
 import { type StateJson, stateFromJson, stateToJson } from './state-json.ts';
 
@@ -68,6 +68,7 @@ function chainMetrics(m: Metrics) {
     height: m.gauge('bfl_chain_height', 'height of the canonical tip'),
     blocks: m.counter('bfl_chain_blocks_total', 'blocks offered to the store, by result (status or error code)', ['result']),
     reorgs: m.counter('bfl_chain_reorgs_total', 'reorganisations of the canonical chain'),
+    validation: m.histogram('bfl_block_validation_seconds', 'time to validate a block whose parent is known (signatures and aggregation recomputation included)', durationBuckets),
   };
 }
 
@@ -172,6 +173,11 @@ export class ChainStore extends EventEmitter implements ChainView {
 
   get tip(): ChainState {
     return this.tipState;
+  }
+
+  /** False once closed or if LevelDB failed (GET /healthz). */
+  get isOpen(): boolean {
+    return this.db.status === 'open';
   }
 
   get orphanCount(): number {
@@ -310,14 +316,14 @@ export class ChainStore extends EventEmitter implements ChainView {
   }
 
   private async connect(block: Block, bytes: Bytes, hash: Bytes): Promise<AddResult> {
-    const { state, credits } = await validateBlock(block, {
+    const { state, credits } = await timed(this.m?.validation, () => validateBlock(block, {
       params: this.params,
       membership: this.membership,
       view: this,
       signatures: this.opts.signatures,
       aggregation: this.opts.aggregation,
       now: this.now(),
-    });
+    }));
     const h = toHex(hash);
     const ops: Op[] = [
       { type: 'put', sublevel: this.blocks, key: h, value: bytes },

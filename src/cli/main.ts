@@ -10,6 +10,7 @@ import { experimentCommand } from './experiment/index.ts';
 import { keygenCommand } from './keygen/index.ts';
 import { initCommand } from './init/index.ts';
 import { testnetCommand } from './testnet/index.ts';
+import { statusCommand } from './status/index.ts';
 import { runDaemon } from './daemon/index.ts';
 import { parseIntFlag } from './exit.ts';
 import { ATTACK_HELP } from '../experiments/attacks.ts';
@@ -37,7 +38,8 @@ export function buildProgram(): Command {
     .addCommand(testnetCommand())
     .addCommand(chainCommand())
     .addCommand(experimentCommand())
-    .addCommand(benchCommand());
+    .addCommand(benchCommand())
+    .addCommand(statusCommand());
   // Every command and subcommand reports usage errors as exit 2 instead of exiting itself.
   const override = (c: Command) => {
     c.exitOverride();

@@ -13,6 +13,7 @@ import type { AggregationCheck, ChainState, PendingRecord } from '../core/valida
 import type { ChainStore } from '../chain/store.ts';
 import type { AggregationConfig } from '../config/network.ts';
 import { payloadToDelta } from '../net/messages.ts';
+import { type Metrics, durationBuckets } from '../util/metrics.ts';
 
 /** Raw updates by (client, digest), fetched from peers if we lack them. */
 export interface UpdateSource {
@@ -45,8 +46,10 @@ export class Aggregation implements AggregationCheck {
   private readonly source: UpdateSource;
   private readonly aggregator: Aggregator<unknown>;
   private readonly rounds = new Map<string, number>();
+  private readonly seconds?: ReturnType<Metrics['histogram']>;
 
-  constructor(store: () => ChainStore, source: UpdateSource, config: AggregationConfig) {
+  constructor(store: () => ChainStore, source: UpdateSource, config: AggregationConfig, metrics?: Metrics) {
+    this.seconds = metrics?.histogram('bfl_aggregation_seconds', 'time to score and aggregate one round\'s updates (building or verifying a block)', durationBuckets);
     this.store = store;
     this.source = source;
     this.aggregator = aggregatorOf(config);
@@ -81,7 +84,9 @@ export class Aggregation implements AggregationCheck {
       if (delta.length !== previous.length) throw new BflError(ErrorCode.BAD_AGGREGATION, `update ${toHex(r.updateDigest)} has ${delta.length} parameters, the model ${previous.length}`);
       updates.push({ clientId: r.clientId, digest: r.updateDigest, delta, sampleCount: u.sampleCount, staleness: Math.max(0, parent.rounds - 1 - (await this.roundOf(u.baseModelHash))) });
     }
+    const end = this.seconds?.startTimer();
     const { result } = this.aggregator.aggregate({ previous, updates, baseReward: store.params.baseReward }, this.aggregator.initialState());
+    end?.();
     const model = new Uint8Array(result.model.buffer, result.model.byteOffset, result.model.byteLength);
     return { type: 'aggregation', round: parent.rounds, baseModelHash: parent.modelHash, modelHash: sha256(model), model, entries: result.entries, rewards: result.rewards };
   }

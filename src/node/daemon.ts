@@ -23,6 +23,9 @@ import { WorkerMinerPool } from '../mining/miner.ts';
 import { PeerBook, createP2P } from '../net/p2p.ts';
 import { Libp2pTransport } from '../net/transport.ts';
 import { startApi, stopApi } from '../api/server.ts';
+import { type DashboardSource, createDashboard } from '../api/dashboard.ts';
+import { AccuracyLog, UploadLog } from '../api/history.ts';
+import { registerBuildInfo, registerPeersGauge, timedVerifier } from '../util/metrics-node.ts';
 import type { Logger } from '../util/logger.ts';
 import { Metrics } from '../util/metrics.ts';
 import { Aggregation, updatesVia } from './aggregation.ts';
@@ -85,6 +88,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const listen = o.listen ?? address?.listen ?? '/ip4/127.0.0.1/tcp/0';
   const apiAddr = splitHostPort(o.api ?? address?.api ?? '127.0.0.1:0');
   const metrics = new Metrics({ defaultMetrics: true, labels: { node: identity.id } });
+  registerBuildInfo(metrics);
   const closers: { name: string; close: () => Promise<unknown> | unknown }[] = [];
   const stop = async () => {
     for (const c of closers.reverse()) {
@@ -99,7 +103,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   try {
     const initial = initialModelOf(cfg);
     const params = chainParamsOf(cfg, new Uint8Array(initial.buffer));
-    const verifier = new WorkerVerifierPool({ workers: 1 });
+    const verifier = timedVerifier(new WorkerVerifierPool({ workers: 1 }), metrics);
     closers.push({ name: 'verifier', close: () => verifier.close() });
     const miners = cfg.members.filter((m) => m.role === 'miner' && m.id !== identity.id);
     const bootstrapList = miners.map((m) => cfg.addresses.get(m.id)).filter((a) => (a?.dial ?? a?.listen) && a.peerId).map((a) => `${a!.dial ?? a!.listen}/p2p/${a!.peerId}`);
@@ -118,6 +122,8 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     const peers = new PeerBook({ transport, identity, networkId: cfg.networkId, membership: new Membership(cfg.members), verifier, timeoutMs: cfg.p2p.requestTimeoutMs, logger: log.child({ sub: 'peers' }), metrics });
     await peers.start();
     closers.push({ name: 'peers', close: () => peers.stop() });
+    const connected = () => transport.connections().map((peer) => ({ peer, ...peers.info(peer), penalty: peers.penaltyOf(peer), banned: peers.isBanned(peer) }));
+    registerPeersGauge(metrics, connected);
 
     const spec = modelSpecOf(cfg);
     const runtime = await ModelRuntime.create(spec, { threads: cfg.learning.threads });
@@ -125,6 +131,9 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     const data = loadDataset(cfg.learning.dataset);
 
     let status: () => unknown;
+    let healthy: () => boolean;
+    const accuracy = new AccuracyLog();
+    const uploads = new UploadLog();
     let chain: ChainStore | undefined;
     let rewards: (() => Promise<unknown>) | undefined;
     if (o.role === 'miner') {
@@ -132,7 +141,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       closers.push({ name: 'pool', close: () => pool.close() });
       let miner: Miner | undefined;
       let store: ChainStore | undefined;
-      const aggregation = new Aggregation(() => store!, updatesVia(() => miner), cfg.aggregation);
+      const aggregation = new Aggregation(() => store!, updatesVia(() => miner), cfg.aggregation, metrics);
       store = await ChainStore.open({ datadir: join(o.datadir, 'chain'), params, signatures: verifier, aggregation, logger: log.child({ sub: 'chain' }), metrics });
       closers.push({ name: 'chain', close: () => store!.close() });
       const pow = new WorkerMinerPool({ workers: o.miningWorkers ?? 1 });
@@ -147,7 +156,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         verifier,
         pow,
         aggregation,
-        evaluate: async (model) => (await evaluate(runtime, model, data.test)).accuracy,
+        evaluate: async (model) => accuracy.note(model, (await evaluate(runtime, model, data.test)).accuracy),
         logger: log.child({ sub: 'miner' }),
         metrics,
         options: o.miner,
@@ -155,6 +164,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       await miner.start();
       closers.push({ name: 'miner', close: () => miner!.stop() });
       status = () => miner!.status();
+      healthy = () => store!.isOpen;
       chain = store;
       rewards = async () => Object.fromEntries([...(await store!.balances())].map(([k, v]) => [k, v.toString()]));
     } else {
@@ -181,16 +191,24 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         options: o.client,
         attack: o.attack,
         ...o.experiment,
+        onUpload: (u) => {
+          uploads.note({ at: Date.now(), miner: client.status().lastUpload?.miner ?? null, digest: u.digest, samples: client.status().lastUpload?.samples ?? null, averaged: u.averaged });
+          o.experiment?.onUpload?.(u);
+        },
       });
       await client.start();
       closers.push({ name: 'client', close: () => client.stop() });
       status = () => client.status();
+      healthy = () => client.isOpen;
     }
-    const api = await startApi({ host: apiAddr.host, port: apiAddr.port, status, rewards, metrics });
+    const source: DashboardSource = { role: o.role, id: identity.id, networkId: cfg.networkId, members: cfg.members.map((m) => ({ id: m.id, role: m.role })), status, healthy, peers: connected, chain, ...(chain ? { accuracyOf: accuracy.of } : { uploads: () => uploads.list() }) };
+    const dashboard = createDashboard(source);
+    closers.push({ name: 'dashboard', close: () => dashboard.close() });
+    const api = await startApi({ host: apiAddr.host, port: apiAddr.port, status, rewards, metrics, dashboard });
     closers.push({ name: 'api', close: () => stopApi(api) });
     const a = api.address() as { address: string; port: number };
     const apiUrl = `http://${a.address}:${a.port}`;
-    log.info({ id: identity.id, role: o.role, peerId: p2p.peerId.toString(), listen: p2p.getMultiaddrs().map(String), api: apiUrl }, 'node started');
+    log.info({ id: identity.id, role: o.role, peerId: p2p.peerId.toString(), listen: p2p.getMultiaddrs().map(String), api: apiUrl, dashboard: `${apiUrl}/` }, 'node started');
     return { id: identity.id, role: o.role, apiUrl, status, chain, stop };
   } catch (e) {
     await stop();
