@@ -92,7 +92,7 @@
           grid: { stroke: '#eef1f5' },
           ticks: { stroke: '#e3e8ef' },
           // 24-hour clock times; rounds are whole numbers
-          ...(o.xTime ? { values: (u, vals) => vals.map((v) => new Date(v * 1000).toLocaleTimeString('en-GB', { hour12: false, hour: '2-digit', minute: '2-digit' })) } : { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }),
+          ...(o.xTime ? { values: (u, vals, ax, space, incr) => vals.map((v) => new Date(v * 1000).toLocaleTimeString('en-GB', { hour12: false, hour: '2-digit', minute: '2-digit', ...(incr < 60 ? { second: '2-digit' } : {}) })) } : { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }),
         },
         { label: o.yLabel, labelSize: o.yLabel ? 18 : 0, stroke: '#6a7585', grid: { stroke: '#eef1f5' }, ticks: { stroke: '#e3e8ef' }, size: 56, values: o.yAxisFormat || o.yFormat ? (u, vals) => vals.map(o.yAxisFormat || o.yFormat) : undefined },
       ];
@@ -165,7 +165,7 @@
     kpi('accuracy', 'Model accuracy', fmt.pct(s.lastAccuracy), 'newest model, test set');
     kpi('hashrate', 'Hash rate', fmt.rate(s.hashRate), 'last proof-of-work job');
     kpi('peers', 'Peers', fmt.int(s.peers), s.miners && s.miners.length ? `miners: ${s.miners.join(', ')}` : 'no miner connected', s.miners && s.miners.length ? undefined : 'bad');
-    kpi('pool', 'Unrecorded updates', fmt.int(s.pool ? s.pool.unrecorded : null), s.pool ? `${fmt.int(s.pool.total)} in the update pool` : '');
+    kpi('pool', 'Unrecorded', fmt.int(s.pool ? s.pool.unrecorded : null), s.pool ? `${fmt.int(s.pool.total)} in the update pool` : '');
     const flagged = [...new Set(s.flagged || [])];
     kpi('flagged', 'Labelled low', fmt.int(flagged.length), flagged.length ? flagged.join(', ') : 'none in the last aggregation', flagged.length ? 'bad' : 'good');
     const pens = Object.entries(s.penalties || {});
