@@ -72,6 +72,12 @@ it.skipIf(!executable)('each node\'s dashboard shows live data that matches its 
   const exported = new Set<string>();
   for (const id of ['miner-1', 'client-1']) for (const m of (await (await fetch(`${c.node(id).api}/metrics`)).text()).matchAll(/^# TYPE (\S+) (\S+)$/gm)) for (const suffix of m[2] === 'histogram' ? ['_bucket', '_sum', '_count'] : ['']) exported.add(m[1] + suffix);
   for (const name of grafanaMetricNames()) expect(exported, `Grafana queries ${name}`).toContain(name);
+  const minerMetrics = await (await fetch(`${c.node('miner-1').api}/metrics`)).text();
+  expect(minerMetrics).toMatch(/^bfl_aggregation_seconds_count\{node="miner-1"\} [1-9]\d*$/m);
+  expect(minerMetrics).toMatch(/^bfl_block_validation_seconds_count\{node="miner-1"\} [1-9]\d*$/m);
+  expect(minerMetrics).toMatch(/^bfl_signature_verification_seconds_count\{node="miner-1"\} [1-9]\d*$/m);
+  expect(minerMetrics).toMatch(/^bfl_peers\{(?=[^}]*role="miner")(?=[^}]*node="miner-1")[^}]*\} 1$/m);
+  expect(minerMetrics).toMatch(/^bfl_model_accuracy_ratio\{node="miner-1"\} 0\.\d+$/m);
 
   // clients first, while they run
   for (const id of ['client-1', 'client-2']) {
