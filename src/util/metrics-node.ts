@@ -5,8 +5,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { AggregationEngine } from '../chain/aggregation-engine.ts';
 import type { SignatureVerifier } from '../crypto/verifier.ts';
-import type { Metrics } from './metrics.ts';
+import { type Metrics, durationBuckets } from './metrics.ts';
 
 export interface BuildInfo {
   version: string;
@@ -65,5 +66,22 @@ export function timedVerifier(v: SignatureVerifier, m: Metrics): SignatureVerifi
       return ok;
     },
     close: () => v.close(),
+  };
+}
+
+/** The same engine, with the duration of every aggregation it computes (scoring and weighting of
+ * one round's updates, worker round trip included; building a block or checking a received one). */
+export function timedEngine(e: AggregationEngine, m: Metrics): AggregationEngine {
+  const seconds = m.histogram('bfl_aggregation_seconds', "time to score and aggregate one round's updates (building or verifying a block)", durationBuckets);
+  return {
+    get stateless() {
+      return e.stateless;
+    },
+    initialState: () => e.initialState(),
+    aggregate: (job) => {
+      const end = seconds.startTimer();
+      return e.aggregate(job).finally(end);
+    },
+    close: () => e.close(),
   };
 }
