@@ -15,7 +15,7 @@ import { sha256 } from '../../src/core/hash.ts';
 import type { AggregationTx } from '../../src/core/types.ts';
 import type { ChainState } from '../../src/core/validation.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
-import { payloadToDelta } from '../../src/net/messages.ts';
+import { payloadToDelta } from '../../src/core/update.ts';
 import { Metrics } from '../../src/util/metrics.ts';
 import { makeNetwork, mineBlock, nextAggregation, signedRecord } from '../helpers/network.ts';
 import { tmpDir } from '../helpers/tmp.ts';
