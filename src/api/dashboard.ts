@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { ChainStore } from '../chain/store.ts';
-import { buildInfo } from '../util/metrics-node.ts';
+import { buildInfo } from './node-metrics.ts';
 import { type AccuracyOf, blockDetail, recentAggregations, recentBlocks, rewardLedger } from './explorer.ts';
 import { Sampler, type UploadEntry, sampleOf } from './history.ts';
 

@@ -26,7 +26,7 @@ import { Libp2pTransport } from '../net/transport.ts';
 import { startApi, stopApi } from '../api/server.ts';
 import { type DashboardSource, createDashboard } from '../api/dashboard.ts';
 import { AccuracyLog, UploadLog } from '../api/history.ts';
-import { registerBuildInfo, registerPeersGauge, timedEngine, timedVerifier } from '../util/metrics-node.ts';
+import { registerBuildInfo, registerPeersGauge, timedEngine, timedVerifier } from '../api/node-metrics.ts';
 import type { Logger } from '../util/logger.ts';
 import { Metrics } from '../util/metrics.ts';
 import { ChainAggregation, type UpdateSource } from '../chain/aggregation.ts';

@@ -8,7 +8,7 @@ import { ChainStore } from '../../src/chain/store.ts';
 import { SigningContext } from '../../src/core/contexts.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { Metrics } from '../../src/util/metrics.ts';
-import { buildInfo, registerBuildInfo, registerPeersGauge, timedVerifier } from '../../src/util/metrics-node.ts';
+import { buildInfo, registerBuildInfo, registerPeersGauge, timedVerifier } from '../../src/api/node-metrics.ts';
 import { makeNetwork, mineBlock, nextAggregation, signedRecord } from '../helpers/network.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { AggregationEngine } from '../chain/aggregation-engine.ts';
 import type { SignatureVerifier } from '../crypto/verifier.ts';
-import { type Metrics, durationBuckets } from './metrics.ts';
+import { type Metrics, durationBuckets } from '../util/metrics.ts';
 
 export interface BuildInfo {
   version: string;
