@@ -47,6 +47,9 @@
 
   // ---- charts ----
 
+  // Axis steps for counts (rounds, updates): whole numbers only.
+  const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000];
+
   /** A uPlot chart that keeps its instance while the set of series stays the same. */
   class Chart {
     constructor(container, o) {
@@ -94,11 +97,11 @@
           // 24-hour clock times; rounds are whole numbers
           ...(o.xTime ? { values: (u, vals, ax, space, incr) => vals.map((v) => new Date(v * 1000).toLocaleTimeString('en-GB', { hour12: false, hour: '2-digit', minute: '2-digit', ...(incr < 60 ? { second: '2-digit' } : {}) })) } : { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] }),
         },
-        { label: o.yLabel, labelSize: o.yLabel ? 18 : 0, stroke: '#6a7585', grid: { stroke: '#eef1f5' }, ticks: { stroke: '#e3e8ef' }, size: 56, values: o.yAxisFormat || o.yFormat ? (u, vals) => vals.map(o.yAxisFormat || o.yFormat) : undefined },
+        { label: o.yLabel, labelSize: o.yLabel ? 18 : 0, stroke: '#6a7585', grid: { stroke: '#eef1f5' }, ticks: { stroke: '#e3e8ef' }, size: 56, values: o.yAxisFormat || o.yFormat ? (u, vals) => vals.map(o.yAxisFormat || o.yFormat) : undefined, ...(o.yCounts ? { incrs: COUNT_STEPS } : {}) },
       ];
       if (ys.some((s) => s.scale === 'y2')) {
         scales.y2 = { range: (u, min, max) => [0, Math.max(1, max * 1.1)] };
-        axes.push({ scale: 'y2', side: 1, stroke: '#6a7585', grid: { show: false }, size: 50, label: o.y2Label, labelSize: 18 });
+        axes.push({ scale: 'y2', side: 1, stroke: '#6a7585', grid: { show: false }, size: 50, label: o.y2Label, labelSize: 18, incrs: COUNT_STEPS });
       }
       this.u = new uPlot(
         {
@@ -504,7 +507,7 @@
       charts.clientAccuracy = new Chart($('#chart-client-accuracy'), { xTime: true, yFormat: pct, yRange: [0, 1], points: false, fill: true });
       charts.balance = new Chart($('#chart-balance'), { xTime: true, points: false, fill: true });
       charts.rtt = new Chart($('#chart-rtt'), { xTime: true, points: false });
-      charts.rounds = new Chart($('#chart-rounds'), { xTime: true, points: false, y2Label: 'buffered' });
+      charts.rounds = new Chart($('#chart-rounds'), { xTime: true, points: false, y2Label: 'buffered', yCounts: true });
     }
     follow();
     await refreshSlow();
