@@ -47,7 +47,8 @@ async function shownMatches(page: Page, c: Cluster, id: string, kpi: string, exp
 
 /** Wait until a chart on the page has at least `min` points (its data-points attribute). */
 async function chartPoints(page: Page, id: string, min: number): Promise<void> {
-  await page.waitForFunction(`Number(document.querySelector('#${id}')?.getAttribute('data-points')) >= ${min}`, undefined, { timeout: 20_000 });
+  // a function, not a string: the page's Content-Security-Policy forbids eval
+  await page.waitForFunction(([sel, n]) => Number((globalThis as any).document.querySelector(sel)?.getAttribute('data-points')) >= n, [`#${id}`, min] as const, { timeout: 20_000 });
 }
 
 async function open(url: string): Promise<Page> {
@@ -126,7 +127,7 @@ it.skipIf(!executable)('each node\'s dashboard shows live data that matches its 
     const row = page.locator('#blocks tbody tr').filter({ hasNotText: 'genesis' }).last();
     const clicked = await row.getAttribute('data-hash');
     await row.click();
-    await page.waitForFunction(`document.querySelector('#block-detail dd.mono')?.textContent === '${clicked}'`, undefined, { timeout: 10_000 });
+    await page.waitForFunction((h) => (globalThis as any).document.querySelector('#block-detail dd.mono')?.textContent === h, clicked, { timeout: 10_000 });
     expect(page.url()).toContain(`#block=${clicked}`);
     expect(s.id).toBe(id);
     await page.close();

@@ -4,7 +4,7 @@
  */
 import { Command } from 'commander';
 import { BflError, ErrorCode } from '../../core/errors.ts';
-import { UsageError } from '../exit.ts';
+import { UsageError, parseIntFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
 
 /** Docker's and the config's usual API port on this machine. */
@@ -78,11 +78,7 @@ export function statusCommand(): Command {
   return new Command('status')
     .description("one running node's status, from its HTTP API")
     .option('--api <url>', `the node's API: host:port or URL (env BFL_API; default ${DEFAULT_API})`)
-    .option('--timeout <ms>', 'give up after this many milliseconds', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 100 || n > 600_000) throw new UsageError(`--timeout must be an integer from 100 to 600000, got "${v}"`);
-      return n;
-    }, 5000)
+    .option('--timeout <ms>', 'give up after this many milliseconds', parseIntFlag('--timeout', 100, 600_000), 5000)
     .option('--json', "print the node's /status JSON", false)
     .action(async (o: { api?: string; timeout: number; json: boolean }) => {
       const base = apiBase(o.api ?? process.env.BFL_API ?? DEFAULT_API);
