@@ -66,7 +66,7 @@ it.skipIf(!executable)('each node\'s dashboard shows live data that matches its 
   const c = (cluster = await Cluster.create({ miners: 2, clients: 2, phi: 2 }));
   for (const n of c.init.nodes) c.start(n.id);
   await c.waitFor(['miner-1', 'miner-2'], (s) => s.every((x) => x.aggregations >= 3 && x.lastAccuracy !== null), 120_000, '3 aggregations on both miners');
-  await c.waitFor(['client-1', 'client-2'], (s) => s.every((x) => x.lastAccuracy !== null && x.balance !== null && x.uploaded >= 2), 60_000, 'clients with accuracy and balance');
+  await c.waitFor(['client-1', 'client-2'], (s) => s.every((x) => x.lastAccuracy !== null && Number(x.balance) > 0 && x.uploaded >= 2), 60_000, 'clients with accuracy and a reward');
   browser = await chromium.launch({ executablePath: executable, args: ['--no-sandbox'] });
 
   // every metric the Grafana dashboard queries is in what the nodes export
