@@ -14,7 +14,8 @@ import { Rng } from '../core/random.ts';
 import type { AggregationConfig } from '../config/network.ts';
 import { type RoundReport, runSimulation } from '../sim/harness.ts';
 import type { MobilityOptions } from '../sim/mobility.ts';
-import { type Attack, parseAttack } from './attacks.ts';
+import { type Partition, formatPartition } from '../learn/partition.ts';
+import { type Attack, parseAttack, resolveAttack } from './attacks.ts';
 import { lineChart, writePlot } from './plot.ts';
 
 export interface AttackExperimentOptions {
@@ -23,7 +24,9 @@ export interface AttackExperimentOptions {
   malicious: number; // fraction of clients
   attack: string;
   aggregator: AggregatorName;
-  partition: 'iid' | 'noniid';
+  partition: Partition;
+  /** mnist (embedded), fashion or idx:DIR. */
+  dataset?: string;
   aggregations: number;
   seed: number;
   rotate: boolean;
@@ -50,7 +53,7 @@ export const defaultAttackExperiment: Omit<AttackExperimentOptions, 'attack' | '
   miners: 2,
   malicious: 0.3,
   aggregator: 'bfl-mec',
-  partition: 'iid',
+  partition: { kind: 'iid' },
   aggregations: 20,
   seed: 1,
   rotate: true,
@@ -74,13 +77,17 @@ export interface AttackSummary {
   attack: string;
   aggregator: string;
   partition: string;
+  dataset: string;
   transport: 'sim' | 'libp2p';
   /** Aggregation settings given beyond the aggregator (e.g. maxNormRatio: null). */
   settings: Partial<AggregationConfig>;
   clients: number;
   attackers: number;
   detectionRate: number | null;
+  /** The same over the last 10 aggregations: does detection hold late in training? */
+  detectionRateLast10: number | null;
   falsePositiveRate: number;
+  falsePositiveRateLast10: number;
   accuracy: number; // mean of the last 3 rounds
   accuracyNoAttack: number;
   accuracyDrop: number; // points
@@ -101,8 +108,8 @@ function rows(rounds: RoundReport[]): AttackRoundRow[] {
 }
 
 export async function runAttackExperiment(o: AttackExperimentOptions): Promise<AttackSummary> {
-  const attack: Attack = parseAttack(o.attack);
   const k = Math.round(o.malicious * o.clients);
+  const attack: Attack = resolveAttack(parseAttack(o.attack), o.clients, k);
   const rng = new Rng(o.seed * 31 + 7);
   const order = rng.shuffle(Array.from({ length: o.clients }, (_, i) => i));
   const attackers = new Set(order.slice(0, k));
@@ -112,7 +119,7 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
     miners: o.miners,
     clients: o.clients,
     phi: o.phi ?? Math.min(o.clients, 10),
-    learning: { N: o.N, E: o.E, B: o.B, lr: o.lr, rate: 10, partition: o.partition === 'iid' ? { kind: 'iid' as const } : { kind: 'shards' as const, shardsPerClient: 2 } },
+    learning: { N: o.N, E: o.E, B: o.B, lr: o.lr, rate: 10, partition: o.partition, ...(o.dataset ? { dataset: o.dataset } : {}) },
     aggregation: { aggregator: o.aggregator, ...o.aggregation },
     meanBlockMs: 2000,
     aggregations: o.aggregations,
@@ -143,18 +150,24 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
   const det = table.reduce((s, r) => s + r.detected, 0);
   const hon = table.reduce((s, r) => s + r.honestUpdates, 0);
   const fp = table.reduce((s, r) => s + r.falsePositives, 0);
+  const late = table.slice(-10);
+  const lateAtt = late.reduce((s, r) => s + r.attackerUpdates, 0);
+  const lateHon = late.reduce((s, r) => s + r.honestUpdates, 0);
   const accuracy = last3(run.rounds.map((r) => r.accuracy));
   const accuracyNoAttack = last3(base.rounds.map((r) => r.accuracy));
   const summary: AttackSummary = {
     attack: o.attack,
     aggregator: o.aggregator,
-    partition: o.partition,
+    partition: formatPartition(o.partition),
+    dataset: o.dataset ?? 'mnist',
     transport: o.transport ?? 'sim',
     settings: o.aggregation ?? {},
     clients: o.clients,
     attackers: k,
     detectionRate: att ? det / att : null,
+    detectionRateLast10: lateAtt ? late.reduce((s, r) => s + r.detected, 0) / lateAtt : null,
     falsePositiveRate: hon ? fp / hon : 0,
+    falsePositiveRateLast10: lateHon ? late.reduce((s, r) => s + r.falsePositives, 0) / lateHon : 0,
     accuracy,
     accuracyNoAttack,
     accuracyDrop: Number(((accuracyNoAttack - accuracy) * 100).toFixed(2)),
@@ -166,7 +179,8 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
     await mkdir(o.out, { recursive: true });
     const a = o.aggregation ?? {};
     const dbscan = (a.metric ? `-${a.metric}` : '') + (a.eps !== undefined ? `-eps${a.eps}` : '') + (a.maxNormRatio !== undefined ? `-len${a.maxNormRatio ?? 'off'}` : '');
-    const stem = `attack-${o.attack.replace(':', '')}-${o.aggregator}${dbscan}-${o.partition}-seed${o.seed}`;
+    const data = o.dataset && o.dataset !== 'mnist' ? `-${o.dataset.replace(/[^A-Za-z0-9.]+/g, '_')}` : '';
+    const stem = `attack-${o.attack.replace(':', '')}-${o.aggregator}${dbscan}-${formatPartition(o.partition)}${data}-n${o.clients}-seed${o.seed}`;
     const csv = join(o.out, `${stem}.csv`);
     const json = join(o.out, `${stem}.json`);
     const header = 'round,seconds,accuracy,accuracy_no_attack,attacker_updates,detected,honest_updates,false_positives';

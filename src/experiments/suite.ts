@@ -8,7 +8,8 @@ import type { AggregationConfig } from '../config/network.ts';
 import { Rng } from '../core/random.ts';
 import { type RoundReport, type SimOptions, runSimulation } from '../sim/harness.ts';
 import type { MobilityOptions } from '../sim/mobility.ts';
-import { parseAttack } from './attacks.ts';
+import type { Partition } from '../learn/partition.ts';
+import { type Attack, parseAttack, resolveAttack } from './attacks.ts';
 import { barChart, lineChart } from './plot.ts';
 import { Report, convergedAt, tail } from './report.ts';
 
@@ -16,7 +17,9 @@ export interface CommonOptions {
   clients: number;
   miners: number;
   seed: number;
-  partition: 'iid' | 'noniid';
+  partition: Partition;
+  /** mnist (embedded), fashion or idx:DIR. */
+  dataset?: string;
   aggregations: number;
   N: number;
   E: number;
@@ -39,7 +42,7 @@ function simBase(o: CommonOptions, aggregator: AggregatorName = 'bfl-mec'): Omit
     miners: o.miners,
     clients: o.clients,
     phi: o.phi ?? Math.min(o.clients, 10),
-    learning: { N: o.N, E: o.E, B: o.B, lr: o.lr, rate: 10, partition: o.partition === 'iid' ? { kind: 'iid' } : { kind: 'shards', shardsPerClient: 2 } },
+    learning: { N: o.N, E: o.E, B: o.B, lr: o.lr, rate: 10, partition: o.partition, ...(o.dataset ? { dataset: o.dataset } : {}) },
     aggregation: { ...o.aggregation, aggregator },
     meanBlockMs: 2000,
     aggregations: o.aggregations,
@@ -63,7 +66,7 @@ export async function runRobustness(o: CommonOptions & { attacks: string[]; aggr
   for (const agg of o.aggregators) {
     acc[agg] = {};
     for (const attack of ['none', ...o.attacks]) {
-      const a = parseAttack(attack);
+      const a = resolveAttack(parseAttack(attack), o.clients, attackers.size);
       const r = await runSimulation({ ...simBase(o, agg), attackOf: (c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' }), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
       acc[agg][attack] = tail(r.rounds.map((x) => x.accuracy));
     }
@@ -80,7 +83,7 @@ export async function runRobustness(o: CommonOptions & { attacks: string[]; aggr
 
 export async function runRewards(o: CommonOptions & { curious: number; attack: string }) {
   const curious = pick(o, o.curious);
-  const a = parseAttack(o.attack);
+  const a = resolveAttack(parseAttack(o.attack), o.clients, curious.size);
   const report = new Report(o.out);
   const cumulative = new Map<string, number>();
   const rows: (string | number)[][] = [];
@@ -126,7 +129,7 @@ export async function runRewards(o: CommonOptions & { curious: number; attack: s
 
 export async function runStrategies(o: CommonOptions & { aggregators: AggregatorName[]; attack: string; malicious: number }) {
   const attackers = pick(o, o.malicious);
-  const a = parseAttack(o.attack);
+  const a = resolveAttack(parseAttack(o.attack), o.clients, attackers.size);
   const report = new Report(o.out);
   const series = [];
   const rows: (string | number)[][] = [];

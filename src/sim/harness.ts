@@ -177,7 +177,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       stops.push(() => client.stop());
     }
 
-    rec.watch(stores[0], () => clock.now() / 1000);
+    rec.watch(stores[0], () => clock.now() / 1000, (t) => clock.run(t));
 
     for (const m of minerNodes) await m.start();
     for (const c of clientNodes) await c.start();
@@ -233,6 +233,9 @@ class Recorder {
   private readonly attackOfDigest = new Map<string, string>();
   private readonly latestHonest = new Map<string, Float32Array>();
   private stats: HonestStats | undefined;
+  // scoring (issue 11): what the mimic, copycat and free-ride-global attackers copy
+  private lastModel: Float32Array | undefined;
+  private previousGlobal: Float32Array | undefined;
   private round = 0;
 
   constructor(o: SimOptions, runtime: ModelRuntime, data: TrainTest) {
@@ -272,20 +275,28 @@ class Recorder {
       mean[k] = m;
       std[k] = Math.sqrt(Math.max(0, s2 / vs.length - m * m));
     }
-    this.stats = { mean, std };
+    const latest = [...this.latestHonest].map(([id, delta]) => ({ client: Number(id.split('-')[1]) - 1, delta })).sort((a, b) => a.client - b.client);
+    this.stats = { mean, std, latest, previousGlobal: this.previousGlobal };
     return this.stats;
   }
 
   /** Report every aggregation that becomes canonical on `store` (seconds: the run's clock). */
-  watch(store: ChainStore, seconds: () => number): void {
+  watch(store: ChainStore, seconds: () => number, track: (task: () => Promise<void>) => Promise<void> = (t) => t()): void {
     store.on('tip', (state) => {
       if (toHex(state.anchor) !== toHex(state.hash)) return;
       const at = seconds();
+      // Tracked as an activity of the virtual clock (issue 11): the report's callbacks (rotating
+      // attackers) and the global update the attackers copy then take effect at this virtual
+      // instant, not whenever the evaluation happens to finish in real time.
       this.evaluations.push(
-        (async () => {
+        track(async () => {
           const block = (await store.getBlock(state.hash))!;
           const agg = block.txs[0] as AggregationTx;
-          const ev = await evaluate(this.runtime, payloadToDelta(agg.model), this.data.test);
+          const model = payloadToDelta(agg.model);
+          if (this.lastModel) this.previousGlobal = model.map((v, k) => v - this.lastModel![k]);
+          this.lastModel = model;
+          this.stats = undefined;
+          const ev = await evaluate(this.runtime, model, this.data.test);
           const r: RoundReport = {
             round: agg.round,
             height: state.height,
@@ -300,7 +311,7 @@ class Recorder {
           };
           this.rounds.push({ r, hash: toHex(state.hash) });
           this.o.onRound?.(r);
-        })(),
+        }),
       );
       this.round = Math.max(this.round, state.rounds - 1);
     });

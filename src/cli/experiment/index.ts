@@ -8,6 +8,7 @@ import { runRewards, runRobustness, runStrategies, runThresholds } from '../../e
 import { print, printJson } from '../output.ts';
 import type { AggregationConfig } from '../../config/network.ts';
 import { defaultMobility } from '../../sim/mobility.ts';
+import { type Partition, parsePartition } from '../../learn/partition.ts';
 
 export function experimentCommand(): Command {
   const exp = new Command('experiment').description("the paper's experiments");
@@ -52,7 +53,7 @@ export function experimentCommand(): Command {
       if (o.json) printJson(summary);
       else {
         print(`${r.attack} by ${r.attackers} of ${r.clients} clients against ${r.aggregator} (${r.partition}), ${r.rounds.length} aggregations:`);
-        print(`  detection rate ${r.detectionRate === null ? '-' : r.detectionRate.toFixed(3)}, false positive rate ${r.falsePositiveRate.toFixed(3)}, ${r.rotations} rotations`);
+        print(`  detection rate ${r.detectionRate === null ? '-' : r.detectionRate.toFixed(3)} (last 10 aggregations ${r.detectionRateLast10 === null ? '-' : r.detectionRateLast10.toFixed(3)}), false positive rate ${r.falsePositiveRate.toFixed(3)}, ${r.rotations} rotations`);
         print(`  accuracy ${r.accuracy.toFixed(4)} vs ${r.accuracyNoAttack.toFixed(4)} without attack (${r.accuracyDrop} points)`);
         if (r.files) print(`  wrote ${r.files.csv} and ${r.files.json}`);
       }
@@ -71,7 +72,8 @@ function common(cmd: Command, d: { clients: number; aggregations: number; lr: nu
   return cmd
     .option('--clients <k>', 'clients', parseIntFlag('--clients', 2, 1000), d.clients)
     .option('--miners <m>', 'miners', parseIntFlag('--miners', 1, 32), 2)
-    .option('--partition <p>', 'iid or noniid (two label shards per client)', 'iid')
+    .option('--partition <p>', 'iid, shards[:K] (K label shards per client, default 2), dirichlet:α, or noniid (= shards:2)', 'iid')
+    .option('--dataset <name>', 'mnist (embedded 10,000 digits), fashion (/usr/share/datasets/fashion-mnist: 60,000 images) or idx:DIR', 'mnist')
     .option('--aggregations <a>', 'aggregations per run', parseIntFlag('--aggregations', 1, 10_000), d.aggregations)
     .option('--phi <n>', 'ϕ (default: min(clients, 10))', parseIntFlag('--phi', 1, 10_000))
     .option('--N <n>', 'new samples that trigger a local update', parseIntFlag('--N', 1, 100_000), 100)
@@ -88,16 +90,22 @@ function common(cmd: Command, d: { clients: number; aggregations: number; lr: nu
     .option('--json', 'print the summary as JSON', false);
 }
 
-type CommonFlags = { clients: number; miners: number; partition: string; aggregations: number; phi?: number; N: number; E: number; B: number; lr: number; seed: number; metric?: string; eps?: string; maxNormRatio?: string; mobility: boolean; transport: string; out: string; json: boolean };
+type CommonFlags = { clients: number; miners: number; partition: string; dataset: string; aggregations: number; phi?: number; N: number; E: number; B: number; lr: number; seed: number; metric?: string; eps?: string; maxNormRatio?: string; mobility: boolean; transport: string; out: string; json: boolean };
 
 /** Checks the shared flags and makes the options and a progress bar of `steps` steps. */
 function commonOptions(o: CommonFlags, steps: number) {
-  if (o.partition !== 'iid' && o.partition !== 'noniid') throw new UsageError('--partition must be iid or noniid');
+  let partition: Partition;
+  try {
+    partition = parsePartition(o.partition);
+  } catch (e) {
+    throw new UsageError(`--${(e as Error).message}`);
+  }
+  if (!['mnist', 'fashion'].includes(o.dataset) && !o.dataset.startsWith('idx:')) throw new UsageError('--dataset must be mnist, fashion or idx:DIR');
   if (o.transport !== 'sim' && o.transport !== 'libp2p') throw new UsageError('--transport must be sim or libp2p');
   if (o.mobility && o.transport === 'libp2p') throw new UsageError('--mobility needs --transport sim (coverage is simulated)');
   const bar = progress(steps);
   const mobility = o.mobility ? { ...defaultMobility, seed: o.seed } : undefined;
-  return { bar, opts: { clients: o.clients, miners: o.miners, partition: o.partition as 'iid' | 'noniid', aggregations: o.aggregations, phi: o.phi, N: o.N, E: o.E, B: o.B, lr: o.lr, seed: o.seed, aggregation: bflmecOf(o), transport: o.transport as 'sim' | 'libp2p', mobility, out: o.out, onRound: (label: string, r: { round: number; accuracy: number }) => bar(`${label}: round ${r.round}, accuracy ${r.accuracy.toFixed(4)}`) } };
+  return { bar, opts: { clients: o.clients, miners: o.miners, partition, dataset: o.dataset, aggregations: o.aggregations, phi: o.phi, N: o.N, E: o.E, B: o.B, lr: o.lr, seed: o.seed, aggregation: bflmecOf(o), transport: o.transport as 'sim' | 'libp2p', mobility, out: o.out, onRound: (label: string, r: { round: number; accuracy: number }) => bar(`${label}: round ${r.round}, accuracy ${r.accuracy.toFixed(4)}`) } };
 }
 
 /** The BFL-MEC flags as aggregation settings (only those given: the rest keep the defaults). */
