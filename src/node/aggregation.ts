@@ -45,6 +45,12 @@ export class Aggregation implements AggregationCheck {
   private readonly source: UpdateSource;
   private readonly aggregator: Aggregator<unknown>;
   private readonly rounds = new Map<string, number>();
+  // Issue 11 (scoring), provisional until the house work persists aggregator state per block:
+  // the state after each aggregation, by the model hash it produced, so the next aggregation
+  // starts from the state of its parent anchor (a reorg picks the other branch's state). Kept in
+  // memory for the last STATES models; a miner restarted mid-run starts from the initial state.
+  private readonly states = new Map<string, unknown>();
+  private static readonly STATES = 64;
 
   constructor(store: () => ChainStore, source: UpdateSource, config: AggregationConfig) {
     this.store = store;
@@ -81,8 +87,13 @@ export class Aggregation implements AggregationCheck {
       if (delta.length !== previous.length) throw new BflError(ErrorCode.BAD_AGGREGATION, `update ${toHex(r.updateDigest)} has ${delta.length} parameters, the model ${previous.length}`);
       updates.push({ clientId: r.clientId, digest: r.updateDigest, delta, sampleCount: u.sampleCount, staleness: Math.max(0, parent.rounds - 1 - (await this.roundOf(u.baseModelHash))) });
     }
-    const { result } = this.aggregator.aggregate({ previous, updates, baseReward: store.params.baseReward }, this.aggregator.initialState());
+    const before = this.states.get(toHex(parent.modelHash)) ?? this.aggregator.initialState();
+    const { result, state } = this.aggregator.aggregate({ previous, updates, baseReward: store.params.baseReward }, before);
     const model = new Uint8Array(result.model.buffer, result.model.byteOffset, result.model.byteLength);
+    const key = toHex(sha256(model));
+    this.states.delete(key);
+    this.states.set(key, state);
+    if (this.states.size > Aggregation.STATES) this.states.delete(this.states.keys().next().value!);
     return { type: 'aggregation', round: parent.rounds, baseModelHash: parent.modelHash, modelHash: sha256(model), model, entries: result.entries, rewards: result.rewards };
   }
 

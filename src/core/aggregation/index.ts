@@ -2,12 +2,14 @@
 import { BflMecAggregator, type BflMecOptions } from './bflmec.ts';
 import { FedAvgAggregator, FedProxDropAggregator, MedianAggregator, MultiKrumAggregator, TrimmedMeanAggregator } from './baselines.ts';
 import type { Aggregator } from './types.ts';
+import { AgreementAggregator, type AgreementOptions } from './agreement.ts';
 
-export const AGGREGATORS = ['bfl-mec', 'bfl-mec-keep', 'fedavg', 'fedprox', 'multi-krum', 'median', 'trimmed-mean'] as const;
+export const AGGREGATORS = ['bfl-mec', 'bfl-mec-paper', 'bfl-mec-dbscan', 'bfl-mec-keep', 'fedavg', 'fedprox', 'multi-krum', 'median', 'trimmed-mean'] as const;
 export type AggregatorName = (typeof AGGREGATORS)[number];
 
 export interface AggregatorOptions {
   bflmec?: Partial<BflMecOptions>;
+  agreement?: Partial<AgreementOptions>;
   fedproxDrop?: number;
   krumF?: number;
   krumM?: number;
@@ -18,7 +20,13 @@ export interface AggregatorOptions {
 export function createAggregator(name: AggregatorName, o: AggregatorOptions = {}): Aggregator<unknown> {
   switch (name) {
     case 'bfl-mec':
-      return new BflMecAggregator({ stalenessExponent: o.stalenessExponent, ...o.bflmec });
+      return new AgreementAggregator({ stalenessExponent: o.stalenessExponent, maxNormRatio: o.bflmec?.maxNormRatio, ...o.agreement });
+    case 'bfl-mec-paper':
+      // Algorithm 4 as the paper writes it: no length check
+      return new BflMecAggregator({ stalenessExponent: o.stalenessExponent, ...o.bflmec, maxNormRatio: null }, 'bfl-mec-paper');
+    case 'bfl-mec-dbscan':
+      // the paper's rule with our length check (the default until issue 11)
+      return new BflMecAggregator({ stalenessExponent: o.stalenessExponent, ...o.bflmec }, 'bfl-mec-dbscan');
     case 'bfl-mec-keep':
       return new BflMecAggregator({ stalenessExponent: o.stalenessExponent, ...o.bflmec, strategy: 'keep' });
     case 'fedavg':
