@@ -61,7 +61,7 @@ describe('agreement scoring', () => {
     const mk = skewed(rng, dim, clients);
     const a = new AgreementAggregator();
     let state: AgreementState = a.initialState();
-    let previous = new Float32Array(dim);
+    let previous: Float32Array = new Float32Array(dim);
     const lowOf = (round: number, attackers: Set<number>, noise: number | null) => {
       const ups = Array.from({ length: clients }, (_, c) => (c === noise ? up(`client-${c + 1}`, Float32Array.from({ length: dim }, () => rng.normal() * 0.01)) : up(`client-${c + 1}`, mk(c, attackers.has(c) ? -1 : 1))));
       const out = a.aggregate({ previous, updates: ups, baseReward: BASE }, state);
