@@ -13,6 +13,8 @@
  *                    2022: over-weights one client's data under non-IID; the lowest-numbered one)
  *   copycat          Δ → another client's latest update, byte for byte (a free-rider, case ii)
  *   free-ride-global Δ → the previous global update (a free-rider that resends the last step)
+ *   noisy-labels:p   a fraction p of the training labels replaced by random ones: an honest
+ *                    client with worse data (experiment rewards --quality), not an attacker
  * μ and σ are the honest updates' mean and standard deviation: the simulator gives them to
  * its attackers (omniscient, as in those papers); without them the client's own Δ stands in
  * for μ and σ = 0 (ALIE then sends its honest update, IPM a shrunk sign flip).
@@ -33,7 +35,8 @@ export type Attack =
   | { kind: 'ipm'; epsilon: number }
   | { kind: 'mimic' }
   | { kind: 'copycat' }
-  | { kind: 'free-ride-global' };
+  | { kind: 'free-ride-global' }
+  | { kind: 'noisy-labels'; p: number };
 
 /** What the omniscient attacks of the literature know: the honest updates' statistics. */
 export interface HonestStats {
@@ -78,7 +81,7 @@ export function resolveAttack(a: Attack, n: number, f: number): Attack {
   return a.kind === 'alie' && a.z === null ? { kind: 'alie', z: aliePaperZ(n, Math.max(1, f)) } : a;
 }
 
-export const ATTACK_HELP = 'none, sign-flip, scale:λ (e.g. scale:10), noise:σ (e.g. noise:0.05), label-flip, free-ride:σ (e.g. free-ride:0.001), alie (the paper\'s z for n and f) or alie:z (e.g. alie:1.5), ipm:ε (e.g. ipm:0.5), mimic, copycat, free-ride-global';
+export const ATTACK_HELP = 'none, sign-flip, scale:λ (e.g. scale:10), noise:σ (e.g. noise:0.05), label-flip, free-ride:σ (e.g. free-ride:0.001), alie (the paper\'s z for n and f) or alie:z (e.g. alie:1.5), ipm:ε (e.g. ipm:0.5), mimic, copycat, free-ride-global, noisy-labels:p (e.g. noisy-labels:0.2)';
 
 export function parseAttack(s: string): Attack {
   const [kind, arg] = s.split(':');
@@ -102,6 +105,11 @@ export function parseAttack(s: string): Attack {
       return { kind, z: arg === undefined ? null : num('z') };
     case 'ipm':
       return { kind, epsilon: num('ε') };
+    case 'noisy-labels': {
+      const p = num('p');
+      if (p < 0 || p > 1) break;
+      return { kind, p };
+    }
     case 'noise':
     case 'free-ride': {
       const sigma = num('σ');
@@ -123,6 +131,8 @@ export function formatAttack(a: Attack): string {
       return a.z === null ? 'alie' : `alie:${Number(a.z.toFixed(4))}`;
     case 'ipm':
       return `ipm:${a.epsilon}`;
+    case 'noisy-labels':
+      return `noisy-labels:${a.p}`;
     default:
       return a.kind;
   }
@@ -159,5 +169,10 @@ export function attackUpdate(a: Attack, delta: Float32Array, rng: Rng, honest?: 
 
 /** Apply a data attack to training labels (a new array). */
 export function attackLabels(a: Attack, y: Uint8Array, classes: number): Uint8Array {
+  if (a.kind === 'noisy-labels') {
+    // seeded by the batch itself, so a run is reproducible without a seed passed in
+    const rng = new Rng(y.reduce((h, v) => (h * 31 + v) >>> 0, 7));
+    return y.map((v) => (rng.float() < a.p ? rng.int(classes) : v));
+  }
   return a.kind === 'label-flip' ? y.map((v) => classes - 1 - v) : y;
 }

@@ -50,7 +50,7 @@ export class Aggregation implements AggregationCheck {
   // starts from the state of its parent anchor (a reorg picks the other branch's state). Kept in
   // memory for the last STATES models; a miner restarted mid-run starts from the initial state.
   private readonly states = new Map<string, unknown>();
-  private static readonly STATES = 64;
+  private static readonly STATES = 8; // FoolsGold's state is a model-sized history per client
 
   constructor(store: () => ChainStore, source: UpdateSource, config: AggregationConfig) {
     this.store = store;

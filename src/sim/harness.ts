@@ -66,6 +66,9 @@ export interface SimOptions {
   data?: TrainTest;
   logger?: Logger;
   onRound?: (r: RoundReport) => void;
+  /** Experiments that need each aggregation's raw updates (exact Shapley values, issue 11): called
+   * after onRound at the aggregation's virtual instant, with the model it started from. */
+  inspect?: (r: RoundReport, ctx: { previous: Float32Array; deltas: Map<string, Float32Array>; accuracyOf: (model: Float32Array) => Promise<number> }) => Promise<void>;
 }
 
 export interface RoundReport {
@@ -232,6 +235,7 @@ class Recorder {
   private readonly evaluations: Promise<void>[] = [];
   private readonly attackOfDigest = new Map<string, string>();
   private readonly latestHonest = new Map<string, Float32Array>();
+  private readonly deltaOfDigest = new Map<string, Float32Array>(); // only with o.inspect
   private stats: HonestStats | undefined;
   // scoring (issue 11): what the mimic, copycat and free-ride-global attackers copy
   private lastModel: Float32Array | undefined;
@@ -250,6 +254,7 @@ class Recorder {
       attackOf: () => this.o.attackOf?.(c, this.round) ?? { kind: 'none' as const },
       onUpload: (u) => {
         this.attackOfDigest.set(u.digest, u.attack);
+        if (this.o.inspect) this.deltaOfDigest.set(u.digest, u.delta);
         if (u.attack === 'none') {
           this.latestHonest.set(id, u.delta);
           this.stats = undefined;
@@ -293,6 +298,7 @@ class Recorder {
           const block = (await store.getBlock(state.hash))!;
           const agg = block.txs[0] as AggregationTx;
           const model = payloadToDelta(agg.model);
+          const before = this.lastModel;
           if (this.lastModel) this.previousGlobal = model.map((v, k) => v - this.lastModel![k]);
           this.lastModel = model;
           this.stats = undefined;
@@ -311,6 +317,9 @@ class Recorder {
           };
           this.rounds.push({ r, hash: toHex(state.hash) });
           this.o.onRound?.(r);
+          if (this.o.inspect && before) {
+            await this.o.inspect(r, { previous: before, deltas: this.deltaOfDigest, accuracyOf: async (m) => (await evaluate(this.runtime, m, this.data.test)).accuracy });
+          }
         }),
       );
       this.round = Math.max(this.round, state.rounds - 1);

@@ -79,3 +79,19 @@ describe('attacks at full strength (issue 11)', () => {
     expect(() => parseAttack('mimic:1')).toThrow(/unknown attack/);
   });
 });
+
+describe('noisy labels (rewards --quality)', () => {
+  it('replace about the given share of labels, reproducibly', () => {
+    const y = Uint8Array.from({ length: 2000 }, (_, i) => i % 10);
+    const a = parseAttack('noisy-labels:0.5');
+    const out = attackLabels(a, y, 10);
+    expect(attackLabels(a, y, 10)).toEqual(out);
+    const changed = out.filter((v, i) => v !== y[i]).length / y.length;
+    // half replaced, a tenth of those by the same label
+    expect(changed).toBeGreaterThan(0.4);
+    expect(changed).toBeLessThan(0.5);
+    expect(attackLabels(parseAttack('noisy-labels:0'), y, 10)).toEqual(y);
+    expect(formatAttack(a)).toBe('noisy-labels:0.5');
+    expect(() => parseAttack('noisy-labels:2')).toThrow(/unknown attack/);
+  });
+});

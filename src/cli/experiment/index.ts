@@ -153,9 +153,9 @@ function finish(o: { json: boolean }, summary: { files: string[] } & Record<stri
 }
 
 export function suiteCommands(exp: Command): void {
-  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator'), { clients: 10, aggregations: 20, lr: 0.01 })
-    .option('--attacks <list>', 'comma-separated attacks', 'sign-flip,scale:10,noise:0.05,label-flip')
-    .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,fedavg,multi-krum,median,trimmed-mean')
+  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator (over no attack and every attack: the ByzFL metric)'), { clients: 10, aggregations: 20, lr: 0.01 })
+    .option('--attacks <list>', 'comma-separated attacks', 'sign-flip,scale:10,noise:0.05,label-flip,alie,ipm:0.5,free-ride:0.001')
+    .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,bfl-mec-paper,fedavg,multi-krum,median,trimmed-mean,flame,foolsgold')
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), 0.3)
     .action(async (o: CommonFlags & { attacks: string; aggregators: string; malicious: number }) => {
       const attacks = attackList(o.attacks);
@@ -169,12 +169,22 @@ export function suiteCommands(exp: Command): void {
   common(exp.command('rewards').description('cumulative rewards with fixed curious clients (case ii)'), { clients: 10, aggregations: 20, lr: 0.01 })
     .option('--curious <f>', 'fraction of curious clients', parseNumberFlag('--curious', 0, 0.99), 0.2)
     .option('--attack <attack>', `what the curious clients send: ${ATTACK_HELP}`, 'free-ride:0.001')
-    .action(async (o: CommonFlags & { curious: number; attack: string }) => {
+    .option('--quality [shares]', 'no curious clients: honest clients with these shares of random labels, in turn (default 0,0.2,0.5); reports qualityRewardSpearman')
+    .option('--shapley', 'exact Shapley value of every update per aggregation (2^n test-set evaluations; at most 12 clients); reports shapleyRewardSpearman', false)
+    .action(async (o: CommonFlags & { curious: number; attack: string; quality?: string | boolean; shapley: boolean }) => {
       attackList(o.attack);
+      let quality: number[] | undefined;
+      if (o.quality !== undefined && o.quality !== false) {
+        quality = (o.quality === true ? '0,0.2,0.5' : o.quality).split(',').map(Number);
+        if (quality.some((q) => !(q >= 0 && q <= 1))) throw new UsageError('--quality takes comma-separated shares of random labels in [0, 1], e.g. 0,0.2,0.5');
+      }
+      if (o.shapley && o.clients > 12) throw new UsageError('--shapley needs --clients 12 or fewer (2^n coalitions per aggregation)');
       const { bar, opts } = commonOptions(o, o.aggregations);
-      const r = await runRewards({ ...opts, curious: o.curious, attack: o.attack });
+      const r = await runRewards({ ...opts, curious: o.curious, attack: o.attack, quality, shapley: o.shapley });
       bar.done();
-      finish(o, r, [`curious clients (${r.curious.join(', ')}) got ${(r.curiousShare * 100).toFixed(1)} % of ${r.totalTokens.toFixed(2)} tokens: ${r.meanCurious.toFixed(2)} each vs ${r.meanHonest.toFixed(2)} per honest client`]);
+      const lines = quality ? [`quality (1 − random labels) vs cumulative reward: Spearman ${r.qualityRewardSpearman?.toFixed(3) ?? '-'}`] : [`curious clients (${r.curious.join(', ')}) got ${(r.curiousShare * 100).toFixed(1)} % of ${r.totalTokens.toFixed(2)} tokens: ${r.meanCurious.toFixed(2)} each vs ${r.meanHonest.toFixed(2)} per honest client`];
+      if (o.shapley) lines.push(`exact Shapley value vs cumulative reward: Spearman ${r.shapleyRewardSpearman?.toFixed(3) ?? '-'}`);
+      finish(o, r, lines);
     });
 
   common(exp.command('strategies').description('BFL-MEC discard vs keep vs FedAvg vs FedProx: accuracy over time'), { clients: 10, aggregations: 20, lr: 0.01 })

@@ -1,10 +1,10 @@
 /** Aggregators by name (config `aggregation.aggregator`, experiment flags). */
 import { BflMecAggregator, type BflMecOptions } from './bflmec.ts';
-import { FedAvgAggregator, FedProxDropAggregator, MedianAggregator, MultiKrumAggregator, TrimmedMeanAggregator } from './baselines.ts';
+import { FedAvgAggregator, FedProxDropAggregator, FlameAggregator, FoolsGoldAggregator, MedianAggregator, MultiKrumAggregator, TrimmedMeanAggregator } from './baselines.ts';
 import type { Aggregator } from './types.ts';
 import { AgreementAggregator, type AgreementOptions } from './agreement.ts';
 
-export const AGGREGATORS = ['bfl-mec', 'bfl-mec-paper', 'bfl-mec-dbscan', 'bfl-mec-keep', 'fedavg', 'fedprox', 'multi-krum', 'median', 'trimmed-mean'] as const;
+export const AGGREGATORS = ['bfl-mec', 'bfl-mec-paper', 'bfl-mec-dbscan', 'bfl-mec-keep', 'fedavg', 'fedprox', 'multi-krum', 'median', 'trimmed-mean', 'flame', 'foolsgold'] as const;
 export type AggregatorName = (typeof AGGREGATORS)[number];
 
 export interface AggregatorOptions {
@@ -39,6 +39,10 @@ export function createAggregator(name: AggregatorName, o: AggregatorOptions = {}
       return new MedianAggregator();
     case 'trimmed-mean':
       return new TrimmedMeanAggregator({ trim: o.trim });
+    case 'flame':
+      return new FlameAggregator();
+    case 'foolsgold':
+      return new FoolsGoldAggregator() as Aggregator<unknown>;
   }
 }
 
