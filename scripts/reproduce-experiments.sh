@@ -2,12 +2,12 @@
 # Re-run the experiments behind docs/experiments.md: `bash scripts/reproduce-experiments.sh [OUT]`
 # (default OUT=out/paper). Everything is seeded: the same commit gives the same numbers.
 # Roughly 2 hours on a 2-core machine, most of it the 100-client thresholds grid; pass a
-# subset as further arguments: attack, robustness, strategies, rewards, thresholds, scoring.
+# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, scoring.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/paper}
 shift || true
-parts=${*:-attack robustness strategies rewards thresholds scoring}
+parts=${*:-attack robustness strategies rewards thresholds provisioning fedsac scoring}
 bfl() { npx --no-install bfl-node "$@"; }
 mkdir -p "$out"
 for part in $parts; do
@@ -43,6 +43,10 @@ for part in $parts; do
       bfl experiment strategies --clients 100 --partition shards --dataset fashion --aggregations 50 --aggregators bfl-mec,fedavg --out "$s/strategies100" --json > "$s/strategies100.json"
       bfl bench aggregate --json > "$s/bench-aggregate.json"
       ;;
+    # QKD planner (Figs. 5-8 of the QKD paper), NSFNET and USNET, ~10 min; PNGs copied to docs/figures
+    provisioning) nice -n 10 npx --no-install bfl-node experiment provisioning --out "$out/provisioning" --json > "$out/provisioning.summary.json" ;;
+    # FedSAC vs DecSAC vs DecPPO (Fig. 9 of the QKD paper), 100 epochs per topology
+    fedsac) for t in nsfnet usnet; do nice -n 10 npx --no-install bfl-node experiment fedsac --topology "$t" --out "$out/fedsac" --json > "$out/fedsac-$t.summary.json"; done ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
 done

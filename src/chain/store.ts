@@ -2,22 +2,27 @@
  * The chain on LevelDB (DESIGN.md §7): blocks by hash, the state after each block, the
  * canonical height index, the tip, the reward ledger and the indexes validation needs (which
  * blocks hold a record, which hold a global model). Fork choice is most cumulative work, ties
- * to the lower block hash. Every change that spans keys (a block with its indexes, a reorg with its
+ * to the lower block hash (core/chain.ts). Every change that spans keys (a block with its indexes, a reorg with its
  * height index, tip and ledger) is one atomic batch, so a kill -9 leaves either the state before
  * or the state after.
  */
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Level } from 'level';
-import { compareBytes, equalBytes, fromHex, toHex } from '../core/bytes.ts';
+import { equalBytes, fromHex, toHex } from '../core/bytes.ts';
+import { isBetterTip } from '../core/chain.ts';
 import { blockHash, decodeBlock, encodeBlock } from '../core/encoding.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type ChainParams, type ChainParamsJson, Membership, createGenesisBlock, paramsDigest, paramsFromJson, paramsToJson } from '../core/params.ts';
 import type { Block } from '../core/types.ts';
-import { type AggregationCheck, type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
+import { type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
 import type { Logger } from '../util/logger.ts';
-import { type Clock, systemClock } from '../node/clock.ts';
+import { type Clock, systemClock } from '../util/clock.ts';
 import type { Metrics } from '../util/metrics.ts';
+import type { AggregationChain, ChainAggregationCheck } from './aggregation.ts';
+import { AggregatorStates } from './aggregator-states.ts';
 import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
 import { type StateJson, stateFromJson, stateToJson } from './state-json.ts';
 
@@ -26,13 +31,17 @@ export interface ChainStoreOptions {
   /** Required when the datadir is new; when given for an existing one it must match. */
   params?: ChainParams;
   signatures: SignatureCheck;
-  aggregation?: AggregationCheck;
+  /** Recomputes every block's aggregation (chain/aggregation.ts); without it, only the shape is checked. */
+  aggregation?: ChainAggregationCheck;
   now?: () => number;
   orphans?: Partial<OrphanPoolOptions>;
   logger?: Logger;
   metrics?: Metrics;
   /** Waiting for the store's lock is waiting for another activity (the simulator must know). */
   clock?: Clock;
+  /** Inspection tools (chain verify/show): never create the directory, a database or a genesis;
+   * the caller does not write. LevelDB still takes its LOCK (it has no shared mode). */
+  readOnly?: boolean;
 }
 
 export interface Reorg {
@@ -73,7 +82,7 @@ function chainMetrics(m: Metrics) {
 
 const heightKey = (h: number) => h.toString().padStart(10, '0');
 
-export class ChainStore extends EventEmitter implements ChainView {
+export class ChainStore extends EventEmitter implements ChainView, AggregationChain {
   readonly params: ChainParams;
   readonly membership: Membership;
   readonly genesisHash: Uint8Array;
@@ -84,6 +93,7 @@ export class ChainStore extends EventEmitter implements ChainView {
   private readonly recordIdx;
   private readonly modelIdx;
   private readonly balancesDb;
+  private readonly aggStates: AggregatorStates;
   private readonly opts: ChainStoreOptions;
   private readonly orphans: OrphanPool;
   private readonly stateCache = new Map<string, ChainState>();
@@ -105,24 +115,30 @@ export class ChainStore extends EventEmitter implements ChainView {
     this.recordIdx = db.sublevel<string, string[]>('r', { valueEncoding: 'json' });
     this.modelIdx = db.sublevel<string, string[]>('m', { valueEncoding: 'json' });
     this.balancesDb = db.sublevel<string, string>('bal', { valueEncoding: 'utf8' });
+    this.aggStates = new AggregatorStates(db.sublevel<string, Uint8Array>('a', { valueEncoding: 'view' }));
     this.orphans = new OrphanPool(opts.orphans);
     this.log = opts.logger;
     this.m = opts.metrics && chainMetrics(opts.metrics);
   }
 
   static async open(opts: ChainStoreOptions): Promise<ChainStore> {
-    await mkdir(opts.datadir, { recursive: true });
-    const db = new Level<string, string>(opts.datadir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    // LevelDB creates a missing directory even with createIfMissing: false, so a read-only
+    // open first checks that a database is there.
+    if (opts.readOnly && !existsSync(join(opts.datadir, 'CURRENT'))) throw new BflError(ErrorCode.NOT_FOUND, `${opts.datadir} holds no chain store`);
+    if (!opts.readOnly) await mkdir(opts.datadir, { recursive: true });
+    const db = new Level<string, string>(opts.datadir, { keyEncoding: 'utf8', valueEncoding: 'utf8', createIfMissing: !opts.readOnly });
     try {
       await db.open();
     } catch (e) {
-      throw new BflError(ErrorCode.STORE_CORRUPT, `cannot open the chain store in ${opts.datadir}: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause?: Error }).cause!.message})` : ''}`);
+      const cause = (e as { cause?: Error & { code?: string } }).cause;
+      const code = cause?.code === 'LEVEL_LOCKED' ? ErrorCode.STORE_LOCKED : ErrorCode.STORE_CORRUPT;
+      throw new BflError(code, `cannot open the chain store in ${opts.datadir}: ${(e as Error).message}${cause ? ` (${cause.message})` : ''}`);
     }
     try {
       const storedJson = await db.get('params');
       let params: ChainParams;
       if (storedJson === undefined) {
-        if (!opts.params) throw new BflError(ErrorCode.BAD_CONFIG, `${opts.datadir} holds no chain and no network parameters were given`);
+        if (!opts.params || opts.readOnly) throw new BflError(ErrorCode.BAD_CONFIG, `${opts.datadir} holds no chain and no network parameters were given`);
         params = opts.params;
         const store = new ChainStore(db, params, opts);
         await store.writeGenesis();
@@ -252,6 +268,15 @@ export class ChainStore extends EventEmitter implements ChainView {
     return BigInt((await this.balancesDb.get(id)) ?? '0');
   }
 
+  /** The aggregator's state after the aggregation block `hash` (undefined if not stored). */
+  aggregatorState(hash: Bytes): Promise<Uint8Array | undefined> {
+    return this.aggStates.get(hash);
+  }
+
+  async putAggregatorState(hash: Bytes, state: Uint8Array): Promise<void> {
+    await this.aggStates.put(hash, state);
+  }
+
   // ---- writes ----
 
   /**
@@ -310,12 +335,13 @@ export class ChainStore extends EventEmitter implements ChainView {
   }
 
   private async connect(block: Block, bytes: Bytes, hash: Bytes): Promise<AddResult> {
-    const { state, credits } = await validateBlock(block, {
+    const check = this.opts.aggregation;
+    const { state, credits, aggregatorState } = await validateBlock(block, {
       params: this.params,
       membership: this.membership,
       view: this,
       signatures: this.opts.signatures,
-      aggregation: this.opts.aggregation,
+      aggregation: check && { verify: (tx, input) => check.verify(tx, input, this) },
       now: this.now(),
     });
     const h = toHex(hash);
@@ -323,6 +349,7 @@ export class ChainStore extends EventEmitter implements ChainView {
       { type: 'put', sublevel: this.blocks, key: h, value: bytes },
       { type: 'put', sublevel: this.states, key: h, value: stateToJson(state) },
     ];
+    if (aggregatorState) ops.push(this.aggStates.putOp(h, aggregatorState));
     for (const tx of block.txs) {
       if (tx.type === 'record') {
         const key = `${tx.clientId}:${toHex(tx.updateDigest)}`;
@@ -333,11 +360,7 @@ export class ChainStore extends EventEmitter implements ChainView {
       }
     }
     let reorg: Reorg | undefined;
-    // Most work wins; equal work goes to the lower block hash. (DESIGN.md says first seen: but
-    // with first seen, two miners that find blocks at the same moment in a quiet network stay
-    // split until the next block, which may never come. The hash rule converges as soon as
-    // both blocks are known, with no extra message; docs/decisions.md.)
-    const better = state.work > this.tipState.work || (state.work === this.tipState.work && compareBytes(state.hash, this.tipState.hash) < 0);
+    const better = isBetterTip(state, this.tipState);
     if (better) {
       reorg = await this.planReorg(state, credits, ops);
       ops.push({ type: 'put', key: 'tip', value: h });

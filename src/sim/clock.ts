@@ -13,7 +13,7 @@
  * The current activity is found through AsyncLocalStorage, which follows awaits.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Clock } from '../node/clock.ts';
+import type { Clock } from '../util/clock.ts';
 
 interface Activity {
   id: number[];

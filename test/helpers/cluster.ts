@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { InitResult } from '../../src/cli/init/index.ts';
+import type { InitResult } from '../../src/config/local-network.ts';
 import { initLocalNetwork } from '../../src/node/testnet.ts';
 import { tmpDir } from './tmp.ts';
 
@@ -42,7 +42,7 @@ export class Cluster {
     const n = this.node(id);
     const out = createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
     const child = spawn(process.execPath, [BIN, '--role', n.role, '--config', this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'], // a node whose test process dies stops too
       env: { ...process.env, BFL_LOG_LEVEL: 'info' },
     });
     child.stdout!.pipe(out);

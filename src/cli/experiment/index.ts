@@ -6,9 +6,12 @@ import { ATTACK_HELP, parseAttack } from '../../experiments/attacks.ts';
 import { defaultAttackExperiment, runAttackExperiment } from '../../experiments/attack.ts';
 import { runRewards, runRobustness, runStrategies, runThresholds } from '../../experiments/suite.ts';
 import { print, printJson } from '../output.ts';
+import { progress } from '../../experiments/progress.ts';
 import type { AggregationConfig } from '../../config/network.ts';
 import { defaultMobility } from '../../sim/mobility.ts';
 import { type Partition, parsePartition } from '../../learn/partition.ts';
+import { provisioningCommand } from './provisioning.ts';
+import { fedsacCommand } from './fedsac.ts';
 
 export function experimentCommand(): Command {
   const exp = new Command('experiment').description("the paper's experiments");
@@ -37,6 +40,8 @@ export function experimentCommand(): Command {
       else print(`${r.dataset}: test accuracy ${r.testAccuracy.toFixed(4)} after ${o.epochs} epochs on ${r.trainSamples} samples (${r.testSamples} test), ${r.samplesPerSecond} samples/s`);
     });
   suiteCommands(exp);
+  exp.addCommand(provisioningCommand());
+  exp.addCommand(fedsacCommand());
 
   common(exp.command('attack').description('attack detection with rotating attackers (case i), in the simulator or over libp2p: detection rate, false positives, accuracy vs no attack'), { clients: defaultAttackExperiment.clients, aggregations: defaultAttackExperiment.aggregations, lr: defaultAttackExperiment.lr })
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), defaultAttackExperiment.malicious)
@@ -54,7 +59,7 @@ export function experimentCommand(): Command {
       else {
         print(`${r.attack} by ${r.attackers} of ${r.clients} clients against ${r.aggregator} (${r.partition}), ${r.rounds.length} aggregations:`);
         print(`  detection rate ${r.detectionRate === null ? '-' : r.detectionRate.toFixed(3)} (last 10 aggregations ${r.detectionRateLast10 === null ? '-' : r.detectionRateLast10.toFixed(3)}), false positive rate ${r.falsePositiveRate.toFixed(3)}, ${r.rotations} rotations`);
-        print(`  accuracy ${r.accuracy.toFixed(4)} vs ${r.accuracyNoAttack.toFixed(4)} without attack (${r.accuracyDrop} points)`);
+        print(`  ${accuracyVersus(r.accuracy, r.accuracyNoAttack, r.accuracyDrop)}`);
         if (r.files) print(`  wrote ${r.files.csv} and ${r.files.json}`);
       }
     });
@@ -213,27 +218,10 @@ export function suiteCommands(exp: Command): void {
     });
 }
 
-/** A one-line progress bar on a terminal; nothing otherwise. `bar(label)` counts one step,
- * `bar.at(n, label)` sets the count. */
-function progress(total: number) {
-  let n = 0;
-  const tty = process.stderr.isTTY;
-  const draw = (label: string) => {
-    if (!tty) return;
-    const width = 30;
-    const filled = Math.round((Math.min(n, total) / Math.max(1, total)) * width);
-    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${label}`.padEnd(100));
-  };
-  const f = (label: string) => {
-    n++;
-    draw(label);
-  };
-  f.at = (at: number, label: string) => {
-    n = at;
-    draw(label);
-  };
-  f.done = () => {
-    if (tty) process.stderr.write('\n');
-  };
-  return f;
+/** "accuracy 0.8 vs 0.9 without attack (10 points lower)": the sign in words, so that an attack
+ * that happens to raise accuracy does not read as a drop of -0.5 points. */
+export function accuracyVersus(accuracy: number, noAttack: number, dropPoints: number): string {
+  const points = (p: number) => `${p} point${p === 1 ? '' : 's'}`;
+  const change = dropPoints > 0 ? `${points(dropPoints)} lower` : dropPoints < 0 ? `${points(-dropPoints)} higher` : 'the same';
+  return `accuracy ${accuracy.toFixed(4)} vs ${noAttack.toFixed(4)} without attack (${change})`;
 }

@@ -3,6 +3,8 @@ import { Command, Option } from 'commander';
 import { ID_PATTERN } from '../../core/bytes.ts';
 import type { Role } from '../../core/types.ts';
 import { generateIdentity, withPeerKey, writeKeyFile } from '../../crypto/keyfile.ts';
+import { isBflError } from '../../core/errors.ts';
+import { pathError } from '../datadir.ts';
 import { UsageError } from '../exit.ts';
 import { print, printJson } from '../output.ts';
 
@@ -18,7 +20,9 @@ export function keygenCommand(): Command {
       const id = o.id ?? basename(o.out, extname(o.out));
       if (!ID_PATTERN.test(id)) throw new UsageError(`identity name "${id}" must match ${ID_PATTERN} (pass --id)`);
       const json = await withPeerKey(generateIdentity(id, o.role).json);
-      await writeKeyFile(o.out, json, { force: o.force });
+      await writeKeyFile(o.out, json, { force: o.force }).catch((e) => {
+        throw isBflError(e) ? e : pathError(e, o.out, '--out', 'key file');
+      });
       const summary = { file: o.out, id, role: o.role, algorithm: json.algorithm, publicKey: json.publicKey, peerId: json.peerId };
       if (o.json) printJson(summary);
       else print(`wrote ${o.out}: ${o.role} "${id}", ${json.algorithm}, public key ${json.publicKey.slice(0, 16)}… (${json.publicKey.length / 2} bytes)`);

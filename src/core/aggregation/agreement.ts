@@ -42,7 +42,7 @@
 import { applyUpdate, canonical, normalise, rewardsFor, stalenessWeight } from './common.ts';
 import { dbscan } from './dbscan.ts';
 import type { AggregationInput, AggregationResult, Aggregator } from './types.ts';
-import { cosineFromGram, dot, pairwise, toFloat64, weightedSum } from './vectors.ts';
+import { type GramKernel, cosineFromGram, dot, referenceGramKernel, toFloat64, weightedSum } from './vectors.ts';
 
 export interface AgreementOptions {
   /** Updates longer than this × the median update length are low; null = no length check. */
@@ -146,6 +146,8 @@ function cosine(a: Float64Array, b: Float64Array): number {
 export class AgreementAggregator implements Aggregator<AgreementState> {
   readonly name: string;
   readonly options: AgreementOptions;
+  /** Computes the Gram matrix; any kernel gives the reference's bits (src/kernels/gram.ts). */
+  kernel: GramKernel = referenceGramKernel;
 
   constructor(options: Partial<AgreementOptions> = {}, name = 'bfl-mec') {
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
@@ -165,6 +167,14 @@ export class AgreementAggregator implements Aggregator<AgreementState> {
     return { momentum: null, references: new Map(), lastGlobal: null };
   }
 
+  encodeState(state: AgreementState): Uint8Array {
+    return encodeAgreementState(state);
+  }
+
+  decodeState(bytes: Uint8Array): AgreementState {
+    return decodeAgreementState(bytes, this.options.sketchSize);
+  }
+
   aggregate(input: AggregationInput, state: AgreementState): { result: AggregationResult; state: AgreementState } {
     const o = this.options;
     const ups = canonical(input.updates);
@@ -172,7 +182,7 @@ export class AgreementAggregator implements Aggregator<AgreementState> {
     if (n === 0) throw new RangeError('nothing to aggregate');
     const dim = ups[0].delta.length;
     const vs = ups.map((u) => toFloat64(u.delta));
-    const gram = pairwise(vs, 'dot');
+    const gram = this.kernel.pairwise(vs, 'dot');
     const cos = cosineFromGram(gram, n);
     const norms = vs.map((_, i) => Math.sqrt(gram[i * n + i]));
     const medianNorm = median(norms);

@@ -12,6 +12,7 @@
  * Labels: an update a rule leaves out (dropped, not selected) is low; rewards follow the
  * aggregation weights of the high ones.
  */
+import { decodeAgreementState, encodeAgreementState, sketch } from './agreement.ts';
 import { applyUpdate, canonical, normalise, rewardsFor, stalenessWeight } from './common.ts';
 import type { AggregationInput, AggregationResult, Aggregator, UpdateInput } from './types.ts';
 import { cosineFromGram, pairwise, toFloat64, weightedSum } from './vectors.ts';
@@ -264,13 +265,16 @@ function medianOf(xs: number[]): number {
 
 /**
  * FoolsGold (Fung et al., RAID 2020): sybils that push the same objective have similar update
- * histories. State: each client's summed history of updates (in memory; the state is rebuilt from
- * the chain's updates). Per aggregation, with cs_ij = cos(H_i, H_j): v_i = max_j cs_ij; pardoning
+ * histories. State: each client's summed history of updates as a count sketch of 4096 buckets
+ * (agreement.ts's `sketch`; the full histories would be a model per client in every block's
+ * stored state; the sketch keeps cosines within ~0.02). Per aggregation, with cs_ij = cos(H_i, H_j): v_i = max_j cs_ij; pardoning
  * cs_ij·v_i/v_j when v_j > v_i; α_i = 1 − max_j cs_ij, clipped to [0, 1], divided by max α (1 → 0.99),
  * then the logit α_i = κ(ln(α_i/(1 − α_i)) + 0.5) with κ = 1, clipped to [0, 1]. Weights α_i ·
  * sample share, normalised; α_i = 0 is low.
  */
 export type FoolsGoldState = Map<string, Float64Array>;
+
+const FOOLSGOLD_SKETCH = 4096;
 
 export class FoolsGoldAggregator implements Aggregator<FoolsGoldState> {
   readonly name = 'foolsgold';
@@ -279,14 +283,23 @@ export class FoolsGoldAggregator implements Aggregator<FoolsGoldState> {
     return new Map();
   }
 
+  encodeState(state: FoolsGoldState): Uint8Array {
+    return encodeAgreementState({ momentum: null, references: state, lastGlobal: null });
+  }
+
+  decodeState(bytes: Uint8Array): FoolsGoldState {
+    return decodeAgreementState(bytes, FOOLSGOLD_SKETCH).references;
+  }
+
   aggregate(input: AggregationInput, state: FoolsGoldState): { result: AggregationResult; state: FoolsGoldState } {
     const ups = nonEmpty(input);
     const n = ups.length;
     const vs = ups.map((u) => toFloat64(u.delta));
     const next = new Map(state);
     for (let i = 0; i < n; i++) {
-      const h = Float64Array.from(next.get(ups[i].clientId) ?? new Float64Array(vs[i].length));
-      for (let k = 0; k < h.length; k++) h[k] += vs[i][k];
+      const s = sketch(vs[i], FOOLSGOLD_SKETCH);
+      const h = Float64Array.from(next.get(ups[i].clientId) ?? new Float64Array(FOOLSGOLD_SKETCH));
+      for (let k = 0; k < h.length; k++) h[k] += s[k];
       next.set(ups[i].clientId, h);
     }
     // one history per update (a client with two updates in one aggregation shares its history)

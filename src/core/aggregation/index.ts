@@ -17,6 +17,16 @@ export interface AggregatorOptions {
   stalenessExponent?: number;
 }
 
+/** Defaults of the baselines' settings, used by createAggregator and the network config. */
+export const defaultAggregatorOptions = {
+  // FedProx with drop-outs: the fraction of updates dropped as stragglers (the FedProx paper's
+  // lowest setting, 2 %).
+  fedproxDrop: 0.02,
+  // Trimmed mean: 10 % cut at each end per coordinate, a common choice that tolerates up to
+  // 10 % attackers.
+  trim: 0.1,
+};
+
 export function createAggregator(name: AggregatorName, o: AggregatorOptions = {}): Aggregator<unknown> {
   switch (name) {
     case 'bfl-mec':
@@ -28,17 +38,17 @@ export function createAggregator(name: AggregatorName, o: AggregatorOptions = {}
       // the paper's rule with our length check (the default until issue 11)
       return new BflMecAggregator({ stalenessExponent: o.stalenessExponent, ...o.bflmec }, 'bfl-mec-dbscan');
     case 'bfl-mec-keep':
-      return new BflMecAggregator({ stalenessExponent: o.stalenessExponent, ...o.bflmec, strategy: 'keep' });
+      return new BflMecAggregator({ stalenessExponent: o.stalenessExponent, ...o.bflmec, strategy: 'keep' }, 'bfl-mec-keep');
     case 'fedavg':
       return new FedAvgAggregator({ stalenessExponent: o.stalenessExponent });
     case 'fedprox':
-      return new FedProxDropAggregator({ dropFraction: o.fedproxDrop });
+      return new FedProxDropAggregator({ dropFraction: o.fedproxDrop ?? defaultAggregatorOptions.fedproxDrop });
     case 'multi-krum':
       return new MultiKrumAggregator({ f: o.krumF, m: o.krumM });
     case 'median':
       return new MedianAggregator();
     case 'trimmed-mean':
-      return new TrimmedMeanAggregator({ trim: o.trim });
+      return new TrimmedMeanAggregator({ trim: o.trim ?? defaultAggregatorOptions.trim });
     case 'flame':
       return new FlameAggregator();
     case 'foolsgold':
@@ -46,5 +56,18 @@ export function createAggregator(name: AggregatorName, o: AggregatorOptions = {}
   }
 }
 
-export type { Aggregator, AggregationInput, AggregationResult, UpdateInput } from './types.ts';
+/** How a state is persisted: the aggregator's own codec, or the null codec (empty bytes) of a stateless one. */
+export function stateCodecOf<S>(a: Aggregator<S>): { stateless: boolean; encode(s: S): Uint8Array; decode(b: Uint8Array): S } {
+  if (a.encodeState && a.decodeState) return { stateless: false, encode: (s) => a.encodeState!(s), decode: (b) => a.decodeState!(b) };
+  return {
+    stateless: true,
+    encode: (s) => {
+      if (s !== null) throw new TypeError(`aggregator ${a.name} keeps a state but has no encodeState/decodeState`);
+      return new Uint8Array(0);
+    },
+    decode: () => null as S,
+  };
+}
+
+export type { Aggregator, AggregationContext, AggregationInput, AggregationResult, UpdateInput } from './types.ts';
 export { BflMecAggregator, defaultBflMecOptions, scoreAndAggregate } from './bflmec.ts';
