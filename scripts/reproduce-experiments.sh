@@ -35,10 +35,9 @@ for part in $parts; do
       bfl experiment attack --clients 20 --aggregations 20 --attack sign-flip --partition shards --out "$s" --json > "$s/noniid20-signflip.json"
       bfl experiment attack --clients 50 --aggregations 20 --attack sign-flip --partition shards --out "$s" --json > "$s/noniid50-signflip.json"
       for a in free-ride:0.001 copycat free-ride-global; do
-        bfl experiment rewards --clients 10 --aggregations 20 --curious 0.2 --attack "$a" --out "$s/rewards-${a%%:*}" --json > "$s/rewards-${a%%:*}.json"
+        bfl experiment rewards --clients 10 --aggregations 15 --curious 0.2 --attack "$a" --out "$s/rewards-${a%%:*}" --json > "$s/rewards-${a%%:*}.json"
       done
-      bfl experiment rewards --clients 8 --aggregations 15 --quality 0,0.2,0.5 --shapley --partition iid --out "$s/quality-iid" --json > "$s/quality-iid.json"
-      bfl experiment rewards --clients 8 --aggregations 15 --quality 0 --shapley --partition shards --out "$s/shapley-skew" --json > "$s/shapley-skew.json"
+      bfl experiment rewards --clients 8 --aggregations 12 --quality 0,0.2,0.5 --shapley --partition shards --out "$s/quality-shapley-skew" --json > "$s/quality-shapley-skew.json"
       bfl experiment robustness --clients 50 --partition shards --aggregations 20 --out "$s/robustness50" --json > "$s/robustness50.json"
       bfl experiment strategies --clients 100 --partition shards --dataset fashion --aggregations 50 --aggregators bfl-mec,fedavg --out "$s/strategies100" --json > "$s/strategies100.json"
       bfl bench aggregate --json > "$s/bench-aggregate.json"
