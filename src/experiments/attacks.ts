@@ -11,7 +11,8 @@
  *   ipm:ε            inner product manipulation (Xie et al. 2020): Δ → −ε·μ
  *   mimic            Δ → the latest honest update of one fixed honest client (Karimireddy et al.
  *                    2022: over-weights one client's data under non-IID; the lowest-numbered one)
- *   copycat          Δ → another client's latest update, byte for byte (a free-rider, case ii)
+ *   copycat          Δ → another client's latest update, byte for byte (a free-rider, case ii);
+ *                    zeros while there is none
  *   free-ride-global Δ → the previous global update (a free-rider that resends the last step)
  *   noisy-labels:p   a fraction p of the training labels replaced by random ones: an honest
  *                    client with worse data (experiment rewards --quality), not an attacker
@@ -149,7 +150,8 @@ export function attackUpdate(a: Attack, delta: Float32Array, rng: Rng, honest?: 
     case 'mimic':
       return honest?.latest?.length ? honest.latest[0].delta.slice() : delta.slice();
     case 'copycat':
-      return honest?.latest?.length ? honest.latest[rng.int(honest.latest.length)].delta.slice() : delta.slice();
+      // nothing to copy yet (the first round): a free-rider has no work of its own to send
+      return honest?.latest?.length ? honest.latest[rng.int(honest.latest.length)].delta.slice() : delta.map(() => 0);
     case 'free-ride-global':
       return honest?.previousGlobal ? honest.previousGlobal.slice() : delta.map(() => 0);
     case 'ipm':

@@ -74,6 +74,8 @@ describe('attacks at full strength (issue 11)', () => {
     expect(Array.from(attackUpdate(parseAttack('mimic'), Float32Array.of(9, 9), new Rng(1), honest))).toEqual([1, 2]);
     const copy = attackUpdate(parseAttack('copycat'), Float32Array.of(9, 9), new Rng(1), honest);
     expect(latest.some((l) => l.delta.every((v, k) => v === copy[k]))).toBe(true);
+    // nothing to copy yet: a free-rider has no work of its own to send
+    expect(Array.from(attackUpdate(parseAttack('copycat'), Float32Array.of(9, 9), new Rng(1), { ...honest, latest: [] }))).toEqual([0, 0]);
     expect(Array.from(attackUpdate(parseAttack('free-ride-global'), Float32Array.of(9, 9), new Rng(1), honest))).toEqual([7, 8]);
     for (const s of ['mimic', 'copycat', 'free-ride-global']) expect(formatAttack(parseAttack(s))).toBe(s);
     expect(() => parseAttack('mimic:1')).toThrow(/unknown attack/);
