@@ -41,6 +41,9 @@ for part in $parts; do
       bfl experiment robustness --clients 50 --partition shards --aggregations 20 --out "$s/robustness50" --json > "$s/robustness50.json"
       bfl experiment strategies --clients 100 --partition shards --dataset fashion --aggregations 50 --aggregators bfl-mec,fedavg --out "$s/strategies100" --json > "$s/strategies100.json"
       bfl bench aggregate --json > "$s/bench-aggregate.json"
+      cp "$s/quality-shapley-skew/rewards.png" docs/figures/scoring-quality-rewards.png
+      cp "$s/attack-sign-flip-bfl-mec-iid-n10-seed1-detection.png" docs/figures/scoring-iid10-sign-flip-detection.png
+      cp "$s/attack-sign-flip-bfl-mec-shards2-n20-seed1-accuracy.png" docs/figures/scoring-noniid20-sign-flip-accuracy.png
       ;;
     # QKD planner (Figs. 5-8 of the QKD paper), NSFNET and USNET, ~10 min; PNGs copied to docs/figures
     provisioning) nice -n 10 npx --no-install bfl-node experiment provisioning --out "$out/provisioning" --json > "$out/provisioning.summary.json" ;;
