@@ -62,6 +62,7 @@ export function experimentCommand(): Command {
         print(`${r.attack} by ${r.attackers} of ${r.clients} clients against ${r.aggregator} (${r.partition}), ${r.rounds.length} aggregations:`);
         print(`  detection rate ${r.detectionRate === null ? '-' : r.detectionRate.toFixed(3)}, false positive rate ${r.falsePositiveRate.toFixed(3)}, ${r.rotations} rotations`);
         print(`  ${accuracyVersus(r.accuracy, r.accuracyNoAttack, r.accuracyDrop)}`);
+        print(`  both runs: ${r.wallSeconds} s wall-clock for ${r.virtualSeconds} s simulated`);
         if (r.files) print(`  wrote ${r.files.csv} and ${r.files.json}`);
       }
     });
