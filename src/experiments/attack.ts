@@ -1,5 +1,5 @@
 /**
- * `bfl-node experiment attack`: attack detection in the simulator (DESIGN.md §9, the paper's
+ * `bfl-node experiment attack`: attack detection in the simulator (docs/experiments.md; the paper's
  * case (i)): k = ⌊F·K⌉ clients attack; when an attacker is detected (its update labelled low)
  * it turns honest and a random honest client turns malicious, so detection has to keep
  * working. Scored per update, by the attack the update was made with:
@@ -13,7 +13,7 @@ import type { AggregatorName } from '../core/aggregation/index.ts';
 import type { AggregationConfig } from '../config/network.ts';
 import { type RoundReport, runSimulation } from '../sim/harness.ts';
 import { type Attack, parseAttack } from './attacks.ts';
-import { type ExperimentBase, pickClients, simBase } from './setup.ts';
+import { type ExperimentBase, attacksOf, pickClients, simBase } from './setup.ts';
 import { lineChart, writePlot } from './plot.ts';
 
 export interface AttackExperimentOptions extends ExperimentBase {
@@ -96,7 +96,7 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
   const common = simBase(o, { aggregator: o.aggregator, ...o.aggregation });
   const run = await runSimulation({
     ...common,
-    attackOf: (c) => (attackers.has(c) ? attack : { kind: 'none' }),
+    behaviourOf: attacksOf((c) => (attackers.has(c) ? attack : { kind: 'none' })),
     onRound: (r) => {
       o.onRound?.('attack', r);
       if (!o.rotate) return;

@@ -1,5 +1,5 @@
 /**
- * Attacks a client can run (DESIGN.md §9), pluggable per client and switchable during a run.
+ * Attacks a client can run (docs/architecture.md, "The simulator"), pluggable per client and switchable during a run.
  * Update attacks change Δ before it is signed; data attacks change the training data.
  *   sign-flip        Δ → −Δ
  *   scale:λ          Δ → λΔ (model replacement / boosting)
@@ -16,6 +16,8 @@
  */
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { Rng } from '../core/random.ts';
+import type { ClientBehaviour, RoundBehaviour } from '../node/behaviour.ts';
+import type { HonestStats } from '../sim/harness.ts';
 
 export type Attack =
   | { kind: 'none' }
@@ -27,11 +29,8 @@ export type Attack =
   | { kind: 'alie'; z: number }
   | { kind: 'ipm'; epsilon: number };
 
-/** What the omniscient attacks of the literature know: the honest updates' statistics. */
-export interface HonestStats {
-  mean: Float32Array;
-  std: Float32Array;
-}
+/** What the omniscient attacks of the literature know: the honest updates' statistics (the simulator's). */
+export type { HonestStats };
 
 export const ATTACK_HELP = 'none, sign-flip, scale:λ (e.g. scale:10), noise:σ (e.g. noise:0.05), label-flip, free-ride:σ (e.g. free-ride:0.001), alie:z (e.g. alie:1), ipm:ε (e.g. ipm:0.5)';
 
@@ -103,4 +102,19 @@ export function attackUpdate(a: Attack, delta: Float32Array, rng: Rng, honest?: 
 /** Apply a data attack to training labels (a new array). */
 export function attackLabels(a: Attack, y: Uint8Array, classes: number): Uint8Array {
   return a.kind === 'label-flip' ? y.map((v) => classes - 1 - v) : y;
+}
+
+/** An attack as a client behaviour for one round (the product's seam, node/behaviour.ts). */
+export function attackRound(a: Attack, honest?: () => HonestStats | undefined): RoundBehaviour {
+  return {
+    label: formatAttack(a),
+    trainingLabels: (y, classes) => attackLabels(a, y, classes),
+    update: (delta, rng) => attackUpdate(a, delta, rng, honest?.()),
+  };
+}
+
+/** A client that runs the same attack every round (the daemon's --attack). */
+export function attackBehaviour(a: Attack): ClientBehaviour {
+  const round = attackRound(a);
+  return { forRound: () => round };
 }
