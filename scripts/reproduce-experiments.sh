@@ -2,12 +2,12 @@
 # Re-run the experiments behind docs/experiments.md: `bash scripts/reproduce-experiments.sh [OUT]`
 # (default OUT=out/paper). Everything is seeded: the same commit gives the same numbers.
 # Roughly 2 hours on a 2-core machine, most of it the 100-client thresholds grid; pass a
-# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, scoring.
+# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, association, scoring.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/paper}
 shift || true
-parts=${*:-attack robustness strategies rewards thresholds provisioning fedsac scoring}
+parts=${*:-attack robustness strategies rewards thresholds provisioning fedsac association scoring}
 bfl() { npx --no-install bfl-node "$@"; }
 mkdir -p "$out"
 for part in $parts; do
@@ -49,6 +49,8 @@ for part in $parts; do
     provisioning) nice -n 10 npx --no-install bfl-node experiment provisioning --out "$out/provisioning" --json > "$out/provisioning.summary.json" ;;
     # FedSAC vs DecSAC vs DecPPO (Fig. 9 of the QKD paper), 100 epochs per topology
     fedsac) for t in nsfnet usnet; do nice -n 10 npx --no-install bfl-node experiment fedsac --topology "$t" --out "$out/fedsac" --json > "$out/fedsac-$t.summary.json"; done ;;
+    # the DT paper's Figs. 6-9 with the committed D3QN policy (1000 rounds per scheduler, a few minutes)
+    association) bfl experiment association --out "$out/association" --json > "$out/association.summary.json" ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
 done

@@ -7,6 +7,7 @@ import { FedAvgAggregator } from '../src/core/aggregation/baselines.ts';
 import { toHex } from '../src/core/bytes.ts';
 import { runSimulation } from '../src/sim/harness.ts';
 import { parseAttack } from '../src/experiments/attacks.ts';
+import { attacksOf } from '../src/experiments/setup.ts';
 
 const [out, part, clientsS, aggsS, attackS, fracS] = process.argv.slice(2);
 const clients = Number(clientsS), aggs = Number(aggsS);
@@ -36,7 +37,7 @@ const r = await runSimulation({
   seed: 1, miners: 2, clients, phi: Math.min(clients, 10),
   learning: { N: 100, E: 5, B: 10, lr: 0.01, rate: 10, partition: part === 'iid' ? { kind: 'iid' } : { kind: 'shards', shardsPerClient: 2 } },
   aggregation: { aggregator: 'fedavg' }, meanBlockMs: 2000, aggregations: aggs,
-  attackOf: (c) => (c < k ? attack : { kind: 'none' }),
+  behaviourOf: attacksOf((c) => (c < k ? attack : { kind: 'none' })),
   onRound: (x) => process.stderr.write(`round ${x.round} acc ${x.accuracy.toFixed(4)} n=${x.updates.length} ${((Date.now() - t0) / 1000).toFixed(0)}s\n`),
 });
 writeFileSync(join(out, 'rounds.json'), JSON.stringify(r.rounds.map((x) => ({ round: x.round, accuracy: x.accuracy, digests: x.updates.map((u) => u.digest) }))));

@@ -1,5 +1,5 @@
 /**
- * `bfl-node experiment attack`: attack detection in the simulator (DESIGN.md §9, the paper's
+ * `bfl-node experiment attack`: attack detection in the simulator (docs/experiments.md; the paper's
  * case (i)): k = ⌊F·K⌉ clients attack; when an attacker is detected (its update labelled low)
  * it turns honest and a random honest client turns malicious, so detection has to keep
  * working. Scored per update, by the attack the update was made with:
@@ -13,7 +13,7 @@ import type { AggregatorName } from '../core/aggregation/index.ts';
 import type { AggregationConfig } from '../config/network.ts';
 import { type RoundReport, runSimulation } from '../sim/harness.ts';
 import { type Attack, parseAttack, resolveAttack } from './attacks.ts';
-import { type ExperimentBase, pickClients, simBase } from './setup.ts';
+import { type ExperimentBase, attacksOf, pickClients, simBase } from './setup.ts';
 import { formatPartition } from '../learn/partition.ts';
 import { lineChart, writePlot } from './plot.ts';
 
@@ -77,6 +77,9 @@ export interface AttackSummary {
   rotations: number;
   rounds: AttackRoundRow[];
   baseline: { round: number; accuracy: number }[];
+  /** Both runs (with and without the attack): wall-clock and simulated seconds. */
+  wallSeconds: number;
+  virtualSeconds: number;
   files?: { csv: string; json: string; plots: string[] };
 }
 
@@ -98,7 +101,7 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
   const common = simBase(o, { aggregator: o.aggregator, ...o.aggregation });
   const run = await runSimulation({
     ...common,
-    attackOf: (c) => (attackers.has(c) ? attack : { kind: 'none' }),
+    behaviourOf: attacksOf((c) => (attackers.has(c) ? attack : { kind: 'none' })),
     onRound: (r) => {
       o.onRound?.('attack', r);
       if (!o.rotate) return;
@@ -144,6 +147,8 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
     rotations,
     rounds: table,
     baseline: base.rounds.map((r) => ({ round: r.round, accuracy: r.accuracy })),
+    wallSeconds: Number((run.wallSeconds + base.wallSeconds).toFixed(2)),
+    virtualSeconds: Number((run.virtualSeconds + base.virtualSeconds).toFixed(2)),
   };
   if (o.out) {
     await mkdir(o.out, { recursive: true });

@@ -1,5 +1,5 @@
 /**
- * Attacks a client can run (DESIGN.md §9), pluggable per client and switchable during a run.
+ * Attacks a client can run (docs/architecture.md, "The simulator"), pluggable per client and switchable during a run.
  * Update attacks change Δ before it is signed; data attacks change the training data.
  *   sign-flip        Δ → −Δ
  *   scale:λ          Δ → λΔ (model replacement / boosting)
@@ -24,6 +24,8 @@
  */
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { Rng } from '../core/random.ts';
+import type { ClientBehaviour, RoundBehaviour } from '../node/behaviour.ts';
+import type { HonestStats } from '../sim/harness.ts';
 
 export type Attack =
   | { kind: 'none' }
@@ -39,15 +41,8 @@ export type Attack =
   | { kind: 'free-ride-global' }
   | { kind: 'noisy-labels'; p: number };
 
-/** What the omniscient attacks of the literature know: the honest updates' statistics. */
-export interface HonestStats {
-  mean: Float32Array;
-  std: Float32Array;
-  /** The latest honest update of each client that has one, by client number (mimic, copycat). */
-  latest?: { client: number; delta: Float32Array }[];
-  /** The last global update on the chain, model(t) − model(t − 1) (free-ride-global). */
-  previousGlobal?: Float32Array;
-}
+/** What the omniscient attacks of the literature know: the honest updates' statistics (the simulator's). */
+export type { HonestStats };
 
 /**
  * ALIE's z_max (Baruch et al. 2019, §3): s = ⌊n/2 + 1⌋ − f honest workers must be "won over",
@@ -177,4 +172,19 @@ export function attackLabels(a: Attack, y: Uint8Array, classes: number): Uint8Ar
     return y.map((v) => (rng.float() < a.p ? rng.int(classes) : v));
   }
   return a.kind === 'label-flip' ? y.map((v) => classes - 1 - v) : y;
+}
+
+/** An attack as a client behaviour for one round (the product's seam, node/behaviour.ts). */
+export function attackRound(a: Attack, honest?: () => HonestStats | undefined): RoundBehaviour {
+  return {
+    label: formatAttack(a),
+    trainingLabels: (y, classes) => attackLabels(a, y, classes),
+    update: (delta, rng) => attackUpdate(a, delta, rng, honest?.()),
+  };
+}
+
+/** A client that runs the same attack every round (the daemon's --attack). */
+export function attackBehaviour(a: Attack): ClientBehaviour {
+  const round = attackRound(a);
+  return { forRound: () => round };
 }

@@ -5,6 +5,7 @@
 import type { AggregationConfig } from '../config/network.ts';
 import { Rng } from '../core/random.ts';
 import type { SimOptions } from '../sim/harness.ts';
+import { type Attack, attackRound } from './attacks.ts';
 import type { MobilityOptions } from '../sim/mobility.ts';
 import type { Partition } from '../learn/partition.ts';
 
@@ -48,4 +49,9 @@ export function pickClients(seed: number, clients: number, fraction: number): { 
   const rng = new Rng(seed * 31 + 7);
   const order = rng.shuffle(Array.from({ length: clients }, (_, i) => i));
   return { chosen: new Set(order.slice(0, Math.round(fraction * clients))), rng };
+}
+
+/** The simulator's behaviours from the attack of each client (by index) in each round. */
+export function attacksOf(attackOf: (client: number, round: number) => Attack): NonNullable<SimOptions['behaviourOf']> {
+  return (client, round, honest) => attackRound(attackOf(client, round), honest);
 }

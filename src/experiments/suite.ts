@@ -1,5 +1,5 @@
 /**
- * The paper's experiments beyond attack detection (DESIGN.md §9), all in the simulator with
+ * The paper's experiments beyond attack detection (docs/experiments.md), all in the simulator with
  * the real Miner and Client: robustness (attacks × aggregators), rewards with fixed curious
  * clients (case ii), aggregation strategies over time, and the (ϕ, N) threshold grid.
  */
@@ -7,7 +7,7 @@ import type { AggregatorName } from '../core/aggregation/index.ts';
 import type { AggregationConfig } from '../config/network.ts';
 import { type RoundReport, type SimOptions, runSimulation } from '../sim/harness.ts';
 import { type Attack, parseAttack, resolveAttack } from './attacks.ts';
-import { type ExperimentBase, pickClients, simBase } from './setup.ts';
+import { type ExperimentBase, attacksOf, pickClients, simBase } from './setup.ts';
 import { barChart, lineChart } from './plot.ts';
 import { Report, convergedAt, shapleyValues, spearman, tail } from './report.ts';
 
@@ -34,7 +34,7 @@ export async function runRobustness(o: CommonOptions & { attacks: string[]; aggr
     acc[agg] = {};
     for (const attack of ['none', ...o.attacks]) {
       const a = resolveAttack(parseAttack(attack), o.clients, attackers.size);
-      const r = await runSimulation({ ...simOf(o, agg), attackOf: (c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' }), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
+      const r = await runSimulation({ ...simOf(o, agg), behaviourOf: attacksOf((c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' })), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
       acc[agg][attack] = tail(r.rounds.map((x) => x.accuracy));
     }
   }
@@ -69,7 +69,7 @@ export async function runRewards(o: CommonOptions & { curious: number; attack: s
   if (o.shapley && o.clients > 12) throw new RangeError('exact Shapley values need at most 12 clients (2^n coalitions per aggregation)');
   const r = await runSimulation({
     ...simOf(o),
-    attackOf: (c): Attack => (curious.has(c) ? a : qualityOf(c) > 0 ? { kind: 'noisy-labels', p: qualityOf(c) } : { kind: 'none' }),
+    behaviourOf: attacksOf((c): Attack => (curious.has(c) ? a : qualityOf(c) > 0 ? { kind: 'noisy-labels', p: qualityOf(c) } : { kind: 'none' })),
     onRound: (x) => {
       o.onRound?.('rewards', x);
       for (let c = 0; c < o.clients; c++) {
@@ -150,7 +150,7 @@ export async function runStrategies(o: CommonOptions & { aggregators: Aggregator
   const series = [];
   const rows: (string | number)[][] = [];
   for (const agg of o.aggregators) {
-    const r = await runSimulation({ ...simOf(o, agg), attackOf: (c) => (attackers.has(c) && o.attack !== 'none' ? a : { kind: 'none' }), onRound: (x) => o.onRound?.(agg, x) });
+    const r = await runSimulation({ ...simOf(o, agg), behaviourOf: attacksOf((c) => (attackers.has(c) && o.attack !== 'none' ? a : { kind: 'none' })), onRound: (x) => o.onRound?.(agg, x) });
     series.push({ name: agg, points: r.rounds.map((x) => [x.seconds, x.accuracy] as [number, number]) });
     for (const x of r.rounds) rows.push([agg, x.round, x.seconds.toFixed(3), x.accuracy]);
   }

@@ -41,6 +41,8 @@ it('experiment attack --json prints the documented summary and writes CSV and JS
   const s = JSON.parse(r.stdout);
   for (const k of ['detectionRate', 'detectionRateLast10', 'falsePositiveRate', 'accuracy', 'accuracyNoAttack']) expect(typeof s[k], k).toBe('number');
   expect(s).toMatchObject({ attack: 'sign-flip', aggregator: 'bfl-mec', partition: 'iid', clients: 5, attackers: 2 });
+  expect(s.wallSeconds).toBeGreaterThan(0);
+  expect(s.virtualSeconds).toBeGreaterThan(0);
   const csv = readFileSync(s.files.csv, 'utf8').trim().split('\n');
   expect(csv[0]).toBe('round,seconds,accuracy,accuracy_no_attack,attacker_updates,detected,honest_updates,false_positives');
   expect(csv).toHaveLength(4);

@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -36,11 +36,13 @@ describe('usage errors', () => {
     expect(oneLine(r.err)).toMatch(/^error: unknown command 'frobnicate'.*testnet/);
   });
 
-  it('no arguments: the usage goes to stderr, exit 2', () => {
-    const r = run([], { BFL_ROLE: '' });
-    expect(r.code).toBe(2);
-    expect(r.out).toBe('');
-    expect(r.err).toMatch(/Usage: bfl-node/);
+  it('no arguments, or a command group without its subcommand: the usage goes to stderr, exit 2', () => {
+    for (const args of [[], ['chain']]) {
+      const r = run(args, { BFL_ROLE: '' });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.out).toBe('');
+      expect(r.err).toMatch(/Usage: bfl-node/);
+    }
   });
 
   it('an invalid BFL_LOG_LEVEL or --log-level is a usage error naming the allowed values', () => {
@@ -81,10 +83,19 @@ describe('paths', () => {
     expect(oneLine(node.err)).toMatch(/datadir .*\/f\/sub is a file or lies under one; pass --datadir a directory/);
   });
 
-  it('an unwritable datadir says so (mapped from EACCES; the tests run as root, which may write anywhere)', () => {
-    const e = pathError(Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }), '/var/lib/bfl', '--datadir', 'datadir');
-    expect(e.message).toMatch(/^datadir \/var\/lib\/bfl is not writable by this user \(uid \d+\); fix its permissions or pass --datadir another directory$/);
-    expect((e as { code?: string }).code).toBe('BAD_PATH');
+  it('an unwritable datadir says so', async () => {
+    const dir = await tmpDir('bfl-op-');
+    const args = [BIN, '--role', 'miner', '--config', 'c.json', '--identity', 'k.json', '--datadir', join(dir, 'sub')];
+    // root may write anywhere: run as nobody then; otherwise take our own write permission away
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) await chmod(dir, 0o755);
+    else await chmod(dir, 0o555);
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000, ...(asRoot ? { uid: 65534, gid: 65534 } : {}) });
+    await chmod(dir, 0o755);
+    expect(r.status).toBe(1);
+    expect(oneLine(r.stderr)).toMatch(/^error: datadir .*\/sub is not writable by this user \(uid \d+\); fix its permissions or pass --datadir another directory \(BAD_PATH\)$/);
+    const e = pathError(Object.assign(new Error('EROFS'), { code: 'EROFS' }), '/ro', '--datadir', 'datadir');
+    expect(e.message).toMatch(/not writable/);
   });
 
   it('chain verify and chain show on a missing or empty directory create nothing', async () => {

@@ -10,6 +10,8 @@ import { progress } from '../../experiments/progress.ts';
 import type { AggregationConfig } from '../../config/network.ts';
 import { defaultMobility } from '../../sim/mobility.ts';
 import { type Partition, parsePartition } from '../../learn/partition.ts';
+import { defaultAssociation, runAssociation } from '../../experiments/association.ts';
+import { type SchedulerName, SCHEDULERS } from '../../association/schedulers.ts';
 import { provisioningCommand } from './provisioning.ts';
 import { fedsacCommand } from './fedsac.ts';
 
@@ -40,6 +42,7 @@ export function experimentCommand(): Command {
       else print(`${r.dataset}: test accuracy ${r.testAccuracy.toFixed(4)} after ${o.epochs} epochs on ${r.trainSamples} samples (${r.testSamples} test), ${r.samplesPerSecond} samples/s`);
     });
   suiteCommands(exp);
+  associationCommand(exp);
   exp.addCommand(provisioningCommand());
   exp.addCommand(fedsacCommand());
 
@@ -60,6 +63,7 @@ export function experimentCommand(): Command {
         print(`${r.attack} by ${r.attackers} of ${r.clients} clients against ${r.aggregator} (${r.partition}), ${r.rounds.length} aggregations:`);
         print(`  detection rate ${r.detectionRate === null ? '-' : r.detectionRate.toFixed(3)} (last 10 aggregations ${r.detectionRateLast10 === null ? '-' : r.detectionRateLast10.toFixed(3)}), false positive rate ${r.falsePositiveRate.toFixed(3)}, ${r.rotations} rotations`);
         print(`  ${accuracyVersus(r.accuracy, r.accuracyNoAttack, r.accuracyDrop)}`);
+        print(`  both runs: ${r.wallSeconds} s wall-clock for ${r.virtualSeconds} s simulated`);
         if (r.files) print(`  wrote ${r.files.csv} and ${r.files.json}`);
       }
     });
@@ -224,4 +228,42 @@ export function accuracyVersus(accuracy: number, noAttack: number, dropPoints: n
   const points = (p: number) => `${p} point${p === 1 ? '' : 's'}`;
   const change = dropPoints > 0 ? `${points(dropPoints)} lower` : dropPoints < 0 ? `${points(-dropPoints)} higher` : 'the same';
   return `accuracy ${accuracy.toFixed(4)} vs ${noAttack.toFixed(4)} without attack (${change})`;
+}
+
+/** The DT paper's Figs. 6-9: client-miner association and channel assignment (issue 17). */
+function associationCommand(exp: Command): void {
+  exp
+    .command('association')
+    .description("which miner, which channel: the DT paper's schedulers (nearest, greedy, decomposition, swap, d3qn) in the radio twin; cost, time, energy and scheduling time per round (Figs. 6-9)")
+    .option('--rounds <r>', 'rounds every scheduler schedules', parseIntFlag('--rounds', 1, 1_000_000), defaultAssociation.rounds)
+    .option('--schedulers <list>', `comma-separated: ${SCHEDULERS.join(', ')}`, SCHEDULERS.join(','))
+    .option('--train', 'train the D3QN first and use that policy (written to --policy, default <out>/d3qn-policy.onnx)', false)
+    .option('--episodes <n>', 'D3QN training episodes of 25 rounds', parseIntFlag('--episodes', 1, 100_000), defaultAssociation.d3qn.episodes)
+    .option('--policy <stem>', 'D3QN policy files <stem>.onnx and <stem>.json (default: the committed one for the default twin)')
+    .option('--mobility <kind>', 'iid (positions redrawn every round, the paper) or walk (random walk)', 'iid')
+    .option('--seed <n>', 'twin seed of the evaluation rounds', parseIntFlag('--seed', 0, 2 ** 32 - 1), defaultAssociation.seed)
+    .option('--out <dir>', 'write CSV, JSON and plots here', 'out')
+    .option('--json', 'print the summary as JSON', false)
+    .action(async (o: { rounds: number; schedulers: string; train: boolean; episodes: number; policy?: string; mobility: string; seed: number; out: string; json: boolean }) => {
+      const schedulers = o.schedulers.split(',');
+      for (const x of schedulers) if (!(SCHEDULERS as readonly string[]).includes(x)) throw new UsageError(`unknown scheduler ${x}: use ${SCHEDULERS.join(', ')}`);
+      if (o.mobility !== 'iid' && o.mobility !== 'walk') throw new UsageError('--mobility must be iid or walk');
+      const bar = progress((o.train ? o.episodes : 0) + schedulers.length * o.rounds);
+      const r = await runAssociation({
+        ...defaultAssociation,
+        rounds: o.rounds,
+        schedulers: schedulers as SchedulerName[],
+        train: o.train,
+        policy: o.policy,
+        d3qn: { ...defaultAssociation.d3qn, episodes: o.episodes },
+        mobility: { ...defaultAssociation.mobility, kind: o.mobility },
+        seed: o.seed,
+        out: o.out,
+        onEpisode: (e) => bar(`training: episode ${e.episode}, loss ${e.loss.toFixed(4)}, ε ${e.epsilon.toFixed(3)}`),
+        onRound: (name, round) => bar(`${name}: round ${round} of ${o.rounds}`),
+      });
+      bar.done();
+      const { training: _t, ...summary } = r;
+      finish(o, summary, Object.entries(r.schedulers).map(([n, s]) => `${n.padEnd(14)} cost ${s.meanCost.toFixed(3)}  time ${s.meanTimeS.toFixed(3)} s  energy ${s.meanEnergyJ.toFixed(3)} J  scheduling ${s.execMsPerRound.toFixed(3)} ms/round`));
+    });
 }
