@@ -13,6 +13,7 @@ import type { ChainStore } from '../chain/store.ts';
 import { buildInfo } from './node-metrics.ts';
 import { type AccuracyOf, blockDetail, recentAggregations, recentBlocks, rewardLedger } from './explorer.ts';
 import { Sampler, type UploadEntry, sampleOf } from './history.ts';
+import type { NodeStatus } from './status.ts';
 
 export interface PeerView {
   peer: string;
@@ -28,7 +29,7 @@ export interface DashboardSource {
   networkId: string;
   /** Every admitted member (for the peers view: who is missing, not only who is there). */
   members: { id: string; role: string }[];
-  status: () => unknown;
+  status: () => NodeStatus;
   /** Running, with its store open. */
   healthy: () => boolean;
   peers: () => PeerView[];
@@ -93,7 +94,7 @@ export function createDashboard(src: DashboardSource, options: Partial<Dashboard
   const sampler = new Sampler({ intervalMs: o.sampleMs, capacity: o.samples });
   const sample = () => {
     try {
-      sampler.add(Date.now(), sampleOf(src.status() as Record<string, unknown>));
+      sampler.add(Date.now(), sampleOf(src.status()));
     } catch {
       // a status read during shutdown; the next sample will do
     }

@@ -6,6 +6,7 @@
  */
 import { sha256 } from '../core/hash.ts';
 import { toHex } from '../core/bytes.ts';
+import type { NodeStatus } from './status.ts';
 
 export interface Series {
   intervalMs: number;
@@ -15,22 +16,13 @@ export interface Series {
   series: Record<string, (number | null)[]>;
 }
 
-const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && v !== '' && Number.isFinite(Number(v)) ? Number(v) : null);
-
-/**
- * The numbers of a status worth plotting, by name. Read structurally, so a field the status
- * lacks is simply absent; balances are in tokens (10^6 units), round-trip times in ms.
- */
-export function sampleOf(s: Record<string, unknown>): Record<string, number | null> {
-  const out: Record<string, number | null> = {};
-  const keys = s.role === 'miner' ? ['height', 'aggregations', 'pending', 'peers', 'hashRate', 'lastAccuracy', 'orphans'] : ['round', 'trained', 'uploaded', 'buffered', 'lastAccuracy', 'freshSamples'];
-  for (const k of keys) if (k in s) out[k] = num(s[k]);
-  if (s.role === 'miner' && s.pool && typeof s.pool === 'object') out.unrecorded = num((s.pool as Record<string, unknown>).unrecorded);
-  if (s.role === 'client') {
-    const b = num(s.balance);
-    out.balance = b === null ? null : b / 1e6;
-    if (s.miners && typeof s.miners === 'object') for (const [id, rtt] of Object.entries(s.miners)) out[`rtt:${id}`] = num(rtt);
+/** The numbers of a status worth plotting, by name: balances in tokens (10^6 units), round-trip times in ms. */
+export function sampleOf(s: NodeStatus): Record<string, number | null> {
+  if (s.role === 'miner') {
+    return { height: s.height, aggregations: s.aggregations, pending: s.pending, peers: s.peers, hashRate: s.hashRate, lastAccuracy: s.lastAccuracy, orphans: s.orphans, unrecorded: s.pool.unrecorded };
   }
+  const out: Record<string, number | null> = { round: s.round, trained: s.trained, uploaded: s.uploaded, buffered: s.buffered, lastAccuracy: s.lastAccuracy, freshSamples: s.freshSamples, balance: s.balance === null ? null : Number(s.balance) / 1e6 };
+  for (const [id, rtt] of Object.entries(s.miners)) out[`rtt:${id}`] = rtt;
   return out;
 }
 

@@ -87,7 +87,8 @@ export async function runProvisioning(o: ProvisioningOptions) {
       const factors = [];
       for (const f of o.factors) factors.push({ factor: f, ...(await three(`Fig. 8 ×${f}`, paperInstance(topology, { requests: R, onDemandFactor: f, seed: o.seed }))) });
       const d: Record<Method, Cost> = factors.find((f) => f.factor === 1) ?? (await three('default', base));
-      results[name] = {
+      // keyed and filed by the topology's own name (a file path would make bad file names)
+      results[topology.name] = {
         costStructure,
         bestReserved,
         requests,
@@ -95,7 +96,7 @@ export async function runProvisioning(o: ProvisioningOptions) {
         factors,
         atDefault: { requests: R, evfOverSip: d.evf.totalCost / d.sip.totalCost, randomOverSip: d.random.totalCost / d.sip.totalCost, sipSolveMs: d.sip.solveMs },
       };
-      await writeTopology(report, name, results[name]);
+      await writeTopology(report, topology.name, results[topology.name]);
     }
   } finally {
     await worker.close();

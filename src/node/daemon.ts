@@ -1,39 +1,35 @@
 /**
- * Building a node (STYLE.md habit 3): one function creates every part, gives each its options
- * and a child logger, and returns a handle that closes them in reverse order.
+ * The daemon: a miner or client on libp2p with worker threads (signatures, proof of work,
+ * aggregation) and the HTTP API. The node itself is built by assemble.ts, the same way the
+ * simulator builds it; what is daemon-only is here (config and key files, libp2p, the API).
  */
 import { join } from 'node:path';
-import { ChainStore } from '../chain/store.ts';
-import { UpdatePool } from '../chain/update-pool.ts';
+import type { ChainStore } from '../chain/store.ts';
+import { WorkerAggregationEngine } from '../chain/aggregation-engine.ts';
 import { type NetworkConfig, chainParamsOf, loadNetworkConfig } from '../config/network.ts';
 import { toHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
-import { Membership, createGenesisBlock } from '../core/params.ts';
-import { blockHash } from '../core/encoding.ts';
-import { sha256 } from '../core/hash.ts';
 import { type Identity, loadKeyFile, loadPeerKey } from '../crypto/keyfile.ts';
 import { WorkerVerifierPool } from '../crypto/verifier.ts';
-import { loadDataset, subset } from '../learn/data.ts';
+import { loadDataset } from '../learn/data.ts';
 import { type ModelSpec, initParams } from '../learn/model.ts';
 import { partition } from '../learn/partition.ts';
 import { ModelRuntime } from '../learn/runtime.ts';
-import { DataStream } from '../learn/stream.ts';
 import { evaluate } from '../learn/train.ts';
 import { WorkerMinerPool } from '../mining/miner.ts';
 import { createP2P } from '../net/p2p.ts';
-import { PeerBook } from '../net/peer-book.ts';
 import { Libp2pTransport } from '../net/transport.ts';
 import { startApi, stopApi } from '../api/server.ts';
+import type { NodeStatus } from '../api/status.ts';
 import { type DashboardSource, createDashboard } from '../api/dashboard.ts';
 import { AccuracyLog, UploadLog } from '../api/history.ts';
 import { registerBuildInfo, registerPeersGauge, timedEngine, timedVerifier } from '../api/node-metrics.ts';
 import type { Logger } from '../util/logger.ts';
 import { Metrics } from '../util/metrics.ts';
-import { ChainAggregation, type UpdateSource } from '../chain/aggregation.ts';
-import { WorkerAggregationEngine } from '../chain/aggregation-engine.ts';
-import { Client, type ClientDeps, type ClientOptions } from './client.ts';
-import { Miner, type MinerOptions } from './miner.ts';
-import type { Attack } from '../experiments/attacks.ts';
+import { type ClientNode, type MinerNode, createClient, createMiner } from './assemble.ts';
+import type { ClientBehaviour } from './behaviour.ts';
+import type { ClientHooks, ClientOptions } from './client.ts';
+import type { MinerOptions } from './miner.ts';
 
 export interface NodeOptions {
   role: 'miner' | 'client';
@@ -48,17 +44,17 @@ export interface NodeOptions {
   logger: Logger;
   miner?: Partial<MinerOptions>;
   client?: Partial<ClientOptions>;
-  /** Clients only: an attack to inject (experiments/attacks.ts). */
-  attack?: Attack;
-  /** Clients only, for the experiment harness: switchable attacks and what was uploaded. */
-  experiment?: Pick<ClientDeps, 'attackOf' | 'onUpload' | 'honestStats'>;
+  /** Clients only: what the client does besides honest training (the CLI's --attack). */
+  behaviour?: ClientBehaviour;
+  /** Clients only, for the experiment harness: switchable behaviours and what was uploaded. */
+  experiment?: ClientHooks;
 }
 
 export interface RunningNode {
   id: string;
   role: 'miner' | 'client';
   apiUrl: string;
-  status(): unknown;
+  status(): NodeStatus;
   /** Miners: the chain store (the experiment harness watches its tip). */
   chain?: ChainStore;
   stop(): Promise<void>;
@@ -93,7 +89,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   registerBuildInfo(metrics);
   const closers: { name: string; close: () => Promise<unknown> | unknown }[] = [];
   const stop = async () => {
-    for (const c of closers.reverse()) {
+    for (const c of closers.splice(0).reverse()) {
       try {
         await c.close();
       } catch (e) {
@@ -103,8 +99,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   };
 
   try {
-    const initial = initialModelOf(cfg);
-    const params = chainParamsOf(cfg, new Uint8Array(initial.buffer));
+    const params = chainParamsOf(cfg, new Uint8Array(initialModelOf(cfg).buffer));
     const verifier = timedVerifier(new WorkerVerifierPool({ workers: 1 }), metrics);
     closers.push({ name: 'verifier', close: () => verifier.close() });
     const miners = cfg.members.filter((m) => m.role === 'miner' && m.id !== identity.id);
@@ -121,90 +116,70 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     });
     closers.push({ name: 'libp2p', close: () => p2p.stop() });
     const transport = new Libp2pTransport(p2p);
-    const peers = new PeerBook({ transport, identity, networkId: cfg.networkId, membership: new Membership(cfg.members), verifier, timeoutMs: cfg.p2p.requestTimeoutMs, logger: log.child({ sub: 'peers' }), metrics });
-    await peers.start();
-    closers.push({ name: 'peers', close: () => peers.stop() });
-    const connected = () => transport.connections().map((peer) => ({ peer, ...peers.info(peer), penalty: peers.penaltyOf(peer), banned: peers.isBanned(peer) }));
-    registerPeersGauge(metrics, connected);
+    const parts = { config: cfg, params, identity, transport, verifier, logger: log, metrics };
 
-    const spec = modelSpecOf(cfg);
-    const runtime = await ModelRuntime.create(spec, { threads: cfg.learning.threads });
+    const runtime = await ModelRuntime.create(modelSpecOf(cfg), { threads: cfg.learning.threads });
     closers.push({ name: 'runtime', close: () => runtime.close() });
     const data = loadDataset(cfg.learning.dataset);
 
-    let status: () => unknown;
-    let healthy: () => boolean;
     const accuracy = new AccuracyLog();
     const uploads = new UploadLog();
-    let chain: ChainStore | undefined;
-    let rewards: (() => Promise<unknown>) | undefined;
+    let node: MinerNode | ClientNode;
+    let rewards: (() => Promise<Record<string, string>>) | undefined;
     if (o.role === 'miner') {
-      const pool = await UpdatePool.open(join(o.datadir, 'updates'));
-      closers.push({ name: 'pool', close: () => pool.close() });
-      let miner: Miner | undefined;
-      const updates: UpdateSource = { get: async (c, d) => miner?.fetchUpdate(c, d) };
-      const aggregation = new ChainAggregation({ engine: timedEngine(new WorkerAggregationEngine(cfg.aggregation), metrics), updates });
-      closers.push({ name: 'aggregation', close: () => aggregation.close() });
-      const store = await ChainStore.open({ datadir: join(o.datadir, 'chain'), params, signatures: verifier, aggregation, logger: log.child({ sub: 'chain' }), metrics });
-      closers.push({ name: 'chain', close: () => store.close() });
-      const pow = new WorkerMinerPool({ workers: o.miningWorkers ?? 1 });
-      closers.push({ name: 'pow', close: () => pow.close() });
-      miner = new Miner({
-        config: cfg,
-        identity,
-        store,
-        pool,
-        transport,
-        peers,
-        verifier,
-        pow,
-        aggregation,
+      const m = await createMiner({
+        ...parts,
+        datadir: o.datadir,
+        pow: new WorkerMinerPool({ workers: o.miningWorkers ?? 1 }),
+        aggregationEngine: timedEngine(new WorkerAggregationEngine(cfg.aggregation), metrics),
         evaluate: async (model) => accuracy.note(model, (await evaluate(runtime, model, data.test)).accuracy),
-        logger: log.child({ sub: 'miner' }),
-        metrics,
         options: o.miner,
       });
-      await miner.start();
-      closers.push({ name: 'miner', close: () => miner!.stop() });
-      status = () => miner!.status();
-      healthy = () => store.isOpen;
-      chain = store;
-      rewards = async () => Object.fromEntries([...(await store.balances())].map(([k, v]) => [k, v.toString()]));
+      node = m;
+      rewards = m.rewards;
     } else {
       const clients = cfg.members.filter((m) => m.role === 'client').map((m) => m.id).sort();
       const index = clients.indexOf(identity.id);
-      const parts = partition(data.train.y, clients.length, cfg.learning.partition, cfg.learning.partitionSeed);
-      const mine = parts[index];
-      const held = Math.min(cfg.learning.heldOut, Math.floor(mine.length / 5));
-      const genesis = createGenesisBlock(params);
       for (const m of miners) if (!cfg.addresses.get(m.id)?.peerId) throw new BflError(ErrorCode.BAD_CONFIG, `members: miner ${m.id} has no peerId; a client needs it to reach the miner (bfl-node init writes it)`);
-      const client = new Client({
-        config: cfg,
-        identity,
-        transport,
-        runtime,
-        train: data.train,
-        heldOut: subset(data.train, mine.slice(mine.length - held)),
-        stream: new DataStream(mine.slice(0, mine.length - held), Date.now(), { rate: cfg.learning.rate, seed: cfg.learning.partitionSeed * 1000 + index, initial: cfg.learning.initialSamples }),
-        miners: miners.map((m) => ({ id: m.id, peerId: cfg.addresses.get(m.id)!.peerId! })),
-        genesis: { anchor: blockHash(genesis.header), modelHash: sha256(params.initialModel), model: initial },
+      node = await createClient({
+        ...parts,
         datadir: join(o.datadir, 'client'),
-        logger: log.child({ sub: 'client' }),
-        metrics,
+        runtime,
+        data,
+        samples: partition(data.train.y, clients.length, cfg.learning.partition, cfg.learning.partitionSeed)[index],
+        index,
+        miners: miners.map((m) => ({ id: m.id, peerId: cfg.addresses.get(m.id)!.peerId! })),
         options: o.client,
-        attack: o.attack,
-        ...o.experiment,
-        onUpload: (u) => {
-          uploads.note({ at: Date.now(), miner: client.status().lastUpload?.miner ?? null, digest: u.digest, samples: client.status().lastUpload?.samples ?? null, averaged: u.averaged });
-          o.experiment?.onUpload?.(u);
+        hooks: {
+          behaviour: o.behaviour,
+          ...o.experiment,
+          onUpload: (u) => {
+            const last = (node as ClientNode).status().lastUpload;
+            uploads.note({ at: Date.now(), miner: last?.miner ?? null, digest: u.digest, samples: last?.samples ?? null, averaged: u.averaged });
+            o.experiment?.onUpload?.(u);
+          },
         },
       });
-      await client.start();
-      closers.push({ name: 'client', close: () => client.stop() });
-      status = () => client.status();
-      healthy = () => client.isOpen;
     }
-    const source: DashboardSource = { role: o.role, id: identity.id, networkId: cfg.networkId, members: cfg.members.map((m) => ({ id: m.id, role: m.role })), status, healthy, peers: connected, chain, ...(chain ? { accuracyOf: accuracy.of } : { uploads: () => uploads.list() }) };
+    closers.push({ name: o.role, close: () => node.close() });
+    await node.start();
+    const status = () => node.status();
+    const peers = node.peers;
+    const connected = () => transport.connections().map((peer) => ({ peer, ...peers.info(peer), penalty: peers.penaltyOf(peer), banned: peers.isBanned(peer) }));
+    registerPeersGauge(metrics, connected);
+    const store = 'store' in node ? node.store : undefined;
+    const client = 'client' in node ? node.client : undefined;
+    const source: DashboardSource = {
+      role: o.role,
+      id: identity.id,
+      networkId: cfg.networkId,
+      members: cfg.members.map((m) => ({ id: m.id, role: m.role })),
+      status,
+      healthy: () => (store ? store.isOpen : client!.isOpen),
+      peers: connected,
+      chain: store,
+      ...(store ? { accuracyOf: accuracy.of } : { uploads: () => uploads.list() }),
+    };
     const dashboard = createDashboard(source);
     closers.push({ name: 'dashboard', close: () => dashboard.close() });
     const api = await startApi({ host: apiAddr.host, port: apiAddr.port, status, rewards, metrics, dashboard });
@@ -212,7 +187,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     const a = api.address() as { address: string; port: number };
     const apiUrl = `http://${a.address}:${a.port}`;
     log.info({ id: identity.id, role: o.role, peerId: p2p.peerId.toString(), listen: p2p.getMultiaddrs().map(String), api: apiUrl, dashboard: `${apiUrl}/` }, 'node started');
-    return { id: identity.id, role: o.role, apiUrl, status, chain, stop };
+    return { id: identity.id, role: o.role, apiUrl, status, chain: 'store' in node ? node.store : undefined, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createDashboard } from '../../src/api/dashboard.ts';
 import { startApi, stopApi } from '../../src/api/server.ts';
+import type { ClientStatus, MinerStatus, NodeStatus } from '../../src/api/status.ts';
 import { freePort } from '../../src/node/testnet.ts';
 import { Metrics } from '../../src/util/metrics.ts';
 
@@ -16,13 +17,13 @@ const run = (args: string[], env: Record<string, string> = {}) =>
     (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
   );
 
-const miner = { role: 'miner', id: 'miner-1', height: 42, tip: 'ab'.repeat(32), aggregations: 7, pending: 1, peers: 3, miners: ['miner-2'], pool: { unrecorded: 2, total: 9 }, lastAccuracy: 0.9123, flagged: ['client-3', 'client-3'], hashRate: 1_800_000, penalties: { 'client-9': 10 } };
-const client = { role: 'client', id: 'client-1', round: 5, modelHash: 'cd'.repeat(32), lastAccuracy: 0.8, trained: 6, uploaded: 5, buffered: 1, balance: '2500000', miners: { 'miner-1': 12.4, 'miner-2': null }, nearest: 'miner-1', attack: 'none' };
+const miner: MinerStatus = { role: 'miner', id: 'miner-1', peerId: '12D3KooWm', work: '1000', orphans: 0, height: 42, tip: 'ab'.repeat(32), aggregations: 7, pending: 1, peers: 3, miners: ['miner-2'], pool: { unrecorded: 2, total: 9 }, lastAccuracy: 0.9123, flagged: ['client-3', 'client-3'], hashRate: 1_800_000, penalties: { 'client-9': 10 } };
+const client: ClientStatus = { role: 'client', id: 'client-1', peerId: '12D3KooWc', anchor: 'ef'.repeat(32), lastUpload: null, lastAveragedUpload: null, freshSamples: 3, round: 5, modelHash: 'cd'.repeat(32), lastAccuracy: 0.8, trained: 6, uploaded: 5, buffered: 1, balance: '2500000', miners: { 'miner-1': 12.4, 'miner-2': null }, nearest: 'miner-1', attack: 'none' };
 const servers: Server[] = [];
 const dashboards: { close(): void }[] = [];
 
-async function serve(status: object): Promise<string> {
-  const d = createDashboard({ role: (status as { role: 'miner' | 'client' }).role, id: (status as { id: string }).id, networkId: 'net-x', members: [], status: () => status, healthy: () => true, peers: () => [] });
+async function serve(status: NodeStatus): Promise<string> {
+  const d = createDashboard({ role: status.role, id: status.id, networkId: 'net-x', members: [], status: () => status, healthy: () => true, peers: () => [] });
   dashboards.push(d);
   const s = await startApi({ host: '127.0.0.1', port: 0, status: () => status, metrics: new Metrics(), dashboard: d });
   servers.push(s);

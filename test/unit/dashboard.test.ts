@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DashboardSource, createDashboard } from '../../src/api/dashboard.ts';
 import { AccuracyLog, Sampler, UploadLog, sampleOf } from '../../src/api/history.ts';
 import { startApi, stopApi } from '../../src/api/server.ts';
+import type { ClientStatus, MinerStatus } from '../../src/api/status.ts';
 import { ChainStore } from '../../src/chain/store.ts';
 import { toHex } from '../../src/core/bytes.ts';
 import { sha256 } from '../../src/core/hash.ts';
@@ -29,7 +30,24 @@ const accuracy = new AccuracyLog();
 const aggregations: { height: number; tx: AggregationTx }[] = [];
 let dashboard: ReturnType<typeof createDashboard>;
 
-const statusOf = () => ({ role: 'miner', id: 'miner-1', height: store.tip.height, tip: toHex(store.tip.hash), aggregations: store.tip.rounds - 1, pool: { unrecorded: 1, total: 5 }, hashRate: 1000, lastAccuracy: 0.5 });
+const statusOf = (): MinerStatus => ({
+  role: 'miner',
+  id: 'miner-1',
+  peerId: '12D3KooWself',
+  height: store.tip.height,
+  tip: toHex(store.tip.hash),
+  work: store.tip.work.toString(),
+  aggregations: store.tip.rounds - 1,
+  pending: store.tip.pending.length,
+  peers: 1,
+  miners: ['miner-2'],
+  pool: { unrecorded: 1, total: 5 },
+  lastAccuracy: 0.5,
+  flagged: [],
+  hashRate: 1000,
+  penalties: {},
+  orphans: 0,
+});
 
 async function extend(n: number): Promise<void> {
   let p: ChainState = store.tip;
@@ -210,7 +228,7 @@ describe('dashboard routes', () => {
       if (events().some((e) => e.height === before + 1)) break;
     }
     ac.abort();
-    expect(events()[0]).toEqual(JSON.parse(JSON.stringify({ ...statusOf(), height: before, tip: events()[0].tip, aggregations: events()[0].aggregations })));
+    expect(events()[0]).toEqual(JSON.parse(JSON.stringify({ ...statusOf(), height: before, tip: events()[0].tip, work: events()[0].work, aggregations: events()[0].aggregations, pending: events()[0].pending })));
     expect(events().at(-1).height).toBe(before + 1);
   });
 
@@ -237,8 +255,11 @@ describe('dashboard routes', () => {
 
 describe('dashboard history', () => {
   it('sampleOf: the plotted numbers of a miner and of a client', () => {
-    expect(sampleOf({ role: 'miner', height: 3, aggregations: 1, hashRate: 5, lastAccuracy: null, pool: { unrecorded: 2, total: 4 }, id: 'm' })).toEqual({ height: 3, aggregations: 1, hashRate: 5, lastAccuracy: null, unrecorded: 2 });
-    expect(sampleOf({ role: 'client', round: 2, uploaded: 4, buffered: 0, balance: '2500000', miners: { 'miner-1': 12.5, 'miner-2': null } })).toEqual({ round: 2, uploaded: 4, buffered: 0, balance: 2.5, 'rtt:miner-1': 12.5, 'rtt:miner-2': null });
+    const m: MinerStatus = { role: 'miner', id: 'm', peerId: 'p', height: 3, tip: '00', work: '9', aggregations: 1, pending: 2, peers: 4, miners: [], pool: { unrecorded: 2, total: 4 }, lastAccuracy: null, flagged: [], hashRate: 5, penalties: {}, orphans: 0 };
+    expect(sampleOf(m)).toEqual({ height: 3, aggregations: 1, pending: 2, peers: 4, hashRate: 5, lastAccuracy: null, orphans: 0, unrecorded: 2 });
+    const c: ClientStatus = { role: 'client', id: 'c', peerId: 'p', round: 2, anchor: '00', modelHash: '00', lastAccuracy: 0.5, trained: 5, uploaded: 4, buffered: 0, lastUpload: null, lastAveragedUpload: null, balance: '2500000', miners: { 'miner-1': 12.5, 'miner-2': null }, nearest: 'miner-1', freshSamples: 7, attack: 'none' };
+    expect(sampleOf(c)).toEqual({ round: 2, trained: 5, uploaded: 4, buffered: 0, lastAccuracy: 0.5, freshSamples: 7, balance: 2.5, 'rtt:miner-1': 12.5, 'rtt:miner-2': null });
+    expect(sampleOf({ ...c, balance: null }).balance).toBeNull();
   });
 
   it('Sampler: a late quantity is null before it appears; the oldest samples go first', () => {
