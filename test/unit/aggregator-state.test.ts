@@ -192,14 +192,14 @@ describe('aggregator state per block', () => {
 
   it('a worker that dies fails its jobs and is replaced: the next job is answered', async () => {
     const { updates, previous } = makeUpdates({ seed: 6, honest: 8, attackers: 0, dim: 500 });
+    const engine = new WorkerAggregationEngine(defaultAggregationConfig);
     const job = () => ({
       previous: deltaToPayload(previous),
       updates: updates.map((u) => ({ clientId: u.clientId, digest: u.digest, payload: deltaToPayload(u.delta), sampleCount: u.sampleCount, staleness: u.staleness })),
       baseReward: 1_000n,
-      state: new Uint8Array(0),
+      state: engine.initialState(),
       context: { round: 1, parentHash: new Uint8Array(32) },
     });
-    const engine = new WorkerAggregationEngine(defaultAggregationConfig);
     try {
       const inFlight = engine.aggregate(job());
       await (engine as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
