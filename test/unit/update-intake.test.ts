@@ -19,7 +19,7 @@ async function setUp() {
   const intake = new UpdateIntake({ config: unused, minerId: net.miners[0].id } as UpdateIntakeInit, components);
   const add = (clientIdx: number, baseModelHash: Uint8Array, seed: number) => {
     const payload = new Uint8Array(16).fill(seed);
-    return pool.add({ clientId: net.clients[clientIdx].id, minerId: net.miners[0].id, baseModelHash, updateDigest: sha256(payload), sampleCount: 10, createdAt: NOW, signature: new Uint8Array(8), payload }, NOW);
+    return pool.add({ clientId: net.clients[clientIdx].id, minerId: net.miners[0].id, baseModelHash, updateDigest: sha256(payload), sampleCount: 10, createdAt: NOW, signature: new Uint8Array(8), payloadBytes: payload.length, payload }, NOW);
   };
   return { net, store, pool, intake, add, close: async () => (await store.close(), await pool.close()) };
 }
