@@ -10,6 +10,8 @@ export const ErrorCode = {
   // encoding and shape
   MALFORMED: 'MALFORMED',
   OVERSIZED: 'OVERSIZED',
+  /** An update payload holds NaN or ±Infinity: no aggregation rule can use it (issue 13, item 6). */
+  NON_FINITE: 'NON_FINITE',
   // block rules
   BAD_POW: 'BAD_POW',
   BAD_DIFFICULTY: 'BAD_DIFFICULTY',

@@ -82,7 +82,24 @@ export function decodeSignedUpdate(bytes: Uint8Array, maxBytes: number): SignedU
   if (payload.length !== a.payloadBytes) throw new BflError(ErrorCode.MALFORMED, `payload is ${payload.length} bytes, announced ${a.payloadBytes}`);
   if (payload.length % 4 !== 0) throw new BflError(ErrorCode.MALFORMED, 'payload is not a whole number of float32 values');
   if (!equalBytes(sha256(payload), a.updateDigest)) throw new BflError(ErrorCode.MALFORMED, 'payload does not hash to the update digest');
+  assertFinitePayload(payload);
   return { ...a, payload };
+}
+
+/**
+ * Refuse NaN and ±Infinity (REJECT: a client's trainer never produces them honestly). They would
+ * poison every aggregation rule (a NaN global model, a NaN reward weight that BigInt() throws on),
+ * so they stop at decode, before anything reads the floats. Checked on the bit pattern (exponent
+ * all ones) so the test is endian-explicit and needs no aligned copy.
+ */
+export function assertFinitePayload(payload: Uint8Array): void {
+  for (let i = 3; i < payload.length; i += 4) {
+    if ((payload[i] & 0x7f) === 0x7f && (payload[i - 1] & 0x80) !== 0) {
+      const k = (i - 3) / 4;
+      const what = Number.isNaN(new DataView(payload.buffer, payload.byteOffset + i - 3, 4).getFloat32(0, true)) ? 'NaN' : 'an infinity';
+      throw new BflError(ErrorCode.NON_FINITE, `update parameter ${k} is ${what}; updates must hold finite float32 values (check the trainer for a diverged loss)`, { details: { index: k } });
+    }
+  }
 }
 
 export function recordOf(a: UpdateAnnouncement): RecordTx {
