@@ -12,6 +12,8 @@ export const ErrorCode = {
   OVERSIZED: 'OVERSIZED',
   /** An update payload holds NaN or ±Infinity: no aggregation rule can use it (issue 13, item 6). */
   NON_FINITE: 'NON_FINITE',
+  /** A field is outside its sane range (an update's sampleCount, a createdAt before the network began). */
+  OUT_OF_RANGE: 'OUT_OF_RANGE',
   // block rules
   BAD_POW: 'BAD_POW',
   BAD_DIFFICULTY: 'BAD_DIFFICULTY',
