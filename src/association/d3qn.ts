@@ -301,15 +301,15 @@ export interface D3qnOptions {
  *   reward. The double-Q target (23) is used when γ > 0.
  * - η = 3·10⁻⁴ instead of the paper's 10⁻³: with the dense targets and before the reward
  *   floor, 100 episodes at 10⁻³ gave a policy of mean cost 19.5 against 9.0 at 3·10⁻⁴; with
- *   the floor, 3·10⁻⁴ and 10⁻⁴ ended alike (4.92, 4.91).
- * - 250 episodes of 25 rounds (one data epoch of section VI each) × 16 agents = 100,000
- *   decisions, 2 updates of 64 per round: 10-15 minutes on one shared core; ε reaches 0.01
- *   after 60 % of them.
+ *   a floor, 3·10⁻⁴ and 10⁻⁴ ended alike (4.92, 4.91).
+ * - 400 episodes of 25 rounds (one data epoch of section VI each) × 16 agents = 160,000
+ *   decisions, 2 updates of 64 per round: 9.5 minutes on one core shared with 7 engineers'
+ *   jobs; ε reaches 0.01 after 60 % of them. The loss is still falling at 400.
  * - a target copy every 100 updates, RMSProp α = 0.99, ε = 1e-8 (PyTorch's defaults).
  */
 export const defaultD3qnOptions: D3qnOptions = {
   hidden: [512, 256, 128],
-  episodes: 250,
+  episodes: 400,
   roundsPerEpisode: 25,
   replaySize: 2 ** 17,
   batch: 64,
@@ -383,8 +383,10 @@ export function agentRewards(s: TwinState, a: Assignment, cost: RoundCost, kind:
 
 /**
  * Log rewards below this are clipped (own cost above e^8 ≈ 3000 s-and-J, 1000 × a
- * typical client's): a pair in a deep fade is bad, and how bad is of no use to the choice, but
- * its unbounded target would dominate the squared loss.
+ * typical client's): unbounded targets of pairs in deep fades would dominate the squared loss.
+ * At −5 (own cost 150) the network stopped telling bad from catastrophic: 2 rounds in 1000
+ * cost 190 and 900 (swap: 4-6); at −8 none above 17, for a 5 % higher median
+ * (docs/experiments.md).
  */
 const REWARD_FLOOR = -8;
 

@@ -7,13 +7,16 @@ import { Rng } from '../core/random.ts';
 import type { SimOptions } from '../sim/harness.ts';
 import { type Attack, attackRound } from './attacks.ts';
 import type { MobilityOptions } from '../sim/mobility.ts';
+import type { Partition } from '../learn/partition.ts';
 
 export interface ExperimentBase {
   seed: number;
   miners: number;
   clients: number;
   phi?: number; // default: min(clients, 10)
-  partition: 'iid' | 'noniid';
+  partition: Partition;
+  /** mnist (embedded), fashion or idx:DIR. */
+  dataset?: string;
   aggregations: number;
   N: number;
   E: number;
@@ -32,7 +35,7 @@ export function simBase(o: ExperimentBase, aggregation: Partial<AggregationConfi
     miners: o.miners,
     clients: o.clients,
     phi: o.phi ?? Math.min(o.clients, 10),
-    learning: { N: o.N, E: o.E, B: o.B, lr: o.lr, rate: 10, partition: o.partition === 'iid' ? { kind: 'iid' } : { kind: 'shards', shardsPerClient: 2 } },
+    learning: { N: o.N, E: o.E, B: o.B, lr: o.lr, rate: 10, partition: o.partition, ...(o.dataset ? { dataset: o.dataset } : {}) },
     aggregation,
     meanBlockMs: 2000,
     aggregations: o.aggregations,

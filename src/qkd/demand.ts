@@ -43,7 +43,7 @@ async function storeDir(datadir: string): Promise<string> {
 
 /** Reads the traffic figures through ChainStore; never writes (the store must exist). */
 export async function readFederationTraffic(datadir: string): Promise<FederationTraffic> {
-  const store = await ChainStore.open({ datadir: await storeDir(datadir), signatures: new InThreadVerifier() });
+  const store = await ChainStore.open({ datadir: await storeDir(datadir), signatures: new InThreadVerifier(), readOnly: true });
   try {
     const times: number[] = [];
     let updates = 0;

@@ -66,12 +66,19 @@ export interface SimOptions {
   data?: TrainTest;
   logger?: Logger;
   onRound?: (r: RoundReport) => void;
+  /** Experiments that need each aggregation's raw updates (exact Shapley values, issue 11): called
+   * after onRound at the aggregation's virtual instant, with the model it started from. */
+  inspect?: (r: RoundReport, ctx: { previous: Float32Array; deltas: Map<string, Float32Array>; accuracyOf: (model: Float32Array) => Promise<number> }) => Promise<void>;
 }
 
 /** The honest updates' mean and standard deviation per coordinate (their latest per client). */
 export interface HonestStats {
   mean: Float32Array;
   std: Float32Array;
+  /** Scoring (issue 11): the latest honest update of each client that has one, by client number (mimic, copycat). */
+  latest?: { client: number; delta: Float32Array }[];
+  /** Scoring (issue 11): the last global update on the chain, model(t) − model(t − 1) (free-ride-global). */
+  previousGlobal?: Float32Array;
 }
 
 export interface RoundReport {
@@ -177,7 +184,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       stops.push(() => node.close());
     }
 
-    rec.watch(stores[0], () => clock.now() / 1000);
+    rec.watch(stores[0], () => clock.now() / 1000, (t) => clock.run(t));
 
     for (const m of minerNodes) await m.start();
     for (const c of clientNodes) await c.start();
@@ -232,7 +239,11 @@ class Recorder {
   private readonly evaluations: Promise<void>[] = [];
   private readonly attackOfDigest = new Map<string, string>();
   private readonly latestHonest = new Map<string, Float32Array>();
+  private readonly deltaOfDigest = new Map<string, Float32Array>(); // only with o.inspect
   private stats: HonestStats | undefined;
+  // scoring (issue 11): what the mimic, copycat and free-ride-global attackers copy
+  private lastModel: Float32Array | undefined;
+  private previousGlobal: Float32Array | undefined;
   private round = 0;
 
   constructor(o: SimOptions, runtime: ModelRuntime, data: TrainTest) {
@@ -247,6 +258,7 @@ class Recorder {
       behaviour: { forRound: () => this.o.behaviourOf?.(c, this.round, () => this.honestStats()) ?? honestRound },
       onUpload: (u) => {
         this.attackOfDigest.set(u.digest, u.attack);
+        if (this.o.inspect) this.deltaOfDigest.set(u.digest, u.delta);
         if (u.attack === 'none') {
           this.latestHonest.set(id, u.delta);
           this.stats = undefined;
@@ -271,20 +283,29 @@ class Recorder {
       mean[k] = m;
       std[k] = Math.sqrt(Math.max(0, s2 / vs.length - m * m));
     }
-    this.stats = { mean, std };
+    const latest = [...this.latestHonest].map(([id, delta]) => ({ client: Number(id.split('-')[1]) - 1, delta })).sort((a, b) => a.client - b.client);
+    this.stats = { mean, std, latest, previousGlobal: this.previousGlobal };
     return this.stats;
   }
 
   /** Report every aggregation that becomes canonical on `store` (seconds: the run's clock). */
-  watch(store: ChainStore, seconds: () => number): void {
+  watch(store: ChainStore, seconds: () => number, track: (task: () => Promise<void>) => Promise<void> = (t) => t()): void {
     store.on('tip', (state) => {
       if (toHex(state.anchor) !== toHex(state.hash)) return;
       const at = seconds();
+      // Tracked as an activity of the virtual clock (issue 11): the report's callbacks (rotating
+      // attackers) and the global update the attackers copy then take effect at this virtual
+      // instant, not whenever the evaluation happens to finish in real time.
       this.evaluations.push(
-        (async () => {
+        track(async () => {
           const block = (await store.getBlock(state.hash))!;
           const agg = aggregationTxOf(block)!;
-          const ev = await evaluate(this.runtime, payloadToDelta(agg.model), this.data.test);
+          const model = payloadToDelta(agg.model);
+          const before = this.lastModel;
+          if (this.lastModel) this.previousGlobal = model.map((v, k) => v - this.lastModel![k]);
+          this.lastModel = model;
+          this.stats = undefined;
+          const ev = await evaluate(this.runtime, model, this.data.test);
           const r: RoundReport = {
             round: agg.round,
             height: state.height,
@@ -299,7 +320,10 @@ class Recorder {
           };
           this.rounds.push({ r, hash: toHex(state.hash) });
           this.o.onRound?.(r);
-        })(),
+          if (this.o.inspect && before) {
+            await this.o.inspect(r, { previous: before, deltas: this.deltaOfDigest, accuracyOf: async (m) => (await evaluate(this.runtime, m, this.data.test)).accuracy });
+          }
+        }),
       );
       this.round = Math.max(this.round, state.rounds - 1);
     });

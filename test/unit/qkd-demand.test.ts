@@ -143,6 +143,17 @@ describe('bfl-node plan qkd', () => {
     expect(j.methods.sip.totalCost).toBeGreaterThan(0);
   });
 
+  it('--from-chain on the datadir of a running node (its store locked) says so (exit 1)', async () => {
+    const dir = await chainDir();
+    const held = await ChainStore.open({ datadir: join(dir, 'chain'), signatures: new InThreadVerifier(), readOnly: true });
+    try {
+      expect(await run(['plan', 'qkd', '--from-chain', dir, '--method', 'sip'])).toBe(1);
+      expect(err).toMatch(/locked by a running node.*STORE_LOCKED/);
+    } finally {
+      await held.close();
+    }
+  });
+
   it('bad flags are usage errors (exit 2); a bad topology file fails with its reason (exit 1)', async () => {
     expect(await run(['plan', 'qkd', '--method', 'cheapest'])).toBe(2);
     expect(err).toMatch(/unknown method cheapest/);

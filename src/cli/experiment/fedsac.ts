@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { RL_METHODS, type RlMethod } from '../../qkd/rl/learners.ts';
 import { defaultFedSacExperiment, runFedSacExperiment } from '../../experiments/fedsac.ts';
+import { progress } from '../../experiments/progress.ts';
 import { UsageError, parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
 
@@ -21,9 +22,9 @@ export function fedsacCommand(): Command {
       if (o.topology !== 'nsfnet' && o.topology !== 'usnet') throw new UsageError('--topology must be nsfnet or usnet');
       const methods = o.methods.split(',');
       for (const m of methods) if (!(RL_METHODS as string[]).includes(m)) throw new UsageError(`unknown method ${m}: use ${RL_METHODS.join(', ')}`);
-      const tty = process.stderr.isTTY;
-      const r = await runFedSacExperiment({ ...d, topology: o.topology, methods: methods as RlMethod[], epochs: o.epochs, slots: o.slots, lrPolicy: o.lrPolicy, seed: o.seed, out: o.out, onEpoch: (m, e, ratio) => tty && process.stderr.write(`\r${m}: epoch ${e}, cost ${ratio.toFixed(3)}× SIP`.padEnd(60)) });
-      if (tty) process.stderr.write('\n');
+      const bar = progress(methods.length * o.epochs);
+      const r = await runFedSacExperiment({ ...d, topology: o.topology, methods: methods as RlMethod[], epochs: o.epochs, slots: o.slots, lrPolicy: o.lrPolicy, seed: o.seed, out: o.out, onEpoch: (m, e, ratio) => bar(`${m}: epoch ${e}, cost ${ratio.toFixed(3)}× SIP`) });
+      bar.done();
       if (o.json) printJson(r);
       else {
         print(`${r.topology}: ${r.agents} controllers (${r.managers} managers) over ${r.links} links; SIP optimum ${Math.round(r.sipCost).toLocaleString('en-US')}`);

@@ -9,6 +9,7 @@ import { print, printJson } from '../output.ts';
 import { progress } from '../../experiments/progress.ts';
 import type { AggregationConfig } from '../../config/network.ts';
 import { defaultMobility } from '../../sim/mobility.ts';
+import { type Partition, parsePartition } from '../../learn/partition.ts';
 import { defaultAssociation, runAssociation } from '../../experiments/association.ts';
 import { type SchedulerName, SCHEDULERS } from '../../association/schedulers.ts';
 import { provisioningCommand } from './provisioning.ts';
@@ -60,7 +61,7 @@ export function experimentCommand(): Command {
       if (o.json) printJson(summary);
       else {
         print(`${r.attack} by ${r.attackers} of ${r.clients} clients against ${r.aggregator} (${r.partition}), ${r.rounds.length} aggregations:`);
-        print(`  detection rate ${r.detectionRate === null ? '-' : r.detectionRate.toFixed(3)}, false positive rate ${r.falsePositiveRate.toFixed(3)}, ${r.rotations} rotations`);
+        print(`  detection rate ${r.detectionRate === null ? '-' : r.detectionRate.toFixed(3)} (last 10 aggregations ${r.detectionRateLast10 === null ? '-' : r.detectionRateLast10.toFixed(3)}), false positive rate ${r.falsePositiveRate.toFixed(3)}, ${r.rotations} rotations`);
         print(`  ${accuracyVersus(r.accuracy, r.accuracyNoAttack, r.accuracyDrop)}`);
         print(`  both runs: ${r.wallSeconds} s wall-clock for ${r.virtualSeconds} s simulated`);
         if (r.files) print(`  wrote ${r.files.csv} and ${r.files.json}`);
@@ -80,7 +81,8 @@ function common(cmd: Command, d: { clients: number; aggregations: number; lr: nu
   return cmd
     .option('--clients <k>', 'clients', parseIntFlag('--clients', 2, 1000), d.clients)
     .option('--miners <m>', 'miners', parseIntFlag('--miners', 1, 32), 2)
-    .option('--partition <p>', 'iid or noniid (two label shards per client)', 'iid')
+    .option('--partition <p>', 'iid, shards[:K] (K label shards per client, default 2), dirichlet:α, or noniid (= shards:2)', 'iid')
+    .option('--dataset <name>', 'mnist (embedded 10,000 digits), fashion (/usr/share/datasets/fashion-mnist: 60,000 images) or idx:DIR', 'mnist')
     .option('--aggregations <a>', 'aggregations per run', parseIntFlag('--aggregations', 1, 10_000), d.aggregations)
     .option('--phi <n>', 'ϕ (default: min(clients, 10))', parseIntFlag('--phi', 1, 10_000))
     .option('--N <n>', 'new samples that trigger a local update', parseIntFlag('--N', 1, 100_000), 100)
@@ -97,16 +99,22 @@ function common(cmd: Command, d: { clients: number; aggregations: number; lr: nu
     .option('--json', 'print the summary as JSON', false);
 }
 
-type CommonFlags = { clients: number; miners: number; partition: string; aggregations: number; phi?: number; N: number; E: number; B: number; lr: number; seed: number; metric?: string; eps?: string; maxNormRatio?: string; mobility: boolean; transport: string; out: string; json: boolean };
+type CommonFlags = { clients: number; miners: number; partition: string; dataset: string; aggregations: number; phi?: number; N: number; E: number; B: number; lr: number; seed: number; metric?: string; eps?: string; maxNormRatio?: string; mobility: boolean; transport: string; out: string; json: boolean };
 
 /** Checks the shared flags and makes the options and a progress bar of `steps` steps. */
 function commonOptions(o: CommonFlags, steps: number) {
-  if (o.partition !== 'iid' && o.partition !== 'noniid') throw new UsageError('--partition must be iid or noniid');
+  let partition: Partition;
+  try {
+    partition = parsePartition(o.partition);
+  } catch (e) {
+    throw new UsageError(`--${(e as Error).message}`);
+  }
+  if (!['mnist', 'fashion'].includes(o.dataset) && !o.dataset.startsWith('idx:')) throw new UsageError('--dataset must be mnist, fashion or idx:DIR');
   if (o.transport !== 'sim' && o.transport !== 'libp2p') throw new UsageError('--transport must be sim or libp2p');
   if (o.mobility && o.transport === 'libp2p') throw new UsageError('--mobility needs --transport sim (coverage is simulated)');
   const bar = progress(steps);
   const mobility = o.mobility ? { ...defaultMobility, seed: o.seed } : undefined;
-  return { bar, opts: { clients: o.clients, miners: o.miners, partition: o.partition as 'iid' | 'noniid', aggregations: o.aggregations, phi: o.phi, N: o.N, E: o.E, B: o.B, lr: o.lr, seed: o.seed, aggregation: bflmecOf(o), transport: o.transport as 'sim' | 'libp2p', mobility, out: o.out, onRound: (label: string, r: { round: number; accuracy: number }) => bar(`${label}: round ${r.round}, accuracy ${r.accuracy.toFixed(4)}`) } };
+  return { bar, opts: { clients: o.clients, miners: o.miners, partition, dataset: o.dataset, aggregations: o.aggregations, phi: o.phi, N: o.N, E: o.E, B: o.B, lr: o.lr, seed: o.seed, aggregation: bflmecOf(o), transport: o.transport as 'sim' | 'libp2p', mobility, out: o.out, onRound: (label: string, r: { round: number; accuracy: number }) => bar(`${label}: round ${r.round}, accuracy ${r.accuracy.toFixed(4)}`) } };
 }
 
 /** The BFL-MEC flags as aggregation settings (only those given: the rest keep the defaults). */
@@ -154,9 +162,9 @@ function finish(o: { json: boolean }, summary: { files: string[] } & Record<stri
 }
 
 export function suiteCommands(exp: Command): void {
-  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator'), { clients: 10, aggregations: 20, lr: 0.01 })
-    .option('--attacks <list>', 'comma-separated attacks', 'sign-flip,scale:10,noise:0.05,label-flip')
-    .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,fedavg,multi-krum,median,trimmed-mean')
+  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator (over no attack and every attack: the ByzFL metric)'), { clients: 10, aggregations: 20, lr: 0.01 })
+    .option('--attacks <list>', 'comma-separated attacks', 'sign-flip,scale:10,noise:0.05,label-flip,alie,ipm:0.5,free-ride:0.001')
+    .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,bfl-mec-paper,fedavg,multi-krum,median,trimmed-mean,flame,foolsgold')
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), 0.3)
     .action(async (o: CommonFlags & { attacks: string; aggregators: string; malicious: number }) => {
       const attacks = attackList(o.attacks);
@@ -170,12 +178,22 @@ export function suiteCommands(exp: Command): void {
   common(exp.command('rewards').description('cumulative rewards with fixed curious clients (case ii)'), { clients: 10, aggregations: 20, lr: 0.01 })
     .option('--curious <f>', 'fraction of curious clients', parseNumberFlag('--curious', 0, 0.99), 0.2)
     .option('--attack <attack>', `what the curious clients send: ${ATTACK_HELP}`, 'free-ride:0.001')
-    .action(async (o: CommonFlags & { curious: number; attack: string }) => {
+    .option('--quality [shares]', 'no curious clients: honest clients with these shares of random labels, in turn (default 0,0.2,0.5); reports qualityRewardSpearman')
+    .option('--shapley', 'exact Shapley value of every update per aggregation (2^n test-set evaluations; at most 12 clients); reports shapleyRewardSpearman', false)
+    .action(async (o: CommonFlags & { curious: number; attack: string; quality?: string | boolean; shapley: boolean }) => {
       attackList(o.attack);
+      let quality: number[] | undefined;
+      if (o.quality !== undefined && o.quality !== false) {
+        quality = (o.quality === true ? '0,0.2,0.5' : o.quality).split(',').map(Number);
+        if (quality.some((q) => !(q >= 0 && q <= 1))) throw new UsageError('--quality takes comma-separated shares of random labels in [0, 1], e.g. 0,0.2,0.5');
+      }
+      if (o.shapley && o.clients > 12) throw new UsageError('--shapley needs --clients 12 or fewer (2^n coalitions per aggregation)');
       const { bar, opts } = commonOptions(o, o.aggregations);
-      const r = await runRewards({ ...opts, curious: o.curious, attack: o.attack });
+      const r = await runRewards({ ...opts, curious: o.curious, attack: o.attack, quality, shapley: o.shapley });
       bar.done();
-      finish(o, r, [`curious clients (${r.curious.join(', ')}) got ${(r.curiousShare * 100).toFixed(1)} % of ${r.totalTokens.toFixed(2)} tokens: ${r.meanCurious.toFixed(2)} each vs ${r.meanHonest.toFixed(2)} per honest client`]);
+      const lines = quality ? [`quality (1 − random labels) vs cumulative reward: Spearman ${r.qualityRewardSpearman?.toFixed(3) ?? '-'}`] : [`curious clients (${r.curious.join(', ')}) got ${(r.curiousShare * 100).toFixed(1)} % of ${r.totalTokens.toFixed(2)} tokens: ${r.meanCurious.toFixed(2)} each vs ${r.meanHonest.toFixed(2)} per honest client`];
+      if (o.shapley) lines.push(`exact Shapley value vs cumulative reward: Spearman ${r.shapleyRewardSpearman?.toFixed(3) ?? '-'}`);
+      finish(o, r, lines);
     });
 
   common(exp.command('strategies').description('BFL-MEC discard vs keep vs FedAvg vs FedProx: accuracy over time'), { clients: 10, aggregations: 20, lr: 0.01 })
