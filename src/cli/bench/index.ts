@@ -3,6 +3,7 @@ import { DEFAULT_MLP_PARAMS, benchAggregate } from '../../../bench/aggregate.ts'
 import { benchPow } from '../../../bench/pow.ts';
 import { benchTrain } from '../../../bench/train.ts';
 import { benchSignatures, formatSignatureTable } from '../../../bench/signatures.ts';
+import { benchKem, formatKemTable } from '../../../bench/kem.ts';
 import { parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
 
@@ -76,6 +77,17 @@ export function benchCommand(): Command {
         for (const t of r.throughput) print(`  B=${String(t.batchSize).padEnd(4)} ${String(t.samplesPerSecond).padStart(8)} samples/s  ${t.msPerStep.toFixed(3)} ms/step`);
         print(`  one local update (E=5, B=10, N=100): ${r.localUpdate.ms.toFixed(1)} ms`);
       }
+    });
+  bench
+    .command('kem')
+    .description('ML-KEM-768 (native, noble) keygen/encaps/decaps and sealing one update of the default model; X25519 for reference')
+    .option('--runs <n>', 'runs per measurement (noble uses a third)', parseIntFlag('--runs', 3, 100_000), 30)
+    .option('--params <n>', `float32 parameters per update (default: the default MLP, ${DEFAULT_MLP_PARAMS})`, parseIntFlag('--params', 1, 50_000_000), DEFAULT_MLP_PARAMS)
+    .option('--json', 'print the rows as JSON', false)
+    .action((o: { runs: number; params: number; json: boolean }) => {
+      const rows = benchKem({ runs: o.runs, params: o.params });
+      if (o.json) printJson({ rows });
+      else print(formatKemTable(rows));
     });
   return bench;
 }
