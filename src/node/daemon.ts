@@ -13,6 +13,9 @@ import { blockHash } from '../core/encoding.ts';
 import { sha256 } from '../core/hash.ts';
 import { type Identity, loadKeyFile, loadPeerKey } from '../crypto/keyfile.ts';
 import { WorkerVerifierPool } from '../crypto/verifier.ts';
+import { KemDirectory } from '../crypto/kem-keys.ts';
+import { KemKeyRing } from '../crypto/seal.ts';
+import { UpdateSealing } from '../net/sealed-updates.ts';
 import { loadDataset, subset } from '../learn/data.ts';
 import { type ModelSpec, initParams } from '../learn/model.ts';
 import { partition } from '../learn/partition.ts';
@@ -81,6 +84,9 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   if (!member || member.role !== o.role || toHex(member.publicKey) !== toHex(identity.publicKey)) {
     throw new BflError(ErrorCode.BAD_CONFIG, `${o.identity} (${identity.id}) is not an admitted ${o.role} of network ${cfg.networkId} with this key`);
   }
+  if (cfg.p2p.sealUpdates && o.role === 'miner' && !identity.kemKeys?.length) {
+    throw new BflError(ErrorCode.BAD_CONFIG, `${o.identity} has no ML-KEM key, and network ${cfg.networkId} seals updates (p2p.sealUpdates); add one with bfl-node keygen --rotate-kem --out ${o.identity}, or set p2p.sealUpdates to false`);
+  }
   const address = cfg.addresses.get(identity.id);
   const listen = o.listen ?? address?.listen ?? '/ip4/127.0.0.1/tcp/0';
   const apiAddr = splitHostPort(o.api ?? address?.api ?? '127.0.0.1:0');
@@ -115,8 +121,12 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     });
     closers.push({ name: 'libp2p', close: () => p2p.stop() });
     const transport = new Libp2pTransport(p2p);
-    const peers = new PeerBook({ transport, identity, networkId: cfg.networkId, membership: new Membership(cfg.members), verifier, timeoutMs: cfg.p2p.requestTimeoutMs, logger: log.child({ sub: 'peers' }), metrics });
+    const kemDirectory = new KemDirectory(cfg.members);
+    const peers = new PeerBook({ transport, identity, networkId: cfg.networkId, membership: new Membership(cfg.members), verifier, timeoutMs: cfg.p2p.requestTimeoutMs, logger: log.child({ sub: 'peers' }), metrics, kemDirectory });
     await peers.start();
+    const sealing = cfg.p2p.sealUpdates
+      ? new UpdateSealing({ networkId: cfg.networkId, directory: kemDirectory, keyRing: o.role === 'miner' ? new KemKeyRing(identity.kemKeys!) : undefined, refresh: (peer) => peers.reidentify(peer) })
+      : undefined;
     closers.push({ name: 'peers', close: () => peers.stop() });
 
     const spec = modelSpecOf(cfg);
@@ -151,6 +161,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         logger: log.child({ sub: 'miner' }),
         metrics,
         options: o.miner,
+        sealing,
       });
       await miner.start();
       closers.push({ name: 'miner', close: () => miner!.stop() });
@@ -179,6 +190,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         logger: log.child({ sub: 'client' }),
         metrics,
         options: o.client,
+        sealing,
         attack: o.attack,
         ...o.experiment,
       });

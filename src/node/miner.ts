@@ -45,6 +45,7 @@ import {
   recordOf,
 } from '../net/messages.ts';
 import { type PeerBook, protocols, topics } from '../net/p2p.ts';
+import { type UpdateSealing, isStaleKeyCode, sealedProtocols } from '../net/sealed-updates.ts';
 import type { Transport, Verdict } from '../net/transport.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Logger } from '../util/logger.ts';
@@ -79,6 +80,8 @@ export interface MinerDeps {
   metrics?: Metrics;
   options?: Partial<MinerOptions>;
   clock?: Clock;
+  /** With `p2p.sealUpdates`: raw updates travel only sealed (ML-KEM); the clear protocols refuse. */
+  sealing?: UpdateSealing;
 }
 
 function minerMetrics(m: Metrics) {
@@ -145,6 +148,11 @@ export class Miner {
     await transport.serve(this.proto.submit, (req) => this.handleSubmit(req), { maxRequestBytes: config.p2p.maxUpdateBytes + 8192, timeoutMs: t, onError: (peer, e) => this.punish(peer, e, 'submit') });
     await transport.serve(this.proto.update, (req, peer) => this.handleFetchUpdate(req, peer), { maxRequestBytes: 1024, timeoutMs: t, onError: (peer, e) => this.punish(peer, e, 'update') });
     await transport.serve(this.proto.chain, (req) => this.handleChain(req), { maxRequestBytes: 1024, timeoutMs: t });
+    if (this.d.sealing) {
+      const sealed = sealedProtocols(config.networkId);
+      await transport.serve(sealed.submit, (req) => this.handleSubmit(req, true), { maxRequestBytes: config.p2p.maxUpdateBytes + 16384, timeoutMs: t, onError: (peer, e) => this.punish(peer, e, 'submit-sealed') });
+      await transport.serve(sealed.update, (req, peer) => this.handleFetchUpdate(req, peer, true), { maxRequestBytes: 1024, timeoutMs: t, onError: (peer, e) => this.punish(peer, e, 'update-sealed') });
+    }
     transport.subscribe(this.topic.updates, (peer, data) => this.validateUpdateGossip(peer, data));
     transport.subscribe(this.topic.blocks, (peer, data) => this.validateBlockGossip(peer, data));
     this.d.store.on('tip', this.onTip);
@@ -168,12 +176,15 @@ export class Miner {
 
   private punish(peer: string, e: Error, where: string): void {
     const code = isBflError(e) ? e.code : 'INTERNAL';
-    if (isBflError(e) && e.action === 'REJECT') this.d.peers.penalise(peer, `${where}:${code}`, code === ErrorCode.DUPLICATE_RECORD ? 2 : 10);
+    // A duplicate, or an envelope to a KEM key we rotated away from, is what an honest sender
+    // with a lost response or a stale view of our key would send too: a small penalty.
+    if (isBflError(e) && e.action === 'REJECT') this.d.peers.penalise(peer, `${where}:${code}`, code === ErrorCode.DUPLICATE_RECORD || isStaleKeyCode(code) ? 2 : 10);
     this.log.info({ peer: this.d.peers.info(peer)?.memberId ?? peer, where, code, err: e.message }, 'request refused');
   }
 
-  private async handleSubmit(req: Uint8Array): Promise<Uint8Array> {
-    const u = decodeSignedUpdate(req, this.d.config.p2p.maxUpdateBytes);
+  private async handleSubmit(req: Uint8Array, sealed = false): Promise<Uint8Array> {
+    if (this.d.sealing && !sealed) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this network seals updates (p2p.sealUpdates): upload with the submit-sealed protocol');
+    const u = sealed ? this.d.sealing!.decode(req, 'upload', this.now(), this.d.config.p2p.maxUpdateBytes) : decodeSignedUpdate(req, this.d.config.p2p.maxUpdateBytes);
     if (u.minerId !== this.d.identity.id) throw new BflError(ErrorCode.MALFORMED, `update is addressed to miner ${u.minerId}, this is ${this.d.identity.id}`);
     await this.acceptUpdate(u, 'client', false);
     return new Uint8Array(0);
@@ -239,7 +250,8 @@ export class Miner {
   }
 
   /** Only admitted miners may fetch raw updates. */
-  private async handleFetchUpdate(req: Uint8Array, peer: string): Promise<Uint8Array> {
+  private async handleFetchUpdate(req: Uint8Array, peer: string, sealed = false): Promise<Uint8Array> {
+    if (this.d.sealing && !sealed) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this network seals updates (p2p.sealUpdates): fetch with the update-sealed protocol');
     const who = await this.d.peers.identify(peer);
     if (who?.role !== 'miner') throw new BflError(ErrorCode.UNAUTHORIZED, `raw updates are for admitted miners only (${who?.memberId ?? 'unknown peer'} asked)`);
     const r = new Reader(req, 'update request');
@@ -249,7 +261,7 @@ export class Miner {
     const entry = this.d.pool.get(clientId, digest);
     const payload = entry && (await this.d.pool.payload(clientId, digest));
     if (!entry || !payload) throw new BflError(ErrorCode.NOT_FOUND, `no update ${clientId}:${toHex(digest)}`, { action: 'IGNORE' });
-    return encodeSignedUpdate({ ...entry, payload });
+    return sealed ? this.d.sealing!.encode({ ...entry, payload }, 'serve', who.memberId, this.now()) : encodeSignedUpdate({ ...entry, payload });
   }
 
   /** An update's payload from the pool, or fetched from the given peers, then any miner. */
@@ -263,11 +275,12 @@ export class Miner {
       if (tried.has(peer)) continue;
       tried.add(peer);
       try {
-        const res = await this.d.transport.request(peer, this.proto.update, new Writer(64).str(clientId).fixed(digest, 32).finish(), {
-          maxResponseBytes: this.d.config.p2p.maxUpdateBytes + 8192,
+        const sealing = this.d.sealing;
+        const res = await this.d.transport.request(peer, sealing ? sealedProtocols(this.d.config.networkId).update : this.proto.update, new Writer(64).str(clientId).fixed(digest, 32).finish(), {
+          maxResponseBytes: this.d.config.p2p.maxUpdateBytes + 16384,
           timeoutMs: this.d.config.p2p.requestTimeoutMs,
         });
-        const u = decodeSignedUpdate(res, this.d.config.p2p.maxUpdateBytes);
+        const u = sealing ? sealing.decode(res, 'serve', this.now(), this.d.config.p2p.maxUpdateBytes) : decodeSignedUpdate(res, this.d.config.p2p.maxUpdateBytes);
         if (u.clientId !== clientId || !equalBytes(u.updateDigest, digest)) throw new BflError(ErrorCode.MALFORMED, 'peer sent another update than asked');
         try {
           await this.acceptUpdate(u, 'miner', false);
@@ -276,7 +289,7 @@ export class Miner {
         }
         return u;
       } catch (e) {
-        if (isBflError(e) && e.action === 'REJECT') this.d.peers.penalise(peer, `fetched-update:${e.code}`);
+        if (isBflError(e) && e.action === 'REJECT') this.d.peers.penalise(peer, `fetched-update:${e.code}`, isStaleKeyCode(e.code) ? 2 : 10);
         this.log.debug({ peer, err: (e as Error).message }, 'update fetch failed');
       }
     }
