@@ -94,3 +94,68 @@ export function formatKemTable(rows: KemRow[]): string {
   const bytes = rows[0]?.updateBytes ?? 0;
   return [`update of ${bytes / 4} float32 = ${bytes} bytes`, line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
 }
+
+export interface KemTestnetRun {
+  sealUpdates: boolean;
+  /** Seconds from launch until every miner's chain held `aggregations` aggregations (1 s polls). */
+  secondsToTarget: number | null;
+  /** The same from the first uploaded update (leaves out process start-up and model loading). */
+  secondsFromFirstUpload: number | null;
+  uploaded: number;
+  converged: boolean;
+  error?: string;
+}
+
+export interface KemTestnetResult {
+  aggregations: number;
+  miners: number;
+  clients: number;
+  runs: KemTestnetRun[];
+  /** Mean of the sealed runs' secondsFromFirstUpload over the clear ones' − 1. */
+  cost: number | null;
+}
+
+/**
+ * End-to-end cost of sealing: the testnet (separate processes on loopback, real libp2p) to
+ * `aggregations` aggregations, alternating sealed and clear runs in one invocation so both see
+ * the same machine load.
+ */
+export async function benchKemTestnet(o: { aggregations?: number; miners?: number; clients?: number; repeats?: number; onRun?: (r: KemTestnetRun) => void } = {}): Promise<KemTestnetResult> {
+  const { runTestnet } = await import('../src/node/testnet.ts');
+  const aggregations = o.aggregations ?? 10;
+  const miners = o.miners ?? 2;
+  const clients = o.clients ?? 6;
+  const runs: KemTestnetRun[] = [];
+  for (let i = 0; i < (o.repeats ?? 1) * 2; i++) {
+    const sealUpdates = i % 2 === 0;
+    let reachedAt: number | null = null;
+    let firstUpload: number | null = null;
+    const s = await runTestnet({
+      miners,
+      clients,
+      aggregations,
+      keep: false,
+      timeoutSeconds: 600,
+      p2p: { sealUpdates },
+      onProgress: (p) => {
+        if (firstUpload === null && p.uploaded > 0) firstUpload = p.seconds;
+        if (reachedAt === null && p.aggregations >= aggregations) reachedAt = p.seconds;
+      },
+    });
+    const r: KemTestnetRun = {
+      sealUpdates,
+      secondsToTarget: reachedAt,
+      secondsFromFirstUpload: reachedAt !== null && firstUpload !== null ? reachedAt - firstUpload : null,
+      uploaded: s.clients.reduce((n, c) => n + ((c.uploaded as number) ?? 0), 0),
+      converged: s.converged,
+      ...(s.error ? { error: s.error } : {}),
+    };
+    runs.push(r);
+    o.onRun?.(r);
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const of = (sealed: boolean) => runs.filter((r) => r.sealUpdates === sealed && r.secondsFromFirstUpload !== null).map((r) => r.secondsFromFirstUpload!);
+  const on = of(true);
+  const off = of(false);
+  return { aggregations, miners, clients, runs, cost: on.length && off.length ? mean(on) / mean(off) - 1 : null };
+}

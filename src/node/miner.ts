@@ -45,7 +45,7 @@ import {
   recordOf,
 } from '../net/messages.ts';
 import { type PeerBook, protocols, topics } from '../net/p2p.ts';
-import { type UpdateSealing, isStaleKeyCode, sealedProtocols } from '../net/sealed-updates.ts';
+import { type UpdateSealing, sealedProtocols } from '../net/sealed-updates.ts';
 import type { Transport, Verdict } from '../net/transport.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { Logger } from '../util/logger.ts';
@@ -178,7 +178,7 @@ export class Miner {
     const code = isBflError(e) ? e.code : 'INTERNAL';
     // A duplicate, or an envelope to a KEM key we rotated away from, is what an honest sender
     // with a lost response or a stale view of our key would send too: a small penalty.
-    if (isBflError(e) && e.action === 'REJECT') this.d.peers.penalise(peer, `${where}:${code}`, code === ErrorCode.DUPLICATE_RECORD || isStaleKeyCode(code) ? 2 : 10);
+    if (isBflError(e) && e.action === 'REJECT') this.d.peers.penalise(peer, `${where}:${code}`, code === ErrorCode.DUPLICATE_RECORD || code === ErrorCode.KEM_KEY_EXPIRED ? 2 : 10);
     this.log.info({ peer: this.d.peers.info(peer)?.memberId ?? peer, where, code, err: e.message }, 'request refused');
   }
 
@@ -289,7 +289,7 @@ export class Miner {
         }
         return u;
       } catch (e) {
-        if (isBflError(e) && e.action === 'REJECT') this.d.peers.penalise(peer, `fetched-update:${e.code}`, isStaleKeyCode(e.code) ? 2 : 10);
+        if (isBflError(e) && e.action === 'REJECT') this.d.peers.penalise(peer, `fetched-update:${e.code}`, e.code === ErrorCode.KEM_KEY_EXPIRED ? 2 : 10);
         this.log.debug({ peer, err: (e as Error).message }, 'update fetch failed');
       }
     }

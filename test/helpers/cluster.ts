@@ -21,7 +21,7 @@ export class Cluster {
     this.init = init;
   }
 
-  static async create(o: { miners: number; clients: number; phi: number; difficulty?: number; learning?: Record<string, unknown>; chain?: Record<string, unknown> }): Promise<Cluster> {
+  static async create(o: { miners: number; clients: number; phi: number; difficulty?: number; learning?: Record<string, unknown>; chain?: Record<string, unknown>; p2p?: Record<string, unknown> }): Promise<Cluster> {
     const dir = await tmpDir('bfl-e2e-');
     const init = await initLocalNetwork({
       dir,
@@ -30,6 +30,7 @@ export class Cluster {
       networkId: 'bfl-e2e',
       chain: { difficulty: o.difficulty ?? 20_000, phi: o.phi, ...o.chain },
       learning: { rate: 100, lr: 0.05, N: 50, E: 2, ...o.learning },
+      p2p: o.p2p,
     });
     return new Cluster(dir, init);
   }
