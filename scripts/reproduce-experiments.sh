@@ -2,12 +2,12 @@
 # Re-run the experiments behind docs/experiments.md: `bash scripts/reproduce-experiments.sh [OUT]`
 # (default OUT=out/paper). Everything is seeded: the same commit gives the same numbers.
 # Roughly 2 hours on a 2-core machine, most of it the 100-client thresholds grid; pass a
-# subset as further arguments: attack, robustness, strategies, rewards, thresholds.
+# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/paper}
 shift || true
-parts=${*:-attack robustness strategies rewards thresholds}
+parts=${*:-attack robustness strategies rewards thresholds provisioning}
 bfl() { npx --no-install bfl-node "$@"; }
 mkdir -p "$out"
 for part in $parts; do
@@ -27,6 +27,8 @@ for part in $parts; do
     strategies) bfl experiment strategies --out "$out" --json > "$out/strategies.summary.json" ;;
     rewards) bfl experiment rewards --out "$out" --json > "$out/rewards.summary.json" ;;
     thresholds) bfl experiment thresholds --out "$out" --json > "$out/thresholds.summary.json" ;;
+    # QKD planner (Figs. 5-8 of the QKD paper), NSFNET and USNET, ~10 min; PNGs copied to docs/figures
+    provisioning) nice -n 10 npx --no-install bfl-node experiment provisioning --out "$out/provisioning" --json > "$out/provisioning.summary.json" ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
 done

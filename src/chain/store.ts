@@ -2,21 +2,22 @@
  * The chain on LevelDB (DESIGN.md §7): blocks by hash, the state after each block, the
  * canonical height index, the tip, the reward ledger and the indexes validation needs (which
  * blocks hold a record, which hold a global model). Fork choice is most cumulative work, ties
- * to the lower block hash. Every change that spans keys (a block with its indexes, a reorg with its
+ * to the lower block hash (core/chain.ts). Every change that spans keys (a block with its indexes, a reorg with its
  * height index, tip and ledger) is one atomic batch, so a kill -9 leaves either the state before
  * or the state after.
  */
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
-import { compareBytes, equalBytes, fromHex, toHex } from '../core/bytes.ts';
+import { equalBytes, fromHex, toHex } from '../core/bytes.ts';
+import { isBetterTip } from '../core/chain.ts';
 import { blockHash, decodeBlock, encodeBlock } from '../core/encoding.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type ChainParams, type ChainParamsJson, Membership, createGenesisBlock, paramsDigest, paramsFromJson, paramsToJson } from '../core/params.ts';
 import type { Block } from '../core/types.ts';
 import { type AggregationCheck, type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
 import type { Logger } from '../util/logger.ts';
-import { type Clock, systemClock } from '../node/clock.ts';
+import { type Clock, systemClock } from '../util/clock.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
 import { type StateJson, stateFromJson, stateToJson } from './state-json.ts';
@@ -333,11 +334,7 @@ export class ChainStore extends EventEmitter implements ChainView {
       }
     }
     let reorg: Reorg | undefined;
-    // Most work wins; equal work goes to the lower block hash. (DESIGN.md says first seen: but
-    // with first seen, two miners that find blocks at the same moment in a quiet network stay
-    // split until the next block, which may never come. The hash rule converges as soon as
-    // both blocks are known, with no extra message; docs/decisions.md.)
-    const better = state.work > this.tipState.work || (state.work === this.tipState.work && compareBytes(state.hash, this.tipState.hash) < 0);
+    const better = isBetterTip(state, this.tipState);
     if (better) {
       reorg = await this.planReorg(state, credits, ops);
       ops.push({ type: 'put', key: 'tip', value: h });

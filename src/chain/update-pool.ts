@@ -7,7 +7,7 @@
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
 import { toHex } from '../core/bytes.ts';
-import { type SignedUpdate, type UpdateAnnouncement, decodeAnnouncement, encodeAnnouncement } from '../net/messages.ts';
+import { type SignedUpdate, type UpdateAnnouncement, decodeAnnouncement, encodeAnnouncement } from '../core/update.ts';
 
 export interface PoolEntry extends UpdateAnnouncement {
   key: string;

@@ -9,6 +9,7 @@ import { Exit, UsageError } from './exit.ts';
 import { experimentCommand } from './experiment/index.ts';
 import { keygenCommand } from './keygen/index.ts';
 import { initCommand } from './init/index.ts';
+import { planCommand } from './plan/index.ts';
 import { testnetCommand } from './testnet/index.ts';
 import { runDaemon } from './daemon/index.ts';
 import { parseIntFlag } from './exit.ts';
@@ -37,7 +38,8 @@ export function buildProgram(): Command {
     .addCommand(testnetCommand())
     .addCommand(chainCommand())
     .addCommand(experimentCommand())
-    .addCommand(benchCommand());
+    .addCommand(benchCommand())
+    .addCommand(planCommand());
   // Every command and subcommand reports usage errors as exit 2 instead of exiting itself.
   const override = (c: Command) => {
     c.exitOverride();

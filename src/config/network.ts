@@ -8,7 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { ID_PATTERN, fromHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type ChainParams, type Member, UNITS_PER_TOKEN } from '../core/params.ts';
-import { AGGREGATORS, type AggregatorName } from '../core/aggregation/index.ts';
+import { AGGREGATORS, type AggregatorName, defaultAggregatorOptions, defaultBflMecOptions } from '../core/aggregation/index.ts';
 import type { Partition } from '../learn/partition.ts';
 import { parseKeyFile } from '../crypto/keyfile.ts';
 import { PARAM_SIZES } from '../crypto/mldsa.ts';
@@ -53,17 +53,18 @@ export interface AggregationConfig {
   trim: number;
 }
 
+/** The aggregators' own defaults (core/aggregation, where each is justified), in config form. */
 export const defaultAggregationConfig: AggregationConfig = {
   aggregator: 'bfl-mec',
-  metric: 'cosine',
-  eps: 'auto',
-  epsFactor: 1.5,
-  minPts: 'majority',
-  maxNormRatio: 2,
-  stalenessExponent: 0,
-  fedproxDrop: 0.02,
-  krumF: null,
-  trim: 0.1,
+  metric: defaultBflMecOptions.metric,
+  eps: defaultBflMecOptions.eps,
+  epsFactor: defaultBflMecOptions.epsFactor,
+  minPts: defaultBflMecOptions.minPts,
+  maxNormRatio: defaultBflMecOptions.maxNormRatio,
+  stalenessExponent: defaultBflMecOptions.stalenessExponent,
+  fedproxDrop: defaultAggregatorOptions.fedproxDrop,
+  krumF: null, // Multi-Krum's f: ⌊(n − 3) / 2⌋ of each aggregation's n
+  trim: defaultAggregatorOptions.trim,
 };
 
 export interface LearningConfig {

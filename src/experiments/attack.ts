@@ -10,33 +10,18 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AggregatorName } from '../core/aggregation/index.ts';
-import { Rng } from '../core/random.ts';
 import type { AggregationConfig } from '../config/network.ts';
 import { type RoundReport, runSimulation } from '../sim/harness.ts';
-import type { MobilityOptions } from '../sim/mobility.ts';
 import { type Attack, parseAttack } from './attacks.ts';
+import { type ExperimentBase, pickClients, simBase } from './setup.ts';
 import { lineChart, writePlot } from './plot.ts';
 
-export interface AttackExperimentOptions {
-  clients: number;
-  miners: number;
+export interface AttackExperimentOptions extends ExperimentBase {
   malicious: number; // fraction of clients
   attack: string;
   aggregator: AggregatorName;
-  partition: 'iid' | 'noniid';
-  aggregations: number;
-  seed: number;
   rotate: boolean;
-  phi?: number; // default: min(clients, 10)
-  N: number;
-  E: number;
-  B: number;
-  lr: number;
   aggregation?: Partial<AggregationConfig>;
-  /** 'sim' (default) or 'libp2p' (real daemons in this process; small scale). */
-  transport?: 'sim' | 'libp2p';
-  /** Clients walk in and out of the miners' coverage (simulator only). */
-  mobility?: MobilityOptions;
   out?: string;
   onRound?: (which: 'attack' | 'baseline', r: RoundReport) => void;
 }
@@ -102,23 +87,10 @@ function rows(rounds: RoundReport[]): AttackRoundRow[] {
 
 export async function runAttackExperiment(o: AttackExperimentOptions): Promise<AttackSummary> {
   const attack: Attack = parseAttack(o.attack);
-  const k = Math.round(o.malicious * o.clients);
-  const rng = new Rng(o.seed * 31 + 7);
-  const order = rng.shuffle(Array.from({ length: o.clients }, (_, i) => i));
-  const attackers = new Set(order.slice(0, k));
+  const { chosen: attackers, rng } = pickClients(o.seed, o.clients, o.malicious);
+  const k = attackers.size; // before rotations change the set
   let rotations = 0;
-  const common = {
-    seed: o.seed,
-    miners: o.miners,
-    clients: o.clients,
-    phi: o.phi ?? Math.min(o.clients, 10),
-    learning: { N: o.N, E: o.E, B: o.B, lr: o.lr, rate: 10, partition: o.partition === 'iid' ? { kind: 'iid' as const } : { kind: 'shards' as const, shardsPerClient: 2 } },
-    aggregation: { aggregator: o.aggregator, ...o.aggregation },
-    meanBlockMs: 2000,
-    aggregations: o.aggregations,
-    transport: o.transport,
-    mobility: o.mobility,
-  };
+  const common = simBase(o, { aggregator: o.aggregator, ...o.aggregation });
   const run = await runSimulation({
     ...common,
     attackOf: (c) => (attackers.has(c) ? attack : { kind: 'none' }),

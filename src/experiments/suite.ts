@@ -5,54 +5,24 @@
  */
 import type { AggregatorName } from '../core/aggregation/index.ts';
 import type { AggregationConfig } from '../config/network.ts';
-import { Rng } from '../core/random.ts';
 import { type RoundReport, type SimOptions, runSimulation } from '../sim/harness.ts';
-import type { MobilityOptions } from '../sim/mobility.ts';
 import { parseAttack } from './attacks.ts';
+import { type ExperimentBase, pickClients, simBase } from './setup.ts';
 import { barChart, lineChart } from './plot.ts';
 import { Report, convergedAt, tail } from './report.ts';
 
-export interface CommonOptions {
-  clients: number;
-  miners: number;
-  seed: number;
-  partition: 'iid' | 'noniid';
-  aggregations: number;
-  N: number;
-  E: number;
-  B: number;
-  lr: number;
-  phi?: number;
+export interface CommonOptions extends ExperimentBase {
   /** Aggregation settings beyond the aggregator (e.g. BFL-MEC's metric, eps, length check). */
   aggregation?: Partial<AggregationConfig>;
-  /** 'sim' (default) or 'libp2p' (real daemons in this process; small scale). */
-  transport?: 'sim' | 'libp2p';
-  /** Clients walk in and out of the miners' coverage (simulator only). */
-  mobility?: MobilityOptions;
   out: string;
   onRound?: (label: string, r: RoundReport) => void;
 }
 
-function simBase(o: CommonOptions, aggregator: AggregatorName = 'bfl-mec'): Omit<SimOptions, 'onRound'> {
-  return {
-    seed: o.seed,
-    miners: o.miners,
-    clients: o.clients,
-    phi: o.phi ?? Math.min(o.clients, 10),
-    learning: { N: o.N, E: o.E, B: o.B, lr: o.lr, rate: 10, partition: o.partition === 'iid' ? { kind: 'iid' } : { kind: 'shards', shardsPerClient: 2 } },
-    aggregation: { ...o.aggregation, aggregator },
-    meanBlockMs: 2000,
-    aggregations: o.aggregations,
-    transport: o.transport,
-    mobility: o.mobility,
-  };
+function simOf(o: CommonOptions, aggregator: AggregatorName = 'bfl-mec'): Omit<SimOptions, 'onRound'> {
+  return simBase(o, { ...o.aggregation, aggregator });
 }
 
-/** The first ⌊f·K⌉ clients of a seeded shuffle. */
-function pick(o: CommonOptions, fraction: number): Set<number> {
-  const order = new Rng(o.seed * 31 + 7).shuffle(Array.from({ length: o.clients }, (_, i) => i));
-  return new Set(order.slice(0, Math.round(fraction * o.clients)));
-}
+const pick = (o: CommonOptions, fraction: number) => pickClients(o.seed, o.clients, fraction).chosen;
 
 // ---- robustness: attacks × aggregators ----
 
@@ -64,7 +34,7 @@ export async function runRobustness(o: CommonOptions & { attacks: string[]; aggr
     acc[agg] = {};
     for (const attack of ['none', ...o.attacks]) {
       const a = parseAttack(attack);
-      const r = await runSimulation({ ...simBase(o, agg), attackOf: (c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' }), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
+      const r = await runSimulation({ ...simOf(o, agg), attackOf: (c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' }), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
       acc[agg][attack] = tail(r.rounds.map((x) => x.accuracy));
     }
   }
@@ -86,7 +56,7 @@ export async function runRewards(o: CommonOptions & { curious: number; attack: s
   const rows: (string | number)[][] = [];
   const series = new Map<string, [number, number][]>();
   const r = await runSimulation({
-    ...simBase(o),
+    ...simOf(o),
     attackOf: (c) => (curious.has(c) ? a : { kind: 'none' }),
     onRound: (x) => {
       o.onRound?.('rewards', x);
@@ -131,7 +101,7 @@ export async function runStrategies(o: CommonOptions & { aggregators: Aggregator
   const series = [];
   const rows: (string | number)[][] = [];
   for (const agg of o.aggregators) {
-    const r = await runSimulation({ ...simBase(o, agg), attackOf: (c) => (attackers.has(c) && o.attack !== 'none' ? a : { kind: 'none' }), onRound: (x) => o.onRound?.(agg, x) });
+    const r = await runSimulation({ ...simOf(o, agg), attackOf: (c) => (attackers.has(c) && o.attack !== 'none' ? a : { kind: 'none' }), onRound: (x) => o.onRound?.(agg, x) });
     series.push({ name: agg, points: r.rounds.map((x) => [x.seconds, x.accuracy] as [number, number]) });
     for (const x of r.rounds) rows.push([agg, x.round, x.seconds.toFixed(3), x.accuracy]);
   }
@@ -157,7 +127,7 @@ export async function runThresholds(o: CommonOptions & { phis: number[]; Ns: num
       // triggered by ϕ: with synchronized clients and 1 s blocks every block held 35-65
       // updates and ϕ never mattered (docs/experiments.md).
       const label = `ϕ=${phi} N=${N}`;
-      const r = await runSimulation({ ...simBase({ ...o, phi, N }), spread: true, meanBlockMs: 200, aggregations: o.aggregations, maxVirtualMs: o.seconds * 1000, onRound: (x) => o.onTime?.(label, run, x.seconds, x.accuracy) });
+      const r = await runSimulation({ ...simOf({ ...o, phi, N }), spread: true, meanBlockMs: 200, aggregations: o.aggregations, maxVirtualMs: o.seconds * 1000, onRound: (x) => o.onTime?.(label, run, x.seconds, x.accuracy) });
       run++;
       const acc = r.rounds.map((x) => x.accuracy);
       const at = convergedAt(acc);

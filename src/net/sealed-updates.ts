@@ -10,14 +10,14 @@
  *   update-sealed:  request  = clientId ‖ digest (as `update`), response = the same sealed form
  * With `p2p.sealUpdates` on, a miner refuses the clear `submit` and `update` (SEAL_REQUIRED).
  */
-import { encodeUpdateClaim } from '../core/encoding.ts';
+import { claimOfRecord, encodeUpdateClaim } from '../core/encoding.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { equalBytes } from '../core/bytes.ts';
 import { sha256 } from '../core/hash.ts';
 import type { KemDirectory } from '../crypto/kem-keys.ts';
 import type { MlKem } from '../crypto/mlkem.ts';
 import { type KemKeyRing, SEAL_OVERHEAD, SealContext, seal } from '../crypto/seal.ts';
-import { type SignedUpdate, type UpdateAnnouncement, claimOf, decodeAnnouncement, encodeAnnouncement } from './messages.ts';
+import { type SignedUpdate, type UpdateAnnouncement, decodeAnnouncement, encodeAnnouncement } from '../core/update.ts';
 
 export const sealedProtocols = (networkId: string) => ({
   submit: `/bfl/${networkId}/submit-sealed/1.0.0`,
@@ -54,7 +54,7 @@ export class UpdateSealing {
     if (!key) throw new BflError(ErrorCode.SEAL_REQUIRED, `no current ML-KEM key of ${memberId} known: cannot send it an update sealed (give it a KEM key: bfl-node keygen --rotate-kem)`, { action: 'IGNORE' });
     const a: UpdateAnnouncement = { ...u, payloadBytes: u.payload.length };
     const announcement = encodeAnnouncement(a);
-    const envelope = seal({ context: contextOf(kind), recipientPublicKey: key, plaintext: u.payload, associatedData: encodeUpdateClaim(claimOf(this.o.networkId, a)) }, this.o.kem);
+    const envelope = seal({ context: contextOf(kind), recipientPublicKey: key, plaintext: u.payload, associatedData: encodeUpdateClaim(claimOfRecord(this.o.networkId, a)) }, this.o.kem);
     const out = new Uint8Array(4 + announcement.length + envelope.length);
     new DataView(out.buffer).setUint32(0, announcement.length);
     out.set(announcement, 4);
@@ -75,7 +75,7 @@ export class UpdateSealing {
     if (bytes.length < 4 + n) throw new BflError(ErrorCode.SEAL_TRUNCATED, `sealed update of ${bytes.length} bytes, its announcement alone takes ${4 + n}`);
     const a = decodeAnnouncement(bytes.subarray(4, 4 + n));
     if (a.payloadBytes > maxUpdateBytes) throw new BflError(ErrorCode.OVERSIZED, `update of ${a.payloadBytes} bytes, limit ${maxUpdateBytes}`);
-    const payload = this.o.keyRing.open(contextOf(kind), bytes.subarray(4 + n), encodeUpdateClaim(claimOf(this.o.networkId, a)), now, maxUpdateBytes);
+    const payload = this.o.keyRing.open(contextOf(kind), bytes.subarray(4 + n), encodeUpdateClaim(claimOfRecord(this.o.networkId, a)), now, maxUpdateBytes);
     if (payload.length !== a.payloadBytes) throw new BflError(ErrorCode.MALFORMED, `payload is ${payload.length} bytes, announced ${a.payloadBytes}`);
     if (payload.length % 4 !== 0) throw new BflError(ErrorCode.MALFORMED, 'payload is not a whole number of float32 values');
     if (!equalBytes(sha256(payload), a.updateDigest)) throw new BflError(ErrorCode.MALFORMED, 'payload does not hash to the update digest');

@@ -5,6 +5,7 @@
  */
 import { equalBytes, toHex } from '../core/bytes.ts';
 import { type Aggregator, type UpdateInput, createAggregator } from '../core/aggregation/index.ts';
+import { aggregationTxOf } from '../core/chain.ts';
 import { encodeTx } from '../core/encoding.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
@@ -12,7 +13,7 @@ import type { AggregationTx } from '../core/types.ts';
 import type { AggregationCheck, ChainState, PendingRecord } from '../core/validation.ts';
 import type { ChainStore } from '../chain/store.ts';
 import type { AggregationConfig } from '../config/network.ts';
-import { payloadToDelta } from '../net/messages.ts';
+import { payloadToDelta } from '../core/update.ts';
 
 /** Raw updates by (client, digest), fetched from peers if we lack them. */
 export interface UpdateSource {
@@ -58,8 +59,9 @@ export class Aggregation implements AggregationCheck {
     const cached = this.rounds.get(key);
     if (cached !== undefined) return cached;
     for (const h of await this.store().blocksWithModel(modelHash)) {
-      const agg = (await this.store().getBlock(h))?.txs.find((t) => t.type === 'aggregation');
-      if (agg && agg.type === 'aggregation') {
+      const block = await this.store().getBlock(h);
+      const agg = block && aggregationTxOf(block);
+      if (agg) {
         this.rounds.set(key, agg.round);
         return agg.round;
       }
@@ -70,8 +72,8 @@ export class Aggregation implements AggregationCheck {
   async compute(parent: ChainState, records: PendingRecord[]): Promise<AggregationTx> {
     const store = this.store();
     const anchor = await store.getBlock(parent.anchor);
-    const prevTx = anchor?.txs.find((t) => t.type === 'aggregation');
-    if (!prevTx || prevTx.type !== 'aggregation') throw new BflError(ErrorCode.STORE_CORRUPT, `anchor ${toHex(parent.anchor)} has no aggregation`);
+    const prevTx = anchor && aggregationTxOf(anchor);
+    if (!prevTx) throw new BflError(ErrorCode.STORE_CORRUPT, `anchor ${toHex(parent.anchor)} has no aggregation`);
     const previous = payloadToDelta(prevTx.model);
     const updates: UpdateInput[] = [];
     for (const r of records) {

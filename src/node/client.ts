@@ -11,7 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
 import { Reader, Writer, equalBytes, toHex } from '../core/bytes.ts';
 import { SigningContext } from '../core/contexts.ts';
-import { encodeUpdateClaim } from '../core/encoding.ts';
+import { claimOfRecord, encodeUpdateClaim } from '../core/encoding.ts';
 import { ErrorCode } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
 import type { NetworkConfig } from '../config/network.ts';
@@ -21,12 +21,13 @@ import { subset } from '../learn/data.ts';
 import type { ModelRuntime } from '../learn/runtime.ts';
 import type { DataStream } from '../learn/stream.ts';
 import { evaluate, trainLocal } from '../learn/train.ts';
-import { type SignedUpdate, claimOf, decodeModelAfter, deltaToPayload, encodeChainRequest, encodeSignedUpdate, payloadToDelta } from '../net/messages.ts';
-import { protocols } from '../net/p2p.ts';
+import { type SignedUpdate, deltaToPayload, encodeSignedUpdate, payloadToDelta } from '../core/update.ts';
+import { decodeModelAfter, encodeChainRequest } from '../net/messages.ts';
+import { protocols } from '../net/protocols.ts';
 import { type UpdateSealing, isStaleKeyCode, sealedProtocols } from '../net/sealed-updates.ts';
 import { RemoteError } from '../net/reqres.ts';
 import type { Transport } from '../net/transport.ts';
-import { type Clock, systemClock } from './clock.ts';
+import { type Clock, systemClock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { Notifier } from './notifier.ts';
@@ -300,7 +301,7 @@ export class Client {
     const createdAt = this.now();
     for (const m of this.reachable()) {
       const claim = { clientId: this.d.identity.id, minerId: m.id, baseModelHash: u.base, updateDigest: digest, sampleCount: u.samples, createdAt, payloadBytes: payload.length };
-      const signature = this.d.identity.key.sign(encodeUpdateClaim(claimOf(this.d.config.networkId, { ...claim, signature: new Uint8Array(0) })), SigningContext.update);
+      const signature = this.d.identity.key.sign(encodeUpdateClaim(claimOfRecord(this.d.config.networkId, claim)), SigningContext.update);
       try {
         await this.submit(m, { ...claim, signature, payload });
       } catch (e) {

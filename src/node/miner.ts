@@ -12,10 +12,11 @@
 import { toHex } from '../core/bytes.ts';
 import { buildBlockTemplate, signBlock } from '../core/block-builder.ts';
 import { SigningContext } from '../core/contexts.ts';
-import { blockHash, encodeBlock, encodeUpdateClaim } from '../core/encoding.ts';
+import { blockHash, claimOfRecord, encodeBlock, encodeUpdateClaim } from '../core/encoding.ts';
 import { BflError, ErrorCode, isBflError } from '../core/errors.ts';
 import { meetsTarget } from '../core/pow.ts';
-import { Reader, Writer, compareBytes, equalBytes } from '../core/bytes.ts';
+import { Reader, Writer, equalBytes } from '../core/bytes.ts';
+import { aggregationTxOf, isBetterTip } from '../core/chain.ts';
 import type { Block } from '../core/types.ts';
 import { type ChainState, sortedPending } from '../core/validation.ts';
 import type { ChainStore, Reorg } from '../chain/store.ts';
@@ -25,29 +26,13 @@ import type { NetworkConfig } from '../config/network.ts';
 import type { Identity } from '../crypto/keyfile.ts';
 import type { SignatureVerifier } from '../crypto/verifier.ts';
 import type { PowMiner } from '../mining/miner.ts';
-import {
-  type SignedUpdate,
-  claimOf,
-  decodeAnnouncement,
-  decodeBlockAnnouncement,
-  decodeChainRequest,
-  decodeHashes,
-  decodeHead,
-  decodeSignedUpdate,
-  encodeAnnouncement,
-  encodeBlockAnnouncement,
-  encodeChainRequest,
-  encodeHashes,
-  encodeHead,
-  encodeModelAfter,
-  encodeSignedUpdate,
-  payloadToDelta,
-  recordOf,
-} from '../net/messages.ts';
-import { type PeerBook, protocols, topics } from '../net/p2p.ts';
+import { type SignedUpdate, decodeAnnouncement, decodeSignedUpdate, encodeAnnouncement, encodeSignedUpdate, payloadToDelta, recordOf } from '../core/update.ts';
+import { decodeBlockAnnouncement, decodeChainRequest, decodeHashes, decodeHead, encodeBlockAnnouncement, encodeChainRequest, encodeHashes, encodeHead, encodeModelAfter } from '../net/messages.ts';
+import type { PeerBook } from '../net/peer-book.ts';
+import { protocols, topics } from '../net/protocols.ts';
 import { type UpdateSealing, sealedProtocols } from '../net/sealed-updates.ts';
 import type { Transport, Verdict } from '../net/transport.ts';
-import { type Clock, systemClock } from './clock.ts';
+import { type Clock, systemClock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import type { Aggregation } from './aggregation.ts';
@@ -209,7 +194,7 @@ export class Miner {
         throw new BflError(ErrorCode.UNKNOWN_BASE_MODEL, `update built on model ${toHex(u.baseModelHash)}, not a global model of our chain`, { action: 'IGNORE' });
       }
       if (!verified) {
-        const [ok] = await this.d.verifier.verify([{ publicKey: member.publicKey, message: encodeUpdateClaim(claimOf(config.networkId, u)), signature: u.signature, context: SigningContext.update }]);
+        const [ok] = await this.d.verifier.verify([{ publicKey: member.publicKey, message: encodeUpdateClaim(claimOfRecord(config.networkId, u)), signature: u.signature, context: SigningContext.update }]);
         if (!ok) throw new BflError(ErrorCode.BAD_SIGNATURE, `update signature of client ${u.clientId} does not verify`);
       }
       if (!(await pool.add(u, this.now()))) return;
@@ -315,7 +300,7 @@ export class Miner {
     if (!member) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `announcement of an update from unknown client ${a.clientId}`);
     if (!this.d.store.membership.ofRole(a.minerId, 'miner')) throw new BflError(ErrorCode.UNKNOWN_MINER, `announcement names unknown miner ${a.minerId}`);
     if (a.payloadBytes !== this.modelParams * 4) throw new BflError(ErrorCode.MALFORMED, `announced update of ${a.payloadBytes} bytes`);
-    const [ok] = await this.d.verifier.verify([{ publicKey: member.publicKey, message: encodeUpdateClaim(claimOf(this.d.config.networkId, a)), signature: a.signature, context: SigningContext.update }]);
+    const [ok] = await this.d.verifier.verify([{ publicKey: member.publicKey, message: encodeUpdateClaim(claimOfRecord(this.d.config.networkId, a)), signature: a.signature, context: SigningContext.update }]);
     if (!ok) throw new BflError(ErrorCode.BAD_SIGNATURE, `announced update of ${a.clientId} has a bad signature`);
     const announcer = this.d.peers.peerOf(a.minerId);
     this.spawn(() => this.fetchUpdate(a.clientId, a.updateDigest, [peer, ...(announcer ? [announcer] : [])]), 'update fetch');
@@ -393,7 +378,7 @@ export class Miner {
     try {
       const head = decodeHead(await this.chainRequest(peer, encodeChainRequest({ kind: 'head' })));
       const tip = this.d.store.tip;
-      const theirsBetter = head.work > tip.work || (head.work === tip.work && compareBytes(head.hash, tip.hash) < 0);
+      const theirsBetter = isBetterTip(head, tip);
       if (!theirsBetter || (await this.d.store.getState(head.hash))) return;
       let from = Math.max(0, Math.min(this.d.store.tip.height, head.height) - 16);
       let missing: Uint8Array[] = [];
@@ -451,8 +436,8 @@ export class Miner {
         // anchor jump reads one block, whatever the distance from its saved anchor.
         const newer = !equalBytes(q.anchor, tip.anchor);
         const block = (await store.getBlock(tip.anchor))!;
-        const agg = block.txs.find((t) => t.type === 'aggregation');
-        if (!agg || agg.type !== 'aggregation') throw new BflError(ErrorCode.STORE_CORRUPT, 'anchor block has no aggregation');
+        const agg = aggregationTxOf(block);
+        if (!agg) throw new BflError(ErrorCode.STORE_CORRUPT, 'anchor block has no aggregation');
         return encodeModelAfter({ newer, blockHash: tip.anchor, height: block.header.height, round: agg.round, modelHash: agg.modelHash, model: newer ? agg.model : new Uint8Array(0) });
       }
       case 'balance':
@@ -472,8 +457,8 @@ export class Miner {
     this.m?.pool.set(this.unrecorded.size);
     this.m?.rounds.set(state.rounds - 1);
     const anchorBlock = equalBytes(state.anchor, state.hash) ? await this.d.store.getBlock(state.hash) : undefined;
-    const agg = anchorBlock?.txs.find((t) => t.type === 'aggregation');
-    if (agg && agg.type === 'aggregation') {
+    const agg = anchorBlock && aggregationTxOf(anchorBlock);
+    if (agg) {
       this.flagged = agg.entries.filter((e) => !e.high).map((e) => e.clientId);
       this.log.info({ round: agg.round, height: state.height, updates: agg.entries.length, low: this.flagged }, 'aggregation on chain');
       this.spawn(() => this.evaluateTip(), 'evaluation');
@@ -486,16 +471,16 @@ export class Miner {
     const h = state.height - this.o.pruneDepth;
     if (h <= 0) return;
     const block = await this.d.store.blockAt(h);
-    const agg = block?.txs.find((t) => t.type === 'aggregation');
-    if (agg && agg.type === 'aggregation') await this.d.pool.prunePayloads(agg.entries.map((e) => poolKey(e.clientId, e.updateDigest)));
+    const agg = block && aggregationTxOf(block);
+    if (agg) await this.d.pool.prunePayloads(agg.entries.map((e) => poolKey(e.clientId, e.updateDigest)));
   }
 
   private evaluateTip(): Promise<void> {
     if (!this.d.evaluate) return Promise.resolve();
     this.evaluating = this.evaluating.then(async () => {
       const block = await this.d.store.getBlock(this.d.store.tip.anchor);
-      const agg = block?.txs.find((t) => t.type === 'aggregation');
-      if (!agg || agg.type !== 'aggregation') return;
+      const agg = block && aggregationTxOf(block);
+      if (!agg) return;
       this.lastAccuracy = await this.d.evaluate!(payloadToDelta(agg.model));
       this.m?.accuracy.set(this.lastAccuracy);
     });
@@ -575,7 +560,6 @@ export class Miner {
   /** The latest global model (for tools and tests). */
   async globalModel(): Promise<Float32Array> {
     const b = await this.d.store.getBlock(this.d.store.tip.anchor);
-    const agg = b!.txs.find((t) => t.type === 'aggregation')!;
-    return payloadToDelta((agg as { model: Uint8Array }).model);
+    return payloadToDelta(aggregationTxOf(b!)!.model);
   }
 }

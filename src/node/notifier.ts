@@ -1,4 +1,4 @@
-import { type Clock, systemClock } from './clock.ts';
+import { type Clock, systemClock } from '../util/clock.ts';
 
 /** Wake a sleeping loop: `wait()` resolves at the next `notify()` (or after `ms`). */
 export class Notifier {

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type InitOptions, type InitResult, initNetwork } from '../cli/init/index.ts';
+import { type InitOptions, type InitResult, initNetwork } from '../config/local-network.ts';
 
 export interface TestnetOptions {
   miners: number;

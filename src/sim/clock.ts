@@ -5,7 +5,7 @@
  * activity (training, storage) keeps the count up, so virtual time stands still while it runs,
  * and a 100-client experiment takes the CPU time of its real work, not its virtual duration.
  */
-import type { Clock } from '../node/clock.ts';
+import type { Clock } from '../util/clock.ts';
 
 interface Timer {
   at: number;

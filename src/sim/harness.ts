@@ -16,7 +16,7 @@ import { Rng } from '../core/random.ts';
 import { blockHash } from '../core/encoding.ts';
 import { sha256 } from '../core/hash.ts';
 import { Membership, createGenesisBlock } from '../core/params.ts';
-import type { AggregationTx } from '../core/types.ts';
+import { aggregationTxOf } from '../core/chain.ts';
 import type { Identity } from '../crypto/keyfile.ts';
 import { NativeMlDsa } from '../crypto/mldsa.ts';
 import { InThreadVerifier } from '../crypto/verifier.ts';
@@ -26,8 +26,8 @@ import { partition } from '../learn/partition.ts';
 import { ModelRuntime } from '../learn/runtime.ts';
 import { DataStream } from '../learn/stream.ts';
 import { evaluate } from '../learn/train.ts';
-import { PeerBook } from '../net/p2p.ts';
-import { payloadToDelta } from '../net/messages.ts';
+import { PeerBook } from '../net/peer-book.ts';
+import { payloadToDelta } from '../core/update.ts';
 import { Aggregation, updatesVia } from '../node/aggregation.ts';
 import { Client, type ClientDeps } from '../node/client.ts';
 import { type RunningNode, initialModelOf, modelSpecOf, startNode } from '../node/daemon.ts';
@@ -284,7 +284,7 @@ class Recorder {
       this.evaluations.push(
         (async () => {
           const block = (await store.getBlock(state.hash))!;
-          const agg = block.txs[0] as AggregationTx;
+          const agg = aggregationTxOf(block)!;
           const ev = await evaluate(this.runtime, payloadToDelta(agg.model), this.data.test);
           const r: RoundReport = {
             round: agg.round,

@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isBflError } from '../core/errors.ts';
-import type { Clock } from '../node/clock.ts';
+import type { Clock } from '../util/clock.ts';
 import { RemoteError, type RequestOptions, type ServeOptions } from '../net/reqres.ts';
 import type { Transport, Verdict } from '../net/transport.ts';
 import type { Mobility } from './mobility.ts';

@@ -7,7 +7,7 @@
 import { Rng } from '../core/random.ts';
 import type { BlockHeader } from '../core/types.ts';
 import type { MineResult, PowMiner } from '../mining/miner.ts';
-import type { Clock } from '../node/clock.ts';
+import type { Clock } from '../util/clock.ts';
 
 export class SimPow implements PowMiner {
   hashRate = 0;

@@ -8,25 +8,17 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { chainParamsOf, loadNetworkConfig } from '../../src/config/network.ts';
 import { buildBlockTemplate, signBlock } from '../../src/core/block-builder.ts';
 import { SigningContext } from '../../src/core/contexts.ts';
-import { blockHash, decodeBlock, encodeBlock, encodeUpdateClaim } from '../../src/core/encoding.ts';
+import { blockHash, claimOfRecord, decodeBlock, encodeBlock, encodeUpdateClaim } from '../../src/core/encoding.ts';
 import { sha256 } from '../../src/core/hash.ts';
 import { Membership } from '../../src/core/params.ts';
 import { mineHeaderSync } from '../../src/core/pow.ts';
 import { generateIdentity, loadKeyFile, loadPeerKey, type Identity } from '../../src/crypto/keyfile.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
-import {
-  type SignedUpdate,
-  claimOf,
-  decodeHead,
-  decodeModelAfter,
-  deltaToPayload,
-  encodeBlockAnnouncement,
-  encodeChainRequest,
-  encodeSignedUpdate,
-  payloadToDelta,
-  recordOf,
-} from '../../src/net/messages.ts';
-import { PeerBook, createP2P, protocols, topics } from '../../src/net/p2p.ts';
+import { type SignedUpdate, deltaToPayload, encodeSignedUpdate, payloadToDelta, recordOf } from '../../src/core/update.ts';
+import { decodeHead, decodeModelAfter, encodeBlockAnnouncement, encodeChainRequest } from '../../src/net/messages.ts';
+import { createP2P } from '../../src/net/p2p.ts';
+import { PeerBook } from '../../src/net/peer-book.ts';
+import { protocols, topics } from '../../src/net/protocols.ts';
 import { RemoteError, request, serve } from '../../src/net/reqres.ts';
 import { Libp2pTransport } from '../../src/net/transport.ts';
 import { initialModelOf } from '../../src/node/daemon.ts';
@@ -52,7 +44,7 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 function signedUpdate(cfgId: string, client: Identity, minerId: string, base: Uint8Array, delta: Float32Array): SignedUpdate {
   const payload = deltaToPayload(delta);
   const a = { clientId: client.id, minerId, baseModelHash: base, updateDigest: sha256(payload), sampleCount: 50, createdAt: Date.now(), payloadBytes: payload.length };
-  const signature = client.key.sign(encodeUpdateClaim(claimOf(cfgId, { ...a, signature: new Uint8Array(0) })), SigningContext.update);
+  const signature = client.key.sign(encodeUpdateClaim(claimOfRecord(cfgId, a)), SigningContext.update);
   return { ...a, signature, payload };
 }
 

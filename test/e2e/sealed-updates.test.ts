@@ -11,7 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { afterEach, expect, it } from 'vitest';
 import { loadNetworkConfig } from '../../src/config/network.ts';
 import { SigningContext } from '../../src/core/contexts.ts';
-import { encodeUpdateClaim } from '../../src/core/encoding.ts';
+import { claimOfRecord, encodeUpdateClaim } from '../../src/core/encoding.ts';
 import { sha256 } from '../../src/core/hash.ts';
 import { Membership } from '../../src/core/params.ts';
 import { KemDirectory } from '../../src/crypto/kem-keys.ts';
@@ -19,8 +19,11 @@ import { type Identity, generateIdentity, loadKeyFile, loadPeerKey, rotateKemInK
 import { NativeMlKem } from '../../src/crypto/mlkem.ts';
 import { KemKeyRing } from '../../src/crypto/seal.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
-import { type SignedUpdate, claimOf, decodeHead, decodeSignedUpdate, deltaToPayload, encodeChainRequest, encodeSignedUpdate } from '../../src/net/messages.ts';
-import { PeerBook, createP2P, protocols } from '../../src/net/p2p.ts';
+import { type SignedUpdate, decodeSignedUpdate, deltaToPayload, encodeSignedUpdate } from '../../src/core/update.ts';
+import { decodeHead, encodeChainRequest } from '../../src/net/messages.ts';
+import { createP2P } from '../../src/net/p2p.ts';
+import { PeerBook } from '../../src/net/peer-book.ts';
+import { protocols } from '../../src/net/protocols.ts';
 import { RemoteError, request } from '../../src/net/reqres.ts';
 import { UpdateSealing, sealedProtocols } from '../../src/net/sealed-updates.ts';
 import { Libp2pTransport } from '../../src/net/transport.ts';
@@ -38,7 +41,7 @@ afterEach(async () => {
 function signedUpdate(networkId: string, client: Identity, minerId: string, base: Uint8Array, delta: Float32Array): SignedUpdate {
   const payload = deltaToPayload(delta);
   const a = { clientId: client.id, minerId, baseModelHash: base, updateDigest: sha256(payload), sampleCount: 50, createdAt: Date.now(), payloadBytes: payload.length };
-  const signature = client.key.sign(encodeUpdateClaim(claimOf(networkId, { ...a, signature: new Uint8Array(0) })), SigningContext.update);
+  const signature = client.key.sign(encodeUpdateClaim(claimOfRecord(networkId, a)), SigningContext.update);
   return { ...a, signature, payload };
 }
 

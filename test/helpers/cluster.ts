@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { InitResult } from '../../src/cli/init/index.ts';
+import type { InitResult } from '../../src/config/local-network.ts';
 import { initLocalNetwork } from '../../src/node/testnet.ts';
 import { tmpDir } from './tmp.ts';
 

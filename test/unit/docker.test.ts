@@ -9,7 +9,7 @@ import { expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadNetworkConfig } from '../../src/config/network.ts';
 import { buildProgram } from '../../src/cli/main.ts';
-import { initNetwork } from '../../src/cli/init/index.ts';
+import { initNetwork } from '../../src/config/local-network.ts';
 import { parseAttack } from '../../src/experiments/attacks.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 

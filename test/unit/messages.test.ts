@@ -2,20 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { codeOf } from '../helpers/errors.ts';
 import { Reader, Writer } from '../../src/core/bytes.ts';
 import { sha256 } from '../../src/core/hash.ts';
-import {
-  decodeAnnouncement,
-  decodeBlockAnnouncement,
-  decodeChainRequest,
-  decodeModelAfter,
-  decodePeerRecord,
-  decodeSignedUpdate,
-  deltaToPayload,
-  encodeAnnouncement,
-  encodeChainRequest,
-  encodeModelAfter,
-  encodeSignedUpdate,
-  payloadToDelta,
-} from '../../src/net/messages.ts';
+import { decodeAnnouncement, decodeSignedUpdate, deltaToPayload, encodeAnnouncement, encodeSignedUpdate, payloadToDelta } from '../../src/core/update.ts';
+import { decodeBlockAnnouncement, decodeChainRequest, decodeModelAfter, decodePeerRecord, encodeChainRequest, encodeModelAfter } from '../../src/net/messages.ts';
 
 
 function update(floats = 8) {

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { ChainStore } from '../../chain/store.ts';
 import { verifyChain } from '../../chain/verify.ts';
 import { toHex } from '../../core/bytes.ts';
+import { aggregationTxOf } from '../../core/chain.ts';
 import { blockHash } from '../../core/encoding.ts';
 import { InThreadVerifier } from '../../crypto/verifier.ts';
 import { Exit, parseIntFlag } from '../exit.ts';
@@ -36,15 +37,15 @@ export function chainCommand(): Command {
         const blocks = [];
         for (let h = tip.height; h >= Math.max(0, tip.height - o.count + 1); h--) {
           const b = (await store.blockAt(h))!;
-          const agg = b.txs.find((t) => t.type === 'aggregation');
+          const agg = aggregationTxOf(b);
           blocks.push({
             height: h,
             hash: toHex(blockHash(b.header)),
             miner: b.header.minerId,
             timestamp: new Date(b.header.timestamp).toISOString(),
             records: b.txs.filter((t) => t.type === 'record').length,
-            aggregationRound: agg && agg.type === 'aggregation' ? agg.round : null,
-            aggregated: agg && agg.type === 'aggregation' ? agg.entries.length : 0,
+            aggregationRound: agg ? agg.round : null,
+            aggregated: agg ? agg.entries.length : 0,
           });
         }
         const head = {

@@ -8,6 +8,7 @@ import { runRewards, runRobustness, runStrategies, runThresholds } from '../../e
 import { print, printJson } from '../output.ts';
 import type { AggregationConfig } from '../../config/network.ts';
 import { defaultMobility } from '../../sim/mobility.ts';
+import { provisioningCommand } from './provisioning.ts';
 
 export function experimentCommand(): Command {
   const exp = new Command('experiment').description("the paper's experiments");
@@ -36,6 +37,7 @@ export function experimentCommand(): Command {
       else print(`${r.dataset}: test accuracy ${r.testAccuracy.toFixed(4)} after ${o.epochs} epochs on ${r.trainSamples} samples (${r.testSamples} test), ${r.samplesPerSecond} samples/s`);
     });
   suiteCommands(exp);
+  exp.addCommand(provisioningCommand());
 
   common(exp.command('attack').description('attack detection with rotating attackers (case i), in the simulator or over libp2p: detection rate, false positives, accuracy vs no attack'), { clients: defaultAttackExperiment.clients, aggregations: defaultAttackExperiment.aggregations, lr: defaultAttackExperiment.lr })
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), defaultAttackExperiment.malicious)

@@ -15,6 +15,16 @@ export interface AggregatorOptions {
   stalenessExponent?: number;
 }
 
+/** Defaults of the baselines' settings, used by createAggregator and the network config. */
+export const defaultAggregatorOptions = {
+  // FedProx with drop-outs: the fraction of updates dropped as stragglers (the FedProx paper's
+  // lowest setting, 2 %).
+  fedproxDrop: 0.02,
+  // Trimmed mean: 10 % cut at each end per coordinate, a common choice that tolerates up to
+  // 10 % attackers.
+  trim: 0.1,
+};
+
 export function createAggregator(name: AggregatorName, o: AggregatorOptions = {}): Aggregator<unknown> {
   switch (name) {
     case 'bfl-mec':
@@ -24,13 +34,13 @@ export function createAggregator(name: AggregatorName, o: AggregatorOptions = {}
     case 'fedavg':
       return new FedAvgAggregator({ stalenessExponent: o.stalenessExponent });
     case 'fedprox':
-      return new FedProxDropAggregator({ dropFraction: o.fedproxDrop });
+      return new FedProxDropAggregator({ dropFraction: o.fedproxDrop ?? defaultAggregatorOptions.fedproxDrop });
     case 'multi-krum':
       return new MultiKrumAggregator({ f: o.krumF, m: o.krumM });
     case 'median':
       return new MedianAggregator();
     case 'trimmed-mean':
-      return new TrimmedMeanAggregator({ trim: o.trim });
+      return new TrimmedMeanAggregator({ trim: o.trim ?? defaultAggregatorOptions.trim });
   }
 }
 

@@ -1,0 +1,111 @@
+/**
+ * A client's update in the canonical codec (core/bytes.ts): the announcement (everything but
+ * the parameters, signed by the client through its claim, core/encoding.ts), the signed update
+ * (announcement + payload) and the payload itself, Δ as float32 little-endian. Decoders check
+ * lengths before they read and refuse trailing bytes (MALFORMED). Used on the wire (net/) and
+ * by the miner's update pool (chain/), which persists announcements.
+ */
+import { Reader, Writer, assertId, equalBytes } from './bytes.ts';
+import { MAX_SIGNATURE_BYTES, checkedId } from './encoding.ts';
+import { BflError, ErrorCode } from './errors.ts';
+import { sha256 } from './hash.ts';
+import type { RecordTx } from './types.ts';
+
+/** A client's update as announced: everything but the parameters. */
+export interface UpdateAnnouncement {
+  clientId: string;
+  minerId: string; // the miner the client uploaded to
+  baseModelHash: Uint8Array;
+  updateDigest: Uint8Array; // SHA-256 of the payload
+  sampleCount: number;
+  createdAt: number;
+  signature: Uint8Array; // client's ML-DSA signature over the claim
+  payloadBytes: number;
+}
+
+/** The announcement plus the payload: Δ as float32 little-endian. */
+export interface SignedUpdate extends UpdateAnnouncement {
+  payload: Uint8Array;
+}
+
+function writeAnnouncement(w: Writer, a: UpdateAnnouncement): Writer {
+  return w
+    .str(assertId(a.clientId, 'clientId'))
+    .str(assertId(a.minerId, 'minerId'))
+    .fixed(a.baseModelHash, 32)
+    .fixed(a.updateDigest, 32)
+    .u32(a.sampleCount)
+    .u64(a.createdAt)
+    .bytes(a.signature)
+    .u32(a.payloadBytes);
+}
+
+function readAnnouncement(r: Reader): UpdateAnnouncement {
+  return {
+    clientId: checkedId(r.str('clientId'), 'clientId'),
+    minerId: checkedId(r.str('minerId'), 'minerId'),
+    baseModelHash: r.fixed(32, 'baseModelHash'),
+    updateDigest: r.fixed(32, 'updateDigest'),
+    sampleCount: r.u32('sampleCount'),
+    createdAt: r.u64n('createdAt'),
+    signature: r.bytes('signature', MAX_SIGNATURE_BYTES),
+    payloadBytes: r.u32('payloadBytes'),
+  };
+}
+
+export function encodeAnnouncement(a: UpdateAnnouncement): Uint8Array {
+  return writeAnnouncement(new Writer(2600), a).finish();
+}
+
+export function decodeAnnouncement(bytes: Uint8Array): UpdateAnnouncement {
+  if (bytes.length > 8192) throw new BflError(ErrorCode.OVERSIZED, `update announcement of ${bytes.length} bytes`);
+  const r = new Reader(bytes, 'update announcement');
+  const a = readAnnouncement(r);
+  r.end();
+  return a;
+}
+
+export function encodeSignedUpdate(u: SignedUpdate): Uint8Array {
+  return writeAnnouncement(new Writer(u.payload.length + 2700), { ...u, payloadBytes: u.payload.length }).bytes(u.payload).finish();
+}
+
+/**
+ * Decode an uploaded or fetched update. Size first, then shape; the payload must hash to the
+ * announced digest and be whole float32s.
+ */
+export function decodeSignedUpdate(bytes: Uint8Array, maxBytes: number): SignedUpdate {
+  if (bytes.length > maxBytes + 8192) throw new BflError(ErrorCode.OVERSIZED, `update of ${bytes.length} bytes, limit ${maxBytes}`);
+  const r = new Reader(bytes, 'signed update');
+  const a = readAnnouncement(r);
+  const payload = r.bytes('payload', maxBytes);
+  r.end();
+  if (payload.length !== a.payloadBytes) throw new BflError(ErrorCode.MALFORMED, `payload is ${payload.length} bytes, announced ${a.payloadBytes}`);
+  if (payload.length % 4 !== 0) throw new BflError(ErrorCode.MALFORMED, 'payload is not a whole number of float32 values');
+  if (!equalBytes(sha256(payload), a.updateDigest)) throw new BflError(ErrorCode.MALFORMED, 'payload does not hash to the update digest');
+  return { ...a, payload };
+}
+
+export function recordOf(a: UpdateAnnouncement): RecordTx {
+  return {
+    type: 'record',
+    clientId: a.clientId,
+    minerId: a.minerId,
+    updateDigest: a.updateDigest,
+    baseModelHash: a.baseModelHash,
+    sampleCount: a.sampleCount,
+    createdAt: a.createdAt,
+    signature: a.signature,
+  };
+}
+
+export function payloadToDelta(payload: Uint8Array): Float32Array {
+  // Copy into a fresh buffer: the payload may sit at an unaligned offset of a larger buffer,
+  // and a Node Buffer's slice() would be a view, not a copy.
+  const copy = new Uint8Array(payload.length);
+  copy.set(payload);
+  return new Float32Array(copy.buffer, 0, copy.length / 4);
+}
+
+export function deltaToPayload(delta: Float32Array): Uint8Array {
+  return new Uint8Array(delta.buffer.slice(delta.byteOffset, delta.byteOffset + delta.byteLength));
+}
