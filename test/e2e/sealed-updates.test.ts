@@ -14,13 +14,13 @@ import { SigningContext } from '../../src/core/contexts.ts';
 import { claimOfRecord, encodeUpdateClaim } from '../../src/core/encoding.ts';
 import { sha256 } from '../../src/core/hash.ts';
 import { Membership } from '../../src/core/params.ts';
-import { KemDirectory } from '../../src/crypto/kem-keys.ts';
+import { KemDirectory, NO_END, encodeKemAnnouncement, signKemAnnouncement } from '../../src/crypto/kem-keys.ts';
 import { type Identity, generateIdentity, loadKeyFile, loadPeerKey, rotateKemInKeyFile } from '../../src/crypto/keyfile.ts';
 import { NativeMlKem } from '../../src/crypto/mlkem.ts';
 import { KemKeyRing } from '../../src/crypto/seal.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { type SignedUpdate, decodeSignedUpdate, deltaToPayload, encodeSignedUpdate } from '../../src/core/update.ts';
-import { decodeHead, encodeChainRequest } from '../../src/net/messages.ts';
+import { decodeHead, encodeChainRequest, encodePeerRecord, peerRecordMessage } from '../../src/net/messages.ts';
 import { createP2P } from '../../src/net/p2p.ts';
 import { PeerBook } from '../../src/net/peer-book.ts';
 import { protocols } from '../../src/net/protocols.ts';
@@ -170,4 +170,31 @@ it('a running miner refuses bad sealed updates with their codes, penalises the s
   const [after] = await c.waitFor(['miner-1'], ([s]) => s.aggregations >= before.aggregations + 3, 90_000, 'honest aggregations (ϕ = 1: one per update)');
   expect(after.penalties['client-1']).toBeUndefined();
   expect((await c.status('client-1'))!.uploaded).toBeGreaterThan(0);
+});
+
+it('a peer record whose KEM key announcement does not verify is refused, and the key is not learnt', { timeout: 60_000 }, async () => {
+  const networkId = 'seal-test';
+  const miner = generateIdentity('miner-1', 'miner').identity;
+  const client = generateIdentity('client-1', 'client').identity;
+  const membership = new Membership([miner, client].map((m) => ({ id: m.id, role: m.role, publicKey: m.publicKey })));
+  const mk = async () => {
+    const node = await createP2P({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], networkId, gossip: false, mdns: false, ipColocationPenalty: false, maxMessageBytes: 65536 });
+    cleanup.push(() => node.stop());
+    return node;
+  };
+  // the "miner" answers hello with a valid record whose KEM announcement names a key signed by someone else
+  const fake = await mk();
+  const fakeId = fake.peerId.toString();
+  const attackerKey = generateIdentity('miner-1', 'miner').identity;
+  const forged = signKemAnnouncement(networkId, 'miner-1', attackerKey.key, { publicKey: attackerKey.kemKeys![0].publicKey, notBefore: 0, notAfter: NO_END });
+  const record = encodePeerRecord({ memberId: 'miner-1', peerId: fakeId, signature: miner.key.sign(peerRecordMessage(networkId, 'miner-1', fakeId), SigningContext.peer), kem: encodeKemAnnouncement(forged) });
+  await new Libp2pTransport(fake).serve(protocols(networkId).hello, async () => record, { maxRequestBytes: 8192, timeoutMs: 5000 });
+
+  const node = await mk();
+  const directory = new KemDirectory();
+  const peers = new PeerBook({ transport: new Libp2pTransport(node), identity: client, networkId, membership, verifier: new InThreadVerifier(), timeoutMs: 5000, logger: silentLogger, kemDirectory: directory });
+  await peers.start();
+  await node.dial(fake.getMultiaddrs()[0]);
+  expect(await peers.identify(fakeId)).toBeUndefined();
+  expect(directory.keyFor('miner-1', Date.now())).toBeUndefined();
 });
