@@ -103,6 +103,11 @@ export interface KemTestnetRun {
   secondsFromFirstUpload: number | null;
   uploaded: number;
   converged: boolean;
+  /** Sealed runs: CPU spent sealing and opening, summed over the nodes, and the nodes' whole CPU
+   * time (all threads: training, proof of work, everything), from each node's /status. */
+  sealingCpuMs: number | null;
+  processCpuMs: number | null;
+  sealingShareOfCpu: number | null;
   error?: string;
 }
 
@@ -142,8 +147,14 @@ export async function benchKemTestnet(o: { aggregations?: number; miners?: numbe
         if (reachedAt === null && p.aggregations >= aggregations) reachedAt = p.seconds;
       },
     });
+    const stats = [...s.miners, ...s.clients].map((n) => n.sealing as { sealMs: number; openMs: number; processCpuMs: number } | null | undefined).filter((x) => x);
+    const sealingCpuMs = stats.length ? stats.reduce((a, x) => a + x!.sealMs + x!.openMs, 0) : null;
+    const processCpuMs = stats.length ? stats.reduce((a, x) => a + x!.processCpuMs, 0) : null;
     const r: KemTestnetRun = {
       sealUpdates,
+      sealingCpuMs,
+      processCpuMs,
+      sealingShareOfCpu: sealingCpuMs !== null && processCpuMs ? sealingCpuMs / processCpuMs : null,
       secondsToTarget: reachedAt,
       secondsFromFirstUpload: reachedAt !== null && firstUpload !== null ? reachedAt - firstUpload : null,
       uploaded: s.clients.reduce((n, c) => n + ((c.uploaded as number) ?? 0), 0),

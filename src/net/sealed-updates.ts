@@ -37,8 +37,19 @@ export interface UpdateSealingOptions {
   kem?: MlKem;
 }
 
+/** What sealing has cost this node so far (in /status; `bench kem --testnet` sums it). */
+export interface SealingStats {
+  sealed: number;
+  opened: number;
+  sealMs: number;
+  openMs: number;
+  /** This process's whole CPU time (all threads), for the share that sealing takes. */
+  processCpuMs: number;
+}
+
 export class UpdateSealing {
   private readonly o: UpdateSealingOptions;
+  private readonly counts = { sealed: 0, opened: 0, sealMs: 0, openMs: 0 };
 
   constructor(o: UpdateSealingOptions) {
     this.o = o;
@@ -48,8 +59,14 @@ export class UpdateSealing {
     return this.o.keyRing !== undefined;
   }
 
+  stats(): SealingStats {
+    const cpu = process.cpuUsage();
+    return { ...this.counts, processCpuMs: (cpu.user + cpu.system) / 1000 };
+  }
+
   /** Seal `u` to `memberId`'s current KEM key; SEAL_REQUIRED (IGNORE) if we know none. */
   encode(u: SignedUpdate, kind: SealKind, memberId: string, now: number): Uint8Array {
+    const t0 = performance.now();
     const key = this.o.directory.keyFor(memberId, now);
     if (!key) throw new BflError(ErrorCode.SEAL_REQUIRED, `no current ML-KEM key of ${memberId} known: cannot send it an update sealed (give it a KEM key: bfl-node keygen --rotate-kem)`, { action: 'IGNORE' });
     const a: UpdateAnnouncement = { ...u, payloadBytes: u.payload.length };
@@ -59,6 +76,8 @@ export class UpdateSealing {
     new DataView(out.buffer).setUint32(0, announcement.length);
     out.set(announcement, 4);
     out.set(envelope, 4 + announcement.length);
+    this.counts.sealed++;
+    this.counts.sealMs += performance.now() - t0;
     return out;
   }
 
@@ -67,6 +86,7 @@ export class UpdateSealing {
    * envelope (its key, window, replay, then decapsulation and tag), then the payload's digest.
    */
   decode(bytes: Uint8Array, kind: SealKind, now: number, maxUpdateBytes: number): SignedUpdate {
+    const t0 = performance.now();
     if (!this.o.keyRing) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this node holds no ML-KEM key and cannot open sealed updates', { action: 'IGNORE' });
     if (bytes.length > maxUpdateBytes + SEAL_OVERHEAD + 8192) throw new BflError(ErrorCode.OVERSIZED, `sealed update of ${bytes.length} bytes, limit ${maxUpdateBytes}`);
     if (bytes.length < 4) throw new BflError(ErrorCode.SEAL_TRUNCATED, `sealed update of ${bytes.length} bytes`);
@@ -79,6 +99,8 @@ export class UpdateSealing {
     if (payload.length !== a.payloadBytes) throw new BflError(ErrorCode.MALFORMED, `payload is ${payload.length} bytes, announced ${a.payloadBytes}`);
     if (payload.length % 4 !== 0) throw new BflError(ErrorCode.MALFORMED, 'payload is not a whole number of float32 values');
     if (!equalBytes(sha256(payload), a.updateDigest)) throw new BflError(ErrorCode.MALFORMED, 'payload does not hash to the update digest');
+    this.counts.opened++;
+    this.counts.openMs += performance.now() - t0;
     return { ...a, payload };
   }
 

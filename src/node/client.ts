@@ -379,6 +379,7 @@ export class Client {
       nearest: this.reachable()[0]?.id ?? null,
       freshSamples: this.d.stream.fresh(this.now()),
       attack: formatAttack(this.d.attackOf?.() ?? this.d.attack ?? { kind: 'none' }),
+      sealing: this.d.sealing?.stats() ?? null,
     };
   }
 }

@@ -554,6 +554,7 @@ export class Miner {
       hashRate: Math.round(this.d.pow.hashRate),
       penalties: this.d.peers.penaltyReport(),
       orphans: this.d.store.orphanCount,
+      sealing: this.d.sealing?.stats() ?? null,
     };
   }
 

@@ -90,13 +90,13 @@ export function benchCommand(): Command {
     .action(async (o: { runs: number; params: number; testnet: boolean; aggregations: number; repeats: number; json: boolean }) => {
       const rows = benchKem({ runs: o.runs, params: o.params });
       const testnet = o.testnet
-        ? await benchKemTestnet({ aggregations: o.aggregations, repeats: o.repeats, onRun: (r) => process.stderr.write(`  testnet ${r.sealUpdates ? 'sealed' : 'clear '}: ${r.secondsToTarget ?? '-'} s to target, ${r.secondsFromFirstUpload ?? '-'} s from the first upload${r.error ? ` (${r.error})` : ''}\n`) })
+        ? await benchKemTestnet({ aggregations: o.aggregations, repeats: o.repeats, onRun: (r) => process.stderr.write(`  testnet ${r.sealUpdates ? 'sealed' : 'clear '}: ${r.secondsToTarget ?? '-'} s to target, ${r.secondsFromFirstUpload ?? '-'} s from the first upload${r.sealingShareOfCpu === null ? '' : `, sealing ${(r.sealingShareOfCpu * 100).toFixed(2)} % of CPU`}${r.error ? ` (${r.error})` : ''}\n`) })
         : undefined;
       if (o.json) printJson(testnet ? { rows, testnet } : { rows });
       else {
         print(formatKemTable(rows));
         if (testnet) {
-          for (const r of testnet.runs) print(`testnet ${r.sealUpdates ? 'sealed' : 'clear '}  ${String(r.secondsToTarget ?? '-').padStart(6)} s to ${testnet.aggregations} aggregations, ${String(r.secondsFromFirstUpload ?? '-').padStart(6)} s from the first upload, ${r.uploaded} updates`);
+          for (const r of testnet.runs) print(`testnet ${r.sealUpdates ? 'sealed' : 'clear '}  ${String(r.secondsToTarget ?? '-').padStart(6)} s to ${testnet.aggregations} aggregations, ${String(r.secondsFromFirstUpload ?? '-').padStart(6)} s from the first upload, ${r.uploaded} updates${r.sealingShareOfCpu === null ? '' : `, sealing ${r.sealingCpuMs!.toFixed(0)} ms = ${(r.sealingShareOfCpu * 100).toFixed(2)} % of the nodes' CPU`}${r.error ? ` (${r.error})` : ''}`);
           print(`sealing cost: ${testnet.cost === null ? '-' : `${(testnet.cost * 100).toFixed(1)} %`} of the time from the first upload to ${testnet.aggregations} aggregations`);
         }
       }
