@@ -60,24 +60,29 @@ export interface SealInput {
   associatedData: Uint8Array;
 }
 
-/** Encrypt `plaintext` to the holder of `recipientPublicKey`. */
-export function seal(input: SealInput, kem: MlKem = defaultMlKem()): Uint8Array {
+/**
+ * Encrypt `plaintext` to the holder of `recipientPublicKey`. `prefix` (e.g. a message header)
+ * is written before the envelope in the same buffer: a 636 KB update is copied once, not twice.
+ */
+export function seal(input: SealInput, kem: MlKem = defaultMlKem(), prefix: Uint8Array = new Uint8Array(0)): Uint8Array {
   const { ciphertext: kemCt, sharedSecret } = kem.encapsulate(input.recipientPublicKey);
   const keyId = kemKeyId(input.recipientPublicKey);
   const n = input.plaintext.length;
   const { key, nonce } = deriveKeyNonce(sharedSecret, input.context, keyId, kemCt, n);
   const cipher = nodeCrypto.createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(input.associatedData);
-  const out = new Uint8Array(SEAL_OVERHEAD + n);
-  out[0] = VERSION;
-  out.set(keyId, 1);
-  out.set(kemCt, 33);
-  out.set(u32be(n), 33 + KEM_SIZES.ciphertext);
+  const p = prefix.length;
+  const out = new Uint8Array(p + SEAL_OVERHEAD + n);
+  out.set(prefix);
+  out[p] = VERSION;
+  out.set(keyId, p + 1);
+  out.set(kemCt, p + 33);
+  out.set(u32be(n), p + 33 + KEM_SIZES.ciphertext);
   const body = cipher.update(input.plaintext);
   const tail = cipher.final();
-  out.set(body, SEAL_HEADER_BYTES);
-  out.set(tail, SEAL_HEADER_BYTES + body.length);
-  out.set(cipher.getAuthTag(), SEAL_HEADER_BYTES + n);
+  out.set(body, p + SEAL_HEADER_BYTES);
+  out.set(tail, p + SEAL_HEADER_BYTES + body.length);
+  out.set(cipher.getAuthTag(), p + SEAL_HEADER_BYTES + n);
   return out;
 }
 

@@ -71,11 +71,10 @@ export class UpdateSealing {
     if (!key) throw new BflError(ErrorCode.SEAL_REQUIRED, `no current ML-KEM key of ${memberId} known: cannot send it an update sealed (give it a KEM key: bfl-node keygen --rotate-kem)`, { action: 'IGNORE' });
     const a: UpdateAnnouncement = { ...u, payloadBytes: u.payload.length };
     const announcement = encodeAnnouncement(a);
-    const envelope = seal({ context: contextOf(kind), recipientPublicKey: key, plaintext: u.payload, associatedData: encodeUpdateClaim(claimOfRecord(this.o.networkId, a)) }, this.o.kem);
-    const out = new Uint8Array(4 + announcement.length + envelope.length);
-    new DataView(out.buffer).setUint32(0, announcement.length);
-    out.set(announcement, 4);
-    out.set(envelope, 4 + announcement.length);
+    const prefix = new Uint8Array(4 + announcement.length);
+    new DataView(prefix.buffer).setUint32(0, announcement.length);
+    prefix.set(announcement, 4);
+    const out = seal({ context: contextOf(kind), recipientPublicKey: key, plaintext: u.payload, associatedData: encodeUpdateClaim(claimOfRecord(this.o.networkId, a)) }, this.o.kem, prefix);
     this.counts.sealed++;
     this.counts.sealMs += performance.now() - t0;
     return out;

@@ -90,6 +90,13 @@ describe('bad input', () => {
   const aad = new TextEncoder().encode('claim');
   const fresh = () => seal({ context: SealContext.upload, recipientPublicKey: dk.publicKey, plaintext: payload, associatedData: aad });
 
+  it('a prefix is written before the envelope in the same buffer', () => {
+    const prefix = new Uint8Array([9, 8, 7]);
+    const env = seal({ context: SealContext.upload, recipientPublicKey: dk.publicKey, plaintext: payload, associatedData: aad }, native, prefix);
+    expect([...env.subarray(0, 3)]).toEqual([9, 8, 7]);
+    expect(Buffer.compare(openWith(dk, SealContext.upload, env.subarray(3), aad), payload)).toBe(0);
+  });
+
   it('encapsulating to a malformed key is MALFORMED in both implementations', () => {
     for (const kem of [native, noble]) {
       expect(codeOf(() => kem.encapsulate(dk.publicKey.subarray(1)))).toBe('MALFORMED');
