@@ -2,7 +2,8 @@
 # Re-run the experiments behind docs/experiments.md: `bash scripts/reproduce-experiments.sh [OUT]`
 # (default OUT=out/paper). Everything is seeded: the same commit gives the same numbers.
 # Roughly 2 hours on a 2-core machine, most of it the 100-client thresholds grid; pass a
-# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning.
+# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning
+# (and kem, not run by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/paper}
@@ -29,6 +30,8 @@ for part in $parts; do
     thresholds) bfl experiment thresholds --out "$out" --json > "$out/thresholds.summary.json" ;;
     # QKD planner (Figs. 5-8 of the QKD paper), NSFNET and USNET, ~10 min; PNGs copied to docs/figures
     provisioning) nice -n 10 npx --no-install bfl-node experiment provisioning --out "$out/provisioning" --json > "$out/provisioning.summary.json" ;;
+    # not in the default set: ML-KEM micro-benchmarks and the testnet sealed vs clear (README), ~10 min
+    kem) nice -n 10 npx --no-install bfl-node bench kem --testnet --repeats 2 --json > "$out/kem.json" ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
 done
