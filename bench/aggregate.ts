@@ -3,12 +3,20 @@
  * BFL-MEC (mean, Gram matrix of n + 1 points, DBSCAN, weights, weighted sum), the median of
  * several runs, and the share taken by the pairwise matrix, which is O(n² · D) and dominates.
  * Default size: 100 updates of the default MLP (784-200-10: 159,010 parameters).
+ * Measured with the fastest Gram kernel here (WebAssembly SIMD on every core, src/kernels) and
+ * with the JS reference, whose bits it must give (checked on every run). With --reference-blas,
+ * numpy (OpenBLAS) computes the same float64 Gram matrix in the same run (a yardstick only).
  */
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { BflMecAggregator } from '../src/core/aggregation/bflmec.ts';
 import type { UpdateInput } from '../src/core/aggregation/types.ts';
-import { mean, pairwise, toFloat64 } from '../src/core/aggregation/vectors.ts';
+import { mean, referenceGramKernel, toFloat64, type GramKernel } from '../src/core/aggregation/vectors.ts';
 import { Rng } from '../src/core/random.ts';
+import { ThreadedGramKernel, WasmGramKernel } from '../src/kernels/gram.ts';
 import { median } from './stats.ts';
 
 export const DEFAULT_MLP_PARAMS = 784 * 200 + 200 + 200 * 10 + 10;
@@ -16,10 +24,20 @@ export const DEFAULT_MLP_PARAMS = 784 * 200 + 200 + 200 * 10 + 10;
 export interface AggregateBench {
   clients: number;
   dimension: number;
-  ms: number; // median total
-  pairwiseMs: number; // median of the Gram matrix alone
+  kernel: string; // the Gram kernel of `ms` and `pairwiseMs`
+  ms: number; // median total with that kernel
+  pairwiseMs: number; // median of its Gram matrix alone
   pairwiseShare: number;
+  msReference: number; // median total with the JS reference kernel
+  pairwiseReferenceMs: number;
+  pairwiseWasmOneThreadMs: number;
+  /** The kernels gave the reference's bits: the Gram matrix and the whole aggregation result. */
+  bitIdentical: boolean;
+  blasMs?: number; // numpy X·Xᵀ of the same points, median (with --reference-blas)
+  blas?: string;
+  ratioToBlas?: number; // pairwiseMs / blasMs
   runs: number;
+  loadAverage1m: number;
 }
 
 function updates(n: number, dim: number, seed = 1): UpdateInput[] {
@@ -31,29 +49,87 @@ function updates(n: number, dim: number, seed = 1): UpdateInput[] {
   });
 }
 
-export function benchAggregate(opts: { clients?: number; dim?: number; runs?: number } = {}): AggregateBench {
+const bits = (a: Float64Array | Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+/** numpy's median time for X·Xᵀ of the points, or undefined without python3 and numpy. */
+function blasReference(points: Float64Array[], runs: number): { ms: number; blas: string } | undefined {
+  const file = join(tmpdir(), `bfl-gram-${process.pid}.f64`);
+  try {
+    writeFileSync(file, Buffer.concat(points.map(bits)));
+    const script = new URL('./gram_blas.py', import.meta.url).pathname;
+    // Debian's python3 first: python3-numpy with OpenBLAS is what --reference-blas documents
+    for (const python of ['/usr/bin/python3', 'python3']) {
+      try {
+        const out = execFileSync(python, [script, file, String(points.length), String(points[0].length), String(runs)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        const r = JSON.parse(out.trim().split('\n').pop()!) as { ms: number; numpy: string; blas: string };
+        return { ms: r.ms, blas: `numpy ${r.numpy}, ${r.blas}` };
+      } catch {
+        // this interpreter has no numpy: try the next
+      }
+    }
+    return undefined;
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+export async function benchAggregate(opts: { clients?: number; dim?: number; runs?: number; referenceBlas?: boolean; kernel?: GramKernel } = {}): Promise<AggregateBench> {
+  const loadAverage1m = loadavg()[0];
   const n = opts.clients ?? 100;
   const dim = opts.dim ?? DEFAULT_MLP_PARAMS;
   const runs = opts.runs ?? 5;
   const ups = updates(n, dim);
   const previous = new Float32Array(dim);
-  const agg = new BflMecAggregator();
-  const total: number[] = [];
-  const pw: number[] = [];
-  for (let r = 0; r < runs + 1; r++) {
-    let t = performance.now();
-    agg.aggregate({ previous, updates: ups, baseReward: 100_000_000n }, null);
-    const totalMs = performance.now() - t;
+  const input = { previous, updates: ups, baseReward: 100_000_000n };
+  const threaded = opts.kernel ? undefined : await ThreadedGramKernel.create();
+  const kernel = opts.kernel ?? threaded ?? WasmGramKernel.create() ?? referenceGramKernel;
+  const wasm = WasmGramKernel.create() ?? referenceGramKernel;
+  try {
     const vs = ups.map((u) => toFloat64(u.delta));
     const points = [...vs, mean(vs)];
-    t = performance.now();
-    pairwise(points, 'dot');
-    const pwMs = performance.now() - t;
-    if (r === 0) continue; // warm-up
-    total.push(totalMs);
-    pw.push(pwMs);
+    const time = (f: () => unknown) => {
+      const t = performance.now();
+      f();
+      return performance.now() - t;
+    };
+    const fast = new BflMecAggregator();
+    fast.kernel = kernel;
+    const ref = new BflMecAggregator();
+    const m = { total: [] as number[], pw: [] as number[], totalRef: [] as number[], pwRef: [] as number[], pwWasm: [] as number[] };
+    let bitIdentical = true;
+    for (let r = 0; r < runs + 1; r++) {
+      let fastResult, refResult, g, gRef, gWasm;
+      const t = [time(() => (fastResult = fast.aggregate(input, null).result)), time(() => (g = kernel.pairwise(points, 'dot')))];
+      const tr = [time(() => (refResult = ref.aggregate(input, null).result)), time(() => (gRef = referenceGramKernel.pairwise(points, 'dot')))];
+      const tw = time(() => (gWasm = wasm.pairwise(points, 'dot')));
+      bitIdentical &&= bits(g!).equals(bits(gRef!)) && bits(gWasm!).equals(bits(gRef!)) && bits(fastResult!.model).equals(bits(refResult!.model));
+      if (r === 0) continue; // warm-up
+      m.total.push(t[0]);
+      m.pw.push(t[1]);
+      m.totalRef.push(tr[0]);
+      m.pwRef.push(tr[1]);
+      m.pwWasm.push(tw);
+    }
+    const ms = median(m.total);
+    const pairwiseMs = median(m.pw);
+    const blas = opts.referenceBlas ? blasReference(points, runs) : undefined;
+    const r1 = (x: number) => Number(x.toFixed(1));
+    return {
+      clients: n,
+      dimension: dim,
+      kernel: kernel.name,
+      ms: r1(ms),
+      pairwiseMs: r1(pairwiseMs),
+      pairwiseShare: Number((pairwiseMs / ms).toFixed(3)),
+      msReference: r1(median(m.totalRef)),
+      pairwiseReferenceMs: r1(median(m.pwRef)),
+      pairwiseWasmOneThreadMs: r1(median(m.pwWasm)),
+      bitIdentical,
+      ...(blas ? { blasMs: r1(blas.ms), blas: blas.blas, ratioToBlas: Number((pairwiseMs / blas.ms).toFixed(2)) } : {}),
+      runs,
+      loadAverage1m: Number(loadAverage1m.toFixed(2)),
+    };
+  } finally {
+    await threaded?.close();
   }
-  const ms = median(total);
-  const pairwiseMs = median(pw);
-  return { clients: n, dimension: dim, ms: Number(ms.toFixed(1)), pairwiseMs: Number(pairwiseMs.toFixed(1)), pairwiseShare: Number((pairwiseMs / ms).toFixed(3)), runs };
 }

@@ -7,7 +7,9 @@
  * or the state after.
  */
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Level } from 'level';
 import { equalBytes, fromHex, toHex } from '../core/bytes.ts';
 import { isBetterTip } from '../core/chain.ts';
@@ -15,10 +17,12 @@ import { blockHash, decodeBlock, encodeBlock } from '../core/encoding.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type ChainParams, type ChainParamsJson, Membership, createGenesisBlock, paramsDigest, paramsFromJson, paramsToJson } from '../core/params.ts';
 import type { Block } from '../core/types.ts';
-import { type AggregationCheck, type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
+import { type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
 import type { Logger } from '../util/logger.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
 import type { Metrics } from '../util/metrics.ts';
+import type { AggregationChain, ChainAggregationCheck } from './aggregation.ts';
+import { AggregatorStates } from './aggregator-states.ts';
 import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
 import { type StateJson, stateFromJson, stateToJson } from './state-json.ts';
 
@@ -27,13 +31,17 @@ export interface ChainStoreOptions {
   /** Required when the datadir is new; when given for an existing one it must match. */
   params?: ChainParams;
   signatures: SignatureCheck;
-  aggregation?: AggregationCheck;
+  /** Recomputes every block's aggregation (chain/aggregation.ts); without it, only the shape is checked. */
+  aggregation?: ChainAggregationCheck;
   now?: () => number;
   orphans?: Partial<OrphanPoolOptions>;
   logger?: Logger;
   metrics?: Metrics;
   /** Waiting for the store's lock is waiting for another activity (the simulator must know). */
   clock?: Clock;
+  /** Inspection tools (chain verify/show): never create the directory, a database or a genesis;
+   * the caller does not write. LevelDB still takes its LOCK (it has no shared mode). */
+  readOnly?: boolean;
 }
 
 export interface Reorg {
@@ -74,7 +82,7 @@ function chainMetrics(m: Metrics) {
 
 const heightKey = (h: number) => h.toString().padStart(10, '0');
 
-export class ChainStore extends EventEmitter implements ChainView {
+export class ChainStore extends EventEmitter implements ChainView, AggregationChain {
   readonly params: ChainParams;
   readonly membership: Membership;
   readonly genesisHash: Uint8Array;
@@ -85,6 +93,7 @@ export class ChainStore extends EventEmitter implements ChainView {
   private readonly recordIdx;
   private readonly modelIdx;
   private readonly balancesDb;
+  private readonly aggStates: AggregatorStates;
   private readonly opts: ChainStoreOptions;
   private readonly orphans: OrphanPool;
   private readonly stateCache = new Map<string, ChainState>();
@@ -106,24 +115,30 @@ export class ChainStore extends EventEmitter implements ChainView {
     this.recordIdx = db.sublevel<string, string[]>('r', { valueEncoding: 'json' });
     this.modelIdx = db.sublevel<string, string[]>('m', { valueEncoding: 'json' });
     this.balancesDb = db.sublevel<string, string>('bal', { valueEncoding: 'utf8' });
+    this.aggStates = new AggregatorStates(db.sublevel<string, Uint8Array>('a', { valueEncoding: 'view' }));
     this.orphans = new OrphanPool(opts.orphans);
     this.log = opts.logger;
     this.m = opts.metrics && chainMetrics(opts.metrics);
   }
 
   static async open(opts: ChainStoreOptions): Promise<ChainStore> {
-    await mkdir(opts.datadir, { recursive: true });
-    const db = new Level<string, string>(opts.datadir, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    // LevelDB creates a missing directory even with createIfMissing: false, so a read-only
+    // open first checks that a database is there.
+    if (opts.readOnly && !existsSync(join(opts.datadir, 'CURRENT'))) throw new BflError(ErrorCode.NOT_FOUND, `${opts.datadir} holds no chain store`);
+    if (!opts.readOnly) await mkdir(opts.datadir, { recursive: true });
+    const db = new Level<string, string>(opts.datadir, { keyEncoding: 'utf8', valueEncoding: 'utf8', createIfMissing: !opts.readOnly });
     try {
       await db.open();
     } catch (e) {
-      throw new BflError(ErrorCode.STORE_CORRUPT, `cannot open the chain store in ${opts.datadir}: ${(e as Error).message}${(e as { cause?: Error }).cause ? ` (${(e as { cause?: Error }).cause!.message})` : ''}`);
+      const cause = (e as { cause?: Error & { code?: string } }).cause;
+      const code = cause?.code === 'LEVEL_LOCKED' ? ErrorCode.STORE_LOCKED : ErrorCode.STORE_CORRUPT;
+      throw new BflError(code, `cannot open the chain store in ${opts.datadir}: ${(e as Error).message}${cause ? ` (${cause.message})` : ''}`);
     }
     try {
       const storedJson = await db.get('params');
       let params: ChainParams;
       if (storedJson === undefined) {
-        if (!opts.params) throw new BflError(ErrorCode.BAD_CONFIG, `${opts.datadir} holds no chain and no network parameters were given`);
+        if (!opts.params || opts.readOnly) throw new BflError(ErrorCode.BAD_CONFIG, `${opts.datadir} holds no chain and no network parameters were given`);
         params = opts.params;
         const store = new ChainStore(db, params, opts);
         await store.writeGenesis();
@@ -253,6 +268,15 @@ export class ChainStore extends EventEmitter implements ChainView {
     return BigInt((await this.balancesDb.get(id)) ?? '0');
   }
 
+  /** The aggregator's state after the aggregation block `hash` (undefined if not stored). */
+  aggregatorState(hash: Bytes): Promise<Uint8Array | undefined> {
+    return this.aggStates.get(hash);
+  }
+
+  async putAggregatorState(hash: Bytes, state: Uint8Array): Promise<void> {
+    await this.aggStates.put(hash, state);
+  }
+
   // ---- writes ----
 
   /**
@@ -311,12 +335,13 @@ export class ChainStore extends EventEmitter implements ChainView {
   }
 
   private async connect(block: Block, bytes: Bytes, hash: Bytes): Promise<AddResult> {
-    const { state, credits } = await validateBlock(block, {
+    const check = this.opts.aggregation;
+    const { state, credits, aggregatorState } = await validateBlock(block, {
       params: this.params,
       membership: this.membership,
       view: this,
       signatures: this.opts.signatures,
-      aggregation: this.opts.aggregation,
+      aggregation: check && { verify: (tx, input) => check.verify(tx, input, this) },
       now: this.now(),
     });
     const h = toHex(hash);
@@ -324,6 +349,7 @@ export class ChainStore extends EventEmitter implements ChainView {
       { type: 'put', sublevel: this.blocks, key: h, value: bytes },
       { type: 'put', sublevel: this.states, key: h, value: stateToJson(state) },
     ];
+    if (aggregatorState) ops.push(this.aggStates.putOp(h, aggregatorState));
     for (const tx of block.txs) {
       if (tx.type === 'record') {
         const key = `${tx.clientId}:${toHex(tx.updateDigest)}`;

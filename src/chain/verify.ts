@@ -33,7 +33,7 @@ export async function verifyChain(datadir: string, signatures: SignatureCheck): 
   const report: VerifyReport = { valid: false, height: -1, blocks: 0, records: 0, aggregations: 0 };
   let store: ChainStore;
   try {
-    store = await ChainStore.open({ datadir, signatures });
+    store = await ChainStore.open({ datadir, signatures, readOnly: true });
   } catch (e) {
     report.error = { code: e instanceof BflError ? e.code : ErrorCode.STORE_CORRUPT, message: (e as Error).message };
     return report;

@@ -1,17 +1,19 @@
 /**
  * `bfl-node`: one program, one folder per command under src/cli/. Exit codes in cli/exit.ts.
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { isBflError } from '../core/errors.ts';
 import { benchCommand } from './bench/index.ts';
 import { chainCommand } from './chain/index.ts';
+import { configCommand } from './config/index.ts';
 import { Exit, UsageError } from './exit.ts';
 import { experimentCommand } from './experiment/index.ts';
 import { keygenCommand } from './keygen/index.ts';
 import { initCommand } from './init/index.ts';
 import { planCommand } from './plan/index.ts';
 import { testnetCommand } from './testnet/index.ts';
-import { runDaemon } from './daemon/index.ts';
+import { ENV, runDaemon } from './daemon/index.ts';
+import { LOG_FORMATS, LOG_LEVELS } from '../util/logger.ts';
 import { parseIntFlag } from './exit.ts';
 import { ATTACK_HELP } from '../experiments/attacks.ts';
 
@@ -22,21 +24,27 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     // daemon options belong to the program itself; subcommands (chain verify --datadir) have their own
     .enablePositionalOptions()
-    .option('--role <role>', 'run a node: miner or client (env BFL_ROLE)')
-    .option('--config <file>', 'network config (env BFL_CONFIG)')
-    .option('--identity <file>', 'key file of this node (env BFL_IDENTITY)')
-    .option('--datadir <dir>', 'data directory of this node (env BFL_DATADIR)')
-    .option('--api <host:port>', 'HTTP API address (env BFL_API; default: the config\'s member entry)')
-    .option('--listen <multiaddr>', 'libp2p listen address (env BFL_LISTEN; default: the config\'s member entry)')
-    .option('--mining-workers <n>', 'proof-of-work worker threads of a miner', parseIntFlag('--mining-workers', 1, 256), 1)
-    .option('--attack <attack>', `attack injection, clients only (env BFL_ATTACK): ${ATTACK_HELP}`)
-    .action(async (flags) => {
+    .addOption(new Option('--role <role>', 'run a node: miner or client').env(ENV.role))
+    .addOption(new Option('--config <file>', 'network config').env(ENV.config))
+    .addOption(new Option('--identity <file>', 'key file of this node').env(ENV.identity))
+    .addOption(new Option('--datadir <dir>', 'data directory of this node').env(ENV.datadir))
+    .addOption(new Option('--api <host:port>', 'HTTP API address (default: the config\'s member entry)').env(ENV.api))
+    .addOption(new Option('--listen <multiaddr>', 'libp2p listen address (default: the config\'s member entry)').env(ENV.listen))
+    .addOption(new Option('--mining-workers <n>', 'proof-of-work worker threads of a miner').env(ENV.miningWorkers).argParser(parseIntFlag('--mining-workers', 1, 256)).default(1))
+    .addOption(new Option('--attack <attack>', `attack injection, clients only: ${ATTACK_HELP}`).env(ENV.attack))
+    .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS).env(ENV.logLevel).default('info'))
+    .addOption(new Option('--log-format <format>', 'json (one object a line) or pretty (for a terminal)').choices(LOG_FORMATS).env(ENV.logFormat).default('json'))
+    // a word that is no command would otherwise be an excess argument of the node ("too many arguments")
+    .allowExcessArguments(true)
+    .action(async (flags, cmd: Command) => {
+      if (cmd.args.length > 0) throw new UsageError(`unknown command '${cmd.args[0]}' (commands: ${cmd.commands.map((c) => c.name()).join(', ')}; a node takes --role)`);
       process.exitCode = await runDaemon(flags);
     })
     .addCommand(keygenCommand())
     .addCommand(initCommand())
     .addCommand(testnetCommand())
     .addCommand(chainCommand())
+    .addCommand(configCommand())
     .addCommand(experimentCommand())
     .addCommand(benchCommand())
     .addCommand(planCommand());
@@ -52,7 +60,7 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   if (argv.length === 0 && !process.env.BFL_ROLE) {
-    program.outputHelp();
+    program.outputHelp({ error: true }); // a usage error: help on stderr, stdout stays empty
     return Exit.USAGE;
   }
   try {

@@ -5,15 +5,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { ID_PATTERN, fromHex } from '../core/bytes.ts';
+import { fromHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type ChainParams, type Member, UNITS_PER_TOKEN } from '../core/params.ts';
-import { AGGREGATORS, type AggregatorName, defaultAggregatorOptions, defaultBflMecOptions } from '../core/aggregation/index.ts';
+import { type AggregatorName, defaultAggregatorOptions, defaultBflMecOptions } from '../core/aggregation/index.ts';
 import type { Partition } from '../learn/partition.ts';
 import { parseKeyFile } from '../crypto/keyfile.ts';
-import { PARAM_SIZES } from '../crypto/mldsa.ts';
-import { KEM_SIZES } from '../crypto/mlkem.ts';
-import { ConfigReader, type Json } from './validate.ts';
+import { type ConfigIssue, type Json, issuesOf, networkSchema, stripComments, toJsonSchema } from './schema.ts';
+
+export type { ConfigIssue, Json };
 
 export interface ChainConfig {
   difficulty: bigint;
@@ -119,7 +119,7 @@ export const defaultP2PConfig: P2PConfig = {
   requestTimeoutMs: 10_000,
   mdns: false,
   ipColocationPenalty: true,
-  // On: about 1 ms of CPU and 1,141 bytes per 636 KB update (bfl-node bench kem), and it keeps
+  // On: about 1.5 ms of CPU and 1,141 bytes per 636 KB update (bfl-node bench kem), and it keeps
   // updates secret from a recorder of today's traffic once X25519 falls (docs/decisions.md).
   sealUpdates: true,
 };
@@ -145,9 +145,6 @@ export interface NetworkConfig {
   addresses: Map<string, NodeAddress>;
   raw: Json;
 }
-
-const MULTIADDR = /^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+$/;
-const NETWORK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export async function loadNetworkConfig(file: string): Promise<NetworkConfig> {
   let text: string;
@@ -187,146 +184,59 @@ async function readKeyFiles(json: Json, base: string): Promise<Map<string, Uint8
   return out;
 }
 
+let schema: ReturnType<typeof networkSchema> | undefined;
+/** The zod schema of the config, with the defaults above. */
+export function configSchema(): ReturnType<typeof networkSchema> {
+  return (schema ??= networkSchema({ chain: defaultChainConfig, aggregation: { ...defaultAggregationConfig }, learning: { ...defaultLearningConfig }, p2p: { ...defaultP2PConfig } }));
+}
+
+/** The JSON Schema of the config file (`bfl-node config schema`). */
+export function configJsonSchema(): Record<string, unknown> {
+  return toJsonSchema(configSchema());
+}
+
+/** Checks the whole config and reports every problem at once, each with its JSON path. */
 export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new Map<string, Uint8Array>()): NetworkConfig {
-  const root = new ConfigReader(json).obj();
-  const networkId = root.at('networkId').str({ pattern: NETWORK_ID });
-  const genesisTime = root.at('genesisTime').int({ min: 0 });
-  const c = root.at('chain');
-  if (c.present) c.only(['difficulty', 'phi', 'blockReward', 'baseReward', 'maxBlockBytes', 'maxFutureMs']);
-  const d = defaultChainConfig;
-  const chain: ChainConfig = c.present
-    ? {
-        difficulty: c.at('difficulty').big({ min: 1n, default: d.difficulty }),
-        phi: c.at('phi').int({ min: 1, max: 100_000, default: d.phi }),
-        blockReward: c.at('blockReward').big({ default: d.blockReward }),
-        baseReward: c.at('baseReward').big({ default: d.baseReward }),
-        maxBlockBytes: c.at('maxBlockBytes').int({ min: 4096, max: 256 * 1024 * 1024, default: d.maxBlockBytes }),
-        maxFutureMs: c.at('maxFutureMs').int({ min: 0, max: 24 * 3600_000, default: d.maxFutureMs }),
-      }
-    : { ...d };
-  root.only(['networkId', 'genesisTime', 'chain', 'aggregation', 'learning', 'p2p', 'members']);
-  const members: Member[] = [];
-  const addresses = new Map<string, NodeAddress>();
-  const seen = new Set<string>();
-  for (const m of root.at('members').list()) {
-    m.only(['id', 'role', 'publicKey', 'kemPublicKey', 'keyFile', 'peerId', 'listen', 'dial', 'api']);
-    const id = m.at('id').str({ pattern: ID_PATTERN });
-    addresses.set(id, {
-      id,
-      peerId: m.at('peerId').present ? m.at('peerId').str({ pattern: /^[1-9A-HJ-NP-Za-km-z]{40,60}$/ }) : undefined,
-      listen: m.at('listen').present ? m.at('listen').str({ pattern: MULTIADDR }) : undefined,
-      dial: m.at('dial').present ? m.at('dial').str({ pattern: MULTIADDR }) : undefined,
-      api: m.at('api').present ? m.at('api').str({ pattern: /^[^:\s]+:\d{1,5}$/ }) : undefined,
+  const input = stripComments(json);
+  const r = configSchema().safeParse(input);
+  const issues: ConfigIssue[] = r.success ? [] : issuesOf(r.error);
+  const fail = (path: string, expected: string, value: unknown) => issues.push({ path, message: `expected ${expected}, got ${value === undefined ? 'nothing' : JSON.stringify(value)}` });
+  // across fields and files, on the raw members (they are checked whatever else is wrong)
+  const rawMembers = (input as { members?: unknown })?.members;
+  const seen = new Set<unknown>();
+  if (Array.isArray(rawMembers)) {
+    rawMembers.forEach((m: Record<string, unknown>, i) => {
+      if (m === null || typeof m !== 'object') return;
+      if (seen.has(m.id)) fail(`members[${i}].id`, 'a unique id', m.id);
+      seen.add(m.id);
+      if (m.publicKey === undefined && m.keyFile === undefined) fail(`members[${i}]`, 'a member with "publicKey" (hex) or "keyFile"', m);
+      if (m.kemPublicKey !== undefined && m.role !== 'miner') fail(`members[${i}].kemPublicKey`, 'no KEM key on a client (only miners receive sealed updates)', m.kemPublicKey);
+      else if (m.publicKey === undefined && typeof m.keyFile === 'string' && !keyFiles.has(m.keyFile)) fail(`members[${i}].keyFile`, 'a readable key file', m.keyFile);
     });
-    if (seen.has(id)) m.at('id').fail('a unique id');
-    seen.add(id);
-    const role = m.at('role').oneOf(['miner', 'client'] as const);
-    let publicKey: Uint8Array;
-    if (m.at('publicKey').present) {
-      const hex = m.at('publicKey').str({ pattern: /^[0-9a-fA-F]+$/ });
-      if (hex.length !== PARAM_SIZES['ML-DSA-44'].publicKey * 2) m.at('publicKey').fail(`${PARAM_SIZES['ML-DSA-44'].publicKey} bytes of hex (an ML-DSA-44 public key)`);
-      publicKey = fromHex(hex);
-    } else if (m.at('keyFile').present) {
-      const kf = m.at('keyFile').str();
-      const pk = keyFiles.get(kf);
-      if (!pk) m.at('keyFile').fail('a readable key file');
-      publicKey = pk!;
-    } else {
-      m.fail('a member with "publicKey" (hex) or "keyFile"');
-    }
-    let kemPublicKey: Uint8Array | undefined;
-    if (m.at('kemPublicKey').present) {
-      if (role !== 'miner') m.at('kemPublicKey').fail('absent: only miners receive sealed updates');
-      const hex = m.at('kemPublicKey').str({ pattern: /^[0-9a-fA-F]+$/ });
-      if (hex.length !== KEM_SIZES.publicKey * 2) m.at('kemPublicKey').fail(`${KEM_SIZES.publicKey} bytes of hex (an ML-KEM-768 encapsulation key)`);
-      kemPublicKey = fromHex(hex);
-    } else if (role === 'miner' && m.at('keyFile').present) {
-      kemPublicKey = keyFiles.get(`kem:${m.at('keyFile').str()}`);
-    }
-    members.push({ id, role, publicKey: publicKey!, ...(kemPublicKey ? { kemPublicKey } : {}) });
+    if (!rawMembers.some((m) => m?.role === 'miner')) fail('members', 'at least one miner', rawMembers.map((m) => m?.role));
   }
-  if (!members.some((m) => m.role === 'miner')) root.at('members').fail('at least one miner');
-  return { file, networkId, genesisTime, chain, aggregation: parseAggregation(root.at('aggregation')), learning: parseLearning(root.at('learning')), p2p: parseP2P(root.at('p2p')), members, addresses, raw: json };
-}
-
-function parseAggregation(a: ConfigReader): AggregationConfig {
-  const d = defaultAggregationConfig;
-  if (!a.present) return { ...d };
-  a.only(Object.keys(d));
-  const mp = a.at('minPts');
-  const minPts: number | 'majority' = !mp.present || isMajority(a) ? 'majority' : mp.int({ min: 1 });
+  if (issues.length > 0 || !r.success) {
+    const list = issues.map((x) => `${x.path || '(root)'}: ${x.message}`);
+    throw new BflError(ErrorCode.BAD_CONFIG, issues.length > 1 ? `${issues.length} problems: ${list.join('; ')}` : list[0], { details: { issues } });
+  }
+  const c = r.data;
+  const members: Member[] = c.members.map((m) => {
+    const kem = m.kemPublicKey !== undefined ? fromHex(m.kemPublicKey) : m.role === 'miner' && m.keyFile !== undefined ? keyFiles.get(`kem:${m.keyFile}`) : undefined;
+    return { id: m.id, role: m.role, publicKey: m.publicKey !== undefined ? fromHex(m.publicKey) : keyFiles.get(m.keyFile!)!, ...(kem ? { kemPublicKey: kem } : {}) };
+  });
+  const addresses = new Map<string, NodeAddress>(c.members.map((m) => [m.id, { id: m.id, peerId: m.peerId, listen: m.listen, dial: m.dial, api: m.api }]));
+  const { partition, ...learning } = c.learning;
   return {
-    aggregator: a.at('aggregator').oneOf(AGGREGATORS, d.aggregator),
-    metric: a.at('metric').oneOf(['cosine', 'euclidean'] as const, d.metric),
-    eps: !a.at('eps').present ? d.eps : isString(a.at('eps')) ? a.at('eps').oneOf(['auto'] as const) : a.at('eps').num({ min: 0 }),
-    epsFactor: a.at('epsFactor').num({ min: 0.01, max: 100, default: d.epsFactor }),
-    minPts,
-    maxNormRatio: !a.at('maxNormRatio').present ? d.maxNormRatio : a.at('maxNormRatio').given ? a.at('maxNormRatio').num({ min: 1, max: 1000 }) : null,
-    stalenessExponent: a.at('stalenessExponent').num({ min: 0, max: 10, default: d.stalenessExponent }),
-    fedproxDrop: a.at('fedproxDrop').num({ min: 0, max: 0.99, default: d.fedproxDrop }),
-    krumF: a.at('krumF').given ? a.at('krumF').int({ min: 0 }) : d.krumF,
-    trim: a.at('trim').num({ min: 0, max: 0.49, default: d.trim }),
-  };
-}
-
-function isString(r: ConfigReader): boolean {
-  try {
-    r.str();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isMajority(a: ConfigReader): boolean {
-  try {
-    return a.at('minPts').str() === 'majority';
-  } catch {
-    return false;
-  }
-}
-
-function parseLearning(l: ConfigReader): LearningConfig {
-  const d = defaultLearningConfig;
-  if (!l.present) return { ...d, partition: { ...d.partition } };
-  l.only(Object.keys(d));
-  let partition: Partition = d.partition;
-  const p = l.at('partition');
-  if (p.present) {
-    p.only(['kind', 'alpha', 'shardsPerClient']);
-    const kind = p.at('kind').oneOf(['iid', 'shards', 'dirichlet'] as const);
-    partition = kind === 'iid' ? { kind } : kind === 'shards' ? { kind, shardsPerClient: p.at('shardsPerClient').int({ min: 1, default: 2 }) } : { kind, alpha: p.at('alpha').num({ min: 1e-6 }) };
-  }
-  const layers = l.at('layers').present ? l.at('layers').list().map((x) => x.int({ min: 1, max: 1_000_000 })) : d.layers;
-  if (layers.length < 2) l.at('layers').fail('at least two layer widths (input and classes)');
-  return {
-    dataset: l.at('dataset').str({ default: d.dataset }),
-    partition,
-    partitionSeed: l.at('partitionSeed').int({ min: 0, default: d.partitionSeed }),
-    layers,
-    modelSeed: l.at('modelSeed').int({ min: 0, default: d.modelSeed }),
-    N: l.at('N').int({ min: 1, default: d.N }),
-    E: l.at('E').int({ min: 1, default: d.E }),
-    B: l.at('B').int({ min: 1, default: d.B }),
-    lr: l.at('lr').num({ min: 1e-9, max: 100, default: d.lr }),
-    mu: l.at('mu').num({ min: 0, default: d.mu }),
-    rate: l.at('rate').num({ min: 1e-6, default: d.rate }),
-    initialSamples: l.at('initialSamples').int({ min: 0, default: d.initialSamples }),
-    heldOut: l.at('heldOut').int({ min: 0, default: d.heldOut }),
-    threads: l.at('threads').int({ min: 1, max: 256, default: d.threads }),
-  };
-}
-
-function parseP2P(p: ConfigReader): P2PConfig {
-  const d = defaultP2PConfig;
-  if (!p.present) return { ...d };
-  p.only(Object.keys(d));
-  return {
-    maxUpdateBytes: p.at('maxUpdateBytes').int({ min: 1024, max: 256 * 1024 * 1024, default: d.maxUpdateBytes }),
-    requestTimeoutMs: p.at('requestTimeoutMs').int({ min: 100, max: 600_000, default: d.requestTimeoutMs }),
-    mdns: p.at('mdns').bool(d.mdns),
-    ipColocationPenalty: p.at('ipColocationPenalty').bool(d.ipColocationPenalty),
-    sealUpdates: p.at('sealUpdates').bool(d.sealUpdates),
+    file,
+    networkId: c.networkId,
+    genesisTime: c.genesisTime,
+    chain: c.chain,
+    aggregation: c.aggregation,
+    learning: { ...learning, partition: partition as Partition },
+    p2p: c.p2p,
+    members,
+    addresses,
+    raw: json,
   };
 }
 

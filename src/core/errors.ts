@@ -33,11 +33,17 @@ export const ErrorCode = {
   BAD_KEY_FILE: 'BAD_KEY_FILE',
   BAD_CONFIG: 'BAD_CONFIG',
   STORE_CORRUPT: 'STORE_CORRUPT',
+  /** Another process (a running node) holds the store's LevelDB lock. */
+  STORE_LOCKED: 'STORE_LOCKED',
+  /** A datadir, output file or directory the operator named cannot be used (a file, missing, not writable). */
+  BAD_PATH: 'BAD_PATH',
   NETWORK_MISMATCH: 'NETWORK_MISMATCH',
   // network
   UNAUTHORIZED: 'UNAUTHORIZED',
   NOT_FOUND: 'NOT_FOUND',
   UNAVAILABLE: 'UNAVAILABLE',
+  /** A listen address (libp2p or the HTTP API) is taken by another process. */
+  PORT_IN_USE: 'PORT_IN_USE',
   // sealed (ML-KEM encrypted) payloads: src/crypto/seal.ts
   KEM_WRONG_KEY: 'KEM_WRONG_KEY', // sealed to a KEM key the recipient does not hold
   KEM_KEY_EXPIRED: 'KEM_KEY_EXPIRED', // sealed to a recipient key past its validity window

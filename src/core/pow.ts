@@ -55,11 +55,14 @@ export interface PowSolution {
  */
 export class PowSearcher {
   readonly blocksPerAttempt: number;
-  private readonly midstate: Int32Array;
+  // Read by the WebAssembly search (src/mining/pow-wasm.ts), which starts from the same state.
+  readonly midstate: Int32Array;
   private readonly tail: Uint8Array;
-  private readonly tailWords: Int32Array;
-  private readonly nonceOffset: number; // offset of the nonce within `tail`
-  private readonly target: Uint32Array;
+  /** The padded tail after the midstate as big-endian words (nonce bytes as last tried). */
+  readonly tailWords: Int32Array;
+  readonly nonceOffset: number; // offset of the nonce within `tail`
+  /** Target words, big-endian order; [8] = 1 when the target is 2^256 (every hash). */
+  readonly target: Uint32Array;
   private readonly state = new Int32Array(8);
   private readonly w = new Int32Array(64);
 
@@ -129,15 +132,18 @@ export class PowSearcher {
   }
 
   private belowTarget(): boolean {
-    const s = this.state;
-    const t = this.target;
-    for (let i = 0; i < 8; i++) {
-      const h = s[i] >>> 0;
-      if (h < t[i]) return true;
-      if (h > t[i]) return false;
-    }
-    return t[8] === 1; // equal to 2^256 - 1: valid only when the target is 2^256
+    return stateBelowTarget(this.state, this.target);
   }
+}
+
+/** A hash's state words (as SHA-256 leaves them) compared with target words from targetWords. */
+export function stateBelowTarget(s: Int32Array, t: Uint32Array): boolean {
+  for (let i = 0; i < 8; i++) {
+    const h = s[i] >>> 0;
+    if (h < t[i]) return true;
+    if (h > t[i]) return false;
+  }
+  return t[8] === 1; // equal to 2^256 - 1: valid only when the target is 2^256
 }
 
 function loadWords(bytes: Uint8Array, off: number, out: Int32Array, n: number): void {

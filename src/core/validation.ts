@@ -47,9 +47,13 @@ export interface SignatureCheck {
   verify(jobs: { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array; context: string }[]): Promise<boolean[]>;
 }
 
-/** Recomputes an aggregation from the raw updates (the scoring module); throws BAD_AGGREGATION. */
+/**
+ * Recomputes an aggregation from the raw updates (the scoring module); throws BAD_AGGREGATION.
+ * May return the aggregator's state after this aggregation (canonical bytes), which the store
+ * keeps beside the block.
+ */
 export interface AggregationCheck {
-  verify(tx: AggregationTx, input: { parent: ChainState; records: PendingRecord[] }): Promise<void>;
+  verify(tx: AggregationTx, input: { parent: ChainState; records: PendingRecord[] }): Promise<Uint8Array | void>;
 }
 
 export interface ValidationContext {
@@ -65,6 +69,8 @@ export interface ValidatedBlock {
   state: ChainState;
   /** Reward ledger changes this block makes (id → units). */
   credits: Map<string, bigint>;
+  /** The aggregator's state after this block's aggregation, if the check computed one. */
+  aggregatorState?: Uint8Array;
 }
 
 function fail(code: ErrorCode, msg: string, action: 'IGNORE' | 'REJECT' = 'REJECT'): never {
@@ -176,7 +182,7 @@ export async function validateBlock(block: Block, ctx: ValidationContext): Promi
   if (badAt === 0) fail(ErrorCode.BAD_SIGNATURE, `block signature of miner ${header.minerId} does not verify`);
   if (badAt > 0) fail(ErrorCode.BAD_SIGNATURE, `update record signature of client ${l.records[badAt - 1].clientId} does not verify`);
 
-  if (l.aggregation && ctx.aggregation) await ctx.aggregation.verify(l.aggregation, { parent, records: sortedPending(pending) });
+  const aggregatorState = l.aggregation && ctx.aggregation ? ((await ctx.aggregation.verify(l.aggregation, { parent, records: sortedPending(pending) })) ?? undefined) : undefined;
 
   const agg = l.aggregation;
   const state: ChainState = {
@@ -190,7 +196,7 @@ export async function validateBlock(block: Block, ctx: ValidationContext): Promi
     modelHash: agg ? agg.modelHash : parent.modelHash,
     pending: agg ? [] : pending,
   };
-  return { state, credits: blockCredits(block) };
+  return { state, credits: blockCredits(block), aggregatorState };
 }
 
 /** The canonical order of an aggregation's updates: by digest, then client id. */

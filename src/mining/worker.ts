@@ -1,11 +1,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PowSearcher } from '../core/pow.ts';
-import { SLICE } from './miner.ts';
+import { SLICE, type PowEngine } from './miner.ts';
+import { WasmPowSearcher } from './pow-wasm.ts';
 
-const { index, ctrl, counters } = workerData as { index: number; ctrl: Int32Array; counters: Float64Array };
+const { index, ctrl, counters, engine } = workerData as { index: number; ctrl: Int32Array; counters: Float64Array; engine: PowEngine };
 
 parentPort!.on('message', (job: { jobId: number; prefix: Uint8Array; difficulty: string; start: number }) => {
-  const searcher = new PowSearcher(job.prefix, BigInt(job.difficulty));
+  const difficulty = BigInt(job.difficulty);
+  const searcher = (engine === 'wasm' && WasmPowSearcher.create(job.prefix, difficulty)) || new PowSearcher(job.prefix, difficulty);
   // The main thread moves ctrl[0] off this job to abort; we look between slices.
   for (let start = job.start; Atomics.load(ctrl, 0) === job.jobId; start += SLICE) {
     const sol = searcher.search(start, SLICE);

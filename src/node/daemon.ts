@@ -29,7 +29,8 @@ import { Libp2pTransport } from '../net/transport.ts';
 import { startApi, stopApi } from '../api/server.ts';
 import type { Logger } from '../util/logger.ts';
 import { Metrics } from '../util/metrics.ts';
-import { Aggregation, updatesVia } from './aggregation.ts';
+import { ChainAggregation, type UpdateSource } from '../chain/aggregation.ts';
+import { WorkerAggregationEngine } from '../chain/aggregation-engine.ts';
 import { Client, type ClientDeps, type ClientOptions } from './client.ts';
 import { Miner, type MinerOptions } from './miner.ts';
 import type { Attack } from '../experiments/attacks.ts';
@@ -142,10 +143,11 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       const pool = await UpdatePool.open(join(o.datadir, 'updates'));
       closers.push({ name: 'pool', close: () => pool.close() });
       let miner: Miner | undefined;
-      let store: ChainStore | undefined;
-      const aggregation = new Aggregation(() => store!, updatesVia(() => miner), cfg.aggregation);
-      store = await ChainStore.open({ datadir: join(o.datadir, 'chain'), params, signatures: verifier, aggregation, logger: log.child({ sub: 'chain' }), metrics });
-      closers.push({ name: 'chain', close: () => store!.close() });
+      const updates: UpdateSource = { get: async (c, d) => miner?.fetchUpdate(c, d) };
+      const aggregation = new ChainAggregation({ engine: new WorkerAggregationEngine(cfg.aggregation), updates });
+      closers.push({ name: 'aggregation', close: () => aggregation.close() });
+      const store = await ChainStore.open({ datadir: join(o.datadir, 'chain'), params, signatures: verifier, aggregation, logger: log.child({ sub: 'chain' }), metrics });
+      closers.push({ name: 'chain', close: () => store.close() });
       const pow = new WorkerMinerPool({ workers: o.miningWorkers ?? 1 });
       closers.push({ name: 'pow', close: () => pow.close() });
       miner = new Miner({
@@ -168,7 +170,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       closers.push({ name: 'miner', close: () => miner!.stop() });
       status = () => miner!.status();
       chain = store;
-      rewards = async () => Object.fromEntries([...(await store!.balances())].map(([k, v]) => [k, v.toString()]));
+      rewards = async () => Object.fromEntries([...(await store.balances())].map(([k, v]) => [k, v.toString()]));
     } else {
       const clients = cfg.members.filter((m) => m.role === 'client').map((m) => m.id).sort();
       const index = clients.indexOf(identity.id);

@@ -35,7 +35,7 @@ import type { Transport, Verdict } from '../net/transport.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
-import type { Aggregation } from './aggregation.ts';
+import type { ChainAggregation } from '../chain/aggregation.ts';
 import { Notifier } from './notifier.ts';
 
 export interface MinerOptions {
@@ -58,7 +58,7 @@ export interface MinerDeps {
   peers: PeerBook;
   verifier: SignatureVerifier;
   pow: PowMiner;
-  aggregation: Aggregation;
+  aggregation: ChainAggregation;
   /** Accuracy of a global model on the miner's test set (for /status and metrics). */
   evaluate?: (model: Float32Array) => Promise<number>;
   logger: Logger;
@@ -516,7 +516,7 @@ export class Miner {
         }
         const records = entries.map(recordOf);
         const pending = [...tip.pending, ...records.map((r) => ({ clientId: r.clientId, updateDigest: r.updateDigest }))];
-        const aggregation = pending.length >= this.d.store.params.phi ? await this.d.aggregation.compute(tip, sortedPending(pending)) : undefined;
+        const aggregation = pending.length >= this.d.store.params.phi ? await this.d.aggregation.compute(this.d.store, tip, sortedPending(pending)) : undefined;
         const template = buildBlockTemplate({ parent: tip, params: this.d.store.params, minerId: this.d.identity.id, timestamp: this.now(), records, aggregation });
         this.mining = new AbortController();
         const solved = await this.d.pow.mine(template.header, this.mining.signal);

@@ -4,7 +4,7 @@
  * every miner's chain holds A aggregations and the miners agree on the tip.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,6 +28,8 @@ export interface TestnetOptions {
   aggregation?: Record<string, unknown>;
   p2p?: Record<string, unknown>;
   onProgress?: (p: Progress) => void;
+  /** Stop early (a signal to the testnet): the nodes are stopped and the summary says why. */
+  signal?: AbortSignal;
 }
 
 // Faster than the network defaults so that a run takes a minute or two on a laptop:
@@ -64,16 +66,43 @@ export interface TestnetSummary {
   error?: string;
 }
 
-/** A TCP port the OS says is free on loopback (for the testnet's nodes and e2e tests). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** The kernel's range of local ports for outgoing connections (Linux; else IANA's). */
+export function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch {
+    // not Linux
+  }
+  return [49152, 65535];
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+/**
+ * A TCP port free on loopback, outside the ephemeral range. Port 0 would hand out an ephemeral
+ * port, and between our probe and the node's bind any outgoing connection on the machine (a
+ * running node dials its peers) may take it as its local port: the testnet then failed beside
+ * a running network with EADDRINUSE. Ports below the ephemeral range are only taken by
+ * listeners, which the probe sees. `from`/`to` (exclusive) bound the search; a random start
+ * keeps two testnets started together apart.
+ */
+export async function freePort(o: { from?: number; to?: number; exclude?: Set<number> } = {}): Promise<number> {
+  const [lo, hi] = ephemeralRange();
+  const [from, to] = o.from !== undefined ? [o.from, o.to ?? o.from + 1000] : lo > 21_024 ? [20_000, lo] : [hi + 1, 65_536];
+  const n = to - from;
+  const start = Math.floor(Math.random() * n);
+  for (let i = 0; i < n && i < 2000; i++) {
+    const port = from + ((start + i) % n);
+    if (!o.exclude?.has(port) && (await canBind(port))) return port;
+  }
+  throw new Error(`no free TCP port on 127.0.0.1 in ${from}-${to - 1}`);
 }
 
 async function getStatus(api: string): Promise<NodeStatus | undefined> {
@@ -85,15 +114,13 @@ async function getStatus(api: string): Promise<NodeStatus | undefined> {
   }
 }
 
-/** A network on loopback with an OS-chosen free port per node (testnet and e2e tests). */
+/** A network on loopback with a free port per node (testnet and e2e tests). */
 export async function initLocalNetwork(o: Omit<InitOptions, 'host' | 'basePort' | 'ports' | 'force'>): Promise<InitResult> {
-  // The OS may hand the same free port out twice once it is closed again: keep them distinct.
+  // A probed port stays free until its node binds it: keep this network's ports distinct.
   const taken = new Set<number>();
   const distinct = async () => {
-    for (;;) {
-      const p = await freePort();
-      if (!taken.has(p)) return taken.add(p), p;
-    }
+    const p = await freePort({ exclude: taken });
+    return taken.add(p), p;
   };
   const ports = [];
   for (let i = 0; i < o.miners + o.clients; i++) ports.push({ p2p: await distinct(), api: await distinct() });
@@ -125,7 +152,8 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
       const attacking = o.attack && o.attackers && clientIndex > o.clients - o.attackers;
       const args = [bin, '--role', n.role, '--config', init.config, '--identity', n.identity, '--datadir', n.datadir, ...(attacking ? ['--attack', o.attack!] : [])];
       const child = spawn(process.execPath, args, {
-        stdio: ['ignore', 'pipe', 'pipe'],
+        // the IPC channel closes when this process exits, however it dies: the node then stops
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
         env: { ...process.env, BFL_LOG_LEVEL: process.env.BFL_LOG_LEVEL ?? 'info' },
       });
       child.stdout!.pipe(out);
@@ -144,7 +172,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
       await Promise.all(clients.map((p) => (p.exited !== undefined ? undefined : new Promise((r) => p.child.once('exit', r)))));
       const until = Date.now() + 60_000;
       let agreed: unknown; // the tip the miners agreed on at the previous poll
-      while (Date.now() < until) {
+      while (Date.now() < until && !o.signal?.aborted) {
         const miners = (await Promise.all(apis.filter((a) => a.role === 'miner').map((a) => getStatus(a.api)))).filter(Boolean) as NodeStatus[];
         if (miners.length === o.miners) {
           summary.miners = miners;
@@ -164,6 +192,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
     const deadline = t0 + o.timeoutSeconds * 1000;
     for (;;) {
       await new Promise((r) => setTimeout(r, 1000));
+      if (o.signal?.aborted) throw new Error(`stopped: ${o.signal.reason ?? 'aborted'}`);
       const dead = procs.find((p) => p.exited !== undefined);
       if (dead) {
         const tail = (await readFile(dead.log, 'utf8')).split('\n').slice(-8).join('\n');

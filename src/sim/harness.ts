@@ -28,7 +28,8 @@ import { DataStream } from '../learn/stream.ts';
 import { evaluate } from '../learn/train.ts';
 import { PeerBook } from '../net/peer-book.ts';
 import { payloadToDelta } from '../core/update.ts';
-import { Aggregation, updatesVia } from '../node/aggregation.ts';
+import { ChainAggregation, type UpdateSource } from '../chain/aggregation.ts';
+import { InThreadAggregationEngine, aggregatorOf } from '../chain/aggregation-engine.ts';
 import { Client, type ClientDeps } from '../node/client.ts';
 import { type RunningNode, initialModelOf, modelSpecOf, startNode } from '../node/daemon.ts';
 import { initLocalNetwork, testnetDefaults } from '../node/testnet.ts';
@@ -136,16 +137,16 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       const { transport, peers } = await peerOf(id, i);
       const pool = await UpdatePool.open(join(dir, id.id, 'updates'));
       let miner: Miner | undefined;
-      let store: ChainStore | undefined;
-      const aggregation = new Aggregation(() => store!, updatesVia(() => miner), cfg.aggregation);
-      store = await ChainStore.open({ datadir: join(dir, id.id, 'chain'), params, signatures: verifier, aggregation, now: () => clock.now(), clock });
+      const updates: UpdateSource = { get: async (c, d) => miner?.fetchUpdate(c, d) };
+      const aggregation = new ChainAggregation({ engine: new InThreadAggregationEngine(aggregatorOf(cfg.aggregation)), updates });
+      const store = await ChainStore.open({ datadir: join(dir, id.id, 'chain'), params, signatures: verifier, aggregation, now: () => clock.now(), clock });
       const pow = new SimPow(clock, o.meanBlockMs, o.seed * 7 + i);
       miner = new Miner({ config: cfg, identity: id, store, pool, transport, peers, verifier, pow, aggregation, logger: log, clock });
       stores.push(store);
       minerNodes.push(miner);
       stops.push(async () => {
         await miner!.stop();
-        await store!.close();
+        await store.close();
         await pool.close();
       });
     }

@@ -110,12 +110,32 @@ describe('bfl-node CLI', () => {
     expect(JSON.parse(r.out).error.message).toMatch(/holds no chain/);
   });
 
+  it('bench aggregate --json reports the kernel, the reference and bit identity', () => {
+    const r = run('bench', 'aggregate', '--json', '--clients', '9', '--dim', '3000', '--runs', '1');
+    expect(r.code).toBe(0);
+    const a = JSON.parse(r.out);
+    for (const k of ['ms', 'pairwiseMs', 'msReference', 'pairwiseReferenceMs', 'pairwiseWasmOneThreadMs']) expect(a[k], k).toBeGreaterThan(0);
+    expect(a.kernel).toMatch(/^wasm-simd/);
+    expect(a.bitIdentical).toBe(true);
+  });
+
+  it('bench ingest --json: a miner takes the flood in, beside the raw stream', () => {
+    const r = run('bench', 'ingest', '--json', '--clients', '1', '--seconds', '1');
+    expect(r.code).toBe(0);
+    const a = JSON.parse(r.out);
+    for (const k of ['accepted', 'acceptedPerSecond', 'mbPerSecond', 'p50Ms', 'p99Ms', 'rawStreamMbPerSecond', 'ratioToRawStream']) expect(a[k], k).toBeGreaterThan(0);
+    expect(a.errors).toEqual({});
+    expect(a.updateBytes).toBe(159_010 * 4);
+  });
+
   it('bench pow --json and bench signatures --json print the documented fields', () => {
     const pow = run('bench', 'pow', '--json', '--seconds', '0.3', '--workers', '1');
     expect(pow.code).toBe(0);
     const p = JSON.parse(pow.out);
-    for (const k of ['hashesPerSecondOneCore', 'hashesPerSecondAllWorkers', 'workers', 'nativeHashesPerSecondOneCore']) expect(p[k], k).toBeGreaterThan(0);
+    for (const k of ['hashesPerSecondOneCore', 'hashesPerSecondOneCoreJs', 'hashesPerSecondAllWorkers', 'workers', 'nativeHashesPerSecondOneCore', 'ratioOneCoreToNative']) expect(p[k], k).toBeGreaterThan(0);
     expect(p.workers).toBe(1);
+    expect(p.engine).toBe('wasm');
+    expect(p.workerScaling.map((w: { workers: number }) => w.workers)).toEqual([1]);
     const sig = run('bench', 'signatures', '--json', '--runs', '3', '--filter', '^(ML-DSA-44|Ed25519) ');
     expect(sig.code).toBe(0);
     const rows = JSON.parse(sig.out);

@@ -43,7 +43,7 @@ export class Cluster {
     const n = this.node(id);
     const out = createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
     const child = spawn(process.execPath, [BIN, '--role', n.role, '--config', this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'], // a node whose test process dies stops too
       env: { ...process.env, BFL_LOG_LEVEL: 'info' },
     });
     child.stdout!.pipe(out);

@@ -7,7 +7,7 @@ import type { AggregationInput, AggregationResult, UpdateInput } from '../../src
 import { dot, pairwise, toFloat64 } from '../../src/core/aggregation/vectors.ts';
 import { Rng } from '../../src/core/random.ts';
 import { makeUpdates, resultDigest } from '../helpers/updates.ts';
-import type { Json } from '../../src/config/validate.ts';
+import type { Json } from '../../src/config/schema.ts';
 
 const BASE = 100_000_000n;
 

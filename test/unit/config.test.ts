@@ -1,4 +1,6 @@
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { chainParamsOf, defaultAggregationConfig, defaultChainConfig, defaultLearningConfig, defaultP2PConfig, loadNetworkConfig, parseNetworkConfig, rulesOf } from '../../src/config/network.ts';
@@ -6,6 +8,7 @@ import { BflError } from '../../src/core/errors.ts';
 import { generateIdentity, writeKeyFile } from '../../src/crypto/keyfile.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
+const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
 const EXAMPLE = new URL('../../network.example.json', import.meta.url).pathname;
 
 function configError(fn: () => unknown): string {
@@ -75,6 +78,53 @@ describe('network config', () => {
     const a = parseNetworkConfig(base);
     const b = parseNetworkConfig({ ...base, aggregation: { eps: 0.4 } });
     expect(rulesOf(a.aggregation)).not.toBe(rulesOf(b.aggregation));
+  });
+
+  it('every problem is reported at once, each with its JSON path', () => {
+    const pk = generateIdentity('m', 'miner').json.publicKey;
+    const bad = {
+      networkId: 'n',
+      genesisTime: 0,
+      chain: { phi: 0, phy: 1, difficulty: '-5' },
+      learning: { layers: [784], partition: { kind: 'dirichlet' } },
+      p2p: { mdns: 'yes' },
+      members: [{ id: 'miner-1', role: 'miner', publicKey: pk }, { id: 'miner-1', role: 'boss', publicKey: pk }, { id: 'c', role: 'client' }],
+    };
+    let err: BflError | undefined;
+    try {
+      parseNetworkConfig(bad as never);
+    } catch (e) {
+      err = e as BflError;
+    }
+    expect(err?.code).toBe('BAD_CONFIG');
+    const issues = (err!.details!.issues as { path: string }[]).map((i) => i.path);
+    expect(issues.sort()).toEqual(['chain.difficulty', 'chain.phi', 'chain.phy', 'learning.layers', 'learning.partition.alpha', 'members[1].id', 'members[1].role', 'members[2]', 'p2p.mdns'].sort());
+    expect(err!.message).toMatch(/^9 problems: /);
+    expect(err!.message).toContain('chain.difficulty: expected a whole number >= 1 (number or decimal string), got "-5"');
+    expect(err!.message).not.toContain('\n'); // one line
+  });
+
+  it('bfl-node config schema prints a JSON Schema that network.example.json satisfies and typos fail', async () => {
+    const r = spawnSync(process.execPath, [BIN, 'config', 'schema'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const schema = JSON.parse(r.stdout);
+    expect(schema.$schema).toBe('https://json-schema.org/draft/2020-12/schema');
+    const validate = new Ajv2020({ strict: false, allErrors: true }).compile(schema);
+    const example = JSON.parse(await readFile(EXAMPLE, 'utf8'));
+    expect(validate(example), JSON.stringify(validate.errors)).toBe(true);
+    // the schema checks what the loader checks
+    for (const [edit, where] of [
+      [(x: any) => (x.chain.phy = 3), '/chain'],
+      [(x: any) => (x.chain.phi = 0), '/chain/phi'],
+      [(x: any) => (x.aggregation.aggregator = 'mean'), '/aggregation/aggregator'],
+      [(x: any) => (x.members[0].role = 'boss'), '/members/0/role'],
+      [(x: any) => delete x.networkId, ''],
+    ] as const) {
+      const copy = structuredClone(example);
+      edit(copy);
+      expect(validate(copy), where).toBe(false);
+      expect(validate.errors!.map((e) => e.instancePath)).toContain(where);
+    }
   });
 
   it('unreadable or non-JSON files are BAD_CONFIG', async () => {

@@ -3,6 +3,7 @@
  * service writes: the same init command, run locally, must produce a member for every service,
  * with the role, key file, data directory, addresses and ports the service uses.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -27,7 +28,7 @@ it('the compose testnet matches the config its init service writes', async () =>
   await initNetwork({ dir, docker: true, miners: Number(flag(init, '--miners')), clients: Number(flag(init, '--clients')), host: '0.0.0.0', basePort: 0, networkId: flag(init, '--network-id'), force: false, chain: { phi: Number(flag(init, '--phi')) } });
   const cfg = await loadNetworkConfig(join(dir, 'network.json'));
   const mount = flag(init, '--dir');
-  const nodes = Object.entries(compose.services).filter(([name]) => name !== 'init') as [string, { command: string[]; depends_on: object; volumes: string[]; ports?: string[]; profiles?: string[] }][];
+  const nodes = Object.entries(compose.services).filter(([name]) => name !== 'init' && name !== 'experiment') as [string, { command: string[]; depends_on: object; volumes: string[]; ports?: string[]; profiles?: string[] }][];
   expect(nodes.map(([n]) => n).sort()).toEqual(cfg.members.map((m) => m.id).sort());
   const hostPorts = new Set<string>();
   for (const [name, svc] of nodes) {
@@ -44,7 +45,8 @@ it('the compose testnet matches the config its init service writes', async () =>
     expect(addr.dial).toBe(`/dns4/${name}/tcp/4001`); // the service name is the host name
     expect(addr.api).toBe('0.0.0.0:8080');
     for (const p of svc.ports ?? []) {
-      const [host, container] = p.split(':');
+      const [ip, host, container] = p.split(':');
+      expect(ip, `${name} publishes its API on loopback only`).toBe('127.0.0.1');
       expect(container).toBe('8080');
       expect(hostPorts.has(host), `host port ${host} used twice`).toBe(false);
       hostPorts.add(host);
@@ -66,4 +68,27 @@ it('the image runs Node 24 and the program as its entry point', () => {
   expect(df).toMatch(/ENTRYPOINT \["node", "bin\/bfl-node.js"\]/);
   expect(df).toMatch(/npm ci --omit=dev/);
   expect(compose.services.init.build).toEqual({ context: '..', dockerfile: 'docker/Dockerfile' });
+  // no onnxruntime download from outside the registry, no darwin/win32 binaries in the image
+  expect(df).toMatch(/ONNXRUNTIME_NODE_INSTALL=skip npm ci/);
+  expect(df).toMatch(/rm -rf node_modules\/onnxruntime-node\/bin\/napi-v6\/darwin node_modules\/onnxruntime-node\/bin\/napi-v6\/win32/);
+});
+
+it('experiments can write their output in the container: --out defaults under a volume the node user owns', () => {
+  const df = readFileSync(join(root, 'docker/Dockerfile'), 'utf8');
+  const workdir = /^WORKDIR (\S+)/m.exec(df)![1];
+  const out = buildProgram().commands.find((c) => c.name() === 'experiment')!.commands.find((c) => c.name() === 'attack')!.options.find((o) => o.long === '--out')!.defaultValue;
+  const outDir = `${workdir}/${out}`;
+  expect(df).toMatch(new RegExp(`mkdir -p [^\\n]*${outDir}.*chown node:node [^\\n]*${outDir}`));
+  expect(df).toMatch(/^USER node/m);
+  const svc = compose.services.experiment;
+  expect(svc.volumes).toContain(`out:${outDir}`);
+  expect(svc.entrypoint).toEqual(['node', 'bin/bfl-node.js', 'experiment']);
+  expect(Object.keys(compose.volumes)).toContain('out');
+});
+
+it('npm reads the project .npmrc without "Unknown project config" and skips onnxruntime\'s download script', () => {
+  const r = spawnSync('npm', ['config', 'get', 'engine-strict'], { cwd: root, encoding: 'utf8', env: { ...process.env, npm_config_loglevel: 'warn' } });
+  expect(r.status).toBe(0);
+  expect(r.stderr).not.toMatch(/Unknown (project|user|env) config/);
+  expect(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).allowScripts['onnxruntime-node']).toBe(false);
 });

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { DEFAULT_MLP_PARAMS, benchAggregate } from '../../../bench/aggregate.ts';
+import { benchIngest } from '../../../bench/ingest.ts';
 import { benchPow } from '../../../bench/pow.ts';
 import { benchTrain } from '../../../bench/train.ts';
 import { benchSignatures, formatSignatureTable } from '../../../bench/signatures.ts';
@@ -34,33 +35,59 @@ export function benchCommand(): Command {
       else {
         const m = (x: number) => `${(x / 1e6).toFixed(2)} M/s`;
         print(`header ${r.headerBytes} bytes`);
-        print(`one core (midstate JS)     ${m(r.hashesPerSecondOneCore)}  = ${(r.ratioOneCoreToNative * 100).toFixed(0)}% of native`);
-        print(`all workers (${r.workers})            ${m(r.hashesPerSecondAllWorkers)}  = ${r.scaling}x one core`);
+        print(`one core (${r.engine.padEnd(4)})          ${m(r.hashesPerSecondOneCore)}  = ${(r.ratioOneCoreToNative * 100).toFixed(0)}% of native`);
+        print(`one core (JS reference)    ${m(r.hashesPerSecondOneCoreJs)}  = ${(r.ratioOneCoreJsToNative * 100).toFixed(0)}% of native`);
+        for (const w of r.workerScaling) print(`${String(w.workers).padStart(3)} worker(s)               ${m(w.hashesPerSecond)}`);
+        print(`all workers (${r.workers})            ${m(r.hashesPerSecondAllWorkers)}  = ${r.scaling}x one worker`);
         print(`native reference           ${m(r.nativeHashesPerSecondOneCore)}  (${r.nativeReference})`);
         print(`node:crypto hash() per call ${m(r.nodeCryptoHashesPerSecondOneCore)}`);
+        print(`load average at start: ${r.loadAverage1m} (on ${r.workers} cores; figures under load are low)`);
       }
     });
   bench
     .command('aggregate')
-    .description('BFL-MEC scoring + aggregation time (median of runs); with --grid, the growth in n and D')
+    .description('BFL-MEC scoring + aggregation time (median of runs) with the WebAssembly SIMD Gram kernel on every core and with the JS reference; with --grid, the growth in n and D')
     .option('--clients <n>', 'updates per aggregation', parseIntFlag('--clients', 2, 10_000), 100)
     .option('--dim <d>', `parameters per update (default: the default MLP, ${DEFAULT_MLP_PARAMS})`, parseIntFlag('--dim', 1, 50_000_000), DEFAULT_MLP_PARAMS)
     .option('--runs <n>', 'measured runs', parseIntFlag('--runs', 1, 1000), 5)
     .option('--grid', 'also measure n in {25, 50, 100, 200} and D in {D/4, D/2, D}', false)
+    .option('--reference-blas', 'also time numpy (OpenBLAS) on the same float64 Gram matrix (needs python3 with numpy, e.g. Debian python3-numpy)', false)
     .option('--json', 'print JSON', false)
-    .action((o: { clients: number; dim: number; runs: number; grid: boolean; json: boolean }) => {
-      const main = benchAggregate({ clients: o.clients, dim: o.dim, runs: o.runs });
-      const grid = o.grid
-        ? [
-            ...[25, 50, 100, 200].map((n) => benchAggregate({ clients: n, dim: o.dim, runs: Math.min(o.runs, 3) })),
-            ...[Math.round(o.dim / 4), Math.round(o.dim / 2)].map((d) => benchAggregate({ clients: o.clients, dim: d, runs: Math.min(o.runs, 3) })),
-          ]
-        : undefined;
-      if (o.json) printJson(grid ? { ...main, grid } : main);
+    .action(async (o: { clients: number; dim: number; runs: number; grid: boolean; referenceBlas: boolean; json: boolean }) => {
+      const main = await benchAggregate({ clients: o.clients, dim: o.dim, runs: o.runs, referenceBlas: o.referenceBlas });
+      const grid: (typeof main)[] = [];
+      if (o.grid) {
+        for (const n of [25, 50, 100, 200]) grid.push(await benchAggregate({ clients: n, dim: o.dim, runs: Math.min(o.runs, 3) }));
+        for (const d of [Math.round(o.dim / 4), Math.round(o.dim / 2)]) grid.push(await benchAggregate({ clients: o.clients, dim: d, runs: Math.min(o.runs, 3) }));
+      }
+      if (o.json) printJson(o.grid ? { ...main, grid } : main);
       else {
-        const line = (r: typeof main) => `${String(r.clients).padStart(6)} updates x ${String(r.dimension).padStart(9)} params: ${r.ms.toFixed(1).padStart(8)} ms (pairwise matrix ${(r.pairwiseShare * 100).toFixed(0)}%)`;
+        const line = (r: typeof main) =>
+          `${String(r.clients).padStart(6)} updates x ${String(r.dimension).padStart(9)} params: ${r.ms.toFixed(1).padStart(8)} ms (pairwise ${r.pairwiseMs.toFixed(1)} ms, ${(r.pairwiseShare * 100).toFixed(0)}%); JS reference ${r.msReference.toFixed(1)} ms (pairwise ${r.pairwiseReferenceMs.toFixed(1)} ms)`;
+        print(`Gram kernel: ${main.kernel}; one-thread WebAssembly pairwise ${main.pairwiseWasmOneThreadMs.toFixed(1)} ms; bits identical to the reference: ${main.bitIdentical}`);
         print(line(main));
-        if (grid) for (const r of grid) print(line(r));
+        if (main.blasMs !== undefined) print(`BLAS X·Xᵀ (${main.blas}): ${main.blasMs.toFixed(1)} ms; ours / BLAS = ${main.ratioToBlas}`);
+        else if (o.referenceBlas) print('BLAS reference: no python3 with numpy found (Debian: apt-get install python3-numpy libopenblas0)');
+        for (const r of grid) print(line(r));
+        print(`load average at start: ${main.loadAverage1m}`);
+      }
+    });
+  bench
+    .command('ingest')
+    .description('update intake of one miner from C flooding clients on loopback libp2p, beside raw libp2p stream throughput in the same run')
+    .option('--clients <c>', 'flooding clients (each sends one signed update after another)', parseIntFlag('--clients', 1, 1000), 4)
+    .option('--seconds <s>', 'flooding time', parseNumberFlag('--seconds', 1, 3600), 10)
+    .option('--phi <n>', 'ϕ of the bench network (default: the highest allowed, no aggregation during the run)', parseIntFlag('--phi', 1, 100_000))
+    .option('--json', 'print JSON', false)
+    .action(async (o: { clients: number; seconds: number; phi?: number; json: boolean }) => {
+      const r = await benchIngest({ clients: o.clients, seconds: o.seconds, phi: o.phi });
+      if (o.json) printJson(r);
+      else {
+        print(`${r.clients} clients, ${r.seconds} s, updates of ${r.updateBytes} bytes`);
+        print(`accepted ${r.accepted} of ${r.submitted}: ${r.acceptedPerSecond} updates/s = ${r.mbPerSecond} MB/s; submit latency p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`);
+        if (Object.keys(r.errors).length) print(`refused or failed: ${JSON.stringify(r.errors)}`);
+        print(`raw libp2p stream: ${r.rawStreamMbPerSecond} MB/s; intake / raw = ${r.ratioToRawStream}`);
+        print(`load average at start: ${r.loadAverage1m}`);
       }
     });
   bench

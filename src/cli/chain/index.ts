@@ -1,11 +1,20 @@
 import { Command } from 'commander';
 import { ChainStore } from '../../chain/store.ts';
-import { verifyChain } from '../../chain/verify.ts';
+import { type VerifyReport, verifyChain } from '../../chain/verify.ts';
 import { toHex } from '../../core/bytes.ts';
 import { aggregationTxOf } from '../../core/chain.ts';
 import { blockHash } from '../../core/encoding.ts';
 import { InThreadVerifier } from '../../crypto/verifier.ts';
+import { ErrorCode, isBflError } from '../../core/errors.ts';
+import { chainDirOf, isLockError, lockedError, nodeDirOfChain } from '../datadir.ts';
 import { Exit, parseIntFlag } from '../exit.ts';
+
+// Read-only: nothing is created; LevelDB has no shared lock, so a running node's chain cannot be
+// opened beside it (the error names the node's pid).
+// Not a verdict on the chain but on the operator's input: these go to stderr as errors.
+const OPERATOR_ERRORS = new Set<string>([ErrorCode.BAD_PATH, ErrorCode.NOT_FOUND, ErrorCode.STORE_LOCKED]);
+const READ_HINT = 'stop the node first (or copy its datadir and read the copy)';
+const DATADIR_HELP = 'the node\'s data directory (its chain/ store is read; a chain store directory itself also works). Opened read-only; stop the node first';
 import { print, printJson } from '../output.ts';
 
 export function chainCommand(): Command {
@@ -14,12 +23,21 @@ export function chainCommand(): Command {
   chain
     .command('verify')
     .description('re-validate the stored chain from genesis (exit 0 valid, 1 invalid or damaged)')
-    .requiredOption('--datadir <dir>', 'the node\'s data directory')
+    .requiredOption('--datadir <dir>', DATADIR_HELP)
     .option('--json', 'print the report as JSON', false)
     .action(async (o: { datadir: string; json: boolean }) => {
-      const report = await verifyChain(o.datadir, new InThreadVerifier());
+      let report: VerifyReport;
+      try {
+        const dir = chainDirOf(o.datadir);
+        report = await verifyChain(dir, new InThreadVerifier());
+        if (report.error?.code === ErrorCode.STORE_LOCKED) report.error.message = lockedError(nodeDirOfChain(dir), READ_HINT).message;
+      } catch (e) {
+        if (!isBflError(e)) throw e;
+        report = { valid: false, height: -1, blocks: 0, records: 0, aggregations: 0, error: { code: e.code, message: e.message } };
+      }
       if (o.json) printJson(report);
       else if (report.valid) print(`valid: ${report.blocks} blocks to height ${report.height}, ${report.aggregations} aggregations, ${report.records} update records, tip ${report.tip}`);
+      else if (OPERATOR_ERRORS.has(report.error?.code ?? '')) process.stderr.write(`error: ${report.error?.message} (${report.error?.code})\n`);
       else print(`INVALID at height ${report.error?.height ?? '?'}: ${report.error?.code}: ${report.error?.message}`);
       process.exitCode = report.valid ? Exit.OK : Exit.FAILURE;
     });
@@ -27,11 +45,14 @@ export function chainCommand(): Command {
   chain
     .command('show')
     .description('print the chain head and the most recent blocks')
-    .requiredOption('--datadir <dir>', 'the node\'s data directory')
+    .requiredOption('--datadir <dir>', DATADIR_HELP)
     .option('--count <n>', 'how many recent blocks', parseIntFlag('--count', 1, 10_000), 10)
     .option('--json', 'print as JSON', false)
     .action(async (o: { datadir: string; count: number; json: boolean }) => {
-      const store = await ChainStore.open({ datadir: o.datadir, signatures: new InThreadVerifier() });
+      const dir = chainDirOf(o.datadir);
+      const store = await ChainStore.open({ datadir: dir, signatures: new InThreadVerifier(), readOnly: true }).catch((e) => {
+        throw isLockError(e) ? lockedError(nodeDirOfChain(dir), READ_HINT) : e;
+      });
       try {
         const tip = store.tip;
         const blocks = [];

@@ -1,12 +1,14 @@
 /**
  * `bfl-node --role miner|client`: the long-running node. Settings: flags > environment
- * (BFL_ROLE, BFL_CONFIG, BFL_IDENTITY, BFL_DATADIR, BFL_API, BFL_LISTEN, BFL_ATTACK) > the config file's
- * member entry > defaults. First SIGINT/SIGTERM: graceful shutdown; a second one: exit now.
+ * (ENV below: one variable per flag) > the config file's member entry > defaults.
+ * First SIGINT/SIGTERM: graceful shutdown; a second one: exit now.
  */
 import { Exit, UsageError } from '../exit.ts';
 import { type Attack, parseAttack } from '../../experiments/attacks.ts';
-import { startNode } from '../../node/daemon.ts';
-import { createLogger } from '../../util/logger.ts';
+import { type RunningNode, startNode } from '../../node/daemon.ts';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, createLogger } from '../../util/logger.ts';
+import { watchParent } from './parent.ts';
+import { isLockError, lockedError, portInUseError, prepareDatadir, removePidFile, writePidFile } from '../datadir.ts';
 
 export interface DaemonFlags {
   role?: string;
@@ -17,12 +19,27 @@ export interface DaemonFlags {
   listen?: string;
   miningWorkers?: number;
   attack?: string;
+  logLevel?: string;
+  logFormat?: string;
 }
 
-export const ENV = { role: 'BFL_ROLE', config: 'BFL_CONFIG', identity: 'BFL_IDENTITY', datadir: 'BFL_DATADIR', api: 'BFL_API', listen: 'BFL_LISTEN', attack: 'BFL_ATTACK' } as const;
+export const ENV = {
+  role: 'BFL_ROLE',
+  config: 'BFL_CONFIG',
+  identity: 'BFL_IDENTITY',
+  datadir: 'BFL_DATADIR',
+  api: 'BFL_API',
+  listen: 'BFL_LISTEN',
+  miningWorkers: 'BFL_MINING_WORKERS',
+  attack: 'BFL_ATTACK',
+  logLevel: 'BFL_LOG_LEVEL',
+  logFormat: 'BFL_LOG_FORMAT',
+} as const;
+
+type StringFlag = Exclude<keyof typeof ENV, 'miningWorkers'>;
 
 export function resolveDaemonFlags(f: DaemonFlags, env: NodeJS.ProcessEnv = process.env) {
-  const pick = (k: keyof typeof ENV) => f[k] ?? env[ENV[k]];
+  const pick = (k: StringFlag) => f[k] ?? env[ENV[k]];
   const role = pick('role');
   if (role !== 'miner' && role !== 'client') throw new UsageError(`--role must be miner or client (or set ${ENV.role}), got ${JSON.stringify(role)}`);
   const need = (k: 'config' | 'identity' | 'datadir') => {
@@ -40,31 +57,67 @@ export function resolveDaemonFlags(f: DaemonFlags, env: NodeJS.ProcessEnv = proc
       throw new UsageError((e as Error).message);
     }
   }
-  return { role: role as 'miner' | 'client', config: need('config'), identity: need('identity'), datadir: need('datadir'), api: pick('api'), listen: pick('listen'), miningWorkers: f.miningWorkers, attack };
+  const logLevel = pick('logLevel') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level (${ENV.logLevel}) must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  const logFormat = pick('logFormat') ?? 'json';
+  if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) throw new UsageError(`--log-format (${ENV.logFormat}) must be one of ${LOG_FORMATS.join(', ')}, got ${JSON.stringify(logFormat)}`);
+  return {
+    role: role as 'miner' | 'client',
+    config: need('config'),
+    identity: need('identity'),
+    datadir: need('datadir'),
+    api: pick('api'),
+    listen: pick('listen'),
+    miningWorkers: f.miningWorkers,
+    attack,
+    logLevel,
+    logFormat: logFormat as LogFormat,
+  };
 }
 
 export async function runDaemon(flags: DaemonFlags): Promise<number> {
-  const o = resolveDaemonFlags(flags);
-  const logger = createLogger();
-  const node = await startNode({ ...o, logger });
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const onSignal = (sig: string) => {
-      if (stopping) {
-        logger.warn({ sig }, 'second signal: exiting now');
-        process.exit(Exit.INTERRUPTED);
-      }
-      stopping = true;
-      logger.info({ sig }, 'shutting down (send the signal again to force)');
-      node.stop().then(
-        () => resolve(Exit.OK),
-        (e) => {
-          logger.error({ err: (e as Error).message }, 'shutdown failed');
-          resolve(Exit.FAILURE);
-        },
-      );
-    };
-    process.on('SIGINT', () => onSignal('SIGINT'));
-    process.on('SIGTERM', () => onSignal('SIGTERM'));
-  });
+  const { logLevel, logFormat, ...o } = resolveDaemonFlags(flags);
+  const logger = createLogger({ level: logLevel, format: logFormat });
+  await prepareDatadir(o.datadir);
+  // Signals and the parent's exit are handled from the start: one that arrives while the node
+  // is starting stops it as soon as it has started (its stores are then closed cleanly).
+  let node: RunningNode | undefined;
+  let stopping = false;
+  let finish: (code: number) => void = () => {};
+  const done = new Promise<number>((r) => (finish = r));
+  const shutdown = () =>
+    node!.stop().then(
+      () => {
+        removePidFile(o.datadir);
+        finish(Exit.OK);
+      },
+      (e) => {
+        logger.error({ err: (e as Error).message }, 'shutdown failed');
+        finish(Exit.FAILURE);
+      },
+    );
+  const stop = (why: Record<string, string>) => {
+    if (stopping) {
+      logger.warn(why, 'second signal: exiting now');
+      process.exit(Exit.INTERRUPTED);
+    }
+    stopping = true;
+    logger.info(why, 'shutting down (send the signal again to force)');
+    if (node) void shutdown();
+  };
+  process.on('SIGINT', () => stop({ sig: 'SIGINT' }));
+  process.on('SIGTERM', () => stop({ sig: 'SIGTERM' }));
+  const watch = watchParent((parent) => stop({ parent }));
+  try {
+    node = await startNode({ ...o, logger });
+  } catch (e) {
+    watch.stop();
+    if (isLockError(e)) throw lockedError(o.datadir);
+    throw portInUseError(e) ?? e;
+  }
+  writePidFile(o.datadir);
+  if (stopping) void shutdown();
+  const code = await done;
+  watch.stop();
+  return code;
 }

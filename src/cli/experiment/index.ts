@@ -6,6 +6,7 @@ import { ATTACK_HELP, parseAttack } from '../../experiments/attacks.ts';
 import { defaultAttackExperiment, runAttackExperiment } from '../../experiments/attack.ts';
 import { runRewards, runRobustness, runStrategies, runThresholds } from '../../experiments/suite.ts';
 import { print, printJson } from '../output.ts';
+import { progress } from '../../experiments/progress.ts';
 import type { AggregationConfig } from '../../config/network.ts';
 import { defaultMobility } from '../../sim/mobility.ts';
 import { provisioningCommand } from './provisioning.ts';
@@ -55,7 +56,7 @@ export function experimentCommand(): Command {
       else {
         print(`${r.attack} by ${r.attackers} of ${r.clients} clients against ${r.aggregator} (${r.partition}), ${r.rounds.length} aggregations:`);
         print(`  detection rate ${r.detectionRate === null ? '-' : r.detectionRate.toFixed(3)}, false positive rate ${r.falsePositiveRate.toFixed(3)}, ${r.rotations} rotations`);
-        print(`  accuracy ${r.accuracy.toFixed(4)} vs ${r.accuracyNoAttack.toFixed(4)} without attack (${r.accuracyDrop} points)`);
+        print(`  ${accuracyVersus(r.accuracy, r.accuracyNoAttack, r.accuracyDrop)}`);
         if (r.files) print(`  wrote ${r.files.csv} and ${r.files.json}`);
       }
     });
@@ -197,27 +198,10 @@ export function suiteCommands(exp: Command): void {
     });
 }
 
-/** A one-line progress bar on a terminal; nothing otherwise. `bar(label)` counts one step,
- * `bar.at(n, label)` sets the count. */
-function progress(total: number) {
-  let n = 0;
-  const tty = process.stderr.isTTY;
-  const draw = (label: string) => {
-    if (!tty) return;
-    const width = 30;
-    const filled = Math.round((Math.min(n, total) / Math.max(1, total)) * width);
-    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${label}`.padEnd(100));
-  };
-  const f = (label: string) => {
-    n++;
-    draw(label);
-  };
-  f.at = (at: number, label: string) => {
-    n = at;
-    draw(label);
-  };
-  f.done = () => {
-    if (tty) process.stderr.write('\n');
-  };
-  return f;
+/** "accuracy 0.8 vs 0.9 without attack (10 points lower)": the sign in words, so that an attack
+ * that happens to raise accuracy does not read as a drop of -0.5 points. */
+export function accuracyVersus(accuracy: number, noAttack: number, dropPoints: number): string {
+  const points = (p: number) => `${p} point${p === 1 ? '' : 's'}`;
+  const change = dropPoints > 0 ? `${points(dropPoints)} lower` : dropPoints < 0 ? `${points(-dropPoints)} higher` : 'the same';
+  return `accuracy ${accuracy.toFixed(4)} vs ${noAttack.toFixed(4)} without attack (${change})`;
 }

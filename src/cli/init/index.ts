@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { initNetwork } from '../../config/local-network.ts';
+import { isBflError } from '../../core/errors.ts';
+import { pathError } from '../datadir.ts';
 import { parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
 
@@ -32,7 +34,9 @@ export function initCommand(): Command {
       const chain: Record<string, unknown> = {};
       if (o.phi) chain.phi = o.phi;
       if (o.difficulty) chain.difficulty = Math.round(o.difficulty);
-      const r = await initNetwork({ ...o, chain });
+      const r = await initNetwork({ ...o, chain }).catch((e) => {
+        throw isBflError(e) ? e : pathError(e, o.dir, '--dir', 'directory');
+      });
       if (o.json) printJson({ config: r.config, nodes: r.nodes.map(({ id, role, identity, datadir, api }) => ({ id, role, identity, datadir, api })) });
       else {
         print(`wrote ${r.config} and ${r.nodes.length} key files`);

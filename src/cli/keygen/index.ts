@@ -5,6 +5,8 @@ import type { Role } from '../../core/types.ts';
 import { generateIdentity, rotateKemInKeyFile, withPeerKey, writeKeyFile } from '../../crypto/keyfile.ts';
 import { DEFAULT_ROTATION_OVERLAP_MS } from '../../crypto/kem-keys.ts';
 import { parseNumberFlag } from '../exit.ts';
+import { isBflError } from '../../core/errors.ts';
+import { pathError } from '../datadir.ts';
 import { UsageError } from '../exit.ts';
 import { print, printJson } from '../output.ts';
 
@@ -30,7 +32,9 @@ export function keygenCommand(): Command {
       const id = o.id ?? basename(o.out, extname(o.out));
       if (!ID_PATTERN.test(id)) throw new UsageError(`identity name "${id}" must match ${ID_PATTERN} (pass --id)`);
       const json = await withPeerKey(generateIdentity(id, o.role).json);
-      await writeKeyFile(o.out, json, { force: o.force });
+      await writeKeyFile(o.out, json, { force: o.force }).catch((e) => {
+        throw isBflError(e) ? e : pathError(e, o.out, '--out', 'key file');
+      });
       const summary = { file: o.out, id, role: o.role, algorithm: json.algorithm, publicKey: json.publicKey, peerId: json.peerId };
       if (o.json) printJson(summary);
       else print(`wrote ${o.out}: ${o.role} "${id}", ${json.algorithm}, public key ${json.publicKey.slice(0, 16)}… (${json.publicKey.length / 2} bytes)`);

@@ -3,6 +3,7 @@ import { runTestnet } from '../../node/testnet.ts';
 import { Exit, UsageError, parseIntFlag } from '../exit.ts';
 import { ATTACK_HELP, parseAttack } from '../../experiments/attacks.ts';
 import { print, printJson } from '../output.ts';
+import { watchParent } from '../daemon/parent.ts';
 
 export function testnetCommand(): Command {
   return new Command('testnet')
@@ -26,7 +27,21 @@ export function testnetCommand(): Command {
       }
       const tty = process.stderr.isTTY;
       let lastLine = 0;
+      // SIGINT/SIGTERM (or our parent gone, see daemon/parent.ts): stop every node, then report.
+      // A second signal exits at once (the nodes still stop: their IPC channel closes).
+      const abort = new AbortController();
+      const onSignal = (why: string) => {
+        if (abort.signal.aborted) process.exit(Exit.INTERRUPTED);
+        process.stderr.write(`\n${why}: stopping the nodes (again to exit at once)\n`);
+        abort.abort(why);
+      };
+      const onInt = () => onSignal('SIGINT');
+      const onTerm = () => onSignal('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+      const watch = watchParent((why) => onSignal(why));
       const summary = await runTestnet({
+        signal: abort.signal,
         miners: o.miners,
         clients: o.clients,
         aggregations: o.aggregations,
@@ -45,6 +60,9 @@ export function testnetCommand(): Command {
           }
         },
       });
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      watch.stop();
       if (tty) process.stderr.write('\n');
       if (o.json) printJson(summary);
       else {
@@ -53,6 +71,6 @@ export function testnetCommand(): Command {
         for (const c of summary.clients) print(`  ${c.id}: uploaded ${c.uploaded}, buffered ${c.buffered}, balance ${c.balance}, held-out accuracy ${(c.lastAccuracy as number | null)?.toFixed(4) ?? '-'}`);
         if (summary.error || o.keep || o.dir) print(`files: ${summary.dir}`);
       }
-      process.exitCode = summary.reached && summary.converged && !summary.error ? Exit.OK : Exit.FAILURE;
+      process.exitCode = abort.signal.aborted ? Exit.INTERRUPTED : summary.reached && summary.converged && !summary.error ? Exit.OK : Exit.FAILURE;
     });
 }

@@ -17,7 +17,7 @@
 import { canonical, applyUpdate, normalise, rewardsFor, stalenessWeight } from './common.ts';
 import { dbscan } from './dbscan.ts';
 import type { AggregationInput, AggregationResult, Aggregator } from './types.ts';
-import { cosineFromGram, dot, mean, pairwise, toFloat64, weightedSum } from './vectors.ts';
+import { cosineFromGram, dot, mean, referenceGramKernel, toFloat64, weightedSum, type GramKernel } from './vectors.ts';
 
 export interface BflMecOptions {
   metric: 'cosine' | 'euclidean';
@@ -64,6 +64,8 @@ export function minPtsFor(opt: BflMecOptions['minPts'], points: number): number 
 export class BflMecAggregator implements Aggregator<null> {
   readonly name = 'bfl-mec';
   readonly options: BflMecOptions;
+  /** Computes the pairwise matrices; any kernel gives the reference's bits (src/kernels/gram.ts). */
+  kernel: GramKernel = referenceGramKernel;
 
   constructor(options: Partial<BflMecOptions> = {}) {
     // undefined must not override a default (e.g. createAggregator passing an unset flag)
@@ -82,11 +84,11 @@ export class BflMecAggregator implements Aggregator<null> {
   }
 
   aggregate(input: AggregationInput, state: null): { result: AggregationResult; state: null } {
-    return { result: scoreAndAggregate(input, this.options), state };
+    return { result: scoreAndAggregate(input, this.options, this.kernel), state };
   }
 }
 
-export function scoreAndAggregate(input: AggregationInput, o: BflMecOptions): AggregationResult {
+export function scoreAndAggregate(input: AggregationInput, o: BflMecOptions, kernel: GramKernel = referenceGramKernel): AggregationResult {
   const ups = canonical(input.updates);
   const n = ups.length;
   if (n === 0) throw new RangeError('nothing to aggregate');
@@ -102,13 +104,13 @@ export function scoreAndAggregate(input: AggregationInput, o: BflMecOptions): Ag
   const m = n + 1;
 
   // Gram matrix of all points; cosine similarities come from it.
-  const gram = pairwise(points, 'dot');
+  const gram = kernel.pairwise(points, 'dot');
   const cos = cosineFromGram(gram, m);
   // DBSCAN over the admitted updates and ḡ (sub-indices: idx, then ḡ last).
   const sub = [...idx, n];
   const k = sub.length;
   const dist = new Float64Array(k * k);
-  const sq = o.metric === 'euclidean' ? pairwise(points, 'sqdist') : undefined;
+  const sq = o.metric === 'euclidean' ? kernel.pairwise(points, 'sqdist') : undefined;
   for (let a = 0; a < k; a++) {
     for (let b = 0; b < k; b++) {
       const ij = sub[a] * m + sub[b];

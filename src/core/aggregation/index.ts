@@ -44,5 +44,18 @@ export function createAggregator(name: AggregatorName, o: AggregatorOptions = {}
   }
 }
 
-export type { Aggregator, AggregationInput, AggregationResult, UpdateInput } from './types.ts';
+/** How a state is persisted: the aggregator's own codec, or the null codec (empty bytes) of a stateless one. */
+export function stateCodecOf<S>(a: Aggregator<S>): { stateless: boolean; encode(s: S): Uint8Array; decode(b: Uint8Array): S } {
+  if (a.encodeState && a.decodeState) return { stateless: false, encode: (s) => a.encodeState!(s), decode: (b) => a.decodeState!(b) };
+  return {
+    stateless: true,
+    encode: (s) => {
+      if (s !== null) throw new TypeError(`aggregator ${a.name} keeps a state but has no encodeState/decodeState`);
+      return new Uint8Array(0);
+    },
+    decode: () => null as S,
+  };
+}
+
+export type { Aggregator, AggregationContext, AggregationInput, AggregationResult, UpdateInput } from './types.ts';
 export { BflMecAggregator, defaultBflMecOptions, scoreAndAggregate } from './bflmec.ts';

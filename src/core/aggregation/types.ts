@@ -14,10 +14,25 @@ export interface UpdateInput {
   staleness: number;
 }
 
+/**
+ * Read-only facts of the chain an aggregation rule may use, derived from the block's ancestry
+ * only (so every miner derives the same): see docs/architecture.md, "Aggregation".
+ */
+export interface AggregationContext {
+  /** The round this aggregation makes (1 = the first after the genesis model). */
+  round: number;
+  /** Hash of the parent of the block that carries this aggregation: a deterministic seed (e.g. for bucketing). */
+  parentHash: Uint8Array;
+  /** The last global update: the current global model minus the one before it; undefined in round 1. */
+  previousGlobalUpdate?: Float32Array;
+}
+
 export interface AggregationInput {
   previous: Float32Array; // current global model
   updates: UpdateInput[];
   baseReward: bigint; // units shared by the high-contribution clients
+  /** Given by the node for every on-chain aggregation; experiments and unit tests may leave it out. */
+  context?: AggregationContext;
 }
 
 export interface AggregationResult {
@@ -39,10 +54,17 @@ export interface AggregationResult {
 
 /**
  * State across aggregations (history-based defences) is passed in and returned, never kept
- * inside: a node can rebuild it from the chain and roll it back on a reorg.
+ * inside: a node can rebuild it from the chain and roll it back on a reorg. The node stores the
+ * state after every aggregation block, keyed by the block's hash (chain/aggregator-states.ts),
+ * in the canonical bytes of `encodeState`; it may run `aggregate` in a worker thread, so the
+ * state must survive encodeState → decodeState unchanged. An aggregator without these two
+ * methods is stateless: its state must be null (stateCodecOf in index.ts).
  */
 export interface Aggregator<S = null> {
   readonly name: string;
   initialState(): S;
   aggregate(input: AggregationInput, state: S): { result: AggregationResult; state: S };
+  /** Canonical bytes of a state (same state, same bytes, on every machine). */
+  encodeState?(state: S): Uint8Array;
+  decodeState?(bytes: Uint8Array): S;
 }

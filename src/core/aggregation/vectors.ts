@@ -98,6 +98,18 @@ export function pairwise(v: Float64Array[], kind: 'dot' | 'sqdist'): Float64Arra
   return out;
 }
 
+/**
+ * Computes `pairwise` with the same bits, faster: the WebAssembly SIMD kernel and its worker
+ * threads (src/kernels/gram.ts) implement it. The aggregation can be given one; consensus needs
+ * only that the bits are those of the reference below.
+ */
+export interface GramKernel {
+  readonly name: string;
+  pairwise(v: Float64Array[], kind: 'dot' | 'sqdist'): Float64Array;
+}
+
+export const referenceGramKernel: GramKernel = { name: 'js', pairwise };
+
 /** Coordinate-wise mean over the vectors in the given order. */
 export function mean(v: Float64Array[]): Float64Array {
   const out = new Float64Array(v[0].length);

@@ -1,0 +1,17 @@
+/** The aggregation worker thread (aggregation-engine.ts): bytes in, bytes out. */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { AggregationConfig } from '../config/network.ts';
+import { type PackedJob, aggregatorOf, runAggregation, unpackJob } from './aggregation-engine.ts';
+
+const aggregator = aggregatorOf((workerData as { config: AggregationConfig }).config);
+
+parentPort!.on('message', (msg: PackedJob) => {
+  try {
+    const out = runAggregation(aggregator, unpackJob(msg));
+    // The model is a fresh Float32Array of its own: hand its buffer over instead of copying it.
+    const model = out.model.byteOffset === 0 && out.model.byteLength === out.model.buffer.byteLength ? (out.model.buffer as ArrayBuffer) : out.model.slice().buffer;
+    parentPort!.postMessage({ id: msg.id, model, entries: out.entries, rewards: out.rewards, state: out.state }, [model]);
+  } catch (e) {
+    parentPort!.postMessage({ id: msg.id, error: (e as Error).message });
+  }
+});

@@ -1,0 +1,176 @@
+/**
+ * Aggregation as a part of the chain (docs/architecture.md, "Aggregation"): the aggregation a
+ * block must carry, computed from the raw updates, by a miner building its block and by every
+ * miner checking a received one (the store's AggregationCheck). Same code, same bits: a block
+ * whose transaction differs in any byte is BAD_AGGREGATION.
+ *
+ * - The computation runs on an AggregationEngine (a worker thread in the daemon).
+ * - The result a miner computed for its own block is kept (keyed by its inputs: the parent block
+ *   and the records) and reused when that block is validated: no second computation.
+ * - The aggregator's state lives beside the chain, per aggregation block (the store writes it in
+ *   the block's batch): state(B) = aggregate(state(anchor of B's parent), …) for an aggregation
+ *   block B, and the state of its anchor for any other block. Keyed by block hash, so a reorg
+ *   just reads the new tip's ancestry; a missing state is rebuilt from the blocks.
+ */
+import { equalBytes, toHex } from '../core/bytes.ts';
+import { aggregationTxOf } from '../core/chain.ts';
+import { encodeTx } from '../core/encoding.ts';
+import { BflError, ErrorCode } from '../core/errors.ts';
+import { sha256 } from '../core/hash.ts';
+import type { AggregationTx, Block } from '../core/types.ts';
+import { payloadToDelta } from '../core/update.ts';
+import type { ChainState, PendingRecord } from '../core/validation.ts';
+import type { AggregationEngine, AggregationJob } from './aggregation-engine.ts';
+
+/** Raw updates by (client, digest): the pool, else fetched from the other miners. */
+export interface UpdateSource {
+  get(clientId: string, digest: Uint8Array): Promise<{ payload: Uint8Array; sampleCount: number; baseModelHash: Uint8Array } | undefined>;
+}
+
+/** What the aggregation reads from the chain store (and the one thing it writes: rebuilt states). */
+export interface AggregationChain {
+  readonly genesisHash: Uint8Array;
+  readonly params: { baseReward: bigint };
+  getBlock(hash: Uint8Array): Promise<Block | undefined>;
+  getState(hash: Uint8Array): Promise<ChainState | undefined>;
+  blocksWithModel(modelHash: Uint8Array): Promise<Uint8Array[]>;
+  aggregatorState(blockHash: Uint8Array): Promise<Uint8Array | undefined>;
+  putAggregatorState(blockHash: Uint8Array, state: Uint8Array): Promise<void>;
+}
+
+/** The store's side of the check: the same as core's AggregationCheck, with the chain to read. */
+export interface ChainAggregationCheck {
+  verify(tx: AggregationTx, input: { parent: ChainState; records: PendingRecord[] }, chain: AggregationChain): Promise<Uint8Array | void>;
+}
+
+export interface ChainAggregationOptions {
+  engine: AggregationEngine;
+  updates: UpdateSource;
+  /** Own results kept for validation (a miner mines one block at a time; a few cover retries). */
+  keepResults?: number;
+}
+
+interface Computed {
+  tx: AggregationTx;
+  txBytes: Uint8Array;
+  state: Uint8Array;
+}
+
+const inputKey = (parent: ChainState, records: PendingRecord[]) => `${toHex(parent.hash)}/${records.map((r) => `${r.clientId}:${toHex(r.updateDigest)}`).join(',')}`;
+
+export class ChainAggregation implements ChainAggregationCheck {
+  private readonly engine: AggregationEngine;
+  private readonly source: UpdateSource;
+  private readonly keep: number;
+  private readonly rounds = new Map<string, number>();
+  private readonly results = new Map<string, Computed>();
+  /** Aggregations computed (not served from kept results): for tests and metrics. */
+  computed = 0;
+
+  constructor(o: ChainAggregationOptions) {
+    this.engine = o.engine;
+    this.source = o.updates;
+    this.keep = o.keepResults ?? 4;
+  }
+
+  /** The round of the aggregation that produced `modelHash` (for staleness). */
+  private async roundOf(chain: AggregationChain, modelHash: Uint8Array): Promise<number> {
+    const key = toHex(modelHash);
+    const cached = this.rounds.get(key);
+    if (cached !== undefined) return cached;
+    for (const h of await chain.blocksWithModel(modelHash)) {
+      const block = await chain.getBlock(h);
+      const agg = block && aggregationTxOf(block);
+      if (agg) {
+        this.rounds.set(key, agg.round);
+        return agg.round;
+      }
+    }
+    throw new BflError(ErrorCode.UNKNOWN_BASE_MODEL, `no aggregation produced model ${key}`);
+  }
+
+  private async anchorTx(chain: AggregationChain, anchor: Uint8Array): Promise<AggregationTx> {
+    const block = await chain.getBlock(anchor);
+    const tx = block && aggregationTxOf(block);
+    if (!tx) throw new BflError(ErrorCode.STORE_CORRUPT, `anchor ${toHex(anchor)} has no aggregation`);
+    return tx;
+  }
+
+  /** The aggregator's state after the aggregation of `anchor` (an aggregation block), rebuilt if missing. */
+  async stateAt(chain: AggregationChain, anchor: Uint8Array): Promise<Uint8Array> {
+    if (this.engine.stateless) return new Uint8Array(0);
+    const stored = await chain.aggregatorState(anchor);
+    if (stored) return stored;
+    if (equalBytes(anchor, chain.genesisHash)) return this.engine.initialState();
+    // Not stored (a store from before states were kept, or written by a node without the
+    // check): recompute the anchor's aggregation from its parent, which recurses to the
+    // nearest stored state. Needs the raw updates (UNAVAILABLE once they are pruned everywhere).
+    const block = (await chain.getBlock(anchor))!;
+    const tx = aggregationTxOf(block)!;
+    const parent = await chain.getState(block.header.prevHash);
+    if (!parent) throw new BflError(ErrorCode.STORE_CORRUPT, `no state for the parent of ${toHex(anchor)}`);
+    const c = await this.run(chain, parent, tx.entries.map((e) => ({ clientId: e.clientId, updateDigest: e.updateDigest })));
+    if (!equalBytes(c.txBytes, encodeTx(tx))) throw new BflError(ErrorCode.STORE_CORRUPT, `the stored aggregation of ${toHex(anchor)} does not recompute`);
+    await chain.putAggregatorState(anchor, c.state);
+    return c.state;
+  }
+
+  /** The global update that made the anchor's model: the anchor model minus the one before it. */
+  private async previousGlobalUpdate(chain: AggregationChain, anchorTx: AggregationTx, anchor: Uint8Array): Promise<Float32Array | undefined> {
+    if (equalBytes(anchor, chain.genesisHash)) return undefined;
+    const anchorState = await chain.getState(anchor);
+    const before = anchorState && (await chain.getState(anchorState.parentHash));
+    if (!before) throw new BflError(ErrorCode.STORE_CORRUPT, `no state before anchor ${toHex(anchor)}`);
+    const prev = await this.anchorTx(chain, before.anchor);
+    const a = payloadToDelta(anchorTx.model);
+    const b = payloadToDelta(prev.model);
+    const d = new Float32Array(a.length);
+    for (let k = 0; k < d.length; k++) d[k] = a[k] - b[k];
+    return d;
+  }
+
+  private async run(chain: AggregationChain, parent: ChainState, records: PendingRecord[]): Promise<Computed> {
+    const key = inputKey(parent, records);
+    const kept = this.results.get(key);
+    if (kept) return kept;
+    const prevTx = await this.anchorTx(chain, parent.anchor);
+    const updates: AggregationJob['updates'] = [];
+    for (const r of records) {
+      const u = await this.source.get(r.clientId, r.updateDigest);
+      if (!u) throw new BflError(ErrorCode.UNAVAILABLE, `update ${r.clientId}:${toHex(r.updateDigest)} is not available to aggregate`, { action: 'IGNORE' });
+      if (u.payload.length !== prevTx.model.length) throw new BflError(ErrorCode.BAD_AGGREGATION, `update ${toHex(r.updateDigest)} has ${u.payload.length / 4} parameters, the model ${prevTx.model.length / 4}`);
+      updates.push({ clientId: r.clientId, digest: r.updateDigest, payload: u.payload, sampleCount: u.sampleCount, staleness: Math.max(0, parent.rounds - 1 - (await this.roundOf(chain, u.baseModelHash))) });
+    }
+    const job: AggregationJob = {
+      previous: prevTx.model,
+      updates,
+      baseReward: chain.params.baseReward,
+      state: await this.stateAt(chain, parent.anchor),
+      context: { round: parent.rounds, parentHash: parent.hash, previousGlobalUpdate: await this.previousGlobalUpdate(chain, prevTx, parent.anchor) },
+    };
+    const out = await this.engine.aggregate(job);
+    this.computed++;
+    const model = new Uint8Array(out.model.buffer, out.model.byteOffset, out.model.byteLength);
+    const tx: AggregationTx = { type: 'aggregation', round: parent.rounds, baseModelHash: parent.modelHash, modelHash: sha256(model), model, entries: out.entries, rewards: out.rewards };
+    const c = { tx, txBytes: encodeTx(tx), state: out.state };
+    this.results.set(key, c);
+    while (this.results.size > this.keep) this.results.delete(this.results.keys().next().value!);
+    return c;
+  }
+
+  /** The aggregation a block on `parent` with these pending records (sorted) must carry. */
+  async compute(chain: AggregationChain, parent: ChainState, records: PendingRecord[]): Promise<AggregationTx> {
+    return (await this.run(chain, parent, records)).tx;
+  }
+
+  async verify(tx: AggregationTx, input: { parent: ChainState; records: PendingRecord[] }, chain: AggregationChain): Promise<Uint8Array | void> {
+    const mine = await this.run(chain, input.parent, input.records);
+    if (equalBytes(mine.txBytes, encodeTx(tx))) return this.engine.stateless ? undefined : mine.state;
+    const what = !equalBytes(mine.tx.modelHash, tx.modelHash) ? 'global model' : JSON.stringify(mine.tx.entries.map((e) => [e.high, e.weight])) !== JSON.stringify(tx.entries.map((e) => [e.high, e.weight])) ? 'labels or weights' : 'rewards';
+    throw new BflError(ErrorCode.BAD_AGGREGATION, `the block's ${what} differ from the aggregation recomputed from the updates`);
+  }
+
+  async close(): Promise<void> {
+    await this.engine.close();
+  }
+}
