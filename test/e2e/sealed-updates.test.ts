@@ -108,6 +108,12 @@ it("a client's sealed upload carries none of the float32 payload on the libp2p s
   // both arrive as the same signed update
   for (const r of received) expect(Buffer.compare(r.update.payload, payload)).toBe(0);
   expect(received[0].bytes.length - received[1].bytes.length).toBeLessThan(1200);
+  // what sealing cost is counted (CPU of the sealing thread), for /status and bench kem --testnet
+  expect(clientSealing.stats()).toMatchObject({ sealed: 1, opened: 0 });
+  expect(minerSealing.stats()).toMatchObject({ sealed: 0, opened: 1 });
+  expect(clientSealing.stats().sealMs).toBeGreaterThan(0);
+  expect(minerSealing.stats().openMs).toBeGreaterThan(0);
+  expect(minerSealing.stats().processCpuMs).toBeGreaterThan(minerSealing.stats().openMs);
 });
 
 it('a running miner refuses bad sealed updates with their codes, penalises the sender, and honest sealed traffic goes on', { timeout: 180_000 }, async () => {
