@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BflMecAggregator } from '../src/core/aggregation/bflmec.ts';
+import { AgreementAggregator } from '../src/core/aggregation/agreement.ts';
 import type { UpdateInput } from '../src/core/aggregation/types.ts';
 import { mean, referenceGramKernel, toFloat64, type GramKernel } from '../src/core/aggregation/vectors.ts';
 import { Rng } from '../src/core/random.ts';
@@ -31,11 +31,16 @@ export interface AggregateBench {
   msReference: number; // median total with the JS reference kernel
   pairwiseReferenceMs: number;
   pairwiseWasmOneThreadMs: number;
+  /** CPU time of the one-thread WebAssembly Gram matrix: on a shared machine wall-clock times
+   * measure the other work too. */
+  pairwiseWasmOneThreadCpuMs: number;
   /** The kernels gave the reference's bits: the Gram matrix and the whole aggregation result. */
   bitIdentical: boolean;
   blasMs?: number; // numpy X·Xᵀ of the same points, median (with --reference-blas)
   blas?: string;
   ratioToBlas?: number; // pairwiseMs / blasMs
+  blasCpuMs?: number; // CPU time of all of BLAS's threads, median
+  ratioToBlasCpu?: number; // pairwiseWasmOneThreadCpuMs / blasCpuMs: work for work
   runs: number;
   loadAverage1m: number;
 }
@@ -52,7 +57,7 @@ function updates(n: number, dim: number, seed = 1): UpdateInput[] {
 const bits = (a: Float64Array | Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
 /** numpy's median time for X·Xᵀ of the points, or undefined without python3 and numpy. */
-function blasReference(points: Float64Array[], runs: number): { ms: number; blas: string } | undefined {
+function blasReference(points: Float64Array[], runs: number): { ms: number; cpuMs: number; blas: string } | undefined {
   const file = join(tmpdir(), `bfl-gram-${process.pid}.f64`);
   try {
     writeFileSync(file, Buffer.concat(points.map(bits)));
@@ -61,8 +66,8 @@ function blasReference(points: Float64Array[], runs: number): { ms: number; blas
     for (const python of ['/usr/bin/python3', 'python3']) {
       try {
         const out = execFileSync(python, [script, file, String(points.length), String(points[0].length), String(runs)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-        const r = JSON.parse(out.trim().split('\n').pop()!) as { ms: number; numpy: string; blas: string };
-        return { ms: r.ms, blas: `numpy ${r.numpy}, ${r.blas}` };
+        const r = JSON.parse(out.trim().split('\n').pop()!) as { ms: number; cpuMs: number; numpy: string; blas: string };
+        return { ms: r.ms, cpuMs: r.cpuMs, blas: `numpy ${r.numpy}, ${r.blas}` };
       } catch {
         // this interpreter has no numpy: try the next
       }
@@ -92,16 +97,21 @@ export async function benchAggregate(opts: { clients?: number; dim?: number; run
       f();
       return performance.now() - t;
     };
-    const fast = new BflMecAggregator();
+    // the default rule (agreement scoring, issue 11) with the state of one earlier aggregation:
+    // every client has a history and the momentum exists, the most work a state asks for
+    const fast = new AgreementAggregator();
     fast.kernel = kernel;
-    const ref = new BflMecAggregator();
-    const m = { total: [] as number[], pw: [] as number[], totalRef: [] as number[], pwRef: [] as number[], pwWasm: [] as number[] };
+    const ref = new AgreementAggregator();
+    const state = ref.aggregate({ ...input, updates: updates(n, dim, 2) }, ref.initialState()).state;
+    const m = { total: [] as number[], pw: [] as number[], totalRef: [] as number[], pwRef: [] as number[], pwWasm: [] as number[], pwWasmCpu: [] as number[] };
     let bitIdentical = true;
     for (let r = 0; r < runs + 1; r++) {
       let fastResult, refResult, g, gRef, gWasm;
-      const t = [time(() => (fastResult = fast.aggregate(input, null).result)), time(() => (g = kernel.pairwise(points, 'dot')))];
-      const tr = [time(() => (refResult = ref.aggregate(input, null).result)), time(() => (gRef = referenceGramKernel.pairwise(points, 'dot')))];
+      const t = [time(() => (fastResult = fast.aggregate(input, state).result)), time(() => (g = kernel.pairwise(points, 'dot')))];
+      const tr = [time(() => (refResult = ref.aggregate(input, state).result)), time(() => (gRef = referenceGramKernel.pairwise(points, 'dot')))];
+      const cpu0 = process.threadCpuUsage().user;
       const tw = time(() => (gWasm = wasm.pairwise(points, 'dot')));
+      const cpuMs = (process.threadCpuUsage().user - cpu0) / 1000;
       bitIdentical &&= bits(g!).equals(bits(gRef!)) && bits(gWasm!).equals(bits(gRef!)) && bits(fastResult!.model).equals(bits(refResult!.model));
       if (r === 0) continue; // warm-up
       m.total.push(t[0]);
@@ -109,6 +119,7 @@ export async function benchAggregate(opts: { clients?: number; dim?: number; run
       m.totalRef.push(tr[0]);
       m.pwRef.push(tr[1]);
       m.pwWasm.push(tw);
+      m.pwWasmCpu.push(cpuMs);
     }
     const ms = median(m.total);
     const pairwiseMs = median(m.pw);
@@ -124,8 +135,11 @@ export async function benchAggregate(opts: { clients?: number; dim?: number; run
       msReference: r1(median(m.totalRef)),
       pairwiseReferenceMs: r1(median(m.pwRef)),
       pairwiseWasmOneThreadMs: r1(median(m.pwWasm)),
+      pairwiseWasmOneThreadCpuMs: r1(median(m.pwWasmCpu)),
       bitIdentical,
-      ...(blas ? { blasMs: r1(blas.ms), blas: blas.blas, ratioToBlas: Number((pairwiseMs / blas.ms).toFixed(2)) } : {}),
+      ...(blas
+        ? { blasMs: r1(blas.ms), blas: blas.blas, ratioToBlas: Number((pairwiseMs / blas.ms).toFixed(2)), blasCpuMs: r1(blas.cpuMs), ratioToBlasCpu: Number((median(m.pwWasmCpu) / blas.cpuMs).toFixed(2)) }
+        : {}),
       runs,
       loadAverage1m: Number(loadAverage1m.toFixed(2)),
     };

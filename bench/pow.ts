@@ -97,7 +97,11 @@ async function allWorkers(workers: number, seconds: number, engine: PowEngine): 
   try {
     const ac = new AbortController();
     const job = pool.mine(HEADER, ac.signal);
-    await new Promise((r) => setTimeout(r, 300)); // workers start and warm up
+    // Workers start and warm up. On a loaded machine starting a worker (loading the sources and the
+    // wasm) can take seconds, so wait until the pool has counted work (bounded), then 300 ms more.
+    const started = performance.now();
+    while (pool.totalHashes() === 0 && performance.now() - started < 30_000) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 300));
     const h0 = pool.totalHashes();
     const t0 = performance.now();
     await new Promise((r) => setTimeout(r, seconds * 1000));

@@ -2,13 +2,13 @@
 # Re-run the experiments behind docs/experiments.md: `bash scripts/reproduce-experiments.sh [OUT]`
 # (default OUT=out/paper). Everything is seeded: the same commit gives the same numbers.
 # Roughly 2 hours on a 2-core machine, most of it the 100-client thresholds grid; pass a
-# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning
+# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, association, scoring
 # (and kem, not run by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/paper}
 shift || true
-parts=${*:-attack robustness strategies rewards thresholds provisioning}
+parts=${*:-attack robustness strategies rewards thresholds provisioning fedsac association scoring}
 bfl() { npx --no-install bfl-node "$@"; }
 mkdir -p "$out"
 for part in $parts; do
@@ -28,8 +28,30 @@ for part in $parts; do
     strategies) bfl experiment strategies --out "$out" --json > "$out/strategies.summary.json" ;;
     rewards) bfl experiment rewards --out "$out" --json > "$out/rewards.summary.json" ;;
     thresholds) bfl experiment thresholds --out "$out" --json > "$out/thresholds.summary.json" ;;
+    scoring)
+      # issue 11's targets (docs/experiments.md "Contribution scoring"); the 50- and 100-client
+      # runs take hours on a loaded 2-core machine: run them alone
+      s="$out/scoring"; mkdir -p "$s"
+      bfl experiment attack --clients 10 --aggregations 40 --attack sign-flip --partition iid --out "$s" --json > "$s/iid10-signflip.json"
+      bfl experiment attack --clients 20 --aggregations 20 --attack sign-flip --partition shards --out "$s" --json > "$s/noniid20-signflip.json"
+      bfl experiment attack --clients 50 --aggregations 20 --attack sign-flip --partition shards --out "$s" --json > "$s/noniid50-signflip.json"
+      for a in free-ride:0.001 copycat free-ride-global; do
+        bfl experiment rewards --clients 10 --aggregations 15 --curious 0.2 --attack "$a" --out "$s/rewards-${a%%:*}" --json > "$s/rewards-${a%%:*}.json"
+      done
+      bfl experiment rewards --clients 8 --aggregations 12 --quality 0,0.2,0.5 --shapley --partition shards --out "$s/quality-shapley-skew" --json > "$s/quality-shapley-skew.json"
+      bfl experiment robustness --clients 50 --partition shards --aggregations 20 --out "$s/robustness50" --json > "$s/robustness50.json"
+      bfl experiment strategies --clients 100 --partition shards --dataset fashion --aggregations 50 --aggregators bfl-mec,fedavg --out "$s/strategies100" --json > "$s/strategies100.json"
+      bfl bench aggregate --json > "$s/bench-aggregate.json"
+      cp "$s/quality-shapley-skew/rewards.png" docs/figures/scoring-quality-rewards.png
+      cp "$s/attack-sign-flip-bfl-mec-iid-n10-seed1-detection.png" docs/figures/scoring-iid10-sign-flip-detection.png
+      cp "$s/attack-sign-flip-bfl-mec-shards2-n20-seed1-accuracy.png" docs/figures/scoring-noniid20-sign-flip-accuracy.png
+      ;;
     # QKD planner (Figs. 5-8 of the QKD paper), NSFNET and USNET, ~10 min; PNGs copied to docs/figures
     provisioning) nice -n 10 npx --no-install bfl-node experiment provisioning --out "$out/provisioning" --json > "$out/provisioning.summary.json" ;;
+    # FedSAC vs DecSAC vs DecPPO (Fig. 9 of the QKD paper), 100 epochs per topology
+    fedsac) for t in nsfnet usnet; do nice -n 10 npx --no-install bfl-node experiment fedsac --topology "$t" --out "$out/fedsac" --json > "$out/fedsac-$t.summary.json"; done ;;
+    # the DT paper's Figs. 6-9 with the committed D3QN policy (1000 rounds per scheduler, a few minutes)
+    association) bfl experiment association --out "$out/association" --json > "$out/association.summary.json" ;;
     # not in the default set: ML-KEM micro-benchmarks and the testnet sealed vs clear (README), ~10 min
     kem) nice -n 10 npx --no-install bfl-node bench kem --testnet --repeats 2 --json > "$out/kem.json" ;;
     *) echo "unknown part $part" >&2; exit 2 ;;

@@ -4,12 +4,13 @@
  */
 import { type Server, createServer } from 'node:http';
 import type { Metrics } from '../util/metrics.ts';
+import type { NodeStatus } from './status.ts';
 
 export interface ApiOptions {
   host: string;
   port: number;
-  status: () => unknown;
-  rewards?: () => Promise<unknown>;
+  status: () => NodeStatus;
+  rewards?: () => Promise<Record<string, string>>;
   metrics: Metrics;
 }
 

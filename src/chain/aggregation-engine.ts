@@ -4,23 +4,27 @@
  * default model (0.6-1.1 s of CPU) never blocks the event loop: /status, gossip validation and
  * block sync keep running meanwhile. Same code on both sides, so the same bits.
  *
- * Jobs cross to the worker as bytes: the update payloads are packed into one ArrayBuffer (100 ×
- * 636 KB) that is transferred, not cloned; the result's model comes back the same way.
+ * Jobs cross to the worker as bytes: every payload (100 × 636 KB) is an ArrayBuffer that is
+ * transferred, not cloned; the result's model comes back the same way.
  */
 import { Worker } from 'node:worker_threads';
-import { type Aggregator, type AggregationContext, createAggregator, stateCodecOf } from '../core/aggregation/index.ts';
+import { type Aggregator, type AggregationContext, BflMecAggregator, createAggregator, stateCodecOf } from '../core/aggregation/index.ts';
+import type { GramKernel } from '../core/aggregation/vectors.ts';
 import type { AggregationEntry, RewardEntry } from '../core/types.ts';
 import type { AggregationConfig } from '../config/network.ts';
 
-/** The aggregator a network's config names, with its settings. */
-export function aggregatorOf(c: AggregationConfig): Aggregator<unknown> {
-  return createAggregator(c.aggregator, {
+/** The aggregator a network's config names, with its settings; BFL-MEC computes its pairwise
+ * matrices with `kernel` when given one (same bits as without: src/kernels/gram.ts). */
+export function aggregatorOf(c: AggregationConfig, kernel?: GramKernel): Aggregator<unknown> {
+  const aggregator = createAggregator(c.aggregator, {
     bflmec: { metric: c.metric, eps: c.eps, epsFactor: c.epsFactor, minPts: c.minPts, maxNormRatio: c.maxNormRatio },
     stalenessExponent: c.stalenessExponent,
     fedproxDrop: c.fedproxDrop,
     krumF: c.krumF ?? undefined,
     trim: c.trim,
   });
+  if (kernel && aggregator instanceof BflMecAggregator) aggregator.kernel = kernel;
+  return aggregator;
 }
 
 export interface AggregationJob {
@@ -91,52 +95,55 @@ export class InThreadAggregationEngine implements AggregationEngine {
   async close(): Promise<void> {}
 }
 
-/** The job as it crosses to the worker: every large array in one transferred buffer. */
+/** The job as it crosses to the worker: every large array as an ArrayBuffer of its own, transferred. */
 export interface PackedJob {
   id: number;
-  buffer: ArrayBuffer; // previous model, then each payload, then the previous global update
-  modelBytes: number;
-  updates: { clientId: string; digest: Uint8Array; sampleCount: number; staleness: number; bytes: number }[];
+  previous: ArrayBuffer;
+  payloads: ArrayBuffer[];
+  previousGlobalUpdate?: ArrayBuffer;
+  updates: { clientId: string; digest: Uint8Array; sampleCount: number; staleness: number }[];
   baseReward: bigint;
   state: Uint8Array;
-  context: { round: number; parentHash: Uint8Array; previousGlobalUpdate: boolean };
+  context: { round: number; parentHash: Uint8Array };
 }
 
-export function packJob(id: number, job: AggregationJob): PackedJob {
+/**
+ * An ArrayBuffer holding exactly these bytes, to transfer: the array's own buffer when it spans
+ * all of it (a payload read from the pool: no copy), else a copy (a view into a larger
+ * message). Copying 100 payloads into one buffer instead measured 350-630 ms on the event loop
+ * of a loaded 2-core machine, the stall this engine exists to avoid.
+ */
+function ownBuffer(a: Uint8Array | Float32Array): ArrayBuffer {
+  if (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer) return a.buffer;
+  return a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength) as ArrayBuffer;
+}
+
+/** The job for the worker, and what to transfer. Takes ownership: the job's arrays may be detached. */
+export function packJob(id: number, job: AggregationJob): { packed: PackedJob; transfer: ArrayBuffer[] } {
   const prev = job.context.previousGlobalUpdate;
-  const total = job.previous.byteLength + job.updates.reduce((s, u) => s + u.payload.byteLength, 0) + (prev ? prev.byteLength : 0);
-  const all = new Uint8Array(total);
-  let at = 0;
-  const put = (b: Uint8Array) => {
-    all.set(b, at);
-    at += b.byteLength;
-  };
-  put(job.previous);
-  for (const u of job.updates) put(u.payload);
-  if (prev) put(new Uint8Array(prev.buffer, prev.byteOffset, prev.byteLength));
-  return {
+  const packed: PackedJob = {
     id,
-    buffer: all.buffer,
-    modelBytes: job.previous.byteLength,
-    updates: job.updates.map((u) => ({ clientId: u.clientId, digest: u.digest, sampleCount: u.sampleCount, staleness: u.staleness, bytes: u.payload.byteLength })),
+    previous: ownBuffer(job.previous),
+    payloads: job.updates.map((u) => ownBuffer(u.payload)),
+    previousGlobalUpdate: prev && ownBuffer(prev),
+    updates: job.updates.map((u) => ({ clientId: u.clientId, digest: u.digest, sampleCount: u.sampleCount, staleness: u.staleness })),
     baseReward: job.baseReward,
     state: job.state,
-    context: { round: job.context.round, parentHash: job.context.parentHash, previousGlobalUpdate: prev !== undefined },
+    context: { round: job.context.round, parentHash: job.context.parentHash },
   };
+  // one buffer may back several arrays only if they were copies of each other's views: transfer each once
+  const transfer = [...new Set([packed.previous, ...packed.payloads, ...(packed.previousGlobalUpdate ? [packed.previousGlobalUpdate] : [])])];
+  return { packed, transfer };
 }
 
 export function unpackJob(p: PackedJob): AggregationJob {
-  const all = new Uint8Array(p.buffer);
-  let at = 0;
-  const take = (n: number) => {
-    const v = all.subarray(at, at + n);
-    at += n;
-    return v;
+  return {
+    previous: new Uint8Array(p.previous),
+    updates: p.updates.map((u, i) => ({ ...u, payload: new Uint8Array(p.payloads[i]) })),
+    baseReward: p.baseReward,
+    state: p.state,
+    context: { round: p.context.round, parentHash: p.context.parentHash, previousGlobalUpdate: p.previousGlobalUpdate && new Float32Array(p.previousGlobalUpdate) },
   };
-  const previous = take(p.modelBytes);
-  const updates = p.updates.map((u) => ({ clientId: u.clientId, digest: u.digest, sampleCount: u.sampleCount, staleness: u.staleness, payload: take(u.bytes) }));
-  const previousGlobalUpdate = p.context.previousGlobalUpdate ? floats(take(p.modelBytes)) : undefined;
-  return { previous, updates, baseReward: p.baseReward, state: p.state, context: { round: p.context.round, parentHash: p.context.parentHash, previousGlobalUpdate } };
 }
 
 interface Pending {
@@ -182,11 +189,11 @@ export class WorkerAggregationEngine implements AggregationEngine {
   async aggregate(job: AggregationJob): Promise<AggregationOutcome> {
     if (this.closed) throw new Error('aggregation engine is closed');
     const id = this.nextId++;
-    const packed = packJob(id, job);
+    const { packed, transfer } = packJob(id, job);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref(); // a job in flight keeps the process alive until it answers
-      this.worker.postMessage(packed, [packed.buffer]);
+      this.worker.postMessage(packed, transfer);
     });
   }
 

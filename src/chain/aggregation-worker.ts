@@ -1,9 +1,13 @@
 /** The aggregation worker thread (aggregation-engine.ts): bytes in, bytes out. */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { AggregationConfig } from '../config/network.ts';
+import { ThreadedGramKernel, WasmGramKernel } from '../kernels/gram.ts';
 import { type PackedJob, aggregatorOf, runAggregation, unpackJob } from './aggregation-engine.ts';
 
-const aggregator = aggregatorOf((workerData as { config: AggregationConfig }).config);
+// The pairwise matrix (the O(n²·D) part) in WebAssembly SIMD on every core, with the reference's
+// bits; where the engine has no SIMD, the reference. Its helper threads start once, here.
+const kernel = (await ThreadedGramKernel.create()) ?? WasmGramKernel.create() ?? undefined;
+const aggregator = aggregatorOf((workerData as { config: AggregationConfig }).config, kernel);
 
 parentPort!.on('message', (msg: PackedJob) => {
   try {

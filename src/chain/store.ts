@@ -1,5 +1,5 @@
 /**
- * The chain on LevelDB (DESIGN.md §7): blocks by hash, the state after each block, the
+ * The chain on LevelDB (docs/architecture.md, "Storage"): blocks by hash, the state after each block, the
  * canonical height index, the tip, the reward ledger and the indexes validation needs (which
  * blocks hold a record, which hold a global model). Fork choice is most cumulative work, ties
  * to the lower block hash (core/chain.ts). Every change that spans keys (a block with its indexes, a reorg with its

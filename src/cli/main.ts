@@ -68,7 +68,8 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : Exit.OK;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return Exit.OK;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return Exit.OK;
+      // 'commander.help': a command group without its subcommand (`bfl-node chain`): the usage went to stderr
       return Exit.USAGE; // commander already printed the message
     }
     if (e instanceof UsageError) {

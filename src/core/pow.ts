@@ -1,5 +1,5 @@
 /**
- * SHA-256 proof of work (DESIGN.md §3). A header is valid when SHA-256(header) read as a
+ * SHA-256 proof of work (docs/architecture.md, "The path of a block"). A header is valid when SHA-256(header) read as a
  * 256-bit big-endian integer is below `target = TARGET1 / difficulty`, with TARGET1 = 2^256, so
  * `difficulty` is exactly the expected number of hashes per block and also the block's work.
  * Difficulty is fixed per network (the paper's setting); fork choice sums it.
@@ -153,7 +153,7 @@ function loadWords(bytes: Uint8Array, off: number, out: Int32Array, n: number): 
   }
 }
 
-/** Mine in this thread (tests, genesis tooling). The daemon uses the worker pool (chain/mining.ts). */
+/** Mine in this thread (tests, genesis tooling). The daemon uses the worker pool (mining/miner.ts). */
 export function mineHeaderSync(header: BlockHeader, maxAttempts = Number.MAX_SAFE_INTEGER): BlockHeader | null {
   const searcher = PowSearcher.forHeader(header);
   const sol = searcher.search(header.nonce, maxAttempts);

@@ -1,5 +1,5 @@
 /**
- * Chain data types (DESIGN.md §3). Blocks record who sent what, never raw updates: a record
+ * Chain data types (docs/architecture.md, "The path of a block"). Blocks record who sent what, never raw updates: a record
  * holds the digest of an update; only an aggregation transaction carries model parameters,
  * the new global model.
  */
@@ -60,7 +60,7 @@ export interface AggregationTx {
   round: number; // u32: 0 is the genesis model, then 1, 2, ...
   baseModelHash: Uint8Array; // previous global model
   modelHash: Uint8Array; // SHA-256 of `model`
-  model: Uint8Array; // float32 little-endian parameters (core/model-bytes.ts)
+  model: Uint8Array; // float32 little-endian parameters (payloadToDelta in core/update.ts)
   entries: AggregationEntry[]; // sorted by updateDigest
   rewards: RewardEntry[]; // sorted by id
 }

@@ -1,5 +1,5 @@
 /**
- * Block validation (DESIGN.md §3), cheapest check first: header fields and PoW (one hash),
+ * Block validation (docs/architecture.md, "The path of a block"), cheapest check first: header fields and PoW (one hash),
  * structure and merkle root, admission, then the chain context (parent, height, replays,
  * base models, the ϕ rule), then signatures, then the aggregation recomputation. Each failure
  * is a BflError with its code. Pure: the chain is read through `ChainView`, time is a parameter.

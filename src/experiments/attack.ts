@@ -1,5 +1,5 @@
 /**
- * `bfl-node experiment attack`: attack detection in the simulator (DESIGN.md §9, the paper's
+ * `bfl-node experiment attack`: attack detection in the simulator (docs/experiments.md; the paper's
  * case (i)): k = ⌊F·K⌉ clients attack; when an attacker is detected (its update labelled low)
  * it turns honest and a random honest client turns malicious, so detection has to keep
  * working. Scored per update, by the attack the update was made with:
@@ -12,8 +12,9 @@ import { join } from 'node:path';
 import type { AggregatorName } from '../core/aggregation/index.ts';
 import type { AggregationConfig } from '../config/network.ts';
 import { type RoundReport, runSimulation } from '../sim/harness.ts';
-import { type Attack, parseAttack } from './attacks.ts';
-import { type ExperimentBase, pickClients, simBase } from './setup.ts';
+import { type Attack, parseAttack, resolveAttack } from './attacks.ts';
+import { type ExperimentBase, attacksOf, pickClients, simBase } from './setup.ts';
+import { formatPartition } from '../learn/partition.ts';
 import { lineChart, writePlot } from './plot.ts';
 
 export interface AttackExperimentOptions extends ExperimentBase {
@@ -35,7 +36,7 @@ export const defaultAttackExperiment: Omit<AttackExperimentOptions, 'attack' | '
   miners: 2,
   malicious: 0.3,
   aggregator: 'bfl-mec',
-  partition: 'iid',
+  partition: { kind: 'iid' },
   aggregations: 20,
   seed: 1,
   rotate: true,
@@ -59,19 +60,26 @@ export interface AttackSummary {
   attack: string;
   aggregator: string;
   partition: string;
+  dataset: string;
   transport: 'sim' | 'libp2p';
   /** Aggregation settings given beyond the aggregator (e.g. maxNormRatio: null). */
   settings: Partial<AggregationConfig>;
   clients: number;
   attackers: number;
   detectionRate: number | null;
+  /** The same over the last 10 aggregations: does detection hold late in training? */
+  detectionRateLast10: number | null;
   falsePositiveRate: number;
+  falsePositiveRateLast10: number;
   accuracy: number; // mean of the last 3 rounds
   accuracyNoAttack: number;
   accuracyDrop: number; // points
   rotations: number;
   rounds: AttackRoundRow[];
   baseline: { round: number; accuracy: number }[];
+  /** Both runs (with and without the attack): wall-clock and simulated seconds. */
+  wallSeconds: number;
+  virtualSeconds: number;
   files?: { csv: string; json: string; plots: string[] };
 }
 
@@ -86,14 +94,14 @@ function rows(rounds: RoundReport[]): AttackRoundRow[] {
 }
 
 export async function runAttackExperiment(o: AttackExperimentOptions): Promise<AttackSummary> {
-  const attack: Attack = parseAttack(o.attack);
   const { chosen: attackers, rng } = pickClients(o.seed, o.clients, o.malicious);
   const k = attackers.size; // before rotations change the set
+  const attack: Attack = resolveAttack(parseAttack(o.attack), o.clients, k);
   let rotations = 0;
   const common = simBase(o, { aggregator: o.aggregator, ...o.aggregation });
   const run = await runSimulation({
     ...common,
-    attackOf: (c) => (attackers.has(c) ? attack : { kind: 'none' }),
+    behaviourOf: attacksOf((c) => (attackers.has(c) ? attack : { kind: 'none' })),
     onRound: (r) => {
       o.onRound?.('attack', r);
       if (!o.rotate) return;
@@ -115,30 +123,39 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
   const det = table.reduce((s, r) => s + r.detected, 0);
   const hon = table.reduce((s, r) => s + r.honestUpdates, 0);
   const fp = table.reduce((s, r) => s + r.falsePositives, 0);
+  const late = table.slice(-10);
+  const lateAtt = late.reduce((s, r) => s + r.attackerUpdates, 0);
+  const lateHon = late.reduce((s, r) => s + r.honestUpdates, 0);
   const accuracy = last3(run.rounds.map((r) => r.accuracy));
   const accuracyNoAttack = last3(base.rounds.map((r) => r.accuracy));
   const summary: AttackSummary = {
     attack: o.attack,
     aggregator: o.aggregator,
-    partition: o.partition,
+    partition: formatPartition(o.partition),
+    dataset: o.dataset ?? 'mnist',
     transport: o.transport ?? 'sim',
     settings: o.aggregation ?? {},
     clients: o.clients,
     attackers: k,
     detectionRate: att ? det / att : null,
+    detectionRateLast10: lateAtt ? late.reduce((s, r) => s + r.detected, 0) / lateAtt : null,
     falsePositiveRate: hon ? fp / hon : 0,
+    falsePositiveRateLast10: lateHon ? late.reduce((s, r) => s + r.falsePositives, 0) / lateHon : 0,
     accuracy,
     accuracyNoAttack,
     accuracyDrop: Number(((accuracyNoAttack - accuracy) * 100).toFixed(2)),
     rotations,
     rounds: table,
     baseline: base.rounds.map((r) => ({ round: r.round, accuracy: r.accuracy })),
+    wallSeconds: Number((run.wallSeconds + base.wallSeconds).toFixed(2)),
+    virtualSeconds: Number((run.virtualSeconds + base.virtualSeconds).toFixed(2)),
   };
   if (o.out) {
     await mkdir(o.out, { recursive: true });
     const a = o.aggregation ?? {};
     const dbscan = (a.metric ? `-${a.metric}` : '') + (a.eps !== undefined ? `-eps${a.eps}` : '') + (a.maxNormRatio !== undefined ? `-len${a.maxNormRatio ?? 'off'}` : '');
-    const stem = `attack-${o.attack.replace(':', '')}-${o.aggregator}${dbscan}-${o.partition}-seed${o.seed}`;
+    const data = o.dataset && o.dataset !== 'mnist' ? `-${o.dataset.replace(/[^A-Za-z0-9.]+/g, '_')}` : '';
+    const stem = `attack-${o.attack.replace(':', '')}-${o.aggregator}${dbscan}-${formatPartition(o.partition)}${data}-n${o.clients}-seed${o.seed}`;
     const csv = join(o.out, `${stem}.csv`);
     const json = join(o.out, `${stem}.json`);
     const header = 'round,seconds,accuracy,accuracy_no_attack,attacker_updates,detected,honest_updates,false_positives';

@@ -87,3 +87,19 @@ export async function writePlot(stem: string, svg: string): Promise<string[]> {
   await writeFile(`${stem}.png`, png);
   return [`${stem}.svg`, `${stem}.png`];
 }
+
+/** Dots, one colour per series (per-round values against a scheduler's execution time). */
+export function scatterChart(o: { title: string; xLabel: string; yLabel: string; series: Series[]; yRange?: [number, number] }): string {
+  const pts = o.series.flatMap((s) => s.points);
+  const xs = pts.map((p) => p[0]);
+  const ys = pts.map((p) => p[1]);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  const [y0, y1] = o.yRange ?? [Math.min(...ys, 0), Math.max(...ys, 1)];
+  const clampY = (y: number) => Math.min(y1, Math.max(y0, y));
+  const sx = (x: number) => M.l + ((x - x0) / (x1 - x0 || 1)) * (W - M.l - M.r);
+  const sy = (y: number) => H - M.b - ((clampY(y) - y0) / (y1 - y0 || 1)) * (H - M.t - M.b);
+  const xt = ticks(x0, x1).map((v) => `<line x1="${sx(v)}" y1="${H - M.b}" x2="${sx(v)}" y2="${H - M.b + 5}" stroke="black"/><text x="${sx(v)}" y="${H - M.b + 20}" font-size="12" text-anchor="middle">${v}</text>`).join('');
+  const yt = ticks(y0, y1).map((v) => `<line x1="${M.l - 5}" y1="${sy(v)}" x2="${W - M.r}" y2="${sy(v)}" stroke="#ddd"/><text x="${M.l - 8}" y="${sy(v) + 4}" font-size="12" text-anchor="end">${v}</text>`).join('');
+  const body = o.series.map((s, i) => s.points.map(([x, y]) => `<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2" fill="${color(i)}" fill-opacity="0.5"/>`).join('')).join('\n');
+  return frame(o.title, o.xLabel, o.yLabel, body, o.series.map((s) => s.name), xt, yt, 'box');
+}

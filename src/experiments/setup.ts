@@ -5,14 +5,18 @@
 import type { AggregationConfig } from '../config/network.ts';
 import { Rng } from '../core/random.ts';
 import type { SimOptions } from '../sim/harness.ts';
+import { type Attack, attackRound } from './attacks.ts';
 import type { MobilityOptions } from '../sim/mobility.ts';
+import type { Partition } from '../learn/partition.ts';
 
 export interface ExperimentBase {
   seed: number;
   miners: number;
   clients: number;
   phi?: number; // default: min(clients, 10)
-  partition: 'iid' | 'noniid';
+  partition: Partition;
+  /** mnist (embedded), fashion or idx:DIR. */
+  dataset?: string;
   aggregations: number;
   N: number;
   E: number;
@@ -31,7 +35,7 @@ export function simBase(o: ExperimentBase, aggregation: Partial<AggregationConfi
     miners: o.miners,
     clients: o.clients,
     phi: o.phi ?? Math.min(o.clients, 10),
-    learning: { N: o.N, E: o.E, B: o.B, lr: o.lr, rate: 10, partition: o.partition === 'iid' ? { kind: 'iid' } : { kind: 'shards', shardsPerClient: 2 } },
+    learning: { N: o.N, E: o.E, B: o.B, lr: o.lr, rate: 10, partition: o.partition, ...(o.dataset ? { dataset: o.dataset } : {}) },
     aggregation,
     meanBlockMs: 2000,
     aggregations: o.aggregations,
@@ -45,4 +49,9 @@ export function pickClients(seed: number, clients: number, fraction: number): { 
   const rng = new Rng(seed * 31 + 7);
   const order = rng.shuffle(Array.from({ length: clients }, (_, i) => i));
   return { chosen: new Set(order.slice(0, Math.round(fraction * clients))), rng };
+}
+
+/** The simulator's behaviours from the attack of each client (by index) in each round. */
+export function attacksOf(attackOf: (client: number, round: number) => Attack): NonNullable<SimOptions['behaviourOf']> {
+  return (client, round, honest) => attackRound(attackOf(client, round), honest);
 }

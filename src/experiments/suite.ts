@@ -1,15 +1,15 @@
 /**
- * The paper's experiments beyond attack detection (DESIGN.md §9), all in the simulator with
+ * The paper's experiments beyond attack detection (docs/experiments.md), all in the simulator with
  * the real Miner and Client: robustness (attacks × aggregators), rewards with fixed curious
  * clients (case ii), aggregation strategies over time, and the (ϕ, N) threshold grid.
  */
 import type { AggregatorName } from '../core/aggregation/index.ts';
 import type { AggregationConfig } from '../config/network.ts';
 import { type RoundReport, type SimOptions, runSimulation } from '../sim/harness.ts';
-import { parseAttack } from './attacks.ts';
-import { type ExperimentBase, pickClients, simBase } from './setup.ts';
+import { type Attack, parseAttack, resolveAttack } from './attacks.ts';
+import { type ExperimentBase, attacksOf, pickClients, simBase } from './setup.ts';
 import { barChart, lineChart } from './plot.ts';
-import { Report, convergedAt, tail } from './report.ts';
+import { Report, convergedAt, shapleyValues, spearman, tail } from './report.ts';
 
 export interface CommonOptions extends ExperimentBase {
   /** Aggregation settings beyond the aggregator (e.g. BFL-MEC's metric, eps, length check). */
@@ -33,12 +33,13 @@ export async function runRobustness(o: CommonOptions & { attacks: string[]; aggr
   for (const agg of o.aggregators) {
     acc[agg] = {};
     for (const attack of ['none', ...o.attacks]) {
-      const a = parseAttack(attack);
-      const r = await runSimulation({ ...simOf(o, agg), attackOf: (c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' }), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
+      const a = resolveAttack(parseAttack(attack), o.clients, attackers.size);
+      const r = await runSimulation({ ...simOf(o, agg), behaviourOf: attacksOf((c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' })), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
       acc[agg][attack] = tail(r.rounds.map((x) => x.accuracy));
     }
   }
-  const worst = Object.fromEntries(o.aggregators.map((g) => [g, Math.min(...o.attacks.map((a) => acc[g][a]))]));
+  // the ByzFL worst case: over no attack and every attack
+  const worst = Object.fromEntries(o.aggregators.map((g) => [g, Math.min(acc[g].none, ...o.attacks.map((a) => acc[g][a]))]));
   await report.csv('robustness', ['aggregator', 'none', ...o.attacks, 'worst'], o.aggregators.map((g) => [g, acc[g].none.toFixed(4), ...o.attacks.map((a) => acc[g][a].toFixed(4)), worst[g].toFixed(4)]));
   await report.plot('robustness', barChart({ title: `accuracy under attack (${attackers.size} of ${o.clients} clients)`, xLabel: 'attack', yLabel: 'test accuracy', categories: ['none', ...o.attacks], groups: o.aggregators, values: o.aggregators.map((g) => ['none', ...o.attacks].map((a) => acc[g][a])), yRange: [0, 1] }));
   const summary = { clients: o.clients, attackers: attackers.size, accuracy: acc, worstCase: worst };
@@ -48,45 +49,93 @@ export async function runRobustness(o: CommonOptions & { attacks: string[]; aggr
 
 // ---- rewards with fixed curious clients (case ii) ----
 
-export async function runRewards(o: CommonOptions & { curious: number; attack: string }) {
-  const curious = pick(o, o.curious);
-  const a = parseAttack(o.attack);
+/**
+ * Rewards: fixed curious clients (case ii), or with `quality` honest clients of different data
+ * quality (a share of random labels each, in turn over the clients: e.g. 0, 0.2, 0.5) and the
+ * Spearman correlation of quality and cumulative reward. With `shapley` (at most 12 clients),
+ * every aggregation's exact Shapley values: the 2^n coalitions of its updates, each the
+ * previous model plus the mean of the coalition's updates (every update trains on N samples),
+ * scored by test accuracy; summed per client and rank-correlated with the cumulative rewards.
+ */
+export async function runRewards(o: CommonOptions & { curious: number; attack: string; quality?: number[]; shapley?: boolean }) {
+  const curious = o.quality ? new Set<number>() : pick(o, o.curious);
+  const a = resolveAttack(parseAttack(o.attack), o.clients, curious.size);
+  const qualityOf = (c: number) => (o.quality ? o.quality[c % o.quality.length] : 0);
   const report = new Report(o.out);
   const cumulative = new Map<string, number>();
+  const shapley = new Map<string, number>();
   const rows: (string | number)[][] = [];
   const series = new Map<string, [number, number][]>();
+  if (o.shapley && o.clients > 12) throw new RangeError('exact Shapley values need at most 12 clients (2^n coalitions per aggregation)');
   const r = await runSimulation({
     ...simOf(o),
-    attackOf: (c) => (curious.has(c) ? a : { kind: 'none' }),
+    behaviourOf: attacksOf((c): Attack => (curious.has(c) ? a : qualityOf(c) > 0 ? { kind: 'noisy-labels', p: qualityOf(c) } : { kind: 'none' })),
     onRound: (x) => {
       o.onRound?.('rewards', x);
       for (let c = 0; c < o.clients; c++) {
         const id = `client-${c + 1}`;
         const v = (cumulative.get(id) ?? 0) + Number(x.rewards[id] ?? 0) / 1e6;
         cumulative.set(id, v);
-        rows.push([x.round, id, curious.has(c) ? 'curious' : 'honest', v.toFixed(6)]);
+        rows.push([x.round, id, curious.has(c) ? 'curious' : o.quality ? `labels-${qualityOf(c)}` : 'honest', v.toFixed(6)]);
         if (!series.has(id)) series.set(id, []);
         series.get(id)!.push([x.round, v]);
       }
     },
+    inspect: o.shapley
+      ? async (x, ctx) => {
+          const ups = x.updates.filter((u) => ctx.deltas.has(u.digest));
+          const n = ups.length;
+          if (n === 0 || n > 12) return;
+          const value = new Float64Array(1 << n);
+          const dim = ctx.previous.length;
+          for (let mask = 0; mask < 1 << n; mask++) {
+            const members = ups.filter((_, i) => mask & (1 << i));
+            const model = Float32Array.from(ctx.previous);
+            if (members.length) {
+              const sum = new Float64Array(dim);
+              for (const u of members) {
+                const d = ctx.deltas.get(u.digest)!;
+                for (let k = 0; k < dim; k++) sum[k] += d[k];
+              }
+              for (let k = 0; k < dim; k++) model[k] = ctx.previous[k] + sum[k] / members.length;
+            }
+            value[mask] = await ctx.accuracyOf(model);
+          }
+          shapleyValues(n, value).forEach((phi, i) => shapley.set(ups[i].clientId, (shapley.get(ups[i].clientId) ?? 0) + phi));
+        }
+      : undefined,
   });
   const total = [...cumulative.values()].reduce((s, v) => s + v, 0);
   const curiousTotal = [...cumulative].filter(([id]) => curious.has(Number(id.split('-')[1]) - 1)).reduce((s, [, v]) => s + v, 0);
   await report.csv('rewards', ['round', 'client', 'kind', 'cumulative_tokens'], rows);
   await report.plot(
     'rewards',
-    lineChart({ title: `cumulative rewards, ${curious.size} curious clients (${o.attack})`, xLabel: 'aggregation', yLabel: 'tokens', series: [...series].map(([id, pts]) => ({ name: `${id}${curious.has(Number(id.split('-')[1]) - 1) ? ' (curious)' : ''}`, points: pts })) }),
+    lineChart({ title: o.quality ? `cumulative rewards by share of random labels (${o.quality.join(', ')})` : `cumulative rewards, ${curious.size} curious clients (${o.attack})`, xLabel: 'aggregation', yLabel: 'tokens', series: [...series].map(([id, pts]) => ({ name: `${id}${curious.has(Number(id.split('-')[1]) - 1) ? ' (curious)' : o.quality ? ` (${qualityOf(Number(id.split('-')[1]) - 1)})` : ''}`, points: pts })) }),
   );
+  const ids = Array.from({ length: o.clients }, (_, c) => `client-${c + 1}`);
   const honestN = o.clients - curious.size;
   const summary = {
     clients: o.clients,
     curious: [...curious].map((c) => `client-${c + 1}`),
-    attack: o.attack,
+    attack: o.quality ? 'none' : o.attack,
     totalTokens: total,
     curiousShare: total ? curiousTotal / total : 0,
     meanHonest: honestN ? (total - curiousTotal) / honestN : 0,
     meanCurious: curious.size ? curiousTotal / curious.size : 0,
     accuracy: tail(r.rounds.map((x) => x.accuracy)),
+    ...(o.quality
+      ? {
+          quality: Object.fromEntries(ids.map((id, c) => [id, { randomLabels: qualityOf(c), tokens: cumulative.get(id) ?? 0 }])),
+          // quality = 1 − share of random labels
+          qualityRewardSpearman: spearman(ids.map((_, c) => 1 - qualityOf(c)), ids.map((id) => cumulative.get(id) ?? 0)),
+        }
+      : {}),
+    ...(o.shapley
+      ? {
+          shapley: Object.fromEntries(ids.map((id) => [id, shapley.get(id) ?? 0])),
+          shapleyRewardSpearman: spearman(ids.map((id) => shapley.get(id) ?? 0), ids.map((id) => cumulative.get(id) ?? 0)),
+        }
+      : {}),
   };
   await report.json('rewards', summary);
   return { ...summary, files: report.files };
@@ -96,12 +145,12 @@ export async function runRewards(o: CommonOptions & { curious: number; attack: s
 
 export async function runStrategies(o: CommonOptions & { aggregators: AggregatorName[]; attack: string; malicious: number }) {
   const attackers = pick(o, o.malicious);
-  const a = parseAttack(o.attack);
+  const a = resolveAttack(parseAttack(o.attack), o.clients, attackers.size);
   const report = new Report(o.out);
   const series = [];
   const rows: (string | number)[][] = [];
   for (const agg of o.aggregators) {
-    const r = await runSimulation({ ...simOf(o, agg), attackOf: (c) => (attackers.has(c) && o.attack !== 'none' ? a : { kind: 'none' }), onRound: (x) => o.onRound?.(agg, x) });
+    const r = await runSimulation({ ...simOf(o, agg), behaviourOf: attacksOf((c) => (attackers.has(c) && o.attack !== 'none' ? a : { kind: 'none' })), onRound: (x) => o.onRound?.(agg, x) });
     series.push({ name: agg, points: r.rounds.map((x) => [x.seconds, x.accuracy] as [number, number]) });
     for (const x of r.rounds) rows.push([agg, x.round, x.seconds.toFixed(3), x.accuracy]);
   }

@@ -1,5 +1,5 @@
 /**
- * Models as ONNX graphs generated from a small description (DESIGN.md §4). `onnxruntime-node`
+ * Models as ONNX graphs generated from a small description (docs/architecture.md, "Learning"). `onnxruntime-node`
  * only runs inference, so the train step is an inference graph too: inputs are the parameters,
  * a batch and its one-hot labels; outputs are the mean cross-entropy loss and the gradient of
  * every parameter, with the backward pass written out in standard ONNX operators.

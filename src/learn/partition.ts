@@ -59,3 +59,27 @@ export function labelCounts(labels: Uint8Array, parts: number[][], classes = 10)
     return h;
   });
 }
+
+/**
+ * The experiments' `--partition`: iid, shards[:K] (K label shards per client, default 2, the
+ * paper's non-IID), dirichlet:α, or noniid (= shards:2, the older name).
+ */
+export function parsePartition(s: string): Partition {
+  const [kind, arg] = s.split(':');
+  if (kind === 'iid' && arg === undefined) return { kind: 'iid' };
+  if (kind === 'noniid' && arg === undefined) return { kind: 'shards', shardsPerClient: 2 };
+  if (kind === 'shards') {
+    const k = arg === undefined ? 2 : Number(arg);
+    if (Number.isInteger(k) && k >= 1) return { kind: 'shards', shardsPerClient: k };
+  }
+  if (kind === 'dirichlet' && arg !== undefined) {
+    const alpha = Number(arg);
+    if (alpha > 0 && Number.isFinite(alpha)) return { kind: 'dirichlet', alpha };
+  }
+  throw new RangeError(`partition "${s}": use iid, shards[:K] (K >= 1 label shards per client), dirichlet:α (α > 0) or noniid (= shards:2)`);
+}
+
+/** The short name of a partition (file names, reports): iid, shards2, dirichlet0.5. */
+export function formatPartition(p: Partition): string {
+  return p.kind === 'iid' ? 'iid' : p.kind === 'shards' ? `shards${p.shardsPerClient ?? 2}` : `dirichlet${p.alpha}`;
+}

@@ -1,5 +1,5 @@
 /**
- * The libp2p node (DESIGN.md §6): TCP + Noise + Yamux, identify, ping, bootstrap from the
+ * The libp2p node (docs/architecture.md, "Network"): TCP + Noise + Yamux, identify, ping, bootstrap from the
  * config, optional mDNS, gossipsub for miners. Who a PeerId is (signed peer records) and the
  * penalties of request/response misbehaviour live in peer-book.ts; gossip misbehaviour is
  * scored by gossipsub itself.

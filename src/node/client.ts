@@ -1,5 +1,5 @@
 /**
- * The mobile client (the paper's Algorithm 2; DESIGN.md §1, §4):
+ * The mobile client (the paper's Algorithm 2; docs/architecture.md, "The path of an update"):
  * data arrives as a stream; when more than N new samples are there it jumps to the newest
  * global model (anchor jump), trains E epochs of SGD on the N newest samples, signs
  * Δ = w_local − w_global and uploads it to the nearest reachable miner (by measured round-trip
@@ -28,10 +28,12 @@ import { type UpdateSealing, isStaleKeyCode, sealedProtocols } from '../net/seal
 import { RemoteError } from '../net/reqres.ts';
 import type { Transport } from '../net/transport.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
+import type { ClientStatus } from '../api/status.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { Notifier } from './notifier.ts';
-import { type Attack, type HonestStats, attackLabels, attackUpdate, formatAttack } from '../experiments/attacks.ts';
+import { type ClientBehaviour, honestTraining } from './behaviour.ts';
+import { type MinerContact, type MinerSelector, nearestByRtt } from './miner-selector.ts';
 import { Rng } from '../core/random.ts';
 
 export interface ClientOptions {
@@ -45,10 +47,6 @@ export interface ClientOptions {
 
 export const defaultClientOptions: ClientOptions = { tickMs: 200, pingIntervalMs: 2000, balanceIntervalMs: 5000 };
 
-export interface MinerContact {
-  id: string;
-  peerId: string;
-}
 
 export interface ClientDeps {
   config: NetworkConfig;
@@ -65,17 +63,18 @@ export interface ClientDeps {
   metrics?: Metrics;
   options?: Partial<ClientOptions>;
   clock?: Clock;
-  /** Attack-injection experiments: what this client does to its updates or data. */
-  attack?: Attack;
-  /** The same, switchable during a run (the harness's rotating attackers); wins over `attack`. */
-  attackOf?: () => Attack;
-  /** Told of every accepted upload (experiments: which update was made with which attack). */
+  /** Which miner to upload to; default: the nearest reachable one by round-trip time. */
+  selector?: MinerSelector;
+  /** What the client does besides honest training (experiments supply attacks); default honest. */
+  behaviour?: ClientBehaviour;
+  /** Told of every accepted upload (experiments: which update was made with which behaviour). */
   onUpload?: (u: { digest: string; attack: string; averaged: number; delta: Float32Array }) => void;
-  /** Experiments: the honest updates' statistics, for the omniscient attacks (ALIE, IPM). */
-  honestStats?: () => HonestStats | undefined;
   /** With `p2p.sealUpdates`: each upload sealed to its miner's ML-KEM key. */
   sealing?: UpdateSealing;
 }
+
+/** What experiments hook into a client. */
+export type ClientHooks = Pick<ClientDeps, 'selector' | 'behaviour' | 'onUpload'>;
 
 interface Buffered {
   base: Uint8Array;
@@ -111,6 +110,8 @@ export class Client {
   private loop?: Promise<void>;
   private readonly wake: Notifier;
   private readonly clock: Clock;
+  private readonly selector: MinerSelector;
+  private readonly behaviour: ClientBehaviour;
   private readonly m?: { updates: ReturnType<Metrics['counter']>; buffered: ReturnType<Metrics['gauge']>; accuracy: ReturnType<Metrics['gauge']> };
 
   constructor(d: ClientDeps) {
@@ -118,6 +119,8 @@ export class Client {
     this.o = { ...defaultClientOptions, ...d.options };
     this.log = d.logger;
     this.clock = d.clock ?? systemClock;
+    this.selector = d.selector ?? nearestByRtt;
+    this.behaviour = d.behaviour ?? honestTraining;
     this.wake = new Notifier(this.clock);
     this.anchor = d.genesis.anchor;
     this.modelHash = d.genesis.modelHash;
@@ -205,8 +208,12 @@ export class Client {
     }
   }
 
+  /** The miners to try, best first (the selector's ranking of the measured ones). */
   private reachable(): MinerContact[] {
-    return this.d.miners.filter((m) => typeof this.rtts.get(m.id) === 'number').sort((a, b) => this.rtts.get(a.id)! - this.rtts.get(b.id)!);
+    return this.selector.rank(
+      this.d.miners.map((m) => ({ miner: m, rttMs: this.rtts.get(m.id) ?? null })),
+      { clientId: this.d.identity.id, now: this.now() },
+    );
   }
 
   private async measure(): Promise<void> {
@@ -267,13 +274,13 @@ export class Client {
     await this.evaluateModel();
     const L = this.d.config.learning;
     const data = subset(this.d.train, this.d.stream.takeNewest(L.N, this.now()));
-    const attack = this.d.attackOf?.() ?? this.d.attack ?? { kind: 'none' };
-    data.y = attackLabels(attack, data.y, data.classes);
+    const behaviour = this.behaviour.forRound();
+    data.y = behaviour.trainingLabels(data.y, data.classes);
     // a seed of its own per client and round (shuffling, and noise of noise-type attacks)
     const seed = (sha256(new TextEncoder().encode(this.d.identity.id)).reduce((h, b) => (h * 31 + b) >>> 0, 0) + this.trained * 7919) >>> 0;
     const lu = await trainLocal(this.d.runtime, this.model, data, { epochs: L.E, batchSize: L.B, lr: L.lr, mu: L.mu, seed });
     this.trained++;
-    const update: Buffered = { base: this.modelHash, samples: lu.samples, delta: attackUpdate(attack, lu.delta, new Rng(seed), this.d.honestStats?.()), attack: formatAttack(attack) };
+    const update: Buffered = { base: this.modelHash, samples: lu.samples, delta: behaviour.update(lu.delta, new Rng(seed)), attack: behaviour.label };
     if (online && this.buffer.length === 0 && (await this.upload(update))) return;
     await this.pushBuffer(update);
     this.m?.updates.inc({ result: 'buffered' });
@@ -360,9 +367,9 @@ export class Client {
     this.m?.accuracy.set(this.lastAccuracy);
   }
 
-  status() {
+  status(): ClientStatus {
     return {
-      role: 'client' as const,
+      role: 'client',
       id: this.d.identity.id,
       peerId: this.d.transport.self,
       round: this.round,
@@ -378,7 +385,7 @@ export class Client {
       miners: Object.fromEntries([...this.rtts].map(([k, v]) => [k, v])),
       nearest: this.reachable()[0]?.id ?? null,
       freshSamples: this.d.stream.fresh(this.now()),
-      attack: formatAttack(this.d.attackOf?.() ?? this.d.attack ?? { kind: 'none' }),
+      attack: this.behaviour.forRound().label,
       sealing: this.d.sealing?.stats() ?? null,
     };
   }

@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ClientStatus, MinerStatus, NodeStatus } from '../api/status.ts';
 import { type InitOptions, type InitResult, initNetwork } from '../config/local-network.ts';
 
 export interface TestnetOptions {
@@ -37,11 +38,6 @@ export interface TestnetOptions {
 // that moves the model visibly per round. Every value is written into the testnet's config.
 export const testnetDefaults = { difficulty: 200_000, rate: 50, lr: 0.05 };
 
-export interface NodeStatus {
-  id: string;
-  role: 'miner' | 'client';
-  [k: string]: unknown;
-}
 
 export interface Progress {
   seconds: number;
@@ -61,10 +57,13 @@ export interface TestnetSummary {
   seconds: number;
   dir: string;
   config: string;
-  miners: NodeStatus[];
-  clients: NodeStatus[];
+  miners: MinerStatus[];
+  clients: ClientStatus[];
   error?: string;
 }
+
+const isMiner = (s: NodeStatus | undefined): s is MinerStatus => s?.role === 'miner';
+const isClient = (s: NodeStatus | undefined): s is ClientStatus => s?.role === 'client';
 
 /** The kernel's range of local ports for outgoing connections (Linux; else IANA's). */
 export function ephemeralRange(): [number, number] {
@@ -106,6 +105,7 @@ export async function freePort(o: { from?: number; to?: number; exclude?: Set<nu
 }
 
 async function getStatus(api: string): Promise<NodeStatus | undefined> {
+  // the node's own /status, typed by its contract (api/status.ts)
   try {
     const res = await fetch(`${api}/status`, { signal: AbortSignal.timeout(2000) });
     return res.ok ? ((await res.json()) as NodeStatus) : undefined;
@@ -171,15 +171,15 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
       for (const p of clients) p.child.kill('SIGINT');
       await Promise.all(clients.map((p) => (p.exited !== undefined ? undefined : new Promise((r) => p.child.once('exit', r)))));
       const until = Date.now() + 60_000;
-      let agreed: unknown; // the tip the miners agreed on at the previous poll
+      let agreed: string | undefined; // the tip the miners agreed on at the previous poll
       while (Date.now() < until && !o.signal?.aborted) {
-        const miners = (await Promise.all(apis.filter((a) => a.role === 'miner').map((a) => getStatus(a.api)))).filter(Boolean) as NodeStatus[];
+        const miners = (await Promise.all(apis.filter((a) => a.role === 'miner').map((a) => getStatus(a.api)))).filter(isMiner);
         if (miners.length === o.miners) {
           summary.miners = miners;
-          summary.aggregations = Math.min(...miners.map((m) => m.aggregations as number));
-          summary.height = Math.max(...miners.map((m) => m.height as number));
-          summary.finalAccuracy = (miners[0].lastAccuracy as number | null) ?? null;
-          const same = new Set(miners.map((m) => m.tip)).size === 1 && miners.every((m) => (m.pool as { unrecorded: number }).unrecorded === 0);
+          summary.aggregations = Math.min(...miners.map((m) => m.aggregations));
+          summary.height = Math.max(...miners.map((m) => m.height));
+          summary.finalAccuracy = miners[0].lastAccuracy;
+          const same = new Set(miners.map((m) => m.tip)).size === 1 && miners.every((m) => m.pool.unrecorded === 0);
           // stable across two polls: a reorg can make recorded updates unrecorded again
           summary.converged = same && agreed === miners[0].tip;
           if (summary.converged) return;
@@ -199,22 +199,22 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
         throw new Error(`${dead.id} exited (code ${dead.exited}); the end of its log:\n${tail}`);
       }
       const statuses = await Promise.all(apis.map((a) => getStatus(a.api)));
-      const miners = statuses.filter((s, i) => s && apis[i].role === 'miner') as NodeStatus[];
-      const clients = statuses.filter((s, i) => s && apis[i].role === 'client') as NodeStatus[];
+      const miners = statuses.filter(isMiner);
+      const clients = statuses.filter(isClient);
       summary.miners = miners;
       summary.clients = clients;
       if (miners.length === o.miners) {
-        summary.aggregations = Math.min(...miners.map((m) => m.aggregations as number));
-        summary.height = Math.max(...miners.map((m) => m.height as number));
-        summary.finalAccuracy = (miners[0].lastAccuracy as number | null) ?? null;
+        summary.aggregations = Math.min(...miners.map((m) => m.aggregations));
+        summary.height = Math.max(...miners.map((m) => m.height));
+        summary.finalAccuracy = miners[0].lastAccuracy;
         summary.converged = new Set(miners.map((m) => m.tip)).size === 1;
         o.onProgress?.({
           seconds: (Date.now() - t0) / 1000,
           height: summary.height,
           aggregations: summary.aggregations,
           accuracy: summary.finalAccuracy,
-          flagged: [...new Set(miners.flatMap((m) => m.flagged as string[]))],
-          uploaded: clients.reduce((s, c) => s + ((c.uploaded as number) ?? 0), 0),
+          flagged: [...new Set(miners.flatMap((m) => m.flagged))],
+          uploaded: clients.reduce((s, c) => s + c.uploaded, 0),
         });
         summary.reached = summary.aggregations >= o.aggregations;
         if (summary.reached) break;

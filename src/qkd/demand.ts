@@ -6,6 +6,7 @@
  * one-time pad, §III-A) each bit needs one bit of fresh QKD key.
  */
 import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ChainStore } from '../chain/store.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { InThreadVerifier } from '../crypto/verifier.ts';
@@ -26,14 +27,23 @@ export interface FederationTraffic {
   aggregationIntervalSeconds: number;
 }
 
-/** Opens the store through ChainStore (never writes: the datadir must already hold a chain). */
-export async function readFederationTraffic(datadir: string): Promise<FederationTraffic> {
-  try {
-    if (!(await stat(datadir)).isDirectory()) throw new Error('not a directory');
-  } catch {
-    throw new BflError(ErrorCode.DATA_NOT_FOUND, `no node data directory at ${datadir} (give the --datadir of a miner or client that has synced the chain)`);
+/** The chain store of a node's data directory (DATADIR/chain, as the daemon keeps it) or the
+ * store directory itself. Checked before opening: LevelDB would create an empty store in any
+ * directory it is pointed at, and this reader must never write. */
+async function storeDir(datadir: string): Promise<string> {
+  for (const dir of [join(datadir, 'chain'), datadir]) {
+    try {
+      if ((await stat(join(dir, 'CURRENT'))).isFile()) return dir;
+    } catch {
+      // not a store: try the next candidate
+    }
   }
-  const store = await ChainStore.open({ datadir, signatures: new InThreadVerifier() });
+  throw new BflError(ErrorCode.DATA_NOT_FOUND, `no chain store in ${datadir} (give the --datadir of a miner or client that has synced the chain)`);
+}
+
+/** Reads the traffic figures through ChainStore; never writes (the store must exist). */
+export async function readFederationTraffic(datadir: string): Promise<FederationTraffic> {
+  const store = await ChainStore.open({ datadir: await storeDir(datadir), signatures: new InThreadVerifier(), readOnly: true });
   try {
     const times: number[] = [];
     let updates = 0;

@@ -4,20 +4,41 @@
  * `spawn`, or resumed by a timer; `sleep` and `suspend` mark it as waiting. Real work inside an
  * activity (training, storage) keeps the count up, so virtual time stands still while it runs,
  * and a 100-client experiment takes the CPU time of its real work, not its virtual duration.
+ *
+ * Same-instant timers fire in the order of a deterministic identity, not of creation: every
+ * activity is named by its parent's name and its rank among the parent's children (roots by
+ * their rank), and a timer by (virtual time, its activity's name, the activity's count of
+ * sleeps). Creation order would follow real completion order whenever two activities run at
+ * once (storage, onnxruntime), and the same seed would not give the same run (issue 11).
+ * The current activity is found through AsyncLocalStorage, which follows awaits.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Clock } from '../util/clock.ts';
+
+interface Activity {
+  id: number[];
+  children: number;
+  sleeps: number;
+}
 
 interface Timer {
   at: number;
-  seq: number;
+  id: number[]; // the sleeping activity's name, then its sleep count
   fire: () => void;
   done: boolean;
+}
+
+function compareIds(a: number[], b: number[]): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return a.length - b.length;
 }
 
 export class SimClock implements Clock {
   private t: number;
   private active = 0;
-  private seq = 0;
+  private roots = 0;
+  private readonly current = new AsyncLocalStorage<Activity>();
   private readonly heap: Timer[] = [];
   private idleWaiter?: () => void;
 
@@ -50,9 +71,10 @@ export class SimClock implements Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve) => {
       if (signal?.aborted) return resolve();
+      const act = this.current.getStore();
       const timer: Timer = {
         at: this.t + Math.max(0, Math.round(ms)), // whole milliseconds, like Date.now()
-        seq: this.seq++,
+        id: act ? [...act.id, act.sleeps++] : [-1, this.roots++],
         done: false,
         fire: () => {
           if (timer.done) return;
@@ -84,9 +106,11 @@ export class SimClock implements Clock {
 
   run<T>(task: () => Promise<T>): Promise<T> {
     this.up();
+    const parent = this.current.getStore();
+    const act: Activity = { id: parent ? [...parent.id, parent.children++] : [this.roots++], children: 0, sleeps: 0 };
     let p: Promise<T>;
     try {
-      p = task();
+      p = this.current.run(act, task);
     } catch (e) {
       this.down();
       return Promise.reject(e);
@@ -111,7 +135,7 @@ export class SimClock implements Clock {
   }
 
   /**
-   * Drive the simulation: fire timers in (time, creation) order until `stop()` holds after an
+   * Drive the simulation: fire timers in (time, activity identity) order until `stop()` holds after an
    * event, virtual time passes `until`, or nothing is scheduled.
    */
   async advance(until: number, stop: () => boolean = () => false): Promise<void> {
@@ -131,9 +155,9 @@ export class SimClock implements Clock {
     }
   }
 
-  // binary heap by (at, seq)
+  // binary heap by (at, identity)
   private less(a: Timer, b: Timer): boolean {
-    return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+    return a.at < b.at || (a.at === b.at && compareIds(a.id, b.id) < 0);
   }
 
   private push(x: Timer): void {

@@ -1,44 +1,41 @@
 /**
- * The experiment harness (DESIGN.md §9): the real Miner and Client state machines, with only
+ * The experiment harness (docs/architecture.md, "The simulator"): the real Miner and Client state machines, with only
  * the transport (SimNetwork), the clock (SimClock) and proof of work (SimPow) swapped, so a
  * result here is a result about the product. Identities, data, partitions, mobility and mining
  * times all come from one seed.
  */
+import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChainStore } from '../chain/store.ts';
-import { UpdatePool } from '../chain/update-pool.ts';
+import type { ChainStore } from '../chain/store.ts';
 import { type AggregationConfig, type LearningConfig, type NetworkConfig, chainParamsOf, loadNetworkConfig, parseNetworkConfig } from '../config/network.ts';
 import { toHex } from '../core/bytes.ts';
 import { Rng } from '../core/random.ts';
-import { blockHash } from '../core/encoding.ts';
 import { sha256 } from '../core/hash.ts';
-import { Membership, createGenesisBlock } from '../core/params.ts';
 import { aggregationTxOf } from '../core/chain.ts';
 import type { Identity } from '../crypto/keyfile.ts';
 import { NativeMlDsa } from '../crypto/mldsa.ts';
 import { InThreadVerifier } from '../crypto/verifier.ts';
-import type { Attack, HonestStats } from '../experiments/attacks.ts';
-import { type TrainTest, loadDataset, subset } from '../learn/data.ts';
+import { type TrainTest, loadDataset } from '../learn/data.ts';
 import { partition } from '../learn/partition.ts';
 import { ModelRuntime } from '../learn/runtime.ts';
-import { DataStream } from '../learn/stream.ts';
 import { evaluate } from '../learn/train.ts';
-import { PeerBook } from '../net/peer-book.ts';
 import { payloadToDelta } from '../core/update.ts';
-import { ChainAggregation, type UpdateSource } from '../chain/aggregation.ts';
 import { InThreadAggregationEngine, aggregatorOf } from '../chain/aggregation-engine.ts';
-import { Client, type ClientDeps } from '../node/client.ts';
+import { type ClientNode, type MinerNode, createClient, createMiner } from '../node/assemble.ts';
+import { type RoundBehaviour, honestRound } from '../node/behaviour.ts';
+import type { ClientHooks } from '../node/client.ts';
+import type { ClientStatus } from '../api/status.ts';
 import { type RunningNode, initialModelOf, modelSpecOf, startNode } from '../node/daemon.ts';
 import { initLocalNetwork, testnetDefaults } from '../node/testnet.ts';
-import { Miner } from '../node/miner.ts';
 import { type Logger, silentLogger } from '../util/logger.ts';
 import { SimClock } from './clock.ts';
 import { Mobility, type MobilityOptions } from './mobility.ts';
 import { SimNetwork, type SimNetworkOptions, defaultSimNetwork } from './network.ts';
 import { SimPow } from './pow.ts';
+import { WasmGramKernel } from '../kernels/gram.ts';
 
 export interface SimOptions {
   seed: number;
@@ -49,8 +46,10 @@ export interface SimOptions {
   aggregation: Partial<AggregationConfig>;
   /** Mean virtual time between blocks of one miner, ms. */
   meanBlockMs: number;
-  /** The attack of each client (by index), if any; may change during the run (onRound). */
-  attackOf?: (client: number, round: number) => Attack;
+  /** What each client (by index) does in a round besides honest training (the experiments'
+   * attacks); may change during the run (onRound). `honest`: what the omniscient attacks of
+   * the literature know, the honest updates' statistics. Default: honest training. */
+  behaviourOf?: (client: number, round: number, honest: () => HonestStats | undefined) => RoundBehaviour;
   mobility?: MobilityOptions;
   /** Clients start with a seeded random 0 … N−1 samples, so their uploads spread out in time
    * instead of arriving together (training takes no virtual time, so without it every client
@@ -67,6 +66,19 @@ export interface SimOptions {
   data?: TrainTest;
   logger?: Logger;
   onRound?: (r: RoundReport) => void;
+  /** Experiments that need each aggregation's raw updates (exact Shapley values, issue 11): called
+   * after onRound at the aggregation's virtual instant, with the model it started from. */
+  inspect?: (r: RoundReport, ctx: { previous: Float32Array; deltas: Map<string, Float32Array>; accuracyOf: (model: Float32Array) => Promise<number> }) => Promise<void>;
+}
+
+/** The honest updates' mean and standard deviation per coordinate (their latest per client). */
+export interface HonestStats {
+  mean: Float32Array;
+  std: Float32Array;
+  /** Scoring (issue 11): the latest honest update of each client that has one, by client number (mimic, copycat). */
+  latest?: { client: number; delta: Float32Array }[];
+  /** Scoring (issue 11): the last global update on the chain, model(t) − model(t − 1) (free-ride-global). */
+  previousGlobal?: Float32Array;
 }
 
 export interface RoundReport {
@@ -84,13 +96,27 @@ export interface SimResult {
   virtualSeconds: number; // over libp2p: wall seconds
   wallSeconds: number;
   messages: { requests: number; gossip: number; unreachable: number } | null; // null over libp2p
-  clients: ReturnType<Client['status']>[];
+  clients: ClientStatus[];
   minersConverged: boolean;
 }
 
 function identity(seed: number, id: string, role: 'miner' | 'client', mldsa: NativeMlDsa): Identity {
   const key = mldsa.signingKey(sha256(new TextEncoder().encode(`bfl-sim/${seed}/${id}`)));
   return { id, role, publicKey: key.publicKey, key };
+}
+
+/**
+ * Where a simulation keeps its stores: memory (/dev/shm) where the system has it. The real
+ * stores run unchanged, but their LevelDB files need not reach a disk: a 100-client run wrote
+ * 3.2 GB for 5 aggregations (models, payloads, compactions), all thrown away at the end.
+ */
+function scratchDir(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
 }
 
 export async function runSimulation(o: SimOptions): Promise<SimResult> {
@@ -108,77 +134,57 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
     learning: { ...o.learning, partitionSeed: o.seed } as never,
     members: [...miners, ...clients].map((m) => ({ id: m.id, role: m.role, publicKey: toHex(m.publicKey) })),
   });
-  const initial = initialModelOf(cfg);
-  const params = chainParamsOf(cfg, new Uint8Array(initial.buffer));
-  const genesis = createGenesisBlock(params);
+  const params = chainParamsOf(cfg, new Uint8Array(initialModelOf(cfg).buffer));
   const clock = new SimClock(1);
   const mobility = o.mobility && new Mobility(o.miners, o.clients, o.mobility);
   const net = new SimNetwork(clock, o.network ?? defaultSimNetwork, mobility);
   const data = o.data ?? loadDataset(cfg.learning.dataset);
   const runtime = await ModelRuntime.create(modelSpecOf(cfg), { threads: 1 });
   const verifier = new InThreadVerifier(mldsa);
-  const membership = new Membership(cfg.members);
-  const dir = await mkdtemp(join(tmpdir(), 'bfl-sim-'));
+  const dir = await mkdtemp(join(scratchDir(), 'bfl-sim-'));
   const stops: (() => Promise<unknown>)[] = [];
   const rec = new Recorder(o, runtime, data);
-  const peerOf = async (id: Identity, index: number) => {
-    const transport = net.add(`peer-${id.id}`, id.role, index);
-    const peers = new PeerBook({ transport, identity: id, networkId: cfg.networkId, membership, verifier, timeoutMs: cfg.p2p.requestTimeoutMs, logger: log, clock });
-    await peers.start();
-    return { transport, peers };
-  };
+  // the product's own assembly: only the transport, the clock and proof of work are swapped
+  const parts = (id: Identity, index: number) => ({ config: cfg, params, identity: id, transport: net.add(`peer-${id.id}`, id.role, index), verifier, clock, logger: log });
 
   try {
-    // miners
-    const stores: ChainStore[] = [];
-    const minerNodes: Miner[] = [];
+    // miners; the pairwise matrix of their BFL-MEC in WebAssembly SIMD (the reference's bits,
+    // ~4x faster; one thread: the simulation itself is one)
+    const gram = WasmGramKernel.create() ?? undefined;
+    const minerNodes: MinerNode[] = [];
     for (let i = 0; i < o.miners; i++) {
       const id = miners[i];
-      const { transport, peers } = await peerOf(id, i);
-      const pool = await UpdatePool.open(join(dir, id.id, 'updates'));
-      let miner: Miner | undefined;
-      const updates: UpdateSource = { get: async (c, d) => miner?.fetchUpdate(c, d) };
-      const aggregation = new ChainAggregation({ engine: new InThreadAggregationEngine(aggregatorOf(cfg.aggregation)), updates });
-      const store = await ChainStore.open({ datadir: join(dir, id.id, 'chain'), params, signatures: verifier, aggregation, now: () => clock.now(), clock });
-      const pow = new SimPow(clock, o.meanBlockMs, o.seed * 7 + i);
-      miner = new Miner({ config: cfg, identity: id, store, pool, transport, peers, verifier, pow, aggregation, logger: log, clock });
-      stores.push(store);
-      minerNodes.push(miner);
-      stops.push(async () => {
-        await miner!.stop();
-        await store.close();
-        await pool.close();
+      const node = await createMiner({
+        ...parts(id, i),
+        datadir: join(dir, id.id),
+        pow: new SimPow(clock, o.meanBlockMs, o.seed * 7 + i),
+        aggregationEngine: new InThreadAggregationEngine(aggregatorOf(cfg.aggregation, gram)),
       });
+      minerNodes.push(node);
+      stops.push(() => node.close());
     }
-    // clients
-    const parts = partition(data.train.y, o.clients, cfg.learning.partition, o.seed);
+    const stores = minerNodes.map((m) => m.store);
+    const samples = partition(data.train.y, o.clients, cfg.learning.partition, o.seed);
     const phase = new Rng(o.seed * 13 + 5);
-    const clientNodes: Client[] = [];
+    const clientNodes: ClientNode[] = [];
     for (let c = 0; c < o.clients; c++) {
       const id = clients[c];
-      const { transport } = await peerOf(id, c);
-      const mine = parts[c];
-      const held = Math.min(cfg.learning.heldOut, Math.floor(mine.length / 5));
-      const client = new Client({
-        config: cfg,
-        identity: id,
-        transport,
-        runtime,
-        train: data.train,
-        heldOut: subset(data.train, mine.slice(mine.length - held)),
-        stream: new DataStream(mine.slice(0, mine.length - held), clock.now(), { rate: cfg.learning.rate, seed: o.seed * 1000 + c, initial: cfg.learning.initialSamples + (o.spread ? phase.int(cfg.learning.N) : 0) }),
-        miners: miners.map((m) => ({ id: m.id, peerId: `peer-${m.id}` })),
-        genesis: { anchor: blockHash(genesis.header), modelHash: sha256(params.initialModel), model: initial },
+      const node = await createClient({
+        ...parts(id, c),
         datadir: join(dir, id.id),
-        logger: log,
-        clock,
-        ...rec.hooks(c, id.id),
+        runtime,
+        data,
+        samples: samples[c],
+        index: c,
+        miners: miners.map((m) => ({ id: m.id, peerId: `peer-${m.id}` })),
+        extraInitialSamples: o.spread ? phase.int(cfg.learning.N) : 0,
+        hooks: rec.hooks(c, id.id),
       });
-      clientNodes.push(client);
-      stops.push(() => client.stop());
+      clientNodes.push(node);
+      stops.push(() => node.close());
     }
 
-    rec.watch(stores[0], () => clock.now() / 1000);
+    rec.watch(stores[0], () => clock.now() / 1000, (t) => clock.run(t));
 
     for (const m of minerNodes) await m.start();
     for (const c of clientNodes) await c.start();
@@ -233,7 +239,11 @@ class Recorder {
   private readonly evaluations: Promise<void>[] = [];
   private readonly attackOfDigest = new Map<string, string>();
   private readonly latestHonest = new Map<string, Float32Array>();
+  private readonly deltaOfDigest = new Map<string, Float32Array>(); // only with o.inspect
   private stats: HonestStats | undefined;
+  // scoring (issue 11): what the mimic, copycat and free-ride-global attackers copy
+  private lastModel: Float32Array | undefined;
+  private previousGlobal: Float32Array | undefined;
   private round = 0;
 
   constructor(o: SimOptions, runtime: ModelRuntime, data: TrainTest) {
@@ -243,17 +253,17 @@ class Recorder {
   }
 
   /** The experiment hooks of client `c` (by index). */
-  hooks(c: number, id: string): Pick<ClientDeps, 'attackOf' | 'onUpload' | 'honestStats'> {
+  hooks(c: number, id: string): ClientHooks {
     return {
-      attackOf: () => this.o.attackOf?.(c, this.round) ?? { kind: 'none' as const },
+      behaviour: { forRound: () => this.o.behaviourOf?.(c, this.round, () => this.honestStats()) ?? honestRound },
       onUpload: (u) => {
         this.attackOfDigest.set(u.digest, u.attack);
+        if (this.o.inspect) this.deltaOfDigest.set(u.digest, u.delta);
         if (u.attack === 'none') {
           this.latestHonest.set(id, u.delta);
           this.stats = undefined;
         }
       },
-      honestStats: () => this.honestStats(),
     };
   }
 
@@ -273,20 +283,29 @@ class Recorder {
       mean[k] = m;
       std[k] = Math.sqrt(Math.max(0, s2 / vs.length - m * m));
     }
-    this.stats = { mean, std };
+    const latest = [...this.latestHonest].map(([id, delta]) => ({ client: Number(id.split('-')[1]) - 1, delta })).sort((a, b) => a.client - b.client);
+    this.stats = { mean, std, latest, previousGlobal: this.previousGlobal };
     return this.stats;
   }
 
   /** Report every aggregation that becomes canonical on `store` (seconds: the run's clock). */
-  watch(store: ChainStore, seconds: () => number): void {
+  watch(store: ChainStore, seconds: () => number, track: (task: () => Promise<void>) => Promise<void> = (t) => t()): void {
     store.on('tip', (state) => {
       if (toHex(state.anchor) !== toHex(state.hash)) return;
       const at = seconds();
+      // Tracked as an activity of the virtual clock (issue 11): the report's callbacks (rotating
+      // attackers) and the global update the attackers copy then take effect at this virtual
+      // instant, not whenever the evaluation happens to finish in real time.
       this.evaluations.push(
-        (async () => {
+        track(async () => {
           const block = (await store.getBlock(state.hash))!;
           const agg = aggregationTxOf(block)!;
-          const ev = await evaluate(this.runtime, payloadToDelta(agg.model), this.data.test);
+          const model = payloadToDelta(agg.model);
+          const before = this.lastModel;
+          if (this.lastModel) this.previousGlobal = model.map((v, k) => v - this.lastModel![k]);
+          this.lastModel = model;
+          this.stats = undefined;
+          const ev = await evaluate(this.runtime, model, this.data.test);
           const r: RoundReport = {
             round: agg.round,
             height: state.height,
@@ -301,7 +320,10 @@ class Recorder {
           };
           this.rounds.push({ r, hash: toHex(state.hash) });
           this.o.onRound?.(r);
-        })(),
+          if (this.o.inspect && before) {
+            await this.o.inspect(r, { previous: before, deltas: this.deltaOfDigest, accuracyOf: async (m) => (await evaluate(this.runtime, m, this.data.test)).accuracy });
+          }
+        }),
       );
       this.round = Math.max(this.round, state.rounds - 1);
     });
@@ -365,7 +387,7 @@ async function runOverLibp2p(o: SimOptions): Promise<SimResult> {
     await rec.settled();
     // Quiesce as the testnet does: stop the clients, give the miners a moment to agree.
     const clients = nodes.filter((n) => n.role === 'client');
-    const clientStatus = clients.map((n) => n.status() as ReturnType<Client['status']>);
+    const clientStatus = clients.map((n) => n.status() as ClientStatus);
     for (const n of clients) await n.stop();
     const miners = nodes.filter((n) => n.role === 'miner');
     let minersConverged = false;

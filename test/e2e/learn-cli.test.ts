@@ -39,16 +39,23 @@ it('experiment attack --json prints the documented summary and writes CSV and JS
   const r = run('experiment', 'attack', '--clients', '5', '--malicious', '0.4', '--attack', 'sign-flip', '--aggregations', '3', '--out', out, '--json');
   expect(r.status, r.stderr).toBe(0);
   const s = JSON.parse(r.stdout);
-  for (const k of ['detectionRate', 'falsePositiveRate', 'accuracy', 'accuracyNoAttack']) expect(typeof s[k], k).toBe('number');
+  for (const k of ['detectionRate', 'detectionRateLast10', 'falsePositiveRate', 'accuracy', 'accuracyNoAttack']) expect(typeof s[k], k).toBe('number');
   expect(s).toMatchObject({ attack: 'sign-flip', aggregator: 'bfl-mec', partition: 'iid', clients: 5, attackers: 2 });
+  expect(s.wallSeconds).toBeGreaterThan(0);
+  expect(s.virtualSeconds).toBeGreaterThan(0);
   const csv = readFileSync(s.files.csv, 'utf8').trim().split('\n');
   expect(csv[0]).toBe('round,seconds,accuracy,accuracy_no_attack,attacker_updates,detected,honest_updates,false_positives');
   expect(csv).toHaveLength(4);
   expect(JSON.parse(readFileSync(s.files.json, 'utf8')).rounds).toHaveLength(3);
   expect(run('experiment', 'attack', '--aggregator', 'mean').status).toBe(2);
   expect(run('experiment', 'attack', '--attack', 'teleport').status).toBe(2);
-  for (const bad of [['--max-norm-ratio', '0.5'], ['--max-norm-ratio', 'x'], ['--metric', 'manhattan'], ['--eps', '-1'], ['--eps', '']]) {
+  for (const bad of [['--max-norm-ratio', '0.5'], ['--max-norm-ratio', 'x'], ['--metric', 'manhattan'], ['--eps', '-1'], ['--eps', ''], ['--partition', 'shards:0'], ['--partition', 'dirichlet'], ['--dataset', 'cifar']]) {
     const b = run('experiment', 'attack', ...bad);
+    expect(b.status, bad.join(' ')).toBe(2);
+    expect(b.stderr).toContain(bad[0]);
+  }
+  for (const bad of [['--quality', 'x'], ['--quality', '1.5'], ['--shapley', '--clients', '13']]) {
+    const b = run('experiment', 'rewards', ...bad);
     expect(b.status, bad.join(' ')).toBe(2);
     expect(b.stderr).toContain(bad[0]);
   }

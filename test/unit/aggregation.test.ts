@@ -19,7 +19,7 @@ function run(name: (typeof AGGREGATORS)[number], input: AggregationInput): Aggre
 describe('BFL-MEC contribution identification', () => {
   it('sign-flipped minority is low, honest majority high; weights are the normalised similarities', () => {
     const { updates, previous } = makeUpdates({ seed: 1, honest: 7, attackers: 3, attack: 'sign-flip', dim: 300 });
-    const r = run('bfl-mec', { previous, updates, baseReward: BASE });
+    const r = run('bfl-mec-dbscan', { previous, updates, baseReward: BASE });
     const byClient = new Map(r.entries.map((e) => [e.clientId, e]));
     for (const u of updates) expect(byClient.get(u.clientId)!.high, u.clientId).toBe(!u.clientId.startsWith('attacker'));
     // θ_i = max(0, cos(Δ_i, ḡ)), p_i = θ_i / Σ θ over H
@@ -81,7 +81,7 @@ describe('BFL-MEC contribution identification', () => {
   it('staleness weighting s(τ) = (1+τ)^-a lowers stale updates only when enabled', () => {
     const { updates, previous } = makeUpdates({ seed: 4, honest: 6, attackers: 0, dim: 50 });
     updates[0].staleness = 3;
-    const off = run('bfl-mec', { previous, updates, baseReward: BASE });
+    const off = run('bfl-mec-dbscan', { previous, updates, baseReward: BASE });
     const on = new BflMecAggregator({ stalenessExponent: 0.5 }).aggregate({ previous, updates, baseReward: BASE }, null).result;
     const w = (r: AggregationResult) => r.entries.find((e) => e.clientId === updates[0].clientId)!.weight;
     const sim = off.diagnostics.similarity![off.entries.findIndex((e) => e.clientId === updates[0].clientId)];
@@ -104,9 +104,9 @@ describe('BFL-MEC contribution identification', () => {
 
   it('refuses bad input: empty set, mixed dimensions, a repeated (client, digest), bad options', () => {
     const { updates, previous } = makeUpdates({ seed: 5, honest: 3, attackers: 0, dim: 10 });
-    expect(() => run('bfl-mec', { previous, updates: [], baseReward: BASE })).toThrow(/nothing to aggregate/);
-    expect(() => run('bfl-mec', { previous, updates: [...updates, { ...updates[0] }], baseReward: BASE })).toThrow(/appears twice/);
-    expect(() => run('bfl-mec', { previous, updates: [updates[0], { ...updates[1], delta: new Float32Array(9) }], baseReward: BASE })).toThrow(/parameters/);
+    expect(() => run('bfl-mec-dbscan', { previous, updates: [], baseReward: BASE })).toThrow(/nothing to aggregate/);
+    expect(() => run('bfl-mec-dbscan', { previous, updates: [...updates, { ...updates[0] }], baseReward: BASE })).toThrow(/appears twice/);
+    expect(() => run('bfl-mec-dbscan', { previous, updates: [updates[0], { ...updates[1], delta: new Float32Array(9) }], baseReward: BASE })).toThrow(/parameters/);
     expect(() => new BflMecAggregator({ eps: -1 })).toThrow(RangeError);
     expect(() => new BflMecAggregator({ minPts: 0 })).toThrow(RangeError);
   });
@@ -133,13 +133,13 @@ describe('determinism (a consensus rule)', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 10_000 }), fc.nat(), fc.nat(), (seed, which, coord) => {
         const { updates, previous } = makeUpdates({ seed, honest: 6, attackers: 0, dim: 32 });
-        const before = run('bfl-mec', { previous, updates, baseReward: BASE });
+        const before = run('bfl-mec-dbscan', { previous, updates, baseReward: BASE });
         const i = which % updates.length;
         const k = coord % 32;
         const flipped = Float32Array.from(updates[i].delta);
         new Uint8Array(flipped.buffer)[k * 4 + 3] ^= 0x80; // sign bit of coordinate k
         const changed = updates.map((u, j) => (j === i ? { ...u, delta: flipped, digest: createHash('sha256').update(Buffer.from(flipped.buffer)).digest() } : u));
-        const after = run('bfl-mec', { previous, updates: changed, baseReward: BASE });
+        const after = run('bfl-mec-dbscan', { previous, updates: changed, baseReward: BASE });
         expect(resultDigest(after)).not.toBe(resultDigest(before));
         if (after.entries.find((e) => e.clientId === updates[i].clientId)!.weight > 0 && updates[i].delta[k] !== 0) {
           expect(Buffer.from(after.model.buffer)).not.toEqual(Buffer.from(before.model.buffer));
@@ -250,7 +250,7 @@ describe('length check (maxNormRatio)', () => {
 
   it('marks scaled updates low although cosine distance cannot see them, and keeps them out of the model', () => {
     const { updates, previous } = makeUpdates({ seed: 7, honest: 7, attackers: 3, attack: 'scale', scale: 10, dim: 200 });
-    const on = run('bfl-mec', { previous, updates, baseReward: BASE });
+    const on = run('bfl-mec-dbscan', { previous, updates, baseReward: BASE });
     const off = new BflMecAggregator({ maxNormRatio: null }).aggregate({ previous, updates, baseReward: BASE }, null).result;
     const low = (r: AggregationResult) => r.entries.filter((e) => !e.high).map((e) => e.clientId).sort();
     expect(low(on)).toEqual(['attacker-1', 'attacker-2', 'attacker-3']);
@@ -282,7 +282,7 @@ describe('length check (maxNormRatio)', () => {
     const previous = new Float32Array(8);
     const ups = along([0, 0, 0, 1, 1]);
     ups.forEach((u, i) => i < 3 && u.delta.fill(0));
-    const r = run('bfl-mec', { previous, updates: ups, baseReward: BASE });
+    const r = run('bfl-mec-dbscan', { previous, updates: ups, baseReward: BASE });
     expect(r.diagnostics.note ?? '').not.toMatch(/longer than/);
   });
 

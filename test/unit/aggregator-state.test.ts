@@ -168,11 +168,13 @@ describe('aggregator state per block', () => {
 
   it('the worker engine gives the same bits as the in-thread one (BFL-MEC, payloads transferred)', async () => {
     const { updates, previous } = makeUpdates({ seed: 5, honest: 9, attackers: 3, dim: 2000 });
+    // the default bfl-mec keeps a state (issue 11): start from its initial state's bytes
+    const initial = new InThreadAggregationEngine(aggregatorOf(defaultAggregationConfig)).initialState();
     const job = () => ({
       previous: deltaToPayload(previous),
       updates: updates.map((u) => ({ clientId: u.clientId, digest: u.digest, payload: deltaToPayload(u.delta), sampleCount: u.sampleCount, staleness: u.staleness })),
       baseReward: 1_000_000n,
-      state: new Uint8Array(0),
+      state: initial,
       context: { round: 3, parentHash: new Uint8Array(32).fill(7), previousGlobalUpdate: Float32Array.from(previous, (v) => v / 2) },
     });
     const worker = new WorkerAggregationEngine(defaultAggregationConfig);
@@ -182,7 +184,7 @@ describe('aggregator state per block', () => {
       const digest = (o: typeof inThread) => resultDigest({ model: o.model, entries: o.entries, rewards: o.rewards, diagnostics: {} });
       expect(digest(viaWorker)).toBe(digest(inThread));
       expect(inThread.entries.filter((e) => !e.high).map((e) => e.clientId).sort()).toEqual(['attacker-1', 'attacker-2', 'attacker-3']);
-      expect(viaWorker.state).toEqual(new Uint8Array(0));
+      expect(viaWorker.state).toEqual(inThread.state);
     } finally {
       await worker.close();
     }

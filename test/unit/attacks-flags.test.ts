@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveDaemonFlags } from '../../src/cli/daemon/index.ts';
 import { UsageError } from '../../src/cli/exit.ts';
 import { Rng } from '../../src/core/random.ts';
-import { attackLabels, attackUpdate, formatAttack, parseAttack } from '../../src/experiments/attacks.ts';
+import { aliePaperZ, attackLabels, attackUpdate, formatAttack, inverseNormalCdf, parseAttack, resolveAttack } from '../../src/experiments/attacks.ts';
 
 describe('attacks', () => {
   it('parse and format', () => {
@@ -54,5 +54,46 @@ describe('omniscient attacks', () => {
     const own = Float32Array.of(2, 4);
     expect(Array.from(attackUpdate(parseAttack('alie:1'), own, new Rng(1)))).toEqual([2, 4]);
     expect(Array.from(attackUpdate(parseAttack('ipm:0.5'), own, new Rng(1)))).toEqual([-1, -2]);
+  });
+});
+
+describe('attacks at full strength (issue 11)', () => {
+  it("ALIE's z is the paper's z_max for n and f unless given", () => {
+    // Baruch et al. 2019: s = ⌊n/2 + 1⌋ − f, z = Φ⁻¹((n − s)/n); Φ⁻¹(0.78) = 0.7722, Φ⁻¹(0.7) = 0.5244
+    expect(aliePaperZ(50, 15)).toBeCloseTo(0.7722, 3);
+    expect(aliePaperZ(10, 3)).toBeCloseTo(0.5244, 3);
+    expect(inverseNormalCdf(0.975)).toBeCloseTo(1.95996, 4);
+    expect(inverseNormalCdf(0.001)).toBeCloseTo(-3.0902, 3);
+    expect(resolveAttack(parseAttack('alie'), 50, 15)).toEqual({ kind: 'alie', z: aliePaperZ(50, 15) });
+    expect(resolveAttack(parseAttack('alie:1.5'), 50, 15)).toEqual({ kind: 'alie', z: 1.5 });
+    expect(formatAttack(parseAttack('alie'))).toBe('alie');
+  });
+  it('mimic copies the lowest-numbered honest client, copycat a random one byte for byte, free-ride-global the last global update', () => {
+    const latest = [{ client: 2, delta: Float32Array.of(1, 2) }, { client: 5, delta: Float32Array.of(3, 4) }];
+    const honest = { mean: Float32Array.of(0, 0), std: Float32Array.of(0, 0), latest, previousGlobal: Float32Array.of(7, 8) };
+    expect(Array.from(attackUpdate(parseAttack('mimic'), Float32Array.of(9, 9), new Rng(1), honest))).toEqual([1, 2]);
+    const copy = attackUpdate(parseAttack('copycat'), Float32Array.of(9, 9), new Rng(1), honest);
+    expect(latest.some((l) => l.delta.every((v, k) => v === copy[k]))).toBe(true);
+    // nothing to copy yet: a free-rider has no work of its own to send
+    expect(Array.from(attackUpdate(parseAttack('copycat'), Float32Array.of(9, 9), new Rng(1), { ...honest, latest: [] }))).toEqual([0, 0]);
+    expect(Array.from(attackUpdate(parseAttack('free-ride-global'), Float32Array.of(9, 9), new Rng(1), honest))).toEqual([7, 8]);
+    for (const s of ['mimic', 'copycat', 'free-ride-global']) expect(formatAttack(parseAttack(s))).toBe(s);
+    expect(() => parseAttack('mimic:1')).toThrow(/unknown attack/);
+  });
+});
+
+describe('noisy labels (rewards --quality)', () => {
+  it('replace about the given share of labels, reproducibly', () => {
+    const y = Uint8Array.from({ length: 2000 }, (_, i) => i % 10);
+    const a = parseAttack('noisy-labels:0.5');
+    const out = attackLabels(a, y, 10);
+    expect(attackLabels(a, y, 10)).toEqual(out);
+    const changed = out.filter((v, i) => v !== y[i]).length / y.length;
+    // half replaced, a tenth of those by the same label
+    expect(changed).toBeGreaterThan(0.4);
+    expect(changed).toBeLessThan(0.5);
+    expect(attackLabels(parseAttack('noisy-labels:0'), y, 10)).toEqual(y);
+    expect(formatAttack(a)).toBe('noisy-labels:0.5');
+    expect(() => parseAttack('noisy-labels:2')).toThrow(/unknown attack/);
   });
 });

@@ -127,6 +127,14 @@ describe('network config', () => {
     }
   });
 
+  it('bfl-node config check lists every problem of a file on one line, exit 1', async () => {
+    const file = join(await tmpDir('bfl-cfg-'), 'bad.json');
+    await writeFile(file, JSON.stringify({ networkId: 'a b', genesisTime: -1, members: [] }));
+    const r = spawnSync(process.execPath, [BIN, 'config', 'check', '--config', file], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^error: 3 problems: networkId: .*; genesisTime: expected an integer >= 0, got -1; members: expected at least one miner, got \[\] \(BAD_CONFIG\)\n$/);
+  });
+
   it('unreadable or non-JSON files are BAD_CONFIG', async () => {
     const dir = await tmpDir('bfl-cfg-');
     await writeFile(join(dir, 'x.json'), '{ nope');

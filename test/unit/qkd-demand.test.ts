@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ChainStore } from '../../src/chain/store.ts';
@@ -24,7 +24,8 @@ const line: Topology = {
 async function chainDir(): Promise<string> {
   const net = makeNetwork({ miners: 3, phi: 2, modelFloats: 8 });
   const dir = await tmpDir('bfl-qkd-');
-  const store = await ChainStore.open({ datadir: dir, params: net.params, signatures: new InThreadVerifier(), now: () => net.params.genesisTime + 60_000 });
+  // laid out as the daemon does: the store in DATADIR/chain
+  const store = await ChainStore.open({ datadir: join(dir, 'chain'), params: net.params, signatures: new InThreadVerifier(), now: () => net.params.genesisTime + 60_000 });
   let p = store.tip;
   for (let i = 0; i < 6; i++) {
     const r = [signedRecord(net, net.clients[i % net.clients.length], net.miners[i % 3].id, p.modelHash)];
@@ -50,9 +51,12 @@ const traffic = (o: Partial<FederationTraffic> = {}): FederationTraffic => ({
 
 describe('key-rate demand from a federation', () => {
   it('reads model size, aggregation frequency and miners from the chain', async () => {
-    const t = await readFederationTraffic(await chainDir());
+    const dir = await chainDir();
+    const t = await readFederationTraffic(dir);
     expect(t).toMatchObject({ networkId: 'test-net', miners: ['miner-1', 'miner-2', 'miner-3'], modelParameters: 8, modelBytes: 32, height: 6, aggregations: 3, updatesPerAggregation: 2 });
     expect(t.aggregationIntervalSeconds).toBeCloseTo(2, 12); // 6 s from genesis to the 3rd aggregation
+    // the store directory itself works too
+    expect((await readFederationTraffic(join(dir, 'chain'))).aggregations).toBe(3);
   });
 
   it('key rate per miner pair, by hand', () => {
@@ -90,6 +94,10 @@ describe('key-rate demand from a federation', () => {
     expect(codeOf(() => federationInstance(line, traffic({ miners: ['m1'] })))).toBe('BAD_CONFIG');
     expect(codeOf(() => federationInstance(line, traffic({ aggregations: 0, aggregationIntervalSeconds: NaN })))).toBe('DATA_NOT_FOUND');
     await expect(readFederationTraffic('/nonexistent/datadir')).rejects.toMatchObject({ code: 'DATA_NOT_FOUND' });
+    // an existing directory without a store is refused, and left as it was (no store created)
+    const empty = await tmpDir('bfl-qkd-empty-');
+    await expect(readFederationTraffic(empty)).rejects.toMatchObject({ code: 'DATA_NOT_FOUND' });
+    expect(await readdir(empty)).toEqual([]);
   });
 });
 
@@ -133,6 +141,17 @@ describe('bfl-node plan qkd', () => {
     expect(j.demand.pairKeyRateBitsPerSecond).toBeCloseTo(256, 6);
     expect(Object.keys(j.methods)).toEqual(['sip']);
     expect(j.methods.sip.totalCost).toBeGreaterThan(0);
+  });
+
+  it('--from-chain on the datadir of a running node (its store locked) says so (exit 1)', async () => {
+    const dir = await chainDir();
+    const held = await ChainStore.open({ datadir: join(dir, 'chain'), signatures: new InThreadVerifier(), readOnly: true });
+    try {
+      expect(await run(['plan', 'qkd', '--from-chain', dir, '--method', 'sip'])).toBe(1);
+      expect(err).toMatch(/locked by a running node.*STORE_LOCKED/);
+    } finally {
+      await held.close();
+    }
   });
 
   it('bad flags are usage errors (exit 2); a bad topology file fails with its reason (exit 1)', async () => {

@@ -64,3 +64,31 @@ it('advance stops at `until` and when the stop condition holds', async () => {
   expect(ticks).toBe(20);
   expect(c.now()).toBe(200);
 });
+
+it('same-instant timers fire in the order of their activities, not of real completion', async () => {
+  // Two activities do real work of different lengths, then sleep until the same virtual
+  // instant. Ordered by creation, the one whose work finished first in real time would wake
+  // first; the order must depend only on who started them (issue 11: byte-identical runs).
+  const order = async (workA: number, workB: number) => {
+    const c = new SimClock(0);
+    const log: string[] = [];
+    const task = (name: string, work: number) => async () => {
+      await new Promise((r) => setTimeout(r, work));
+      await c.sleep(10);
+      log.push(name);
+      // children inherit the order of their parent
+      c.spawn(async () => {
+        await c.sleep(5);
+        log.push(`${name}-child`);
+      });
+    };
+    c.spawn(task('a', workA));
+    c.spawn(task('b', workB));
+    await c.advance(1000);
+    return log;
+  };
+  const fastA = await order(0, 40);
+  const fastB = await order(40, 0);
+  expect(fastA).toEqual(['a', 'b', 'a-child', 'b-child']);
+  expect(fastB).toEqual(fastA);
+});

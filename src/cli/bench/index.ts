@@ -64,9 +64,9 @@ export function benchCommand(): Command {
       else {
         const line = (r: typeof main) =>
           `${String(r.clients).padStart(6)} updates x ${String(r.dimension).padStart(9)} params: ${r.ms.toFixed(1).padStart(8)} ms (pairwise ${r.pairwiseMs.toFixed(1)} ms, ${(r.pairwiseShare * 100).toFixed(0)}%); JS reference ${r.msReference.toFixed(1)} ms (pairwise ${r.pairwiseReferenceMs.toFixed(1)} ms)`;
-        print(`Gram kernel: ${main.kernel}; one-thread WebAssembly pairwise ${main.pairwiseWasmOneThreadMs.toFixed(1)} ms; bits identical to the reference: ${main.bitIdentical}`);
+        print(`Gram kernel: ${main.kernel}; one-thread WebAssembly pairwise ${main.pairwiseWasmOneThreadMs.toFixed(1)} ms (${main.pairwiseWasmOneThreadCpuMs.toFixed(1)} ms CPU); bits identical to the reference: ${main.bitIdentical}`);
         print(line(main));
-        if (main.blasMs !== undefined) print(`BLAS X·Xᵀ (${main.blas}): ${main.blasMs.toFixed(1)} ms; ours / BLAS = ${main.ratioToBlas}`);
+        if (main.blasMs !== undefined) print(`BLAS X·Xᵀ (${main.blas}): ${main.blasMs.toFixed(1)} ms (${main.blasCpuMs!.toFixed(1)} ms CPU); ours / BLAS = ${main.ratioToBlas} (CPU: ${main.ratioToBlasCpu})`);
         else if (o.referenceBlas) print('BLAS reference: no python3 with numpy found (Debian: apt-get install python3-numpy libopenblas0)');
         for (const r of grid) print(line(r));
         print(`load average at start: ${main.loadAverage1m}`);

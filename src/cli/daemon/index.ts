@@ -4,7 +4,7 @@
  * First SIGINT/SIGTERM: graceful shutdown; a second one: exit now.
  */
 import { Exit, UsageError } from '../exit.ts';
-import { type Attack, parseAttack } from '../../experiments/attacks.ts';
+import { type Attack, attackBehaviour, parseAttack } from '../../experiments/attacks.ts';
 import { type RunningNode, startNode } from '../../node/daemon.ts';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, createLogger } from '../../util/logger.ts';
 import { watchParent } from './parent.ts';
@@ -76,7 +76,7 @@ export function resolveDaemonFlags(f: DaemonFlags, env: NodeJS.ProcessEnv = proc
 }
 
 export async function runDaemon(flags: DaemonFlags): Promise<number> {
-  const { logLevel, logFormat, ...o } = resolveDaemonFlags(flags);
+  const { logLevel, logFormat, attack, ...o } = resolveDaemonFlags(flags);
   const logger = createLogger({ level: logLevel, format: logFormat });
   await prepareDatadir(o.datadir);
   // Signals and the parent's exit are handled from the start: one that arrives while the node
@@ -105,13 +105,18 @@ export async function runDaemon(flags: DaemonFlags): Promise<number> {
     logger.info(why, 'shutting down (send the signal again to force)');
     if (node) void shutdown();
   };
-  process.on('SIGINT', () => stop({ sig: 'SIGINT' }));
-  process.on('SIGTERM', () => stop({ sig: 'SIGTERM' }));
+  const onInt = () => stop({ sig: 'SIGINT' });
+  const onTerm = () => stop({ sig: 'SIGTERM' });
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
   const watch = watchParent((parent) => stop({ parent }));
   try {
-    node = await startNode({ ...o, logger });
+    // the attack comes from the experiments (the top layer builds it; the node knows only behaviours)
+    node = await startNode({ ...o, behaviour: attack && attackBehaviour(attack), logger });
   } catch (e) {
     watch.stop();
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
     if (isLockError(e)) throw lockedError(o.datadir);
     throw portInUseError(e) ?? e;
   }

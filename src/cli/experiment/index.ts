@@ -9,7 +9,11 @@ import { print, printJson } from '../output.ts';
 import { progress } from '../../experiments/progress.ts';
 import type { AggregationConfig } from '../../config/network.ts';
 import { defaultMobility } from '../../sim/mobility.ts';
+import { type Partition, parsePartition } from '../../learn/partition.ts';
+import { defaultAssociation, runAssociation } from '../../experiments/association.ts';
+import { type SchedulerName, SCHEDULERS } from '../../association/schedulers.ts';
 import { provisioningCommand } from './provisioning.ts';
+import { fedsacCommand } from './fedsac.ts';
 
 export function experimentCommand(): Command {
   const exp = new Command('experiment').description("the paper's experiments");
@@ -38,7 +42,9 @@ export function experimentCommand(): Command {
       else print(`${r.dataset}: test accuracy ${r.testAccuracy.toFixed(4)} after ${o.epochs} epochs on ${r.trainSamples} samples (${r.testSamples} test), ${r.samplesPerSecond} samples/s`);
     });
   suiteCommands(exp);
+  associationCommand(exp);
   exp.addCommand(provisioningCommand());
+  exp.addCommand(fedsacCommand());
 
   common(exp.command('attack').description('attack detection with rotating attackers (case i), in the simulator or over libp2p: detection rate, false positives, accuracy vs no attack'), { clients: defaultAttackExperiment.clients, aggregations: defaultAttackExperiment.aggregations, lr: defaultAttackExperiment.lr })
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), defaultAttackExperiment.malicious)
@@ -55,8 +61,9 @@ export function experimentCommand(): Command {
       if (o.json) printJson(summary);
       else {
         print(`${r.attack} by ${r.attackers} of ${r.clients} clients against ${r.aggregator} (${r.partition}), ${r.rounds.length} aggregations:`);
-        print(`  detection rate ${r.detectionRate === null ? '-' : r.detectionRate.toFixed(3)}, false positive rate ${r.falsePositiveRate.toFixed(3)}, ${r.rotations} rotations`);
+        print(`  detection rate ${r.detectionRate === null ? '-' : r.detectionRate.toFixed(3)} (last 10 aggregations ${r.detectionRateLast10 === null ? '-' : r.detectionRateLast10.toFixed(3)}), false positive rate ${r.falsePositiveRate.toFixed(3)}, ${r.rotations} rotations`);
         print(`  ${accuracyVersus(r.accuracy, r.accuracyNoAttack, r.accuracyDrop)}`);
+        print(`  both runs: ${r.wallSeconds} s wall-clock for ${r.virtualSeconds} s simulated`);
         if (r.files) print(`  wrote ${r.files.csv} and ${r.files.json}`);
       }
     });
@@ -74,7 +81,8 @@ function common(cmd: Command, d: { clients: number; aggregations: number; lr: nu
   return cmd
     .option('--clients <k>', 'clients', parseIntFlag('--clients', 2, 1000), d.clients)
     .option('--miners <m>', 'miners', parseIntFlag('--miners', 1, 32), 2)
-    .option('--partition <p>', 'iid or noniid (two label shards per client)', 'iid')
+    .option('--partition <p>', 'iid, shards[:K] (K label shards per client, default 2), dirichlet:α, or noniid (= shards:2)', 'iid')
+    .option('--dataset <name>', 'mnist (embedded 10,000 digits), fashion (/usr/share/datasets/fashion-mnist: 60,000 images) or idx:DIR', 'mnist')
     .option('--aggregations <a>', 'aggregations per run', parseIntFlag('--aggregations', 1, 10_000), d.aggregations)
     .option('--phi <n>', 'ϕ (default: min(clients, 10))', parseIntFlag('--phi', 1, 10_000))
     .option('--N <n>', 'new samples that trigger a local update', parseIntFlag('--N', 1, 100_000), 100)
@@ -91,16 +99,22 @@ function common(cmd: Command, d: { clients: number; aggregations: number; lr: nu
     .option('--json', 'print the summary as JSON', false);
 }
 
-type CommonFlags = { clients: number; miners: number; partition: string; aggregations: number; phi?: number; N: number; E: number; B: number; lr: number; seed: number; metric?: string; eps?: string; maxNormRatio?: string; mobility: boolean; transport: string; out: string; json: boolean };
+type CommonFlags = { clients: number; miners: number; partition: string; dataset: string; aggregations: number; phi?: number; N: number; E: number; B: number; lr: number; seed: number; metric?: string; eps?: string; maxNormRatio?: string; mobility: boolean; transport: string; out: string; json: boolean };
 
 /** Checks the shared flags and makes the options and a progress bar of `steps` steps. */
 function commonOptions(o: CommonFlags, steps: number) {
-  if (o.partition !== 'iid' && o.partition !== 'noniid') throw new UsageError('--partition must be iid or noniid');
+  let partition: Partition;
+  try {
+    partition = parsePartition(o.partition);
+  } catch (e) {
+    throw new UsageError(`--${(e as Error).message}`);
+  }
+  if (!['mnist', 'fashion'].includes(o.dataset) && !o.dataset.startsWith('idx:')) throw new UsageError('--dataset must be mnist, fashion or idx:DIR');
   if (o.transport !== 'sim' && o.transport !== 'libp2p') throw new UsageError('--transport must be sim or libp2p');
   if (o.mobility && o.transport === 'libp2p') throw new UsageError('--mobility needs --transport sim (coverage is simulated)');
   const bar = progress(steps);
   const mobility = o.mobility ? { ...defaultMobility, seed: o.seed } : undefined;
-  return { bar, opts: { clients: o.clients, miners: o.miners, partition: o.partition as 'iid' | 'noniid', aggregations: o.aggregations, phi: o.phi, N: o.N, E: o.E, B: o.B, lr: o.lr, seed: o.seed, aggregation: bflmecOf(o), transport: o.transport as 'sim' | 'libp2p', mobility, out: o.out, onRound: (label: string, r: { round: number; accuracy: number }) => bar(`${label}: round ${r.round}, accuracy ${r.accuracy.toFixed(4)}`) } };
+  return { bar, opts: { clients: o.clients, miners: o.miners, partition, dataset: o.dataset, aggregations: o.aggregations, phi: o.phi, N: o.N, E: o.E, B: o.B, lr: o.lr, seed: o.seed, aggregation: bflmecOf(o), transport: o.transport as 'sim' | 'libp2p', mobility, out: o.out, onRound: (label: string, r: { round: number; accuracy: number }) => bar(`${label}: round ${r.round}, accuracy ${r.accuracy.toFixed(4)}`) } };
 }
 
 /** The BFL-MEC flags as aggregation settings (only those given: the rest keep the defaults). */
@@ -148,9 +162,9 @@ function finish(o: { json: boolean }, summary: { files: string[] } & Record<stri
 }
 
 export function suiteCommands(exp: Command): void {
-  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator'), { clients: 10, aggregations: 20, lr: 0.01 })
-    .option('--attacks <list>', 'comma-separated attacks', 'sign-flip,scale:10,noise:0.05,label-flip')
-    .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,fedavg,multi-krum,median,trimmed-mean')
+  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator (over no attack and every attack: the ByzFL metric)'), { clients: 10, aggregations: 20, lr: 0.01 })
+    .option('--attacks <list>', 'comma-separated attacks', 'sign-flip,scale:10,noise:0.05,label-flip,alie,ipm:0.5,free-ride:0.001')
+    .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,bfl-mec-paper,fedavg,multi-krum,median,trimmed-mean,flame,foolsgold')
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), 0.3)
     .action(async (o: CommonFlags & { attacks: string; aggregators: string; malicious: number }) => {
       const attacks = attackList(o.attacks);
@@ -164,12 +178,22 @@ export function suiteCommands(exp: Command): void {
   common(exp.command('rewards').description('cumulative rewards with fixed curious clients (case ii)'), { clients: 10, aggregations: 20, lr: 0.01 })
     .option('--curious <f>', 'fraction of curious clients', parseNumberFlag('--curious', 0, 0.99), 0.2)
     .option('--attack <attack>', `what the curious clients send: ${ATTACK_HELP}`, 'free-ride:0.001')
-    .action(async (o: CommonFlags & { curious: number; attack: string }) => {
+    .option('--quality [shares]', 'no curious clients: honest clients with these shares of random labels, in turn (default 0,0.2,0.5); reports qualityRewardSpearman')
+    .option('--shapley', 'exact Shapley value of every update per aggregation (2^n test-set evaluations; at most 12 clients); reports shapleyRewardSpearman', false)
+    .action(async (o: CommonFlags & { curious: number; attack: string; quality?: string | boolean; shapley: boolean }) => {
       attackList(o.attack);
+      let quality: number[] | undefined;
+      if (o.quality !== undefined && o.quality !== false) {
+        quality = (o.quality === true ? '0,0.2,0.5' : o.quality).split(',').map(Number);
+        if (quality.some((q) => !(q >= 0 && q <= 1))) throw new UsageError('--quality takes comma-separated shares of random labels in [0, 1], e.g. 0,0.2,0.5');
+      }
+      if (o.shapley && o.clients > 12) throw new UsageError('--shapley needs --clients 12 or fewer (2^n coalitions per aggregation)');
       const { bar, opts } = commonOptions(o, o.aggregations);
-      const r = await runRewards({ ...opts, curious: o.curious, attack: o.attack });
+      const r = await runRewards({ ...opts, curious: o.curious, attack: o.attack, quality, shapley: o.shapley });
       bar.done();
-      finish(o, r, [`curious clients (${r.curious.join(', ')}) got ${(r.curiousShare * 100).toFixed(1)} % of ${r.totalTokens.toFixed(2)} tokens: ${r.meanCurious.toFixed(2)} each vs ${r.meanHonest.toFixed(2)} per honest client`]);
+      const lines = quality ? [`quality (1 − random labels) vs cumulative reward: Spearman ${r.qualityRewardSpearman?.toFixed(3) ?? '-'}`] : [`curious clients (${r.curious.join(', ')}) got ${(r.curiousShare * 100).toFixed(1)} % of ${r.totalTokens.toFixed(2)} tokens: ${r.meanCurious.toFixed(2)} each vs ${r.meanHonest.toFixed(2)} per honest client`];
+      if (o.shapley) lines.push(`exact Shapley value vs cumulative reward: Spearman ${r.shapleyRewardSpearman?.toFixed(3) ?? '-'}`);
+      finish(o, r, lines);
     });
 
   common(exp.command('strategies').description('BFL-MEC discard vs keep vs FedAvg vs FedProx: accuracy over time'), { clients: 10, aggregations: 20, lr: 0.01 })
@@ -204,4 +228,42 @@ export function accuracyVersus(accuracy: number, noAttack: number, dropPoints: n
   const points = (p: number) => `${p} point${p === 1 ? '' : 's'}`;
   const change = dropPoints > 0 ? `${points(dropPoints)} lower` : dropPoints < 0 ? `${points(-dropPoints)} higher` : 'the same';
   return `accuracy ${accuracy.toFixed(4)} vs ${noAttack.toFixed(4)} without attack (${change})`;
+}
+
+/** The DT paper's Figs. 6-9: client-miner association and channel assignment (issue 17). */
+function associationCommand(exp: Command): void {
+  exp
+    .command('association')
+    .description("which miner, which channel: the DT paper's schedulers (nearest, greedy, decomposition, swap, d3qn) in the radio twin; cost, time, energy and scheduling time per round (Figs. 6-9)")
+    .option('--rounds <r>', 'rounds every scheduler schedules', parseIntFlag('--rounds', 1, 1_000_000), defaultAssociation.rounds)
+    .option('--schedulers <list>', `comma-separated: ${SCHEDULERS.join(', ')}`, SCHEDULERS.join(','))
+    .option('--train', 'train the D3QN first and use that policy (written to --policy, default <out>/d3qn-policy.onnx)', false)
+    .option('--episodes <n>', 'D3QN training episodes of 25 rounds', parseIntFlag('--episodes', 1, 100_000), defaultAssociation.d3qn.episodes)
+    .option('--policy <stem>', 'D3QN policy files <stem>.onnx and <stem>.json (default: the committed one for the default twin)')
+    .option('--mobility <kind>', 'iid (positions redrawn every round, the paper) or walk (random walk)', 'iid')
+    .option('--seed <n>', 'twin seed of the evaluation rounds', parseIntFlag('--seed', 0, 2 ** 32 - 1), defaultAssociation.seed)
+    .option('--out <dir>', 'write CSV, JSON and plots here', 'out')
+    .option('--json', 'print the summary as JSON', false)
+    .action(async (o: { rounds: number; schedulers: string; train: boolean; episodes: number; policy?: string; mobility: string; seed: number; out: string; json: boolean }) => {
+      const schedulers = o.schedulers.split(',');
+      for (const x of schedulers) if (!(SCHEDULERS as readonly string[]).includes(x)) throw new UsageError(`unknown scheduler ${x}: use ${SCHEDULERS.join(', ')}`);
+      if (o.mobility !== 'iid' && o.mobility !== 'walk') throw new UsageError('--mobility must be iid or walk');
+      const bar = progress((o.train ? o.episodes : 0) + schedulers.length * o.rounds);
+      const r = await runAssociation({
+        ...defaultAssociation,
+        rounds: o.rounds,
+        schedulers: schedulers as SchedulerName[],
+        train: o.train,
+        policy: o.policy,
+        d3qn: { ...defaultAssociation.d3qn, episodes: o.episodes },
+        mobility: { ...defaultAssociation.mobility, kind: o.mobility },
+        seed: o.seed,
+        out: o.out,
+        onEpisode: (e) => bar(`training: episode ${e.episode}, loss ${e.loss.toFixed(4)}, ε ${e.epsilon.toFixed(3)}`),
+        onRound: (name, round) => bar(`${name}: round ${round} of ${o.rounds}`),
+      });
+      bar.done();
+      const { training: _t, ...summary } = r;
+      finish(o, summary, Object.entries(r.schedulers).map(([n, s]) => `${n.padEnd(14)} cost ${s.meanCost.toFixed(3)}  time ${s.meanTimeS.toFixed(3)} s  energy ${s.meanEnergyJ.toFixed(3)} J  scheduling ${s.execMsPerRound.toFixed(3)} ms/round`));
+    });
 }

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { BUILTIN_TOPOLOGIES } from '../../qkd/model.ts';
-import { defaultProvisioning, runProvisioning } from '../../qkd/provisioning.ts';
+import { defaultProvisioning, runProvisioning } from '../../experiments/provisioning.ts';
+import { progress } from '../../experiments/progress.ts';
 import { UsageError, parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
 
@@ -27,7 +28,8 @@ export function provisioningCommand(): Command {
     .action(async (o: { topologies: string; nsfnetRequests: number[]; usnetRequests: number[]; scenarios: number[]; factors: number[]; seed: number; timeLimit: number; out: string; json: boolean }) => {
       const topologies = o.topologies.split(',');
       for (const t of topologies) if (!(BUILTIN_TOPOLOGIES as readonly string[]).includes(t)) throw new UsageError(`unknown topology ${t}: use ${BUILTIN_TOPOLOGIES.join(', ')}`);
-      const tty = process.stderr.isTTY;
+      const steps = topologies.reduce((n, t) => n + d.levels + 1 + 3 * ((t === 'nsfnet' ? o.nsfnetRequests : o.usnetRequests).length + o.scenarios.length + o.factors.length), 0);
+      const bar = progress(steps);
       const r = await runProvisioning({
         ...d,
         topologies,
@@ -37,9 +39,9 @@ export function provisioningCommand(): Command {
         seed: o.seed,
         timeLimit: o.timeLimit,
         out: o.out,
-        onStep: (label) => tty && process.stderr.write(`\r${label}`.padEnd(60)),
+        onStep: (label) => bar(label),
       });
-      if (tty) process.stderr.write('\n');
+      bar.done();
       if (o.json) printJson({ ...r.summary, files: r.files });
       else {
         for (const [name, s] of Object.entries(r.summary.topologies)) {

@@ -3,6 +3,7 @@ import { HighsWorker } from '../../qkd/lp.ts';
 import { loadTopology } from '../../qkd/model.ts';
 import { federationInstance, readFederationTraffic } from '../../qkd/demand.ts';
 import { METHODS, type Method, type PlanInstance, type PlanResult, defaultInstanceOptions, paperInstance, solveMethod } from '../../qkd/plan.ts';
+import { isLockError, lockedError } from '../datadir.ts';
 import { UsageError, parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
 
@@ -43,7 +44,10 @@ export function planCommand(): Command {
       let instance: PlanInstance;
       let demand: Record<string, unknown> | undefined;
       if (o.fromChain !== undefined) {
-        const traffic = await readFederationTraffic(o.fromChain);
+        const traffic = await readFederationTraffic(o.fromChain).catch((e) => {
+          // a running node holds its store's lock: say which node, as `chain show` does
+          throw isLockError(e) ? lockedError(o.fromChain!, 'stop the node first (or copy its datadir and plan from the copy)') : e;
+        });
         const f = federationInstance(topology, traffic, { ...common, linkKeyRate: o.linkKeyRate, minerNodes: o.minerNodes?.split(',') });
         instance = f.instance;
         demand = { ...traffic, pairKeyRateBitsPerSecond: f.pairKeyRate, linkKeyRateBitsPerSecond: o.linkKeyRate, meanQkdLinksPerPair: f.meanLinks, requests: instance.requests };

@@ -68,7 +68,7 @@ export function testnetCommand(): Command {
       else {
         print(`${summary.reached && summary.converged ? 'done' : 'FAILED'}: ${summary.aggregations} aggregations, height ${summary.height}, final accuracy ${summary.finalAccuracy?.toFixed(4) ?? '-'}, miners ${summary.converged ? 'converged on one tip' : 'NOT converged'}, ${summary.seconds} s`);
         if (summary.error) print(`error: ${summary.error}`);
-        for (const c of summary.clients) print(`  ${c.id}: uploaded ${c.uploaded}, buffered ${c.buffered}, balance ${c.balance}, held-out accuracy ${(c.lastAccuracy as number | null)?.toFixed(4) ?? '-'}`);
+        for (const c of summary.clients) print(`  ${c.id}: uploaded ${c.uploaded}, buffered ${c.buffered}, balance ${c.balance}, held-out accuracy ${c.lastAccuracy?.toFixed(4) ?? '-'}`);
         if (summary.error || o.keep || o.dir) print(`files: ${summary.dir}`);
       }
       process.exitCode = abort.signal.aborted ? Exit.INTERRUPTED : summary.reached && summary.converged && !summary.error ? Exit.OK : Exit.FAILURE;

@@ -8,12 +8,14 @@
  *   Multi-Krum (Blanchard et al. 2017): score_i = sum of the n − f − 2 smallest squared
  *     distances to the others; average the m best.
  *   Coordinate-wise median and trimmed mean (Yin et al. 2018).
+ *   FLAME (Nguyen et al. 2022) and FoolsGold (Fung et al. 2020), below.
  * Labels: an update a rule leaves out (dropped, not selected) is low; rewards follow the
  * aggregation weights of the high ones.
  */
+import { decodeAgreementState, encodeAgreementState, sketch } from './agreement.ts';
 import { applyUpdate, canonical, normalise, rewardsFor, stalenessWeight } from './common.ts';
 import type { AggregationInput, AggregationResult, Aggregator, UpdateInput } from './types.ts';
-import { pairwise, toFloat64, weightedSum } from './vectors.ts';
+import { cosineFromGram, pairwise, toFloat64, weightedSum } from './vectors.ts';
 
 function result(input: AggregationInput, ups: UpdateInput[], g: Float64Array, weights: number[], high: boolean[], note?: string): AggregationResult {
   return {
@@ -163,5 +165,168 @@ export class TrimmedMeanAggregator extends Stateless {
     const ups = nonEmpty(input);
     const w = normalise(ups.map(() => 1));
     return result(input, ups, coordinateWise(ups, this.trim), w, ups.map(() => true));
+  }
+}
+
+/**
+ * FLAME (Nguyen et al., USENIX Security 2022), the detection and clipping parts:
+ *  1. cosine distances between the updates; HDBSCAN with min_cluster_size = ⌊n/2⌋ + 1 admits the
+ *     majority cluster, everything else is an outlier (low). With that minimum size the condensed
+ *     tree holds one cluster per level; we take the points still in the majority component of
+ *     the mutual-reachability minimum spanning tree at the finest level where it keeps a
+ *     majority (the points that fall out of it before are HDBSCAN's outliers);
+ *  2. clipping to the median update length S = median |Δ_i| (over all updates): Δ_i·min(1, S/|Δ_i|);
+ *  3. the mean of the clipped admitted updates. FLAME's adaptive Gaussian noise (λ·S, against
+ *     backdoors) is left out: it would need randomness every miner agrees on, and backdoors are not
+ *     among our attacks.
+ * Rewards follow the (equal) weights of the admitted updates.
+ */
+export class FlameAggregator extends Stateless {
+  readonly name = 'flame';
+
+  protected run(input: AggregationInput): AggregationResult {
+    const ups = nonEmpty(input);
+    const n = ups.length;
+    const vs = ups.map((u) => toFloat64(u.delta));
+    const gram = pairwise(vs, 'dot');
+    const cos = cosineFromGram(gram, n);
+    const norms = vs.map((_, i) => Math.sqrt(gram[i * n + i]));
+    const dist = (i: number, j: number) => (i === j ? 0 : Math.min(2, Math.max(0, 1 - cos[i * n + j])));
+    const minSize = Math.floor(n / 2) + 1;
+    const admitted = majorityCluster(n, dist, minSize);
+    const S = medianOf(norms);
+    const scale = norms.map((x) => (x > S && x > 0 ? S / x : 1));
+    // weights on the unclipped updates: w_i = scale_i / |A|, so Σ w_i Δ_i is the mean of the clipped
+    const count = admitted.filter(Boolean).length;
+    const weights = ups.map((_, i) => (admitted[i] ? scale[i] / count : 0));
+    return result(input, ups, weightedSum(vs, weights), weights, admitted, admitted.includes(false) ? `${n - count} outlier(s)` : undefined);
+  }
+}
+
+/** HDBSCAN's majority cluster (see FlameAggregator): core distance = distance to the
+ * (minSize − 1)-th nearest other point, mutual reachability, Prim's MST, then the MST edges are
+ * cut from the longest down while the component that holds a majority keeps one. */
+export function majorityCluster(n: number, dist: (i: number, j: number) => number, minSize: number): boolean[] {
+  if (n <= 2) return Array.from({ length: n }, () => true);
+  // FLAME runs HDBSCAN with min_samples = 1: the core distance is the nearest neighbour's
+  const k = 1;
+  const core = Array.from({ length: n }, (_, i) => {
+    const d = Array.from({ length: n }, (_, j) => dist(i, j)).filter((_, j) => j !== i).sort((a, b) => a - b);
+    return d[k - 1];
+  });
+  const mr = (i: number, j: number) => Math.max(core[i], core[j], dist(i, j));
+  // Prim's algorithm from point 0; ties by index, so the tree is the same on every machine
+  const inTree = new Array(n).fill(false);
+  const best = new Array(n).fill(Infinity);
+  const parent = new Array(n).fill(-1);
+  best[0] = 0;
+  const edges: [number, number, number][] = [];
+  for (let step = 0; step < n; step++) {
+    let u = -1;
+    for (let i = 0; i < n; i++) if (!inTree[i] && (u === -1 || best[i] < best[u])) u = i;
+    inTree[u] = true;
+    if (parent[u] >= 0) edges.push([mr(u, parent[u]), Math.min(u, parent[u]), Math.max(u, parent[u])]);
+    for (let v = 0; v < n; v++) {
+      if (inTree[v]) continue;
+      const d = mr(u, v);
+      if (d < best[v]) {
+        best[v] = d;
+        parent[v] = u;
+      }
+    }
+  }
+  edges.sort((a, b) => b[0] - a[0] || a[1] - b[1] || a[2] - b[2]);
+  let members = Array.from({ length: n }, () => true);
+  // remove the longest edges one at a time; keep the majority component while there is one
+  for (let cut = 1; cut <= edges.length; cut++) {
+    const kept = edges.slice(cut);
+    const comp = components(n, kept);
+    const sizes = new Map<number, number>();
+    for (const c of comp) sizes.set(c, (sizes.get(c) ?? 0) + 1);
+    const big = [...sizes].find(([, s]) => s >= minSize);
+    if (!big) break;
+    members = comp.map((c) => c === big[0]);
+  }
+  return members;
+}
+
+function components(n: number, edges: [number, number, number][]): number[] {
+  const p = Array.from({ length: n }, (_, i) => i);
+  const find = (x: number): number => (p[x] === x ? x : (p[x] = find(p[x])));
+  for (const [, a, b] of edges) p[find(a)] = find(b);
+  return p.map((_, i) => find(i));
+}
+
+function medianOf(xs: number[]): number {
+  const d = [...xs].sort((a, b) => a - b);
+  const n = d.length;
+  return n % 2 ? d[(n - 1) / 2] : (d[n / 2 - 1] + d[n / 2]) / 2;
+}
+
+/**
+ * FoolsGold (Fung et al., RAID 2020): sybils that push the same objective have similar update
+ * histories. State: each client's summed history of updates as a count sketch of 4096 buckets
+ * (agreement.ts's `sketch`; the full histories would be a model per client in every block's
+ * stored state; the sketch keeps cosines within ~0.02). Per aggregation, with cs_ij = cos(H_i, H_j): v_i = max_j cs_ij; pardoning
+ * cs_ij·v_i/v_j when v_j > v_i; α_i = 1 − max_j cs_ij, clipped to [0, 1], divided by max α (1 → 0.99),
+ * then the logit α_i = κ(ln(α_i/(1 − α_i)) + 0.5) with κ = 1, clipped to [0, 1]. Weights α_i ·
+ * sample share, normalised; α_i = 0 is low.
+ */
+export type FoolsGoldState = Map<string, Float64Array>;
+
+const FOOLSGOLD_SKETCH = 4096;
+
+export class FoolsGoldAggregator implements Aggregator<FoolsGoldState> {
+  readonly name = 'foolsgold';
+
+  initialState(): FoolsGoldState {
+    return new Map();
+  }
+
+  encodeState(state: FoolsGoldState): Uint8Array {
+    return encodeAgreementState({ momentum: null, references: state, lastGlobal: null });
+  }
+
+  decodeState(bytes: Uint8Array): FoolsGoldState {
+    return decodeAgreementState(bytes, FOOLSGOLD_SKETCH).references;
+  }
+
+  aggregate(input: AggregationInput, state: FoolsGoldState): { result: AggregationResult; state: FoolsGoldState } {
+    const ups = nonEmpty(input);
+    const n = ups.length;
+    const vs = ups.map((u) => toFloat64(u.delta));
+    const next = new Map(state);
+    for (let i = 0; i < n; i++) {
+      const s = sketch(vs[i], FOOLSGOLD_SKETCH);
+      const h = Float64Array.from(next.get(ups[i].clientId) ?? new Float64Array(FOOLSGOLD_SKETCH));
+      for (let k = 0; k < h.length; k++) h[k] += s[k];
+      next.set(ups[i].clientId, h);
+    }
+    // one history per update (a client with two updates in one aggregation shares its history)
+    const hs = ups.map((u) => next.get(u.clientId)!);
+    const cs = cosineFromGram(pairwise(hs, 'dot'), n);
+    const sim = (i: number, j: number) => (i === j || ups[i].clientId === ups[j].clientId ? -Infinity : cs[i * n + j]);
+    const v = ups.map((_, i) => Math.max(...ups.map((__, j) => sim(i, j)), -1));
+    const alpha = ups.map((_, i) => {
+      let m = -1;
+      for (let j = 0; j < n; j++) {
+        let c = sim(i, j);
+        if (c === -Infinity) continue;
+        if (v[j] > v[i]) c = (c * v[i]) / v[j];
+        m = Math.max(m, c);
+      }
+      return Math.min(1, Math.max(0, 1 - m));
+    });
+    const top = Math.max(...alpha);
+    const wv = alpha.map((a) => {
+      let x = top > 0 ? a / top : 0;
+      if (x === 1) x = 0.99;
+      if (x <= 0) return 0;
+      return Math.min(1, Math.max(0, Math.log(x / (1 - x)) + 0.5));
+    });
+    const high = wv.map((x) => x > 0);
+    const w = normalise(ups.map((u, i) => wv[i] * u.sampleCount), high);
+    const sorted = new Map([...next].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    return { result: result(input, ups, weightedSum(vs, w), w, high), state: sorted };
   }
 }

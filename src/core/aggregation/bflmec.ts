@@ -62,12 +62,13 @@ export function minPtsFor(opt: BflMecOptions['minPts'], points: number): number 
 }
 
 export class BflMecAggregator implements Aggregator<null> {
-  readonly name = 'bfl-mec';
+  readonly name: string;
   readonly options: BflMecOptions;
   /** Computes the pairwise matrices; any kernel gives the reference's bits (src/kernels/gram.ts). */
   kernel: GramKernel = referenceGramKernel;
 
-  constructor(options: Partial<BflMecOptions> = {}) {
+  constructor(options: Partial<BflMecOptions> = {}, name = 'bfl-mec-dbscan') {
+    this.name = name;
     // undefined must not override a default (e.g. createAggregator passing an unset flag)
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.options = { ...defaultBflMecOptions, ...given };

@@ -48,6 +48,8 @@ export interface AggregationResult {
     clusterLabels?: number[]; // DBSCAN labels of the updates, per entry (-1 also for those too long); the mean's label last
     lengthRatio?: number[]; // |Δ_i| / median |Δ|, per entry
     eps?: number; // the DBSCAN radius used
+    reasons?: string[]; // why each entry is low ('' for high)
+    sharedReference?: string; // agreement scoring: why the shared reference was not used to exclude
     note?: string;
   };
 }

@@ -5,11 +5,11 @@
  * (Fig. 7) and the on-demand price factor (Fig. 8). Seeded: the same options give the same
  * numbers (HiGHS runs single-threaded with a fixed seed).
  */
-import { barChart, lineChart } from '../experiments/plot.ts';
-import { Report } from '../experiments/report.ts';
-import { HighsWorker, type SolveOptions } from './lp.ts';
-import { loadTopology } from './model.ts';
-import { METHODS, type Method, type PlanResult, paperInstance, solveMethod, uniformReservationCost } from './plan.ts';
+import { HighsWorker, type SolveOptions } from '../qkd/lp.ts';
+import { loadTopology } from '../qkd/model.ts';
+import { METHODS, type Method, type PlanResult, paperInstance, solveMethod, uniformReservationCost } from '../qkd/plan.ts';
+import { barChart, lineChart } from './plot.ts';
+import { Report } from './report.ts';
 
 export interface ProvisioningOptions {
   topologies: string[];
@@ -87,7 +87,8 @@ export async function runProvisioning(o: ProvisioningOptions) {
       const factors = [];
       for (const f of o.factors) factors.push({ factor: f, ...(await three(`Fig. 8 ×${f}`, paperInstance(topology, { requests: R, onDemandFactor: f, seed: o.seed }))) });
       const d: Record<Method, Cost> = factors.find((f) => f.factor === 1) ?? (await three('default', base));
-      results[name] = {
+      // keyed and filed by the topology's own name (a file path would make bad file names)
+      results[topology.name] = {
         costStructure,
         bestReserved,
         requests,
@@ -95,7 +96,7 @@ export async function runProvisioning(o: ProvisioningOptions) {
         factors,
         atDefault: { requests: R, evfOverSip: d.evf.totalCost / d.sip.totalCost, randomOverSip: d.random.totalCost / d.sip.totalCost, sipSolveMs: d.sip.solveMs },
       };
-      await writeTopology(report, name, results[name]);
+      await writeTopology(report, topology.name, results[topology.name]);
     }
   } finally {
     await worker.close();

@@ -1,0 +1,77 @@
+// Offline rule evaluation (issue 11): replay a dump of scripts/scoring-dump.ts through an aggregator
+// with synthesised attacks and 30 % rotating attackers:
+//   npx node scripts/scoring-offline.ts DUMPDIR AGGREGATOR sign-flip|scale|noise|ipm|alie|global|copycat FRACTION [static]
+
+import { createAggregator, type AggregatorName } from '../src/core/aggregation/index.ts';
+import { Rng } from '../src/core/random.ts';
+import { sha256 } from '../src/core/hash.ts';
+const [dir, aggName, attack, fracS, rotateS] = process.argv.slice(2);
+const dumps = loadDumps(dir);
+const agg = createAggregator(aggName as AggregatorName);
+let state = agg.initialState();
+const rng = new Rng(9);
+const clients = [...new Set(dumps[0].ups.map((u) => u.clientId))];
+const k = Math.round(Number(fracS) * clients.length);
+let attackers = new Set(rng.shuffle([...clients]).slice(0, k));
+const rotate = rotateS !== 'static';
+let prevG: Float32Array | undefined;
+let lastHonest = new Map<string, Float32Array>();
+let D = 0, A = 0, FP = 0, H = 0, late = [0, 0], pay = [0, 0];
+for (const d of dumps) {
+  const hon = d.ups.filter((u) => !u.attacker);
+  const n = hon.length;
+  const mean = new Float32Array(d.dim), sq = new Float32Array(d.dim);
+  for (const h of hon) for (let j = 0; j < d.dim; j++) { mean[j] += h.delta[j] / n; sq[j] += (h.delta[j] * h.delta[j]) / n; }
+  const z = 1.0;
+  const updates = hon.map((u) => {
+    let v = u.delta;
+    const bad = attackers.has(u.clientId);
+    if (bad) {
+      if (attack === 'sign-flip') v = v.map((x) => -x);
+      else if (attack === 'noise') v = v.map(() => 0.001 * rng.normal());
+      else if (attack === 'ipm') v = mean.map((x) => -0.5 * x);
+      else if (attack === 'alie') v = mean.map((m, j) => m - z * Math.sqrt(Math.max(0, sq[j] - m * m)));
+      else if (attack === 'scale') v = v.map((x) => 10 * x);
+      else if (attack === 'global') v = prevG ?? v;
+      else if (attack === 'copycat') { const others = [...lastHonest.values()]; v = others.length ? others[rng.int(others.length)] : v; }
+    }
+    return { clientId: u.clientId, digest: sha256(new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength))), delta: v, sampleCount: u.samples, staleness: 0, bad };
+  });
+  const out = agg.aggregate({ previous: d.previous, updates, baseReward: 100_000_000n }, state);
+  state = out.state;
+  const r = out.result;
+  const byDigest = new Map(updates.map((u) => [Buffer.from(u.digest).toString('hex') + u.clientId, u]));
+  let det = 0, att = 0, fp = 0, h = 0;
+  const rew = new Map(r.rewards.map((x) => [x.id, Number(x.amount)]));
+  for (const e of r.entries) {
+    const u = byDigest.get(Buffer.from(e.updateDigest).toString('hex') + e.clientId)!;
+    if (u.bad) { att++; if (!e.high) det++; pay[1] += rew.get(e.clientId) ?? 0; } else { h++; if (!e.high) fp++; pay[0] += rew.get(e.clientId) ?? 0; }
+  }
+  D += det; A += att; FP += fp; H += h;
+  if (d.round >= dumps.length - 10) { late[0] += det; late[1] += att; }
+  const reasons = [String((r.diagnostics as any).sharedReference ?? "reliable"), ...(r.diagnostics.reasons ?? []).filter(Boolean)];
+  console.log(`r${d.round} det ${det}/${att} fp ${fp}/${h} ${reasons.slice(0, 4).join('|')}`);
+  for (const u of updates) if (!u.bad) lastHonest.set(u.clientId, u.delta);
+  const nextD = dumps[dumps.indexOf(d) + 1];
+  prevG = r.model.map((x, j) => x - d.previous[j]);
+  if (rotate) for (const e of r.entries) {
+    const u = byDigest.get(Buffer.from(e.updateDigest).toString('hex') + e.clientId)!;
+    if (u.bad && !e.high) { attackers.delete(u.clientId); const hs = clients.filter((c) => !attackers.has(c) && c !== u.clientId); attackers.add(hs[rng.int(hs.length)]); }
+  }
+}
+console.log(`TOTAL ${aggName} ${attack}: detection ${(D / A).toFixed(3)} fp ${(FP / H).toFixed(3)} last10 ${(late[0] / late[1]).toFixed(3)} attackerPay ${(pay[1] / (pay[0] + pay[1])).toFixed(4)}`);
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+export interface Dump { round: number; dim: number; previous: Float32Array; ups: { clientId: string; digest: string; samples: number; attacker: boolean; delta: Float32Array }[] }
+export function loadDumps(dir: string): Dump[] {
+  const out: Dump[] = [];
+  for (const d of readdirSync(dir).filter((x) => /^\d+$/.test(x)).sort()) {
+    const meta = JSON.parse(readFileSync(join(dir, d, 'meta.json'), 'utf8'));
+    const raw = readFileSync(join(dir, d, 'deltas.f32'));
+    const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+    const pr = readFileSync(join(dir, d, 'previous.f32'));
+    const previous = new Float32Array(pr.buffer.slice(pr.byteOffset, pr.byteOffset + pr.byteLength));
+    out.push({ round: Number(d), dim: meta.dim, previous, ups: meta.updates.map((u: any, i: number) => ({ ...u, delta: all.subarray(i * meta.dim, (i + 1) * meta.dim) })) });
+  }
+  return out;
+}

@@ -1,0 +1,246 @@
+/**
+ * The one assembly of a node (STYLE.md habit 3), used by the daemon (daemon.ts), the simulator
+ * (sim/harness.ts) and the tests: each part built once, in dependency order, with its options
+ * and a child logger, and closed in reverse order. What differs between the daemon and the
+ * simulator comes in as parts: the transport (libp2p or the simulated network), the clock, the
+ * proof of work and the aggregation engine (worker threads or in-thread).
+ */
+import { join } from 'node:path';
+import { ChainAggregation } from '../chain/aggregation.ts';
+import type { AggregationEngine } from '../chain/aggregation-engine.ts';
+import { ChainStore } from '../chain/store.ts';
+import { UpdatePool } from '../chain/update-pool.ts';
+import type { NetworkConfig } from '../config/network.ts';
+import { blockHash } from '../core/encoding.ts';
+import { sha256 } from '../core/hash.ts';
+import { type ChainParams, Membership, createGenesisBlock } from '../core/params.ts';
+import { payloadToDelta } from '../core/update.ts';
+import type { Identity } from '../crypto/keyfile.ts';
+import type { SignatureVerifier } from '../crypto/verifier.ts';
+import { type TrainTest, subset } from '../learn/data.ts';
+import type { ModelRuntime } from '../learn/runtime.ts';
+import { DataStream } from '../learn/stream.ts';
+import type { PowMiner } from '../mining/miner.ts';
+import { PeerBook } from '../net/peer-book.ts';
+import { UpdateSealing } from '../net/sealed-updates.ts';
+import { KemDirectory } from '../crypto/kem-keys.ts';
+import { KemKeyRing } from '../crypto/seal.ts';
+import type { Transport } from '../net/transport.ts';
+import type { ClientStatus, MinerStatus } from '../api/status.ts';
+import { type Clock, systemClock } from '../util/clock.ts';
+import type { Logger } from '../util/logger.ts';
+import type { Metrics } from '../util/metrics.ts';
+import { blockSync } from './block-sync.ts';
+import { chainService } from './chain-service.ts';
+import { Client, type ClientHooks, type ClientOptions, defaultClientOptions } from './client.ts';
+import type { MinerContact } from './miner-selector.ts';
+import { Miner, type MinerOptions, defaultMinerOptions } from './miner.ts';
+import { UpdateFetcher } from './update-fetcher.ts';
+import { updateIntake } from './update-intake.ts';
+import { Verdicts } from './verdicts.ts';
+
+/** What every node is built from. */
+export interface NodeParts {
+  config: NetworkConfig;
+  params: ChainParams;
+  identity: Identity;
+  transport: Transport;
+  /** Shared with other parts of the process (the caller closes it). */
+  verifier: SignatureVerifier;
+  clock?: Clock;
+  logger: Logger;
+  metrics?: Metrics;
+  /** Seal raw updates with ML-KEM (the daemon: `p2p.sealUpdates`); off by default, as in the
+   * simulator, whose in-process network has no wire to protect. */
+  sealUpdates?: boolean;
+}
+
+export interface CreateMinerOptions extends NodeParts {
+  /** The miner's datadir: chain/ and updates/ below it. */
+  datadir: string;
+  /** Owned by the miner from here on (closed with it). */
+  pow: PowMiner;
+  /** Owned by the miner from here on (closed with it). */
+  aggregationEngine: AggregationEngine;
+  /** Accuracy of a global model on the miner's test set (for /status and metrics). */
+  evaluate?: (model: Float32Array) => Promise<number>;
+  options?: Partial<MinerOptions>;
+}
+
+export interface MinerNode {
+  readonly id: string;
+  readonly miner: Miner;
+  readonly store: ChainStore;
+  readonly peers: PeerBook;
+  status(): MinerStatus;
+  /** The reward ledger of the canonical chain (units, decimal strings). */
+  rewards(): Promise<Record<string, string>>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Closers run in reverse order of creation; an error in one does not stop the others. */
+class Closers {
+  private readonly list: { name: string; close: () => Promise<unknown> | unknown }[] = [];
+  private readonly log: Logger;
+
+  constructor(log: Logger) {
+    this.log = log;
+  }
+
+  add(name: string, close: () => Promise<unknown> | unknown): void {
+    this.list.push({ name, close });
+  }
+
+  async closeAll(): Promise<void> {
+    for (const c of this.list.splice(0).reverse()) {
+      try {
+        await c.close();
+      } catch (e) {
+        this.log.warn({ part: c.name, err: (e as Error).message }, 'error while stopping');
+      }
+    }
+  }
+}
+
+/** The peer book (it learns miners' KEM keys from their peer records) and, if the node seals
+ * updates, the sealing that uses those keys and, on a miner, its own. */
+async function peerBook(o: NodeParts, closers: Closers): Promise<{ peers: PeerBook; sealing?: UpdateSealing }> {
+  const kemDirectory = new KemDirectory(o.config.members);
+  const peers = new PeerBook({
+    kemDirectory,
+    transport: o.transport,
+    identity: o.identity,
+    networkId: o.config.networkId,
+    membership: new Membership(o.config.members),
+    verifier: o.verifier,
+    timeoutMs: o.config.p2p.requestTimeoutMs,
+    logger: o.logger.child({ sub: 'peers' }),
+    metrics: o.metrics,
+    clock: o.clock,
+  });
+  await peers.start();
+  closers.add('peers', () => peers.stop());
+  const own = o.identity.role === 'miner' ? o.identity.kemKeys ?? [] : [];
+  const sealing = o.sealUpdates
+    ? new UpdateSealing({ networkId: o.config.networkId, directory: kemDirectory, keyRing: own.length ? new KemKeyRing(own) : undefined, refresh: (peer) => peers.reidentify(peer) })
+    : undefined;
+  return { peers, sealing };
+}
+
+/** Build a miner (not started: `start()` serves its protocols and starts mining). */
+export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
+  const clock = o.clock ?? systemClock;
+  const closers = new Closers(o.logger);
+  closers.add('pow', () => o.pow.close());
+  try {
+    const { peers, sealing } = await peerBook(o, closers);
+    const pool = await UpdatePool.open(join(o.datadir, 'updates'));
+    closers.add('pool', () => pool.close());
+    const verdicts = new Verdicts({ peers, logger: o.logger.child({ sub: 'miner' }), metrics: o.metrics });
+    const fetcher = new UpdateFetcher(
+      { config: o.config, membership: new Membership(o.config.members), pool, transport: o.transport, peers, verifier: o.verifier, verdicts, clock, logger: o.logger.child({ sub: 'miner' }), metrics: o.metrics, sealing },
+      o.params.initialModel.length,
+    );
+    const aggregation = new ChainAggregation({ engine: o.aggregationEngine, updates: fetcher });
+    closers.add('aggregation', () => aggregation.close());
+    const store = await ChainStore.open({ datadir: join(o.datadir, 'chain'), params: o.params, signatures: o.verifier, aggregation, now: () => clock.now(), clock, logger: o.logger.child({ sub: 'chain' }), metrics: o.metrics });
+    closers.add('chain', () => store.close());
+    const options = { ...defaultMinerOptions, ...o.options };
+    const log = o.logger.child({ sub: 'miner' });
+    // our protocols in libp2p's service shape: init, then the narrow components
+    const intake = updateIntake({ config: o.config, minerId: o.identity.id })({ store, pool, fetcher, transport: o.transport, peers, verdicts, clock, logger: log, metrics: o.metrics, sealing });
+    const sync = blockSync({ config: o.config, syncIntervalMs: options.syncIntervalMs })({ store, transport: o.transport, peers, verdicts, clock, logger: log });
+    const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport });
+    const miner = new Miner({ config: o.config, identity: o.identity, store, pool, aggregation, intake, sync, chainService: service, transport: o.transport, peers, pow: o.pow, evaluate: o.evaluate, clock, logger: log, metrics: o.metrics }, options);
+    let started = false;
+    return {
+      id: o.identity.id,
+      miner,
+      store,
+      peers,
+      status: () => ({ ...miner.status(), sealing: sealing?.stats() ?? null }),
+      rewards: async () => Object.fromEntries([...(await store.balances())].map(([k, v]) => [k, v.toString()])),
+      start: async () => {
+        await miner.start();
+        started = true;
+        closers.add('miner', () => miner.stop());
+      },
+      close: async () => {
+        if (!started) o.logger.debug('closing a miner that never started');
+        await closers.closeAll();
+      },
+    };
+  } catch (e) {
+    await closers.closeAll();
+    throw e;
+  }
+}
+
+export interface CreateClientOptions extends NodeParts {
+  datadir: string;
+  /** Shared by the process's clients (the caller closes it). */
+  runtime: ModelRuntime;
+  data: TrainTest;
+  /** This client's training samples (indices into data.train), from the network's partition. */
+  samples: number[];
+  /** Index of the client among the network's clients (seeds its data stream). */
+  index: number;
+  /** The miners it may upload to, with their PeerIds. */
+  miners: MinerContact[];
+  /** Samples waiting at the start beyond the config's (the simulator spreads clients in time). */
+  extraInitialSamples?: number;
+  options?: Partial<ClientOptions>;
+  hooks?: ClientHooks;
+}
+
+export interface ClientNode {
+  readonly id: string;
+  readonly client: Client;
+  status(): ClientStatus;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Build a client (not started): its held-out data, data stream, genesis model and peer book. */
+export async function createClient(o: CreateClientOptions): Promise<ClientNode> {
+  const clock = o.clock ?? systemClock;
+  const closers = new Closers(o.logger);
+  try {
+    const { sealing } = await peerBook(o, closers);
+    const L = o.config.learning;
+    const held = Math.min(L.heldOut, Math.floor(o.samples.length / 5));
+    const genesis = createGenesisBlock(o.params);
+    const client = new Client({
+      config: o.config,
+      identity: o.identity,
+      transport: o.transport,
+      runtime: o.runtime,
+      train: o.data.train,
+      heldOut: subset(o.data.train, o.samples.slice(o.samples.length - held)),
+      stream: new DataStream(o.samples.slice(0, o.samples.length - held), clock.now(), { rate: L.rate, seed: L.partitionSeed * 1000 + o.index, initial: L.initialSamples + (o.extraInitialSamples ?? 0) }),
+      miners: o.miners,
+      genesis: { anchor: blockHash(genesis.header), modelHash: sha256(o.params.initialModel), model: payloadToDelta(o.params.initialModel) },
+      datadir: o.datadir,
+      logger: o.logger.child({ sub: 'client' }),
+      metrics: o.metrics,
+      clock,
+      options: { ...defaultClientOptions, ...o.options },
+      sealing,
+      ...o.hooks,
+    });
+    return {
+      id: o.identity.id,
+      client,
+      status: () => client.status(),
+      start: async () => {
+        await client.start();
+        closers.add('client', () => client.stop());
+      },
+      close: () => closers.closeAll(),
+    };
+  } catch (e) {
+    await closers.closeAll();
+    throw e;
+  }
+}

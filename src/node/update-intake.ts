@@ -1,0 +1,208 @@
+/**
+ * Update intake, a service of the miner: signed updates from clients (`submit` protocol),
+ * announcements of updates other miners received (gossip, small; the payload is pulled by
+ * digest through the UpdateFetcher), raw updates served to admitted miners (`update`
+ * protocol), and the set of updates not yet recorded on the canonical chain, which the mining
+ * loop draws from.
+ */
+import { Reader, toHex } from '../core/bytes.ts';
+import { BflError, ErrorCode } from '../core/errors.ts';
+import { type SignedUpdate, decodeAnnouncement, decodeSignedUpdate, encodeAnnouncement, encodeSignedUpdate } from '../core/update.ts';
+import type { ChainStore } from '../chain/store.ts';
+import type { PoolEntry, UpdatePool } from '../chain/update-pool.ts';
+import type { NetworkConfig } from '../config/network.ts';
+import type { PeerBook } from '../net/peer-book.ts';
+import { protocols, topics } from '../net/protocols.ts';
+import { type UpdateSealing, sealedProtocols } from '../net/sealed-updates.ts';
+import type { Transport, Verdict } from '../net/transport.ts';
+import type { Clock } from '../util/clock.ts';
+import type { Logger } from '../util/logger.ts';
+import type { Metrics } from '../util/metrics.ts';
+import type { UpdateFetcher } from './update-fetcher.ts';
+import type { Verdicts } from './verdicts.ts';
+
+export interface UpdateIntakeInit {
+  config: NetworkConfig;
+  /** This miner's member id (clients address their uploads to it). */
+  minerId: string;
+}
+
+export interface UpdateIntakeComponents {
+  store: ChainStore;
+  pool: UpdatePool;
+  fetcher: UpdateFetcher;
+  transport: Transport;
+  peers: PeerBook;
+  verdicts: Verdicts;
+  clock: Clock;
+  logger: Logger;
+  metrics?: Metrics;
+  /** With `p2p.sealUpdates`: raw updates travel only sealed (ML-KEM); the clear protocols refuse. */
+  sealing?: UpdateSealing;
+}
+
+export class UpdateIntake {
+  private readonly init: UpdateIntakeInit;
+  private readonly c: UpdateIntakeComponents;
+  private readonly unrecorded = new Map<string, PoolEntry>();
+  private readonly newUpdate = new Set<() => void>();
+  private readonly gauge?: ReturnType<Metrics['gauge']>;
+
+  constructor(init: UpdateIntakeInit, c: UpdateIntakeComponents) {
+    this.init = init;
+    this.c = c;
+    this.gauge = c.metrics?.gauge('bfl_miner_unrecorded_updates', 'updates in the pool not yet recorded on the canonical chain');
+    c.fetcher.onStored((e) => this.stored(e));
+  }
+
+  private spawn(task: () => Promise<unknown>, what: string): void {
+    this.c.clock.spawn(task, (e) => this.c.logger.debug({ err: (e as Error).message }, `${what} failed`));
+  }
+
+  /** Called when an unrecorded update arrives (the mining loop wakes up). */
+  onNewUpdate(f: () => void): void {
+    this.newUpdate.add(f);
+  }
+
+  async start(): Promise<void> {
+    const { transport, pool } = this.c;
+    const { config } = this.init;
+    const proto = protocols(config.networkId);
+    for (const e of pool.all()) if (e.hasPayload) this.unrecorded.set(e.key, e);
+    await this.recompute();
+    const t = config.p2p.requestTimeoutMs;
+    await transport.serve(proto.submit, (req) => this.handleSubmit(req), { maxRequestBytes: config.p2p.maxUpdateBytes + 8192, timeoutMs: t, onError: (peer, e) => this.c.verdicts.refused(peer, 'submit', e) });
+    await transport.serve(proto.update, (req, peer) => this.handleFetchUpdate(req, peer), { maxRequestBytes: 1024, timeoutMs: t, onError: (peer, e) => this.c.verdicts.refused(peer, 'update', e) });
+    if (this.c.sealing) {
+      const sealed = sealedProtocols(config.networkId);
+      await transport.serve(sealed.submit, (req) => this.handleSubmit(req, true), { maxRequestBytes: config.p2p.maxUpdateBytes + 16384, timeoutMs: t, onError: (peer, e) => this.c.verdicts.refused(peer, 'submit', e) });
+      await transport.serve(sealed.update, (req, peer) => this.handleFetchUpdate(req, peer, true), { maxRequestBytes: 1024, timeoutMs: t, onError: (peer, e) => this.c.verdicts.refused(peer, 'update', e) });
+    }
+    transport.subscribe(topics(config.networkId).updates, (peer, data) => this.c.verdicts.gossip('updates', peer, () => this.checkAnnouncement(peer, data)));
+  }
+
+  async stop(): Promise<void> {}
+
+  get size(): number {
+    return this.unrecorded.size;
+  }
+
+  private async stored(e: PoolEntry): Promise<void> {
+    if (!(await this.isRecorded(e))) this.unrecorded.set(e.key, e);
+    this.gauge?.set(this.unrecorded.size);
+    for (const f of this.newUpdate) f();
+  }
+
+  private async handleSubmit(req: Uint8Array, sealed = false): Promise<Uint8Array> {
+    const sealing = this.c.sealing;
+    if (sealing && !sealed) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this network seals updates (p2p.sealUpdates): upload with the submit-sealed protocol');
+    const u = sealed ? sealing!.decode(req, 'upload', this.c.clock.now(), this.init.config.p2p.maxUpdateBytes) : decodeSignedUpdate(req, this.init.config.p2p.maxUpdateBytes);
+    if (u.minerId !== this.init.minerId) throw new BflError(ErrorCode.MALFORMED, `update is addressed to miner ${u.minerId}, this is ${this.init.minerId}`);
+    await this.acceptFromClient(u);
+    return new Uint8Array(0);
+  }
+
+  /** Cheapest first: seen, shape, admission, base model, signature; then store and announce. */
+  private async acceptFromClient(u: SignedUpdate): Promise<void> {
+    const { fetcher } = this.c;
+    try {
+      fetcher.checkShape({ ...u, payloadBytes: u.payload.length });
+      // Clients learn at once if they trained on a model we do not know. Updates from miners are
+      // not held to our tip: one fetched to validate a block of a better chain is built on that
+      // chain's models; the block rules check every record's base model against its own chain.
+      if (!(await this.baseModelKnown(u.baseModelHash))) {
+        throw new BflError(ErrorCode.UNKNOWN_BASE_MODEL, `update built on model ${toHex(u.baseModelHash)}, not a global model of our chain`, { action: 'IGNORE' });
+      }
+      await fetcher.checkSignature({ ...u, payloadBytes: u.payload.length });
+      await fetcher.store(u, 'client');
+      this.c.logger.debug({ client: u.clientId, digest: toHex(u.updateDigest).slice(0, 16) }, 'update accepted');
+      await this.c.transport.publish(topics(this.init.config.networkId).updates, encodeAnnouncement({ ...u, payloadBytes: u.payload.length })).catch((e) => this.c.logger.debug({ err: (e as Error).message }, 'announcement not published'));
+    } catch (e) {
+      fetcher.countRefused('client', e);
+      throw e;
+    }
+  }
+
+  async baseModelKnown(modelHash: Uint8Array): Promise<boolean> {
+    const { store } = this.c;
+    const tip = store.tip.hash;
+    for (const b of await store.blocksWithModel(modelHash)) if (await store.isAncestor(b, tip)) return true;
+    return false;
+  }
+
+  async isRecorded(e: { clientId: string; updateDigest: Uint8Array }): Promise<boolean> {
+    const { store } = this.c;
+    const tip = store.tip.hash;
+    for (const b of await store.blocksWithRecord(e.clientId, e.updateDigest)) if (await store.isAncestor(b, tip)) return true;
+    return false;
+  }
+
+  /** After a reorg: which pool updates the new canonical chain has not recorded. */
+  async recompute(): Promise<void> {
+    for (const e of this.c.pool.all()) {
+      if (!e.hasPayload) continue;
+      if (await this.isRecorded(e)) this.unrecorded.delete(e.key);
+      else this.unrecorded.set(e.key, e);
+    }
+    this.gauge?.set(this.unrecorded.size);
+  }
+
+  /** A block extended the canonical chain: its records are recorded now. */
+  recorded(keys: string[]): void {
+    for (const k of keys) this.unrecorded.delete(k);
+    this.gauge?.set(this.unrecorded.size);
+  }
+
+  /** Unrecorded updates that may go into a block on the tip, oldest first, at most `max`. */
+  async candidates(max: number): Promise<PoolEntry[]> {
+    const out: PoolEntry[] = [];
+    const sorted = [...this.unrecorded.values()].sort((a, b) => a.receivedAt - b.receivedAt || (a.key < b.key ? -1 : 1));
+    for (const e of sorted) {
+      if (out.length >= max) break;
+      // The tip handler runs asynchronously: re-check against the chain itself, or a block
+      // connected a moment ago could have recorded this update already.
+      if (await this.isRecorded(e)) {
+        this.unrecorded.delete(e.key);
+        continue;
+      }
+      if (await this.baseModelKnown(e.baseModelHash)) out.push(e);
+    }
+    return out;
+  }
+
+  /** Only admitted miners may fetch raw updates. */
+  private async handleFetchUpdate(req: Uint8Array, peer: string, sealed = false): Promise<Uint8Array> {
+    const { peers, pool, sealing } = this.c;
+    if (sealing && !sealed) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this network seals updates (p2p.sealUpdates): fetch with the update-sealed protocol');
+    const who = await peers.identify(peer);
+    if (who?.role !== 'miner') throw new BflError(ErrorCode.UNAUTHORIZED, `raw updates are for admitted miners only (${who?.memberId ?? 'unknown peer'} asked)`);
+    const r = new Reader(req, 'update request');
+    const clientId = r.str('clientId');
+    const digest = r.fixed(32, 'digest');
+    r.end();
+    const entry = pool.get(clientId, digest);
+    const payload = entry && (await pool.payload(clientId, digest));
+    if (!entry || !payload) throw new BflError(ErrorCode.NOT_FOUND, `no update ${clientId}:${toHex(digest)}`, { action: 'IGNORE' });
+    return sealed ? sealing!.encode({ ...entry, payload }, 'serve', who.memberId, this.c.clock.now()) : encodeSignedUpdate({ ...entry, payload });
+  }
+
+  private async checkAnnouncement(peer: string, data: Uint8Array): Promise<Verdict> {
+    const { pool, peers, store, fetcher } = this.c;
+    const a = decodeAnnouncement(data);
+    if (pool.has(a.clientId, a.updateDigest)) return 'ignore';
+    const who = await peers.identify(peer);
+    if (who?.role !== 'miner') return 'ignore';
+    if (!store.membership.ofRole(a.clientId, 'client')) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `announcement of an update from unknown client ${a.clientId}`);
+    if (!store.membership.ofRole(a.minerId, 'miner')) throw new BflError(ErrorCode.UNKNOWN_MINER, `announcement names unknown miner ${a.minerId}`);
+    fetcher.checkShape(a);
+    await fetcher.checkSignature(a);
+    const announcer = peers.peerOf(a.minerId);
+    this.spawn(() => fetcher.fetch(a.clientId, a.updateDigest, [peer, ...(announcer ? [announcer] : [])]), 'update fetch');
+    return 'accept';
+  }
+}
+
+/** libp2p-style factory: `updateIntake(init)(components)`. */
+export function updateIntake(init: UpdateIntakeInit): (c: UpdateIntakeComponents) => UpdateIntake {
+  return (c) => new UpdateIntake(init, c);
+}

@@ -1,0 +1,109 @@
+/** BFL-MEC agreement scoring (the default `bfl-mec`, issue 11). */
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { AgreementAggregator, type AgreementState, decodeAgreementState, encodeAgreementState, sketch } from '../../src/core/aggregation/agreement.ts';
+import type { UpdateInput } from '../../src/core/aggregation/types.ts';
+import { Rng } from '../../src/core/random.ts';
+import { makeUpdates, resultDigest } from '../helpers/updates.ts';
+
+const BASE = 100_000_000n;
+const up = (clientId: string, delta: Float32Array, sampleCount = 100): UpdateInput => ({ clientId, digest: createHash('sha256').update(Buffer.from(delta.buffer)).digest(), delta, sampleCount, staleness: 0 });
+
+/** Label-skewed clients: each pushes its own direction (its classes) plus a small shared one. */
+function skewed(rng: Rng, dim: number, clients: number, sharedWeight = 0.2) {
+  const shared = Float64Array.from({ length: dim }, () => rng.normal());
+  const own = Array.from({ length: clients }, () => Float64Array.from({ length: dim }, () => rng.normal()));
+  return (c: number, sign = 1) => Float32Array.from(own[c], (x, k) => sign * (x + sharedWeight * shared[k] + 0.3 * rng.normal()) * 0.01);
+}
+
+describe('agreement scoring', () => {
+  it('in any input order the same bits; sign flips low, honest high, weights are sample shares in H', () => {
+    const { updates, previous } = makeUpdates({ seed: 1, honest: 7, attackers: 3, attack: 'sign-flip', dim: 400 });
+    const a = new AgreementAggregator();
+    const r = a.aggregate({ previous, updates, baseReward: BASE }, a.initialState()).result;
+    const r2 = a.aggregate({ previous, updates: [...updates].reverse(), baseReward: BASE }, a.initialState()).result;
+    expect(resultDigest(r2)).toBe(resultDigest(r));
+    for (const e of r.entries) expect(e.high, e.clientId).toBe(!e.clientId.startsWith('attacker'));
+    const high = r.entries.filter((e) => e.high);
+    const samples = new Map(updates.map((u) => [u.clientId, u.sampleCount]));
+    const total = high.reduce((s, e) => s + samples.get(e.clientId)!, 0);
+    for (const e of high) expect(e.weight).toBeCloseTo(samples.get(e.clientId)! / total, 12);
+    expect(r.rewards.every((x) => !x.id.startsWith('attacker'))).toBe(true);
+    expect(r.rewards.reduce((s, x) => s + x.amount, 0n)).toBeLessThanOrEqual(BASE);
+  });
+
+  it('copies are low and unpaid (both), replays of an earlier update or of the last global update too', () => {
+    const rng = new Rng(3);
+    const dim = 2000;
+    const mk = skewed(rng, dim, 8, 0.8);
+    const a = new AgreementAggregator();
+    const first = [0, 1, 2, 3, 4, 5].map((c) => up(`client-${c + 1}`, mk(c)));
+    const s1 = a.aggregate({ previous: new Float32Array(dim), updates: first, baseReward: BASE }, a.initialState());
+    // round 2: client-7 copies client-2's current update; client-8 replays client-3's round-1 update;
+    // client-6 resends the previous global update
+    const current = [0, 1, 2, 3, 4].map((c) => up(`client-${c + 1}`, mk(c)));
+    const g = s1.result.model; // previous was 0, so the model is the global update
+    expect(s1.result.entries.every((e) => e.high)).toBe(true);
+    const round2 = [...current, up('client-7', current[1].delta.slice()), up('client-8', first[2].delta.slice()), up('client-6', g.slice())];
+    const r = a.aggregate({ previous: s1.result.model, updates: round2, baseReward: BASE }, s1.state).result;
+    const by = new Map(r.entries.map((e, i) => [e.clientId, { high: e.high, why: r.diagnostics.reasons![i] }]));
+    expect(by.get('client-7')).toEqual({ high: false, why: 'copy' });
+    expect(by.get('client-2')).toEqual({ high: false, why: 'copy' });
+    expect(by.get('client-8')).toEqual({ high: false, why: 'replays client-3' });
+    expect(by.get('client-6')).toEqual({ high: false, why: 'replays the global update' });
+    for (const c of ['client-7', 'client-8', 'client-6']) expect(r.rewards.find((x) => x.id === c)).toBeUndefined();
+  });
+
+  it('noise is at chance level and low; a label-skewed client that turns to sign flipping is low against its own past', () => {
+    const rng = new Rng(5);
+    const dim = 4000;
+    const clients = 10;
+    const mk = skewed(rng, dim, clients);
+    const a = new AgreementAggregator();
+    let state: AgreementState = a.initialState();
+    let previous: Float32Array = new Float32Array(dim);
+    const lowOf = (round: number, attackers: Set<number>, noise: number | null) => {
+      const ups = Array.from({ length: clients }, (_, c) => (c === noise ? up(`client-${c + 1}`, Float32Array.from({ length: dim }, () => rng.normal() * 0.01)) : up(`client-${c + 1}`, mk(c, attackers.has(c) ? -1 : 1))));
+      const out = a.aggregate({ previous, updates: ups, baseReward: BASE }, state);
+      state = out.state;
+      previous = out.result.model;
+      return { round, low: out.result.entries.filter((e) => !e.high).map((e) => e.clientId).sort(), reasons: out.result.diagnostics.reasons };
+    };
+    for (let r = 0; r < 3; r++) lowOf(r, new Set(), null);
+    expect(state.references.size).toBeGreaterThan(clients / 2);
+    const turned = lowOf(3, new Set([2, 6]), 9);
+    expect(turned.low).toEqual(['client-10', 'client-3', 'client-7']);
+    expect(turned.reasons!.filter((x) => x === 'against its own past updates')).toHaveLength(2);
+    expect(turned.reasons!.filter((x) => x === 'agreement at chance level')).toHaveLength(1);
+    // back to honest: judged against the honest past it kept, high again
+    expect(lowOf(4, new Set(), null).low).toEqual([]);
+  });
+
+  it('the state encodes canonically and decodes to the same aggregation', () => {
+    const { updates, previous } = makeUpdates({ seed: 7, honest: 6, attackers: 2, attack: 'sign-flip', dim: 300 });
+    const a = new AgreementAggregator({ sketchSize: 64 });
+    const s1 = a.aggregate({ previous, updates, baseReward: BASE }, a.initialState()).state;
+    const bytes = encodeAgreementState(s1);
+    const back = decodeAgreementState(bytes, 64);
+    expect(encodeAgreementState(back)).toEqual(bytes);
+    const next = makeUpdates({ seed: 8, honest: 6, attackers: 2, attack: 'sign-flip', dim: 300 }).updates;
+    expect(resultDigest(a.aggregate({ previous, updates: next, baseReward: BASE }, back).result)).toBe(resultDigest(a.aggregate({ previous, updates: next, baseReward: BASE }, s1).result));
+    expect(() => decodeAgreementState(bytes.subarray(0, bytes.length - 1), 64)).toThrow(/truncated/);
+  });
+
+  it('the count sketch keeps inner products roughly and is the same on every call', () => {
+    const rng = new Rng(9);
+    const x = Float64Array.from({ length: 5000 }, () => rng.normal());
+    const y = Float64Array.from(x, (v) => v + 0.5 * rng.normal());
+    const sx = sketch(x, 1024);
+    expect(sketch(x, 1024)).toEqual(sx);
+    const cos = (a: Float64Array, b: Float64Array) => a.reduce((s, v, k) => s + v * b[k], 0) / Math.sqrt(a.reduce((s, v) => s + v * v, 0) * b.reduce((s, v) => s + v * v, 0));
+    expect(Math.abs(cos(sx, sketch(y, 1024)) - cos(x, y))).toBeLessThan(0.1);
+  });
+
+  it('rejects bad options', () => {
+    expect(() => new AgreementAggregator({ sketchSize: 1000 })).toThrow(/power of 2/);
+    expect(() => new AgreementAggregator({ momentum: 1 })).toThrow(/momentum/);
+    expect(() => new AgreementAggregator({ zEps: 0 })).toThrow(/zEps/);
+  });
+});

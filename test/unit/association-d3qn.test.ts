@@ -1,0 +1,135 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { isBflError } from '../../src/core/errors.ts';
+import { Rng } from '../../src/core/random.ts';
+import { DEFAULT_POLICY, QNetRuntime, actionsToAssignment, d3qnScheduler, defaultD3qnOptions, runAgents, savePolicy, trainD3qn } from '../../src/association/d3qn.ts';
+import { type QNetSpec, initQnet, qnetParamCount } from '../../src/association/qnet.ts';
+import { Twin, checkOneToOne, twinParams } from '../../src/association/twin.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+/** A minibatch: states, one-hot taken actions (`dense`: a 0/1 weight on every action, as the
+ * twin's counterfactual targets give) and targets per action. */
+function batch(spec: QNetSpec, b: number, seed: number, dense = false) {
+  const rng = new Rng(seed);
+  const x = Float64Array.from({ length: b * spec.inputs }, () => rng.normal());
+  const act = new Float64Array(b * spec.actions);
+  for (let i = 0; i < b; i++) {
+    if (dense) for (let a = 0; a < spec.actions; a++) act[i * spec.actions + a] = rng.float() < 0.7 ? 1 : 0;
+    else act[i * spec.actions + rng.int(spec.actions)] = 1;
+  }
+  const y = Float64Array.from({ length: b * spec.actions }, () => rng.normal());
+  return { x, act, y };
+}
+
+describe('the dueling Q-network graphs', () => {
+  for (const [spec, dense] of [
+    [{ inputs: 5, hidden: [6, 4], actions: 3 }, false],
+    [{ inputs: 4, hidden: [5, 4, 3], actions: 6 }, true],
+  ] as [QNetSpec, boolean][]) {
+    it(`every gradient of the D3QN loss (22) for ${spec.inputs}-${spec.hidden.join('-')}-(1+${spec.actions}), ${dense ? 'targets on many actions' : 'taken action only'}, matches central finite differences`, async () => {
+      const rt = await QNetRuntime.create(spec, { elem: 'double' });
+      try {
+        const rng = new Rng(11);
+        // perturbed so that no ReLU input sits at 0 and the biases matter
+        const p = Float64Array.from(initQnet(spec, 3), (v) => v + 0.2 * rng.normal());
+        const { x, act, y } = batch(spec, 5, 12, dense);
+        const grad = new Float64Array(p.length);
+        await rt.grad(p, x, act, y, 5, grad);
+        const scratch = new Float64Array(p.length);
+        const h = 1e-6;
+        for (let k = 0; k < p.length; k++) {
+          const q = Float64Array.from(p);
+          q[k] += h;
+          const up = await rt.grad(q, x, act, y, 5, scratch);
+          q[k] -= 2 * h;
+          const down = await rt.grad(q, x, act, y, 5, scratch);
+          const fd = (up - down) / (2 * h);
+          expect(Math.abs(fd - grad[k]), `parameter ${k}`).toBeLessThan(1e-7 + 1e-5 * Math.abs(fd));
+        }
+      } finally {
+        await rt.close();
+      }
+    });
+  }
+
+  it('Q = V + A − mean A: the dueling aggregation, and the loss is the mean squared TD error', async () => {
+    const spec: QNetSpec = { inputs: 3, hidden: [4], actions: 3 };
+    const rt = await QNetRuntime.create(spec, { elem: 'double' });
+    const p = Float64Array.from(initQnet(spec, 2));
+    const { x, act, y } = batch(spec, 4, 5);
+    const q = await rt.q(p, x, 4);
+    // shifting every advantage bias by the same amount leaves Q unchanged (identifiability)
+    const ba = p.length - spec.actions;
+    const shifted = Float64Array.from(p, (v, i) => (i >= ba ? v + 3 : v));
+    const q2 = await rt.q(shifted, x, 4);
+    for (let i = 0; i < q.length; i++) expect(q2[i]).toBeCloseTo(q[i], 12);
+    let mse = 0;
+    for (let i = 0; i < 4; i++) for (let a = 0; a < 3; a++) mse += act[i * 3 + a] * (q[i * 3 + a] - y[i * 3 + a]) ** 2;
+    expect(await rt.grad(p, x, act, y, 4, new Float64Array(p.length))).toBeCloseTo(mse / 4, 12);
+    await rt.close();
+  });
+
+  it('the fused RMSProp step is s′ = αs + (1−α)g², w′ = w − ηg/(√s′ + ε)', async () => {
+    const spec: QNetSpec = { inputs: 4, hidden: [5], actions: 3 };
+    const rt = await QNetRuntime.create(spec, { elem: 'double' });
+    const p = Float64Array.from(initQnet(spec, 5));
+    const s = Float64Array.from(p, (_, i) => 0.01 * (i % 4));
+    const { x, act, y } = batch(spec, 6, 9);
+    const g = new Float64Array(p.length);
+    const loss = await rt.grad(p, x, act, y, 6, g);
+    const next = new Float64Array(p.length);
+    const sNext = new Float64Array(p.length);
+    const o = { lr: 0.01, alpha: 0.9, eps: 1e-6 };
+    expect(await rt.rmsprop(p, s, x, act, y, 6, o, next, sNext)).toBeCloseTo(loss, 14);
+    for (let k = 0; k < p.length; k++) {
+      const sk = o.alpha * s[k] + (1 - o.alpha) * g[k] * g[k];
+      expect(sNext[k]).toBeCloseTo(sk, 14);
+      expect(next[k]).toBeCloseTo(p[k] - (o.lr * g[k]) / (Math.sqrt(sk) + o.eps), 12);
+    }
+    await rt.close();
+  });
+});
+
+describe('the D3QN scheduler', () => {
+  it('a saved ONNX policy gives the same actions as the trainer\'s network, one-to-one', async () => {
+    const p = twinParams({ clients: 6, servers: 2, channels: 4 });
+    const r = await trainD3qn(p, { ...defaultD3qnOptions, hidden: [16, 8], episodes: 2, roundsPerEpisode: 5, warmupRounds: 2, batch: 8 });
+    expect(r.params.length).toBe(qnetParamCount(r.spec));
+    const stem = join(await tmpDir('bfl-d3qn-'), 'policy');
+    await savePolicy(stem, r, p, 'test');
+    const sched = await d3qnScheduler(stem);
+    const rt = await QNetRuntime.create(r.spec);
+    try {
+      const twin = new Twin(p, 77);
+      for (let round = 0; round < 5; round++) {
+        const s = twin.next();
+        const fromFile = await sched.assign(s);
+        checkOneToOne(p, fromFile);
+        const mine = actionsToAssignment(p, (await runAgents(s, r.options.state, r.options.group, r.options.passes, (x, rows) => rt.q(r.params, x, rows))).act);
+        expect(Array.from(fromFile.server)).toEqual(Array.from(mine.server));
+        expect(Array.from(fromFile.channel)).toEqual(Array.from(mine.channel));
+      }
+    } finally {
+      await rt.close();
+      await sched.close?.();
+    }
+  });
+
+  it('the committed policy for the default twin loads and schedules one-to-one', async () => {
+    const p = twinParams();
+    const sched = await d3qnScheduler(DEFAULT_POLICY);
+    const twin = new Twin(p, 3);
+    for (let r = 0; r < 3; r++) checkOneToOne(p, await sched.assign(twin.next()));
+    // N may change (the state does not depend on it); M × K may not
+    const fewer = twinParams({ clients: 9 });
+    checkOneToOne(fewer, await sched.assign(new Twin(fewer, 4).next()));
+    await expect(Promise.resolve().then(() => sched.assign(new Twin(twinParams({ channels: 8 }), 4).next()))).rejects.toSatisfy((e) => isBflError(e, 'BAD_CONFIG'));
+    await sched.close?.();
+  });
+
+  it('a missing policy file is a BAD_CONFIG error that says how to make one', async () => {
+    const err = await d3qnScheduler(join(await tmpDir('bfl-d3qn-'), 'none')).catch((e: unknown) => e);
+    expect(isBflError(err, 'BAD_CONFIG')).toBe(true);
+    expect((err as Error).message).toMatch(/--train/);
+  });
+});
