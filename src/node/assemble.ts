@@ -197,6 +197,7 @@ export interface CreateClientOptions extends NodeParts {
 export interface ClientNode {
   readonly id: string;
   readonly client: Client;
+  readonly peers: PeerBook;
   status(): ClientStatus;
   start(): Promise<void>;
   close(): Promise<void>;
@@ -207,7 +208,7 @@ export async function createClient(o: CreateClientOptions): Promise<ClientNode> 
   const clock = o.clock ?? systemClock;
   const closers = new Closers(o.logger);
   try {
-    const { sealing } = await peerBook(o, closers);
+    const { peers, sealing } = await peerBook(o, closers);
     const L = o.config.learning;
     const held = Math.min(L.heldOut, Math.floor(o.samples.length / 5));
     const genesis = createGenesisBlock(o.params);
@@ -232,6 +233,7 @@ export async function createClient(o: CreateClientOptions): Promise<ClientNode> 
     return {
       id: o.identity.id,
       client,
+      peers,
       status: () => client.status(),
       start: async () => {
         await client.start();

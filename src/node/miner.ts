@@ -70,7 +70,7 @@ function minerMetrics(m: Metrics) {
   return {
     mined: m.counter('bfl_miner_blocks_mined_total', 'blocks this miner mined'),
     hashRate: m.gauge('bfl_miner_hashes_per_second', 'proof-of-work hash rate of the last job'),
-    accuracy: m.gauge('bfl_model_accuracy', 'test accuracy of the newest global model'),
+    accuracy: m.gauge('bfl_model_accuracy_ratio', 'test accuracy of the newest global model'),
     rounds: m.gauge('bfl_chain_aggregations', 'aggregation rounds on the canonical chain (genesis excluded)'),
   };
 }

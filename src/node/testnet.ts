@@ -29,6 +29,8 @@ export interface TestnetOptions {
   aggregation?: Record<string, unknown>;
   p2p?: Record<string, unknown>;
   onProgress?: (p: Progress) => void;
+  /** Told once every node process is spawned: where each node's dashboard is. */
+  onStarted?: (nodes: { id: string; role: 'miner' | 'client'; dashboard: string }[]) => void;
   /** Stop early (a signal to the testnet): the nodes are stopped and the summary says why. */
   signal?: AbortSignal;
 }
@@ -163,6 +165,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
       procs.push(p);
     }
     const apis = init.nodes.map((n) => ({ id: n.id, role: n.role, api: n.api }));
+    o.onStarted?.(apis.map((a) => ({ id: a.id, role: a.role, dashboard: `${a.api}/` })));
     // Target reached: stop the clients, let the miners record what they hold, then the miners
     // stop mining and must agree on one tip. Mining never pauses while updates arrive, so tips
     // compared mid-run differ by the block in flight.
