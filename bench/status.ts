@@ -45,7 +45,8 @@ export function statusJob(clients: number, dim: number, seed = 1): AggregationJo
       staleness: 0,
     })),
     baseReward: 100_000_000n,
-    state: new Uint8Array(0),
+    // the default rule's state before its first aggregation (issue 11's agreement scoring keeps one)
+    state: new InThreadAggregationEngine(aggregatorOf(defaultAggregationConfig)).initialState(),
     context: { round: 2, parentHash: new Uint8Array(32) },
   };
 }
