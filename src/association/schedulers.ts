@@ -6,7 +6,7 @@
  * decomposition [38] and swap matching [36]. The learned D3QN scheduler is in d3qn.ts.
  */
 import { Rng } from '../core/random.ts';
-import { type Assignment, type TwinParams, type TwinState, emptyAssignment, roundCost } from './twin.ts';
+import { type Assignment, type TwinState, emptyAssignment, roundCost } from './twin.ts';
 
 export interface Scheduler {
   readonly name: string;
@@ -225,5 +225,3 @@ export function heuristicScheduler(name: Exclude<SchedulerName, 'd3qn'>, seed: n
       return swapScheduler(seed);
   }
 }
-
-export type { TwinParams };

@@ -157,7 +157,8 @@ interface Pending {
  * network's aggregation config, the same way this thread would.
  */
 export class WorkerAggregationEngine implements AggregationEngine {
-  private readonly worker: Worker;
+  private worker!: Worker;
+  private readonly config: AggregationConfig;
   private readonly pending = new Map<number, Pending>();
   readonly stateless: boolean;
   private readonly initial: Uint8Array;
@@ -167,9 +168,26 @@ export class WorkerAggregationEngine implements AggregationEngine {
   constructor(config: AggregationConfig) {
     const local = aggregatorOf(config);
     const codec = stateCodecOf(local);
+    this.config = config;
     this.stateless = codec.stateless;
     this.initial = codec.encode(local.initialState());
-    this.worker = new Worker(new URL('./aggregation-worker.ts', import.meta.url), { workerData: { config } });
+    this.spawn();
+  }
+
+  /**
+   * A worker that dies (out of memory, a crash in a kernel) fails the jobs it held and is
+   * replaced, so later jobs are not posted to a dead thread and never answered (the chain
+   * store holds its lock while it validates an aggregation: one lost answer would stall it).
+   */
+  private spawn(): void {
+    let lastError: Error | undefined;
+    this.worker = new Worker(new URL('./aggregation-worker.ts', import.meta.url), { workerData: { config: this.config } });
+    this.worker.on('error', (err) => (lastError = err));
+    this.worker.on('exit', (code) => {
+      if (this.closed) return;
+      this.failAll(new Error(`aggregation worker exited (code ${code})${lastError ? `: ${lastError.message}` : ''}`));
+      this.spawn();
+    });
     this.worker.on('message', (msg: { id: number; model?: ArrayBuffer; entries?: AggregationEntry[]; rewards?: RewardEntry[]; state?: Uint8Array; error?: string }) => {
       const p = this.pending.get(msg.id);
       if (!p) return;
@@ -178,7 +196,6 @@ export class WorkerAggregationEngine implements AggregationEngine {
       if (msg.error !== undefined) p.reject(new Error(`aggregation worker: ${msg.error}`));
       else p.resolve({ model: new Float32Array(msg.model!), entries: msg.entries!, rewards: msg.rewards!, state: msg.state! });
     });
-    this.worker.on('error', (err) => this.failAll(err));
     this.worker.unref();
   }
 

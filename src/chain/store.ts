@@ -20,7 +20,7 @@ import type { Block } from '../core/types.ts';
 import { type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
 import type { Logger } from '../util/logger.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
-import type { Metrics } from '../util/metrics.ts';
+import { type Metrics, durationBuckets, timed } from '../util/metrics.ts';
 import type { AggregationChain, ChainAggregationCheck } from './aggregation.ts';
 import { AggregatorStates } from './aggregator-states.ts';
 import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
@@ -77,6 +77,7 @@ function chainMetrics(m: Metrics) {
     height: m.gauge('bfl_chain_height', 'height of the canonical tip'),
     blocks: m.counter('bfl_chain_blocks_total', 'blocks offered to the store, by result (status or error code)', ['result']),
     reorgs: m.counter('bfl_chain_reorgs_total', 'reorganisations of the canonical chain'),
+    validation: m.histogram('bfl_block_validation_seconds', 'time to validate a block whose parent is known (signatures and aggregation recomputation included)', durationBuckets),
   };
 }
 
@@ -188,6 +189,11 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
 
   get tip(): ChainState {
     return this.tipState;
+  }
+
+  /** False once closed or if LevelDB failed (GET /healthz). */
+  get isOpen(): boolean {
+    return this.db.status === 'open';
   }
 
   get orphanCount(): number {
@@ -336,14 +342,14 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
 
   private async connect(block: Block, bytes: Bytes, hash: Bytes): Promise<AddResult> {
     const check = this.opts.aggregation;
-    const { state, credits, aggregatorState } = await validateBlock(block, {
+    const { state, credits, aggregatorState } = await timed(this.m?.validation, () => validateBlock(block, {
       params: this.params,
       membership: this.membership,
       view: this,
       signatures: this.opts.signatures,
       aggregation: check && { verify: (tx, input) => check.verify(tx, input, this) },
       now: this.now(),
-    });
+    }));
     const h = toHex(hash);
     const ops: Op[] = [
       { type: 'put', sublevel: this.blocks, key: h, value: bytes },

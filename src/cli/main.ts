@@ -12,6 +12,7 @@ import { keygenCommand } from './keygen/index.ts';
 import { initCommand } from './init/index.ts';
 import { planCommand } from './plan/index.ts';
 import { testnetCommand } from './testnet/index.ts';
+import { statusCommand } from './status/index.ts';
 import { ENV, runDaemon } from './daemon/index.ts';
 import { LOG_FORMATS, LOG_LEVELS } from '../util/logger.ts';
 import { parseIntFlag } from './exit.ts';
@@ -47,7 +48,8 @@ export function buildProgram(): Command {
     .addCommand(configCommand())
     .addCommand(experimentCommand())
     .addCommand(benchCommand())
-    .addCommand(planCommand());
+    .addCommand(planCommand())
+    .addCommand(statusCommand());
   // Every command and subcommand reports usage errors as exit 2 instead of exiting itself.
   const override = (c: Command) => {
     c.exitOverride();

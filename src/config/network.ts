@@ -11,6 +11,7 @@ import { type ChainParams, type Member, UNITS_PER_TOKEN } from '../core/params.t
 import { type AggregatorName, defaultAggregatorOptions, defaultBflMecOptions } from '../core/aggregation/index.ts';
 import type { Partition } from '../learn/partition.ts';
 import { parseKeyFile } from '../crypto/keyfile.ts';
+import { paramCount } from '../learn/model.ts';
 import { type ConfigIssue, type Json, issuesOf, networkSchema, stripComments, toJsonSchema } from './schema.ts';
 
 export type { ConfigIssue, Json };
@@ -187,8 +188,16 @@ export function configJsonSchema(): Record<string, unknown> {
   return toJsonSchema(configSchema());
 }
 
+/**
+ * How far ahead of the clock a genesis time may be: a planned launch is fine, a typo (seconds
+ * read as ms, a year 2100) is not. A year is longer than any planned launch we know of.
+ */
+export const MAX_GENESIS_AHEAD_MS = 366 * 24 * 3600_000;
+/** Room in a block beside the global model: header, coinbase, the aggregation's entries and rewards. */
+export const BLOCK_HEADROOM_BYTES = 4096;
+
 /** Checks the whole config and reports every problem at once, each with its JSON path. */
-export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new Map<string, Uint8Array>()): NetworkConfig {
+export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new Map<string, Uint8Array>(), now = Date.now()): NetworkConfig {
   const input = stripComments(json);
   const r = configSchema().safeParse(input);
   const issues: ConfigIssue[] = r.success ? [] : issuesOf(r.error);
@@ -205,6 +214,13 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
       else if (m.publicKey === undefined && typeof m.keyFile === 'string' && !keyFiles.has(m.keyFile)) fail(`members[${i}].keyFile`, 'a readable key file', m.keyFile);
     });
     if (!rawMembers.some((m) => m?.role === 'miner')) fail('members', 'at least one miner', rawMembers.map((m) => m?.role));
+  }
+  if (r.success) {
+    // limits that must hold the model: else every honest update or aggregation block is refused
+    const modelBytes = 4 * paramCount({ kind: 'mlp', layers: r.data.learning.layers });
+    if (r.data.p2p.maxUpdateBytes < modelBytes) fail('p2p.maxUpdateBytes', `at least the model's ${modelBytes} bytes (learning.layers ${JSON.stringify(r.data.learning.layers)})`, r.data.p2p.maxUpdateBytes);
+    if (r.data.chain.maxBlockBytes < modelBytes + BLOCK_HEADROOM_BYTES) fail('chain.maxBlockBytes', `at least the model's ${modelBytes} bytes + ${BLOCK_HEADROOM_BYTES}`, r.data.chain.maxBlockBytes);
+    if (r.data.genesisTime > now + MAX_GENESIS_AHEAD_MS) fail('genesisTime', `a time in ms at most a year ahead (now is ${now})`, r.data.genesisTime);
   }
   if (issues.length > 0 || !r.success) {
     const list = issues.map((x) => `${x.path || '(root)'}: ${x.message}`);

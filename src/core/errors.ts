@@ -10,6 +10,10 @@ export const ErrorCode = {
   // encoding and shape
   MALFORMED: 'MALFORMED',
   OVERSIZED: 'OVERSIZED',
+  /** An update payload holds NaN or ±Infinity: no aggregation rule can use it (issue 13, item 6). */
+  NON_FINITE: 'NON_FINITE',
+  /** A field is outside its sane range (an update's sampleCount, a createdAt before the network began). */
+  OUT_OF_RANGE: 'OUT_OF_RANGE',
   // block rules
   BAD_POW: 'BAD_POW',
   BAD_DIFFICULTY: 'BAD_DIFFICULTY',

@@ -183,6 +183,7 @@ export interface CreateClientOptions extends NodeParts {
 export interface ClientNode {
   readonly id: string;
   readonly client: Client;
+  readonly peers: PeerBook;
   status(): ClientStatus;
   start(): Promise<void>;
   close(): Promise<void>;
@@ -193,7 +194,7 @@ export async function createClient(o: CreateClientOptions): Promise<ClientNode> 
   const clock = o.clock ?? systemClock;
   const closers = new Closers(o.logger);
   try {
-    await peerBook(o, closers);
+    const peers = await peerBook(o, closers);
     const L = o.config.learning;
     const held = Math.min(L.heldOut, Math.floor(o.samples.length / 5));
     const genesis = createGenesisBlock(o.params);
@@ -217,6 +218,7 @@ export async function createClient(o: CreateClientOptions): Promise<ClientNode> 
     return {
       id: o.identity.id,
       client,
+      peers,
       status: () => client.status(),
       start: async () => {
         await client.start();

@@ -125,7 +125,7 @@ export class Client {
     this.m = d.metrics && {
       updates: d.metrics.counter('bfl_client_updates_total', 'local updates, by outcome', ['result']),
       buffered: d.metrics.gauge('bfl_client_buffered_updates', 'updates waiting for a reachable miner'),
-      accuracy: d.metrics.gauge('bfl_model_accuracy', 'accuracy of the newest global model on this client\'s held-out data'),
+      accuracy: d.metrics.gauge('bfl_model_accuracy_ratio', 'accuracy of the newest global model on this client\'s held-out data'),
     };
   }
 
@@ -343,6 +343,11 @@ export class Client {
     this.lastAccuracy = (await evaluate(this.d.runtime, this.model, this.d.heldOut)).accuracy;
     this.evaluatedHash = h;
     this.m?.accuracy.set(this.lastAccuracy);
+  }
+
+  /** False once stopped or if its LevelDB failed (GET /healthz). */
+  get isOpen(): boolean {
+    return this.running && this.db?.status === 'open';
   }
 
   status(): ClientStatus {

@@ -21,6 +21,9 @@ import { createP2P } from '../net/p2p.ts';
 import { Libp2pTransport } from '../net/transport.ts';
 import { startApi, stopApi } from '../api/server.ts';
 import type { NodeStatus } from '../api/status.ts';
+import { type DashboardSource, createDashboard } from '../api/dashboard.ts';
+import { AccuracyLog, UploadLog } from '../api/history.ts';
+import { registerBuildInfo, registerPeersGauge, timedEngine, timedVerifier } from '../api/node-metrics.ts';
 import type { Logger } from '../util/logger.ts';
 import { Metrics } from '../util/metrics.ts';
 import { type ClientNode, type MinerNode, createClient, createMiner } from './assemble.ts';
@@ -83,6 +86,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const listen = o.listen ?? address?.listen ?? '/ip4/127.0.0.1/tcp/0';
   const apiAddr = splitHostPort(o.api ?? address?.api ?? '127.0.0.1:0');
   const metrics = new Metrics({ defaultMetrics: true, labels: { node: identity.id } });
+  registerBuildInfo(metrics);
   const closers: { name: string; close: () => Promise<unknown> | unknown }[] = [];
   const stop = async () => {
     for (const c of closers.splice(0).reverse()) {
@@ -96,7 +100,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
 
   try {
     const params = chainParamsOf(cfg, new Uint8Array(initialModelOf(cfg).buffer));
-    const verifier = new WorkerVerifierPool({ workers: 1 });
+    const verifier = timedVerifier(new WorkerVerifierPool({ workers: 1 }), metrics);
     closers.push({ name: 'verifier', close: () => verifier.close() });
     const miners = cfg.members.filter((m) => m.role === 'miner' && m.id !== identity.id);
     const bootstrapList = miners.map((m) => cfg.addresses.get(m.id)).filter((a) => (a?.dial ?? a?.listen) && a.peerId).map((a) => `${a!.dial ?? a!.listen}/p2p/${a!.peerId}`);
@@ -111,12 +115,15 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       maxMessageBytes: 64 * 1024,
     });
     closers.push({ name: 'libp2p', close: () => p2p.stop() });
-    const parts = { config: cfg, params, identity, transport: new Libp2pTransport(p2p), verifier, logger: log, metrics };
+    const transport = new Libp2pTransport(p2p);
+    const parts = { config: cfg, params, identity, transport, verifier, logger: log, metrics };
 
     const runtime = await ModelRuntime.create(modelSpecOf(cfg), { threads: cfg.learning.threads });
     closers.push({ name: 'runtime', close: () => runtime.close() });
     const data = loadDataset(cfg.learning.dataset);
 
+    const accuracy = new AccuracyLog();
+    const uploads = new UploadLog();
     let node: MinerNode | ClientNode;
     let rewards: (() => Promise<Record<string, string>>) | undefined;
     if (o.role === 'miner') {
@@ -124,8 +131,8 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         ...parts,
         datadir: o.datadir,
         pow: new WorkerMinerPool({ workers: o.miningWorkers ?? 1 }),
-        aggregationEngine: new WorkerAggregationEngine(cfg.aggregation),
-        evaluate: async (model) => (await evaluate(runtime, model, data.test)).accuracy,
+        aggregationEngine: timedEngine(new WorkerAggregationEngine(cfg.aggregation), metrics),
+        evaluate: async (model) => accuracy.note(model, (await evaluate(runtime, model, data.test)).accuracy),
         options: o.miner,
       });
       node = m;
@@ -143,17 +150,43 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         index,
         miners: miners.map((m) => ({ id: m.id, peerId: cfg.addresses.get(m.id)!.peerId! })),
         options: o.client,
-        hooks: { behaviour: o.behaviour, ...o.experiment },
+        hooks: {
+          behaviour: o.behaviour,
+          ...o.experiment,
+          onUpload: (u) => {
+            const last = (node as ClientNode).status().lastUpload;
+            uploads.note({ at: Date.now(), miner: last?.miner ?? null, digest: u.digest, samples: last?.samples ?? null, averaged: u.averaged });
+            o.experiment?.onUpload?.(u);
+          },
+        },
       });
     }
     closers.push({ name: o.role, close: () => node.close() });
     await node.start();
     const status = () => node.status();
-    const api = await startApi({ host: apiAddr.host, port: apiAddr.port, status, rewards, metrics });
+    const peers = node.peers;
+    const connected = () => transport.connections().map((peer) => ({ peer, ...peers.info(peer), penalty: peers.penaltyOf(peer), banned: peers.isBanned(peer) }));
+    registerPeersGauge(metrics, connected);
+    const store = 'store' in node ? node.store : undefined;
+    const client = 'client' in node ? node.client : undefined;
+    const source: DashboardSource = {
+      role: o.role,
+      id: identity.id,
+      networkId: cfg.networkId,
+      members: cfg.members.map((m) => ({ id: m.id, role: m.role })),
+      status,
+      healthy: () => (store ? store.isOpen : client!.isOpen),
+      peers: connected,
+      chain: store,
+      ...(store ? { accuracyOf: accuracy.of } : { uploads: () => uploads.list() }),
+    };
+    const dashboard = createDashboard(source);
+    closers.push({ name: 'dashboard', close: () => dashboard.close() });
+    const api = await startApi({ host: apiAddr.host, port: apiAddr.port, status, rewards, metrics, dashboard });
     closers.push({ name: 'api', close: () => stopApi(api) });
     const a = api.address() as { address: string; port: number };
     const apiUrl = `http://${a.address}:${a.port}`;
-    log.info({ id: identity.id, role: o.role, peerId: p2p.peerId.toString(), listen: p2p.getMultiaddrs().map(String), api: apiUrl }, 'node started');
+    log.info({ id: identity.id, role: o.role, peerId: p2p.peerId.toString(), listen: p2p.getMultiaddrs().map(String), api: apiUrl, dashboard: `${apiUrl}/` }, 'node started');
     return { id: identity.id, role: o.role, apiUrl, status, chain: 'store' in node ? node.store : undefined, stop };
   } catch (e) {
     await stop();

@@ -70,7 +70,7 @@ function minerMetrics(m: Metrics) {
   return {
     mined: m.counter('bfl_miner_blocks_mined_total', 'blocks this miner mined'),
     hashRate: m.gauge('bfl_miner_hashes_per_second', 'proof-of-work hash rate of the last job'),
-    accuracy: m.gauge('bfl_model_accuracy', 'test accuracy of the newest global model'),
+    accuracy: m.gauge('bfl_model_accuracy_ratio', 'test accuracy of the newest global model'),
     rounds: m.gauge('bfl_chain_aggregations', 'aggregation rounds on the canonical chain (genesis excluded)'),
   };
 }
@@ -131,6 +131,8 @@ export class Miner {
     else {
       const block = await this.c.store.getBlock(state.hash);
       this.c.intake.recorded((block?.txs ?? []).flatMap((tx) => (tx.type === 'record' ? [poolKey(tx.clientId, tx.updateDigest)] : [])));
+      const agg = block && aggregationTxOf(block);
+      if (agg) await this.c.intake.readmit(agg.modelHash);
     }
     this.m?.rounds.set(state.rounds - 1);
     const anchorBlock = equalBytes(state.anchor, state.hash) ? await this.c.store.getBlock(state.hash) : undefined;

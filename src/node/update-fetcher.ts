@@ -11,7 +11,7 @@ import { SigningContext } from '../core/contexts.ts';
 import { claimOfRecord, encodeUpdateClaim } from '../core/encoding.ts';
 import { BflError, ErrorCode, isBflError } from '../core/errors.ts';
 import type { Membership } from '../core/params.ts';
-import { type SignedUpdate, type UpdateAnnouncement, decodeSignedUpdate } from '../core/update.ts';
+import { type SignedUpdate, type UpdateAnnouncement, checkUpdateFields, decodeSignedUpdate } from '../core/update.ts';
 import type { PoolEntry, UpdatePool } from '../chain/update-pool.ts';
 import type { UpdateSource } from '../chain/aggregation.ts';
 import type { NetworkConfig } from '../config/network.ts';
@@ -54,13 +54,19 @@ export class UpdateFetcher implements UpdateSource {
     this.stored.add(f);
   }
 
-  /** Seen, shape, admission: what needs neither the chain nor a signature check. */
-  checkShape(u: UpdateAnnouncement): void {
+  /**
+   * Seen, shape, admission, field sanity: what needs neither the chain nor a signature check.
+   * A fetched update may be needed to validate a block, whose rules bound createdAt by the
+   * block's timestamp instead of our clock: `fetched` skips the clock's bound.
+   */
+  checkShape(u: UpdateAnnouncement, fetched = false): void {
     const { pool, membership } = this.c;
     if (pool.get(u.clientId, u.updateDigest)) throw new BflError(ErrorCode.DUPLICATE_RECORD, `update ${u.clientId}:${toHex(u.updateDigest)} was already received`);
     if (u.payloadBytes !== this.modelBytes) throw new BflError(ErrorCode.MALFORMED, `update has ${u.payloadBytes / 4} parameters, the model ${this.modelBytes / 4}`);
     if (!membership.ofRole(u.clientId, 'client')) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `update from unknown client ${u.clientId}`);
     if (!membership.ofRole(u.minerId, 'miner')) throw new BflError(ErrorCode.UNKNOWN_MINER, `update names unknown miner ${u.minerId}`);
+    const { config, clock } = this.c;
+    checkUpdateFields(u, { now: fetched ? Number.POSITIVE_INFINITY : clock.now(), genesisTime: config.genesisTime, maxFutureMs: config.chain.maxFutureMs });
   }
 
   async checkSignature(u: UpdateAnnouncement): Promise<void> {
@@ -104,7 +110,7 @@ export class UpdateFetcher implements UpdateSource {
         const u = decodeSignedUpdate(res, config.p2p.maxUpdateBytes);
         if (u.clientId !== clientId || !equalBytes(u.updateDigest, digest)) throw new BflError(ErrorCode.MALFORMED, 'peer sent another update than asked');
         try {
-          this.checkShape(u);
+          this.checkShape(u, true);
           await this.checkSignature(u);
           await this.store(u, 'miner');
         } catch (e) {

@@ -5,7 +5,7 @@
  * protocol), and the set of updates not yet recorded on the canonical chain, which the mining
  * loop draws from.
  */
-import { Reader, toHex } from '../core/bytes.ts';
+import { Reader, equalBytes, toHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type SignedUpdate, decodeAnnouncement, decodeSignedUpdate, encodeAnnouncement, encodeSignedUpdate } from '../core/update.ts';
 import type { ChainStore } from '../chain/store.ts';
@@ -80,7 +80,7 @@ export class UpdateIntake {
   }
 
   private async stored(e: PoolEntry): Promise<void> {
-    if (!(await this.isRecorded(e))) this.unrecorded.set(e.key, e);
+    if (await this.recordable(e)) this.unrecorded.set(e.key, e);
     this.gauge?.set(this.unrecorded.size);
     for (const f of this.newUpdate) f();
   }
@@ -127,12 +127,32 @@ export class UpdateIntake {
     return false;
   }
 
-  /** After a reorg: which pool updates the new canonical chain has not recorded. */
+  /**
+   * Not recorded on the canonical chain yet, and built on one of its global models (a block may
+   * only record such an update). An update built on a model of a branch that lost a reorg can
+   * never go into a block on this chain: counted as unrecorded, it kept the miner mining for it
+   * and never let the testnet see an empty pool. It stays in the pool, and comes back if a
+   * reorg (recompute) or a new aggregation on its model (readmit) makes it recordable.
+   */
+  private async recordable(e: PoolEntry): Promise<boolean> {
+    return !(await this.isRecorded(e)) && (await this.baseModelKnown(e.baseModelHash));
+  }
+
+  /** After a reorg: which pool updates the new canonical chain has not recorded and could. */
   async recompute(): Promise<void> {
     for (const e of this.c.pool.all()) {
       if (!e.hasPayload) continue;
-      if (await this.isRecorded(e)) this.unrecorded.delete(e.key);
-      else this.unrecorded.set(e.key, e);
+      if (await this.recordable(e)) this.unrecorded.set(e.key, e);
+      else this.unrecorded.delete(e.key);
+    }
+    this.gauge?.set(this.unrecorded.size);
+  }
+
+  /** A block on the tip brought global model `modelHash`: pool updates built on it become recordable. */
+  async readmit(modelHash: Uint8Array): Promise<void> {
+    for (const e of this.c.pool.all()) {
+      if (!e.hasPayload || this.unrecorded.has(e.key) || !equalBytes(e.baseModelHash, modelHash)) continue;
+      if (!(await this.isRecorded(e))) this.unrecorded.set(e.key, e);
     }
     this.gauge?.set(this.unrecorded.size);
   }
@@ -156,7 +176,9 @@ export class UpdateIntake {
         continue;
       }
       if (await this.baseModelKnown(e.baseModelHash)) out.push(e);
+      else this.unrecorded.delete(e.key); // its model left the chain: see recordable()
     }
+    this.gauge?.set(this.unrecorded.size);
     return out;
   }
 

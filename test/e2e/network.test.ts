@@ -31,7 +31,7 @@ it('2 miners and 3 clients reach 3 aggregations and converge on one tip; chain v
   const metrics = await (await fetch(`${c.node('miner-1').api}/metrics`)).text();
   expect(metrics).toMatch(/^bfl_chain_height\{node="miner-1"\} \d+$/m);
   expect(metrics).toMatch(/^bfl_miner_blocks_mined_total\{node="miner-1"\} \d+$/m);
-  expect(metrics).toMatch(/^bfl_model_accuracy\{node="miner-1"\} 0\.\d+$/m);
+  expect(metrics).toMatch(/^bfl_model_accuracy_ratio\{node="miner-1"\} 0\.\d+$/m);
   const [m1, m2] = await quiesce(c, minerIds(2), ['client-1', 'client-2', 'client-3']);
   expect(m1.tip).toBe(m2.tip);
   expect(m1.aggregations).toBeGreaterThanOrEqual(3);

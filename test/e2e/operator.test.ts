@@ -10,6 +10,7 @@ import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pathError } from '../../src/cli/datadir.ts';
+import { main } from '../../src/cli/main.ts';
 import { initLocalNetwork } from '../../src/node/testnet.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -18,6 +19,27 @@ const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
 function run(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
   return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** The same CLI in this process (no Node start-up per call: the file stays fast); the process's
+ * exit code, stdout and stderr as a spawned one would give them. */
+async function cli(args: string[], env: Record<string, string> = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const saved = { out: process.stdout.write, err: process.stderr.write, env: { ...process.env } };
+  process.stdout.write = ((s: string) => out.push(String(s)) > 0) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => err.push(String(s)) > 0) as typeof process.stderr.write;
+  Object.assign(process.env, env);
+  try {
+    const code = await main(args);
+    return { code, out: out.join(''), err: err.join('') };
+  } finally {
+    process.stdout.write = saved.out;
+    process.stderr.write = saved.err;
+    for (const k of Object.keys(env)) if (saved.env[k] === undefined) delete process.env[k];
+    Object.assign(process.env, saved.env);
+    process.exitCode = undefined;
+  }
 }
 
 /** One line of error, no stack trace. */
@@ -36,29 +58,29 @@ describe('usage errors', () => {
     expect(oneLine(r.err)).toMatch(/^error: unknown command 'frobnicate'.*testnet/);
   });
 
-  it('no arguments, or a command group without its subcommand: the usage goes to stderr, exit 2', () => {
+  it('no arguments, or a command group without its subcommand: the usage goes to stderr, exit 2', async () => {
     for (const args of [[], ['chain']]) {
-      const r = run(args, { BFL_ROLE: '' });
+      const r = await cli(args, { BFL_ROLE: '' });
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.out).toBe('');
       expect(r.err).toMatch(/Usage: bfl-node/);
     }
   });
 
-  it('an invalid BFL_LOG_LEVEL or --log-level is a usage error naming the allowed values', () => {
-    const env = run(['--role', 'miner', '--config', 'c', '--identity', 'i', '--datadir', 'd'], { BFL_LOG_LEVEL: 'loud' });
+  it('an invalid BFL_LOG_LEVEL or --log-level is a usage error naming the allowed values', async () => {
+    const env = await cli(['--role', 'miner', '--config', 'c', '--identity', 'i', '--datadir', 'd'], { BFL_LOG_LEVEL: 'loud' });
     expect(env.code).toBe(2);
     expect(oneLine(env.err)).toMatch(/'loud' from env 'BFL_LOG_LEVEL' is invalid.*trace.*silent/);
-    const flag = run(['--role', 'miner', '--log-level', 'chatty']);
+    const flag = await cli(['--role', 'miner', '--log-level', 'chatty']);
     expect(flag.code).toBe(2);
     expect(oneLine(flag.err)).toMatch(/'chatty' is invalid/);
-    expect(run(['--role', 'miner', '--log-format', 'xml']).err).toMatch(/json, pretty/);
+    expect((await cli(['--role', 'miner', '--log-format', 'xml'])).err).toMatch(/json, pretty/);
   });
 
-  it('every daemon flag has an environment variable, shown in --help', () => {
-    const help = run(['--help']).out.replace(/\s+/g, ' ');
+  it('every daemon flag has an environment variable, shown in --help', async () => {
+    const help = (await cli(['--help'])).out.replace(/\s+/g, ' ');
     for (const v of ['BFL_ROLE', 'BFL_CONFIG', 'BFL_IDENTITY', 'BFL_DATADIR', 'BFL_API', 'BFL_LISTEN', 'BFL_MINING_WORKERS', 'BFL_ATTACK', 'BFL_LOG_LEVEL', 'BFL_LOG_FORMAT']) expect(help).toContain(`env: ${v}`);
-    const bad = run(['--role', 'miner'], { BFL_MINING_WORKERS: '0' });
+    const bad = await cli(['--role', 'miner'], { BFL_MINING_WORKERS: '0' });
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/--mining-workers must be an integer from 1/);
   });
@@ -67,7 +89,7 @@ describe('usage errors', () => {
 describe('paths', () => {
   it('keygen --out into a missing directory names it and how to create it', async () => {
     const dir = await tmpDir('bfl-op-');
-    const r = run(['keygen', '--out', join(dir, 'nope', 'k.json')]);
+    const r = await cli(['keygen', '--out', join(dir, 'nope', 'k.json')]);
     expect(r.code).toBe(1);
     expect(oneLine(r.err)).toMatch(new RegExp(`${join(dir, 'nope')} does not exist; create it.*--out.*\\(BAD_PATH\\)$`));
   });
@@ -75,10 +97,10 @@ describe('paths', () => {
   it('init --dir on a file, and a daemon --datadir that is a file, are one-line BAD_PATH errors', async () => {
     const file = join(await tmpDir('bfl-op-'), 'f');
     await writeFile(file, 'x');
-    const init = run(['init', '--dir', file]);
+    const init = await cli(['init', '--dir', file]);
     expect(init.code).toBe(1);
     expect(oneLine(init.err)).toMatch(/directory .*\/f is a file or lies under one; pass --dir a directory \(BAD_PATH\)/);
-    const node = run(['--role', 'miner', '--config', 'c.json', '--identity', 'k.json', '--datadir', join(file, 'sub')]);
+    const node = await cli(['--role', 'miner', '--config', 'c.json', '--identity', 'k.json', '--datadir', join(file, 'sub')]);
     expect(node.code).toBe(1);
     expect(oneLine(node.err)).toMatch(/datadir .*\/f\/sub is a file or lies under one; pass --datadir a directory/);
   });
@@ -101,18 +123,18 @@ describe('paths', () => {
   it('chain verify and chain show on a missing or empty directory create nothing', async () => {
     const dir = await tmpDir('bfl-op-');
     const missing = join(dir, 'missing');
-    const v = run(['chain', 'verify', '--datadir', missing, '--json']);
+    const v = await cli(['chain', 'verify', '--datadir', missing, '--json']);
     expect(v.code).toBe(1);
     expect(JSON.parse(v.out).error.message).toMatch(/does not exist/);
     expect(existsSync(missing)).toBe(false);
     const empty = join(dir, 'empty');
     await mkdir(empty);
-    expect(oneLine(run(['chain', 'verify', '--datadir', empty]).err)).toMatch(/holds no chain/);
-    expect(oneLine(run(['chain', 'show', '--datadir', empty]).err)).toMatch(/holds no chain/);
+    expect(oneLine((await cli(['chain', 'verify', '--datadir', empty])).err)).toMatch(/holds no chain/);
+    expect(oneLine((await cli(['chain', 'show', '--datadir', empty])).err)).toMatch(/holds no chain/);
     expect(readdirSync(empty)).toEqual([]);
     // a datadir of a node that never ran a chain: neither chain/ nor a LevelDB appears
     await mkdir(join(empty, 'client'));
-    run(['chain', 'show', '--datadir', empty]);
+    await cli(['chain', 'show', '--datadir', empty]);
     expect(readdirSync(empty)).toEqual(['client']);
   });
 });
@@ -144,26 +166,26 @@ describe('a running node', () => {
     expect(log.trimStart()).not.toMatch(/^\{/);
 
     // a second node on the same datadir (other ports)
-    const second = run([...args, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0']);
+    const second = await cli([...args, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0']);
     expect(second.code).toBe(1);
     expect(oneLine(second.err)).toMatch(new RegExp(`${m.datadir} is locked by a running node \\(pid ${child.pid}\\); stop it first.*\\(STORE_LOCKED\\)$`));
     // the chain tools take the node's datadir and say who holds it
-    const verify = run(['chain', 'verify', '--datadir', m.datadir]);
+    const verify = await cli(['chain', 'verify', '--datadir', m.datadir]);
     expect(verify.code).toBe(1);
     expect(oneLine(verify.err)).toMatch(new RegExp(`locked by a running node \\(pid ${child.pid}\\); stop the node first`));
-    const show = run(['chain', 'show', '--datadir', m.datadir]);
+    const show = await cli(['chain', 'show', '--datadir', m.datadir]);
     expect(show.code).toBe(1);
     expect(oneLine(show.err)).toMatch(new RegExp(`locked by a running node \\(pid ${child.pid}\\)`));
 
     // ports in use: the listen port of the running node, and an API port held by a plain server
     const other = await tmpDir('bfl-op-');
-    const p2pBusy = run(['--role', 'miner', '--config', init.config, '--identity', m.identity, '--datadir', other, '--api', '127.0.0.1:0']);
+    const p2pBusy = await cli(['--role', 'miner', '--config', init.config, '--identity', m.identity, '--datadir', other, '--api', '127.0.0.1:0']);
     expect(p2pBusy.code).toBe(1);
     expect(oneLine(p2pBusy.err)).toMatch(new RegExp(`the libp2p listen address ${m.listen} is in use by another process; stop it, or pass --listen MULTIADDR \\(env BFL_LISTEN\\) \\(PORT_IN_USE\\)`));
     const server = createServer();
     servers.push(server);
     const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as { port: number }).port)));
-    const apiBusy = run(['--role', 'miner', '--config', init.config, '--identity', m.identity, '--datadir', await tmpDir('bfl-op-'), '--listen', '/ip4/127.0.0.1/tcp/0', '--api', `127.0.0.1:${port}`]);
+    const apiBusy = await cli(['--role', 'miner', '--config', init.config, '--identity', m.identity, '--datadir', await tmpDir('bfl-op-'), '--listen', '/ip4/127.0.0.1/tcp/0', '--api', `127.0.0.1:${port}`]);
     expect(apiBusy.code).toBe(1);
     expect(oneLine(apiBusy.err)).toMatch(new RegExp(`the HTTP API address 127.0.0.1:${port} is in use by another process; stop it, or pass --api HOST:PORT`));
 
@@ -172,9 +194,9 @@ describe('a running node', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(existsSync(join(m.datadir, 'node.pid'))).toBe(false);
-    const ok = run(['chain', 'verify', '--datadir', m.datadir, '--json']);
+    const ok = await cli(['chain', 'verify', '--datadir', m.datadir, '--json']);
     expect(ok.code, ok.err).toBe(0);
     expect(JSON.parse(ok.out)).toMatchObject({ valid: true, networkId: 'bfl-op' });
-    expect(run(['chain', 'show', '--datadir', m.datadir]).out).toMatch(/network bfl-op/);
+    expect((await cli(['chain', 'show', '--datadir', m.datadir])).out).toMatch(/network bfl-op/);
   });
 });

@@ -6,6 +6,7 @@ const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
 it('the main job: bfl-node testnet (2 miners, 6 clients) reaches 10 aggregations, 0.85 accuracy, one tip', { timeout: 600_000 }, () => {
   const r = spawnSync(process.execPath, [BIN, 'testnet', '--json'], { encoding: 'utf8', timeout: 590_000 });
   expect(r.status, r.stderr.slice(-2000)).toBe(0);
+  for (const id of ['miner-1', 'miner-2', 'client-6']) expect(r.stderr).toMatch(new RegExp(`^ {2}${id} +http://127\\.0\\.0\\.1:\\d+/$`, 'm')); // each node's dashboard URL
   const s = JSON.parse(r.stdout);
   expect(s.aggregations).toBeGreaterThanOrEqual(10);
   expect(s.converged).toBe(true);

@@ -189,4 +189,24 @@ describe('aggregator state per block', () => {
       await worker.close();
     }
   });
+
+  it('a worker that dies fails its jobs and is replaced: the next job is answered', async () => {
+    const { updates, previous } = makeUpdates({ seed: 6, honest: 8, attackers: 0, dim: 500 });
+    const engine = new WorkerAggregationEngine(defaultAggregationConfig);
+    const job = () => ({
+      previous: deltaToPayload(previous),
+      updates: updates.map((u) => ({ clientId: u.clientId, digest: u.digest, payload: deltaToPayload(u.delta), sampleCount: u.sampleCount, staleness: u.staleness })),
+      baseReward: 1_000n,
+      state: engine.initialState(),
+      context: { round: 1, parentHash: new Uint8Array(32) },
+    });
+    try {
+      const inFlight = engine.aggregate(job());
+      await (engine as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+      await expect(inFlight).rejects.toThrow(/aggregation worker exited/);
+      expect((await engine.aggregate(job())).entries).toHaveLength(8);
+    } finally {
+      await engine.close();
+    }
+  });
 });

@@ -28,7 +28,7 @@ it('the compose testnet matches the config its init service writes', async () =>
   await initNetwork({ dir, docker: true, miners: Number(flag(init, '--miners')), clients: Number(flag(init, '--clients')), host: '0.0.0.0', basePort: 0, networkId: flag(init, '--network-id'), force: false, chain: { phi: Number(flag(init, '--phi')) } });
   const cfg = await loadNetworkConfig(join(dir, 'network.json'));
   const mount = flag(init, '--dir');
-  const nodes = Object.entries(compose.services).filter(([name]) => name !== 'init' && name !== 'experiment') as [string, { command: string[]; depends_on: object; volumes: string[]; ports?: string[]; profiles?: string[] }][];
+  const nodes = Object.entries(compose.services).filter(([name, s]) => name !== 'init' && name !== 'experiment' && !(s as { profiles?: string[] }).profiles?.includes('monitoring')) as [string, { command: string[]; depends_on: object; volumes: string[]; ports?: string[]; profiles?: string[] }][];
   expect(nodes.map(([n]) => n).sort()).toEqual(cfg.members.map((m) => m.id).sort());
   const hostPorts = new Set<string>();
   for (const [name, svc] of nodes) {
@@ -39,7 +39,9 @@ it('the compose testnet matches the config its init service writes', async () =>
     expect(flag(cmd, '--identity')).toBe(`${mount}/keys/${name}.json`);
     expect(flag(cmd, '--datadir')).toBe(`${mount}/data/${name}`);
     expect(svc.volumes).toContain(`testnet:${mount}`);
-    expect(svc.depends_on).toEqual({ init: { condition: 'service_completed_successfully' } });
+    // miners after init; clients also wait for every miner to be healthy (GET /healthz)
+    const miners = cfg.members.filter((m) => m.role === 'miner').map((m) => [m.id, { condition: 'service_healthy' }]);
+    expect(svc.depends_on).toEqual({ init: { condition: 'service_completed_successfully' }, ...(member.role === 'client' ? Object.fromEntries(miners) : {}) });
     const addr = cfg.addresses.get(name)!;
     expect(addr.listen).toBe('/ip4/0.0.0.0/tcp/4001');
     expect(addr.dial).toBe(`/dns4/${name}/tcp/4001`); // the service name is the host name
@@ -67,7 +69,9 @@ it('the image runs Node 24 and the program as its entry point', () => {
   expect(df).toMatch(/^FROM node:24/m);
   expect(df).toMatch(/ENTRYPOINT \["node", "bin\/bfl-node.js"\]/);
   expect(df).toMatch(/npm ci --omit=dev/);
-  expect(compose.services.init.build).toEqual({ context: '..', dockerfile: 'docker/Dockerfile' });
+  expect(compose.services.init.build).toMatchObject({ context: '..', dockerfile: 'docker/Dockerfile' });
+  expect(compose.services.init.build.args.BFL_COMMIT).toBeDefined(); // bfl_build_info's commit (the image has no .git)
+  expect(df).toMatch(/^ARG BFL_COMMIT/m);
   // no onnxruntime download from outside the registry, no darwin/win32 binaries in the image
   expect(df).toMatch(/ONNXRUNTIME_NODE_INSTALL=skip npm ci/);
   expect(df).toMatch(/rm -rf node_modules\/onnxruntime-node\/bin\/napi-v6\/darwin node_modules\/onnxruntime-node\/bin\/napi-v6\/win32/);
@@ -91,4 +95,42 @@ it('npm reads the project .npmrc without "Unknown project config" and skips onnx
   expect(r.status).toBe(0);
   expect(r.stderr).not.toMatch(/Unknown (project|user|env) config/);
   expect(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).allowScripts['onnxruntime-node']).toBe(false);
+});
+
+it('the image checks its health on /healthz; init, which serves nothing, does not', () => {
+  const df = readFileSync(join(root, 'docker/Dockerfile'), 'utf8');
+  const hc = /^HEALTHCHECK .*\\\n\s*CMD (\[.*\])$/m.exec(df);
+  expect(hc, 'a HEALTHCHECK in exec form').not.toBeNull();
+  const cmd = JSON.parse(hc![1]) as string[];
+  expect(cmd.slice(0, 2)).toEqual(['node', '-e']);
+  expect(cmd[2]).toContain("'http://127.0.0.1:8080/healthz'"); // the API port of the compose layout (addresses checked above)
+  expect(compose.services.init.healthcheck).toEqual({ disable: true });
+  expect(compose.services.experiment.healthcheck).toEqual({ disable: true });
+});
+
+it('the monitoring profile: Prometheus scrapes every node, Grafana gets the data source and dashboard', () => {
+  const { prometheus, grafana } = compose.services;
+  expect(prometheus.profiles).toEqual(['monitoring']);
+  expect(grafana.profiles).toEqual(['monitoring']);
+  const nodeServices = Object.entries(compose.services)
+    .filter(([name, s]) => name !== 'init' && name !== 'experiment' && !(s as { profiles?: string[] }).profiles?.includes('monitoring'))
+    .map(([name]) => name);
+  const mount = (svc: { volumes: string[] }, target: string) => svc.volumes.find((v) => v.split(':')[1] === target)?.split(':')[0];
+  const promFile = join(root, 'docker', mount(prometheus, '/etc/prometheus/prometheus.yml')!);
+  const prom = parse(readFileSync(promFile, 'utf8'));
+  const targets = prom.scrape_configs.flatMap((c: { static_configs: { targets: string[] }[] }) => c.static_configs.flatMap((s) => s.targets));
+  expect(targets.sort()).toEqual(nodeServices.map((n) => `${n}:8080`).sort());
+  const provisioning = join(root, 'docker', mount(grafana, '/etc/grafana/provisioning')!);
+  const ds = parse(readFileSync(join(provisioning, 'datasources/prometheus.yml'), 'utf8')).datasources[0];
+  expect(ds).toMatchObject({ type: 'prometheus', url: 'http://prometheus:9090', uid: 'prometheus' });
+  const dashDir = mount(grafana, '/var/lib/grafana/dashboards')!;
+  const provider = parse(readFileSync(join(provisioning, 'dashboards/bfl-node.yml'), 'utf8')).providers[0];
+  expect(provider.options.path).toBe('/var/lib/grafana/dashboards');
+  const dashboard = JSON.parse(readFileSync(join(root, 'docker', dashDir, 'bfl-node.json'), 'utf8'));
+  expect(grafana.environment.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH).toBe('/var/lib/grafana/dashboards/bfl-node.json');
+  // every panel queries the provisioned data source
+  const uids = new Set<string>();
+  const visit = (ps: any[]) => ps?.forEach((p) => (p.datasource && uids.add(p.datasource.uid), visit(p.panels)));
+  visit(dashboard.panels);
+  expect([...uids]).toEqual([ds.uid]);
 });

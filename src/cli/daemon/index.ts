@@ -105,14 +105,18 @@ export async function runDaemon(flags: DaemonFlags): Promise<number> {
     logger.info(why, 'shutting down (send the signal again to force)');
     if (node) void shutdown();
   };
-  process.on('SIGINT', () => stop({ sig: 'SIGINT' }));
-  process.on('SIGTERM', () => stop({ sig: 'SIGTERM' }));
+  const onInt = () => stop({ sig: 'SIGINT' });
+  const onTerm = () => stop({ sig: 'SIGTERM' });
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
   const watch = watchParent((parent) => stop({ parent }));
   try {
     // the attack comes from the experiments (the top layer builds it; the node knows only behaviours)
     node = await startNode({ ...o, behaviour: attack && attackBehaviour(attack), logger });
   } catch (e) {
     watch.stop();
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
     if (isLockError(e)) throw lockedError(o.datadir);
     throw portInUseError(e) ?? e;
   }

@@ -51,6 +51,10 @@ export function testnetCommand(): Command {
         dir: o.dir,
         keep: o.keep,
         timeoutSeconds: o.timeout,
+        onStarted: (nodes) => {
+          // stderr, like the progress: stdout stays the summary (JSON with --json)
+          process.stderr.write(`dashboards (open in a browser while the testnet runs):\n${nodes.map((n) => `  ${n.id.padEnd(10)} ${n.dashboard}`).join('\n')}\n`);
+        },
         onProgress: (p) => {
           const line = `[${p.seconds.toFixed(0).padStart(4)} s] height ${p.height}  aggregations ${p.aggregations}/${o.aggregations}  accuracy ${p.accuracy === null ? '-' : p.accuracy.toFixed(4)}  updates ${p.uploaded}  flagged ${p.flagged.length ? p.flagged.join(',') : '-'}`;
           if (tty) process.stderr.write(`\r${line.padEnd(110)}`);

@@ -1,0 +1,73 @@
+/**
+ * The metrics a dashboard needs: standard process metrics, build info, peers by role,
+ * signature verification, block validation and aggregation durations, and the health of stores.
+ */
+import { readFileSync } from 'node:fs';
+import { expect, it } from 'vitest';
+import { ChainStore } from '../../src/chain/store.ts';
+import { SigningContext } from '../../src/core/contexts.ts';
+import { InThreadVerifier } from '../../src/crypto/verifier.ts';
+import { Metrics } from '../../src/util/metrics.ts';
+import { buildInfo, registerBuildInfo, registerPeersGauge, timedVerifier } from '../../src/api/node-metrics.ts';
+import { makeNetwork, mineBlock, nextAggregation, signedRecord } from '../helpers/network.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+it('default process metrics keep their standard names (stock Node.js dashboards work)', async () => {
+  const text = await new Metrics({ defaultMetrics: true }).text();
+  expect(text).toMatch(/^process_cpu_seconds_total /m);
+  expect(text).toMatch(/^process_resident_memory_bytes /m);
+  expect(text).toMatch(/^# TYPE nodejs_eventloop_lag_p99_seconds gauge$/m);
+  expect(text).not.toMatch(/^bfl_process_/m);
+});
+
+it('bfl_build_info carries the package version and the commit', async () => {
+  const m = new Metrics();
+  registerBuildInfo(m);
+  const version = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+  expect(buildInfo().version).toBe(version);
+  const text = await m.text();
+  expect(text).toContain(`bfl_build_info{version="${version}",commit="${buildInfo().commit}"} 1`);
+  expect(buildInfo().commit).toMatch(process.env.BFL_COMMIT ? /./ : /^([0-9a-f]{7,40}|unknown)$/);
+});
+
+it('bfl_peers counts connections by role at scrape time', async () => {
+  const m = new Metrics();
+  let peers: { role?: string }[] = [{ role: 'miner' }, { role: 'client' }, { role: 'client' }, {}];
+  registerPeersGauge(m, () => peers);
+  expect(await m.text()).toMatch(/^bfl_peers\{role="client"\} 2$/m);
+  expect(await m.text()).toMatch(/^bfl_peers\{role="unknown"\} 1$/m);
+  peers = [];
+  expect(await m.text()).toMatch(/^bfl_peers\{role="client"\} 0$/m);
+});
+
+it('timedVerifier: same answers as the verifier, a duration per batch and counts by result', async () => {
+  const net = makeNetwork({ clients: 1 });
+  const m = new Metrics();
+  const v = timedVerifier(new InThreadVerifier(), m);
+  const id = net.clients[0];
+  const message = new Uint8Array([1, 2, 3]);
+  const signature = id.key.sign(message, SigningContext.update);
+  const ok = { publicKey: id.publicKey, message, signature, context: SigningContext.update };
+  expect(await v.verify([ok, { ...ok, message: new Uint8Array([9]) }])).toEqual([true, false]);
+  const text = await m.text();
+  expect(text).toMatch(/^bfl_signature_verification_seconds_count 1$/m);
+  expect(text).toMatch(/^bfl_signatures_verified_total\{result="valid"\} 1$/m);
+  expect(text).toMatch(/^bfl_signatures_verified_total\{result="invalid"\} 1$/m);
+  await v.close();
+});
+
+it('the chain store times block validation and says whether it is open (GET /healthz)', async () => {
+  const net = makeNetwork({ phi: 2 });
+  const m = new Metrics();
+  const store = await ChainStore.open({ datadir: await tmpDir('bfl-metrics-'), params: net.params, signatures: new InThreadVerifier(), now: () => net.params.genesisTime + 1e9, metrics: m });
+  expect(store.isOpen).toBe(true);
+  let p = store.tip;
+  for (let i = 0; i < 3; i++) {
+    const records = [signedRecord(net, net.clients[i], net.miners[0].id, p.modelHash)];
+    await store.addBlock(mineBlock(net, p, net.miners[0], { records, aggregation: nextAggregation(net, p, records), timestamp: p.timestamp + 1000 }));
+    p = store.tip;
+  }
+  expect(await m.text()).toMatch(/^bfl_block_validation_seconds_count 3$/m);
+  await store.close();
+  expect(store.isOpen).toBe(false);
+});
