@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { AGGREGATORS } from '../core/aggregation/index.ts';
 import { ID_PATTERN } from '../core/bytes.ts';
 import { PARAM_SIZES } from '../crypto/mldsa.ts';
+import { KEM_SIZES } from '../crypto/mlkem.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -134,12 +135,15 @@ export function networkSchema(d: SectionDefaults) {
     requestTimeoutMs: int({ min: 100, max: 600_000 }).default(p.requestTimeoutMs),
     mdns: bool().default(p.mdns),
     ipColocationPenalty: bool().default(p.ipColocationPenalty),
+    sealUpdates: bool().default(p.sealUpdates),
   });
+  const kemHex = KEM_SIZES.publicKey * 2;
   const pkHex = PARAM_SIZES['ML-DSA-44'].publicKey * 2;
   const member = section({
     id: str(ID_PATTERN),
     role: oneOf(['miner', 'client'] as const),
     publicKey: z.string(expected('a string of hex')).regex(new RegExp(`^[0-9a-fA-F]{${pkHex}}$`), expected(`${pkHex / 2} bytes of hex (an ML-DSA-44 public key)`)).optional(),
+    kemPublicKey: z.string(expected('a string of hex')).regex(new RegExp(`^[0-9a-fA-F]{${kemHex}}$`), expected(`${kemHex / 2} bytes of hex (an ML-KEM-768 encapsulation key)`)).optional(),
     keyFile: str().optional(),
     peerId: str(PEER_ID).optional(),
     listen: withPort(MULTIADDR, `a multiaddr matching ${MULTIADDR}`, 0).optional(),

@@ -18,6 +18,7 @@ import type { NetworkConfig } from '../config/network.ts';
 import type { SignatureVerifier } from '../crypto/verifier.ts';
 import type { PeerBook } from '../net/peer-book.ts';
 import { protocols } from '../net/protocols.ts';
+import { type UpdateSealing, sealedProtocols } from '../net/sealed-updates.ts';
 import type { Transport } from '../net/transport.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
@@ -35,6 +36,8 @@ export interface UpdateFetcherComponents {
   clock: Clock;
   logger: Logger;
   metrics?: Metrics;
+  /** With `p2p.sealUpdates`: fetched updates come sealed to our KEM key. */
+  sealing?: UpdateSealing;
 }
 
 export class UpdateFetcher implements UpdateSource {
@@ -103,11 +106,12 @@ export class UpdateFetcher implements UpdateSource {
       if (tried.has(peer)) continue;
       tried.add(peer);
       try {
-        const res = await transport.request(peer, protocols(config.networkId).update, new Writer(64).str(clientId).fixed(digest, 32).finish(), {
-          maxResponseBytes: config.p2p.maxUpdateBytes + 8192,
+        const sealing = this.c.sealing;
+        const res = await transport.request(peer, sealing ? sealedProtocols(config.networkId).update : protocols(config.networkId).update, new Writer(64).str(clientId).fixed(digest, 32).finish(), {
+          maxResponseBytes: config.p2p.maxUpdateBytes + 16384,
           timeoutMs: config.p2p.requestTimeoutMs,
         });
-        const u = decodeSignedUpdate(res, config.p2p.maxUpdateBytes);
+        const u = sealing ? sealing.decode(res, 'serve', this.c.clock.now(), config.p2p.maxUpdateBytes) : decodeSignedUpdate(res, config.p2p.maxUpdateBytes);
         if (u.clientId !== clientId || !equalBytes(u.updateDigest, digest)) throw new BflError(ErrorCode.MALFORMED, 'peer sent another update than asked');
         try {
           this.checkShape(u, true);
