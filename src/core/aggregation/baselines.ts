@@ -1,5 +1,5 @@
 /**
- * Baselines behind the same interface (DESIGN.md §5), for the comparisons a reviewer asks for.
+ * Baselines behind the same interface (docs/architecture.md, "Aggregation"), for the comparisons a reviewer asks for.
  * All deterministic: canonical order, float64, ties broken by digest order.
  *   FedAvg (McMahan et al. 2017): sample-count weighted mean.
  *   FedProx-style straggler drop (Li et al. 2020): drop the given fraction of updates, the

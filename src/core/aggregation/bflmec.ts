@@ -1,6 +1,6 @@
 /**
  * BFL-MEC contribution identification and fair aggregation (the paper's Algorithm 4 and
- * Eq. II.4; DESIGN.md §5):
+ * Eq. II.4; docs/architecture.md, "Aggregation"):
  *  0. length check (ours, off with maxNormRatio null): an update longer than maxNormRatio × the
  *     median update length is low and takes no part in steps 1-2 (cosine distance cannot see
  *     length, so a scaled update would otherwise pass and dominate ḡ; docs/decisions.md);
