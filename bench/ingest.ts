@@ -21,6 +21,8 @@ import { loadKeyFile, loadPeerKey } from '../src/crypto/keyfile.ts';
 import { encodeSignedUpdate } from '../src/core/update.ts';
 import { type P2PNode, createP2P } from '../src/net/p2p.ts';
 import { protocols } from '../src/net/protocols.ts';
+import { UpdateSealing, sealedProtocols } from '../src/net/sealed-updates.ts';
+import { KemDirectory } from '../src/crypto/kem-keys.ts';
 import { RemoteError, request } from '../src/net/reqres.ts';
 import { initialModelOf, startNode } from '../src/node/daemon.ts';
 import { initLocalNetwork } from '../src/node/testnet.ts';
@@ -101,7 +103,9 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
     const initial = initialModelOf(cfg);
     const baseModelHash = sha256(new Uint8Array(initial.buffer));
     const updateBytes = initial.length * 4;
-    const submit = protocols(cfg.networkId).submit;
+    // As the product sends them: sealed to the miner's ML-KEM key where the network seals updates.
+    const sealing = cfg.p2p.sealUpdates ? new UpdateSealing({ networkId: cfg.networkId, directory: new KemDirectory(cfg.members) }) : undefined;
+    const submit = sealing ? sealedProtocols(cfg.networkId).submit : protocols(cfg.networkId).submit;
 
     const raw = await rawStreamMbPerSecond(Math.min(seconds, 5), updateBytes);
 
@@ -125,7 +129,7 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
             const digest = sha256(payload);
             const claim = { clientId: identity.id, minerId: minerNode.id, baseModelHash, updateDigest: digest, sampleCount: 100, createdAt: Date.now(), payloadBytes: payload.length };
             const signature = identity.key.sign(encodeUpdateClaim(claimOfRecord(cfg.networkId, claim)), SigningContext.update);
-            const body = encodeSignedUpdate({ ...claim, signature, payload });
+            const body = sealing ? sealing.encode({ ...claim, signature, payload }, 'upload', minerNode.id, Date.now()) : encodeSignedUpdate({ ...claim, signature, payload });
             const t = performance.now();
             try {
               await request(node, peerIdFromString(addr.peerId!), submit, body, { maxResponseBytes: 1024, timeoutMs: 30_000 });

@@ -3,6 +3,8 @@
  * the testnet's progress display and the experiments. JSON-safe (bigints as decimal strings).
  */
 
+import type { SealingStats } from '../net/sealed-updates.ts';
+
 export interface MinerStatus {
   role: 'miner';
   id: string;
@@ -27,6 +29,8 @@ export interface MinerStatus {
   /** Penalty points by member id (or PeerId for outsiders). */
   penalties: Record<string, number>;
   orphans: number;
+  /** Updates sealed/opened and their CPU ms (null with sealing off). */
+  sealing?: SealingStats | null;
 }
 
 export interface UploadInfo {
@@ -58,6 +62,8 @@ export interface ClientStatus {
   freshSamples: number;
   /** The behaviour of the client's updates ('none' for honest training). */
   attack: string;
+  /** Updates sealed and their CPU ms (null with sealing off). */
+  sealing?: SealingStats | null;
 }
 
 export type NodeStatus = MinerStatus | ClientStatus;

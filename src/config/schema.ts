@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { AGGREGATORS } from '../core/aggregation/index.ts';
 import { ID_PATTERN } from '../core/bytes.ts';
 import { PARAM_SIZES } from '../crypto/mldsa.ts';
+import { KEM_SIZES } from '../crypto/mlkem.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
@@ -49,6 +50,20 @@ function big(min: bigint) {
 
 const str = (pattern?: RegExp) => (pattern ? z.string(expected(`a string matching ${pattern}`)).regex(pattern, expected(`a string matching ${pattern}`)) : z.string(expected('a string')));
 const oneOf = <T extends readonly [string, ...string[]]>(choices: T) => z.enum(choices, expected(`one of ${choices.map((c) => JSON.stringify(c)).join(', ')}`));
+/**
+ * An address ending in a TCP port: the pattern, and the port (its last digits) in min-65535 (else
+ * the bind fails later with a raw error). A listen address may say 0 (any free port).
+ */
+function withPort(pattern: RegExp, what: string, min = 1) {
+  const e = expected(`${what} with a port in ${min}-65535`);
+  return z
+    .string(e)
+    .regex(pattern, e)
+    .refine((v) => {
+      const port = Number(/(\d+)$/.exec(v)?.[1]);
+      return port >= min && port <= 65535;
+    }, e);
+}
 const bool = () => z.boolean(expected('true or false'));
 
 /** An object that rejects unknown keys (a typo must not be silently ignored). */
@@ -120,17 +135,20 @@ export function networkSchema(d: SectionDefaults) {
     requestTimeoutMs: int({ min: 100, max: 600_000 }).default(p.requestTimeoutMs),
     mdns: bool().default(p.mdns),
     ipColocationPenalty: bool().default(p.ipColocationPenalty),
+    sealUpdates: bool().default(p.sealUpdates),
   });
+  const kemHex = KEM_SIZES.publicKey * 2;
   const pkHex = PARAM_SIZES['ML-DSA-44'].publicKey * 2;
   const member = section({
     id: str(ID_PATTERN),
     role: oneOf(['miner', 'client'] as const),
     publicKey: z.string(expected('a string of hex')).regex(new RegExp(`^[0-9a-fA-F]{${pkHex}}$`), expected(`${pkHex / 2} bytes of hex (an ML-DSA-44 public key)`)).optional(),
+    kemPublicKey: z.string(expected('a string of hex')).regex(new RegExp(`^[0-9a-fA-F]{${kemHex}}$`), expected(`${kemHex / 2} bytes of hex (an ML-KEM-768 encapsulation key)`)).optional(),
     keyFile: str().optional(),
     peerId: str(PEER_ID).optional(),
-    listen: str(MULTIADDR).optional(),
-    dial: str(MULTIADDR).optional(),
-    api: str(HOST_PORT).optional(),
+    listen: withPort(MULTIADDR, `a multiaddr matching ${MULTIADDR}`, 0).optional(),
+    dial: withPort(MULTIADDR, `a multiaddr matching ${MULTIADDR}`).optional(),
+    api: withPort(HOST_PORT, 'host:port').optional(),
   });
   // prefault: an absent section is parsed from {} so that its fields take their defaults
   return section({

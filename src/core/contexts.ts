@@ -6,5 +6,7 @@ export const SigningContext = {
   update: 'bfl/update/v1',
   block: 'bfl/block/v1',
   peer: 'bfl/peer/v1',
+  /** A miner's ML-KEM key announcement (crypto/kem-keys.ts). */
+  kemKey: 'bfl/kem-key/v1',
 } as const;
 export type SigningContext = (typeof SigningContext)[keyof typeof SigningContext];

@@ -10,6 +10,10 @@ export const ErrorCode = {
   // encoding and shape
   MALFORMED: 'MALFORMED',
   OVERSIZED: 'OVERSIZED',
+  /** An update payload holds NaN or ±Infinity: no aggregation rule can use it (issue 13, item 6). */
+  NON_FINITE: 'NON_FINITE',
+  /** A field is outside its sane range (an update's sampleCount, a createdAt before the network began). */
+  OUT_OF_RANGE: 'OUT_OF_RANGE',
   // block rules
   BAD_POW: 'BAD_POW',
   BAD_DIFFICULTY: 'BAD_DIFFICULTY',
@@ -44,6 +48,13 @@ export const ErrorCode = {
   UNAVAILABLE: 'UNAVAILABLE',
   /** A listen address (libp2p or the HTTP API) is taken by another process. */
   PORT_IN_USE: 'PORT_IN_USE',
+  // sealed (ML-KEM encrypted) payloads: src/crypto/seal.ts
+  KEM_WRONG_KEY: 'KEM_WRONG_KEY', // sealed to a KEM key the recipient does not hold
+  KEM_KEY_EXPIRED: 'KEM_KEY_EXPIRED', // sealed to a recipient key past its validity window
+  SEAL_TRUNCATED: 'SEAL_TRUNCATED', // shorter than its header says
+  SEAL_TAMPERED: 'SEAL_TAMPERED', // KEM ciphertext, AEAD ciphertext, tag or associated data altered
+  SEAL_REPLAYED: 'SEAL_REPLAYED', // a KEM ciphertext the recipient has already opened
+  SEAL_REQUIRED: 'SEAL_REQUIRED', // a raw update in clear on a network that requires sealing
   // data sets
   DATA_NOT_FOUND: 'DATA_NOT_FOUND',
   BAD_DATA: 'BAD_DATA',

@@ -16,6 +16,9 @@ export interface Member {
   id: string;
   role: Role;
   publicKey: Uint8Array;
+  /** A miner's first ML-KEM-768 encapsulation key (updates are sealed to it; rotations are
+   * announced in signed peer records). Optional: networks from before ML-KEM have none. */
+  kemPublicKey?: Uint8Array;
 }
 
 export interface ChainParams {
@@ -48,7 +51,11 @@ export function paramsDigest(p: ChainParams): Uint8Array {
     .bytes(utf8(p.rules));
   const members = [...p.members].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   w.u32(members.length);
-  for (const m of members) w.str(m.id).u8(m.role === 'miner' ? 1 : 0).bytes(m.publicKey);
+  // Bit 1 of the role byte says a KEM key follows, so digests of networks without KEM keys are unchanged.
+  for (const m of members) {
+    w.str(m.id).u8((m.role === 'miner' ? 1 : 0) | (m.kemPublicKey ? 2 : 0)).bytes(m.publicKey);
+    if (m.kemPublicKey) w.bytes(m.kemPublicKey);
+  }
   return sha256(w.finish());
 }
 
@@ -116,7 +123,7 @@ export interface ChainParamsJson {
   baseReward: string;
   maxBlockBytes: number;
   maxFutureMs: number;
-  members: { id: string; role: Role; publicKey: string }[];
+  members: { id: string; role: Role; publicKey: string; kemPublicKey?: string }[];
   initialModel: string; // base64 of the float32 LE bytes
   rules: string;
 }
@@ -131,7 +138,7 @@ export function paramsToJson(p: ChainParams): ChainParamsJson {
     baseReward: p.baseReward.toString(),
     maxBlockBytes: p.maxBlockBytes,
     maxFutureMs: p.maxFutureMs,
-    members: p.members.map((m) => ({ id: m.id, role: m.role, publicKey: Buffer.from(m.publicKey).toString('hex') })),
+    members: p.members.map((m) => ({ id: m.id, role: m.role, publicKey: Buffer.from(m.publicKey).toString('hex'), ...(m.kemPublicKey ? { kemPublicKey: Buffer.from(m.kemPublicKey).toString('hex') } : {}) })),
     initialModel: Buffer.from(p.initialModel).toString('base64'),
     rules: p.rules,
   };
@@ -147,7 +154,7 @@ export function paramsFromJson(j: ChainParamsJson): ChainParams {
     baseReward: BigInt(j.baseReward),
     maxBlockBytes: j.maxBlockBytes,
     maxFutureMs: j.maxFutureMs,
-    members: j.members.map((m) => ({ id: m.id, role: m.role, publicKey: new Uint8Array(Buffer.from(m.publicKey, 'hex')) })),
+    members: j.members.map((m) => ({ id: m.id, role: m.role, publicKey: new Uint8Array(Buffer.from(m.publicKey, 'hex')), ...(m.kemPublicKey ? { kemPublicKey: new Uint8Array(Buffer.from(m.kemPublicKey, 'hex')) } : {}) })),
     initialModel: new Uint8Array(Buffer.from(j.initialModel, 'base64')),
     rules: j.rules,
   };

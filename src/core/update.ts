@@ -82,7 +82,53 @@ export function decodeSignedUpdate(bytes: Uint8Array, maxBytes: number): SignedU
   if (payload.length !== a.payloadBytes) throw new BflError(ErrorCode.MALFORMED, `payload is ${payload.length} bytes, announced ${a.payloadBytes}`);
   if (payload.length % 4 !== 0) throw new BflError(ErrorCode.MALFORMED, 'payload is not a whole number of float32 values');
   if (!equalBytes(sha256(payload), a.updateDigest)) throw new BflError(ErrorCode.MALFORMED, 'payload does not hash to the update digest');
+  assertFinitePayload(payload);
   return { ...a, payload };
+}
+
+/**
+ * Refuse NaN and ±Infinity (REJECT: a client's trainer never produces them honestly). They would
+ * poison every aggregation rule (a NaN global model, a NaN reward weight that BigInt() throws on),
+ * so they stop at decode, before anything reads the floats. Checked on the bit pattern (exponent
+ * all ones) so the test is endian-explicit and needs no aligned copy.
+ */
+export function assertFinitePayload(payload: Uint8Array): void {
+  for (let i = 3; i < payload.length; i += 4) {
+    if ((payload[i] & 0x7f) === 0x7f && (payload[i - 1] & 0x80) !== 0) {
+      const k = (i - 3) / 4;
+      const what = Number.isNaN(new DataView(payload.buffer, payload.byteOffset + i - 3, 4).getFloat32(0, true)) ? 'NaN' : 'an infinity';
+      throw new BflError(ErrorCode.NON_FINITE, `update parameter ${k} is ${what}; updates must hold finite float32 values (check the trainer for a diverged loss)`, { details: { index: k } });
+    }
+  }
+}
+
+/**
+ * Most samples one update may claim. The sample count weights an update in FedAvg-style rules,
+ * so 2^32 − 1 would take the whole aggregation. 10^6 is 10^4 times the paper's N = 100 samples
+ * per local update and more than the whole MNIST training set (60,000): no honest client of
+ * this network reaches it. (docs/decisions.md, "Sanity bounds at intake".)
+ */
+export const MAX_SAMPLE_COUNT = 1_000_000;
+
+/**
+ * Field sanity at intake (client uploads, announcements, fetched updates): sampleCount in
+ * [1, MAX_SAMPLE_COUNT]; createdAt no earlier than the network's genesis less the allowed clock
+ * skew (0 or a date before the network existed is a broken or lying client: REJECT), and no
+ * further ahead of our clock than blocks may be (maxFutureMs; IGNORE as for blocks, since clocks
+ * drift). Pure: the clock is a parameter. The block rules apply the same bounds to every record,
+ * with the block's timestamp as the clock (core/validation.ts), so an update refused here can
+ * never be one a valid block needs.
+ */
+export function checkUpdateFields(a: Pick<UpdateAnnouncement, 'clientId' | 'sampleCount' | 'createdAt'>, o: { now: number; genesisTime: number; maxFutureMs: number; futureAction?: 'IGNORE' | 'REJECT' }): void {
+  if (a.sampleCount < 1 || a.sampleCount > MAX_SAMPLE_COUNT) {
+    throw new BflError(ErrorCode.OUT_OF_RANGE, `update of ${a.clientId} claims ${a.sampleCount} samples; an update must have 1 to ${MAX_SAMPLE_COUNT}`);
+  }
+  if (a.createdAt > o.now + o.maxFutureMs) {
+    throw new BflError(ErrorCode.TIMESTAMP_FUTURE, `update of ${a.clientId} was created at ${a.createdAt}, ${a.createdAt - o.now} ms ahead of our clock (limit ${o.maxFutureMs}); check the client's clock`, { action: o.futureAction ?? 'IGNORE' });
+  }
+  if (a.createdAt < o.genesisTime - o.maxFutureMs) {
+    throw new BflError(ErrorCode.OUT_OF_RANGE, `update of ${a.clientId} was created at ${a.createdAt}, before the network's genesis (${o.genesisTime}); check the client's clock`);
+  }
 }
 
 export function recordOf(a: UpdateAnnouncement): RecordTx {

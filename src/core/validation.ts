@@ -9,6 +9,7 @@ import { BLOCK_VERSION, blockHash, claimOfRecord, encodeBlockSigningMessage, enc
 import { SigningContext } from './contexts.ts';
 import { BflError, ErrorCode } from './errors.ts';
 import { sha256 } from './hash.ts';
+import { checkUpdateFields } from './update.ts';
 import { merkleRoot } from './merkle.ts';
 import type { ChainParams, Membership } from './params.ts';
 import { blockWork, meetsTarget } from './pow.ts';
@@ -123,6 +124,8 @@ export function checkBlockStandalone(block: Block, ctx: Pick<ValidationContext, 
   for (const r of l.records) {
     if (!membership.ofRole(r.clientId, 'client')) fail(ErrorCode.UNKNOWN_CLIENT, `update record from unknown client ${r.clientId}`);
     if (!membership.ofRole(r.minerId, 'miner')) fail(ErrorCode.UNKNOWN_MINER, `update record names unknown miner ${r.minerId}`);
+    // the intake's sanity bounds, against the block's own clock: a record from after its block is the miner's fault
+    checkUpdateFields(r, { now: header.timestamp, genesisTime: params.genesisTime, maxFutureMs: params.maxFutureMs, futureAction: 'REJECT' });
     const key = r.clientId + ':' + toHex(r.updateDigest);
     if (seen.has(key)) fail(ErrorCode.DUPLICATE_RECORD, `update ${key} recorded twice in the block`);
     seen.add(key);

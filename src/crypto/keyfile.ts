@@ -1,20 +1,26 @@
 /**
  * ML-DSA key files (`bfl-node keygen`). JSON, mode 0600:
- *   { id, role, algorithm: "ML-DSA-44", publicKey: hex, secretKey: hex, secretKeyFormat: "fips204-seed", createdAt }
+ *   { id, role, algorithm: "ML-DSA-44", publicKey: hex, secretKey: hex, secretKeyFormat: "fips204-seed", createdAt,
+ *     kem?: [{ algorithm: "ML-KEM-768", publicKey, secretKey, secretKeyFormat: "fips203-seed", notBefore, notAfter, createdAt }] }
  * The secret key is the 32-byte FIPS 204 seed ξ (the compact form both implementations accept);
  * the public key is re-derived on load and must match, so a damaged file is caught at start-up.
+ * Miners also hold ML-KEM-768 keys (kem-keys.ts): the first is committed in the genesis, later
+ * ones come from rotations. Files without `kem` (written before it) still load.
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import { assertId, fromHex, toHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import type { Role } from '../core/types.ts';
 import { DEFAULT_PARAMS, type MlDsa, type SigningKey, defaultMlDsa } from './mldsa.ts';
+import { type KemKey, type KemKeyJson, generateKemKey, kemKeyToJson, parseKemKeys, rotateKemKeys } from './kem-keys.ts';
 
 export interface Identity {
   id: string;
   role: Role;
   publicKey: Uint8Array;
   key: SigningKey;
+  /** ML-KEM-768 keys, oldest first (empty for clients and for key files from before ML-KEM). */
+  kemKeys?: KemKey[];
 }
 
 export interface KeyFileJson {
@@ -29,6 +35,7 @@ export interface KeyFileJson {
    * Separate from the ML-DSA identity; the node proves the link with a signed peer record. */
   peerKey?: string;
   peerId?: string;
+  kem?: KemKeyJson[];
 }
 
 export function generateIdentity(id: string, role: Role, mldsa: MlDsa = defaultMlDsa()): { identity: Identity; json: KeyFileJson } {
@@ -44,7 +51,10 @@ export function generateIdentity(id: string, role: Role, mldsa: MlDsa = defaultM
     secretKeyFormat: 'fips204-seed',
     createdAt: new Date().toISOString(),
   };
-  return { identity: { id, role, publicKey: kp.publicKey, key }, json };
+  // Only miners receive sealed updates; a client's key file stays as it was.
+  const kem = role === 'miner' ? generateKemKey() : undefined;
+  if (kem) json.kem = [kem.json];
+  return { identity: { id, role, publicKey: kp.publicKey, key, kemKeys: kem ? [kem.key] : [] }, json };
 }
 
 /** Write a key file with mode 0600. Refuses to replace an existing file unless `force`. */
@@ -129,5 +139,21 @@ export function parseKeyFile(text: string, where: string, mldsa: MlDsa = default
   if (Buffer.compare(Buffer.from(key.publicKey), Buffer.from(publicKey)) !== 0) {
     throw bad('publicKey does not match the secret key (damaged or edited file)');
   }
-  return { id, role: j.role, publicKey, key };
+  return { id, role: j.role, publicKey, key, kemKeys: parseKemKeys(j.kem, bad) };
+}
+
+/**
+ * Rotate a miner's ML-KEM key in its key file (`bfl-node keygen --rotate-kem`): a fresh key
+ * valid from `now`, the older ones accepted until `now + overlapMs` (kem-keys.ts). The daemon
+ * announces the new key in its peer record from its next start.
+ */
+export async function rotateKemInKeyFile(path: string, now: number, opts: { validForMs?: number; overlapMs?: number } = {}): Promise<{ json: KeyFileJson; key: KemKey }> {
+  const identity = await loadKeyFile(path);
+  if (identity.role !== 'miner') throw new BflError(ErrorCode.BAD_KEY_FILE, `key file ${path} is a client's; only miners hold ML-KEM keys`);
+  const json = JSON.parse(await readFile(path, 'utf8')) as KeyFileJson;
+  const old = identity.kemKeys ?? [];
+  const keys = old.length === 0 ? [generateKemKey().key] : rotateKemKeys(old, now, opts);
+  json.kem = keys.map((k, i) => ({ ...kemKeyToJson(k), createdAt: json.kem?.[i]?.createdAt ?? new Date(now).toISOString() }));
+  await writeKeyFile(path, json, { force: true });
+  return { json, key: keys[keys.length - 1] };
 }

@@ -35,6 +35,9 @@ export interface PeerRecord {
   memberId: string;
   peerId: string;
   signature: Uint8Array;
+  /** A miner's current ML-KEM key: an encoded KemKeyAnnouncement with its own signature
+   * (crypto/kem-keys.ts). Trailing and optional, so records without it still decode. */
+  kem?: Uint8Array;
 }
 
 export function peerRecordMessage(networkId: string, memberId: string, peerId: string): Uint8Array {
@@ -42,13 +45,16 @@ export function peerRecordMessage(networkId: string, memberId: string, peerId: s
 }
 
 export function encodePeerRecord(p: PeerRecord): Uint8Array {
-  return new Writer(2600).str(p.memberId).str(p.peerId).bytes(p.signature).finish();
+  const w = new Writer(2600).str(p.memberId).str(p.peerId).bytes(p.signature);
+  if (p.kem) w.bytes(p.kem);
+  return w.finish();
 }
 
 export function decodePeerRecord(bytes: Uint8Array): PeerRecord {
   if (bytes.length > 8192) throw new BflError(ErrorCode.OVERSIZED, `peer record of ${bytes.length} bytes`);
   const r = new Reader(bytes, 'peer record');
-  const p = { memberId: r.str('memberId'), peerId: r.str('peerId'), signature: r.bytes('signature', MAX_SIGNATURE_BYTES) };
+  const p: PeerRecord = { memberId: r.str('memberId'), peerId: r.str('peerId'), signature: r.bytes('signature', MAX_SIGNATURE_BYTES) };
+  if (r.remaining > 0) p.kem = r.bytes('kem', 4096);
   r.end();
   return p;
 }

@@ -9,7 +9,8 @@ import { BflError, ErrorCode } from '../core/errors.ts';
 import type { Membership } from '../core/params.ts';
 import type { Role } from '../core/types.ts';
 import type { Identity } from '../crypto/keyfile.ts';
-import type { SignatureVerifier } from '../crypto/verifier.ts';
+import { type KemDirectory, decodeKemAnnouncement, encodeKemAnnouncement, kemAnnouncementMessage, signKemAnnouncement } from '../crypto/kem-keys.ts';
+import type { SignatureVerifier, VerifyJob } from '../crypto/verifier.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
@@ -32,6 +33,8 @@ export interface PeerBookOptions {
   logger: Logger;
   metrics?: Metrics;
   clock?: Clock;
+  /** Where miners' ML-KEM keys learnt from peer records go (verified first). */
+  kemDirectory?: KemDirectory;
   /** Penalty points after which a peer is disconnected and refused for `banMs`. */
   banThreshold?: number;
   banMs?: number;
@@ -56,10 +59,14 @@ export class PeerBook {
     this.o = o;
     this.clock = o.clock ?? systemClock;
     const peerId = o.transport.self;
+    // A miner announces its newest KEM key valid now (a rotation takes effect at restart).
+    const now = this.clock.now();
+    const kem = (o.identity.kemKeys ?? []).filter((k) => k.notBefore <= now && now < k.notAfter).sort((a, b) => b.notBefore - a.notBefore)[0];
     this.record = encodePeerRecord({
       memberId: o.identity.id,
       peerId,
       signature: o.identity.key.sign(peerRecordMessage(o.networkId, o.identity.id, peerId), SigningContext.peer),
+      kem: kem && o.identity.role === 'miner' ? encodeKemAnnouncement(signKemAnnouncement(o.networkId, o.identity.id, o.identity.key, kem)) : undefined,
     });
     this.m = o.metrics && { penalties: o.metrics.counter('bfl_peer_penalties_total', 'penalties given to peers, by reason', ['reason']) };
   }
@@ -93,8 +100,14 @@ export class PeerBook {
     if (rec.peerId !== peer) throw new BflError(ErrorCode.BAD_SIGNATURE, 'peer record is for another PeerId');
     const member = this.o.membership.get(rec.memberId);
     if (!member) throw new BflError(ErrorCode.UNAUTHORIZED, `${rec.memberId} is not a member of this network`);
-    const [ok] = await this.o.verifier.verify([{ publicKey: member.publicKey, message: peerRecordMessage(this.o.networkId, rec.memberId, rec.peerId), signature: rec.signature, context: SigningContext.peer }]);
+    const kem = rec.kem && member.role === 'miner' ? decodeKemAnnouncement(rec.kem) : undefined;
+    if (kem && kem.memberId !== rec.memberId) throw new BflError(ErrorCode.BAD_SIGNATURE, `peer record of ${rec.memberId} carries a KEM key of ${kem.memberId}`);
+    const jobs: VerifyJob[] = [{ publicKey: member.publicKey, message: peerRecordMessage(this.o.networkId, rec.memberId, rec.peerId), signature: rec.signature, context: SigningContext.peer }];
+    if (kem) jobs.push({ publicKey: member.publicKey, message: kemAnnouncementMessage(this.o.networkId, kem), signature: kem.signature, context: SigningContext.kemKey });
+    const [ok, kemOk] = await this.o.verifier.verify(jobs);
     if (!ok) throw new BflError(ErrorCode.BAD_SIGNATURE, `peer record of ${rec.memberId} does not verify`);
+    if (kem && !kemOk) throw new BflError(ErrorCode.BAD_SIGNATURE, `KEM key announcement of ${rec.memberId} does not verify`);
+    if (kem) this.o.kemDirectory?.learn(kem);
     const info = { memberId: rec.memberId, role: member.role };
     this.peers.set(peer, info);
     return info;
@@ -122,6 +135,12 @@ export class PeerBook {
 
   info(peer: string): PeerInfo | undefined {
     return this.peers.get(peer);
+  }
+
+  /** Forget what `peer` told us and ask again (e.g. after KEM_KEY_EXPIRED: it rotated its key). */
+  async reidentify(peer: string): Promise<PeerInfo | undefined> {
+    this.peers.delete(peer);
+    return this.identify(peer);
   }
 
   /** Connected peers that are admitted miners. */

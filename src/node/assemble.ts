@@ -22,6 +22,9 @@ import type { ModelRuntime } from '../learn/runtime.ts';
 import { DataStream } from '../learn/stream.ts';
 import type { PowMiner } from '../mining/miner.ts';
 import { PeerBook } from '../net/peer-book.ts';
+import { UpdateSealing } from '../net/sealed-updates.ts';
+import { KemDirectory } from '../crypto/kem-keys.ts';
+import { KemKeyRing } from '../crypto/seal.ts';
 import type { Transport } from '../net/transport.ts';
 import type { ClientStatus, MinerStatus } from '../api/status.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
@@ -47,6 +50,9 @@ export interface NodeParts {
   clock?: Clock;
   logger: Logger;
   metrics?: Metrics;
+  /** Seal raw updates with ML-KEM (the daemon: `p2p.sealUpdates`); off by default, as in the
+   * simulator, whose in-process network has no wire to protect. */
+  sealUpdates?: boolean;
 }
 
 export interface CreateMinerOptions extends NodeParts {
@@ -97,8 +103,12 @@ class Closers {
   }
 }
 
-async function peerBook(o: NodeParts, closers: Closers): Promise<PeerBook> {
+/** The peer book (it learns miners' KEM keys from their peer records) and, if the node seals
+ * updates, the sealing that uses those keys and, on a miner, its own. */
+async function peerBook(o: NodeParts, closers: Closers): Promise<{ peers: PeerBook; sealing?: UpdateSealing }> {
+  const kemDirectory = new KemDirectory(o.config.members);
   const peers = new PeerBook({
+    kemDirectory,
     transport: o.transport,
     identity: o.identity,
     networkId: o.config.networkId,
@@ -111,7 +121,11 @@ async function peerBook(o: NodeParts, closers: Closers): Promise<PeerBook> {
   });
   await peers.start();
   closers.add('peers', () => peers.stop());
-  return peers;
+  const own = o.identity.role === 'miner' ? o.identity.kemKeys ?? [] : [];
+  const sealing = o.sealUpdates
+    ? new UpdateSealing({ networkId: o.config.networkId, directory: kemDirectory, keyRing: own.length ? new KemKeyRing(own) : undefined, refresh: (peer) => peers.reidentify(peer) })
+    : undefined;
+  return { peers, sealing };
 }
 
 /** Build a miner (not started: `start()` serves its protocols and starts mining). */
@@ -120,12 +134,12 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
   const closers = new Closers(o.logger);
   closers.add('pow', () => o.pow.close());
   try {
-    const peers = await peerBook(o, closers);
+    const { peers, sealing } = await peerBook(o, closers);
     const pool = await UpdatePool.open(join(o.datadir, 'updates'));
     closers.add('pool', () => pool.close());
     const verdicts = new Verdicts({ peers, logger: o.logger.child({ sub: 'miner' }), metrics: o.metrics });
     const fetcher = new UpdateFetcher(
-      { config: o.config, membership: new Membership(o.config.members), pool, transport: o.transport, peers, verifier: o.verifier, verdicts, clock, logger: o.logger.child({ sub: 'miner' }), metrics: o.metrics },
+      { config: o.config, membership: new Membership(o.config.members), pool, transport: o.transport, peers, verifier: o.verifier, verdicts, clock, logger: o.logger.child({ sub: 'miner' }), metrics: o.metrics, sealing },
       o.params.initialModel.length,
     );
     const aggregation = new ChainAggregation({ engine: o.aggregationEngine, updates: fetcher });
@@ -135,7 +149,7 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
     const options = { ...defaultMinerOptions, ...o.options };
     const log = o.logger.child({ sub: 'miner' });
     // our protocols in libp2p's service shape: init, then the narrow components
-    const intake = updateIntake({ config: o.config, minerId: o.identity.id })({ store, pool, fetcher, transport: o.transport, peers, verdicts, clock, logger: log, metrics: o.metrics });
+    const intake = updateIntake({ config: o.config, minerId: o.identity.id })({ store, pool, fetcher, transport: o.transport, peers, verdicts, clock, logger: log, metrics: o.metrics, sealing });
     const sync = blockSync({ config: o.config, syncIntervalMs: options.syncIntervalMs })({ store, transport: o.transport, peers, verdicts, clock, logger: log });
     const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport });
     const miner = new Miner({ config: o.config, identity: o.identity, store, pool, aggregation, intake, sync, chainService: service, transport: o.transport, peers, pow: o.pow, evaluate: o.evaluate, clock, logger: log, metrics: o.metrics }, options);
@@ -145,7 +159,7 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
       miner,
       store,
       peers,
-      status: () => miner.status(),
+      status: () => ({ ...miner.status(), sealing: sealing?.stats() ?? null }),
       rewards: async () => Object.fromEntries([...(await store.balances())].map(([k, v]) => [k, v.toString()])),
       start: async () => {
         await miner.start();
@@ -194,7 +208,7 @@ export async function createClient(o: CreateClientOptions): Promise<ClientNode> 
   const clock = o.clock ?? systemClock;
   const closers = new Closers(o.logger);
   try {
-    const peers = await peerBook(o, closers);
+    const { peers, sealing } = await peerBook(o, closers);
     const L = o.config.learning;
     const held = Math.min(L.heldOut, Math.floor(o.samples.length / 5));
     const genesis = createGenesisBlock(o.params);
@@ -213,6 +227,7 @@ export async function createClient(o: CreateClientOptions): Promise<ClientNode> 
       metrics: o.metrics,
       clock,
       options: { ...defaultClientOptions, ...o.options },
+      sealing,
       ...o.hooks,
     });
     return {

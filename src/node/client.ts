@@ -21,9 +21,10 @@ import { subset } from '../learn/data.ts';
 import type { ModelRuntime } from '../learn/runtime.ts';
 import type { DataStream } from '../learn/stream.ts';
 import { evaluate, trainLocal } from '../learn/train.ts';
-import { deltaToPayload, encodeSignedUpdate, payloadToDelta } from '../core/update.ts';
+import { type SignedUpdate, deltaToPayload, encodeSignedUpdate, payloadToDelta } from '../core/update.ts';
 import { decodeModelAfter, encodeChainRequest } from '../net/messages.ts';
 import { protocols } from '../net/protocols.ts';
+import { type UpdateSealing, isStaleKeyCode, sealedProtocols } from '../net/sealed-updates.ts';
 import { RemoteError } from '../net/reqres.ts';
 import type { Transport } from '../net/transport.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
@@ -68,6 +69,8 @@ export interface ClientDeps {
   behaviour?: ClientBehaviour;
   /** Told of every accepted upload (experiments: which update was made with which behaviour). */
   onUpload?: (u: { digest: string; attack: string; averaged: number; delta: Float32Array }) => void;
+  /** With `p2p.sealUpdates`: each upload sealed to its miner's ML-KEM key. */
+  sealing?: UpdateSealing;
 }
 
 /** What experiments hook into a client. */
@@ -307,7 +310,7 @@ export class Client {
       const claim = { clientId: this.d.identity.id, minerId: m.id, baseModelHash: u.base, updateDigest: digest, sampleCount: u.samples, createdAt, payloadBytes: payload.length };
       const signature = this.d.identity.key.sign(encodeUpdateClaim(claimOfRecord(this.d.config.networkId, claim)), SigningContext.update);
       try {
-        await this.d.transport.request(m.peerId, protocols(this.d.config.networkId).submit, encodeSignedUpdate({ ...claim, signature, payload }), { maxResponseBytes: 1024, timeoutMs: this.d.config.p2p.requestTimeoutMs });
+        await this.submit(m, { ...claim, signature, payload });
       } catch (e) {
         // the miner has it already: an earlier attempt got through
         if (!(e instanceof RemoteError && e.code === ErrorCode.DUPLICATE_RECORD)) {
@@ -325,6 +328,25 @@ export class Client {
       return true;
     }
     return false;
+  }
+
+  /** One upload; sealed, a refusal for a stale KEM key gets one retry after asking the miner for its current key. */
+  private async submit(m: MinerContact, u: SignedUpdate): Promise<void> {
+    const opts = { maxResponseBytes: 1024, timeoutMs: this.d.config.p2p.requestTimeoutMs };
+    const sealing = this.d.sealing;
+    if (!sealing) {
+      await this.d.transport.request(m.peerId, protocols(this.d.config.networkId).submit, encodeSignedUpdate(u), opts);
+      return;
+    }
+    const send = () => this.d.transport.request(m.peerId, sealedProtocols(this.d.config.networkId).submit, sealing.encode(u, 'upload', m.id, this.now()), opts);
+    try {
+      await send();
+    } catch (e) {
+      const stale = e instanceof RemoteError ? isStaleKeyCode(e.code) : (e as { code?: string }).code === ErrorCode.SEAL_REQUIRED;
+      if (!stale) throw e;
+      await sealing.refresh(m.peerId);
+      await send();
+    }
   }
 
   private async readBalance(): Promise<void> {
@@ -369,6 +391,7 @@ export class Client {
       nearest: this.reachable()[0]?.id ?? null,
       freshSamples: this.d.stream.fresh(this.now()),
       attack: this.behaviour.forRound().label,
+      sealing: this.d.sealing?.stats() ?? null,
     };
   }
 }

@@ -82,6 +82,9 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   if (!member || member.role !== o.role || toHex(member.publicKey) !== toHex(identity.publicKey)) {
     throw new BflError(ErrorCode.BAD_CONFIG, `${o.identity} (${identity.id}) is not an admitted ${o.role} of network ${cfg.networkId} with this key`);
   }
+  if (cfg.p2p.sealUpdates && o.role === 'miner' && !identity.kemKeys?.some((k) => k.notBefore <= Date.now() && Date.now() < k.notAfter)) {
+    throw new BflError(ErrorCode.BAD_CONFIG, `${o.identity} has no ML-KEM key valid now, and network ${cfg.networkId} seals updates (p2p.sealUpdates); add one with bfl-node keygen --rotate-kem --out ${o.identity}, or set p2p.sealUpdates to false`);
+  }
   const address = cfg.addresses.get(identity.id);
   const listen = o.listen ?? address?.listen ?? '/ip4/127.0.0.1/tcp/0';
   const apiAddr = splitHostPort(o.api ?? address?.api ?? '127.0.0.1:0');
@@ -116,7 +119,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     });
     closers.push({ name: 'libp2p', close: () => p2p.stop() });
     const transport = new Libp2pTransport(p2p);
-    const parts = { config: cfg, params, identity, transport, verifier, logger: log, metrics };
+    const parts = { config: cfg, params, identity, transport, verifier, logger: log, metrics, sealUpdates: cfg.p2p.sealUpdates };
 
     const runtime = await ModelRuntime.create(modelSpecOf(cfg), { threads: cfg.learning.threads });
     closers.push({ name: 'runtime', close: () => runtime.close() });

@@ -131,6 +131,8 @@ export class Miner {
     else {
       const block = await this.c.store.getBlock(state.hash);
       this.c.intake.recorded((block?.txs ?? []).flatMap((tx) => (tx.type === 'record' ? [poolKey(tx.clientId, tx.updateDigest)] : [])));
+      const agg = block && aggregationTxOf(block);
+      if (agg) await this.c.intake.readmit(agg.modelHash);
     }
     this.m?.rounds.set(state.rounds - 1);
     const anchorBlock = equalBytes(state.anchor, state.hash) ? await this.c.store.getBlock(state.hash) : undefined;

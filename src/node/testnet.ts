@@ -27,6 +27,7 @@ export interface TestnetOptions {
   attack?: string;
   learning?: Record<string, unknown>;
   aggregation?: Record<string, unknown>;
+  p2p?: Record<string, unknown>;
   onProgress?: (p: Progress) => void;
   /** Told once every node process is spawned: where each node's dashboard is. */
   onStarted?: (nodes: { id: string; role: 'miner' | 'client'; dashboard: string }[]) => void;
@@ -141,6 +142,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
     chain: { difficulty: o.difficulty ?? testnetDefaults.difficulty, phi: o.phi ?? o.clients },
     learning: { rate: testnetDefaults.rate, lr: testnetDefaults.lr, ...o.learning },
     aggregation: o.aggregation,
+    p2p: o.p2p,
   });
   const bin = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
   const procs: { id: string; role: string; child: ChildProcess; log: string; exited?: number | null }[] = [];

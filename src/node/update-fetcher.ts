@@ -11,13 +11,14 @@ import { SigningContext } from '../core/contexts.ts';
 import { claimOfRecord, encodeUpdateClaim } from '../core/encoding.ts';
 import { BflError, ErrorCode, isBflError } from '../core/errors.ts';
 import type { Membership } from '../core/params.ts';
-import { type SignedUpdate, type UpdateAnnouncement, decodeSignedUpdate } from '../core/update.ts';
+import { type SignedUpdate, type UpdateAnnouncement, checkUpdateFields, decodeSignedUpdate } from '../core/update.ts';
 import type { PoolEntry, UpdatePool } from '../chain/update-pool.ts';
 import type { UpdateSource } from '../chain/aggregation.ts';
 import type { NetworkConfig } from '../config/network.ts';
 import type { SignatureVerifier } from '../crypto/verifier.ts';
 import type { PeerBook } from '../net/peer-book.ts';
 import { protocols } from '../net/protocols.ts';
+import { type UpdateSealing, sealedProtocols } from '../net/sealed-updates.ts';
 import type { Transport } from '../net/transport.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
@@ -35,6 +36,8 @@ export interface UpdateFetcherComponents {
   clock: Clock;
   logger: Logger;
   metrics?: Metrics;
+  /** With `p2p.sealUpdates`: fetched updates come sealed to our KEM key. */
+  sealing?: UpdateSealing;
 }
 
 export class UpdateFetcher implements UpdateSource {
@@ -54,13 +57,19 @@ export class UpdateFetcher implements UpdateSource {
     this.stored.add(f);
   }
 
-  /** Seen, shape, admission: what needs neither the chain nor a signature check. */
-  checkShape(u: UpdateAnnouncement): void {
+  /**
+   * Seen, shape, admission, field sanity: what needs neither the chain nor a signature check.
+   * A fetched update may be needed to validate a block, whose rules bound createdAt by the
+   * block's timestamp instead of our clock: `fetched` skips the clock's bound.
+   */
+  checkShape(u: UpdateAnnouncement, fetched = false): void {
     const { pool, membership } = this.c;
     if (pool.get(u.clientId, u.updateDigest)) throw new BflError(ErrorCode.DUPLICATE_RECORD, `update ${u.clientId}:${toHex(u.updateDigest)} was already received`);
     if (u.payloadBytes !== this.modelBytes) throw new BflError(ErrorCode.MALFORMED, `update has ${u.payloadBytes / 4} parameters, the model ${this.modelBytes / 4}`);
     if (!membership.ofRole(u.clientId, 'client')) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `update from unknown client ${u.clientId}`);
     if (!membership.ofRole(u.minerId, 'miner')) throw new BflError(ErrorCode.UNKNOWN_MINER, `update names unknown miner ${u.minerId}`);
+    const { config, clock } = this.c;
+    checkUpdateFields(u, { now: fetched ? Number.POSITIVE_INFINITY : clock.now(), genesisTime: config.genesisTime, maxFutureMs: config.chain.maxFutureMs });
   }
 
   async checkSignature(u: UpdateAnnouncement): Promise<void> {
@@ -97,14 +106,15 @@ export class UpdateFetcher implements UpdateSource {
       if (tried.has(peer)) continue;
       tried.add(peer);
       try {
-        const res = await transport.request(peer, protocols(config.networkId).update, new Writer(64).str(clientId).fixed(digest, 32).finish(), {
-          maxResponseBytes: config.p2p.maxUpdateBytes + 8192,
+        const sealing = this.c.sealing;
+        const res = await transport.request(peer, sealing ? sealedProtocols(config.networkId).update : protocols(config.networkId).update, new Writer(64).str(clientId).fixed(digest, 32).finish(), {
+          maxResponseBytes: config.p2p.maxUpdateBytes + 16384,
           timeoutMs: config.p2p.requestTimeoutMs,
         });
-        const u = decodeSignedUpdate(res, config.p2p.maxUpdateBytes);
+        const u = sealing ? sealing.decode(res, 'serve', this.c.clock.now(), config.p2p.maxUpdateBytes) : decodeSignedUpdate(res, config.p2p.maxUpdateBytes);
         if (u.clientId !== clientId || !equalBytes(u.updateDigest, digest)) throw new BflError(ErrorCode.MALFORMED, 'peer sent another update than asked');
         try {
-          this.checkShape(u);
+          this.checkShape(u, true);
           await this.checkSignature(u);
           await this.store(u, 'miner');
         } catch (e) {

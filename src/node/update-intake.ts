@@ -5,7 +5,7 @@
  * protocol), and the set of updates not yet recorded on the canonical chain, which the mining
  * loop draws from.
  */
-import { Reader, toHex } from '../core/bytes.ts';
+import { Reader, equalBytes, toHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type SignedUpdate, decodeAnnouncement, decodeSignedUpdate, encodeAnnouncement, encodeSignedUpdate } from '../core/update.ts';
 import type { ChainStore } from '../chain/store.ts';
@@ -13,6 +13,7 @@ import type { PoolEntry, UpdatePool } from '../chain/update-pool.ts';
 import type { NetworkConfig } from '../config/network.ts';
 import type { PeerBook } from '../net/peer-book.ts';
 import { protocols, topics } from '../net/protocols.ts';
+import { type UpdateSealing, sealedProtocols } from '../net/sealed-updates.ts';
 import type { Transport, Verdict } from '../net/transport.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
@@ -36,6 +37,8 @@ export interface UpdateIntakeComponents {
   clock: Clock;
   logger: Logger;
   metrics?: Metrics;
+  /** With `p2p.sealUpdates`: raw updates travel only sealed (ML-KEM); the clear protocols refuse. */
+  sealing?: UpdateSealing;
 }
 
 export class UpdateIntake {
@@ -70,6 +73,11 @@ export class UpdateIntake {
     const t = config.p2p.requestTimeoutMs;
     await transport.serve(proto.submit, (req) => this.handleSubmit(req), { maxRequestBytes: config.p2p.maxUpdateBytes + 8192, timeoutMs: t, onError: (peer, e) => this.c.verdicts.refused(peer, 'submit', e) });
     await transport.serve(proto.update, (req, peer) => this.handleFetchUpdate(req, peer), { maxRequestBytes: 1024, timeoutMs: t, onError: (peer, e) => this.c.verdicts.refused(peer, 'update', e) });
+    if (this.c.sealing) {
+      const sealed = sealedProtocols(config.networkId);
+      await transport.serve(sealed.submit, (req) => this.handleSubmit(req, true), { maxRequestBytes: config.p2p.maxUpdateBytes + 16384, timeoutMs: t, onError: (peer, e) => this.c.verdicts.refused(peer, 'submit', e) });
+      await transport.serve(sealed.update, (req, peer) => this.handleFetchUpdate(req, peer, true), { maxRequestBytes: 1024, timeoutMs: t, onError: (peer, e) => this.c.verdicts.refused(peer, 'update', e) });
+    }
     transport.subscribe(topics(config.networkId).updates, (peer, data) => this.c.verdicts.gossip('updates', peer, () => this.checkAnnouncement(peer, data)));
   }
 
@@ -80,13 +88,15 @@ export class UpdateIntake {
   }
 
   private async stored(e: PoolEntry): Promise<void> {
-    if (!(await this.isRecorded(e))) this.unrecorded.set(e.key, e);
+    if (await this.recordable(e)) this.unrecorded.set(e.key, e);
     this.gauge?.set(this.unrecorded.size);
     for (const f of this.newUpdate) f();
   }
 
-  private async handleSubmit(req: Uint8Array): Promise<Uint8Array> {
-    const u = decodeSignedUpdate(req, this.init.config.p2p.maxUpdateBytes);
+  private async handleSubmit(req: Uint8Array, sealed = false): Promise<Uint8Array> {
+    const sealing = this.c.sealing;
+    if (sealing && !sealed) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this network seals updates (p2p.sealUpdates): upload with the submit-sealed protocol');
+    const u = sealed ? sealing!.decode(req, 'upload', this.c.clock.now(), this.init.config.p2p.maxUpdateBytes) : decodeSignedUpdate(req, this.init.config.p2p.maxUpdateBytes);
     if (u.minerId !== this.init.minerId) throw new BflError(ErrorCode.MALFORMED, `update is addressed to miner ${u.minerId}, this is ${this.init.minerId}`);
     await this.acceptFromClient(u);
     return new Uint8Array(0);
@@ -127,12 +137,32 @@ export class UpdateIntake {
     return false;
   }
 
-  /** After a reorg: which pool updates the new canonical chain has not recorded. */
+  /**
+   * Not recorded on the canonical chain yet, and built on one of its global models (a block may
+   * only record such an update). An update built on a model of a branch that lost a reorg can
+   * never go into a block on this chain: counted as unrecorded, it kept the miner mining for it
+   * and never let the testnet see an empty pool. It stays in the pool, and comes back if a
+   * reorg (recompute) or a new aggregation on its model (readmit) makes it recordable.
+   */
+  private async recordable(e: PoolEntry): Promise<boolean> {
+    return !(await this.isRecorded(e)) && (await this.baseModelKnown(e.baseModelHash));
+  }
+
+  /** After a reorg: which pool updates the new canonical chain has not recorded and could. */
   async recompute(): Promise<void> {
     for (const e of this.c.pool.all()) {
       if (!e.hasPayload) continue;
-      if (await this.isRecorded(e)) this.unrecorded.delete(e.key);
-      else this.unrecorded.set(e.key, e);
+      if (await this.recordable(e)) this.unrecorded.set(e.key, e);
+      else this.unrecorded.delete(e.key);
+    }
+    this.gauge?.set(this.unrecorded.size);
+  }
+
+  /** A block on the tip brought global model `modelHash`: pool updates built on it become recordable. */
+  async readmit(modelHash: Uint8Array): Promise<void> {
+    for (const e of this.c.pool.all()) {
+      if (!e.hasPayload || this.unrecorded.has(e.key) || !equalBytes(e.baseModelHash, modelHash)) continue;
+      if (!(await this.isRecorded(e))) this.unrecorded.set(e.key, e);
     }
     this.gauge?.set(this.unrecorded.size);
   }
@@ -156,13 +186,16 @@ export class UpdateIntake {
         continue;
       }
       if (await this.baseModelKnown(e.baseModelHash)) out.push(e);
+      else this.unrecorded.delete(e.key); // its model left the chain: see recordable()
     }
+    this.gauge?.set(this.unrecorded.size);
     return out;
   }
 
   /** Only admitted miners may fetch raw updates. */
-  private async handleFetchUpdate(req: Uint8Array, peer: string): Promise<Uint8Array> {
-    const { peers, pool } = this.c;
+  private async handleFetchUpdate(req: Uint8Array, peer: string, sealed = false): Promise<Uint8Array> {
+    const { peers, pool, sealing } = this.c;
+    if (sealing && !sealed) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this network seals updates (p2p.sealUpdates): fetch with the update-sealed protocol');
     const who = await peers.identify(peer);
     if (who?.role !== 'miner') throw new BflError(ErrorCode.UNAUTHORIZED, `raw updates are for admitted miners only (${who?.memberId ?? 'unknown peer'} asked)`);
     const r = new Reader(req, 'update request');
@@ -172,7 +205,7 @@ export class UpdateIntake {
     const entry = pool.get(clientId, digest);
     const payload = entry && (await pool.payload(clientId, digest));
     if (!entry || !payload) throw new BflError(ErrorCode.NOT_FOUND, `no update ${clientId}:${toHex(digest)}`, { action: 'IGNORE' });
-    return encodeSignedUpdate({ ...entry, payload });
+    return sealed ? sealing!.encode({ ...entry, payload }, 'serve', who.memberId, this.c.clock.now()) : encodeSignedUpdate({ ...entry, payload });
   }
 
   private async checkAnnouncement(peer: string, data: Uint8Array): Promise<Verdict> {

@@ -19,6 +19,8 @@ export function penaltyPoints(source: Source, code: string): number {
   if (source === 'block' || source === 'sync') return 50;
   // a duplicate is often a retry whose answer was lost: cheap, but not free
   if (code === ErrorCode.DUPLICATE_RECORD) return 2;
+  // an envelope to a KEM key we rotated away from: what a sender with a stale key sends too
+  if (code === ErrorCode.KEM_KEY_EXPIRED) return 2;
   return 10;
 }
 

@@ -41,15 +41,16 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   }
 }
 
-function signedUpdate(cfgId: string, client: Identity, minerId: string, base: Uint8Array, delta: Float32Array): SignedUpdate {
+function signedUpdate(cfgId: string, client: Identity, minerId: string, base: Uint8Array, delta: Float32Array, over: { sampleCount?: number; createdAt?: number } = {}): SignedUpdate {
   const payload = deltaToPayload(delta);
-  const a = { clientId: client.id, minerId, baseModelHash: base, updateDigest: sha256(payload), sampleCount: 50, createdAt: Date.now(), payloadBytes: payload.length };
+  const a = { clientId: client.id, minerId, baseModelHash: base, updateDigest: sha256(payload), sampleCount: 50, createdAt: Date.now(), payloadBytes: payload.length, ...over };
   const signature = client.key.sign(encodeUpdateClaim(claimOfRecord(cfgId, a)), SigningContext.update);
   return { ...a, signature, payload };
 }
 
 it('oversized, malformed, badly signed, unknown, replayed updates and a block with a tampered model are refused with their codes', { timeout: 180_000 }, async () => {
-  const c = (cluster = await Cluster.create({ miners: 2, clients: 2, phi: 1 }));
+  // The clear protocols (sealed updates: sealed-updates.test.ts); with sealing on they answer SEAL_REQUIRED.
+  const c = (cluster = await Cluster.create({ miners: 2, clients: 2, phi: 1, p2p: { sealUpdates: false } }));
   c.start('miner-1');
   c.start('client-1');
   const [before] = await c.waitFor(['miner-1'], ([s]) => s.aggregations >= 1, 60_000, 'honest traffic to start');
@@ -86,6 +87,17 @@ it('oversized, malformed, badly signed, unknown, replayed updates and a block wi
   // 4. unknown client
   const stranger = generateIdentity('client-99', 'client').identity;
   expect(await codeOf(send(encodeSignedUpdate(signedUpdate(cfg.networkId, stranger, 'miner-1', head.modelHash, delta()))))).toBe('UNKNOWN_CLIENT');
+  // 4b. hostile fields, properly signed (issue 13): NaN / Infinity in the payload, absurd sample counts and times
+  const nan = delta();
+  nan[3] = Number.NaN;
+  expect(await codeOf(send(encodeSignedUpdate(signedUpdate(cfg.networkId, evilClient, 'miner-1', head.modelHash, nan))))).toBe('NON_FINITE');
+  const inf = delta();
+  inf[dim - 1] = Number.NEGATIVE_INFINITY;
+  expect(await codeOf(send(encodeSignedUpdate(signedUpdate(cfg.networkId, evilClient, 'miner-1', head.modelHash, inf))))).toBe('NON_FINITE');
+  expect(await codeOf(send(encodeSignedUpdate(signedUpdate(cfg.networkId, evilClient, 'miner-1', head.modelHash, delta(), { sampleCount: 0 }))))).toBe('OUT_OF_RANGE');
+  expect(await codeOf(send(encodeSignedUpdate(signedUpdate(cfg.networkId, evilClient, 'miner-1', head.modelHash, delta(), { sampleCount: 2 ** 32 - 1 }))))).toBe('OUT_OF_RANGE');
+  expect(await codeOf(send(encodeSignedUpdate(signedUpdate(cfg.networkId, evilClient, 'miner-1', head.modelHash, delta(), { createdAt: 0 }))))).toBe('OUT_OF_RANGE');
+  expect(await codeOf(send(encodeSignedUpdate(signedUpdate(cfg.networkId, evilClient, 'miner-1', head.modelHash, delta(), { createdAt: Date.now() + 365 * 86_400_000 }))))).toBe('TIMESTAMP_FUTURE');
   // 5. replay: the same signed update twice
   expect(await codeOf(send(encodeSignedUpdate(good)))).toBe('OK');
   expect(await codeOf(send(encodeSignedUpdate(good)))).toBe('DUPLICATE_RECORD');

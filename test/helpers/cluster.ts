@@ -21,7 +21,7 @@ export class Cluster {
     this.init = init;
   }
 
-  static async create(o: { miners: number; clients: number; phi: number; difficulty?: number; learning?: Record<string, unknown>; chain?: Record<string, unknown> }): Promise<Cluster> {
+  static async create(o: { miners: number; clients: number; phi: number; difficulty?: number; learning?: Record<string, unknown>; chain?: Record<string, unknown>; p2p?: Record<string, unknown> }): Promise<Cluster> {
     const dir = await tmpDir('bfl-e2e-');
     const init = await initLocalNetwork({
       dir,
@@ -33,6 +33,7 @@ export class Cluster {
       // apart from genesis and reorganise to depth 8 (seen at 20,000 and 150,000)
       chain: { difficulty: o.difficulty ?? 1_000_000, phi: o.phi, ...o.chain },
       learning: { rate: 100, lr: 0.05, N: 50, E: 2, ...o.learning },
+      p2p: o.p2p,
     });
     return new Cluster(dir, init);
   }

@@ -4,6 +4,7 @@ import { benchIngest } from '../../../bench/ingest.ts';
 import { benchPow } from '../../../bench/pow.ts';
 import { benchTrain } from '../../../bench/train.ts';
 import { benchSignatures, formatSignatureTable } from '../../../bench/signatures.ts';
+import { benchKem, benchKemTestnet, formatKemTable } from '../../../bench/kem.ts';
 import { parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
 
@@ -102,6 +103,29 @@ export function benchCommand(): Command {
         print(`MLP ${r.model.join('-')}, ${r.threads} onnxruntime thread(s)`);
         for (const t of r.throughput) print(`  B=${String(t.batchSize).padEnd(4)} ${String(t.samplesPerSecond).padStart(8)} samples/s  ${t.msPerStep.toFixed(3)} ms/step`);
         print(`  one local update (E=5, B=10, N=100): ${r.localUpdate.ms.toFixed(1)} ms`);
+      }
+    });
+  bench
+    .command('kem')
+    .description('ML-KEM-768 (native, noble) keygen/encaps/decaps and sealing one update of the default model; X25519 for reference')
+    .option('--runs <n>', 'runs per measurement (noble uses a third)', parseIntFlag('--runs', 3, 100_000), 30)
+    .option('--params <n>', `float32 parameters per update (default: the default MLP, ${DEFAULT_MLP_PARAMS})`, parseIntFlag('--params', 1, 50_000_000), DEFAULT_MLP_PARAMS)
+    .option('--testnet', 'also: the testnet (2 miners, 6 clients) to --aggregations with sealing on and off, alternating, in this run', false)
+    .option('--aggregations <a>', 'with --testnet: aggregations per run', parseIntFlag('--aggregations', 1, 1000), 10)
+    .option('--repeats <n>', 'with --testnet: sealed/clear pairs of runs', parseIntFlag('--repeats', 1, 20), 1)
+    .option('--json', 'print the rows as JSON', false)
+    .action(async (o: { runs: number; params: number; testnet: boolean; aggregations: number; repeats: number; json: boolean }) => {
+      const rows = benchKem({ runs: o.runs, params: o.params });
+      const testnet = o.testnet
+        ? await benchKemTestnet({ aggregations: o.aggregations, repeats: o.repeats, onRun: (r) => process.stderr.write(`  testnet ${r.sealUpdates ? 'sealed' : 'clear '}: ${r.secondsToTarget ?? '-'} s to target, ${r.secondsFromFirstUpload ?? '-'} s from the first upload${r.sealingShareOfCpu === null ? '' : `, sealing ${(r.sealingShareOfCpu * 100).toFixed(2)} % of CPU`}${r.error ? ` (${r.error})` : ''}\n`) })
+        : undefined;
+      if (o.json) printJson(testnet ? { rows, testnet } : { rows });
+      else {
+        print(formatKemTable(rows));
+        if (testnet) {
+          for (const r of testnet.runs) print(`testnet ${r.sealUpdates ? 'sealed' : 'clear '}  ${String(r.secondsToTarget ?? '-').padStart(6)} s to ${testnet.aggregations} aggregations, ${String(r.secondsFromFirstUpload ?? '-').padStart(6)} s from the first upload, ${r.uploaded} updates${r.sealingShareOfCpu === null ? '' : `, sealing ${r.sealingCpuMs!.toFixed(0)} ms = ${(r.sealingShareOfCpu * 100).toFixed(2)} % of the nodes' CPU`}${r.error ? ` (${r.error})` : ''}`);
+          print(`sealing cost: ${testnet.cost === null ? '-' : `${(testnet.cost * 100).toFixed(1)} %`} of the time from the first upload to ${testnet.aggregations} aggregations`);
+        }
       }
     });
   return bench;

@@ -39,6 +39,7 @@
  * The state is a pure function of the chain's aggregations (each block's state is derived from
  * its parent anchor's), so every miner, a restarted one and one after a reorg agree.
  */
+import { BflError, ErrorCode } from '../errors.ts';
 import { applyUpdate, canonical, normalise, rewardsFor, stalenessWeight } from './common.ts';
 import { dbscan } from './dbscan.ts';
 import type { AggregationInput, AggregationResult, Aggregator } from './types.ts';
@@ -335,7 +336,8 @@ export function decodeAgreementState(b: Uint8Array, size: number): AgreementStat
   const dec = new TextDecoder();
   let at = 0;
   const need = (k: number) => {
-    if (at + k > b.length) throw new RangeError('agreement state: truncated');
+    // a BflError like every other decoder's: a damaged stored state must give a code, not a RangeError
+    if (at + k > b.length) throw new BflError(ErrorCode.MALFORMED, 'agreement state: truncated');
   };
   const f64 = (len: number) => {
     need(len * 8);
@@ -365,7 +367,7 @@ export function decodeAgreementState(b: Uint8Array, size: number): AgreementStat
   need(1);
   const has = b[at++];
   const lastGlobal = has ? f64(size) : null;
-  if (at !== b.length) throw new RangeError('agreement state: trailing bytes');
+  if (at !== b.length) throw new BflError(ErrorCode.MALFORMED, 'agreement state: trailing bytes');
   return { momentum, references, lastGlobal };
 }
 

@@ -50,10 +50,22 @@ export function rewardsFor(entries: { clientId: string; weight: number; rewarded
     .map(([id, amount]) => ({ id, amount }));
 }
 
-/** previous + g, rounded to float32 once per coordinate. */
+/** Largest finite float32, (2 − 2^−23) · 2^127. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * previous + g, rounded to float32 once per coordinate, saturated at ±FLOAT32_MAX: finite
+ * updates near the float32 range (3e38 + 3e38) would otherwise round to ±Infinity, and the next
+ * aggregation would make NaN of it (Inf − Inf). A NaN in g (which finite inputs should never
+ * give) is caught here too, by keeping the previous value, so the global model stays finite
+ * whatever the rule computed (issue 13, item 6). Deterministic: plain comparisons.
+ */
 export function applyUpdate(previous: Float32Array, g: Float64Array): Float32Array {
   const out = new Float32Array(previous.length);
-  for (let k = 0; k < out.length; k++) out[k] = previous[k] + g[k];
+  for (let k = 0; k < out.length; k++) {
+    const v = previous[k] + g[k];
+    out[k] = v > FLOAT32_MAX ? FLOAT32_MAX : v < -FLOAT32_MAX ? -FLOAT32_MAX : v === v ? v : previous[k];
+  }
   return out;
 }
 
