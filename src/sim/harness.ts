@@ -4,7 +4,6 @@
  * result here is a result about the product. Identities, data, partitions, mobility and mining
  * times all come from one seed.
  */
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
@@ -105,20 +104,6 @@ function identity(seed: number, id: string, role: 'miner' | 'client', mldsa: Nat
   return { id, role, publicKey: key.publicKey, key };
 }
 
-/**
- * Where a simulation keeps its stores: memory (/dev/shm) where the system has it. The real
- * stores run unchanged, but their LevelDB files need not reach a disk: a 100-client run wrote
- * 3.2 GB for 5 aggregations (models, payloads, compactions), all thrown away at the end.
- */
-function scratchDir(): string {
-  try {
-    accessSync('/dev/shm', constants.W_OK);
-    return '/dev/shm';
-  } catch {
-    return tmpdir();
-  }
-}
-
 export async function runSimulation(o: SimOptions): Promise<SimResult> {
   if (o.transport === 'libp2p') return runOverLibp2p(o);
   const wall0 = performance.now();
@@ -141,7 +126,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const data = o.data ?? loadDataset(cfg.learning.dataset);
   const runtime = await ModelRuntime.create(modelSpecOf(cfg), { threads: 1 });
   const verifier = new InThreadVerifier(mldsa);
-  const dir = await mkdtemp(join(scratchDir(), 'bfl-sim-'));
+  const dir = await mkdtemp(join(tmpdir(), 'bfl-sim-'));
   const stops: (() => Promise<unknown>)[] = [];
   const rec = new Recorder(o, runtime, data);
   // the product's own assembly: only the transport, the clock and proof of work are swapped
