@@ -15,6 +15,9 @@ it('on the worker engine /status keeps answering during an aggregation of 100 up
   expect(worker.statusMaxMs, seen).toBeLessThan(worker.aggregationMs / 4);
   // the same job in-thread blocks the loop: no answer until it is done (what the test guards against)
   const inThread = await benchStatus('in-thread', 100, dim);
+  // At most the poll already in flight when the job starts is answered (its latency can be short:
+  // it may be served before the job blocks the loop, so its time says nothing); the worker engine,
+  // polled the same way, answered many times during its job.
   expect(inThread.polls, JSON.stringify(inThread)).toBeLessThanOrEqual(1);
-  expect(inThread.statusMaxMs, JSON.stringify(inThread)).toBeGreaterThan(inThread.aggregationMs / 2);
+  expect(worker.polls, seen).toBeGreaterThan(inThread.polls + 3);
 });
