@@ -111,9 +111,11 @@ it("a client's sealed upload carries none of the float32 payload on the libp2p s
   // what sealing cost is counted (CPU of the sealing thread), for /status and bench kem --testnet
   expect(clientSealing.stats()).toMatchObject({ sealed: 1, opened: 0 });
   expect(minerSealing.stats()).toMatchObject({ sealed: 0, opened: 1 });
-  expect(clientSealing.stats().sealMs).toBeGreaterThan(0);
-  expect(minerSealing.stats().openMs).toBeGreaterThan(0);
-  expect(minerSealing.stats().processCpuMs).toBeGreaterThan(minerSealing.stats().openMs);
+  // The thread's CPU clock may tick coarsely (one open of ~0.2 ms read 0 in a CI run): the times
+  // are counted, never negative, and no more than the whole process used.
+  expect(clientSealing.stats().sealMs).toBeGreaterThanOrEqual(0);
+  expect(minerSealing.stats().openMs).toBeGreaterThanOrEqual(0);
+  expect(minerSealing.stats().processCpuMs).toBeGreaterThanOrEqual(minerSealing.stats().openMs);
 });
 
 it('a running miner refuses bad sealed updates with their codes, penalises the sender, and honest sealed traffic goes on', { timeout: 180_000 }, async () => {
