@@ -3,6 +3,7 @@ import { isBflError } from '../../src/core/errors.ts';
 import { HighsWorker, inThreadSolver } from '../../src/qkd/lp.ts';
 import { TABLE_II, type Topology, kShortestPaths, linkDevices, loadTopology, poissonScenarios, scalePrices, validateTopology, wavelengthCosts } from '../../src/qkd/model.ts';
 import { type PlanInstance, paperInstance, solveEvf, solveRandom, solveSip, uniformReservationCost } from '../../src/qkd/plan.ts';
+import { mesh } from '../helpers/qkd.ts';
 
 const line: Topology = {
   name: 'line',
@@ -11,20 +12,6 @@ const line: Topology = {
     { a: 'A', b: 'B', km: 100 },
     { a: 'B', b: 'C', km: 400 },
     { a: 'C', b: 'D', km: 170 },
-  ],
-};
-
-/** A 5-node mesh (ring with a chord) where requests have several routes. */
-const mesh: Topology = {
-  name: 'mesh',
-  nodes: ['A', 'B', 'C', 'D', 'E'],
-  links: [
-    { a: 'A', b: 'B', km: 200 },
-    { a: 'B', b: 'C', km: 150 },
-    { a: 'C', b: 'D', km: 300 },
-    { a: 'D', b: 'E', km: 120 },
-    { a: 'E', b: 'A', km: 250 },
-    { a: 'B', b: 'D', km: 330 },
   ],
 };
 

@@ -4,20 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultProvisioning, runProvisioning } from '../../src/experiments/provisioning.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-
-/** A 5-node mesh (ring with a chord), small enough that every solve takes milliseconds. */
-const mesh = {
-  name: 'mesh',
-  nodes: ['A', 'B', 'C', 'D', 'E'],
-  links: [
-    { a: 'A', b: 'B', km: 200 },
-    { a: 'B', b: 'C', km: 150 },
-    { a: 'C', b: 'D', km: 300 },
-    { a: 'D', b: 'E', km: 120 },
-    { a: 'E', b: 'A', km: 250 },
-    { a: 'B', b: 'D', km: 330 },
-  ],
-};
+import { mesh } from '../helpers/qkd.ts';
 
 describe('experiment provisioning (small)', () => {
   it('writes Figs. 5-8 for a topology, with SIP the cheapest plan', async () => {

@@ -3,11 +3,11 @@ import { Rng } from '../../src/core/random.ts';
 import { initMlp } from '../../src/qkd/rl/graphs.ts';
 import { Adam, NetRuntime } from '../../src/qkd/rl/nets.ts';
 import { inThreadSolver } from '../../src/qkd/lp.ts';
-import type { Topology } from '../../src/qkd/model.ts';
 import { paperInstance, solveSip } from '../../src/qkd/plan.ts';
 import { QkdEnv } from '../../src/qkd/rl/env.ts';
 import { defaultRlOptions, runRl } from '../../src/qkd/rl/learners.ts';
 import { main } from '../../src/cli/main.ts';
+import { mesh } from '../helpers/qkd.ts';
 
 /** Central differences of f at p along every coordinate (double precision). */
 async function numericGrad(p: Float64Array, f: (q: Float64Array) => Promise<number>, h = 1e-6): Promise<Float64Array> {
@@ -100,19 +100,6 @@ describe('RL graphs: gradients against finite differences', () => {
     expect(maxRel(g, num)).toBeLessThan(1e-5);
   });
 });
-
-const mesh: Topology = {
-  name: 'mesh',
-  nodes: ['A', 'B', 'C', 'D', 'E'],
-  links: [
-    { a: 'A', b: 'B', km: 200 },
-    { a: 'B', b: 'C', km: 150 },
-    { a: 'C', b: 'D', km: 300 },
-    { a: 'D', b: 'E', km: 120 },
-    { a: 'E', b: 'A', km: 250 },
-    { a: 'B', b: 'D', km: 330 },
-  ],
-};
 
 describe('the POMDP of §V-A', () => {
   it('its optimum is the SIP optimum with every request on its shortest path', async () => {
