@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Level } from 'level';
+import type { Level } from 'level';
 import { equalBytes, fromHex, toHex } from '../core/bytes.ts';
 import { isBetterTip } from '../core/chain.ts';
 import { blockHash, decodeBlock, encodeBlock } from '../core/encoding.ts';
@@ -23,6 +23,7 @@ import { type Clock, systemClock } from '../util/clock.ts';
 import { type Metrics, durationBuckets, timed } from '../util/metrics.ts';
 import type { AggregationChain, ChainAggregationCheck } from './aggregation.ts';
 import { AggregatorStates } from './aggregator-states.ts';
+import { damagedError, levelFilesWithoutCurrent, openLevel } from './leveldb.ts';
 import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
 import { type StateJson, stateFromJson, stateToJson } from './state-json.ts';
 
@@ -125,31 +126,34 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
   static async open(opts: ChainStoreOptions): Promise<ChainStore> {
     // LevelDB creates a missing directory even with createIfMissing: false, so a read-only
     // open first checks that a database is there.
-    if (opts.readOnly && !existsSync(join(opts.datadir, 'CURRENT'))) throw new BflError(ErrorCode.NOT_FOUND, `${opts.datadir} holds no chain store`);
+    if (opts.readOnly && !existsSync(join(opts.datadir, 'CURRENT')) && !levelFilesWithoutCurrent(opts.datadir)) throw new BflError(ErrorCode.NOT_FOUND, `${opts.datadir} holds no chain store`);
     if (!opts.readOnly) await mkdir(opts.datadir, { recursive: true });
-    const db = new Level<string, string>(opts.datadir, { keyEncoding: 'utf8', valueEncoding: 'utf8', createIfMissing: !opts.readOnly });
-    try {
-      await db.open();
-    } catch (e) {
-      const cause = (e as { cause?: Error & { code?: string } }).cause;
-      const code = cause?.code === 'LEVEL_LOCKED' ? ErrorCode.STORE_LOCKED : ErrorCode.STORE_CORRUPT;
-      throw new BflError(code, `cannot open the chain store in ${opts.datadir}: ${(e as Error).message}${cause ? ` (${cause.message})` : ''}`);
-    }
+    const { db, existed } = await openLevel<string>('chain', opts.datadir, { valueEncoding: 'utf8', createIfMissing: !opts.readOnly });
     try {
       const storedJson = await db.get('params');
       let params: ChainParams;
       if (storedJson === undefined) {
+        // A database that holds keys but no parameters lost them: never a silent genesis. (An
+        // empty one is a first start killed before its genesis batch: nothing to lose.)
+        if (existed && (await db.keys({ limit: 1 }).all()).length > 0) throw damagedError('chain', opts.datadir, 'chain data without network parameters');
         if (!opts.params || opts.readOnly) throw new BflError(ErrorCode.BAD_CONFIG, `${opts.datadir} holds no chain and no network parameters were given`);
         params = opts.params;
         const store = new ChainStore(db, params, opts);
         await store.writeGenesis();
         return store;
       }
-      params = paramsFromJson(JSON.parse(storedJson) as ChainParamsJson);
+      try {
+        params = paramsFromJson(JSON.parse(storedJson) as ChainParamsJson);
+      } catch (e) {
+        throw damagedError('chain', opts.datadir, `its network parameters do not parse: ${(e as Error).message}`);
+      }
+      const store = new ChainStore(db, params, opts);
+      // The genesis block commits to the parameters: stored parameters that disagree with the
+      // stored genesis are damage, not another network.
+      if ((await store.hashAt(0)) !== toHex(store.genesisHash)) throw damagedError('chain', opts.datadir, 'its network parameters do not match its genesis block');
       if (opts.params && !equalBytes(paramsDigest(opts.params), paramsDigest(params))) {
         throw new BflError(ErrorCode.NETWORK_MISMATCH, `${opts.datadir} belongs to network "${params.networkId}" with other parameters than the config; use another datadir`);
       }
-      const store = new ChainStore(db, params, opts);
       await store.loadTip();
       return store;
     } catch (e) {
@@ -175,11 +179,12 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
   }
 
   private async loadTip(): Promise<void> {
+    const damaged = (what: string) => damagedError('chain', this.opts.datadir, what);
     const tip = await this.db.get('tip');
-    if (!tip) throw new BflError(ErrorCode.STORE_CORRUPT, `chain store in ${this.opts.datadir} has no tip`);
+    if (!tip) throw damaged('no tip');
     const state = await this.getState(fromHex(tip));
-    if (!state) throw new BflError(ErrorCode.STORE_CORRUPT, `tip ${tip} has no stored state`);
-    if (!(await this.blocks.get(tip))) throw new BflError(ErrorCode.STORE_CORRUPT, `tip block ${tip} is missing`);
+    if (!state) throw damaged(`tip ${tip} has no stored state`);
+    if (!(await this.blocks.get(tip))) throw damaged(`tip block ${tip} is missing`);
     this.tipState = state;
   }
 

@@ -7,13 +7,17 @@
  * Not re-done here: the aggregation recomputation (it needs the raw updates, which by design
  * are not on chain); the structural aggregation rules are checked.
  */
-import { toHex } from '../core/bytes.ts';
+import { existsSync } from 'node:fs';
+import { equalBytes, toHex } from '../core/bytes.ts';
+import { sha256 } from '../core/hash.ts';
 import { blockHash, decodeBlock } from '../core/encoding.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type SignatureCheck, genesisState, validateBlock } from '../core/validation.ts';
 import { MemoryChainView } from './memory-view.ts';
+import { damagedError } from './leveldb.ts';
 import { stateToJson } from './state-json.ts';
 import { ChainStore } from './store.ts';
+import { UpdatePool } from './update-pool.ts';
 
 export interface VerifyReport {
   valid: boolean;
@@ -26,10 +30,18 @@ export interface VerifyReport {
   aggregations: number;
   work?: string;
   balances?: Record<string, string>;
+  /** The miner's update pool beside the chain (null: none there, e.g. a copied-out chain). */
+  pool?: { entries: number; payloads: number } | null;
   error?: { code: string; message: string; height?: number; hash?: string };
 }
 
-export async function verifyChain(datadir: string, signatures: SignatureCheck): Promise<VerifyReport> {
+export interface VerifyOptions {
+  /** The node's update pool (DATADIR/updates): checked too (every entry decodes, every payload
+   * hashes to its digest), and a damaged one makes the report invalid (POOL_CORRUPT). */
+  poolDir?: string;
+}
+
+export async function verifyChain(datadir: string, signatures: SignatureCheck, opts: VerifyOptions = {}): Promise<VerifyReport> {
   const report: VerifyReport = { valid: false, height: -1, blocks: 0, records: 0, aggregations: 0 };
   let store: ChainStore;
   try {
@@ -94,6 +106,34 @@ export async function verifyChain(datadir: string, signatures: SignatureCheck): 
   } finally {
     await store.close();
   }
+  if (report.valid && opts.poolDir) {
+    try {
+      report.pool = await checkPool(opts.poolDir);
+    } catch (e) {
+      report.valid = false;
+      report.error = { code: e instanceof BflError ? e.code : ErrorCode.POOL_CORRUPT, message: (e as Error).message };
+    }
+  }
   return report;
+}
+
+/** Every announcement decodes (UpdatePool.open), every payload has one and hashes to its digest. */
+async function checkPool(dir: string): Promise<VerifyReport['pool']> {
+  if (!existsSync(dir)) return null;
+  const pool = await UpdatePool.open(dir, { readOnly: true });
+  try {
+    const stray = await pool.payloadsWithoutEntry();
+    if (stray.length > 0) throw damagedError('pool', dir, `payload ${stray[0]} has no announcement`);
+    let payloads = 0;
+    for (const e of pool.all()) {
+      if (!e.hasPayload) continue;
+      const p = await pool.payload(e.clientId, e.updateDigest);
+      if (!p || p.length !== e.payloadBytes || !equalBytes(sha256(p), e.updateDigest)) throw damagedError('pool', dir, `the payload of ${e.key} does not hash to its digest`);
+      payloads++;
+    }
+    return { entries: pool.size, payloads };
+  } finally {
+    await pool.close();
+  }
 }
 
