@@ -14,9 +14,10 @@ import type { Level } from 'level';
 import { equalBytes, fromHex, toHex } from '../core/bytes.ts';
 import { isBetterTip } from '../core/chain.ts';
 import { blockHash, decodeBlock, encodeBlock } from '../core/encoding.ts';
-import { BflError, ErrorCode } from '../core/errors.ts';
+import { BflError, ErrorCode, isBflError } from '../core/errors.ts';
 import { type ChainParams, type ChainParamsJson, Membership, createGenesisBlock, paramsDigest, paramsFromJson, paramsToJson } from '../core/params.ts';
-import type { Block } from '../core/types.ts';
+import { meetsTarget } from '../core/pow.ts';
+import type { Block, BlockHeader } from '../core/types.ts';
 import { type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
 import type { Logger } from '../util/logger.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
@@ -43,6 +44,24 @@ export interface ChainStoreOptions {
   /** Inspection tools (chain verify/show): never create the directory, a database or a genesis;
    * the caller does not write. LevelDB still takes its LOCK (it has no shared mode). */
   readOnly?: boolean;
+  /**
+   * Blocks of work that must be built on a block before its aggregation may be accepted
+   * without recomputing it, when its raw updates are nowhere to be had (issue 13, item 2;
+   * docs/decisions.md, "History validation"). Default: the miners' pruning depth, so every
+   * aggregation whose updates a miner may have dropped qualifies, and none whose updates
+   * every miner still keeps.
+   */
+  assumeValidDepth?: number;
+}
+
+/** Default of `assumeValidDepth`: the payload pruning depth of miners (MinerOptions.pruneDepth). */
+export const ASSUME_VALID_DEPTH = 32;
+
+export interface AddBlockOptions {
+  /** Headers of blocks built on this one, lowest first (a syncing miner has them from its
+   * peer): with `assumeValidDepth` of them, linked and each meeting the network's proof of
+   * work, an aggregation whose raw updates are unavailable is accepted on that work. */
+  descendants?: BlockHeader[];
 }
 
 export interface Reorg {
@@ -95,6 +114,8 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
   private readonly recordIdx;
   private readonly modelIdx;
   private readonly balancesDb;
+  /** Blocks whose aggregation was accepted on the work built on them (not recomputed). */
+  private readonly assumedDb;
   private readonly aggStates: AggregatorStates;
   private readonly opts: ChainStoreOptions;
   private readonly orphans: OrphanPool;
@@ -117,6 +138,7 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
     this.recordIdx = db.sublevel<string, string[]>('r', { valueEncoding: 'json' });
     this.modelIdx = db.sublevel<string, string[]>('m', { valueEncoding: 'json' });
     this.balancesDb = db.sublevel<string, string>('bal', { valueEncoding: 'utf8' });
+    this.assumedDb = db.sublevel<string, string>('v', { valueEncoding: 'utf8' });
     this.aggStates = new AggregatorStates(db.sublevel<string, Uint8Array>('a', { valueEncoding: 'view' }));
     this.orphans = new OrphanPool(opts.orphans);
     this.log = opts.logger;
@@ -288,6 +310,28 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
     await this.aggStates.put(hash, state);
   }
 
+  /** Was this block's aggregation accepted on the work built on it, without recomputing it? */
+  async acceptedOnWork(hash: Bytes | string): Promise<boolean> {
+    return (await this.assumedDb.get(typeof hash === 'string' ? hash : toHex(hash))) !== undefined;
+  }
+
+  get assumeValidDepth(): number {
+    return this.opts.assumeValidDepth ?? ASSUME_VALID_DEPTH;
+  }
+
+  /** `descendants` are `assumeValidDepth` blocks of valid proof of work by admitted miners on `block`. */
+  private buried(block: Block, hash: Bytes, descendants: BlockHeader[] | undefined): boolean {
+    if (!descendants || descendants.length < this.assumeValidDepth) return false;
+    let prev = hash;
+    for (let i = 0; i < descendants.length; i++) {
+      const d = descendants[i];
+      const h = blockHash(d);
+      if (!equalBytes(d.prevHash, prev) || d.height !== block.header.height + i + 1 || d.difficulty !== this.params.difficulty || !meetsTarget(h, d.difficulty) || !this.membership.ofRole(d.minerId, 'miner')) return false;
+      prev = h;
+    }
+    return true;
+  }
+
   // ---- writes ----
 
   /**
@@ -295,14 +339,14 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
    * with the rule's code when the block is invalid. A block with an unknown parent is kept in
    * the orphan pool and returns status 'orphan'; it is connected when its parent arrives.
    */
-  async addBlock(input: Block | Bytes): Promise<AddResult> {
+  async addBlock(input: Block | Bytes, opts: AddBlockOptions = {}): Promise<AddResult> {
     // one block at a time: validation reads the tip it then changes
     const previous = this.lock;
     let release!: () => void;
     this.lock = new Promise<void>((r) => (release = r));
     await (this.opts.clock ?? systemClock).suspend(previous);
     try {
-      return await this.addBlockLocked(input);
+      return await this.addBlockLocked(input, opts);
     } finally {
       release();
     }
@@ -312,9 +356,9 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
     return this.opts.now ? this.opts.now() : Date.now();
   }
 
-  private async addBlockLocked(input: Block | Bytes): Promise<AddResult> {
+  private async addBlockLocked(input: Block | Bytes, opts: AddBlockOptions = {}): Promise<AddResult> {
     try {
-      const r = await this.addBlockChecked(input);
+      const r = await this.addBlockChecked(input, opts);
       this.m?.blocks.inc({ result: r.status });
       return r;
     } catch (e) {
@@ -324,7 +368,7 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
     }
   }
 
-  private async addBlockChecked(input: Block | Bytes): Promise<AddResult> {
+  private async addBlockChecked(input: Block | Bytes, opts: AddBlockOptions): Promise<AddResult> {
     const bytes = input instanceof Uint8Array ? input : encodeBlock(input);
     const block = decodeBlock(bytes, this.params.maxBlockBytes); // OVERSIZED / MALFORMED
     const hash = blockHash(block.header);
@@ -334,7 +378,7 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
       this.orphans.add(h, block, bytes.length, this.now());
       return { status: 'orphan', hash: h, tipChanged: false, adopted: [] };
     }
-    const result = await this.connect(block, bytes, hash);
+    const result = await this.connect(block, bytes, hash, this.buried(block, hash, opts.descendants));
     for (const child of this.orphans.takeChildren(h, this.now())) {
       try {
         result.adopted.push(await this.addBlockLocked(child));
@@ -345,14 +389,27 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
     return result;
   }
 
-  private async connect(block: Block, bytes: Bytes, hash: Bytes): Promise<AddResult> {
+  private async connect(block: Block, bytes: Bytes, hash: Bytes, buried: boolean): Promise<AddResult> {
     const check = this.opts.aggregation;
+    let assumed = false;
+    // Recomputed whenever the raw updates (and the state before) can be had; a buried block whose
+    // updates cannot is accepted on the work built on it (everything else is still checked:
+    // proof of work, signatures, structure, the ϕ rule, the aggregation's shape).
+    const verify = check && (async (tx: Parameters<ChainAggregationCheck['verify']>[0], input: Parameters<ChainAggregationCheck['verify']>[1]) => {
+      try {
+        return await check.verify(tx, input, this);
+      } catch (e) {
+        if (!buried || !isBflError(e, ErrorCode.UNAVAILABLE)) throw e;
+        assumed = true;
+        return undefined;
+      }
+    });
     const { state, credits, aggregatorState } = await timed(this.m?.validation, () => validateBlock(block, {
       params: this.params,
       membership: this.membership,
       view: this,
       signatures: this.opts.signatures,
-      aggregation: check && { verify: (tx, input) => check.verify(tx, input, this) },
+      aggregation: verify && { verify },
       now: this.now(),
     }));
     const h = toHex(hash);
@@ -360,6 +417,10 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
       { type: 'put', sublevel: this.blocks, key: h, value: bytes },
       { type: 'put', sublevel: this.states, key: h, value: stateToJson(state) },
     ];
+    if (assumed) {
+      ops.push({ type: 'put', sublevel: this.assumedDb, key: h, value: '' });
+      this.log?.debug({ height: block.header.height, hash: h }, 'aggregation accepted on work (its updates are pruned)');
+    }
     if (aggregatorState) ops.push(this.aggStates.putOp(h, aggregatorState));
     for (const tx of block.txs) {
       if (tx.type === 'record') {

@@ -2,7 +2,7 @@
  * The chain service, our `chain` request/response protocol (in libp2p's service shape: an init
  * object, the narrow components it needs, a factory, start/stop): the head, blocks by hash,
  * canonical hashes by height (syncing miners), the newest global model after a client's anchor
- * (the anchor jump) and reward balances.
+ * (the anchor jump), reward balances and aggregator states (a syncing miner's first state).
  */
 import { Writer, equalBytes, toHex } from '../core/bytes.ts';
 import { aggregationTxOf } from '../core/chain.ts';
@@ -65,6 +65,12 @@ export class ChainService {
       }
       case 'balance':
         return new Writer(8).u64(await store.balance(q.id)).finish();
+      case 'state': {
+        // canonical bytes as stored; the asker checks them against the block's stateHash
+        const s = await store.aggregatorState(q.hash);
+        if (!s) throw new BflError(ErrorCode.NOT_FOUND, `no aggregator state for block ${toHex(q.hash)}`, { action: 'IGNORE' });
+        return s;
+      }
     }
   }
 }
