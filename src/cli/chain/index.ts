@@ -20,6 +20,16 @@ const READ_HINT = 'stop the node first (or copy its datadir and read the copy)';
 const DATADIR_HELP = 'the node\'s data directory (its chain/ store is read; a chain store directory itself also works). Opened read-only; stop the node first';
 import { print, printJson } from '../output.ts';
 
+/** How the aggregations were checked (VerifyReport.aggregationCheck). */
+function aggregationLine(r: VerifyReport): string {
+  const c = r.aggregationCheck;
+  if (!c) return '';
+  // the three kinds lie in bands (accepted on work oldest, recomputed newest): count and band; --json lists every height
+  const ranges = (hs: number[]) => (hs.length === 0 ? 'none' : `${hs.length} (heights ${hs[0]}${hs.length > 1 ? `..${hs.at(-1)}` : ''})`);
+  if (c.aggregator === null) return 'aggregations not recomputed: this build does not know the chain\'s aggregator';
+  return `aggregations (${c.aggregator}): recomputed from the update pool ${ranges(c.recomputed)}; accepted on work while syncing ${ranges(c.acceptedOnWork)}; checked on arrival, updates pruned since ${ranges(c.checkedOnArrival)}`;
+}
+
 /** DATADIR/updates beside DATADIR/chain (a copied-out chain store has none). */
 function poolDirOf(chainDir: string): string | undefined {
   const node = nodeDirOfChain(chainDir);
@@ -45,7 +55,10 @@ export function chainCommand(): Command {
         report = { valid: false, height: -1, blocks: 0, records: 0, aggregations: 0, error: { code: e.code, message: e.message } };
       }
       if (o.json) printJson(report);
-      else if (report.valid) print(`valid: ${report.blocks} blocks to height ${report.height}, ${report.aggregations} aggregations, ${report.records} update records, tip ${report.tip}`);
+      else if (report.valid) {
+        print(`valid: ${report.blocks} blocks to height ${report.height}, ${report.aggregations} aggregations, ${report.records} update records, tip ${report.tip}`);
+        print(aggregationLine(report));
+      }
       else if (OPERATOR_ERRORS.has(report.error?.code ?? '')) process.stderr.write(`error: ${report.error?.message} (${report.error?.code})\n`);
       else if (report.error?.code === ErrorCode.POOL_CORRUPT) print(`INVALID update pool: ${report.error.code}: ${report.error.message}`);
       else print(`INVALID at height ${report.error?.height ?? '?'}: ${report.error?.code}: ${report.error?.message}`);
