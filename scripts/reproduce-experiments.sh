@@ -24,10 +24,10 @@ for part in $parts; do
       done
       node scripts/attack-table.ts "$out/attack" | tee "$out/attack.md"
       ;;
-    robustness) bfl experiment robustness --attacks sign-flip,scale:10,noise:0.05,label-flip,alie:1,ipm:0.5 --out "$out" --json > "$out/robustness.summary.json" ;;
-    strategies) bfl experiment strategies --out "$out" --json > "$out/strategies.summary.json" ;;
-    rewards) bfl experiment rewards --out "$out" --json > "$out/rewards.summary.json" ;;
-    thresholds) bfl experiment thresholds --out "$out" --json > "$out/thresholds.summary.json" ;;
+    robustness) bfl experiment robustness --attacks sign-flip,scale:10,noise:0.05,label-flip,alie:1,ipm:0.5 --out "$out" --json > "$out/robustness.summary.json"; cp "$out/robustness.png" docs/figures/robustness.png ;;
+    strategies) bfl experiment strategies --out "$out" --json > "$out/strategies.summary.json"; cp "$out/strategies.png" docs/figures/strategies.png ;;
+    rewards) bfl experiment rewards --out "$out" --json > "$out/rewards.summary.json"; cp "$out/rewards.png" docs/figures/rewards.png ;;
+    thresholds) bfl experiment thresholds --out "$out" --json > "$out/thresholds.summary.json"; cp "$out/thresholds.png" docs/figures/thresholds.png ;;
     scoring)
       # issue 11's targets (docs/experiments.md "Contribution scoring"); the 50- and 100-client
       # runs take hours on a loaded 2-core machine: run them alone
