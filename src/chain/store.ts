@@ -4,7 +4,9 @@
  * blocks hold a record, which hold a global model). Fork choice is most cumulative work, ties
  * to the lower block hash (core/chain.ts). Every change that spans keys (a block with its indexes, a reorg with its
  * height index, tip and ledger) is one atomic batch, so a kill -9 leaves either the state before
- * or the state after.
+ * or the state after. Blocks whose aggregation was accepted on the work built on them (a miner
+ * syncing past the pruning depth) are marked as such (`acceptedOnWork`). Opening refuses a
+ * damaged store (chain/leveldb.ts) rather than start a new chain in it.
  */
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';

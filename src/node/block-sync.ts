@@ -153,7 +153,7 @@ export class BlockSync {
           }
           if (first >= 0) missing.push(...hashes.slice(first));
         }
-        if (hashes.length < HASHES_PER_REQUEST) break;
+        if (hashes.length < HASHES_PER_REQUEST || missing.length >= MAX_SYNC_BLOCKS) break;
         from += HASHES_PER_REQUEST;
       }
       this.c.logger.info({ peer: this.c.peers.info(peer)?.memberId, blocks: missing.length, theirHeight: head.height }, 'syncing');
@@ -180,6 +180,10 @@ export class BlockSync {
 
 /** Hashes per `hashes` request (the chain service serves at most 1024). */
 const HASHES_PER_REQUEST = 512;
+
+/** Blocks listed per sync at most (3.2 MB of hashes; a peer's claimed head does not size our
+ * memory): a longer chain takes several syncs, each continuing from our new tip. */
+const MAX_SYNC_BLOCKS = 100_000;
 
 /** A state is a few KB per client (BFL-MEC: a 1024-float64 sketch each); this only bounds memory. */
 const MAX_STATE_BYTES = 64 << 20;
