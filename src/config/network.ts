@@ -12,6 +12,7 @@ import { type AggregatorName, defaultAggregatorOptions, defaultBflMecOptions } f
 import type { Partition } from '../learn/partition.ts';
 import { parseKeyFile } from '../crypto/keyfile.ts';
 import { paramCount } from '../learn/model.ts';
+import type { SchedulerName } from '../association/schedulers.ts';
 import { type ConfigIssue, type Json, issuesOf, networkSchema, stripComments, toJsonSchema } from './schema.ts';
 
 export type { ConfigIssue, Json };
@@ -125,6 +126,21 @@ export const defaultP2PConfig: P2PConfig = {
   sealUpdates: true,
 };
 
+/** How a client chooses its miner (issue 17; src/association/selector.ts). */
+export interface AssociationConfig {
+  policy: SchedulerName;
+  /** D3QN policy stem (<stem>.onnx + <stem>.json), relative to the config file; null: the
+   * committed policy (4 miners × 10 channels). */
+  policyFile: string | null;
+}
+
+export const defaultAssociationConfig: AssociationConfig = {
+  // the BFL-MEC paper's rule ("the nearest edge node"), by measured round-trip time: needs no
+  // load announcements and no policy file
+  policy: 'nearest',
+  policyFile: null,
+};
+
 /** Where a node listens; init writes one per member. */
 export interface NodeAddress {
   id: string;
@@ -142,6 +158,7 @@ export interface NetworkConfig {
   aggregation: AggregationConfig;
   learning: LearningConfig;
   p2p: P2PConfig;
+  association: AssociationConfig;
   members: Member[];
   addresses: Map<string, NodeAddress>;
   raw: Json;
@@ -188,7 +205,7 @@ async function readKeyFiles(json: Json, base: string): Promise<Map<string, Uint8
 let schema: ReturnType<typeof networkSchema> | undefined;
 /** The zod schema of the config, with the defaults above. */
 export function configSchema(): ReturnType<typeof networkSchema> {
-  return (schema ??= networkSchema({ chain: defaultChainConfig, aggregation: { ...defaultAggregationConfig }, learning: { ...defaultLearningConfig }, p2p: { ...defaultP2PConfig } }));
+  return (schema ??= networkSchema({ chain: defaultChainConfig, aggregation: { ...defaultAggregationConfig }, learning: { ...defaultLearningConfig }, p2p: { ...defaultP2PConfig }, association: { ...defaultAssociationConfig } }));
 }
 
 /** The JSON Schema of the config file (`bfl-node config schema`). */
@@ -250,6 +267,7 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
     aggregation: c.aggregation,
     learning: { ...learning, partition: partition as Partition },
     p2p: c.p2p,
+    association: { ...c.association, policyFile: c.association.policyFile === null ? null : resolve(dirname(resolve(file)), c.association.policyFile) },
     members,
     addresses,
     raw: json,
