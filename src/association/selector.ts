@@ -135,10 +135,9 @@ export async function associationSelector(o: AssociationSelectorOptions): Promis
       return chosen;
     },
     async refresh(observed) {
-      if (!observed.some((x) => x.rttMs !== null)) {
-        chosen = null;
-        return;
-      }
+      // no stale choice if this one fails: the client then ranks by RTT
+      chosen = null;
+      if (!observed.some((x) => x.rttMs !== null)) return;
       // our own recent uploads are in our current miner's announced count: leave ourselves out
       const load = observed.map((x) => (x.load && x.miner.id === lastPick ? { ...x.load, clients: Math.max(0, x.load.clients - 1) } : x.load));
       const s = measuredTwinState(observed.map((x) => x.rttMs), load, base, o.measured);

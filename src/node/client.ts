@@ -246,10 +246,11 @@ export class Client {
     }
   }
 
-  /** A miner's announced load; null if it does not answer (an older miner: unknown load). */
+  /** A miner's announced load; null if it does not answer (an older miner: unknown load).
+   * The ping's time limit: the answer is as small as a ping's, and it delays the measurement. */
   private async readLoad(m: MinerContact): Promise<AnnouncedLoad | null> {
     try {
-      return decodeMinerLoad(await this.d.transport.request(m.peerId, protocols(this.d.config.networkId).chain, encodeChainRequest({ kind: 'load' }), { maxResponseBytes: 64, timeoutMs: this.d.config.p2p.requestTimeoutMs }));
+      return decodeMinerLoad(await this.d.transport.request(m.peerId, protocols(this.d.config.networkId).chain, encodeChainRequest({ kind: 'load' }), { maxResponseBytes: 64, timeoutMs: Math.min(1500, this.d.config.p2p.requestTimeoutMs) }));
     } catch {
       return null;
     }
