@@ -12,7 +12,6 @@ import { type AggregatorName, defaultAggregatorOptions, defaultBflMecOptions } f
 import type { Partition } from '../learn/partition.ts';
 import { parseKeyFile } from '../crypto/keyfile.ts';
 import { paramCount } from '../learn/model.ts';
-import type { SchedulerName } from '../association/schedulers.ts';
 import { type ConfigIssue, type Json, issuesOf, networkSchema, stripComments, toJsonSchema } from './schema.ts';
 
 export type { ConfigIssue, Json };
@@ -126,9 +125,14 @@ export const defaultP2PConfig: P2PConfig = {
   sealUpdates: true,
 };
 
-/** How a client chooses its miner (issue 17; src/association/selector.ts). */
+/** The association schedulers' names (src/association/schedulers.ts `SCHEDULERS`; config may
+ * not import that layer: test/unit/association-selector.test.ts checks the two agree). */
+export const ASSOCIATION_POLICIES = ['nearest', 'greedy', 'decomposition', 'swap', 'd3qn'] as const;
+export type AssociationPolicy = (typeof ASSOCIATION_POLICIES)[number];
+
+/** How a client chooses its miner (issue 17; src/node/association-selector.ts). */
 export interface AssociationConfig {
-  policy: SchedulerName;
+  policy: AssociationPolicy;
   /** D3QN policy stem (<stem>.onnx + <stem>.json), relative to the config file; null: the
    * committed policy (4 miners × 10 channels). */
   policyFile: string | null;
@@ -205,7 +209,7 @@ async function readKeyFiles(json: Json, base: string): Promise<Map<string, Uint8
 let schema: ReturnType<typeof networkSchema> | undefined;
 /** The zod schema of the config, with the defaults above. */
 export function configSchema(): ReturnType<typeof networkSchema> {
-  return (schema ??= networkSchema({ chain: defaultChainConfig, aggregation: { ...defaultAggregationConfig }, learning: { ...defaultLearningConfig }, p2p: { ...defaultP2PConfig }, association: { ...defaultAssociationConfig } }));
+  return (schema ??= networkSchema({ chain: defaultChainConfig, aggregation: { ...defaultAggregationConfig }, learning: { ...defaultLearningConfig }, p2p: { ...defaultP2PConfig }, association: { ...defaultAssociationConfig }, associationPolicies: ASSOCIATION_POLICIES }));
 }
 
 /** The JSON Schema of the config file (`bfl-node config schema`). */
@@ -267,7 +271,8 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
     aggregation: c.aggregation,
     learning: { ...learning, partition: partition as Partition },
     p2p: c.p2p,
-    association: { ...c.association, policyFile: c.association.policyFile === null ? null : resolve(dirname(resolve(file)), c.association.policyFile) },
+    // the schema checked the policy against ASSOCIATION_POLICIES
+    association: { policy: c.association.policy as AssociationPolicy, policyFile: c.association.policyFile === null ? null : resolve(dirname(resolve(file)), c.association.policyFile) },
     members,
     addresses,
     raw: json,

@@ -7,7 +7,6 @@
  */
 import { z } from 'zod';
 import { AGGREGATORS } from '../core/aggregation/index.ts';
-import { SCHEDULERS } from '../association/schedulers.ts';
 import { ID_PATTERN } from '../core/bytes.ts';
 import { PARAM_SIZES } from '../crypto/mldsa.ts';
 import { KEM_SIZES } from '../crypto/mlkem.ts';
@@ -82,6 +81,7 @@ export interface SectionDefaults {
   learning: Defaults;
   p2p: Defaults;
   association: Defaults;
+  associationPolicies: readonly [string, ...string[]];
 }
 
 /** The schema, with the defaults of network.ts (passed in: network.ts imports this module). */
@@ -140,7 +140,7 @@ export function networkSchema(d: SectionDefaults) {
     sealUpdates: bool().default(p.sealUpdates),
   });
   const association = section({
-    policy: oneOf(SCHEDULERS).default(d.association.policy),
+    policy: oneOf(d.associationPolicies).default(d.association.policy),
     policyFile: str().nullable().default(d.association.policyFile),
   });
   const kemHex = KEM_SIZES.publicKey * 2;

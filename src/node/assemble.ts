@@ -6,7 +6,7 @@
  * proof of work and the aggregation engine (worker threads or in-thread).
  */
 import { join } from 'node:path';
-import { associationSelector } from '../association/selector.ts';
+import { associationSelector } from './association-selector.ts';
 import { ChainAggregation } from '../chain/aggregation.ts';
 import type { AggregationEngine } from '../chain/aggregation-engine.ts';
 import { ChainStore } from '../chain/store.ts';

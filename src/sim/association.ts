@@ -5,7 +5,7 @@
  * compute the joint one-to-one (miner, channel) assignment of the DT paper's problem (19); each
  * client's MinerSelector puts its assigned miner first (while in coverage), the others after by
  * round-trip time. A coordinator is the paper's setting (the digital twin schedules centrally);
- * the daemon's per-client approximation is src/association/selector.ts.
+ * the daemon's per-client approximation is src/node/association-selector.ts.
  */
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { Rng } from '../core/random.ts';
@@ -21,7 +21,7 @@ export interface SimAssociationOptions {
   policy: SchedulerName;
   /**
    * 'coordinator' (default): the joint assignment in the twin, as in the paper. 'per-client':
-   * the daemon's approximation instead (src/association/selector.ts): each client runs the
+   * the daemon's approximation instead (src/node/association-selector.ts): each client runs the
    * policy on its own measured RTTs and the miners' announced loads, over the simulated network.
    */
   mode?: 'coordinator' | 'per-client';

@@ -31,7 +31,7 @@ import { type RunningNode, initialModelOf, modelSpecOf, startNode } from '../nod
 import { initLocalNetwork, testnetDefaults } from '../node/testnet.ts';
 import { type Logger, silentLogger } from '../util/logger.ts';
 import { AssociationCoordinator, type SimAssociationOptions, type SimAssociationReport, UploadTally } from './association.ts';
-import { associationSelector } from '../association/selector.ts';
+import { associationSelector } from '../node/association-selector.ts';
 import { SimClock } from './clock.ts';
 import { Mobility, type MobilityOptions } from './mobility.ts';
 import { SimNetwork, type SimNetworkOptions, defaultSimNetwork } from './network.ts';

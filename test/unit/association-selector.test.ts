@@ -5,10 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { d3qnScheduler } from '../../src/association/d3qn.ts';
-import { associationSelector, measuredTwinState } from '../../src/association/selector.ts';
+import { associationSelector, measuredTwinState } from '../../src/node/association-selector.ts';
 import { SCHEDULERS, heuristicScheduler } from '../../src/association/schedulers.ts';
 import { checkOneToOne } from '../../src/association/twin.ts';
-import { parseNetworkConfig } from '../../src/config/network.ts';
+import { ASSOCIATION_POLICIES, parseNetworkConfig } from '../../src/config/network.ts';
 import { isBflError } from '../../src/core/errors.ts';
 import { decodeChainRequest, decodeMinerLoad, encodeChainRequest, encodeMinerLoad } from '../../src/net/messages.ts';
 import type { MinerObservation } from '../../src/node/miner-selector.ts';
@@ -124,6 +124,10 @@ describe('the miners\' load announcement', () => {
 
 describe('network.json association section', () => {
   const base = { networkId: 'n', genesisTime: 0, members: [{ id: 'miner-1', role: 'miner', publicKey: '00'.repeat(1312) }] };
+  it('its policy names are the schedulers\' (config may not import src/association: a second list, kept equal here)', () => {
+    expect([...ASSOCIATION_POLICIES]).toEqual([...SCHEDULERS]);
+  });
+
   it('defaults to the nearest miner; names any scheduler; a policy file is relative to the config', () => {
     expect(parseNetworkConfig(base).association).toEqual({ policy: 'nearest', policyFile: null });
     for (const policy of SCHEDULERS) expect(parseNetworkConfig({ ...base, association: { policy } }).association.policy).toBe(policy);

@@ -1,6 +1,6 @@
 /**
  * The association schedulers in the product (issue 17): a client's `MinerSelector` that lets a
- * scheduler of schedulers.ts / d3qn.ts choose its miner.
+ * scheduler of src/association (schedulers.ts, d3qn.ts) choose its miner.
  *
  * The daemon has no radio model and no coordinator: each client sees only its own measured
  * round-trip times and the load each miner announces (the `load` chain request: recent distinct
@@ -13,12 +13,12 @@
  * sequential masked query the D3QN was trained with (each agent choosing with the others
  * placed). The other miners follow by RTT, as fallbacks when an upload fails.
  */
+import { DEFAULT_POLICY, d3qnScheduler } from '../association/d3qn.ts';
+import { type Scheduler, type SchedulerName, heuristicScheduler } from '../association/schedulers.ts';
+import { type TwinParams, type TwinState, defaultTwinParams, pathLossDb } from '../association/twin.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
-import type { AnnouncedLoad, MinerSelector } from '../node/miner-selector.ts';
-import { nearestByRtt } from '../node/miner-selector.ts';
-import { d3qnScheduler, DEFAULT_POLICY } from './d3qn.ts';
-import { type Scheduler, type SchedulerName, heuristicScheduler } from './schedulers.ts';
-import { type TwinParams, type TwinState, defaultTwinParams, pathLossDb } from './twin.ts';
+import type { AnnouncedLoad, MinerSelector } from './miner-selector.ts';
+import { nearestByRtt } from './miner-selector.ts';
 
 export interface MeasuredTwinOptions {
   /**
