@@ -125,6 +125,26 @@ export const defaultP2PConfig: P2PConfig = {
   sealUpdates: true,
 };
 
+/** The association schedulers' names (src/association/schedulers.ts `SCHEDULERS`; config may
+ * not import that layer: test/unit/association-selector.test.ts checks the two agree). */
+export const ASSOCIATION_POLICIES = ['nearest', 'greedy', 'decomposition', 'swap', 'd3qn'] as const;
+export type AssociationPolicy = (typeof ASSOCIATION_POLICIES)[number];
+
+/** How a client chooses its miner (issue 17; src/node/association-selector.ts). */
+export interface AssociationConfig {
+  policy: AssociationPolicy;
+  /** D3QN policy stem (<stem>.onnx + <stem>.json), relative to the config file; null: the
+   * committed policy (4 miners × 10 channels). */
+  policyFile: string | null;
+}
+
+export const defaultAssociationConfig: AssociationConfig = {
+  // the BFL-MEC paper's rule ("the nearest edge node"), by measured round-trip time: needs no
+  // load announcements and no policy file
+  policy: 'nearest',
+  policyFile: null,
+};
+
 /** Where a node listens; init writes one per member. */
 export interface NodeAddress {
   id: string;
@@ -142,6 +162,7 @@ export interface NetworkConfig {
   aggregation: AggregationConfig;
   learning: LearningConfig;
   p2p: P2PConfig;
+  association: AssociationConfig;
   members: Member[];
   addresses: Map<string, NodeAddress>;
   raw: Json;
@@ -188,7 +209,7 @@ async function readKeyFiles(json: Json, base: string): Promise<Map<string, Uint8
 let schema: ReturnType<typeof networkSchema> | undefined;
 /** The zod schema of the config, with the defaults above. */
 export function configSchema(): ReturnType<typeof networkSchema> {
-  return (schema ??= networkSchema({ chain: defaultChainConfig, aggregation: { ...defaultAggregationConfig }, learning: { ...defaultLearningConfig }, p2p: { ...defaultP2PConfig } }));
+  return (schema ??= networkSchema({ chain: defaultChainConfig, aggregation: { ...defaultAggregationConfig }, learning: { ...defaultLearningConfig }, p2p: { ...defaultP2PConfig }, association: { ...defaultAssociationConfig }, associationPolicies: ASSOCIATION_POLICIES }));
 }
 
 /** The JSON Schema of the config file (`bfl-node config schema`). */
@@ -250,6 +271,8 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
     aggregation: c.aggregation,
     learning: { ...learning, partition: partition as Partition },
     p2p: c.p2p,
+    // the schema checked the policy against ASSOCIATION_POLICIES
+    association: { policy: c.association.policy as AssociationPolicy, policyFile: c.association.policyFile === null ? null : resolve(dirname(resolve(file)), c.association.policyFile) },
     members,
     addresses,
     raw: json,

@@ -80,6 +80,8 @@ export interface SectionDefaults {
   aggregation: Defaults;
   learning: Defaults;
   p2p: Defaults;
+  association: Defaults;
+  associationPolicies: readonly [string, ...string[]];
 }
 
 /** The schema, with the defaults of network.ts (passed in: network.ts imports this module). */
@@ -137,6 +139,10 @@ export function networkSchema(d: SectionDefaults) {
     ipColocationPenalty: bool().default(p.ipColocationPenalty),
     sealUpdates: bool().default(p.sealUpdates),
   });
+  const association = section({
+    policy: oneOf(d.associationPolicies).default(d.association.policy),
+    policyFile: str().nullable().default(d.association.policyFile),
+  });
   const kemHex = KEM_SIZES.publicKey * 2;
   const pkHex = PARAM_SIZES['ML-DSA-44'].publicKey * 2;
   const member = section({
@@ -158,6 +164,7 @@ export function networkSchema(d: SectionDefaults) {
     aggregation: aggregation.prefault({}),
     learning: learning.prefault({}),
     p2p: p2p.prefault({}),
+    association: association.prefault({}),
     members: z.array(member, expected('a list')),
   });
 }
