@@ -136,6 +136,8 @@ export function networkSchema(d: SectionDefaults) {
     mdns: bool().default(p.mdns),
     ipColocationPenalty: bool().default(p.ipColocationPenalty),
     sealUpdates: bool().default(p.sealUpdates),
+    clientUpdatesPerMinute: num({ min: 0, max: 1_000_000 }).default(p.clientUpdatesPerMinute),
+    clientUpdateBurst: int({ min: 1, max: 1_000_000 }).default(p.clientUpdateBurst),
   });
   const kemHex = KEM_SIZES.publicKey * 2;
   const pkHex = PARAM_SIZES['ML-DSA-44'].publicKey * 2;
