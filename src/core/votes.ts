@@ -4,9 +4,9 @@
  * client once: a client that floods valid updates gains nothing by it (before this rule one
  * admitted client at 4 updates/s took 94 % of the rewards, and its near-identical copies got an
  * honest client labelled low). The ϕ rule then counts distinct clients. Which of a client's
- * updates a miner records is its own choice (any one is valid); miners take the newest, by
- * `newestFirst`, so miners holding the same updates pick the same one whatever the arrival order,
- * and a recorded update supersedes the client's older ones.
+ * updates a miner records is its own choice (any one is valid); miners take the one with the
+ * most samples, then the newest (`preferredFirst`), so miners holding the same updates pick the
+ * same one whatever the arrival order, and a recorded update supersedes the client's older ones.
  * Pure: a block rule (validation.ts) and the miner's selection (node/update-intake.ts) share it.
  */
 import { compareBytes, toHex } from './bytes.ts';
@@ -27,6 +27,20 @@ export interface DatedVote extends Vote {
  */
 export function newestFirst(a: DatedVote, b: DatedVote): number {
   return b.createdAt - a.createdAt || compareBytes(a.updateDigest, b.updateDigest);
+}
+
+export interface CandidateVote extends DatedVote {
+  sampleCount: number;
+}
+
+/**
+ * The update a miner records for a client: the one with the most samples (an offline client's
+ * average of its buffered updates carries several rounds of data and must not be superseded by
+ * the regular update that follows it a moment later), then the newest (newestFirst). Only the
+ * client's own updates compete, so a large claimed sampleCount gains it nothing here.
+ */
+export function preferredFirst(a: CandidateVote, b: CandidateVote): number {
+  return b.sampleCount - a.sampleCount || newestFirst(a, b);
 }
 
 /** Distinct clients among the votes: what the ϕ rule counts. */

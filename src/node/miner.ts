@@ -154,8 +154,8 @@ export class Miner {
     if (!block) return;
     const agg = aggregationTxOf(block);
     if (agg) await this.c.pool.prunePayloads(agg.entries.map((e) => poolKey(e.clientId, e.updateDigest)));
-    // Updates this block's records superseded (older, never recorded: one vote per client, the
-    // newest) are dropped as deep: else a client flooding within its rate limit fills the disk.
+    // Updates this block's records superseded (created before them, never recorded: one vote per
+    // client per aggregation) are dropped as deep: else a flood within the rate limit fills the disk.
     const records = new Map(block.txs.flatMap((tx) => (tx.type === 'record' ? [[tx.clientId, tx] as const] : [])));
     if (records.size === 0) return;
     const superseded: string[] = [];

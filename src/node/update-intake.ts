@@ -3,15 +3,15 @@
  * announcements of updates other miners received (gossip, small; the payload is pulled by
  * digest through the UpdateFetcher), raw updates served to admitted miners (`update`
  * protocol), and the set of updates not yet recorded on the canonical chain, which the mining
- * loop draws from: one per client per aggregation, the client's newest (core/votes.ts), so a
- * client's later updates wait for the next aggregation and an older one that a newer recorded
- * update supersedes is never recorded. Uploads are limited per client (token bucket,
+ * loop draws from: one per client per aggregation, the client's update with the most samples,
+ * then the newest (core/votes.ts), so a client's later updates wait for the next aggregation and
+ * an older one that a newer recorded update supersedes is never recorded. Uploads are limited per client (token bucket,
  * `p2p.clientUpdatesPerMinute`, CLIENT_RATE_LIMITED).
  */
 import { Reader, equalBytes, toHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type SignedUpdate, decodeAnnouncement, decodeSignedUpdate, encodeAnnouncement, encodeSignedUpdate } from '../core/update.ts';
-import { type DatedVote, newestFirst } from '../core/votes.ts';
+import { type DatedVote, newestFirst, preferredFirst } from '../core/votes.ts';
 import type { ChainStore } from '../chain/store.ts';
 import { type PoolEntry, type UpdatePool, poolKey } from '../chain/update-pool.ts';
 import type { NetworkConfig } from '../config/network.ts';
@@ -113,7 +113,7 @@ export class UpdateIntake {
     for (const f of this.newUpdate) f();
   }
 
-  /** Older than the client's newest recorded update: never to be recorded (one vote, the newest). */
+  /** Created before the client's newest recorded update: never to be recorded (one vote per aggregation; later ones wait). */
   private superseded(e: DatedVote): boolean {
     const v = this.lastVote.get(e.clientId);
     return v !== undefined && newestFirst(e, v) > 0;
@@ -242,7 +242,8 @@ export class UpdateIntake {
 
   /**
    * Updates for a block on the tip, at most `max`: one per client that has no update recorded
-   * since the last aggregation, its newest (core/votes.ts); the clients waiting longest first.
+   * since the last aggregation, the one with the most samples, then the newest (core/votes.ts);
+   * the clients waiting longest first.
    */
   async candidates(max: number): Promise<PoolEntry[]> {
     const voted = new Set(this.c.store.tip.pending.map((p) => p.clientId));
@@ -255,11 +256,11 @@ export class UpdateIntake {
     }
     const out: PoolEntry[] = [];
     for (const list of byClient.values()) {
-      for (const e of list.sort(newestFirst)) {
+      for (const e of list.sort(preferredFirst)) {
         if (!this.unrecorded.has(e.key)) continue; // superseded by a vote noted meanwhile
         // The tip handler runs asynchronously: re-check against the chain itself, or a block
         // connected a moment ago could have recorded this update already (then it is the
-        // client's newest recorded one, and its older updates are superseded).
+        // client's vote, and its older updates are superseded).
         if (await this.isRecorded(e)) {
           this.unrecorded.delete(e.key);
           this.noteVote(e);
@@ -269,7 +270,7 @@ export class UpdateIntake {
           out.push(e);
           break;
         }
-        this.unrecorded.delete(e.key); // its model left the chain (see recordable()): the client's next newest
+        this.unrecorded.delete(e.key); // its model left the chain (see recordable()): the client's next one
       }
     }
     this.updateGauge();

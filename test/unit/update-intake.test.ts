@@ -97,6 +97,34 @@ describe('update intake', () => {
     };
     expect(await pick([0, 1, 2, 3])).toEqual(await pick([3, 2, 1, 0]));
   });
+  it("a client's update with the most samples is recorded first (an offline average is not superseded by the regular update after it); the later one waits", async () => {
+    const { net, store, pool, intake, close } = await setUp();
+    try {
+      const base = store.tip.modelHash;
+      const put = (seed: number, sampleCount: number, createdAt: number) => {
+        const payload = new Uint8Array(16).fill(seed);
+        return pool.add({ clientId: net.clients[0].id, minerId: net.miners[0].id, baseModelHash: base, updateDigest: sha256(payload), sampleCount, createdAt, signature: new Uint8Array(8), payloadBytes: 16, payload }, NOW);
+      };
+      await put(1, 300, NOW - 1000); // the average of 3 buffered updates
+      await put(2, 100, NOW); // the next regular update, a moment later
+      await intake.recompute();
+      const [first] = await intake.candidates(64);
+      expect(first.sampleCount).toBe(300);
+      const r = signedRecord(net, net.clients[0], net.miners[0].id, base, { digest: first.updateDigest, createdAt: first.createdAt });
+      await store.addBlock(mineBlock(net, store.tip, net.miners[0], { records: [{ ...r }], timestamp: NOW }));
+      intake.recorded([r]);
+      expect(await intake.candidates(64)).toEqual([]); // waits for the aggregation, not superseded (created later)
+      await intake.recompute();
+      expect(intake.size).toBe(0);
+      // another client closes the round (ϕ = 2): the regular update is next
+      const other = signedRecord(net, net.clients[1], net.miners[0].id, base, { createdAt: NOW });
+      await store.addBlock(mineBlock(net, store.tip, net.miners[0], { records: [other], aggregation: nextAggregation(net, store.tip, [other]), timestamp: NOW }));
+      intake.recorded([other]);
+      expect((await intake.candidates(64)).map((e) => e.sampleCount)).toEqual([100]);
+    } finally {
+      await close();
+    }
+  });
 });
 
 describe('per-client upload rate limit', () => {
@@ -157,4 +185,3 @@ describe('per-client upload rate limit', () => {
     }
   });
 });
-

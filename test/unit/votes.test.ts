@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/core/errors.ts';
-import { checkOneVotePerClient, distinctClients, newestFirst } from '../../src/core/votes.ts';
+import { checkOneVotePerClient, distinctClients, newestFirst, preferredFirst } from '../../src/core/votes.ts';
 import { codeOf } from '../helpers/errors.ts';
 
 const vote = (clientId: string, createdAt: number, d: number) => ({ clientId, createdAt, updateDigest: Uint8Array.of(d, 0, 0) });
@@ -25,6 +25,13 @@ describe('one vote per client', () => {
       }),
       { seed: 13, numRuns: 200 },
     );
+  });
+
+  it('preferredFirst: the most samples first (an offline average of 3 rounds before the regular update after it), then the newest', () => {
+    const average = { ...vote('c', 1000, 7), sampleCount: 300 };
+    const regular = { ...vote('c', 2000, 3), sampleCount: 100 };
+    const regularTie = { ...vote('c', 2000, 1), sampleCount: 100 };
+    expect([regular, average, regularTie].sort(preferredFirst)).toEqual([average, regularTie, regular]);
   });
 
   it('checkOneVotePerClient refuses a second vote of a client, pending or in the same records, with CLIENT_ALREADY_VOTED', () => {
