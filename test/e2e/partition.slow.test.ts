@@ -103,6 +103,7 @@ it('4 miners split 2 | 2, both sides aggregating, then healed: one most-work cha
     if (lost.status === 200) expect(lost.body.canonical, `${id}: B's tip canonical`).toBe(false);
   }
   expect(BigInt(healed[0].work)).toBeGreaterThanOrEqual(BigInt(a.work));
+  console.log(`side A: height ${a.height}, ${a.aggregations} aggregations; side B: height ${b.height}, ${b.aggregations} aggregations; healed: height ${healed[0].height}, ${healed[0].aggregations} aggregations`);
 
   // a fresh miner syncs the winning chain; it never holds the losing side's tip
   c.start(FRESH);
