@@ -17,7 +17,7 @@ import { isBflError } from '../core/errors.ts';
 import type { Block } from '../core/types.ts';
 import { payloadToDelta, recordOf } from '../core/update.ts';
 import { type ChainState, sortedPending } from '../core/validation.ts';
-import { distinctClients, newestFirst } from '../core/votes.ts';
+import { distinctClients } from '../core/votes.ts';
 import type { ChainAggregation } from '../chain/aggregation.ts';
 import type { ChainStore, Reorg } from '../chain/store.ts';
 import { type UpdatePool, poolKey } from '../chain/update-pool.ts';
@@ -154,16 +154,9 @@ export class Miner {
     if (!block) return;
     const agg = aggregationTxOf(block);
     if (agg) await this.c.pool.prunePayloads(agg.entries.map((e) => poolKey(e.clientId, e.updateDigest)));
-    // Updates this block's records superseded (created before them, never recorded: one vote per
-    // client per aggregation) are dropped as deep: else a flood within the rate limit fills the disk.
-    const records = new Map(block.txs.flatMap((tx) => (tx.type === 'record' ? [[tx.clientId, tx] as const] : [])));
-    if (records.size === 0) return;
-    const superseded: string[] = [];
-    for (const e of this.c.pool.all()) {
-      const r = records.get(e.clientId);
-      if (r && e.hasPayload && newestFirst(e, r) > 0 && !(await this.c.intake.isRecorded(e))) superseded.push(e.key);
-    }
-    await this.c.pool.prunePayloads(superseded);
+    // Updates this block's records superseded are dropped as deep: else a flood within the rate
+    // limit fills the disk.
+    await this.c.pool.prunePayloads(await this.c.intake.supersededBy(block.txs.flatMap((tx) => (tx.type === 'record' ? [tx] : []))));
   }
 
   private evaluateTip(): Promise<void> {

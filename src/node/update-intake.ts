@@ -241,6 +241,22 @@ export class UpdateIntake {
   }
 
   /**
+   * Pool updates (with their payload) that `records` supersede: of the same client, created
+   * before the record, and never recorded on the canonical chain (one vote per client per
+   * aggregation: they never will be). Their payloads can go (the miner drops them as deep as
+   * aggregated ones).
+   */
+  async supersededBy(records: DatedVote[]): Promise<string[]> {
+    const byClient = new Map(records.map((r) => [r.clientId, r]));
+    const out: string[] = [];
+    for (const e of this.c.pool.all()) {
+      const r = byClient.get(e.clientId);
+      if (r && e.hasPayload && newestFirst(e, r) > 0 && !(await this.isRecorded(e))) out.push(e.key);
+    }
+    return out;
+  }
+
+  /**
    * Updates for a block on the tip, at most `max`: one per client that has no update recorded
    * since the last aggregation, the one with the most samples, then the newest (core/votes.ts);
    * the clients waiting longest first.

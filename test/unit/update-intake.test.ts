@@ -90,6 +90,9 @@ describe('update intake', () => {
         const next = await intake.candidates(64);
         expect(next.map((e) => [e.clientId, e.key])).toEqual([[net.clients[0].id, poolKey(net.clients[0].id, sha256(new Uint8Array(16).fill(5)))]]);
         expect(pool.size).toBe(6);
+        // the payloads the recorded vote superseded (client-1's three older ones; not the vote, not the newer one, not client-2's)
+        const key = (seed: number) => poolKey(net.clients[0].id, sha256(new Uint8Array(16).fill(seed)));
+        expect((await intake.supersededBy([r])).sort()).toEqual([1, 2, 3, 4].map(key).filter((k) => k !== vote.key).sort());
         return first.map((e) => e.key);
       } finally {
         await close();
