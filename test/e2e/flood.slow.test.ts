@@ -32,7 +32,7 @@ it('a client flooding valid updates at ~4/s gets one vote per aggregation, its f
   c.start('client-3', { config: rogueConfig });
   const rounds = 8;
   await c.waitFor(['miner-1'], ([s]) => s.aggregations >= rounds, 420_000, `${rounds} aggregations`);
-  const { aggregations } = (await (await fetch(`${c.node('miner-1').api}/api/aggregations?limit=1000`)).json()) as { aggregations: { round: number; updates: number; rewards: Record<string, number> }[] };
+  const { aggregations } = (await (await fetch(`${c.node('miner-1').api}/api/aggregations?limit=1000`)).json()) as { aggregations: { round: number; updates: number; low: string[]; rewards: Record<string, number> }[] };
   const penalties = (await c.status('miner-1'))!.penalties;
   const log = await c.log('miner-1');
   const rogueLog = await c.log('client-3');
@@ -46,7 +46,8 @@ it('a client flooding valid updates at ~4/s gets one vote per aggregation, its f
   }
   const sum = [...total.values()].reduce((x, y) => x + y, 0);
   const rogueShare = (total.get('client-3') ?? 0) / sum;
-  console.log(`rogue client's share of ${sum.toFixed(1)} reward tokens over ${paid.length} aggregations: ${(100 * rogueShare).toFixed(1)} % (issue 13 before the rule: 94 %)`);
+  const lows = Object.fromEntries(['client-1', 'client-2', 'client-3'].map((id) => [id, paid.filter((a) => a.low.includes(id)).length]));
+  console.log(`rogue client's share of ${sum.toFixed(1)} reward tokens over ${paid.length} aggregations: ${(100 * rogueShare).toFixed(1)} % (issue 13 before the rule: 94 %); labelled low: ${JSON.stringify(lows)}`);
   // three clients: about a third each. Rewards follow data × agreement, and the rogue's refused
   // updates come back as averages of its buffer with their summed sample counts, so a little more
   expect(rogueShare).toBeLessThan(0.5);
