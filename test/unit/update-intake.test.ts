@@ -6,6 +6,8 @@ import { claimOfRecord, encodeUpdateClaim } from '../../src/core/encoding.ts';
 import { BflError, ErrorCode } from '../../src/core/errors.ts';
 import { sha256 } from '../../src/core/hash.ts';
 import { encodeSignedUpdate } from '../../src/core/update.ts';
+import { parseNetworkConfig } from '../../src/config/network.ts';
+import { generateIdentity } from '../../src/crypto/keyfile.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { protocols } from '../../src/net/protocols.ts';
 import { UpdateFetcher } from '../../src/node/update-fetcher.ts';
@@ -177,6 +179,23 @@ describe('per-client upload rate limit', () => {
     } finally {
       await close();
     }
+  });
+
+  it('the limit settings are checked by the config: a negative rate or a burst below 1 is one BAD_CONFIG line naming the path', () => {
+    const pk = generateIdentity('m', 'miner').json.publicKey;
+    const base = { networkId: 'n', genesisTime: 0, members: [{ id: 'miner-1', role: 'miner', publicKey: pk }] };
+    const problem = (p2p: Record<string, unknown>) => {
+      try {
+        parseNetworkConfig({ ...base, p2p } as never);
+        return 'NO_ERROR';
+      } catch (e) {
+        expect((e as BflError).code).toBe(ErrorCode.BAD_CONFIG);
+        return (e as BflError).message;
+      }
+    };
+    expect(problem({ clientUpdatesPerMinute: -1 })).toMatch(/^p2p\.clientUpdatesPerMinute: expected a number >= 0/);
+    expect(problem({ clientUpdateBurst: 0 })).toMatch(/^p2p\.clientUpdateBurst: expected an integer >= 1/);
+    expect(problem({ clientUpdatesPerMinute: 0, clientUpdateBurst: 1 })).toBe('NO_ERROR');
   });
 
   it('0 updates a minute turns the limit off', async () => {
