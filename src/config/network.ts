@@ -112,6 +112,10 @@ export interface P2PConfig {
   ipColocationPenalty: boolean;
   /** Seal raw updates between our nodes with ML-KEM-768 (client → miner, miner → miner). */
   sealUpdates: boolean;
+  /** Uploads a miner accepts from one client per minute, sustained (token bucket; 0 = no limit). */
+  clientUpdatesPerMinute: number;
+  /** Uploads of one client a miner accepts back to back before the per-minute rate applies. */
+  clientUpdateBurst: number;
 }
 
 export const defaultP2PConfig: P2PConfig = {
@@ -123,6 +127,13 @@ export const defaultP2PConfig: P2PConfig = {
   // On: about 1.5 ms of CPU and 1,141 bytes per 636 KB update (bfl-node bench kem), and it keeps
   // updates secret from a recorder of today's traffic once X25519 falls (docs/decisions.md).
   sealUpdates: true,
+  // A client uploads once per N new samples: every 5 s at the default data rate (20 samples/s,
+  // N = 100), every 2 s in the testnet. 60 a minute leaves 5 × room; anything faster is a flood
+  // (issue 13: 4 a second). With one vote per client per aggregation (core/votes.ts) a flood buys
+  // no reward; the limit keeps it from costing the miner signature checks and 636 KB of disk each.
+  clientUpdatesPerMinute: 60,
+  // Retries after a lost answer and a client catching up after a pause come back to back.
+  clientUpdateBurst: 10,
 };
 
 /** The association schedulers' names (src/association/schedulers.ts `SCHEDULERS`; config may

@@ -138,6 +138,8 @@ export function networkSchema(d: SectionDefaults) {
     mdns: bool().default(p.mdns),
     ipColocationPenalty: bool().default(p.ipColocationPenalty),
     sealUpdates: bool().default(p.sealUpdates),
+    clientUpdatesPerMinute: num({ min: 0, max: 1_000_000 }).default(p.clientUpdatesPerMinute),
+    clientUpdateBurst: int({ min: 1, max: 1_000_000 }).default(p.clientUpdateBurst),
   });
   const association = section({
     policy: oneOf(d.associationPolicies).default(d.association.policy),
