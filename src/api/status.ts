@@ -64,6 +64,9 @@ export interface ClientStatus {
   attack: string;
   /** Updates sealed and their CPU ms (null with sealing off). */
   sealing?: SealingStats | null;
+  /** With an association policy that weighs load (issue 17): the selector and the load each
+   * miner last announced (null: not answered). */
+  association?: { selector: string; loads: Record<string, { pendingUpdates: number; clients: number } | null> } | null;
 }
 
 export type NodeStatus = MinerStatus | ClientStatus;
