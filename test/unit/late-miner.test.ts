@@ -68,6 +68,11 @@ describe('a miner that joins after the updates were pruned', () => {
       txs: [{ ...agg, model, modelHash: sha256(model) }, ...honest.txs.slice(1).map((t) => (t.type === 'coinbase' ? { ...t, minerId: p.net.miners[1].id } : t))],
     });
     await expect(l.store.addBlock(lie)).rejects.toMatchObject({ code: ErrorCode.BAD_AGGREGATION });
+    // the state hash is part of what is recomputed
+    const stateLie = forgeBlock(p.net, l.store.tip, p.net.miners[1], {
+      txs: [{ ...agg, stateHash: sha256(agg.stateHash) }, ...honest.txs.slice(1).map((t) => (t.type === 'coinbase' ? { ...t, minerId: p.net.miners[1].id } : t))],
+    });
+    await expect(l.store.addBlock(stateLie)).rejects.toMatchObject({ code: ErrorCode.BAD_AGGREGATION, message: expect.stringMatching(/aggregator state hash/) });
     await expect(l.store.addBlock(honest)).resolves.toMatchObject({ status: 'connected' });
 
     // chain verify: which aggregations it could recompute (their updates are in the pool)
