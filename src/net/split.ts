@@ -1,0 +1,121 @@
+/**
+ * The split-learning protocol (issue 19; the cloud-edge-client paper's Algorithm 1, lines 11-14):
+ * a client sends its miner a signed batch of cut-layer activations ("smashed data") and their
+ * labels; the miner trains its body on them and answers with d loss / d activations, which the
+ * client back-propagates through its head. One request/response per batch, on a protocol of its
+ * own, between one client and one miner: batches are never gossiped, relayed or put on chain.
+ *
+ * Canonical codec as everywhere (core/bytes.ts): lengths checked before reading, trailing bytes
+ * refused. Activations and gradients are float32 little-endian, labels one byte per sample.
+ * The client signs (ML-DSA, context `bfl/split-batch/v1`) a claim that binds the network, both
+ * ends, the createdAt nonce and the digests of activations and labels.
+ */
+import { Reader, Writer, assertId } from '../core/bytes.ts';
+import { MAX_SIGNATURE_BYTES, checkedId } from '../core/encoding.ts';
+import { BflError, ErrorCode } from '../core/errors.ts';
+import { sha256 } from '../core/hash.ts';
+
+export const splitProtocol = (networkId: string) => `/bfl/${networkId}/split/1.0.0`;
+
+export interface SplitBatch {
+  clientId: string;
+  /** The miner the batch is for: a batch signed for one miner cannot be replayed to another. */
+  minerId: string;
+  /** ms; also the replay nonce: strictly increasing per client (node/split-miner.ts). */
+  createdAt: number;
+  /** Samples in the batch. */
+  count: number;
+  /** Floats per sample at the cut (the network's cut width). */
+  width: number;
+  /** count × width float32 LE. */
+  activations: Uint8Array;
+  /** count class indices. */
+  labels: Uint8Array;
+  signature: Uint8Array;
+}
+
+/** The bytes a client signs for a batch. */
+export function encodeBatchClaim(networkId: string, b: Omit<SplitBatch, 'signature'>): Uint8Array {
+  return new Writer(160)
+    .str(networkId)
+    .str(assertId(b.clientId, 'clientId'))
+    .str(assertId(b.minerId, 'minerId'))
+    .u64(b.createdAt)
+    .u32(b.count)
+    .u32(b.width)
+    .fixed(sha256(b.activations), 32)
+    .fixed(sha256(b.labels), 32)
+    .finish();
+}
+
+export function encodeBatch(b: SplitBatch): Uint8Array {
+  return new Writer(b.activations.length + b.labels.length + b.signature.length + 128)
+    .str(assertId(b.clientId, 'clientId'))
+    .str(assertId(b.minerId, 'minerId'))
+    .u64(b.createdAt)
+    .u32(b.count)
+    .u32(b.width)
+    .bytes(b.activations)
+    .bytes(b.labels)
+    .bytes(b.signature)
+    .finish();
+}
+
+/** Largest encoded batch of `maxBatch` samples of `width` floats (the request limit). */
+export function maxBatchBytes(maxBatch: number, width: number): number {
+  return maxBatch * (width * 4 + 1) + MAX_SIGNATURE_BYTES + 256;
+}
+
+/**
+ * Decode a batch: size, then shape (count within maxBatch, the network's width, lengths that
+ * match count and width). Signature, labels' range, finiteness and replay are the miner's checks.
+ */
+export function decodeBatch(bytes: Uint8Array, o: { maxBatch: number; width: number }): SplitBatch {
+  const limit = maxBatchBytes(o.maxBatch, o.width);
+  if (bytes.length > limit) throw new BflError(ErrorCode.OVERSIZED, `split batch of ${bytes.length} bytes, limit ${limit} (learning.split.maxBatch ${o.maxBatch} samples of ${o.width} activations)`);
+  const r = new Reader(bytes, 'split batch');
+  const clientId = checkedId(r.str('clientId'), 'clientId');
+  const minerId = checkedId(r.str('minerId'), 'minerId');
+  const createdAt = r.u64n('createdAt');
+  const count = r.u32('count');
+  const width = r.u32('width');
+  if (count < 1 || count > o.maxBatch) throw new BflError(ErrorCode.OVERSIZED, `split batch of ${count} samples; a batch holds 1 to ${o.maxBatch} (learning.split.maxBatch)`);
+  if (width !== o.width) throw new BflError(ErrorCode.MALFORMED, `split batch of ${width} activations per sample, the network's cut has ${o.width} (learning.split.cut)`);
+  const activations = r.bytes('activations', count * width * 4);
+  const labels = r.bytes('labels', count);
+  const signature = r.bytes('signature', MAX_SIGNATURE_BYTES);
+  r.end();
+  if (activations.length !== count * width * 4) throw new BflError(ErrorCode.MALFORMED, `split batch holds ${activations.length} bytes of activations, ${count} × ${width} float32 need ${count * width * 4}`);
+  if (labels.length !== count) throw new BflError(ErrorCode.MALFORMED, `split batch holds ${labels.length} labels for ${count} samples`);
+  return { clientId, minerId, createdAt, count, width, activations, labels, signature };
+}
+
+/** The miner's answer: d loss / d activations (count × width float32 LE) and the batch loss. */
+export interface SplitAnswer {
+  loss: number;
+  gradients: Uint8Array;
+}
+
+export function encodeAnswer(a: SplitAnswer): Uint8Array {
+  return new Writer(a.gradients.length + 16).f64(a.loss).bytes(a.gradients).finish();
+}
+
+export function decodeAnswer(bytes: Uint8Array, expectedFloats: number): SplitAnswer {
+  const r = new Reader(bytes, 'split answer');
+  const loss = r.f64('loss');
+  const gradients = r.bytes('gradients', expectedFloats * 4);
+  r.end();
+  if (gradients.length !== expectedFloats * 4) throw new BflError(ErrorCode.MALFORMED, `split answer holds ${gradients.length / 4} gradients, the batch has ${expectedFloats} activations`);
+  return { loss, gradients };
+}
+
+/** Copy float32 LE bytes (possibly unaligned) into a fresh Float32Array. */
+export function bytesToFloats(b: Uint8Array): Float32Array {
+  const copy = new Uint8Array(b.length);
+  copy.set(b);
+  return new Float32Array(copy.buffer, 0, copy.length / 4);
+}
+
+export function floatsToBytes(f: Float32Array): Uint8Array {
+  return new Uint8Array(f.buffer.slice(f.byteOffset, f.byteOffset + f.byteLength));
+}

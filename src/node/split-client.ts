@@ -1,0 +1,108 @@
+/**
+ * The client's half of split learning (issue 19; the cloud-edge-client paper's Algorithm 1,
+ * lines 11-15, eq. 2): a training strategy the Client is given through createClient. A local
+ * round runs E epochs of minibatches over the N newest samples; for each batch the client
+ * computes the head's activations, sends them signed with the labels to one miner
+ * (net/split.ts), and steps its head with the cut-layer gradients the miner answers. The head
+ * never leaves the client; the body it evaluates with is the chain's global body.
+ */
+import { SigningContext } from '../core/contexts.ts';
+import { Rng } from '../core/random.ts';
+import type { NetworkConfig } from '../config/network.ts';
+import type { Identity } from '../crypto/keyfile.ts';
+import type { Dataset } from '../learn/data.ts';
+import { inputSize } from '../learn/model.ts';
+import { type SplitRuntime, joinParams, splitParams } from '../learn/split.ts';
+import { bytesToFloats, decodeAnswer, encodeBatch, encodeBatchClaim, floatsToBytes, splitProtocol } from '../net/split.ts';
+import type { Transport } from '../net/transport.ts';
+import type { Clock } from '../util/clock.ts';
+
+export interface SplitRoundResult {
+  head: Float32Array;
+  samples: number;
+  batches: number;
+  /** Mean batch loss of the last epoch, as the miner computed it. */
+  loss: number;
+}
+
+export class SplitLearner {
+  readonly runtime: SplitRuntime;
+  private readonly config: NetworkConfig;
+  private readonly identity: Identity;
+  private readonly transport: Pick<Transport, 'request'>;
+  private readonly clock: Clock;
+  /** Last createdAt sent: batches are strictly newer than the one before (the miner's replay check). */
+  private lastCreatedAt = 0;
+
+  constructor(o: { config: NetworkConfig; identity: Identity; transport: Pick<Transport, 'request'>; runtime: SplitRuntime; clock: Clock }) {
+    this.config = o.config;
+    this.identity = o.identity;
+    this.transport = o.transport;
+    this.runtime = o.runtime;
+    this.clock = o.clock;
+  }
+
+  /** The head part of a whole-model vector (a copy: the client's own from here on). */
+  headOf(model: Float32Array): Float32Array {
+    return Float32Array.from(splitParams(model, this.runtime.spec, this.runtime.cut).head);
+  }
+
+  /** The whole model the client evaluates: its own head, the chain's global body. */
+  compose(head: Float32Array, global: Float32Array): Float32Array {
+    return joinParams(head, splitParams(global, this.runtime.spec, this.runtime.cut).body);
+  }
+
+  /** One local round with miner `miner` (PeerId `peerId`); throws on the first failed batch. */
+  async round(head: Float32Array, data: Dataset, miner: { id: string; peerId: string }, seed: number): Promise<SplitRoundResult> {
+    const L = this.config.learning;
+    const rt = this.runtime;
+    const dim = inputSize(rt.spec);
+    const B = Math.min(L.B, L.split.maxBatch);
+    let w = Float32Array.from(head);
+    let next = new Float32Array(w.length);
+    const xb = new Float32Array(B * dim);
+    const rng = new Rng(seed);
+    const order = Array.from({ length: data.n }, (_, i) => i);
+    let batches = 0;
+    let lossSum = 0;
+    let lossCount = 0;
+    for (let e = 0; e < L.E; e++) {
+      rng.shuffle(order);
+      lossSum = 0;
+      lossCount = 0;
+      for (let start = 0; start < data.n; start += B) {
+        const b = Math.min(B, data.n - start);
+        const labels = new Uint8Array(b);
+        for (let i = 0; i < b; i++) {
+          const j = order[start + i];
+          xb.set(data.x.subarray(j * dim, (j + 1) * dim), i * dim);
+          labels[i] = data.y[j];
+        }
+        const x = xb.subarray(0, b * dim);
+        const a = Float32Array.from(await rt.headForward(w, x, b));
+        const ga = await this.send(miner, a, labels, b);
+        await rt.headSgdStep(w, x, ga.gradients, b, L.lr, next);
+        [w, next] = [next, w];
+        lossSum += ga.loss * b;
+        lossCount += b;
+        batches++;
+      }
+    }
+    return { head: w, samples: data.n, batches, loss: lossSum / lossCount };
+  }
+
+  private async send(miner: { id: string; peerId: string }, a: Float32Array, labels: Uint8Array, count: number): Promise<{ loss: number; gradients: Float32Array }> {
+    const createdAt = Math.max(this.clock.now(), this.lastCreatedAt + 1);
+    this.lastCreatedAt = createdAt;
+    const batch = { clientId: this.identity.id, minerId: miner.id, createdAt, count, width: this.runtime.width, activations: floatsToBytes(a), labels };
+    const signature = this.identity.key.sign(encodeBatchClaim(this.config.networkId, batch), SigningContext.splitBatch);
+    const res = await this.transport.request(miner.peerId, splitProtocol(this.config.networkId), encodeBatch({ ...batch, signature }), {
+      maxResponseBytes: count * this.runtime.width * 4 + 64,
+      timeoutMs: this.config.p2p.requestTimeoutMs,
+    });
+    const answer = decodeAnswer(res, count * this.runtime.width);
+    const gradients = bytesToFloats(answer.gradients);
+    for (let k = 0; k < gradients.length; k++) if (!Number.isFinite(gradients[k])) throw new Error(`miner ${miner.id} answered a non-finite gradient`);
+    return { loss: answer.loss, gradients };
+  }
+}
