@@ -1,0 +1,213 @@
+/**
+ * The split-learning protocol's miner half (node/split-miner.ts, net/split.ts): a good batch is
+ * trained on and answered with the cut gradients; bad batches get their own codes; after
+ * samplesPerUpdate samples the miner submits a signed body update (zeros over the head). Real
+ * ML-DSA keys, real onnxruntime graphs; the store, transport and intake are narrow stubs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type NetworkConfig, chainParamsOf, defaultAggregationConfig, defaultSplitConfig, parseNetworkConfig, rulesOf } from '../../src/config/network.ts';
+import { SigningContext } from '../../src/core/contexts.ts';
+import { claimOfRecord, encodeUpdateClaim } from '../../src/core/encoding.ts';
+import { BflError } from '../../src/core/errors.ts';
+import { sha256 } from '../../src/core/hash.ts';
+import { Membership, contributorRole, createGenesisBlock, genesisHash } from '../../src/core/params.ts';
+import { type SignedUpdate, deltaToPayload, payloadToDelta } from '../../src/core/update.ts';
+import { generateIdentity } from '../../src/crypto/keyfile.ts';
+import { InThreadVerifier } from '../../src/crypto/verifier.ts';
+import { DEFAULT_MODEL, initParams } from '../../src/learn/model.ts';
+import { SplitRuntime, splitParams } from '../../src/learn/split.ts';
+import { type SplitBatch, decodeAnswer, encodeBatch, encodeBatchClaim, floatsToBytes } from '../../src/net/split.ts';
+import { SplitMiner } from '../../src/node/split-miner.ts';
+import { UpdateFetcher } from '../../src/node/update-fetcher.ts';
+import { ChainStore } from '../../src/chain/store.ts';
+import { makeNetwork, mineBlock, signedRecord } from '../helpers/network.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+import { systemClock } from '../../src/util/clock.ts';
+import { silentLogger } from '../../src/util/logger.ts';
+
+const NOW = 1_800_000_000_000;
+const miner = generateIdentity('miner-1', 'miner');
+const client = generateIdentity('client-1', 'client');
+const stranger = generateIdentity('client-9', 'client');
+const WIDTH = DEFAULT_MODEL.layers[1];
+
+function config(split: Record<string, unknown> = {}): NetworkConfig {
+  return parseNetworkConfig({
+    networkId: 'split-test',
+    genesisTime: NOW - 3600_000,
+    learning: { mode: 'split', split: { samplesPerUpdate: 40, maxBatch: 16, ...split } },
+    members: [
+      { id: 'miner-1', role: 'miner', publicKey: miner.json.publicKey },
+      { id: 'client-1', role: 'client', publicKey: client.json.publicKey },
+    ],
+  }, '(test)', new Map(), NOW);
+}
+
+let runtime: SplitRuntime;
+let verifier: InThreadVerifier;
+beforeAll(() => {
+  runtime = SplitRuntime.create(DEFAULT_MODEL, 1);
+  verifier = new InThreadVerifier();
+});
+afterAll(async () => {
+  await runtime.close();
+  await verifier.close();
+});
+
+function setUp(cfg = config()) {
+  const initial = initParams(DEFAULT_MODEL, 1);
+  const params = chainParamsOf(cfg, deltaToPayload(initial));
+  const genesis = createGenesisBlock(params);
+  const submitted: SignedUpdate[] = [];
+  let now = NOW;
+  const m = new SplitMiner(
+    { config: cfg, identity: miner.identity },
+    {
+      store: { tip: { anchor: genesisHash(params) } as never, getBlock: async () => genesis },
+      membership: new Membership(cfg.members),
+      submit: async (u) => void submitted.push(u),
+      transport: { serve: async () => undefined },
+      verifier,
+      runtime,
+      clock: { ...systemClock, now: () => now },
+      logger: silentLogger,
+    },
+  );
+  return { m, cfg, initial, submitted, advance: (ms: number) => (now += ms) };
+}
+
+let seq = 0;
+/** A batch of `count` samples of the default head's width, signed by `who` (createdAt NOW + seq: strictly increasing). */
+function batch(o: { count?: number; who?: typeof client; minerId?: string; createdAt?: number; activations?: Float32Array; labels?: Uint8Array; width?: number; sign?: boolean } = {}): { bytes: Uint8Array; b: SplitBatch } {
+  const count = o.count ?? 8;
+  const width = o.width ?? WIDTH;
+  const who = o.who ?? client;
+  const acts = o.activations ?? Float32Array.from({ length: count * width }, (_, k) => ((k * 7919) % 13) / 13);
+  const body = { clientId: who.identity.id, minerId: o.minerId ?? 'miner-1', createdAt: o.createdAt ?? NOW + ++seq, count, width, activations: floatsToBytes(acts), labels: o.labels ?? Uint8Array.from({ length: count }, (_, i) => i % 10) };
+  const signature = who.identity.key.sign(encodeBatchClaim('split-test', body), SigningContext.splitBatch);
+  const b = { ...body, signature };
+  return { bytes: encodeBatch(b), b };
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof BflError) return e.code;
+    throw e;
+  }
+  return 'NO_ERROR';
+}
+
+describe('split protocol, miner side', () => {
+  it('trains on a good batch and answers the cut gradients, which the body step gives for those activations', async () => {
+    const { m, initial } = setUp();
+    const { bytes, b } = batch();
+    const answer = decodeAnswer(await m.handle(bytes), b.count * WIDTH);
+    // the same step on the global body, computed here
+    const body = Float32Array.from(splitParams(initial, DEFAULT_MODEL, 1).body);
+    const y = new Float32Array(b.count * 10);
+    for (let i = 0; i < b.count; i++) y[i * 10 + b.labels[i]] = 1;
+    const ga = new Float32Array(b.count * WIDTH);
+    const loss = await runtime.bodySgdStep(body, payloadToDelta(b.activations), y, b.count, 0.01, new Float32Array(body.length), ga);
+    expect(answer.loss).toBeCloseTo(loss, 6);
+    expect(new Float32Array(answer.gradients.slice().buffer)).toEqual(ga);
+    expect(m.status()).toMatchObject({ batches: 1, samples: 8, pending: 8, bodyUpdates: 0 });
+  });
+
+  it('refuses bad batches with their own codes, before training', async () => {
+    const { m } = setUp();
+    const tampered = batch();
+    tampered.bytes[tampered.bytes.length - 10] ^= 1; // a byte of the signature
+    expect(await codeOf(m.handle(tampered.bytes))).toBe('BAD_SIGNATURE');
+    const forged = batch();
+    const other = encodeBatch({ ...forged.b, labels: forged.b.labels.map((l) => (l + 1) % 10) }); // labels changed after signing
+    expect(await codeOf(m.handle(other))).toBe('BAD_SIGNATURE');
+    expect(await codeOf(m.handle(batch({ count: 17 }).bytes))).toBe('OVERSIZED'); // maxBatch 16
+    expect(await codeOf(m.handle(new Uint8Array(16 * (WIDTH * 4 + 1) + 10_000)))).toBe('OVERSIZED');
+    const nan = new Float32Array(8 * WIDTH);
+    nan[123] = Number.NaN;
+    expect(await codeOf(m.handle(batch({ activations: nan }).bytes))).toBe('NON_FINITE');
+    const inf = new Float32Array(8 * WIDTH);
+    inf[5] = Number.POSITIVE_INFINITY;
+    expect(await codeOf(m.handle(batch({ activations: inf }).bytes))).toBe('NON_FINITE');
+    expect(await codeOf(m.handle(batch({ labels: Uint8Array.of(0, 1, 2, 3, 4, 5, 6, 10) }).bytes))).toBe('OUT_OF_RANGE');
+    expect(await codeOf(m.handle(batch({ width: 100, activations: new Float32Array(800) }).bytes))).toBe('MALFORMED');
+    expect(await codeOf(m.handle(batch({ minerId: 'miner-2' }).bytes))).toBe('MALFORMED');
+    expect(await codeOf(m.handle(batch({ who: stranger }).bytes))).toBe('UNKNOWN_CLIENT');
+    expect(await codeOf(m.handle(batch({ createdAt: NOW + 10 * 60_000 }).bytes))).toBe('TIMESTAMP_FUTURE');
+    expect(await codeOf(m.handle(new Uint8Array([1, 2, 3])))).toBe('MALFORMED');
+    expect(m.status().batches).toBe(0);
+  });
+
+  it('refuses replays: the same batch twice, an older one, one outside the replay window', async () => {
+    const { m } = setUp();
+    const first = batch();
+    const second = batch();
+    await m.handle(second.bytes);
+    expect(await codeOf(m.handle(second.bytes))).toBe('BATCH_REPLAYED');
+    expect(await codeOf(m.handle(first.bytes))).toBe('BATCH_REPLAYED'); // created before the last one accepted
+    expect(await codeOf(m.handle(batch({ createdAt: NOW - 61_000 }).bytes))).toBe('BATCH_REPLAYED'); // replayWindowMs 60 s
+    // two copies in flight at once: one is trained on, the other refused
+    const twin = batch();
+    const codes = await Promise.all([codeOf(m.handle(twin.bytes)), codeOf(m.handle(twin.bytes))]);
+    expect(codes.sort()).toEqual(['BATCH_REPLAYED', 'NO_ERROR']);
+    expect(m.status().batches).toBe(2);
+  });
+
+  it('after samplesPerUpdate samples submits its body update, signed as the contributor, zero over the head', async () => {
+    const { m, initial, submitted } = setUp();
+    for (let i = 0; i < 5; i++) await m.handle(batch().bytes); // 5 × 8 = 40 samples
+    expect(submitted).toHaveLength(1);
+    const u = submitted[0];
+    expect(u).toMatchObject({ clientId: 'miner-1', minerId: 'miner-1', sampleCount: 40 });
+    const delta = payloadToDelta(u.payload);
+    const { head, body } = splitParams(delta, DEFAULT_MODEL, 1);
+    expect(head.every((v) => v === 0)).toBe(true);
+    expect(body.some((v) => v !== 0)).toBe(true);
+    expect(u.baseModelHash).toEqual(sha256(deltaToPayload(initial))); // the genesis model
+    const [ok] = await verifier.verify([{ publicKey: miner.identity.publicKey, message: encodeUpdateClaim(claimOfRecord('split-test', u)), signature: u.signature, context: SigningContext.update }]);
+    expect(ok).toBe(true);
+    // it starts again from the global body
+    expect(m.status()).toMatchObject({ pending: 0, bodyUpdates: 1 });
+  });
+});
+
+describe('split mode in the config and the block rules', () => {
+  it('the miners are the contributors of a split network; a federated network keeps its rules (and genesis)', () => {
+    const split = config();
+    expect(split.learning.mode).toBe('split');
+    expect(contributorRole(chainParamsOf(split, new Uint8Array(8)))).toBe('miner');
+    const fed = { ...split, learning: { ...split.learning, mode: 'federated' as const } };
+    expect(chainParamsOf(fed, new Uint8Array(8)).rules).toBe(rulesOf(defaultAggregationConfig));
+    expect(contributorRole(chainParamsOf(fed, new Uint8Array(8)))).toBe('client');
+  });
+
+  it("a split network's blocks record miners' body updates and refuse clients' updates (UNKNOWN_CLIENT)", async () => {
+    const net = makeNetwork({ phi: 5 });
+    net.params.rules = rulesOf(defaultAggregationConfig, { mode: 'split', split: defaultSplitConfig });
+    const store = await ChainStore.open({ datadir: await tmpDir('bfl-split-val-'), params: net.params, signatures: verifier, now: () => 1_700_000_500_000 });
+    try {
+      const [m1, m2] = net.miners;
+      const byClient = mineBlock(net, store.tip, m1, { records: [signedRecord(net, net.clients[0], m1.id, store.tip.modelHash)] });
+      expect(await codeOf(store.addBlock(byClient))).toBe('UNKNOWN_CLIENT');
+      const byMiner = mineBlock(net, store.tip, m1, { records: [signedRecord(net, m2, m2.id, store.tip.modelHash)] });
+      expect((await store.addBlock(byMiner)).status).toBe('connected');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a client\'s federated upload to a split network is WRONG_MODE, a miner\'s body update passes the shape checks', () => {
+    const cfg = config();
+    const fetcher = new UpdateFetcher({ config: cfg, membership: new Membership(cfg.members), pool: { get: () => undefined } as never, clock: { ...systemClock, now: () => NOW } } as never, 64);
+    const u = { minerId: 'miner-1', baseModelHash: new Uint8Array(32), updateDigest: new Uint8Array(32), sampleCount: 10, createdAt: NOW, signature: new Uint8Array(0), payloadBytes: 64 };
+    expect(() => fetcher.checkShape({ ...u, clientId: 'client-1' })).toThrow(expect.objectContaining({ code: 'WRONG_MODE' }));
+    expect(() => fetcher.checkShape({ ...u, clientId: 'miner-1' })).not.toThrow();
+  });
+
+  it('a cut the model cannot take is a BAD_CONFIG naming learning.split.cut', () => {
+    expect(() => config({ cut: 2 })).toThrow(/learning\.split\.cut: expected at most 1/);
+    expect(() => config({ maxBatch: 0 })).toThrow(/learning\.split\.maxBatch/);
+  });
+});
