@@ -32,7 +32,7 @@ export interface MinerStatus {
   /** Updates sealed/opened and their CPU ms (null with sealing off). */
   sealing?: SealingStats | null;
   /** Split learning (learning.mode "split"): clients' batches trained on and body updates made. */
-  split?: { batches: number; samples: number; pending: number; bodyUpdates: number; lastLoss: number | null };
+  split?: { batches: number; samples: number; pending: number; bodyUpdates: number; headShares: number; lastLoss: number | null };
 }
 
 export interface UploadInfo {

@@ -103,6 +103,18 @@ export interface SplitConfig {
   /** A batch's createdAt may be this much older than the miner's clock (replay window); within
    * it, each client's batches must be strictly newer than its last one. */
   replayWindowMs: number;
+  /** Head aggregation with differential privacy (the paper's eq. 4), for the clients who opt in;
+   * null: every head stays private. */
+  headSharing: HeadSharingConfig | null;
+}
+
+export interface HeadSharingConfig {
+  /** The clients who share their heads ("all", or member ids). */
+  clients: 'all' | string[];
+  /** Each shared head update is clipped to this L2 norm (bounds one client's influence: the DP sensitivity). */
+  clip: number;
+  /** Gaussian noise σ per coordinate, as a multiple of `clip` (the Gaussian mechanism's noise multiplier); 0 = none. */
+  noise: number;
 }
 
 export const defaultSplitConfig: SplitConfig = {
@@ -115,6 +127,7 @@ export const defaultSplitConfig: SplitConfig = {
   // A batch is answered within requestTimeoutMs (10 s); a minute leaves room for clock drift
   // and bounds what a restarted miner (which forgets the last batch per client) can be replayed.
   replayWindowMs: 60_000,
+  headSharing: null,
 };
 
 export const defaultLearningConfig: LearningConfig = {
@@ -265,6 +278,11 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
     if (r.data.chain.maxBlockBytes < modelBytes + BLOCK_HEADROOM_BYTES) fail('chain.maxBlockBytes', `at least the model's ${modelBytes} bytes + ${BLOCK_HEADROOM_BYTES}`, r.data.chain.maxBlockBytes);
     const hidden = r.data.learning.layers.length - 2;
     if (r.data.learning.mode === 'split' && r.data.learning.split.cut > hidden) fail('learning.split.cut', `at most ${hidden}, the hidden layers of learning.layers ${JSON.stringify(r.data.learning.layers)} (head and body need a dense layer each)`, r.data.learning.split.cut);
+    const sharing = r.data.learning.split.headSharing;
+    if (sharing && sharing.clients !== 'all') {
+      const clients = new Set(r.data.members.filter((m) => m.role === 'client').map((m) => m.id));
+      sharing.clients.forEach((id, i) => clients.has(id) || fail(`learning.split.headSharing.clients[${i}]`, 'the id of a client in members', id));
+    }
     if (r.data.genesisTime > now + MAX_GENESIS_AHEAD_MS) fail('genesisTime', `a time in ms at most a year ahead (now is ${now})`, r.data.genesisTime);
   }
   if (issues.length > 0 || !r.success) {
@@ -305,6 +323,12 @@ export function rulesOf(a: AggregationConfig, learning?: Pick<LearningConfig, 'm
 
 export function chainParamsOf(cfg: NetworkConfig, initialModel: Uint8Array): ChainParams {
   return { networkId: cfg.networkId, genesisTime: cfg.genesisTime, ...cfg.chain, members: cfg.members, initialModel, rules: rulesOf(cfg.aggregation, cfg.learning) };
+}
+
+/** Does this client share its head (split learning, eq. 4)? */
+export function sharesHead(cfg: Pick<NetworkConfig, 'learning'>, clientId: string): boolean {
+  const s = cfg.learning.split.headSharing;
+  return cfg.learning.mode === 'split' && s !== null && (s.clients === 'all' || s.clients.includes(clientId));
 }
 
 /** Whose updates this network records: clients' (federated) or miners' body updates (split). */

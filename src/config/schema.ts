@@ -135,6 +135,13 @@ export function networkSchema(d: SectionDefaults) {
       samplesPerUpdate: int({ min: 1 }).default(l.split.samplesPerUpdate),
       maxBatch: int({ min: 1, max: 65_536 }).default(l.split.maxBatch),
       replayWindowMs: int({ min: 1000, max: 24 * 3600_000 }).default(l.split.replayWindowMs),
+      headSharing: section({
+        clients: z.union([z.literal('all'), z.array(str(ID_PATTERN), expected('a list of client ids'))], expected('"all" or a list of client ids')),
+        clip: num({ min: 1e-6, max: 1e6 }),
+        noise: num({ min: 0, max: 1000 }),
+      })
+        .nullable()
+        .default(l.split.headSharing),
     }).prefault({}),
   });
   const p2p = section({

@@ -16,6 +16,8 @@ import { BflError, ErrorCode } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
 
 export const splitProtocol = (networkId: string) => `/bfl/${networkId}/split/1.0.0`;
+/** Head shares (eq. 4, for clients who opt in): one request per local round. */
+export const splitHeadProtocol = (networkId: string) => `/bfl/${networkId}/split-head/1.0.0`;
 
 export interface SplitBatch {
   clientId: string;
@@ -118,4 +120,68 @@ export function bytesToFloats(b: Uint8Array): Float32Array {
 
 export function floatsToBytes(f: Float32Array): Uint8Array {
   return new Uint8Array(f.buffer.slice(f.byteOffset, f.byteOffset + f.byteLength));
+}
+
+/**
+ * A client's head update for head aggregation (the paper's eq. 4): its head after a local round
+ * minus the global head it started from, clipped and noised by the client (node/split-client.ts)
+ * before it is signed, so the miner never sees the exact head.
+ */
+export interface HeadShare {
+  clientId: string;
+  minerId: string;
+  /** The global model whose head the client started from. */
+  baseModelHash: Uint8Array;
+  createdAt: number;
+  /** Samples of the round (eq. 4's weight D_n). */
+  samples: number;
+  /** Head parameters, float32 LE. */
+  delta: Uint8Array;
+  signature: Uint8Array;
+}
+
+export function encodeHeadClaim(networkId: string, h: Omit<HeadShare, 'signature'>): Uint8Array {
+  return new Writer(160)
+    .str(networkId)
+    .str(assertId(h.clientId, 'clientId'))
+    .str(assertId(h.minerId, 'minerId'))
+    .fixed(h.baseModelHash, 32)
+    .u64(h.createdAt)
+    .u32(h.samples)
+    .fixed(sha256(h.delta), 32)
+    .finish();
+}
+
+export function encodeHeadShare(h: HeadShare): Uint8Array {
+  return new Writer(h.delta.length + h.signature.length + 160)
+    .str(assertId(h.clientId, 'clientId'))
+    .str(assertId(h.minerId, 'minerId'))
+    .fixed(h.baseModelHash, 32)
+    .u64(h.createdAt)
+    .u32(h.samples)
+    .bytes(h.delta)
+    .bytes(h.signature)
+    .finish();
+}
+
+export function maxHeadShareBytes(headParams: number): number {
+  return headParams * 4 + MAX_SIGNATURE_BYTES + 256;
+}
+
+export function decodeHeadShare(bytes: Uint8Array, headParams: number): HeadShare {
+  const limit = maxHeadShareBytes(headParams);
+  if (bytes.length > limit) throw new BflError(ErrorCode.OVERSIZED, `head share of ${bytes.length} bytes, limit ${limit}`);
+  const r = new Reader(bytes, 'head share');
+  const h = {
+    clientId: checkedId(r.str('clientId'), 'clientId'),
+    minerId: checkedId(r.str('minerId'), 'minerId'),
+    baseModelHash: r.fixed(32, 'baseModelHash'),
+    createdAt: r.u64n('createdAt'),
+    samples: r.u32('samples'),
+    delta: r.bytes('delta', headParams * 4),
+    signature: r.bytes('signature', MAX_SIGNATURE_BYTES),
+  };
+  r.end();
+  if (h.delta.length !== headParams * 4) throw new BflError(ErrorCode.MALFORMED, `head share of ${h.delta.length / 4} parameters, the head has ${headParams} (learning.split.cut)`);
+  return h;
 }

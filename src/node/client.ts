@@ -14,7 +14,7 @@ import { SigningContext } from '../core/contexts.ts';
 import { claimOfRecord, encodeUpdateClaim } from '../core/encoding.ts';
 import { ErrorCode } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
-import type { NetworkConfig } from '../config/network.ts';
+import { type NetworkConfig, sharesHead } from '../config/network.ts';
 import type { Identity } from '../crypto/keyfile.ts';
 import type { Dataset } from '../learn/data.ts';
 import { subset } from '../learn/data.ts';
@@ -106,6 +106,8 @@ export class Client {
   private evaluatedHash?: string;
   /** Split learning: this client's own head (persisted; never sent). */
   private head?: Float32Array;
+  /** Head sharing: the global model whose head `head` was last taken from. */
+  private headBase?: string;
   private sent = 0;
   private lastUpload?: { miner: string; digest: string; samples: number; averaged: number };
   /** The last upload of an average of buffered updates (kept apart: regular uploads follow fast). */
@@ -282,6 +284,12 @@ export class Client {
 
   private async localRound(online: boolean): Promise<void> {
     if (online) await this.anchorJump().catch((e) => this.log.debug({ err: (e as Error).message }, 'anchor jump failed; training on the model we have'));
+    // eq. 4: a client who shares its head takes the aggregated head of each new global model
+    // (and trains on from its own head until the next one)
+    if (this.d.split && sharesHead(this.d.config, this.d.identity.id) && this.headBase !== toHex(this.modelHash)) {
+      this.head = this.d.split.headOf(this.model);
+      this.headBase = toHex(this.modelHash);
+    }
     await this.evaluateModel();
     if (this.d.split) return this.splitRound(this.d.split, online);
     const L = this.d.config.learning;
@@ -314,6 +322,9 @@ export class Client {
       const r = await split.round(this.head!, data, miner, seed);
       this.head = r.head;
       await this.db.put('head', deltaToPayload(r.head));
+      if (sharesHead(this.d.config, this.d.identity.id)) {
+        await split.shareHead(miner, r.head, this.model, this.modelHash, r.samples).catch((e) => this.log.info({ miner: miner.id, err: (e as Error).message, code: (e as RemoteError).code }, 'head share refused'));
+      }
       this.trained++;
       this.sent++;
       this.lastUpload = { miner: miner.id, digest: '', samples: r.samples, averaged: 1 };

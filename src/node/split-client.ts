@@ -6,6 +6,7 @@
  * (net/split.ts), and steps its head with the cut-layer gradients the miner answers. The head
  * never leaves the client; the body it evaluates with is the chain's global body.
  */
+import { randomFillSync } from 'node:crypto';
 import { SigningContext } from '../core/contexts.ts';
 import { Rng } from '../core/random.ts';
 import type { NetworkConfig } from '../config/network.ts';
@@ -13,7 +14,7 @@ import type { Identity } from '../crypto/keyfile.ts';
 import type { Dataset } from '../learn/data.ts';
 import { inputSize } from '../learn/model.ts';
 import { type SplitRuntime, joinParams, splitParams } from '../learn/split.ts';
-import { bytesToFloats, decodeAnswer, encodeBatch, encodeBatchClaim, floatsToBytes, splitProtocol } from '../net/split.ts';
+import { bytesToFloats, decodeAnswer, encodeBatch, encodeBatchClaim, encodeHeadClaim, encodeHeadShare, floatsToBytes, splitHeadProtocol, splitProtocol } from '../net/split.ts';
 import type { Transport } from '../net/transport.ts';
 import type { Clock } from '../util/clock.ts';
 
@@ -91,6 +92,22 @@ export class SplitLearner {
     return { head: w, samples: data.n, batches, loss: lossSum / lossCount };
   }
 
+  /**
+   * Eq. 4 for a client who opted in: its head update Δ = head − global head, clipped to L2 norm
+   * C and noised with N(0, (σ·C)²) per coordinate (the Gaussian mechanism; the noise comes from
+   * the OS's CSPRNG, never from a seed a miner could know), signed and sent to `miner`.
+   */
+  async shareHead(miner: { id: string; peerId: string }, head: Float32Array, global: Float32Array, baseModelHash: Uint8Array, samples: number): Promise<void> {
+    const sharing = this.config.learning.split.headSharing;
+    if (!sharing) throw new Error('head sharing is off (learning.split.headSharing)');
+    const delta = privatise(head, this.headOf(global), sharing.clip, sharing.noise);
+    const createdAt = Math.max(this.clock.now(), this.lastCreatedAt + 1);
+    this.lastCreatedAt = createdAt;
+    const share = { clientId: this.identity.id, minerId: miner.id, baseModelHash, createdAt, samples, delta: floatsToBytes(delta) };
+    const signature = this.identity.key.sign(encodeHeadClaim(this.config.networkId, share), SigningContext.splitHead);
+    await this.transport.request(miner.peerId, splitHeadProtocol(this.config.networkId), encodeHeadShare({ ...share, signature }), { maxResponseBytes: 2048, timeoutMs: this.config.p2p.requestTimeoutMs });
+  }
+
   private async send(miner: { id: string; peerId: string }, a: Float32Array, labels: Uint8Array, count: number): Promise<{ loss: number; gradients: Float32Array }> {
     const createdAt = Math.max(this.clock.now(), this.lastCreatedAt + 1);
     this.lastCreatedAt = createdAt;
@@ -105,4 +122,36 @@ export class SplitLearner {
     for (let k = 0; k < gradients.length; k++) if (!Number.isFinite(gradients[k])) throw new Error(`miner ${miner.id} answered a non-finite gradient`);
     return { loss: answer.loss, gradients };
   }
+}
+
+/** (head − global) clipped to L2 norm `clip`, plus N(0, (noise·clip)²) per coordinate from the CSPRNG. */
+export function privatise(head: Float32Array, global: Float32Array, clip: number, noise: number): Float32Array {
+  const d = new Float64Array(head.length);
+  let norm = 0;
+  for (let k = 0; k < d.length; k++) {
+    d[k] = head[k] - global[k];
+    norm += d[k] * d[k];
+  }
+  norm = Math.sqrt(norm);
+  const scale = norm > clip ? clip / norm : 1;
+  const out = new Float32Array(d.length);
+  const sigma = noise * clip;
+  const z = sigma > 0 ? gaussians(d.length) : undefined;
+  for (let k = 0; k < d.length; k++) out[k] = d[k] * scale + (z ? sigma * z[k] : 0);
+  return out;
+}
+
+/** n standard normal values (Box-Muller on the OS's CSPRNG). */
+export function gaussians(n: number): Float64Array {
+  const u = new Uint32Array(n + (n % 2));
+  randomFillSync(u);
+  const out = new Float64Array(n);
+  for (let k = 0; k < n; k += 2) {
+    const u1 = (u[k] + 1) / 4294967297; // (0, 1]: the log stays finite
+    const u2 = u[k + 1] / 4294967296;
+    const r = Math.sqrt(-2 * Math.log(u1));
+    out[k] = r * Math.cos(2 * Math.PI * u2);
+    if (k + 1 < n) out[k + 1] = r * Math.sin(2 * Math.PI * u2);
+  }
+  return out;
 }

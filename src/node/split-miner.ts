@@ -21,19 +21,22 @@ import { claimOfRecord, encodeUpdateClaim } from '../core/encoding.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
 import type { Membership } from '../core/params.ts';
-import { type SignedUpdate, deltaToPayload, payloadToDelta } from '../core/update.ts';
+import { MAX_SAMPLE_COUNT, type SignedUpdate, deltaToPayload, payloadToDelta } from '../core/update.ts';
 import type { ChainStore } from '../chain/store.ts';
-import type { NetworkConfig } from '../config/network.ts';
+import { type NetworkConfig, sharesHead } from '../config/network.ts';
 import type { Identity } from '../crypto/keyfile.ts';
 import type { SignatureVerifier } from '../crypto/verifier.ts';
 import { classCount } from '../learn/model.ts';
 import { type SplitRuntime, splitParams } from '../learn/split.ts';
-import { type SplitBatch, bytesToFloats, decodeBatch, encodeAnswer, encodeBatchClaim, floatsToBytes, maxBatchBytes, splitProtocol } from '../net/split.ts';
+import { type SplitBatch, bytesToFloats, decodeBatch, decodeHeadShare, encodeAnswer, encodeBatchClaim, encodeHeadClaim, floatsToBytes, maxBatchBytes, maxHeadShareBytes, splitHeadProtocol, splitProtocol } from '../net/split.ts';
 import type { Transport } from '../net/transport.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import type { Verdicts } from './verdicts.ts';
+
+/** Global models a head share may start from (the newest and the ones before it). */
+export const RECENT_BASES = 4;
 
 export interface SplitMinerInit {
   config: NetworkConfig;
@@ -60,6 +63,8 @@ export interface SplitMinerStats {
   /** Samples trained since the last body update. */
   pending: number;
   bodyUpdates: number;
+  /** Head shares accepted (eq. 4). */
+  headShares: number;
   lastLoss: number | null;
 }
 
@@ -68,8 +73,13 @@ export class SplitMiner {
   private readonly c: SplitMinerComponents;
   private readonly width: number;
   private readonly classes: number;
-  /** The client's last accepted createdAt (replay nonce). */
+  /** The client's last accepted createdAt (replay nonce), of batches and of head shares. */
   private readonly last = new Map<string, number>();
+  private readonly lastShare = new Map<string, number>();
+  /** Head shares since the last body update (eq. 4): Σ D_n·Δ_n^H and Σ D_n. */
+  private headSum = new Float64Array(0);
+  private headWeight = 0;
+  private recentBases: string[] = [];
   /** The global model the body is trained from: its hash and body part. */
   private base?: { modelHash: Uint8Array; anchor: Uint8Array; body: Float32Array };
   private body = new Float32Array(0);
@@ -77,7 +87,7 @@ export class SplitMiner {
   private pending = 0;
   /** Steps run one at a time: each reads the body the previous one wrote. */
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly stats: SplitMinerStats = { batches: 0, samples: 0, pending: 0, bodyUpdates: 0, lastLoss: null };
+  private readonly stats: SplitMinerStats = { batches: 0, samples: 0, pending: 0, bodyUpdates: 0, headShares: 0, lastLoss: null };
   private readonly count?: ReturnType<Metrics['counter']>;
 
   constructor(init: SplitMinerInit, c: SplitMinerComponents) {
@@ -96,6 +106,13 @@ export class SplitMiner {
       timeoutMs: config.p2p.requestTimeoutMs,
       onError: (peer, e) => this.c.verdicts?.refused(peer, 'split', e),
     });
+    if (config.learning.split.headSharing) {
+      await this.c.transport.serve(splitHeadProtocol(config.networkId), (req) => this.handleHead(req), {
+        maxRequestBytes: maxHeadShareBytes(this.c.runtime.headParams),
+        timeoutMs: config.p2p.requestTimeoutMs,
+        onError: (peer, e) => this.c.verdicts?.refused(peer, 'split', e),
+      });
+    }
   }
 
   async stop(): Promise<void> {
@@ -127,32 +144,61 @@ export class SplitMiner {
     if (b.minerId !== this.init.identity.id) throw new BflError(ErrorCode.MALFORMED, `split batch is addressed to miner ${b.minerId}, this is ${this.init.identity.id}`);
     const member = this.c.membership.ofRole(b.clientId, 'client');
     if (!member) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `split batch from ${b.clientId}, not an admitted client`);
-    this.checkFresh(b);
+    this.checkFresh(b, this.last, 'split batch');
     for (let i = 0; i < b.count; i++) {
       if (b.labels[i] >= this.classes) throw new BflError(ErrorCode.OUT_OF_RANGE, `split batch label ${b.labels[i]} at sample ${i}; labels are 0 to ${this.classes - 1}`);
     }
-    assertFiniteActivations(b.activations);
+    assertFiniteFloats(b.activations, 'split batch activation');
     const [ok] = await this.c.verifier.verify([{ publicKey: member.publicKey, message: encodeBatchClaim(config.networkId, b), signature: b.signature, context: SigningContext.splitBatch }]);
     if (!ok) throw new BflError(ErrorCode.BAD_SIGNATURE, `split batch signature of client ${b.clientId} does not verify`);
     // again after the await: two copies of one batch may have passed the first check together
-    this.checkFresh(b);
+    this.checkFresh(b, this.last, 'split batch');
     this.last.set(b.clientId, b.createdAt);
     return b;
   }
 
-  private checkFresh(b: SplitBatch): void {
+  /** A head share (eq. 4): checked like a batch, then added to the sum of this update's shares. */
+  async handleHead(req: Uint8Array): Promise<Uint8Array> {
+    const { config } = this.init;
+    const h = decodeHeadShare(req, this.c.runtime.headParams);
+    if (h.minerId !== this.init.identity.id) throw new BflError(ErrorCode.MALFORMED, `head share is addressed to miner ${h.minerId}, this is ${this.init.identity.id}`);
+    const member = this.c.membership.ofRole(h.clientId, 'client');
+    if (!member) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `head share from ${h.clientId}, not an admitted client`);
+    if (!sharesHead(config, h.clientId)) throw new BflError(ErrorCode.UNAUTHORIZED, `client ${h.clientId} does not share its head (learning.split.headSharing.clients)`);
+    this.checkFresh(h, this.lastShare, 'head share');
+    if (h.samples < 1 || h.samples > MAX_SAMPLE_COUNT) throw new BflError(ErrorCode.OUT_OF_RANGE, `head share of ${h.clientId} claims ${h.samples} samples; 1 to ${MAX_SAMPLE_COUNT}`);
+    assertFiniteFloats(h.delta, 'head share parameter');
+    const [ok] = await this.c.verifier.verify([{ publicKey: member.publicKey, message: encodeHeadClaim(config.networkId, h), signature: h.signature, context: SigningContext.splitHead }]);
+    if (!ok) throw new BflError(ErrorCode.BAD_SIGNATURE, `head share signature of client ${h.clientId} does not verify`);
+    this.checkFresh(h, this.lastShare, 'head share');
+    this.lastShare.set(h.clientId, h.createdAt);
+    await this.serial(async () => {
+      await this.follow();
+      // A local round outlasts an aggregation or two on a busy network: a share from one of the
+      // last RECENT_BASES global models is used as it is (a stale update, as in asynchronous FL);
+      // an older one would pull the head back: dropped (the client was not at fault).
+      if (!this.recentBases.includes(toHex(h.baseModelHash))) throw new BflError(ErrorCode.UNKNOWN_BASE_MODEL, `head share of ${h.clientId} starts from model ${toHex(h.baseModelHash).slice(0, 16)}, not one of the last ${RECENT_BASES} global models: dropped`, { action: 'IGNORE' });
+      const d = bytesToFloats(h.delta);
+      for (let k = 0; k < d.length; k++) this.headSum[k] += h.samples * d[k];
+      this.headWeight += h.samples;
+      this.stats.headShares++;
+    });
+    return new Uint8Array(0);
+  }
+
+  private checkFresh(b: { clientId: string; createdAt: number }, lastOf: Map<string, number>, what: string): void {
     const now = this.c.clock.now();
     const { maxFutureMs } = this.init.config.chain;
     const { replayWindowMs } = this.init.config.learning.split;
     if (b.createdAt > now + maxFutureMs) {
-      throw new BflError(ErrorCode.TIMESTAMP_FUTURE, `split batch of ${b.clientId} created ${b.createdAt - now} ms ahead of our clock (limit ${maxFutureMs}); check the client's clock`, { action: 'IGNORE' });
+      throw new BflError(ErrorCode.TIMESTAMP_FUTURE, `${what} of ${b.clientId} created ${b.createdAt - now} ms ahead of our clock (limit ${maxFutureMs}); check the client's clock`, { action: 'IGNORE' });
     }
     if (b.createdAt < now - replayWindowMs) {
-      throw new BflError(ErrorCode.BATCH_REPLAYED, `split batch of ${b.clientId} created ${now - b.createdAt} ms ago, outside the replay window of ${replayWindowMs} ms (learning.split.replayWindowMs); check the client's clock`);
+      throw new BflError(ErrorCode.BATCH_REPLAYED, `${what} of ${b.clientId} created ${now - b.createdAt} ms ago, outside the replay window of ${replayWindowMs} ms (learning.split.replayWindowMs); check the client's clock`);
     }
-    const last = this.last.get(b.clientId);
+    const last = lastOf.get(b.clientId);
     if (last !== undefined && b.createdAt <= last) {
-      throw new BflError(ErrorCode.BATCH_REPLAYED, `split batch of ${b.clientId} created at ${b.createdAt}, not after its last batch (${last}): a replay, or batches sent out of order`);
+      throw new BflError(ErrorCode.BATCH_REPLAYED, `${what} of ${b.clientId} created at ${b.createdAt}, not after its last one (${last}): a replay, or sent out of order`);
     }
   }
 
@@ -179,6 +225,7 @@ export class SplitMiner {
     if (this.base && this.pending >= this.init.config.learning.split.samplesPerUpdate / 2) await this.emit();
     const { body } = splitParams(payloadToDelta(agg.model), this.c.runtime.spec, this.c.runtime.cut);
     this.base = { modelHash: agg.modelHash, anchor, body: Float32Array.from(body) };
+    this.recentBases = [toHex(agg.modelHash), ...this.recentBases].slice(0, RECENT_BASES);
     this.restart();
   }
 
@@ -186,6 +233,8 @@ export class SplitMiner {
     this.body = Float32Array.from(this.base!.body);
     this.next = new Float32Array(this.body.length);
     this.pending = 0;
+    this.headSum = new Float64Array(this.c.runtime.headParams);
+    this.headWeight = 0;
   }
 
   private async train(b: SplitBatch): Promise<Uint8Array> {
@@ -213,6 +262,10 @@ export class SplitMiner {
     const rt = this.c.runtime;
     const delta = new Float32Array(rt.headParams + rt.bodyParams);
     for (let k = 0; k < this.body.length; k++) delta[rt.headParams + k] = this.body[k] - base.body[k];
+    // eq. 4 through eq. 3: the sample-weighted mean of the head shares of this update's clients
+    // who opted in (zeros if none did; docs/decisions.md, "Split learning")
+    if (this.headWeight > 0) for (let k = 0; k < rt.headParams; k++) delta[k] = this.headSum[k] / this.headWeight;
+    const heads = this.headWeight;
     const payload = deltaToPayload(delta);
     const { identity, config } = this.init;
     const claim = { clientId: identity.id, minerId: identity.id, baseModelHash: base.modelHash, updateDigest: sha256(payload), sampleCount: this.pending, createdAt: this.c.clock.now(), payloadBytes: payload.length };
@@ -222,18 +275,18 @@ export class SplitMiner {
     try {
       await this.c.submit({ ...claim, signature, payload });
       this.stats.bodyUpdates++;
-      this.c.logger.info({ samples, digest: toHex(claim.updateDigest).slice(0, 16), base: toHex(base.modelHash).slice(0, 16) }, 'body update submitted');
+      this.c.logger.info({ samples, headSamples: heads, digest: toHex(claim.updateDigest).slice(0, 16), base: toHex(base.modelHash).slice(0, 16) }, 'body update submitted');
     } catch (e) {
       this.c.logger.warn({ err: (e as Error).message, code: (e as BflError).code }, 'body update refused by our own intake');
     }
   }
 }
 
-/** NaN or ±Infinity in smashed data would turn the body into NaN at once (REJECT: a head never produces them honestly). */
-export function assertFiniteActivations(bytes: Uint8Array): void {
+/** NaN or ±Infinity in smashed data or a head share would turn the model into NaN at once (REJECT: a head never produces them honestly). */
+export function assertFiniteFloats(bytes: Uint8Array, what: string): void {
   const f = bytesToFloats(bytes);
   for (let k = 0; k < f.length; k++) {
-    if (!Number.isFinite(f[k])) throw new BflError(ErrorCode.NON_FINITE, `split batch activation ${k} is ${Number.isNaN(f[k]) ? 'NaN' : 'an infinity'}; activations must be finite float32 values (check the client's head for a diverged loss)`, { details: { index: k } });
+    if (!Number.isFinite(f[k])) throw new BflError(ErrorCode.NON_FINITE, `${what} ${k} is ${Number.isNaN(f[k]) ? 'NaN' : 'an infinity'}; the values must be finite float32 (check the client's head for a diverged loss)`, { details: { index: k } });
   }
 }
 

@@ -16,7 +16,8 @@ import { generateIdentity } from '../../src/crypto/keyfile.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { DEFAULT_MODEL, initParams } from '../../src/learn/model.ts';
 import { SplitRuntime, splitParams } from '../../src/learn/split.ts';
-import { type SplitBatch, decodeAnswer, encodeBatch, encodeBatchClaim, floatsToBytes } from '../../src/net/split.ts';
+import { type SplitBatch, decodeAnswer, encodeBatch, encodeBatchClaim, encodeHeadClaim, encodeHeadShare, floatsToBytes } from '../../src/net/split.ts';
+import { privatise } from '../../src/node/split-client.ts';
 import { SplitMiner } from '../../src/node/split-miner.ts';
 import { UpdateFetcher } from '../../src/node/update-fetcher.ts';
 import { ChainStore } from '../../src/chain/store.ts';
@@ -173,6 +174,68 @@ describe('split protocol, miner side', () => {
   });
 });
 
+describe('head aggregation with differential privacy (eq. 4)', () => {
+  const sharing = { headSharing: { clients: ['client-1'], clip: 1, noise: 0 } };
+  function share(o: { who?: typeof client; base: Uint8Array; delta: Float32Array; samples?: number; createdAt?: number }): Uint8Array {
+    const who = o.who ?? client;
+    const body = { clientId: who.identity.id, minerId: 'miner-1', baseModelHash: o.base, createdAt: o.createdAt ?? NOW + ++seq, samples: o.samples ?? 10, delta: floatsToBytes(o.delta) };
+    return encodeHeadShare({ ...body, signature: who.identity.key.sign(encodeHeadClaim('split-test', body), SigningContext.splitHead) });
+  }
+
+  it('a client clips its head update to C and adds N(0, (σC)²) noise from the CSPRNG', () => {
+    const head = Float32Array.from({ length: 100_000 }, (_, k) => (k % 2 ? 0.01 : -0.01));
+    const global = new Float32Array(head.length);
+    const clipped = privatise(head, global, 1, 0);
+    const norm = Math.sqrt(clipped.reduce((t, v) => t + v * v, 0));
+    expect(norm).toBeCloseTo(1, 4); // ‖Δ‖ = √(10^5 · 10^-4) = 3.16 > C = 1
+    expect(clipped[0] / clipped[1]).toBeCloseTo(-1, 6); // direction kept
+    expect(privatise(Float32Array.of(0.1, 0.2), new Float32Array(2), 1, 0)).toEqual(Float32Array.of(0.1, 0.2)); // within C: unchanged
+    const a = privatise(head, global, 1, 0.5);
+    const b = privatise(head, global, 1, 0.5);
+    const noise = a.map((v, k) => v - clipped[k]);
+    const mean = noise.reduce((t, v) => t + v, 0) / noise.length;
+    const sd = Math.sqrt(noise.reduce((t, v) => t + (v - mean) ** 2, 0) / noise.length);
+    expect(Math.abs(mean)).toBeLessThan(0.01);
+    expect(sd).toBeGreaterThan(0.49);
+    expect(sd).toBeLessThan(0.51);
+    expect(a).not.toEqual(b); // fresh noise every time, not a seed
+  });
+
+  it('a miner refuses shares of clients who did not opt in, forged, replayed or stale, and puts the weighted mean of the others in its update', async () => {
+    const cfg = parseNetworkConfig({
+      networkId: 'split-test',
+      genesisTime: NOW - 3600_000,
+      learning: { mode: 'split', split: { samplesPerUpdate: 40, maxBatch: 16, ...sharing } },
+      members: [
+        { id: 'miner-1', role: 'miner', publicKey: miner.json.publicKey },
+        { id: 'client-1', role: 'client', publicKey: client.json.publicKey },
+        { id: 'client-9', role: 'client', publicKey: stranger.json.publicKey },
+      ],
+    }, '(test)', new Map(), NOW);
+    const { m, initial, submitted } = setUp(cfg);
+    const base = sha256(deltaToPayload(initial));
+    const H = runtime.headParams;
+    expect(await codeOf(m.handleHead(share({ who: stranger, base, delta: new Float32Array(H) })))).toBe('UNAUTHORIZED');
+    const forged = share({ base, delta: new Float32Array(H) });
+    forged[forged.length - 3] ^= 1;
+    expect(await codeOf(m.handleHead(forged))).toBe('BAD_SIGNATURE');
+    expect(await codeOf(m.handleHead(share({ base: new Uint8Array(32), delta: new Float32Array(H) })))).toBe('UNKNOWN_BASE_MODEL');
+    const nan = new Float32Array(H);
+    nan[7] = Number.NaN;
+    expect(await codeOf(m.handleHead(share({ base, delta: nan })))).toBe('NON_FINITE');
+    expect(await codeOf(m.handleHead(share({ base, delta: new Float32Array(H - 1) })))).toBe('MALFORMED');
+    const one = share({ base, delta: new Float32Array(H).fill(1), samples: 10 });
+    await m.handleHead(one);
+    expect(await codeOf(m.handleHead(one))).toBe('BATCH_REPLAYED');
+    await m.handleHead(share({ base, delta: new Float32Array(H).fill(4), samples: 30 }));
+    for (let i = 0; i < 5; i++) await m.handle(batch().bytes);
+    expect(submitted).toHaveLength(1);
+    const { head } = splitParams(payloadToDelta(submitted[0].payload), DEFAULT_MODEL, 1);
+    expect(head.every((v) => v === (10 * 1 + 30 * 4) / 40)).toBe(true); // Σ D_n Δ_n / Σ D_n
+    expect(m.status().headShares).toBe(2);
+  });
+});
+
 describe('split mode in the config and the block rules', () => {
   it('the miners are the contributors of a split network; a federated network keeps its rules (and genesis)', () => {
     const split = config();
@@ -209,5 +272,6 @@ describe('split mode in the config and the block rules', () => {
   it('a cut the model cannot take is a BAD_CONFIG naming learning.split.cut', () => {
     expect(() => config({ cut: 2 })).toThrow(/learning\.split\.cut: expected at most 1/);
     expect(() => config({ maxBatch: 0 })).toThrow(/learning\.split\.maxBatch/);
+    expect(() => config({ headSharing: { clients: ['client-7'], clip: 1, noise: 0.1 } })).toThrow(/learning\.split\.headSharing\.clients\[0\]: expected the id of a client in members/);
   });
 });
