@@ -7,8 +7,11 @@
  * the whole model's vector) and hands it to its own update intake, as a client's upload: the
  * same pool, announcement, records, block rules, scoring, eq. 3's sample-weighted aggregation
  * and rewards, with the miners as the aggregation's contributors (core/params.ts
- * contributorRole). It then starts again from the newest global body, as a client starts each
- * local round from the newest global model.
+ * contributorRole). It trains on from there: each update carries everything trained since the
+ * newest global model (Δ and sample count cumulative), so a later update supersedes an earlier
+ * one (with one vote per contributor per aggregation, the one with the most samples is
+ * recorded) and an update lost or refused (a rate limit) loses no training. A new global model
+ * restarts the body from it.
  *
  * Batch checks, cheapest first: size and shape (decodeBatch), addressee, admission, replay
  * (createdAt strictly newer than the client's last batch and inside the replay window), labels,
@@ -60,7 +63,7 @@ export interface SplitMinerComponents {
 export interface SplitMinerStats {
   batches: number;
   samples: number;
-  /** Samples trained since the last body update. */
+  /** Samples trained since the newest global model (what the next body update will carry). */
   pending: number;
   bodyUpdates: number;
   /** Head shares accepted (eq. 4). */
@@ -85,6 +88,8 @@ export class SplitMiner {
   private body = new Float32Array(0);
   private next = new Float32Array(0);
   private pending = 0;
+  /** `pending` at the last body update submitted. */
+  private submitted = 0;
   /** Steps run one at a time: each reads the body the previous one wrote. */
   private queue: Promise<unknown> = Promise.resolve();
   private readonly stats: SplitMinerStats = { batches: 0, samples: 0, pending: 0, bodyUpdates: 0, headShares: 0, lastLoss: null };
@@ -222,7 +227,7 @@ export class SplitMiner {
     // A new global body: what was trained from the old one goes out first if it is at least
     // half an update's worth (its base model is on chain, so it may still be recorded, with the
     // staleness weight); less is dropped, as a client drops nothing but trains less often.
-    if (this.base && this.pending >= this.init.config.learning.split.samplesPerUpdate / 2) await this.emit();
+    if (this.base && this.pending - this.submitted >= this.init.config.learning.split.samplesPerUpdate / 2) await this.emit();
     const { body } = splitParams(payloadToDelta(agg.model), this.c.runtime.spec, this.c.runtime.cut);
     this.base = { modelHash: agg.modelHash, anchor, body: Float32Array.from(body) };
     this.recentBases = [toHex(agg.modelHash), ...this.recentBases].slice(0, RECENT_BASES);
@@ -233,6 +238,7 @@ export class SplitMiner {
     this.body = Float32Array.from(this.base!.body);
     this.next = new Float32Array(this.body.length);
     this.pending = 0;
+    this.submitted = 0;
     this.headSum = new Float64Array(this.c.runtime.headParams);
     this.headWeight = 0;
   }
@@ -249,10 +255,7 @@ export class SplitMiner {
     this.stats.batches++;
     this.stats.samples += b.count;
     this.stats.lastLoss = loss;
-    if (this.pending >= this.init.config.learning.split.samplesPerUpdate) {
-      await this.emit();
-      this.restart();
-    }
+    if (this.pending - this.submitted >= this.init.config.learning.split.samplesPerUpdate) await this.emit();
     return encodeAnswer({ loss, gradients: floatsToBytes(ga) });
   }
 
@@ -271,7 +274,7 @@ export class SplitMiner {
     const claim = { clientId: identity.id, minerId: identity.id, baseModelHash: base.modelHash, updateDigest: sha256(payload), sampleCount: this.pending, createdAt: this.c.clock.now(), payloadBytes: payload.length };
     const signature = identity.key.sign(encodeUpdateClaim(claimOfRecord(config.networkId, claim)), SigningContext.update);
     const samples = this.pending;
-    this.pending = 0;
+    this.submitted = this.pending;
     try {
       await this.c.submit({ ...claim, signature, payload });
       this.stats.bodyUpdates++;

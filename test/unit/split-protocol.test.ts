@@ -10,6 +10,7 @@ import { SigningContext } from '../../src/core/contexts.ts';
 import { claimOfRecord, encodeUpdateClaim } from '../../src/core/encoding.ts';
 import { BflError } from '../../src/core/errors.ts';
 import { sha256 } from '../../src/core/hash.ts';
+import type { AggregationTx } from '../../src/core/types.ts';
 import { Membership, contributorRole, createGenesisBlock, genesisHash } from '../../src/core/params.ts';
 import { type SignedUpdate, deltaToPayload, payloadToDelta } from '../../src/core/update.ts';
 import { generateIdentity } from '../../src/crypto/keyfile.ts';
@@ -61,10 +62,11 @@ function setUp(cfg = config()) {
   const genesis = createGenesisBlock(params);
   const submitted: SignedUpdate[] = [];
   let now = NOW;
+  const store = { tip: { anchor: genesisHash(params) } as { anchor: Uint8Array }, block: genesis };
   const m = new SplitMiner(
     { config: cfg, identity: miner.identity },
     {
-      store: { tip: { anchor: genesisHash(params) } as never, getBlock: async () => genesis },
+      store: { get tip() { return store.tip as never; }, getBlock: async () => store.block },
       membership: new Membership(cfg.members),
       submit: async (u) => void submitted.push(u),
       transport: { serve: async () => undefined },
@@ -74,7 +76,13 @@ function setUp(cfg = config()) {
       logger: silentLogger,
     },
   );
-  return { m, cfg, initial, submitted, advance: (ms: number) => (now += ms) };
+  /** A new global model on the tip (the anchor of a new aggregation block). */
+  const newGlobal = (model: Float32Array) => {
+    const payload = deltaToPayload(model);
+    store.block = { ...genesis, txs: [{ ...(genesis.txs[0] as AggregationTx), model: payload, modelHash: sha256(payload), round: 1 }, ...genesis.txs.slice(1)] };
+    store.tip = { anchor: sha256(Uint8Array.of(1, 2, 3)) };
+  };
+  return { m, cfg, initial, submitted, newGlobal, advance: (ms: number) => (now += ms) };
 }
 
 let seq = 0;
@@ -169,8 +177,32 @@ describe('split protocol, miner side', () => {
     expect(u.baseModelHash).toEqual(sha256(deltaToPayload(initial))); // the genesis model
     const [ok] = await verifier.verify([{ publicKey: miner.identity.publicKey, message: encodeUpdateClaim(claimOfRecord('split-test', u)), signature: u.signature, context: SigningContext.update }]);
     expect(ok).toBe(true);
-    // it starts again from the global body
-    expect(m.status()).toMatchObject({ pending: 0, bodyUpdates: 1 });
+    // it trains on from its body: the next update carries all 80 samples since the global model
+    for (let i = 0; i < 5; i++) await m.handle(batch().bytes);
+    expect(submitted).toHaveLength(2);
+    expect(submitted[1].sampleCount).toBe(80);
+    const again = splitParams(payloadToDelta(submitted[1].payload), DEFAULT_MODEL, 1).body;
+    expect(again).not.toEqual(body);
+    expect(m.status()).toMatchObject({ pending: 80, bodyUpdates: 2 });
+  });
+
+  it('a new global model restarts the body from it; half an update\'s worth trained on the old one is submitted first', async () => {
+    const { m, initial, submitted, newGlobal } = setUp();
+    for (let i = 0; i < 3; i++) await m.handle(batch().bytes); // 24 samples: more than half of 40
+    const next = Float32Array.from(initial, (v) => v + 0.001);
+    newGlobal(next);
+    const { bytes, b } = batch();
+    const answer = decodeAnswer(await m.handle(bytes), b.count * WIDTH);
+    expect(submitted).toHaveLength(1);
+    expect(submitted[0]).toMatchObject({ sampleCount: 24, baseModelHash: sha256(deltaToPayload(initial)) });
+    expect(m.status().pending).toBe(8);
+    // the answer is the body step at the new global body
+    const body = Float32Array.from(splitParams(next, DEFAULT_MODEL, 1).body);
+    const y = new Float32Array(b.count * 10);
+    for (let i = 0; i < b.count; i++) y[i * 10 + b.labels[i]] = 1;
+    const ga = new Float32Array(b.count * WIDTH);
+    await runtime.bodySgdStep(body, payloadToDelta(b.activations), y, b.count, 0.01, new Float32Array(body.length), ga);
+    expect(new Float32Array(answer.gradients.slice().buffer)).toEqual(ga);
   });
 });
 
