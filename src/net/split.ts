@@ -10,6 +10,7 @@
  * The client signs (ML-DSA, context `bfl/split-batch/v1`) a claim that binds the network, both
  * ends, the createdAt nonce and the digests of activations and labels.
  */
+import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { Reader, Writer, assertId } from '../core/bytes.ts';
 import { MAX_SIGNATURE_BYTES, checkedId } from '../core/encoding.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
@@ -18,6 +19,47 @@ import { sha256 } from '../core/hash.ts';
 export const splitProtocol = (networkId: string) => `/bfl/${networkId}/split/1.0.0`;
 /** Head shares (eq. 4, for clients who opt in): one request per local round. */
 export const splitHeadProtocol = (networkId: string) => `/bfl/${networkId}/split-head/1.0.0`;
+
+/**
+ * Sealed forms (`p2p.sealUpdates`, as for updates: net/sealed-updates.ts): the request is an
+ * ML-KEM envelope to the miner's key (crypto/seal.ts, context `bfl/seal/split/v1`, the network
+ * and miner as associated data) of a fresh 32-byte answer key ‖ the clear request; the answer is
+ * AES-256-GCM under that key. So smashed data, labels, head shares and the cut gradients are
+ * as secret as updates: reading them means breaking ML-KEM as well as the Noise channel.
+ */
+export const sealedSplitProtocols = (networkId: string) => ({
+  batch: `/bfl/${networkId}/split-sealed/1.0.0`,
+  head: `/bfl/${networkId}/split-head-sealed/1.0.0`,
+});
+
+/** What a sealed split request binds as associated data: the network and the miner it is for. */
+export function splitSealAd(networkId: string, minerId: string): Uint8Array {
+  return new Writer(64).str(networkId).str(minerId).finish();
+}
+
+export const ANSWER_KEY_BYTES = 32;
+const ANSWER_AD = new TextEncoder().encode('bfl/split-answer/v1');
+
+/** Encrypt an answer under the request's one-time key (so a zero nonce is safe). */
+export function sealAnswer(key: Uint8Array, answer: Uint8Array): Uint8Array {
+  const c = createCipheriv('aes-256-gcm', key, new Uint8Array(12), { authTagLength: 16 });
+  c.setAAD(ANSWER_AD);
+  const body = Buffer.concat([c.update(answer), c.final(), c.getAuthTag()]);
+  return new Uint8Array(body.buffer, body.byteOffset, body.length);
+}
+
+export function openAnswer(key: Uint8Array, sealed: Uint8Array): Uint8Array {
+  if (sealed.length < 16) throw new BflError(ErrorCode.SEAL_TRUNCATED, `sealed split answer of ${sealed.length} bytes`);
+  const d = createDecipheriv('aes-256-gcm', key, new Uint8Array(12), { authTagLength: 16 });
+  d.setAAD(ANSWER_AD);
+  d.setAuthTag(sealed.subarray(sealed.length - 16));
+  try {
+    const body = Buffer.concat([d.update(sealed.subarray(0, sealed.length - 16)), d.final()]);
+    return new Uint8Array(body.buffer, body.byteOffset, body.length);
+  } catch {
+    throw new BflError(ErrorCode.SEAL_TAMPERED, 'sealed split answer does not authenticate');
+  }
+}
 
 export interface SplitBatch {
   clientId: string;

@@ -167,7 +167,7 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
     const sync = blockSync({ config: o.config, syncIntervalMs: options.syncIntervalMs })({ store, transport: o.transport, peers, verdicts, clock, logger: log });
     const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport });
     const split = splitPart(o, () =>
-      splitMiner({ config: o.config, identity: o.identity })({ store, membership: store.membership, submit: (u) => intake.submitOwn(u), transport: o.transport, verifier: o.verifier, verdicts, runtime: o.split!, clock, logger: o.logger.child({ sub: 'split' }), metrics: o.metrics }),
+      splitMiner({ config: o.config, identity: o.identity })({ store, membership: store.membership, submit: (u) => intake.submitOwn(u), transport: o.transport, verifier: o.verifier, verdicts, runtime: o.split!, sealing, clock, logger: o.logger.child({ sub: 'split' }), metrics: o.metrics }),
     );
     const miner = new Miner({ config: o.config, identity: o.identity, store, pool, aggregation, intake, sync, chainService: service, transport: o.transport, peers, pow: o.pow, evaluate: o.evaluate, clock, logger: log, metrics: o.metrics }, options);
     let started = false;
@@ -251,7 +251,7 @@ export async function createClient(o: CreateClientOptions): Promise<ClientNode> 
       clock,
       options: { ...defaultClientOptions, ...o.options },
       sealing,
-      split: splitPart(o, () => new SplitLearner({ config: o.config, identity: o.identity, transport: o.transport, runtime: o.split!, clock })),
+      split: splitPart(o, () => new SplitLearner({ config: o.config, identity: o.identity, transport: o.transport, runtime: o.split!, clock, sealing })),
       ...o.hooks,
     });
     return {

@@ -6,7 +6,11 @@
  * (net/split.ts), and steps its head with the cut-layer gradients the miner answers. The head
  * never leaves the client; the body it evaluates with is the chain's global body.
  */
-import { randomFillSync } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
+import { ErrorCode } from '../core/errors.ts';
+import { SealContext } from '../crypto/seal.ts';
+import { RemoteError } from '../net/reqres.ts';
+import { type UpdateSealing, isStaleKeyCode } from '../net/sealed-updates.ts';
 import { SigningContext } from '../core/contexts.ts';
 import { Rng } from '../core/random.ts';
 import type { NetworkConfig } from '../config/network.ts';
@@ -14,7 +18,21 @@ import type { Identity } from '../crypto/keyfile.ts';
 import type { Dataset } from '../learn/data.ts';
 import { inputSize } from '../learn/model.ts';
 import { type SplitRuntime, joinParams, splitParams } from '../learn/split.ts';
-import { bytesToFloats, decodeAnswer, encodeBatch, encodeBatchClaim, encodeHeadClaim, encodeHeadShare, floatsToBytes, splitHeadProtocol, splitProtocol } from '../net/split.ts';
+import {
+  ANSWER_KEY_BYTES,
+  bytesToFloats,
+  decodeAnswer,
+  encodeBatch,
+  encodeBatchClaim,
+  encodeHeadClaim,
+  encodeHeadShare,
+  floatsToBytes,
+  openAnswer,
+  sealedSplitProtocols,
+  splitHeadProtocol,
+  splitProtocol,
+  splitSealAd,
+} from '../net/split.ts';
 import type { Transport } from '../net/transport.ts';
 import type { Clock } from '../util/clock.ts';
 
@@ -32,10 +50,12 @@ export class SplitLearner {
   private readonly identity: Identity;
   private readonly transport: Pick<Transport, 'request'>;
   private readonly clock: Clock;
+  private readonly sealing?: Pick<UpdateSealing, 'sealTo' | 'refresh'>;
   /** Last createdAt sent: batches are strictly newer than the one before (the miner's replay check). */
   private lastCreatedAt = 0;
 
-  constructor(o: { config: NetworkConfig; identity: Identity; transport: Pick<Transport, 'request'>; runtime: SplitRuntime; clock: Clock }) {
+  constructor(o: { config: NetworkConfig; identity: Identity; transport: Pick<Transport, 'request'>; runtime: SplitRuntime; clock: Clock; sealing?: Pick<UpdateSealing, 'sealTo' | 'refresh'> }) {
+    this.sealing = o.sealing;
     this.config = o.config;
     this.identity = o.identity;
     this.transport = o.transport;
@@ -105,7 +125,33 @@ export class SplitLearner {
     this.lastCreatedAt = createdAt;
     const share = { clientId: this.identity.id, minerId: miner.id, baseModelHash, createdAt, samples, delta: floatsToBytes(delta) };
     const signature = this.identity.key.sign(encodeHeadClaim(this.config.networkId, share), SigningContext.splitHead);
-    await this.transport.request(miner.peerId, splitHeadProtocol(this.config.networkId), encodeHeadShare({ ...share, signature }), { maxResponseBytes: 2048, timeoutMs: this.config.p2p.requestTimeoutMs });
+    await this.call(miner, 'head', encodeHeadShare({ ...share, signature }), 2048);
+  }
+
+  /**
+   * One request to `miner`: in clear, or sealed to its KEM key with a fresh answer key (a
+   * refusal for a stale KEM key gets one retry after asking the miner for its current key).
+   */
+  private async call(miner: { id: string; peerId: string }, kind: 'batch' | 'head', body: Uint8Array, maxResponseBytes: number): Promise<Uint8Array> {
+    const { networkId, p2p } = this.config;
+    const opts = { maxResponseBytes: maxResponseBytes + 16, timeoutMs: p2p.requestTimeoutMs };
+    const sealing = this.sealing;
+    if (!sealing) return this.transport.request(miner.peerId, kind === 'batch' ? splitProtocol(networkId) : splitHeadProtocol(networkId), body, opts);
+    const key = randomBytes(ANSWER_KEY_BYTES);
+    const plain = new Uint8Array(ANSWER_KEY_BYTES + body.length);
+    plain.set(key);
+    plain.set(body, ANSWER_KEY_BYTES);
+    const send = () => this.transport.request(miner.peerId, sealedSplitProtocols(networkId)[kind], sealing.sealTo(miner.id, SealContext.split, plain, splitSealAd(networkId, miner.id), this.clock.now()), opts);
+    let res: Uint8Array;
+    try {
+      res = await send();
+    } catch (e) {
+      const stale = e instanceof RemoteError ? isStaleKeyCode(e.code) : (e as { code?: string }).code === ErrorCode.SEAL_REQUIRED;
+      if (!stale) throw e;
+      await sealing.refresh(miner.peerId);
+      res = await send();
+    }
+    return openAnswer(key, res);
   }
 
   private async send(miner: { id: string; peerId: string }, a: Float32Array, labels: Uint8Array, count: number): Promise<{ loss: number; gradients: Float32Array }> {
@@ -113,10 +159,7 @@ export class SplitLearner {
     this.lastCreatedAt = createdAt;
     const batch = { clientId: this.identity.id, minerId: miner.id, createdAt, count, width: this.runtime.width, activations: floatsToBytes(a), labels };
     const signature = this.identity.key.sign(encodeBatchClaim(this.config.networkId, batch), SigningContext.splitBatch);
-    const res = await this.transport.request(miner.peerId, splitProtocol(this.config.networkId), encodeBatch({ ...batch, signature }), {
-      maxResponseBytes: count * this.runtime.width * 4 + 64,
-      timeoutMs: this.config.p2p.requestTimeoutMs,
-    });
+    const res = await this.call(miner, 'batch', encodeBatch({ ...batch, signature }), count * this.runtime.width * 4 + 64);
     const answer = decodeAnswer(res, count * this.runtime.width);
     const gradients = bytesToFloats(answer.gradients);
     for (let k = 0; k < gradients.length; k++) if (!Number.isFinite(gradients[k])) throw new Error(`miner ${miner.id} answered a non-finite gradient`);

@@ -31,7 +31,26 @@ import type { Identity } from '../crypto/keyfile.ts';
 import type { SignatureVerifier } from '../crypto/verifier.ts';
 import { classCount } from '../learn/model.ts';
 import { type SplitRuntime, splitParams } from '../learn/split.ts';
-import { type SplitBatch, bytesToFloats, decodeBatch, decodeHeadShare, encodeAnswer, encodeBatchClaim, encodeHeadClaim, floatsToBytes, maxBatchBytes, maxHeadShareBytes, splitHeadProtocol, splitProtocol } from '../net/split.ts';
+import { SEAL_OVERHEAD, SealContext } from '../crypto/seal.ts';
+import type { UpdateSealing } from '../net/sealed-updates.ts';
+import {
+  ANSWER_KEY_BYTES,
+  type SplitBatch,
+  bytesToFloats,
+  decodeBatch,
+  decodeHeadShare,
+  encodeAnswer,
+  encodeBatchClaim,
+  encodeHeadClaim,
+  floatsToBytes,
+  maxBatchBytes,
+  maxHeadShareBytes,
+  sealAnswer,
+  sealedSplitProtocols,
+  splitHeadProtocol,
+  splitProtocol,
+  splitSealAd,
+} from '../net/split.ts';
 import type { Transport } from '../net/transport.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
@@ -55,6 +74,8 @@ export interface SplitMinerComponents {
   verifier: SignatureVerifier;
   verdicts?: Pick<Verdicts, 'refused'>;
   runtime: SplitRuntime;
+  /** With `p2p.sealUpdates`: batches, shares and answers travel only sealed (ML-KEM). */
+  sealing?: Pick<UpdateSealing, 'open'>;
   clock: Clock;
   logger: Logger;
   metrics?: Metrics;
@@ -106,18 +127,31 @@ export class SplitMiner {
   async start(): Promise<void> {
     const { config } = this.init;
     const s = config.learning.split;
-    await this.c.transport.serve(splitProtocol(config.networkId), (req, peer) => this.handle(req, peer), {
-      maxRequestBytes: maxBatchBytes(s.maxBatch, this.width),
-      timeoutMs: config.p2p.requestTimeoutMs,
-      onError: (peer, e) => this.c.verdicts?.refused(peer, 'split', e),
-    });
-    if (config.learning.split.headSharing) {
-      await this.c.transport.serve(splitHeadProtocol(config.networkId), (req) => this.handleHead(req), {
-        maxRequestBytes: maxHeadShareBytes(this.c.runtime.headParams),
-        timeoutMs: config.p2p.requestTimeoutMs,
-        onError: (peer, e) => this.c.verdicts?.refused(peer, 'split', e),
-      });
+    const serve = async (protocol: string, handler: (req: Uint8Array) => Promise<Uint8Array>, maxRequestBytes: number) =>
+      this.c.transport.serve(protocol, handler, { maxRequestBytes, timeoutMs: config.p2p.requestTimeoutMs, onError: (peer, e) => this.c.verdicts?.refused(peer, 'split', e) });
+    const batchBytes = maxBatchBytes(s.maxBatch, this.width);
+    const headBytes = maxHeadShareBytes(this.c.runtime.headParams);
+    const sealed = sealedSplitProtocols(config.networkId);
+    await serve(splitProtocol(config.networkId), (req) => this.clear(() => this.handle(req)), batchBytes);
+    if (this.c.sealing) await serve(sealed.batch, (req) => this.opened(req, batchBytes, (r) => this.handle(r)), batchBytes + ANSWER_KEY_BYTES + SEAL_OVERHEAD);
+    if (s.headSharing) {
+      await serve(splitHeadProtocol(config.networkId), (req) => this.clear(() => this.handleHead(req)), headBytes);
+      if (this.c.sealing) await serve(sealed.head, (req) => this.opened(req, headBytes, (r) => this.handleHead(r)), headBytes + ANSWER_KEY_BYTES + SEAL_OVERHEAD);
     }
+  }
+
+  /** A request in clear: refused where batches travel sealed (`p2p.sealUpdates`). */
+  private async clear(handle: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    if (this.c.sealing) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this network seals split-learning traffic (p2p.sealUpdates): use the split-sealed protocols');
+    return handle();
+  }
+
+  /** A sealed request: opened (replay-checked by its KEM ciphertext), handled, answered under its answer key. */
+  async opened(req: Uint8Array, maxInner: number, handle: (inner: Uint8Array) => Promise<Uint8Array>): Promise<Uint8Array> {
+    const { networkId } = this.init.config;
+    const plain = this.c.sealing!.open(SealContext.split, req, splitSealAd(networkId, this.init.identity.id), this.c.clock.now(), maxInner + ANSWER_KEY_BYTES);
+    if (plain.length < ANSWER_KEY_BYTES) throw new BflError(ErrorCode.MALFORMED, `sealed split request of ${plain.length} bytes has no answer key`);
+    return sealAnswer(plain.subarray(0, ANSWER_KEY_BYTES), await handle(plain.subarray(ANSWER_KEY_BYTES)));
   }
 
   async stop(): Promise<void> {

@@ -31,7 +31,10 @@ it('testnet --mode split: split rounds happen, blocks carry the miners\' body ag
     expect(c.mode).toBe('split');
     expect(c.uploaded).toBeGreaterThan(0); // split rounds trained with a miner
   }
-  expect(s.miners.reduce((n, m) => n + m.split!.batches, 0)).toBeGreaterThan(0);
+  const batches = s.miners.reduce((n, m) => n + m.split!.batches, 0);
+  expect(batches).toBeGreaterThan(0);
+  // p2p.sealUpdates is on (the default): every batch reached its miner sealed with ML-KEM
+  expect(s.miners.reduce((n, m) => n + (m.sealing?.opened ?? 0), 0)).toBeGreaterThanOrEqual(batches);
   expect(s.miners.reduce((n, m) => n + m.split!.headShares, 0)).toBeGreaterThan(0);
   expect(s.miners.every((m) => m.lastAccuracy === null)).toBe(true); // a miner holds no head
 

@@ -19,6 +19,10 @@ import { DEFAULT_MODEL, initParams } from '../../src/learn/model.ts';
 import { SplitRuntime, splitParams } from '../../src/learn/split.ts';
 import { type SplitBatch, decodeAnswer, encodeBatch, encodeBatchClaim, encodeHeadClaim, encodeHeadShare, floatsToBytes } from '../../src/net/split.ts';
 import { privatise } from '../../src/node/split-client.ts';
+import { openAnswer, sealAnswer, splitSealAd } from '../../src/net/split.ts';
+import { UpdateSealing } from '../../src/net/sealed-updates.ts';
+import { KemDirectory } from '../../src/crypto/kem-keys.ts';
+import { KemKeyRing, SealContext } from '../../src/crypto/seal.ts';
 import { SplitMiner } from '../../src/node/split-miner.ts';
 import { UpdateFetcher } from '../../src/node/update-fetcher.ts';
 import { ChainStore } from '../../src/chain/store.ts';
@@ -56,22 +60,24 @@ afterAll(async () => {
   await verifier.close();
 });
 
-function setUp(cfg = config()) {
+function setUp(cfg = config(), extra: { sealing?: UpdateSealing } = {}) {
   const initial = initParams(DEFAULT_MODEL, 1);
   const params = chainParamsOf(cfg, deltaToPayload(initial));
   const genesis = createGenesisBlock(params);
   const submitted: SignedUpdate[] = [];
   let now = NOW;
   const store = { tip: { anchor: genesisHash(params) } as { anchor: Uint8Array }, block: genesis };
+  const served = new Map<string, (req: Uint8Array) => Promise<Uint8Array>>();
   const m = new SplitMiner(
     { config: cfg, identity: miner.identity },
     {
       store: { get tip() { return store.tip as never; }, getBlock: async () => store.block },
       membership: new Membership(cfg.members),
       submit: async (u) => void submitted.push(u),
-      transport: { serve: async () => undefined },
+      transport: { serve: async (protocol, handler) => void served.set(protocol, (req) => handler(req, 'peer')) },
       verifier,
       runtime,
+      ...extra,
       clock: { ...systemClock, now: () => now },
       logger: silentLogger,
     },
@@ -82,7 +88,7 @@ function setUp(cfg = config()) {
     store.block = { ...genesis, txs: [{ ...(genesis.txs[0] as AggregationTx), model: payload, modelHash: sha256(payload), round: 1 }, ...genesis.txs.slice(1)] };
     store.tip = { anchor: sha256(Uint8Array.of(1, 2, 3)) };
   };
-  return { m, cfg, initial, submitted, newGlobal, advance: (ms: number) => (now += ms) };
+  return { m, cfg, initial, submitted, newGlobal, served, advance: (ms: number) => (now += ms) };
 }
 
 let seq = 0;
@@ -203,6 +209,42 @@ describe('split protocol, miner side', () => {
     const ga = new Float32Array(b.count * WIDTH);
     await runtime.bodySgdStep(body, payloadToDelta(b.activations), y, b.count, 0.01, new Float32Array(body.length), ga);
     expect(new Float32Array(answer.gradients.slice().buffer)).toEqual(ga);
+  });
+});
+
+describe('sealed split traffic (p2p.sealUpdates)', () => {
+  it('a sealed batch is opened, trained on and answered under its answer key; clear, replayed and tampered requests are refused', async () => {
+    const cfg = config();
+    const kem = miner.identity.kemKeys![0];
+    const directory = new KemDirectory([{ id: 'miner-1', kemPublicKey: kem.publicKey }]);
+    const minerSealing = new UpdateSealing({ networkId: 'split-test', directory, keyRing: new KemKeyRing([kem]) });
+    const clientSealing = new UpdateSealing({ networkId: 'split-test', directory });
+    const { m, served } = setUp(cfg, { sealing: minerSealing });
+    await m.start();
+    expect([...served.keys()].sort()).toEqual(['/bfl/split-test/split-sealed/1.0.0', '/bfl/split-test/split/1.0.0']);
+    expect(await codeOf(served.get('/bfl/split-test/split/1.0.0')!(batch().bytes))).toBe('SEAL_REQUIRED');
+    const key = new Uint8Array(32).fill(7);
+    const sealedOf = (inner: Uint8Array) => {
+      const plain = new Uint8Array(32 + inner.length);
+      plain.set(key);
+      plain.set(inner, 32);
+      return clientSealing.sealTo('miner-1', SealContext.split, plain, splitSealAd('split-test', 'miner-1'), NOW);
+    };
+    const handle = served.get('/bfl/split-test/split-sealed/1.0.0')!;
+    const { bytes, b } = batch();
+    const envelope = sealedOf(bytes);
+    const answer = decodeAnswer(openAnswer(key, await handle(envelope)), b.count * WIDTH);
+    expect(answer.gradients.length).toBe(b.count * WIDTH * 4);
+    expect(m.status().batches).toBe(1);
+    expect(await codeOf(handle(envelope))).toBe('SEAL_REPLAYED');
+    const tampered = sealedOf(batch().bytes);
+    tampered[tampered.length - 1] ^= 1;
+    expect(await codeOf(handle(tampered))).toBe('SEAL_TAMPERED');
+    // sealed for another miner's key binding (associated data): refused
+    const other = clientSealing.sealTo('miner-1', SealContext.split, new Uint8Array(64), splitSealAd('split-test', 'miner-2'), NOW);
+    expect(await codeOf(handle(other))).toBe('SEAL_TAMPERED');
+    expect(() => openAnswer(new Uint8Array(32), sealAnswer(key, new Uint8Array(8)))).toThrow(expect.objectContaining({ code: 'SEAL_TAMPERED' }));
+    expect(m.status().batches).toBe(1);
   });
 });
 
