@@ -5,6 +5,7 @@
  * Clients train their heads with their miner over the split protocol; miners record and
  * aggregate their body updates on chain. Kept short: 3 aggregations.
  */
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { ChainStore } from '../../src/chain/store.ts';
@@ -16,6 +17,18 @@ import { DEFAULT_MODEL } from '../../src/learn/model.ts';
 import { splitParams } from '../../src/learn/split.ts';
 import { runTestnet } from '../../src/node/testnet.ts';
 import { tmpDir } from '../helpers/tmp.ts';
+
+const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
+
+it('testnet --mode: a bad mode, or attackers in split mode, is a one-line usage error (exit 2)', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [BIN, 'testnet', ...args], { encoding: 'utf8', timeout: 60_000 });
+  const bogus = run('--mode', 'bogus');
+  expect(bogus.status).toBe(2);
+  expect(bogus.stderr.trim()).toMatch(/^error: option '--mode <mode>' argument 'bogus' is invalid\. Allowed choices are federated, split\.$/);
+  const attack = run('--mode', 'split', '--attackers', '1');
+  expect(attack.status).toBe(2);
+  expect(attack.stderr.trim()).toMatch(/^error: --attackers needs --mode federated/);
+});
 
 it('testnet --mode split: split rounds happen, blocks carry the miners\' body aggregations, heads are aggregated for those who share, client accuracy rises above chance', { timeout: 400_000 }, async () => {
   const dir = await tmpDir('bfl-split-testnet-');
