@@ -18,7 +18,8 @@ import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { DEFAULT_MODEL, initParams } from '../../src/learn/model.ts';
 import { SplitRuntime, splitParams } from '../../src/learn/split.ts';
 import { type SplitBatch, decodeAnswer, encodeBatch, encodeBatchClaim, encodeHeadClaim, encodeHeadShare, floatsToBytes } from '../../src/net/split.ts';
-import { privatise } from '../../src/node/split-client.ts';
+import { SplitLearner, privatise } from '../../src/node/split-client.ts';
+import { loadEmbeddedMnist, subset } from '../../src/learn/data.ts';
 import { openAnswer, sealAnswer, splitSealAd } from '../../src/net/split.ts';
 import { UpdateSealing } from '../../src/net/sealed-updates.ts';
 import { KemDirectory } from '../../src/crypto/kem-keys.ts';
@@ -209,6 +210,23 @@ describe('split protocol, miner side', () => {
     const ga = new Float32Array(b.count * WIDTH);
     await runtime.bodySgdStep(body, payloadToDelta(b.activations), y, b.count, 0.01, new Float32Array(body.length), ga);
     expect(new Float32Array(answer.gradients.slice().buffer)).toEqual(ga);
+  });
+});
+
+describe('split protocol, client side', () => {
+  it('a client trains its head with the miner over the protocol: the loss falls, the head moves, the body does not leave the miner', async () => {
+    const cfg = config({ samplesPerUpdate: 100_000 }); // no body update here
+    const { m } = setUp(cfg);
+    const learner = new SplitLearner({ config: cfg, identity: client.identity, transport: { request: (_peer, protocol, body) => (protocol.endsWith('/split/1.0.0') ? m.handle(body) : Promise.reject(new Error(protocol))) }, runtime, clock: { ...systemClock, now: () => NOW } });
+    const data = subset(loadEmbeddedMnist().train, Array.from({ length: 100 }, (_, i) => i));
+    const head0 = learner.headOf(initParams(DEFAULT_MODEL, 1));
+    const r1 = await learner.round(head0, data, { id: 'miner-1', peerId: 'p' }, 1);
+    const r2 = await learner.round(r1.head, data, { id: 'miner-1', peerId: 'p' }, 2);
+    expect(r1.batches).toBe((cfg.learning.E * 100) / cfg.learning.B); // E epochs of N/B batches
+    expect(m.status().batches).toBe(2 * r1.batches);
+    expect(r2.loss).toBeLessThan(r1.loss);
+    expect(r1.head).not.toEqual(head0);
+    expect(r1.head.length).toBe(runtime.headParams);
   });
 });
 
