@@ -69,6 +69,9 @@ export interface ClientStatus {
   /** The learning mode: in "split" mode `uploaded` counts local rounds trained with a miner,
    * and `lastAccuracy` is the client's own head on the global body. */
   mode?: 'federated' | 'split';
+  /** With an association policy that weighs load (issue 17): the selector and the load each
+   * miner last announced (null: not answered). */
+  association?: { selector: string; loads: Record<string, { pendingUpdates: number; clients: number } | null> } | null;
 }
 
 export type NodeStatus = MinerStatus | ClientStatus;

@@ -159,6 +159,10 @@ export interface P2PConfig {
   ipColocationPenalty: boolean;
   /** Seal raw updates between our nodes with ML-KEM-768 (client → miner, miner → miner). */
   sealUpdates: boolean;
+  /** Uploads a miner accepts from one client per minute, sustained (token bucket; 0 = no limit). */
+  clientUpdatesPerMinute: number;
+  /** Uploads of one client a miner accepts back to back before the per-minute rate applies. */
+  clientUpdateBurst: number;
 }
 
 export const defaultP2PConfig: P2PConfig = {
@@ -170,6 +174,33 @@ export const defaultP2PConfig: P2PConfig = {
   // On: about 1.5 ms of CPU and 1,141 bytes per 636 KB update (bfl-node bench kem), and it keeps
   // updates secret from a recorder of today's traffic once X25519 falls (docs/decisions.md).
   sealUpdates: true,
+  // A client uploads once per N new samples: every 5 s at the default data rate (20 samples/s,
+  // N = 100), every 2 s in the testnet. 60 a minute leaves 5 × room; anything faster is a flood
+  // (issue 13: 4 a second). With one vote per client per aggregation (core/votes.ts) a flood buys
+  // no reward; the limit keeps it from costing the miner signature checks and 636 KB of disk each.
+  clientUpdatesPerMinute: 60,
+  // Retries after a lost answer and a client catching up after a pause come back to back.
+  clientUpdateBurst: 10,
+};
+
+/** The association schedulers' names (src/association/schedulers.ts `SCHEDULERS`; config may
+ * not import that layer: test/unit/association-selector.test.ts checks the two agree). */
+export const ASSOCIATION_POLICIES = ['nearest', 'greedy', 'decomposition', 'swap', 'd3qn'] as const;
+export type AssociationPolicy = (typeof ASSOCIATION_POLICIES)[number];
+
+/** How a client chooses its miner (issue 17; src/node/association-selector.ts). */
+export interface AssociationConfig {
+  policy: AssociationPolicy;
+  /** D3QN policy stem (<stem>.onnx + <stem>.json), relative to the config file; null: the
+   * committed policy (4 miners × 10 channels). */
+  policyFile: string | null;
+}
+
+export const defaultAssociationConfig: AssociationConfig = {
+  // the BFL-MEC paper's rule ("the nearest edge node"), by measured round-trip time: needs no
+  // load announcements and no policy file
+  policy: 'nearest',
+  policyFile: null,
 };
 
 /** Where a node listens; init writes one per member. */
@@ -189,6 +220,7 @@ export interface NetworkConfig {
   aggregation: AggregationConfig;
   learning: LearningConfig;
   p2p: P2PConfig;
+  association: AssociationConfig;
   members: Member[];
   addresses: Map<string, NodeAddress>;
   raw: Json;
@@ -235,7 +267,7 @@ async function readKeyFiles(json: Json, base: string): Promise<Map<string, Uint8
 let schema: ReturnType<typeof networkSchema> | undefined;
 /** The zod schema of the config, with the defaults above. */
 export function configSchema(): ReturnType<typeof networkSchema> {
-  return (schema ??= networkSchema({ chain: defaultChainConfig, aggregation: { ...defaultAggregationConfig }, learning: { ...defaultLearningConfig }, p2p: { ...defaultP2PConfig } }));
+  return (schema ??= networkSchema({ chain: defaultChainConfig, aggregation: { ...defaultAggregationConfig }, learning: { ...defaultLearningConfig }, p2p: { ...defaultP2PConfig }, association: { ...defaultAssociationConfig }, associationPolicies: ASSOCIATION_POLICIES }));
 }
 
 /** The JSON Schema of the config file (`bfl-node config schema`). */
@@ -304,6 +336,8 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
     aggregation: c.aggregation,
     learning: { ...learning, partition: partition as Partition },
     p2p: c.p2p,
+    // the schema checked the policy against ASSOCIATION_POLICIES
+    association: { policy: c.association.policy as AssociationPolicy, policyFile: c.association.policyFile === null ? null : resolve(dirname(resolve(file)), c.association.policyFile) },
     members,
     addresses,
     raw: json,
@@ -333,5 +367,6 @@ export function sharesHead(cfg: Pick<NetworkConfig, 'learning'>, clientId: strin
 
 /** Whose updates this network records: clients' (federated) or miners' body updates (split). */
 export function contributorRoleOf(cfg: Pick<NetworkConfig, 'learning'>): 'client' | 'miner' {
-  return cfg.learning.mode === 'split' ? 'miner' : 'client';
+  // `?.`: configs assembled in code (tests' narrow stubs) may carry no learning section: federated
+  return cfg.learning?.mode === 'split' ? 'miner' : 'client';
 }

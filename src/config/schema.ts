@@ -80,6 +80,8 @@ export interface SectionDefaults {
   aggregation: Defaults;
   learning: Defaults;
   p2p: Defaults;
+  association: Defaults;
+  associationPolicies: readonly [string, ...string[]];
 }
 
 /** The schema, with the defaults of network.ts (passed in: network.ts imports this module). */
@@ -150,6 +152,12 @@ export function networkSchema(d: SectionDefaults) {
     mdns: bool().default(p.mdns),
     ipColocationPenalty: bool().default(p.ipColocationPenalty),
     sealUpdates: bool().default(p.sealUpdates),
+    clientUpdatesPerMinute: num({ min: 0, max: 1_000_000 }).default(p.clientUpdatesPerMinute),
+    clientUpdateBurst: int({ min: 1, max: 1_000_000 }).default(p.clientUpdateBurst),
+  });
+  const association = section({
+    policy: oneOf(d.associationPolicies).default(d.association.policy),
+    policyFile: str().nullable().default(d.association.policyFile),
   });
   const kemHex = KEM_SIZES.publicKey * 2;
   const pkHex = PARAM_SIZES['ML-DSA-44'].publicKey * 2;
@@ -172,6 +180,7 @@ export function networkSchema(d: SectionDefaults) {
     aggregation: aggregation.prefault({}),
     learning: learning.prefault({}),
     p2p: p2p.prefault({}),
+    association: association.prefault({}),
     members: z.array(member, expected('a list')),
   });
 }

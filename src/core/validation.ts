@@ -14,6 +14,7 @@ import { merkleRoot } from './merkle.ts';
 import { type ChainParams, type Membership, contributorRole } from './params.ts';
 import { blockWork, meetsTarget } from './pow.ts';
 import type { AggregationTx, Block, CoinbaseTx, RecordTx } from './types.ts';
+import { checkOneVotePerClient, distinctClients } from './votes.ts';
 
 
 export interface PendingRecord {
@@ -131,6 +132,7 @@ export function checkBlockStandalone(block: Block, ctx: Pick<ValidationContext, 
     if (seen.has(key)) fail(ErrorCode.DUPLICATE_RECORD, `update ${key} recorded twice in the block`);
     seen.add(key);
   }
+  checkOneVotePerClient([], l.records);
   return l;
 }
 
@@ -160,10 +162,13 @@ export async function validateBlock(block: Block, ctx: ValidationContext): Promi
     if (!known) fail(ErrorCode.UNKNOWN_BASE_MODEL, `update ${toHex(r.updateDigest)} was trained on model ${toHex(r.baseModelHash)}, not a global model of this chain`);
   }
 
+  // one vote per client per aggregation (core/votes.ts), so the ϕ rule counts clients
+  checkOneVotePerClient(parent.pending, l.records);
   const pending: PendingRecord[] = [...parent.pending, ...l.records.map((r) => ({ clientId: r.clientId, updateDigest: r.updateDigest }))];
-  const mustAggregate = pending.length >= params.phi;
-  if (mustAggregate && !l.aggregation) fail(ErrorCode.AGGREGATION_REQUIRED, `${pending.length} unaggregated updates reach ϕ=${params.phi}: the block must aggregate`);
-  if (!mustAggregate && l.aggregation) fail(ErrorCode.UNEXPECTED_AGGREGATION, `only ${pending.length} unaggregated updates, below ϕ=${params.phi}`);
+  const voters = distinctClients(pending);
+  const mustAggregate = voters >= params.phi;
+  if (mustAggregate && !l.aggregation) fail(ErrorCode.AGGREGATION_REQUIRED, `${voters} clients with unaggregated updates reach ϕ=${params.phi}: the block must aggregate`);
+  if (!mustAggregate && l.aggregation) fail(ErrorCode.UNEXPECTED_AGGREGATION, `only ${voters} clients with unaggregated updates, below ϕ=${params.phi}`);
   if (l.aggregation) checkAggregationShape(l.aggregation, parent, pending, params);
 
   // Signatures: the most expensive check before the aggregation itself.

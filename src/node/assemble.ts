@@ -6,6 +6,7 @@
  * proof of work and the aggregation engine (worker threads or in-thread).
  */
 import { join } from 'node:path';
+import { associationSelector } from './association-selector.ts';
 import { ChainAggregation } from '../chain/aggregation.ts';
 import type { AggregationEngine } from '../chain/aggregation-engine.ts';
 import { ChainStore } from '../chain/store.ts';
@@ -21,6 +22,7 @@ import { type TrainTest, subset } from '../learn/data.ts';
 import type { ModelRuntime } from '../learn/runtime.ts';
 import { DataStream } from '../learn/stream.ts';
 import type { PowMiner } from '../mining/miner.ts';
+import type { MinerLoad } from '../net/messages.ts';
 import { PeerBook } from '../net/peer-book.ts';
 import { UpdateSealing } from '../net/sealed-updates.ts';
 import { KemDirectory } from '../crypto/kem-keys.ts';
@@ -165,7 +167,7 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
     // our protocols in libp2p's service shape: init, then the narrow components
     const intake = updateIntake({ config: o.config, minerId: o.identity.id })({ store, pool, fetcher, transport: o.transport, peers, verdicts, clock, logger: log, metrics: o.metrics, sealing });
     const sync = blockSync({ config: o.config, syncIntervalMs: options.syncIntervalMs })({ store, transport: o.transport, peers, verdicts, clock, logger: log });
-    const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport });
+    const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport, load: minerLoad(o.identity.id, pool, intake, () => clock.now()) });
     const split = splitPart(o, () =>
       splitMiner({ config: o.config, identity: o.identity })({ store, membership: store.membership, submit: (u) => intake.submitOwn(u), transport: o.transport, verifier: o.verifier, verdicts, runtime: o.split!, sealing, clock, logger: o.logger.child({ sub: 'split' }), metrics: o.metrics }),
     );
@@ -196,6 +198,30 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
     await closers.closeAll();
     throw e;
   }
+}
+
+/**
+ * Clients that uploaded to this miner within this window count as its clients in the load it
+ * announces: 30 s spans several uploads of a client at the default data rate (one update every
+ * ~5 s) and forgets a client that moved to another miner within a few of them.
+ */
+export const LOAD_WINDOW_MS = 30_000;
+
+/** What a miner announces of its load (the `load` chain request). The client count scans the
+ * pool, so it is recomputed at most once a second however many clients ask. */
+export function minerLoad(id: string, pool: UpdatePool, intake: { size: number }, now: () => number): () => MinerLoad {
+  let at = -Infinity;
+  let clients = 0;
+  return () => {
+    const t = now();
+    if (t - at >= 1000) {
+      const seen = new Set<string>();
+      for (const e of pool.all()) if (e.minerId === id && e.receivedAt >= t - LOAD_WINDOW_MS) seen.add(e.clientId);
+      clients = seen.size;
+      at = t;
+    }
+    return { pendingUpdates: intake.size, clients };
+  };
 }
 
 export interface CreateClientOptions extends NodeParts {
@@ -235,6 +261,13 @@ export async function createClient(o: CreateClientOptions): Promise<ClientNode> 
     const L = o.config.learning;
     const held = Math.min(L.heldOut, Math.floor(o.samples.length / 5));
     const genesis = createGenesisBlock(o.params);
+    // experiments may bring their own (the simulator's coordinator); else network.json's policy
+    let selector = o.hooks?.selector;
+    if (!selector) {
+      const a = await associationSelector({ policy: o.config.association.policy, policyFile: o.config.association.policyFile ?? undefined, miners: o.miners.length, seed: o.index + 1 });
+      closers.add('association', () => a.close());
+      selector = a;
+    }
     const client = new Client({
       config: o.config,
       identity: o.identity,
@@ -253,6 +286,7 @@ export async function createClient(o: CreateClientOptions): Promise<ClientNode> 
       sealing,
       split: splitPart(o, () => new SplitLearner({ config: o.config, identity: o.identity, transport: o.transport, runtime: o.split!, clock, sealing })),
       ...o.hooks,
+      selector,
     });
     return {
       id: o.identity.id,

@@ -22,7 +22,7 @@ import type { ModelRuntime } from '../learn/runtime.ts';
 import type { DataStream } from '../learn/stream.ts';
 import { evaluate, trainLocal } from '../learn/train.ts';
 import { type SignedUpdate, deltaToPayload, encodeSignedUpdate, payloadToDelta } from '../core/update.ts';
-import { decodeModelAfter, encodeChainRequest } from '../net/messages.ts';
+import { decodeMinerLoad, decodeModelAfter, encodeChainRequest } from '../net/messages.ts';
 import { protocols } from '../net/protocols.ts';
 import { type UpdateSealing, isStaleKeyCode, sealedProtocols } from '../net/sealed-updates.ts';
 import { RemoteError } from '../net/reqres.ts';
@@ -33,7 +33,7 @@ import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { Notifier } from './notifier.ts';
 import { type ClientBehaviour, honestTraining } from './behaviour.ts';
-import { type MinerContact, type MinerSelector, nearestByRtt } from './miner-selector.ts';
+import { type AnnouncedLoad, type MinerContact, type MinerObservation, type MinerSelector, nearestByRtt } from './miner-selector.ts';
 import { Rng } from '../core/random.ts';
 import type { SplitLearner } from './split-client.ts';
 
@@ -69,7 +69,7 @@ export interface ClientDeps {
   /** What the client does besides honest training (experiments supply attacks); default honest. */
   behaviour?: ClientBehaviour;
   /** Told of every accepted upload (experiments: which update was made with which behaviour). */
-  onUpload?: (u: { digest: string; attack: string; averaged: number; delta: Float32Array }) => void;
+  onUpload?: (u: { digest: string; attack: string; averaged: number; delta: Float32Array; miner: string }) => void;
   /** With `p2p.sealUpdates`: each upload sealed to its miner's ML-KEM key. */
   sealing?: UpdateSealing;
   /** Split learning (learning.mode "split"): the client keeps a head and trains it with a miner
@@ -99,6 +99,7 @@ export class Client {
   private round = 0;
   private buffer: Buffered[] = [];
   private rtts = new Map<string, number | null>();
+  private loads = new Map<string, AnnouncedLoad | null>();
   private lastPing = 0;
   private lastBalance = 0;
   private balance: bigint | null = null;
@@ -221,12 +222,13 @@ export class Client {
     }
   }
 
+  private observations(): MinerObservation[] {
+    return this.d.miners.map((m) => ({ miner: m, rttMs: this.rtts.get(m.id) ?? null, load: this.loads.get(m.id) ?? null }));
+  }
+
   /** The miners to try, best first (the selector's ranking of the measured ones). */
   private reachable(): MinerContact[] {
-    return this.selector.rank(
-      this.d.miners.map((m) => ({ miner: m, rttMs: this.rtts.get(m.id) ?? null })),
-      { clientId: this.d.identity.id, now: this.now() },
-    );
+    return this.selector.rank(this.observations(), { clientId: this.d.identity.id, now: this.now() });
   }
 
   private async measure(): Promise<void> {
@@ -239,12 +241,32 @@ export class Client {
               this.rtts.set(m.id, await this.d.transport.ping(m.peerId, 1500));
             } catch {
               this.rtts.set(m.id, null);
+              this.loads.set(m.id, null);
+              return;
             }
+            if (this.selector.wantsLoad) this.loads.set(m.id, await this.readLoad(m));
           }),
         ),
       ),
     );
     this.lastPing = this.now();
+    if (this.selector.refresh) {
+      try {
+        await this.selector.refresh(this.observations(), { clientId: this.d.identity.id, now: this.now() });
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message, selector: this.selector.name }, 'miner selection failed; ranking by round-trip time');
+      }
+    }
+  }
+
+  /** A miner's announced load; null if it does not answer (an older miner: unknown load).
+   * The ping's time limit: the answer is as small as a ping's, and it delays the measurement. */
+  private async readLoad(m: MinerContact): Promise<AnnouncedLoad | null> {
+    try {
+      return decodeMinerLoad(await this.d.transport.request(m.peerId, protocols(this.d.config.networkId).chain, encodeChainRequest({ kind: 'load' }), { maxResponseBytes: 64, timeoutMs: Math.min(1500, this.d.config.p2p.requestTimeoutMs) }));
+    } catch {
+      return null;
+    }
   }
 
   private async tick(): Promise<void> {
@@ -372,7 +394,7 @@ export class Client {
       this.sent++;
       this.lastUpload = { miner: m.id, digest: toHex(digest), samples: u.samples, averaged };
       if (averaged > 1) this.lastAveraged = this.lastUpload;
-      this.d.onUpload?.({ digest: toHex(digest), attack: u.attack ?? 'none', averaged, delta: u.delta });
+      this.d.onUpload?.({ digest: toHex(digest), attack: u.attack ?? 'none', averaged, delta: u.delta, miner: m.id });
       this.m?.updates.inc({ result: 'uploaded' });
       this.log.info({ miner: m.id, digest: toHex(digest).slice(0, 16), samples: u.samples }, 'update uploaded');
       return true;
@@ -445,6 +467,7 @@ export class Client {
       attack: this.behaviour.forRound().label,
       sealing: this.d.sealing?.stats() ?? null,
       ...(this.d.split ? { mode: 'split' as const } : {}),
+      association: this.selector.wantsLoad ? { selector: this.selector.name, loads: Object.fromEntries(this.d.miners.map((m) => [m.id, this.loads.get(m.id) ?? null])) } : null,
     };
   }
 }
