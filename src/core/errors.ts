@@ -62,6 +62,9 @@ export const ErrorCode = {
   SEAL_TAMPERED: 'SEAL_TAMPERED', // KEM ciphertext, AEAD ciphertext, tag or associated data altered
   SEAL_REPLAYED: 'SEAL_REPLAYED', // a KEM ciphertext the recipient has already opened
   SEAL_REQUIRED: 'SEAL_REQUIRED', // a raw update in clear on a network that requires sealing
+  // split learning (node/split-miner.ts)
+  BATCH_REPLAYED: 'BATCH_REPLAYED', // a smashed-data batch not newer than the client's last one, or older than the replay window
+  WRONG_MODE: 'WRONG_MODE', // a message of the other learning mode (learning.mode)
   // data sets
   DATA_NOT_FOUND: 'DATA_NOT_FOUND',
   BAD_DATA: 'BAD_DATA',

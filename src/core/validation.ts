@@ -11,7 +11,7 @@ import { BflError, ErrorCode } from './errors.ts';
 import { sha256 } from './hash.ts';
 import { checkUpdateFields } from './update.ts';
 import { merkleRoot } from './merkle.ts';
-import type { ChainParams, Membership } from './params.ts';
+import { type ChainParams, type Membership, contributorRole } from './params.ts';
 import { blockWork, meetsTarget } from './pow.ts';
 import type { AggregationTx, Block, CoinbaseTx, RecordTx } from './types.ts';
 import { checkOneVotePerClient, distinctClients } from './votes.ts';
@@ -122,8 +122,9 @@ export function checkBlockStandalone(block: Block, ctx: Pick<ValidationContext, 
     fail(ErrorCode.BAD_COINBASE, `coinbase must pay ${params.blockReward} to ${header.minerId} at height ${header.height}`);
   }
   const seen = new Set<string>();
+  const contributor = contributorRole(params);
   for (const r of l.records) {
-    if (!membership.ofRole(r.clientId, 'client')) fail(ErrorCode.UNKNOWN_CLIENT, `update record from unknown client ${r.clientId}`);
+    if (!membership.ofRole(r.clientId, contributor)) fail(ErrorCode.UNKNOWN_CLIENT, `update record from ${r.clientId}, not an admitted ${contributor}${contributor === 'miner' ? ' (split learning: miners record body updates)' : ''}`);
     if (!membership.ofRole(r.minerId, 'miner')) fail(ErrorCode.UNKNOWN_MINER, `update record names unknown miner ${r.minerId}`);
     // the intake's sanity bounds, against the block's own clock: a record from after its block is the miner's fault
     checkUpdateFields(r, { now: header.timestamp, genesisTime: params.genesisTime, maxFutureMs: params.maxFutureMs, futureAction: 'REJECT' });

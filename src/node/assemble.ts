@@ -40,6 +40,10 @@ import { Miner, type MinerOptions, defaultMinerOptions } from './miner.ts';
 import { UpdateFetcher } from './update-fetcher.ts';
 import { updateIntake } from './update-intake.ts';
 import { Verdicts } from './verdicts.ts';
+import { splitMiner } from './split-miner.ts';
+import { SplitLearner } from './split-client.ts';
+import type { SplitRuntime } from '../learn/split.ts';
+import { BflError, ErrorCode } from '../core/errors.ts';
 
 /** What every node is built from. */
 export interface NodeParts {
@@ -67,6 +71,8 @@ export interface CreateMinerOptions extends NodeParts {
   /** Accuracy of a global model on the miner's test set (for /status and metrics). */
   evaluate?: (model: Float32Array) => Promise<number>;
   options?: Partial<MinerOptions>;
+  /** Split learning (learning.mode "split"): the body's sessions; required in that mode (the caller closes it). */
+  split?: SplitRuntime;
 }
 
 export interface MinerNode {
@@ -130,6 +136,14 @@ async function peerBook(o: NodeParts, closers: Closers): Promise<{ peers: PeerBo
   return { peers, sealing };
 }
 
+/** In split mode, the node's split part (its runtime must be given); undefined in federated mode. */
+function splitPart<T>(o: NodeParts & { split?: SplitRuntime }, build: () => T): T | undefined {
+  if (o.config.learning.mode !== 'split') return undefined;
+  if (!o.split) throw new BflError(ErrorCode.BAD_CONFIG, 'learning.mode is "split" but the node was built without the split graphs (pass `split`, a SplitRuntime)');
+  if (o.split.cut !== o.config.learning.split.cut) throw new BflError(ErrorCode.BAD_CONFIG, `the split graphs cut after layer ${o.split.cut}, learning.split.cut is ${o.config.learning.split.cut}`);
+  return build();
+}
+
 /** Build a miner (not started: `start()` serves its protocols and starts mining). */
 export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
   const clock = o.clock ?? systemClock;
@@ -156,6 +170,9 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
     const intake = updateIntake({ config: o.config, minerId: o.identity.id })({ store, pool, fetcher, transport: o.transport, peers, verdicts, clock, logger: log, metrics: o.metrics, sealing });
     const sync = blockSync({ config: o.config, syncIntervalMs: options.syncIntervalMs })({ store, transport: o.transport, peers, verdicts, clock, logger: log });
     const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport, load: minerLoad(o.identity.id, pool, intake, () => clock.now()) });
+    const split = splitPart(o, () =>
+      splitMiner({ config: o.config, identity: o.identity })({ store, membership: store.membership, submit: (u) => intake.submitOwn(u), transport: o.transport, verifier: o.verifier, verdicts, runtime: o.split!, sealing, clock, logger: o.logger.child({ sub: 'split' }), metrics: o.metrics }),
+    );
     const miner = new Miner({ config: o.config, identity: o.identity, store, pool, aggregation, intake, sync, chainService: service, transport: o.transport, peers, pow: o.pow, evaluate: o.evaluate, clock, logger: log, metrics: o.metrics }, options);
     let started = false;
     return {
@@ -163,12 +180,16 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
       miner,
       store,
       peers,
-      status: () => ({ ...miner.status(), sealing: sealing?.stats() ?? null }),
+      status: () => ({ ...miner.status(), sealing: sealing?.stats() ?? null, ...(split ? { split: split.status() } : {}) }),
       rewards: async () => Object.fromEntries([...(await store.balances())].map(([k, v]) => [k, v.toString()])),
       start: async () => {
         await miner.start();
         started = true;
         closers.add('miner', () => miner.stop());
+        if (split) {
+          await split.start();
+          closers.add('split', () => split.stop());
+        }
       },
       close: async () => {
         if (!started) o.logger.debug('closing a miner that never started');
@@ -220,6 +241,8 @@ export interface CreateClientOptions extends NodeParts {
   extraInitialSamples?: number;
   options?: Partial<ClientOptions>;
   hooks?: ClientHooks;
+  /** Split learning (learning.mode "split"): the head's sessions; required in that mode (the caller closes it). */
+  split?: SplitRuntime;
 }
 
 export interface ClientNode {
@@ -263,6 +286,7 @@ export async function createClient(o: CreateClientOptions): Promise<ClientNode> 
       clock,
       options: { ...defaultClientOptions, ...o.options },
       sealing,
+      split: splitPart(o, () => new SplitLearner({ config: o.config, identity: o.identity, transport: o.transport, runtime: o.split!, clock, sealing })),
       ...o.hooks,
       selector,
     });

@@ -14,7 +14,7 @@ import { type SignedUpdate, decodeAnnouncement, decodeSignedUpdate, encodeAnnoun
 import { type DatedVote, newestFirst, preferredFirst } from '../core/votes.ts';
 import type { ChainStore } from '../chain/store.ts';
 import { type PoolEntry, type UpdatePool, poolKey } from '../chain/update-pool.ts';
-import type { NetworkConfig } from '../config/network.ts';
+import { type NetworkConfig, contributorRoleOf } from '../config/network.ts';
 import type { PeerBook } from '../net/peer-book.ts';
 import { protocols, topics } from '../net/protocols.ts';
 import { type UpdateSealing, sealedProtocols } from '../net/sealed-updates.ts';
@@ -154,6 +154,14 @@ export class UpdateIntake {
     if (u.minerId !== this.init.minerId) throw new BflError(ErrorCode.MALFORMED, `update is addressed to miner ${u.minerId}, this is ${this.init.minerId}`);
     await this.acceptFromClient(u);
     return new Uint8Array(0);
+  }
+
+  /**
+   * This miner's own body update (split learning, node/split-miner.ts): the same checks, pool and
+   * announcement as a client's upload, so every block rule applies to it unchanged.
+   */
+  submitOwn(u: SignedUpdate): Promise<void> {
+    return this.acceptFromClient(u);
   }
 
   /** Cheapest first: seen, shape, admission, base model, signature; then store and announce. */
@@ -315,7 +323,7 @@ export class UpdateIntake {
     if (pool.has(a.clientId, a.updateDigest)) return 'ignore';
     const who = await peers.identify(peer);
     if (who?.role !== 'miner') return 'ignore';
-    if (!store.membership.ofRole(a.clientId, 'client')) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `announcement of an update from unknown client ${a.clientId}`);
+    if (!store.membership.ofRole(a.clientId, contributorRoleOf(this.init.config))) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `announcement of an update from unknown ${contributorRoleOf(this.init.config)} ${a.clientId}`);
     if (!store.membership.ofRole(a.minerId, 'miner')) throw new BflError(ErrorCode.UNKNOWN_MINER, `announcement names unknown miner ${a.minerId}`);
     fetcher.checkShape(a);
     await fetcher.checkSignature(a);
