@@ -397,7 +397,7 @@ function permutations(n: number): number[][] {
 }
 
 /** Scores of a batch of reconstructions against the truth, matched by the permutation of least total MSE. */
-export function scoreBatch(truth: Float64Array, guess: Float64Array, B: number, I: number): { mse: number[]; ssim: number[] } {
+export function scoreBatch(truth: Float64Array, guess: Float64Array, B: number, I: number): { mse: number[]; ssim: number[]; order: number[] } {
   const img = (v: Float64Array, b: number) => v.subarray(b * I, (b + 1) * I);
   let best: number[] = [];
   let bestErr = Infinity;
@@ -405,7 +405,7 @@ export function scoreBatch(truth: Float64Array, guess: Float64Array, B: number, 
     const e = p.reduce((s, g, t) => s + mse(img(truth, t), img(guess, g)), 0);
     if (e < bestErr) [best, bestErr] = [p, e];
   }
-  return { mse: best.map((g, t) => mse(img(truth, t), img(guess, g))), ssim: best.map((g, t) => ssim(img(truth, t), img(guess, g))) };
+  return { mse: best.map((g, t) => mse(img(truth, t), img(guess, g))), ssim: best.map((g, t) => ssim(img(truth, t), img(guess, g))), order: best };
 }
 
 export interface InversionOptions {
@@ -509,10 +509,12 @@ export async function runInversion(o: InversionOptions): Promise<InversionResult
         const sg = scoreBatch(truth, rg.x, B, I);
         sk.mse.forEach((v, t) => known.push({ mse: v, ssim: sk.ssim[t] }));
         sg.mse.forEach((v, t) => guess.push({ mse: v, ssim: sg.ssim[t] }));
+        // each reconstruction under the image it was matched to
+        const pick = (x: Float64Array, order: number[], b: number) => x.slice(order[b] * I, (order[b] + 1) * I);
         for (let b = 0; b < B; b++) {
-          shown.dlg.push(dlg.x.slice(b * I, (b + 1) * I));
-          shown.known.push(rk.x.slice(b * I, (b + 1) * I));
-          shown.guessed.push(rg.x.slice(b * I, (b + 1) * I));
+          shown.dlg.push(pick(dlg.x, sd.order, b));
+          shown.known.push(pick(rk.x, sk.order, b));
+          shown.guessed.push(pick(rg.x, sg.order, b));
         }
       }
       byBatch[String(B)] = { federatedDlg: summarise(fed), federatedLabelsRecovered: labelsOk / fed.length, federatedAnalytic: ana.length ? summarise(ana) : null, splitKnownHead: summarise(known), splitGuessedHead: summarise(guess) };

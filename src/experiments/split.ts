@@ -122,13 +122,15 @@ export interface SplitExperimentResult {
   /** Final test accuracy (mean of the last evaluations, tail 1): split with every client every
    * round and nearest-server association; FedAvg under the same conditions; centralized. */
   accuracySplit: number;
+  /** The same split run with every client averaging heads by eq. (4) (noise σ = headNoise). */
+  accuracySplitHeadsAveraged: number;
   accuracyFederated: number;
   accuracyCentralized: number;
   /** accuracyFederated − accuracySplit, in points (target: at most 2). */
   gapPoints: number;
   /** Mean bytes one client sends (up) and receives (down) per round, payload only (float32
    * tensors, one byte per label; no signatures or framing). */
-  bytesPerClientRound: { split: { up: number; down: number }; federated: { up: number; down: number } };
+  bytesPerClientRound: { split: { up: number; down: number }; splitHeadsAveraged: { up: number; down: number }; federated: { up: number; down: number } };
   /** Per scheduler with energy budgets (Figs. 10-11). */
   schedulers: Record<string, { finalAccuracy: number; finalTestLoss: number; clientsAtEnd: number; clientRounds: number }>;
   curves: Record<string, Curve>;
@@ -231,8 +233,8 @@ function shouldEval(o: SplitExperimentOptions, r: number): boolean {
 /** Who takes part in round r and where: the server of each client, −1 for clients who quit. */
 type Association = (r: number) => Promise<Int32Array>;
 
-async function runSplitLearning(ctx: Ctx, label: string, associate: Association, bytes?: { up: number; down: number; clientRounds: number }): Promise<Curve> {
-  const { o, spec, split } = ctx;
+async function runSplitLearning(ctx: Ctx, label: string, associate: Association, bytes?: { up: number; down: number; clientRounds: number }, o: SplitExperimentOptions = ctx.o): Promise<Curve> {
+  const { spec, split } = ctx;
   const N = o.clients;
   const { head: head0, body: body0 } = splitParams(ctx.init, spec, o.cut);
   const heads = Array.from({ length: N }, (_, n) => (o.headInit === 'shared' ? Float32Array.from(head0) : Float32Array.from(splitParams(initParams(spec, o.seed * 7919 + 1000 + n), spec, o.cut).head)));
@@ -434,6 +436,9 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
     const splitBytes = { up: 0, down: 0, clientRounds: 0 };
     const nearest = nearestScheduler(o.seed + 1);
     curves.split = await runSplitLearning(ctx, 'split', twinAssociation(p, nearest, o.seed), splitBytes);
+    // the same with every client in N_C (eq. 4 at σ = headNoise), unless that was the run above
+    const sharedBytes = { up: 0, down: 0, clientRounds: 0 };
+    if (o.headShare < 1) curves['split/heads-averaged'] = await runSplitLearning(ctx, 'split/heads-averaged', twinAssociation(p, nearestScheduler(o.seed + 1), o.seed), sharedBytes, { ...o, headShare: 1 });
 
     // energy budgets: R rounds at the nearest scheduler's median client energy per round, on
     // other twin rounds (the median: its deep fades put the mean far above a typical round)
@@ -467,9 +472,12 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
       return [n, i + 1, l, curves[n].active[i], k >= 0 ? curves[n].testLoss[k] : null, k >= 0 ? curves[n].testAccuracy[k] : null];
     })));
     const figRuns = ['centralized', ...o.schedulers.map((s) => `split/${s}`)];
+    // accuracy axes from just below the lowest evaluation: the runs differ by points, not tens
+    const lowest = Math.min(...names.flatMap((n) => curves[n].testAccuracy));
+    const accRange: [number, number] = [Math.max(0, Math.floor((lowest - 0.02) * 20) / 20), 1];
     await report.plot('split-fig10-loss', lineChart({ title: 'Test loss over rounds (split learning with energy budgets)', xLabel: 'round', yLabel: 'test loss (cross-entropy)', series: figRuns.map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testLoss[i]] as [number, number]) })) }));
-    await report.plot('split-fig11-accuracy', lineChart({ title: 'Test accuracy over rounds (split learning with energy budgets)', xLabel: 'round', yLabel: 'test accuracy', series: figRuns.map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
-    await report.plot('split-vs-federated', lineChart({ title: 'Split vs federated vs centralized (every client, every round)', xLabel: 'round', yLabel: 'test accuracy', series: ['centralized', 'federated', 'split'].map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
+    await report.plot('split-fig11-accuracy', lineChart({ title: 'Test accuracy over rounds (split learning with energy budgets)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange, series: figRuns.map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
+    await report.plot('split-vs-federated', lineChart({ title: 'Split vs federated vs centralized (every client, every round)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange, series: ['centralized', 'federated', 'split', 'split/heads-averaged'].filter((n) => curves[n]).map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
     const result: SplitExperimentResult = {
       dataset: o.dataset,
       partition: formatPartition(o.partition),
@@ -484,10 +492,11 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
       headShare: o.headShare,
       headNoise: o.headNoise,
       accuracySplit: last(curves.split),
+      accuracySplitHeadsAveraged: last(curves['split/heads-averaged'] ?? curves.split),
       accuracyFederated: last(curves.federated),
       accuracyCentralized: last(curves.centralized),
       gapPoints: Math.round((last(curves.federated) - last(curves.split)) * 1e4) / 100,
-      bytesPerClientRound: { split: per(splitBytes), federated: per(fedBytes) },
+      bytesPerClientRound: { split: per(splitBytes), splitHeadsAveraged: o.headShare < 1 ? per(sharedBytes) : per(splitBytes), federated: per(fedBytes) },
       schedulers,
       curves,
       seconds: Math.round((performance.now() - t0) / 100) / 10,

@@ -114,6 +114,7 @@ describe('reconstruction scores', () => {
     const s = scoreBatch(a, swapped, 2, 784);
     expect(s.mse).toEqual([0, 0]);
     expect(s.ssim.map((v) => Number(v.toFixed(12)))).toEqual([1, 1]);
+    expect(s.order).toEqual([1, 0]);
   });
 });
 

@@ -32,20 +32,23 @@ describe('bfl-node experiment split', () => {
     expect(r.code, r.err).toBe(0);
     const j = JSON.parse(r.out) as Record<string, unknown> & {
       accuracySplit: number;
+      accuracySplitHeadsAveraged: number;
       accuracyFederated: number;
       accuracyCentralized: number;
       gapPoints: number;
-      bytesPerClientRound: { split: { up: number; down: number }; federated: { up: number; down: number } };
+      bytesPerClientRound: Record<'split' | 'splitHeadsAveraged' | 'federated', { up: number; down: number }>;
       schedulers: Record<string, { finalAccuracy: number; clientsAtEnd: number; clientRounds: number }>;
     };
     // 3 rounds of 20 samples (6 head steps) from an untrained model: clearly above chance (0.1)
-    for (const k of ['accuracySplit', 'accuracyFederated', 'accuracyCentralized'] as const) {
+    for (const k of ['accuracySplit', 'accuracySplitHeadsAveraged', 'accuracyFederated', 'accuracyCentralized'] as const) {
       expect(j[k], k).toBeGreaterThan(0.2);
       expect(j[k], k).toBeLessThanOrEqual(1);
     }
     expect(Math.abs(j.gapPoints - (j.accuracyFederated - j.accuracySplit) * 100)).toBeLessThanOrEqual(0.005 + 1e-9); // rounded to 0.01 points
     // 20 samples × (200 float32 activations + 1 label byte) up, 20 × 200 float32 gradients down
     expect(j.bytesPerClientRound.split).toEqual({ up: 20 * 801, down: 20 * 800 });
+    // eq. (4): each client also sends its head (W1, b1) and gets the average back
+    expect(j.bytesPerClientRound.splitHeadsAveraged).toEqual({ up: 20 * 801 + 157_000 * 4, down: 20 * 800 + 157_000 * 4 });
     expect(j.bytesPerClientRound.federated).toEqual({ up: 159_010 * 4, down: 159_010 * 4 });
     expect(Object.keys(j.schedulers)).toEqual(['nearest', 'swap']);
     for (const s of Object.values(j.schedulers)) {
@@ -56,7 +59,7 @@ describe('bfl-node experiment split', () => {
     }
     expect(j).not.toHaveProperty('curves');
     const full = JSON.parse(await readFile(join(out, 'split.json'), 'utf8')) as { curves: Record<string, { round: number[]; testAccuracy: number[] }> };
-    expect(Object.keys(full.curves)).toEqual(['centralized', 'federated', 'split', 'split/nearest', 'split/swap']);
+    expect(Object.keys(full.curves)).toEqual(['centralized', 'federated', 'split', 'split/heads-averaged', 'split/nearest', 'split/swap']);
     expect(full.curves.split.round).toEqual([3]);
     for (const f of ['split-rounds.csv', 'split-fig10-loss.png', 'split-fig11-accuracy.svg', 'split-vs-federated.png']) expect(existsSync(join(out, f)), f).toBe(true);
   }, 120_000);

@@ -41,7 +41,7 @@ export function splitCommand(): Command {
       } catch (e) {
         throw new UsageError(`--${(e as Error).message}`);
       }
-      const bar = progress((3 + schedulers.length) * o.rounds);
+      const bar = progress((3 + (o.headShare < 1 ? 1 : 0) + schedulers.length) * o.rounds);
       const r = await runSplitExperiment({
         ...d,
         rounds: o.rounds,
@@ -68,9 +68,9 @@ export function splitCommand(): Command {
       if (o.json) printJson(summary);
       else {
         print(`${r.dataset} (${r.partition}), ${r.clients} clients, ${r.miners} miners, ${r.rounds} rounds, cut after layer ${r.cut} (head ${r.headParams}, body ${r.bodyParams} parameters):`);
-        print(`  accuracy: split ${r.accuracySplit.toFixed(4)}, federated ${r.accuracyFederated.toFixed(4)} (${r.gapPoints} points), centralized ${r.accuracyCentralized.toFixed(4)}`);
+        print(`  accuracy: split ${r.accuracySplit.toFixed(4)} (heads averaged by eq. 4: ${r.accuracySplitHeadsAveraged.toFixed(4)}), federated ${r.accuracyFederated.toFixed(4)} (split ${r.gapPoints} points lower), centralized ${r.accuracyCentralized.toFixed(4)}`);
         const b = r.bytesPerClientRound;
-        print(`  bytes per client per round: split ${b.split.up} up / ${b.split.down} down, federated ${b.federated.up} up / ${b.federated.down} down`);
+        print(`  bytes per client per round: split ${b.split.up} up / ${b.split.down} down (heads averaged: ${b.splitHeadsAveraged.up} / ${b.splitHeadsAveraged.down}), federated ${b.federated.up} up / ${b.federated.down} down`);
         for (const [n, s] of Object.entries(r.schedulers)) print(`  ${n.padEnd(14)} with energy budgets: accuracy ${s.finalAccuracy.toFixed(4)}, test loss ${s.finalTestLoss.toFixed(4)}, ${s.clientsAtEnd} clients left, ${s.clientRounds} client-rounds`);
         print(`  ${r.seconds} s; wrote ${r.files.join(', ')}`);
       }
