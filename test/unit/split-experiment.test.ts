@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { defaultSplitExperiment, runSplitExperiment } from '../../src/experiments/split.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
@@ -63,4 +64,20 @@ describe('bfl-node experiment split', () => {
     expect(full.curves.split.round).toEqual([3]);
     for (const f of ['split-rounds.csv', 'split-fig10-loss.png', 'split-fig11-accuracy.svg', 'split-vs-federated.png']) expect(existsSync(join(out, f)), f).toBe(true);
   }, 120_000);
+
+  it('one client, one miner, one shared head averaged without noise: split learning is FedAvg, step for step', async () => {
+    // the body step's cut gradient and the head step together are the whole model's SGD step,
+    // and FedAvg over one client is that client's SGD: the two runs must agree to float rounding
+    const r = await runSplitExperiment({ ...defaultSplitExperiment, rounds: 3, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], headInit: 'shared', headShare: 1, headNoise: 0, evalEvery: 1, out: await tmpDir('bfl-split-') });
+    const [split, fed] = [r.curves.split, r.curves.federated];
+    expect(split.round).toEqual([1, 2, 3]);
+    for (let i = 0; i < 3; i++) {
+      expect(Math.abs(split.trainLoss[i] - fed.trainLoss[i]), `round ${i + 1} train loss`).toBeLessThan(1e-5);
+      expect(Math.abs(split.testLoss[i] - fed.testLoss[i]), `round ${i + 1} test loss`).toBeLessThan(1e-5);
+    }
+    expect(split.testLoss[2]).toBeLessThan(split.testLoss[0]);
+    // with private heads (each client its own draw) the runs differ
+    const p = await runSplitExperiment({ ...defaultSplitExperiment, rounds: 1, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], evalEvery: 1, out: await tmpDir('bfl-split-') });
+    expect(Math.abs(p.curves.split.trainLoss[0] - p.curves.federated.trainLoss[0])).toBeGreaterThan(1e-3);
+  }, 60_000);
 });
