@@ -56,7 +56,7 @@ for part in $parts; do
     split)
       nice -n 10 npx --no-install bfl-node experiment split --out "$out/split" --json > "$out/split.summary.json"
       nice -n 10 npx --no-install bfl-node experiment inversion --out "$out/inversion" --json > "$out/inversion.json"
-      cp "$out/split/split-fig10-loss.png" "$out/split/split-fig11-accuracy.png" "$out/split/split-vs-federated.png" "$out/inversion/inversion-gallery.png" docs/figures/
+      cp "$out/split/split-fig10-loss.png" "$out/split/split-fig11-accuracy.png" "$out/split/split-clients.png" "$out/split/split-vs-federated.png" "$out/inversion/inversion-gallery.png" docs/figures/
       ;;
     # not in the default set: ML-KEM micro-benchmarks and the testnet sealed vs clear (README), ~10 min
     kem) nice -n 10 npx --no-install bfl-node bench kem --testnet --repeats 2 --json > "$out/kem.json" ;;
