@@ -14,6 +14,7 @@ import { defaultAssociation, runAssociation } from '../../experiments/associatio
 import { type SchedulerName, SCHEDULERS } from '../../association/schedulers.ts';
 import { provisioningCommand } from './provisioning.ts';
 import { fedsacCommand } from './fedsac.ts';
+import { keyrateCommand } from './keyrate.ts';
 import { splitCommand } from './split.ts';
 import { inversionCommand } from './inversion.ts';
 
@@ -47,6 +48,7 @@ export function experimentCommand(): Command {
   associationCommand(exp);
   exp.addCommand(provisioningCommand());
   exp.addCommand(fedsacCommand());
+  exp.addCommand(keyrateCommand());
   exp.addCommand(splitCommand());
   exp.addCommand(inversionCommand());
 
