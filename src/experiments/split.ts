@@ -198,7 +198,7 @@ class Batcher {
 const weightedMean = (vs: Float32Array[], ws: number[]): Float32Array => {
   const out = new Float32Array(vs[0].length);
   const total = ws.reduce((a, b) => a + b, 0);
-  // accumulate in float64 per coordinate block: float32 sums over 16 vectors lose bits
+  // accumulated in float64: float32 running sums over 16 vectors would lose low bits
   const acc = new Float64Array(out.length);
   vs.forEach((v, i) => {
     const w = ws[i] / total;
