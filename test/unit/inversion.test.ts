@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, isBflError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/random.ts';
@@ -129,5 +130,20 @@ describe('the attack on one MNIST image', () => {
     expect(b.federatedLabelsRecovered).toBe(1);
     expect(b.splitGuessedHead.ssim).toBeLessThan(b.federatedDlg.ssim);
     expect(b.splitGuessedHead.ssim).toBeLessThan(0.5);
+  }, 60_000);
+});
+
+describe('bfl-node experiment inversion', () => {
+  const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
+  const run = (...args: string[]) => spawnSync(process.execPath, [BIN, 'experiment', 'inversion', ...args], { encoding: 'utf8', timeout: 120_000 });
+
+  it('bad flags exit 2 with one line that says what to use', () => {
+    const batches = run('--batches', '1,7');
+    expect(batches.status).toBe(2);
+    expect(batches.stderr).toMatch(/--batches takes comma-separated batch sizes from 1 to 6, got "1,7"/);
+    expect(batches.stderr).not.toMatch(/\n\s+at /);
+    const images = run('--batches', '4', '--images', '2');
+    expect(images.status).toBe(2);
+    expect(images.stderr).toMatch(/--images 2 is fewer than the largest batch 4/);
   }, 60_000);
 });
