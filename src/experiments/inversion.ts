@@ -417,13 +417,19 @@ export interface InversionOptions {
   iterations: number;
   lr: number;
   seed: number;
+  /** Split mode as the product runs it (issue 19 part B): every client starts from the genesis
+   * head, which the miner knows, and trains it. The client's SGD steps (B = 10, η = 0.05, on 500
+   * other images) before the attacked images' smashed data are sent, one attack per value. */
+  drift: number[];
   out?: string;
   onAttack?: (label: string) => void;
 }
 
 /** 4 images, batches of 1 and 4 (the issue: "one step, batch 1-4"); 2,000 Adam steps, where the
- * DLG objective has flattened on the default model (measured); rate 0.05 per step on [0, 1] pixels. */
-export const defaultInversion: InversionOptions = { dataset: 'mnist', batches: [1, 4], images: 4, iterations: 2000, lr: 0.05, seed: 1 };
+ * DLG objective has flattened on the default model (measured); rate 0.05 per step on [0, 1] pixels.
+ * Drift 0, 50 and 500 steps: the genesis head itself, then 1 and 10 of the product's rounds
+ * (E·N/B = 5·100/10 = 50 steps a round). */
+export const defaultInversion: InversionOptions = { dataset: 'mnist', batches: [1, 4], images: 4, iterations: 2000, lr: 0.05, seed: 1, drift: [0, 50, 500] };
 
 export interface Scores {
   mse: number;
@@ -439,6 +445,8 @@ export interface InversionResult {
   /** Scores of the mean training image: what a miner knows without an attack. */
   baseline: Scores;
   byBatch: Record<string, { federatedDlg: Scores; federatedLabelsRecovered: number; federatedAnalytic: Scores | null; splitKnownHead: Scores; splitGuessedHead: Scores }>;
+  /** By the client's training steps since the genesis head: smashed data inverted through the genesis head. */
+  splitGenesisHead: Record<string, Scores>;
   seconds: number;
   files: string[];
 }
@@ -470,6 +478,7 @@ export async function runInversion(o: InversionOptions): Promise<InversionResult
   });
   const report = new Report(o.out ?? 'out');
   const byBatch: InversionResult['byBatch'] = {};
+  const splitGenesisHead: InversionResult['splitGenesisHead'] = {};
   const gallery: { label: string; images: Float64Array[] }[] = [{ label: 'original', images: picks.map((j) => Float64Array.from(train.x.subarray(j * I, (j + 1) * I))) }];
   try {
     for (const B of o.batches) {
@@ -520,10 +529,47 @@ export async function runInversion(o: InversionOptions): Promise<InversionResult
       byBatch[String(B)] = { federatedDlg: summarise(fed), federatedLabelsRecovered: labelsOk / fed.length, federatedAnalytic: ana.length ? summarise(ana) : null, splitKnownHead: summarise(known), splitGuessedHead: summarise(guess) };
       gallery.push({ label: `DLG, federated, batch ${B}`, images: shown.dlg }, { label: `split, known head, batch ${B}`, images: shown.known }, { label: `split, guessed head, batch ${B}`, images: shown.guessed });
     }
+    // (c) the genesis head known, the client's head trained away from it
+    const genesis = splitParams(params, spec, 1);
+    const head = Float32Array.from(genesis.head);
+    const body = Float32Array.from(genesis.body);
+    const [nextHead, nextBody] = [new Float32Array(head.length), new Float32Array(body.length)];
+    const own = subset(train, rng.shuffle(Array.from({ length: train.n }, (_, i) => i).filter((i) => !picks.includes(i))).slice(0, 500));
+    const Bt = 10;
+    const yb = new Float32Array(Bt * C);
+    const ga = new Float32Array(Bt * split.width);
+    const pictures = subset(train, picks);
+    const truthAll = Float64Array.from(pictures.x);
+    let done = 0;
+    for (const steps of [...o.drift].sort((x, y) => x - y)) {
+      for (; done < steps; done++) {
+        const at = (done * Bt) % own.n;
+        const xb = own.x.subarray(at * I, (at + Bt) * I);
+        yb.fill(0);
+        for (let b = 0; b < Bt; b++) yb[b * C + own.y[at + b]] = 1;
+        const a = await split.headForward(head, xb, Bt);
+        await split.bodySgdStep(body, a, yb, Bt, 0.05, nextBody, ga);
+        body.set(nextBody);
+        await split.headSgdStep(head, xb, ga, Bt, 0.05, nextHead);
+        head.set(nextHead);
+      }
+      o.onAttack?.(`client head ${steps} steps from the genesis head: inverting smashed data`);
+      const a = Float64Array.from(await split.headForward(head, pictures.x, picks.length));
+      const per: { mse: number; ssim: number }[] = [];
+      const shown: Float64Array[] = [];
+      for (let k = 0; k < picks.length; k++) {
+        const r = smashedAttack(m, a.subarray(k * split.width, (k + 1) * split.width), 1, mean, { iterations: o.iterations, lr: o.lr, seed: o.seed + k });
+        const truth = truthAll.subarray(k * I, (k + 1) * I);
+        per.push({ mse: mse(truth, r.x), ssim: ssim(truth, r.x) });
+        shown.push(r.x);
+      }
+      splitGenesisHead[String(steps)] = summarise(per);
+      gallery.push({ label: `split, genesis head, ${steps} steps`, images: shown });
+    }
   } finally {
     await Promise.all([whole.close(), split.close()]);
   }
-  const result: InversionResult = { dataset: o.dataset, model: spec.layers, iterations: o.iterations, baseline: summarise(baselinePer), byBatch, seconds: 0, files: report.files };
+  const result: InversionResult = { dataset: o.dataset, model: spec.layers, iterations: o.iterations, baseline: summarise(baselinePer), byBatch, splitGenesisHead, seconds: 0, files: report.files };
   if (o.out) {
     await report.plot('inversion-gallery', gallerySvg(gallery));
     await report.csv('inversion', ['batch', 'attack', 'image', 'mse', 'ssim'], [
@@ -538,6 +584,7 @@ export async function runInversion(o: InversionOptions): Promise<InversionResult
           ] as const
         ).flatMap(([name, s]) => (s ? s.perImage.map((p, i) => [B, name, i, p.mse, p.ssim]) : [])),
       ),
+      ...Object.entries(result.splitGenesisHead).flatMap(([steps, sc]) => sc.perImage.map((p, i) => [1, `split-genesis-head-${steps}-steps`, i, p.mse, p.ssim])),
     ]);
   }
   result.seconds = Math.round((performance.now() - t0) / 100) / 10;

@@ -121,7 +121,7 @@ describe('reconstruction scores', () => {
 
 describe('the attack on one MNIST image', () => {
   it('recovers the image from a federated update (DLG and the closed form), not from smashed data through a guessed head', async () => {
-    const r = await runInversion({ dataset: 'mnist', batches: [1], images: 1, iterations: 150, lr: 0.05, seed: 1 });
+    const r = await runInversion({ dataset: 'mnist', batches: [1], images: 1, iterations: 150, lr: 0.05, seed: 1, drift: [0, 20] });
     const b = r.byBatch['1'];
     // no attack: the mean training image
     expect(r.baseline.mse).toBeGreaterThan(0.02);
@@ -130,6 +130,10 @@ describe('the attack on one MNIST image', () => {
     expect(b.federatedLabelsRecovered).toBe(1);
     expect(b.splitGuessedHead.ssim).toBeLessThan(b.federatedDlg.ssim);
     expect(b.splitGuessedHead.ssim).toBeLessThan(0.5);
+    // the genesis head, unchanged (0 steps) and after 20 steps of the client's training
+    expect(Object.keys(r.splitGenesisHead)).toEqual(['0', '20']);
+    for (const s of Object.values(r.splitGenesisHead)) expect(s.mse).toBeGreaterThan(0);
+    expect(r.splitGenesisHead['0'].ssim).toBeGreaterThan(b.splitGuessedHead.ssim);
   }, 60_000);
 });
 
@@ -145,5 +149,8 @@ describe('bfl-node experiment inversion', () => {
     const images = run('--batches', '4', '--images', '2');
     expect(images.status).toBe(2);
     expect(images.stderr).toMatch(/--images 2 is fewer than the largest batch 4/);
+    const drift = run('--drift', '0,-5');
+    expect(drift.status).toBe(2);
+    expect(drift.stderr).toMatch(/--drift takes comma-separated step counts from 0 to 1000000, got "0,-5"/);
   }, 60_000);
 });
