@@ -2,13 +2,13 @@
  * The chain service, our `chain` request/response protocol (in libp2p's service shape: an init
  * object, the narrow components it needs, a factory, start/stop): the head, blocks by hash,
  * canonical hashes by height (syncing miners), the newest global model after a client's anchor
- * (the anchor jump) and reward balances.
+ * (the anchor jump), reward balances and the miner's load (association policies, issue 17).
  */
 import { Writer, equalBytes, toHex } from '../core/bytes.ts';
 import { aggregationTxOf } from '../core/chain.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import type { ChainStore } from '../chain/store.ts';
-import { decodeChainRequest, encodeHashes, encodeHead, encodeModelAfter } from '../net/messages.ts';
+import { type MinerLoad, decodeChainRequest, encodeHashes, encodeHead, encodeMinerLoad, encodeModelAfter } from '../net/messages.ts';
 import { protocols } from '../net/protocols.ts';
 import type { Transport } from '../net/transport.ts';
 
@@ -20,6 +20,8 @@ export interface ChainServiceInit {
 export interface ChainServiceComponents {
   store: ChainStore;
   transport: Transport;
+  /** The miner's current load (the `load` request); absent: the request is refused NOT_FOUND. */
+  load?: () => MinerLoad;
 }
 
 export class ChainService {
@@ -65,6 +67,9 @@ export class ChainService {
       }
       case 'balance':
         return new Writer(8).u64(await store.balance(q.id)).finish();
+      case 'load':
+        if (!this.c.load) throw new BflError(ErrorCode.NOT_FOUND, 'this node does not announce its load', { action: 'IGNORE' });
+        return encodeMinerLoad(this.c.load());
     }
   }
 }

@@ -17,6 +17,7 @@ import { isBflError } from '../core/errors.ts';
 import type { Block } from '../core/types.ts';
 import { payloadToDelta, recordOf } from '../core/update.ts';
 import { type ChainState, sortedPending } from '../core/validation.ts';
+import { distinctClients } from '../core/votes.ts';
 import type { ChainAggregation } from '../chain/aggregation.ts';
 import type { ChainStore, Reorg } from '../chain/store.ts';
 import { type UpdatePool, poolKey } from '../chain/update-pool.ts';
@@ -133,7 +134,7 @@ export class Miner {
     if (reorg && (reorg.disconnected.length > 0 || reorg.connected.length > 1)) await this.c.intake.recompute();
     else {
       const block = await this.c.store.getBlock(state.hash);
-      this.c.intake.recorded((block?.txs ?? []).flatMap((tx) => (tx.type === 'record' ? [poolKey(tx.clientId, tx.updateDigest)] : [])));
+      this.c.intake.recorded((block?.txs ?? []).flatMap((tx) => (tx.type === 'record' ? [tx] : [])));
       const agg = block && aggregationTxOf(block);
       if (agg) await this.c.intake.readmit(agg.modelHash);
     }
@@ -153,8 +154,12 @@ export class Miner {
     const h = state.height - this.o.pruneDepth;
     if (h <= 0) return;
     const block = await this.c.store.blockAt(h);
-    const agg = block && aggregationTxOf(block);
+    if (!block) return;
+    const agg = aggregationTxOf(block);
     if (agg) await this.c.pool.prunePayloads(agg.entries.map((e) => poolKey(e.clientId, e.updateDigest)));
+    // Updates this block's records superseded are dropped as deep: else a flood within the rate
+    // limit fills the disk.
+    await this.c.pool.prunePayloads(await this.c.intake.supersededBy(block.txs.flatMap((tx) => (tx.type === 'record' ? [tx] : []))));
   }
 
   private evaluateTip(): Promise<void> {
@@ -183,7 +188,7 @@ export class Miner {
         }
         const records = entries.map(recordOf);
         const pending = [...tip.pending, ...records.map((r) => ({ clientId: r.clientId, updateDigest: r.updateDigest }))];
-        const agg = pending.length >= store.params.phi ? await aggregation.compute(store, tip, sortedPending(pending)) : undefined;
+        const agg = distinctClients(pending) >= store.params.phi ? await aggregation.compute(store, tip, sortedPending(pending)) : undefined;
         const template = buildBlockTemplate({ parent: tip, params: store.params, minerId: identity.id, timestamp: this.clock.now(), records, aggregation: agg });
         this.mining = new AbortController();
         const solved = await pow.mine(template.header, this.mining.signal);
