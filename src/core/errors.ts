@@ -38,7 +38,10 @@ export const ErrorCode = {
   // keys, config, storage
   BAD_KEY_FILE: 'BAD_KEY_FILE',
   BAD_CONFIG: 'BAD_CONFIG',
+  /** The chain store is damaged (unreadable, inconsistent): `chain repair`, or set it aside and resync. */
   STORE_CORRUPT: 'STORE_CORRUPT',
+  /** The miner's update pool (DATADIR/updates) is damaged: `chain repair` rebuilds it. */
+  POOL_CORRUPT: 'POOL_CORRUPT',
   /** Another process (a running node) holds the store's LevelDB lock. */
   STORE_LOCKED: 'STORE_LOCKED',
   /** A datadir, output file or directory the operator named cannot be used (a file, missing, not writable). */

@@ -84,7 +84,7 @@ export function paramsDigest(p: ChainParams): Uint8Array {
 export function createGenesisBlock(p: ChainParams): Block {
   const modelHash = sha256(p.initialModel);
   const txs: Block['txs'] = [
-    { type: 'aggregation', round: 0, baseModelHash: ZERO_HASH, modelHash, model: p.initialModel, entries: [], rewards: [] },
+    { type: 'aggregation', round: 0, baseModelHash: ZERO_HASH, modelHash, model: p.initialModel, entries: [], rewards: [], stateHash: ZERO_HASH },
     { type: 'genesis', networkId: p.networkId, paramsDigest: paramsDigest(p) },
   ];
   return {

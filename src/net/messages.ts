@@ -66,14 +66,16 @@ export type ChainRequest =
   | { kind: 'hashes'; from: number; count: number }
   | { kind: 'model-after'; anchor: Uint8Array }
   | { kind: 'balance'; id: string }
-  | { kind: 'load' };
+  | { kind: 'load' }
+  /** The aggregator's state after an aggregation block (a syncing miner: issue 13, item 2). */
+  | { kind: 'state'; hash: Uint8Array };
 
 // append only: the index is the kind's byte on the wire
-const CHAIN_KINDS = ['head', 'block', 'hashes', 'model-after', 'balance', 'load'] as const;
+const CHAIN_KINDS = ['head', 'block', 'hashes', 'model-after', 'balance', 'load', 'state'] as const;
 
 export function encodeChainRequest(q: ChainRequest): Uint8Array {
   const w = new Writer(64).u8(CHAIN_KINDS.indexOf(q.kind));
-  if (q.kind === 'block') w.fixed(q.hash, 32);
+  if (q.kind === 'block' || q.kind === 'state') w.fixed(q.hash, 32);
   if (q.kind === 'hashes') w.u32(q.from).u16(q.count);
   if (q.kind === 'model-after') w.fixed(q.anchor, 32);
   if (q.kind === 'balance') w.str(q.id);
@@ -102,6 +104,9 @@ export function decodeChainRequest(bytes: Uint8Array): ChainRequest {
       break;
     case 'load':
       q = { kind: 'load' };
+      break;
+    case 'state':
+      q = { kind: 'state', hash: r.fixed(32, 'hash') };
       break;
     default:
       throw new BflError(ErrorCode.MALFORMED, `chain request: unknown kind ${k}`);

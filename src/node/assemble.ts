@@ -32,7 +32,7 @@ import type { ClientStatus, MinerStatus } from '../api/status.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
-import { blockSync } from './block-sync.ts';
+import { PeerStateSource, blockSync } from './block-sync.ts';
 import { chainService } from './chain-service.ts';
 import { Client, type ClientHooks, type ClientOptions, defaultClientOptions } from './client.ts';
 import type { MinerContact } from './miner-selector.ts';
@@ -158,12 +158,14 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
       { config: o.config, membership: new Membership(o.config.members), pool, transport: o.transport, peers, verifier: o.verifier, verdicts, clock, logger: o.logger.child({ sub: 'miner' }), metrics: o.metrics, sealing },
       o.params.initialModel.length,
     );
-    const aggregation = new ChainAggregation({ engine: o.aggregationEngine, updates: fetcher });
-    closers.add('aggregation', () => aggregation.close());
-    const store = await ChainStore.open({ datadir: join(o.datadir, 'chain'), params: o.params, signatures: o.verifier, aggregation, now: () => clock.now(), clock, logger: o.logger.child({ sub: 'chain' }), metrics: o.metrics });
-    closers.add('chain', () => store.close());
     const options = { ...defaultMinerOptions, ...o.options };
     const log = o.logger.child({ sub: 'miner' });
+    const states = new PeerStateSource({ config: o.config }, { transport: o.transport, peers, logger: log });
+    const aggregation = new ChainAggregation({ engine: o.aggregationEngine, updates: fetcher, states });
+    closers.add('aggregation', () => aggregation.close());
+    // what a miner accepts on work is what its peers may have pruned: the same depth
+    const store = await ChainStore.open({ datadir: join(o.datadir, 'chain'), params: o.params, signatures: o.verifier, aggregation, assumeValidDepth: options.pruneDepth, now: () => clock.now(), clock, logger: o.logger.child({ sub: 'chain' }), metrics: o.metrics });
+    closers.add('chain', () => store.close());
     // our protocols in libp2p's service shape: init, then the narrow components
     const intake = updateIntake({ config: o.config, minerId: o.identity.id })({ store, pool, fetcher, transport: o.transport, peers, verdicts, clock, logger: log, metrics: o.metrics, sealing });
     const sync = blockSync({ config: o.config, syncIntervalMs: options.syncIntervalMs })({ store, transport: o.transport, peers, verdicts, clock, logger: log });

@@ -2,7 +2,8 @@
  * The chain service, our `chain` request/response protocol (in libp2p's service shape: an init
  * object, the narrow components it needs, a factory, start/stop): the head, blocks by hash,
  * canonical hashes by height (syncing miners), the newest global model after a client's anchor
- * (the anchor jump), reward balances and the miner's load (association policies, issue 17).
+ * (the anchor jump), reward balances, the miner's load (association policies, issue 17) and
+ * aggregator states (a syncing miner's first state: issue 13, item 2).
  */
 import { Writer, equalBytes, toHex } from '../core/bytes.ts';
 import { aggregationTxOf } from '../core/chain.ts';
@@ -70,6 +71,12 @@ export class ChainService {
       case 'load':
         if (!this.c.load) throw new BflError(ErrorCode.NOT_FOUND, 'this node does not announce its load', { action: 'IGNORE' });
         return encodeMinerLoad(this.c.load());
+      case 'state': {
+        // canonical bytes as stored; the asker checks them against the block's stateHash
+        const s = await store.aggregatorState(q.hash);
+        if (!s) throw new BflError(ErrorCode.NOT_FOUND, `no aggregator state for block ${toHex(q.hash)}`, { action: 'IGNORE' });
+        return s;
+      }
     }
   }
 }

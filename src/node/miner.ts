@@ -46,6 +46,19 @@ export interface MinerOptions {
   pruneDepth: number;
 }
 
+/**
+ * The heights whose payloads a new tip at `height` makes prunable: every height the tip passed
+ * since the last prune (`prunedTo`), not only the newest — after a sync or reorg of N blocks the
+ * N − 1 skipped heights would keep their payloads forever. At most `maxPerCall` heights (the
+ * deepest ones stay: their payloads were pruned when they passed, or by an earlier process) so a
+ * first prune after a long sync does not stall the loop. A tip that moved back prunes nothing.
+ */
+export function pruneRange(prunedTo: number, height: number, depth: number, maxPerCall = 1024): { from: number; to: number; prunedTo: number } {
+  const to = height - depth;
+  const from = Math.max(prunedTo + 1, to - maxPerCall + 1, 1);
+  return { from, to, prunedTo: Math.max(prunedTo, to) };
+}
+
 export const defaultMinerOptions: MinerOptions = { maxRecordsPerBlock: 64, syncIntervalMs: 3000, pruneDepth: 32 };
 
 export interface MinerComponents {
@@ -150,9 +163,16 @@ export class Miner {
     this.wake.notify();
   }
 
+  /** The deepest height pruned so far in this process (a sync or reorg moves the tip by many blocks at once). */
+  private prunedTo = 0;
+
   private async prune(state: ChainState): Promise<void> {
-    const h = state.height - this.o.pruneDepth;
-    if (h <= 0) return;
+    const r = pruneRange(this.prunedTo, state.height, this.o.pruneDepth);
+    for (let h = r.from; h <= r.to; h++) await this.pruneHeight(h);
+    this.prunedTo = r.prunedTo;
+  }
+
+  private async pruneHeight(h: number): Promise<void> {
     const block = await this.c.store.blockAt(h);
     if (!block) return;
     const agg = aggregationTxOf(block);
