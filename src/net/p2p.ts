@@ -17,6 +17,7 @@ import { createLibp2p } from 'libp2p';
 import { multiaddr } from '@multiformats/multiaddr';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { topics } from './protocols.ts';
+import { bufferFor } from './reqres.ts';
 
 export type Services = { identify: unknown; ping: Ping; pubsub?: GossipSub };
 export type P2PNode = Libp2p<Services>;
@@ -30,6 +31,9 @@ export interface P2POptions {
   mdns: boolean;
   ipColocationPenalty: boolean;
   maxMessageBytes: number;
+  /** The largest request or response of our protocols (maxFrameBytes(config)): libp2p's stream
+   * buffers are sized to hold it (their default, 4 MiB, is below our limits). */
+  maxFrameBytes?: number;
   /** How often to redial configured peers (`bootstrap`) we hold no connection to; 0 = never. */
   redialMs?: number;
 }
@@ -62,6 +66,18 @@ function scoreParams(networkId: string, ipColocationPenalty: boolean) {
   };
 }
 
+/** libp2p's own default stream buffer: what a node without a network config (tests, tools) keeps. */
+const DEFAULT_FRAME_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The largest frame our protocols exchange: a (sealed) update with its headroom, or a block
+ * with its response header. Every stream buffer and length limit derives from the config's
+ * two size limits through this, so no layer refuses what another allows (issue 13, item 8).
+ */
+export function maxFrameBytes(p: { maxUpdateBytes: number; maxBlockBytes: number }): number {
+  return Math.max(p.maxUpdateBytes + 16384, p.maxBlockBytes + 1024);
+}
+
 export async function createP2P(o: P2POptions): Promise<P2PNode> {
   const services: Record<string, unknown> = { identify: identify(), ping: ping() };
   if (o.gossip) {
@@ -81,7 +97,7 @@ export async function createP2P(o: P2POptions): Promise<P2PNode> {
     addresses: { listen: o.listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ streamOptions: { maxReadBufferLength: bufferFor(o.maxFrameBytes ?? DEFAULT_FRAME_BYTES) } })],
     peerDiscovery,
     services: services as never,
     connectionManager: { maxConnections: 200 },

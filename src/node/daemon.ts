@@ -17,7 +17,7 @@ import { partition } from '../learn/partition.ts';
 import { ModelRuntime } from '../learn/runtime.ts';
 import { evaluate } from '../learn/train.ts';
 import { WorkerMinerPool } from '../mining/miner.ts';
-import { createP2P } from '../net/p2p.ts';
+import { createP2P, maxFrameBytes } from '../net/p2p.ts';
 import { Libp2pTransport } from '../net/transport.ts';
 import { startApi, stopApi } from '../api/server.ts';
 import type { NodeStatus } from '../api/status.ts';
@@ -116,6 +116,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       mdns: cfg.p2p.mdns,
       ipColocationPenalty: cfg.p2p.ipColocationPenalty,
       maxMessageBytes: 64 * 1024,
+      maxFrameBytes: maxFrameBytes({ maxUpdateBytes: cfg.p2p.maxUpdateBytes, maxBlockBytes: cfg.chain.maxBlockBytes }),
     });
     closers.push({ name: 'libp2p', close: () => p2p.stop() });
     const transport = new Libp2pTransport(p2p);
