@@ -12,6 +12,8 @@ import { type AggregatorName, defaultAggregatorOptions, defaultBflMecOptions } f
 import type { Partition } from '../learn/partition.ts';
 import { parseKeyFile } from '../crypto/keyfile.ts';
 import { paramCount } from '../learn/model.ts';
+import { defaultConnectionLimits } from '../net/limits.ts';
+import { defaultPeerPolicy } from '../net/peer-book.ts';
 import { type ConfigIssue, type Json, issuesOf, networkSchema, stripComments, toJsonSchema } from './schema.ts';
 
 export type { ConfigIssue, Json };
@@ -112,6 +114,15 @@ export interface P2PConfig {
   ipColocationPenalty: boolean;
   /** Seal raw updates between our nodes with ML-KEM-768 (client → miner, miner → miner). */
   sealUpdates: boolean;
+  /** Connection slots (issue 13, item 1; net/limits.ts). */
+  maxConnections: number;
+  maxUnidentifiedConnections: number;
+  maxConnectionsPerIp: number;
+  /** A peer that has not completed the signed hello by then is disconnected. */
+  helloTimeoutMs: number;
+  /** Per-member budgets of our protocols (issue 13, item 7; net/peer-book.ts); miners get 10 times. */
+  requestsPerSecond: number;
+  downloadBytesPerSecond: number;
 }
 
 export const defaultP2PConfig: P2PConfig = {
@@ -123,6 +134,13 @@ export const defaultP2PConfig: P2PConfig = {
   // On: about 1.5 ms of CPU and 1,141 bytes per 636 KB update (bfl-node bench kem), and it keeps
   // updates secret from a recorder of today's traffic once X25519 falls (docs/decisions.md).
   sealUpdates: true,
+  // the reasons for these are beside their definitions (net/limits.ts, net/peer-book.ts)
+  maxConnections: defaultConnectionLimits.maxConnections,
+  maxUnidentifiedConnections: defaultConnectionLimits.maxUnidentifiedConnections,
+  maxConnectionsPerIp: defaultConnectionLimits.maxConnectionsPerIp,
+  helloTimeoutMs: defaultPeerPolicy.helloTimeoutMs,
+  requestsPerSecond: defaultPeerPolicy.requestsPerSecond,
+  downloadBytesPerSecond: defaultPeerPolicy.downloadBytesPerSecond,
 };
 
 /** Where a node listens; init writes one per member. */
@@ -229,6 +247,8 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
     const modelBytes = 4 * paramCount({ kind: 'mlp', layers: r.data.learning.layers });
     if (r.data.p2p.maxUpdateBytes < modelBytes) fail('p2p.maxUpdateBytes', `at least the model's ${modelBytes} bytes (learning.layers ${JSON.stringify(r.data.learning.layers)})`, r.data.p2p.maxUpdateBytes);
     if (r.data.chain.maxBlockBytes < modelBytes + BLOCK_HEADROOM_BYTES) fail('chain.maxBlockBytes', `at least the model's ${modelBytes} bytes + ${BLOCK_HEADROOM_BYTES}`, r.data.chain.maxBlockBytes);
+    // members need slots that strangers cannot take (issue 13, item 1)
+    if (r.data.p2p.maxUnidentifiedConnections >= r.data.p2p.maxConnections) fail('p2p.maxUnidentifiedConnections', `fewer than p2p.maxConnections (${r.data.p2p.maxConnections}), so that members keep reserved slots`, r.data.p2p.maxUnidentifiedConnections);
     if (r.data.genesisTime > now + MAX_GENESIS_AHEAD_MS) fail('genesisTime', `a time in ms at most a year ahead (now is ${now})`, r.data.genesisTime);
   }
   if (issues.length > 0 || !r.success) {

@@ -46,6 +46,8 @@ export const ErrorCode = {
   UNAUTHORIZED: 'UNAUTHORIZED',
   NOT_FOUND: 'NOT_FOUND',
   UNAVAILABLE: 'UNAVAILABLE',
+  /** A peer exceeded its per-protocol request or download budget (src/net/peer-book.ts). */
+  RATE_LIMITED: 'RATE_LIMITED',
   /** A listen address (libp2p or the HTTP API) is taken by another process. */
   PORT_IN_USE: 'PORT_IN_USE',
   // sealed (ML-KEM encrypted) payloads: src/crypto/seal.ts

@@ -118,6 +118,8 @@ async function peerBook(o: NodeParts, closers: Closers): Promise<{ peers: PeerBo
     logger: o.logger.child({ sub: 'peers' }),
     metrics: o.metrics,
     clock: o.clock,
+    policy: { helloTimeoutMs: o.config.p2p.helloTimeoutMs, requestsPerSecond: o.config.p2p.requestsPerSecond, downloadBytesPerSecond: o.config.p2p.downloadBytesPerSecond },
+    configuredPeers: new Map([...o.config.addresses.values()].filter((a) => a.peerId).map((a) => [a.peerId!, a.id])),
   });
   await peers.start();
   closers.add('peers', () => peers.stop());
@@ -151,7 +153,7 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
     // our protocols in libp2p's service shape: init, then the narrow components
     const intake = updateIntake({ config: o.config, minerId: o.identity.id })({ store, pool, fetcher, transport: o.transport, peers, verdicts, clock, logger: log, metrics: o.metrics, sealing });
     const sync = blockSync({ config: o.config, syncIntervalMs: options.syncIntervalMs })({ store, transport: o.transport, peers, verdicts, clock, logger: log });
-    const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport });
+    const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport, peers, verdicts });
     const miner = new Miner({ config: o.config, identity: o.identity, store, pool, aggregation, intake, sync, chainService: service, transport: o.transport, peers, pow: o.pow, evaluate: o.evaluate, clock, logger: log, metrics: o.metrics }, options);
     let started = false;
     return {
