@@ -106,14 +106,13 @@ export class PenaltyLedger {
     this.bans = new Bounded(o.maxSubjects);
   }
 
-  /** Add points; true if the subject is banned now (it just crossed the threshold). */
+  /** Add points; `banned` if the subject crossed the threshold with them. */
   add(key: string, points: number, now: number): { total: number; banned: boolean } {
+    const wasBanned = this.isBanned(key, now);
     const total = this.pointsOf(key, now) + points;
     this.points.set(key, { points: total, at: now });
-    if (total < this.o.threshold) return { total, banned: false };
+    if (wasBanned || total < this.o.threshold) return { total, banned: false };
     this.bans.set(key, now + this.o.banMs);
-    // a served ban starts from zero: the subject comes back on probation, not one slip from a ban
-    this.points.delete(key);
     return { total, banned: true };
   }
 
@@ -130,7 +129,9 @@ export class PenaltyLedger {
     const until = this.bans.peek(key);
     if (until === undefined) return false;
     if (until > now) return true;
+    // a served ban starts from zero: the subject comes back on probation, not one slip from a ban
     this.bans.delete(key);
+    this.points.delete(key);
     return false;
   }
 
@@ -138,6 +139,7 @@ export class PenaltyLedger {
   report(now: number): Record<string, number> {
     const out: Record<string, number> = {};
     for (const [k] of [...this.points.entries()]) {
+      this.isBanned(k, now); // a ban that ran out clears its points
       const p = this.pointsOf(k, now);
       if (p <= 0) this.points.delete(k); // decayed away: forgotten
       else out[k] = Math.round(p * 10) / 10;

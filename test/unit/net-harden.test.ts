@@ -203,10 +203,11 @@ describe('the peer book: who is penalised, and who is let in', () => {
     expect(miner.peers.isBanned('R3')).toBe(true);
     expect(miner.transport.hungUp).toContain('R3');
     await expect(miner.peers.admit('R3', 'chain')).rejects.toMatchObject({ code: ErrorCode.UNAUTHORIZED });
-    expect(miner.peers.penaltyReport()).toEqual({});
-    // the ban lasts banMs, then the member may come back
+    expect(miner.peers.penaltyReport()).toEqual({ 'client-2': 100 });
+    // the ban lasts banMs, then the member may come back, from zero
     clock.t += 10 * 60_000 + 1;
     expect(miner.peers.isBanned('R3')).toBe(false);
+    expect(miner.peers.penaltyReport()).toEqual({});
   });
 
   it('an outsider is penalised by address: a ban there refuses other unknown keys from it, not a configured member behind the same address', async () => {
@@ -218,7 +219,7 @@ describe('the peer book: who is penalised, and who is let in', () => {
     hub.connect('M', 'X1');
     for (let i = 0; i < 10; i++) await expect(miner.peers.admit('X1', 'chain')).rejects.toMatchObject({ code: ErrorCode.UNAUTHORIZED, action: 'REJECT' });
     for (let i = 0; i < 10; i++) miner.peers.penalise('X1', 'chain:UNAUTHORIZED');
-    expect(miner.peers.penaltyReport()).toEqual({});
+    expect(miner.peers.penaltyReport()).toEqual({ 'ip:10.9.9.9': 100 });
     expect(miner.peers.refuses('X2', '10.9.9.9')).toBe(true); // a fresh key from the banned address
     expect(miner.peers.refuses('X3', '10.9.9.10')).toBe(false);
     expect(miner.peers.refuses('H', '10.9.9.9')).toBe(false); // client-1's configured PeerId
