@@ -118,7 +118,8 @@ async function peerBook(o: NodeParts, closers: Closers): Promise<{ peers: PeerBo
     logger: o.logger.child({ sub: 'peers' }),
     metrics: o.metrics,
     clock: o.clock,
-    policy: { helloTimeoutMs: o.config.p2p.helloTimeoutMs, requestsPerSecond: o.config.p2p.requestsPerSecond, downloadBytesPerSecond: o.config.p2p.downloadBytesPerSecond },
+    // a burst of 5 s of requests: a client's start (hello, head, model, balance at once) fits
+    policy: { helloTimeoutMs: o.config.p2p.helloTimeoutMs, requestsPerSecond: o.config.p2p.requestsPerSecond, requestBurst: 5 * o.config.p2p.requestsPerSecond, downloadBytesPerSecond: o.config.p2p.downloadBytesPerSecond },
     configuredPeers: new Map([...o.config.addresses.values()].filter((a) => a.peerId).map((a) => [a.peerId!, a.id])),
   });
   await peers.start();

@@ -272,3 +272,14 @@ describe('the peer book: who is penalised, and who is let in', () => {
     expect(await miner.peers.admit('H', 'chain')).toMatchObject({ memberId: 'client-1' });
   });
 });
+
+describe('connection settings in the network config', () => {
+  it('maxUnidentifiedConnections must leave members reserved slots: one BAD_CONFIG line naming the path', async () => {
+    const { parseNetworkConfig } = await import('../../src/config/network.ts');
+    const members = [{ id: 'miner-1', role: 'miner', publicKey: Buffer.from(ids.miner.publicKey).toString('hex') }];
+    const base = { networkId: 'n', genesisTime: 0, members };
+    expect(() => parseNetworkConfig({ ...base, p2p: { maxConnections: 64, maxUnidentifiedConnections: 64 } })).toThrow(/^p2p\.maxUnidentifiedConnections: expected fewer than p2p\.maxConnections \(64\)/);
+    expect(() => parseNetworkConfig({ ...base, p2p: { helloTimeoutMs: 5 } })).toThrow(/^p2p\.helloTimeoutMs: expected an integer >= 100/);
+    expect(parseNetworkConfig({ ...base, p2p: { maxConnections: 64, maxUnidentifiedConnections: 16 } }).p2p).toMatchObject({ maxConnections: 64, maxUnidentifiedConnections: 16, helloTimeoutMs: 5000 });
+  });
+});
