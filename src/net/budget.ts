@@ -7,7 +7,7 @@
  */
 
 /** A map that forgets its least recently used entries beyond `max` (Map keeps insertion order). */
-class Bounded<V> {
+export class Bounded<V> {
   private readonly m = new Map<string, V>();
   private readonly max: number;
 

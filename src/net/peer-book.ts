@@ -15,7 +15,7 @@ import { type Clock, systemClock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { decodePeerRecord, encodePeerRecord, peerRecordMessage } from './messages.ts';
-import { Buckets, PenaltyLedger } from './budget.ts';
+import { Bounded, Buckets, PenaltyLedger } from './budget.ts';
 import { protocols } from './protocols.ts';
 import type { Transport } from './transport.ts';
 
@@ -103,6 +103,8 @@ export class PeerBook {
   private readonly ledger: PenaltyLedger;
   private readonly requests: Buckets;
   private readonly bytes: Buckets;
+  /** Where each recent peer connected from: a penalty that lands after the hang-up still finds its address. */
+  private readonly addresses: Bounded<string>;
   private readonly record: Uint8Array;
   private readonly m?: { penalties: ReturnType<Metrics['counter']>; limited: ReturnType<Metrics['counter']>; dropped: ReturnType<Metrics['counter']> };
   private readonly unsubscribe: (() => void)[] = [];
@@ -115,6 +117,7 @@ export class PeerBook {
     this.ledger = new PenaltyLedger({ threshold: p.banThreshold, banMs: p.banMs, graceMs: p.penaltyGraceMs, halfLifeMs: p.penaltyHalfLifeMs, maxSubjects: p.maxSubjects });
     this.requests = new Buckets(p.maxSubjects);
     this.bytes = new Buckets(p.maxSubjects);
+    this.addresses = new Bounded(p.maxSubjects);
     const peerId = o.transport.self;
     // A miner announces its newest KEM key valid now (a rotation takes effect at restart).
     const now = this.clock.now();
@@ -145,6 +148,8 @@ export class PeerBook {
     );
     this.unsubscribe.push(
       transport.onConnect((peer) => {
+        const ip = transport.remoteAddress?.(peer);
+        if (ip) this.addresses.set(peer, ip);
         if (this.isBanned(peer)) {
           void transport.hangUp(peer).catch(() => undefined);
           return;
@@ -286,7 +291,7 @@ export class PeerBook {
   }
 
   private addressKey(peer: string): string {
-    const ip = this.o.transport.remoteAddress?.(peer);
+    const ip = this.o.transport.remoteAddress?.(peer) ?? this.addresses.peek(peer);
     return ip ? `ip:${ip}` : `peer:${peer}`;
   }
 

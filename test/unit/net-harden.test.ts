@@ -225,6 +225,12 @@ describe('the peer book: who is penalised, and who is let in', () => {
     expect(miner.peers.refuses('H', '10.9.9.9')).toBe(false); // client-1's configured PeerId
     expect(miner.peers.isMember('H')).toBe(true);
     expect(miner.peers.isMember('X2')).toBe(false);
+    // a penalty that lands after the outsider was hung up still goes to its address
+    new HubTransport(hub, 'X4', '10.8.8.8');
+    hub.connect('M', 'X4');
+    await miner.transport.hangUp('X4');
+    miner.peers.penalise('X4', 'hello:MALFORMED');
+    expect(miner.peers.penaltyReport()['ip:10.8.8.8']).toBe(10);
   });
 
   it('a peer that does not complete the hello in time is disconnected; one that does stays', async () => {
