@@ -257,15 +257,21 @@ export class PeerBook {
    * (an outsider: REJECT, penalised by address) or RATE_LIMITED.
    */
   async admit(peer: string, protocol: string): Promise<PeerInfo> {
-    const who = await this.identify(peer);
-    if (!who) throw new BflError(ErrorCode.UNAUTHORIZED, `${protocol} is for admitted members: say hello with a signed peer record first`);
-    if (this.isBanned(peer)) throw new BflError(ErrorCode.UNAUTHORIZED, `${who.memberId} is banned for misbehaviour`, { action: 'IGNORE' });
+    const who = await this.member(peer, protocol);
     const k = who.role === 'miner' ? this.policy.minerBudgetFactor : 1;
     const subject = memberKey(who.memberId);
     const now = this.clock.now();
     const rate = this.policy.downloadBytesPerSecond * k;
     // in debt from downloads (any protocol's responses count): wait until it is paid off
     if (!this.bytes.take(subject, 0, rate, rate * 8, now) || !this.within(peer, protocol, subject, this.policy.requestsPerSecond * k, this.policy.requestBurst * k)) throw limited(protocol);
+    return who;
+  }
+
+  /** An admitted member that is not banned (the check before a request is read: no budget taken). */
+  async member(peer: string, protocol = 'this protocol'): Promise<PeerInfo> {
+    const who = await this.identify(peer);
+    if (!who) throw new BflError(ErrorCode.UNAUTHORIZED, `${protocol} is for admitted members: say hello with a signed peer record first`);
+    if (this.isBanned(peer)) throw new BflError(ErrorCode.UNAUTHORIZED, `${who.memberId} is banned for misbehaviour`, { action: 'IGNORE' });
     return who;
   }
 

@@ -24,6 +24,9 @@ export interface ServeOptions {
   timeoutMs: number;
   /** Called with every refused request (for penalties and logs). */
   onError?: (peer: PeerId, err: Error) => void;
+  /** Checked before the request is read (throws to refuse): an outsider's upload is not
+   * buffered only to be refused. The handler keeps its own checks (the simulator skips this). */
+  gate?: (peer: string) => Promise<unknown>;
 }
 
 export type Handler = (request: Uint8Array, peer: PeerId) => Promise<Uint8Array>;
@@ -47,6 +50,7 @@ export async function serve(node: Libp2p, protocol: string, handler: Handler, op
       const lp = lpStream(stream, { maxDataLength: opts.maxRequestBytes, maxBufferSize: bufferFor(opts.maxRequestBytes) });
       let response: Uint8Array;
       try {
+        await opts.gate?.(connection.remotePeer.toString());
         let req: Uint8Array;
         try {
           req = (await lp.read({ signal })).subarray();

@@ -25,7 +25,7 @@ export interface ChainServiceComponents {
   store: ChainStore;
   transport: Transport;
   /** Admission and budgets (members only); without it the service answers anyone (tools, tests). */
-  peers?: Pick<PeerBook, 'admit' | 'charge'>;
+  peers?: Pick<PeerBook, 'admit' | 'charge' | 'member'>;
   verdicts?: Pick<Verdicts, 'refused'>;
 }
 
@@ -50,7 +50,7 @@ export class ChainService {
         peers?.charge(peer, res.length);
         return res;
       },
-      { maxRequestBytes: 1024, timeoutMs: this.init.timeoutMs, onError: verdicts && ((peer, e) => verdicts.refused(peer, 'chain', e, 'debug')) },
+      { maxRequestBytes: 1024, timeoutMs: this.init.timeoutMs, gate: peers && ((peer) => peers.member(peer)), onError: verdicts && ((peer, e) => verdicts.refused(peer, 'chain', e, 'debug')) },
     );
   }
 

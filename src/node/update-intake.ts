@@ -71,12 +71,13 @@ export class UpdateIntake {
     for (const e of pool.all()) if (e.hasPayload) this.unrecorded.set(e.key, e);
     await this.recompute();
     const t = config.p2p.requestTimeoutMs;
-    await transport.serve(proto.submit, (req, peer) => this.handleSubmit(req, peer), { maxRequestBytes: config.p2p.maxUpdateBytes + 8192, timeoutMs: t, onError: (peer, e) => this.c.verdicts.refused(peer, 'submit', e) });
-    await transport.serve(proto.update, (req, peer) => this.handleFetchUpdate(req, peer), { maxRequestBytes: 1024, timeoutMs: t, onError: (peer, e) => this.c.verdicts.refused(peer, 'update', e) });
+    const gate = (peer: string) => this.c.peers.member(peer);
+    await transport.serve(proto.submit, (req, peer) => this.handleSubmit(req, peer), { maxRequestBytes: config.p2p.maxUpdateBytes + 8192, timeoutMs: t, gate, onError: (peer, e) => this.c.verdicts.refused(peer, 'submit', e) });
+    await transport.serve(proto.update, (req, peer) => this.handleFetchUpdate(req, peer), { maxRequestBytes: 1024, timeoutMs: t, gate, onError: (peer, e) => this.c.verdicts.refused(peer, 'update', e) });
     if (this.c.sealing) {
       const sealed = sealedProtocols(config.networkId);
-      await transport.serve(sealed.submit, (req, peer) => this.handleSubmit(req, peer, true), { maxRequestBytes: config.p2p.maxUpdateBytes + 16384, timeoutMs: t, onError: (peer, e) => this.c.verdicts.refused(peer, 'submit', e) });
-      await transport.serve(sealed.update, (req, peer) => this.handleFetchUpdate(req, peer, true), { maxRequestBytes: 1024, timeoutMs: t, onError: (peer, e) => this.c.verdicts.refused(peer, 'update', e) });
+      await transport.serve(sealed.submit, (req, peer) => this.handleSubmit(req, peer, true), { maxRequestBytes: config.p2p.maxUpdateBytes + 16384, timeoutMs: t, gate, onError: (peer, e) => this.c.verdicts.refused(peer, 'submit', e) });
+      await transport.serve(sealed.update, (req, peer) => this.handleFetchUpdate(req, peer, true), { maxRequestBytes: 1024, timeoutMs: t, gate, onError: (peer, e) => this.c.verdicts.refused(peer, 'update', e) });
     }
     transport.subscribe(topics(config.networkId).updates, (peer, data) => this.c.verdicts.gossip('updates', peer, () => this.checkAnnouncement(peer, data)));
   }
