@@ -13,7 +13,11 @@ export interface TrainBench {
   model: number[];
   threads: number;
   throughput: { batchSize: number; samplesPerSecond: number; msPerStep: number }[];
-  localUpdate: { epochs: number; batchSize: number; samples: number; ms: number };
+  /** ms: wall time (median); cpuMs: the process's CPU time (median: comparable under load). */
+  localUpdate: { epochs: number; batchSize: number; samples: number; ms: number; cpuMs: number };
+  /** The same local update with one onnxruntime call per step (the reference engine), measured
+   * alternately with the loop engine in this run; ratio = loop / step CPU time. */
+  localUpdateStepwise: { ms: number; cpuMs: number; cpuRatioLoopToStep: number };
 }
 
 export async function benchTrain(opts: { batchSizes?: number[]; seconds?: number; threads?: number } = {}): Promise<TrainBench> {
@@ -34,13 +38,27 @@ export async function benchTrain(opts: { batchSizes?: number[]; seconds?: number
       throughput.push({ batchSize: b, samplesPerSecond: Math.round((samples / ms) * 1000), msPerStep: Number(((ms / samples) * b).toFixed(4)) });
     }
     const n100 = subset(train, Array.from({ length: 100 }, (_, i) => i));
-    const times: number[] = [];
-    for (let r = 0; r < 7; r++) {
-      const t = performance.now();
-      await trainLocal(rt, global, n100, { epochs: 5, batchSize: 10, lr: 0.01, seed: r });
-      times.push(performance.now() - t);
+    const times = { loop: [] as number[], step: [] as number[] };
+    const cpu = { loop: [] as number[], step: [] as number[] };
+    for (let r = 0; r < 15; r++) {
+      for (const engine of ['loop', 'step'] as const) {
+        const c = process.cpuUsage();
+        const t = performance.now();
+        await trainLocal(rt, global, n100, { epochs: 5, batchSize: 10, lr: 0.01, seed: r, engine });
+        if (r === 0) continue; // warm-up
+        times[engine].push(performance.now() - t);
+        const u = process.cpuUsage(c);
+        cpu[engine].push((u.user + u.system) / 1000);
+      }
     }
-    return { model: DEFAULT_MODEL.layers, threads: opts.threads ?? 1, throughput, localUpdate: { epochs: 5, batchSize: 10, samples: 100, ms: Number(median(times.slice(1)).toFixed(2)) } };
+    const ms = (v: number[]) => Number(median(v).toFixed(2));
+    return {
+      model: DEFAULT_MODEL.layers,
+      threads: opts.threads ?? 1,
+      throughput,
+      localUpdate: { epochs: 5, batchSize: 10, samples: 100, ms: ms(times.loop), cpuMs: ms(cpu.loop) },
+      localUpdateStepwise: { ms: ms(times.step), cpuMs: ms(cpu.step), cpuRatioLoopToStep: Number((median(cpu.loop) / median(cpu.step)).toFixed(3)) },
+    };
   } finally {
     await rt.close();
   }

@@ -2,13 +2,13 @@
 # Re-run the experiments behind docs/experiments.md: `bash scripts/reproduce-experiments.sh [OUT]`
 # (default OUT=out/paper). Everything is seeded: the same commit gives the same numbers.
 # Roughly 2 hours on a 2-core machine, most of it the 100-client thresholds grid; pass a
-# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, association, scoring
+# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, keyrate, association, scoring
 # (and kem, not run by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/paper}
 shift || true
-parts=${*:-attack robustness strategies rewards thresholds provisioning fedsac association scoring}
+parts=${*:-attack robustness strategies rewards thresholds provisioning fedsac keyrate association scoring}
 bfl() { npx --no-install bfl-node "$@"; }
 mkdir -p "$out"
 for part in $parts; do
@@ -24,10 +24,10 @@ for part in $parts; do
       done
       node scripts/attack-table.ts "$out/attack" | tee "$out/attack.md"
       ;;
-    robustness) bfl experiment robustness --attacks sign-flip,scale:10,noise:0.05,label-flip,alie:1,ipm:0.5 --out "$out" --json > "$out/robustness.summary.json" ;;
-    strategies) bfl experiment strategies --out "$out" --json > "$out/strategies.summary.json" ;;
-    rewards) bfl experiment rewards --out "$out" --json > "$out/rewards.summary.json" ;;
-    thresholds) bfl experiment thresholds --out "$out" --json > "$out/thresholds.summary.json" ;;
+    robustness) bfl experiment robustness --attacks sign-flip,scale:10,noise:0.05,label-flip,alie:1,ipm:0.5 --out "$out" --json > "$out/robustness.summary.json"; cp "$out/robustness.png" docs/figures/robustness.png ;;
+    strategies) bfl experiment strategies --out "$out" --json > "$out/strategies.summary.json"; cp "$out/strategies.png" docs/figures/strategies.png ;;
+    rewards) bfl experiment rewards --out "$out" --json > "$out/rewards.summary.json"; cp "$out/rewards.png" docs/figures/rewards.png ;;
+    thresholds) bfl experiment thresholds --out "$out" --json > "$out/thresholds.summary.json"; cp "$out/thresholds.png" docs/figures/thresholds.png ;;
     scoring)
       # issue 11's targets (docs/experiments.md "Contribution scoring"); the 50- and 100-client
       # runs take hours on a loaded 2-core machine: run them alone
@@ -50,6 +50,12 @@ for part in $parts; do
     provisioning) nice -n 10 npx --no-install bfl-node experiment provisioning --out "$out/provisioning" --json > "$out/provisioning.summary.json" ;;
     # FedSAC vs DecSAC vs DecPPO (Fig. 9 of the QKD paper), 100 epochs per topology
     fedsac) for t in nsfnet usnet; do nice -n 10 npx --no-install bfl-node experiment fedsac --topology "$t" --out "$out/fedsac" --json > "$out/fedsac-$t.summary.json"; done ;;
+    # global model loss vs secret-key rate (Fig. 4 of the QKD paper), needs Debian's python3-sklearn, ~1 min
+    keyrate)
+      bfl experiment keyrate --out "$out/keyrate" --json > "$out/keyrate.summary.json"
+      bfl experiment keyrate --partition iid --out "$out/keyrate-iid" --json > "$out/keyrate-iid.summary.json"
+      cp "$out/keyrate/keyrate.png" docs/figures/qkd-keyrate.png
+      ;;
     # the DT paper's Figs. 6-9 with the committed D3QN policy (1000 rounds per scheduler, a few minutes)
     association) bfl experiment association --out "$out/association" --json > "$out/association.summary.json" ;;
     # not in the default set: ML-KEM micro-benchmarks and the testnet sealed vs clear (README), ~10 min

@@ -9,6 +9,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { type Aggregator, type AggregationContext, BflMecAggregator, createAggregator, stateCodecOf } from '../core/aggregation/index.ts';
+import { AgreementAggregator } from '../core/aggregation/agreement.ts';
 import type { GramKernel } from '../core/aggregation/vectors.ts';
 import type { AggregationEntry, RewardEntry } from '../core/types.ts';
 import type { AggregationConfig } from '../config/network.ts';
@@ -23,7 +24,8 @@ export function aggregatorOf(c: AggregationConfig, kernel?: GramKernel): Aggrega
     krumF: c.krumF ?? undefined,
     trim: c.trim,
   });
-  if (kernel && aggregator instanceof BflMecAggregator) aggregator.kernel = kernel;
+  // both BFL-MEC rules: the default agreement scoring (issue 11) had been left on the JS reference
+  if (kernel && (aggregator instanceof BflMecAggregator || aggregator instanceof AgreementAggregator)) aggregator.kernel = kernel;
   return aggregator;
 }
 

@@ -49,14 +49,35 @@ ${body}${legendSvg}
 `;
 }
 
+/**
+ * A y range zoomed to where the curves spend their time: from the `lowQuantile` of all values
+ * (accuracy curves start near chance for one or two points and would squash the rest) to the
+ * maximum, rounded out to `step`. Points below are drawn on the bottom edge (lineChart clamps).
+ */
+export function zoomedRange(series: Series[], o: { lowQuantile?: number; step?: number; floor?: number; ceil?: number } = {}): [number, number] {
+  const ys = series.flatMap((s) => s.points.map((p) => p[1])).filter(Number.isFinite).sort((a, b) => a - b);
+  if (ys.length === 0) return [0, 1];
+  const step = o.step ?? 0.05;
+  const lo = ys[Math.min(ys.length - 1, Math.floor((o.lowQuantile ?? 0.1) * ys.length))];
+  const hi = ys[ys.length - 1];
+  let y0 = Math.floor(lo / step) * step;
+  let y1 = Math.ceil(hi / step) * step;
+  if (y1 - y0 < step) y1 = y0 + step;
+  if (o.floor !== undefined) y0 = Math.max(o.floor, y0);
+  if (o.ceil !== undefined) y1 = Math.min(o.ceil, y1);
+  return [Number(y0.toPrecision(12)), Number(y1.toPrecision(12))];
+}
+
 export function lineChart(o: { title: string; xLabel: string; yLabel: string; series: Series[]; yRange?: [number, number] }): string {
   const pts = o.series.flatMap((s) => s.points);
   const xs = pts.map((p) => p[0]);
   const ys = pts.map((p) => p[1]);
   const [x0, x1] = [Math.min(...xs, 0), Math.max(...xs, 1)];
   const [y0, y1] = o.yRange ?? [Math.min(...ys, 0), Math.max(...ys, 1)];
+  // values outside a given range sit on its edge (zoomed charts), never outside the frame
+  const clampY = (y: number) => Math.min(y1, Math.max(y0, y));
   const sx = (x: number) => M.l + ((x - x0) / (x1 - x0 || 1)) * (W - M.l - M.r);
-  const sy = (y: number) => H - M.b - ((y - y0) / (y1 - y0 || 1)) * (H - M.t - M.b);
+  const sy = (y: number) => H - M.b - ((clampY(y) - y0) / (y1 - y0 || 1)) * (H - M.t - M.b);
   const xt = ticks(x0, x1).map((v) => `<line x1="${sx(v)}" y1="${H - M.b}" x2="${sx(v)}" y2="${H - M.b + 5}" stroke="black"/><text x="${sx(v)}" y="${H - M.b + 20}" font-size="12" text-anchor="middle">${v}</text>`).join('');
   const yt = ticks(y0, y1).map((v) => `<line x1="${M.l - 5}" y1="${sy(v)}" x2="${W - M.r}" y2="${sy(v)}" stroke="#ddd"/><text x="${M.l - 8}" y="${sy(v) + 4}" font-size="12" text-anchor="end">${v}</text>`).join('');
   const body = o.series
@@ -102,4 +123,49 @@ export function scatterChart(o: { title: string; xLabel: string; yLabel: string;
   const yt = ticks(y0, y1).map((v) => `<line x1="${M.l - 5}" y1="${sy(v)}" x2="${W - M.r}" y2="${sy(v)}" stroke="#ddd"/><text x="${M.l - 8}" y="${sy(v) + 4}" font-size="12" text-anchor="end">${v}</text>`).join('');
   const body = o.series.map((s, i) => s.points.map(([x, y]) => `<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2" fill="${color(i)}" fill-opacity="0.5"/>`).join('')).join('\n');
   return frame(o.title, o.xLabel, o.yLabel, body, o.series.map((s) => s.name), xt, yt, 'box');
+}
+
+/**
+ * Small multiples: one small line chart per panel, on a shared y range (and shared colours for
+ * series of the same name), for figures whose curves lie on top of each other in one chart.
+ */
+export function smallMultiples(o: { title: string; xLabel: string; yLabel: string; panels: { title: string; series: Series[] }[]; cols?: number; yRange?: [number, number] }): string {
+  const cols = o.cols ?? Math.min(3, o.panels.length);
+  const rows = Math.ceil(o.panels.length / cols);
+  const pw = 300;
+  const ph = 220;
+  const m = { l: 55, r: 15, t: 30, b: 35 };
+  const names = [...new Set(o.panels.flatMap((p) => p.series.map((s) => s.name)))];
+  const legendW = 190;
+  const width = cols * pw + legendW;
+  const height = rows * ph + 70;
+  const all = o.panels.flatMap((p) => p.series.flatMap((s) => s.points));
+  const [x0, x1] = [Math.min(...all.map((p) => p[0]), 0), Math.max(...all.map((p) => p[0]), 1)];
+  const [y0, y1] = o.yRange ?? [Math.min(...all.map((p) => p[1]), 0), Math.max(...all.map((p) => p[1]), 1)];
+  const clampY = (y: number) => Math.min(y1, Math.max(y0, y));
+  const cells = o.panels.map((panel, k) => {
+    const ox = (k % cols) * pw;
+    const oy = 45 + Math.floor(k / cols) * ph;
+    const sx = (x: number) => ox + m.l + ((x - x0) / (x1 - x0 || 1)) * (pw - m.l - m.r);
+    const sy = (y: number) => oy + ph - m.b - ((clampY(y) - y0) / (y1 - y0 || 1)) * (ph - m.t - m.b);
+    const xt = ticks(x0, x1, 4).map((v) => `<text x="${sx(v)}" y="${oy + ph - m.b + 15}" font-size="10" text-anchor="middle">${v}</text>`).join('');
+    const yt = ticks(y0, y1, 4).map((v) => `<line x1="${ox + m.l}" y1="${sy(v)}" x2="${ox + pw - m.r}" y2="${sy(v)}" stroke="#ddd"/><text x="${ox + m.l - 5}" y="${sy(v) + 3}" font-size="10" text-anchor="end">${v}</text>`).join('');
+    const lines = panel.series.map((s) => {
+      const i = names.indexOf(s.name);
+      return `<polyline fill="none" stroke="${color(i)}" stroke-width="1.5"${dash(i)} points="${s.points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ')}"/>`;
+    }).join('');
+    return `<text x="${ox + (pw + m.l - m.r) / 2}" y="${oy + 18}" font-size="12" text-anchor="middle">${esc(panel.title)}</text>
+<line x1="${ox + m.l}" y1="${oy + ph - m.b}" x2="${ox + pw - m.r}" y2="${oy + ph - m.b}" stroke="black"/><line x1="${ox + m.l}" y1="${oy + m.t}" x2="${ox + m.l}" y2="${oy + ph - m.b}" stroke="black"/>
+${xt}${yt}${lines}`;
+  });
+  const legend = names.map((n, i) => `<line x1="${cols * pw + 10}" y1="${52 + i * 20}" x2="${cols * pw + 30}" y2="${52 + i * 20}" stroke="${color(i)}" stroke-width="3"${dash(i)}/><text x="${cols * pw + 35}" y="${56 + i * 20}" font-size="12">${esc(n)}</text>`).join('');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, sans-serif">
+<rect width="${width}" height="${height}" fill="white"/>
+<text x="${(cols * pw) / 2}" y="24" font-size="16" text-anchor="middle">${esc(o.title)}</text>
+${cells.join('\n')}
+<text x="${(cols * pw) / 2}" y="${height - 8}" font-size="12" text-anchor="middle">${esc(o.xLabel)}</text>
+<text x="14" y="${height / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 14 ${height / 2})">${esc(o.yLabel)}</text>
+${legend}
+</svg>
+`;
 }

@@ -8,7 +8,7 @@ import type { AggregationConfig } from '../config/network.ts';
 import { type RoundReport, type SimOptions, runSimulation } from '../sim/harness.ts';
 import { type Attack, parseAttack, resolveAttack } from './attacks.ts';
 import { type ExperimentBase, attacksOf, pickClients, simBase } from './setup.ts';
-import { barChart, lineChart } from './plot.ts';
+import { type Series, barChart, lineChart, smallMultiples, zoomedRange } from './plot.ts';
 import { Report, convergedAt, shapleyValues, spearman, tail } from './report.ts';
 
 export interface CommonOptions extends ExperimentBase {
@@ -108,9 +108,22 @@ export async function runRewards(o: CommonOptions & { curious: number; attack: s
   const total = [...cumulative.values()].reduce((s, v) => s + v, 0);
   const curiousTotal = [...cumulative].filter(([id]) => curious.has(Number(id.split('-')[1]) - 1)).reduce((s, [, v]) => s + v, 0);
   await report.csv('rewards', ['round', 'client', 'kind', 'cumulative_tokens'], rows);
+  // small multiples, one panel per kind of client (honest / curious, or per share of random
+  // labels): clients of one kind earn nearly the same and their lines coincide in one chart
+  const kindOf = (id: string) => {
+    const c = Number(id.split('-')[1]) - 1;
+    return curious.has(c) ? 'curious' : o.quality ? `${qualityOf(c)} random labels` : 'honest';
+  };
+  const kinds = [...new Set([...series.keys()].map(kindOf))];
   await report.plot(
     'rewards',
-    lineChart({ title: o.quality ? `cumulative rewards by share of random labels (${o.quality.join(', ')})` : `cumulative rewards, ${curious.size} curious clients (${o.attack})`, xLabel: 'aggregation', yLabel: 'tokens', series: [...series].map(([id, pts]) => ({ name: `${id}${curious.has(Number(id.split('-')[1]) - 1) ? ' (curious)' : o.quality ? ` (${qualityOf(Number(id.split('-')[1]) - 1)})` : ''}`, points: pts })) }),
+    smallMultiples({
+      title: o.quality ? `cumulative rewards by share of random labels (${o.quality.join(', ')})` : `cumulative rewards, ${curious.size} curious clients (${o.attack})`,
+      xLabel: 'aggregation',
+      yLabel: 'tokens',
+      cols: Math.min(3, kinds.length),
+      panels: kinds.map((k) => ({ title: k, series: [...series].filter(([id]) => kindOf(id) === k).map(([id, pts]) => ({ name: id, points: pts })) })),
+    }),
   );
   const ids = Array.from({ length: o.clients }, (_, c) => `client-${c + 1}`);
   const honestN = o.clients - curious.size;
@@ -155,7 +168,10 @@ export async function runStrategies(o: CommonOptions & { aggregators: Aggregator
     for (const x of r.rounds) rows.push([agg, x.round, x.seconds.toFixed(3), x.accuracy]);
   }
   await report.csv('strategies', ['aggregator', 'round', 'seconds', 'accuracy'], rows);
-  await report.plot('strategies', lineChart({ title: `accuracy over time${o.attack !== 'none' ? ` (${attackers.size} × ${o.attack})` : ''}`, xLabel: 'virtual time (s)', yLabel: 'test accuracy', series, yRange: [0, 1] }));
+  const strategiesTitle = `accuracy over time${o.attack !== 'none' ? ` (${attackers.size} × ${o.attack})` : ''}`;
+  // zoomed to where the curves differ (the first aggregations, near chance, sit on the bottom edge); the full 0-1 chart beside it
+  await report.plot('strategies', lineChart({ title: `${strategiesTitle}, zoomed`, xLabel: 'virtual time (s)', yLabel: 'test accuracy', series, yRange: zoomedRange(series, { lowQuantile: 0.2, step: 0.02, floor: 0, ceil: 1 }) }));
+  await report.plot('strategies-full', lineChart({ title: strategiesTitle, xLabel: 'virtual time (s)', yLabel: 'test accuracy', series, yRange: [0, 1] }));
   const summary = { attack: o.attack, final: Object.fromEntries(series.map((s) => [s.name, tail(s.points.map((p) => p[1]))])) };
   await report.json('strategies', summary);
   return { ...summary, files: report.files };
@@ -166,7 +182,7 @@ export async function runStrategies(o: CommonOptions & { aggregators: Aggregator
 export async function runThresholds(o: CommonOptions & { phis: number[]; Ns: number[]; seconds: number; onTime?: (label: string, run: number, seconds: number, accuracy: number) => void }) {
   const report = new Report(o.out);
   const rows: (string | number | null)[][] = [];
-  const series = [];
+  const series: Series[] = [];
   const grid = [];
   let run = 0;
   for (const phi of o.phis) {
@@ -187,7 +203,9 @@ export async function runThresholds(o: CommonOptions & { phis: number[]; Ns: num
     }
   }
   await report.csv('thresholds', ['phi', 'N', 'aggregations', 'final_accuracy', 'converged_round', 'convergence_seconds'], rows);
-  await report.plot('thresholds', lineChart({ title: 'accuracy over time by (ϕ, N)', xLabel: 'virtual time (s)', yLabel: 'test accuracy', series, yRange: [0, 1] }));
+  // one panel per ϕ, a line per N: twelve curves in one chart lie on top of each other
+  const panels = o.phis.map((phi) => ({ title: `ϕ = ${phi}`, series: series.filter((s) => s.name.startsWith(`ϕ=${phi} `)).map((s) => ({ name: s.name.split(' ')[1], points: s.points })) }));
+  await report.plot('thresholds', smallMultiples({ title: 'accuracy over time by (ϕ, N)', xLabel: 'virtual time (s)', yLabel: 'test accuracy', panels, yRange: zoomedRange(series, { lowQuantile: 0.1, step: 0.05, floor: 0, ceil: 1 }) }));
   await report.json('thresholds', { grid });
   return { grid, files: report.files };
 }

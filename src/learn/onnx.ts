@@ -13,7 +13,7 @@ export type Dim = number | string;
 const DT = { float: onnx.TensorProto.DataType.FLOAT, double: onnx.TensorProto.DataType.DOUBLE, int64: onnx.TensorProto.DataType.INT64, bool: onnx.TensorProto.DataType.BOOL };
 const AT = onnx.AttributeProto.AttributeType;
 
-export type Attr = number | number[] | string | { float: number } | { type: 'float' | 'double' | 'int64' | 'bool' };
+export type Attr = number | number[] | string | { float: number } | { type: 'float' | 'double' | 'int64' | 'bool' } | { graph: InstanceType<typeof onnx.GraphProto> };
 
 export const OPSET = 17;
 
@@ -24,9 +24,12 @@ export class GraphBuilder {
   private readonly outputs: InstanceType<typeof onnx.ValueInfoProto>[] = [];
   private readonly initializers: InstanceType<typeof onnx.TensorProto>[] = [];
   private counter = 0;
+  /** Prefix of generated names: a subgraph's (a Loop body) must not shadow its outer graph's. */
+  private readonly prefix: string;
 
-  constructor(elem: ElemType = 'float') {
+  constructor(elem: ElemType = 'float', prefix = '') {
     this.elem = elem;
+    this.prefix = prefix;
   }
 
   private valueInfo(name: string, dims: Dim[], type: keyof typeof DT) {
@@ -59,7 +62,7 @@ export class GraphBuilder {
   }
 
   constInt64(values: number[]): string {
-    const name = `c${this.counter++}`;
+    const name = `${this.prefix}c${this.counter++}`;
     const t = onnx.TensorProto.create({ name, dims: [values.length], dataType: DT.int64 });
     t.rawData = new Uint8Array(BigInt64Array.from(values.map(BigInt)).buffer);
     this.initializers.push(t);
@@ -68,7 +71,7 @@ export class GraphBuilder {
 
   /** A scalar of the graph's element type. */
   constScalar(value: number): string {
-    const name = `c${this.counter++}`;
+    const name = `${this.prefix}c${this.counter++}`;
     const arr = this.elem === 'double' ? Float64Array.of(value) : Float32Array.of(value);
     const t = onnx.TensorProto.create({ name, dims: [], dataType: DT[this.elem] });
     t.rawData = new Uint8Array(arr.buffer);
@@ -76,18 +79,24 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Add a node; returns its (first) output name. */
-  node(op: string, inputs: string[], attrs: Record<string, Attr> = {}, output?: string): string {
-    const out = output ?? `t${this.counter++}_${op}`;
+  /** Add a node; returns its (first) output name. Several outputs (a Loop's) are named by the caller. */
+  node(op: string, inputs: string[], attrs: Record<string, Attr> = {}, output?: string | string[]): string {
+    const outs = Array.isArray(output) ? output : [output ?? `${this.prefix}t${this.counter++}_${op}`];
     const attribute = Object.entries(attrs).map(([name, v]) => {
       if (typeof v === 'number') return onnx.AttributeProto.create({ name, type: AT.INT, i: v });
       if (Array.isArray(v)) return onnx.AttributeProto.create({ name, type: AT.INTS, ints: v });
       if (typeof v === 'string') return onnx.AttributeProto.create({ name, type: AT.STRING, s: new TextEncoder().encode(v) });
       if ('float' in v) return onnx.AttributeProto.create({ name, type: AT.FLOAT, f: v.float });
+      if ('graph' in v) return onnx.AttributeProto.create({ name, type: AT.GRAPH, g: v.graph });
       return onnx.AttributeProto.create({ name, type: AT.INT, i: DT[v.type] });
     });
-    this.nodes.push(onnx.NodeProto.create({ opType: op, input: inputs, output: [out], attribute, name: `${op}_${this.counter++}` }));
-    return out;
+    this.nodes.push(onnx.NodeProto.create({ opType: op, input: inputs, output: outs, attribute, name: `${this.prefix}${op}_${this.counter++}` }));
+    return outs[0];
+  }
+
+  /** The graph alone: the body of a Loop (values of the outer graph are visible inside it). */
+  graph(graphName: string): InstanceType<typeof onnx.GraphProto> {
+    return onnx.GraphProto.create({ name: graphName, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers });
   }
 
   build(graphName: string): Uint8Array {
@@ -95,7 +104,7 @@ export class GraphBuilder {
       irVersion: 8,
       producerName: 'bfl-node',
       opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: OPSET })],
-      graph: onnx.GraphProto.create({ name: graphName, node: this.nodes, input: this.inputs, output: this.outputs, initializer: this.initializers }),
+      graph: this.graph(graphName),
     });
     return onnx.ModelProto.encode(model).finish();
   }

@@ -6,7 +6,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { type ElemType } from './onnx.ts';
-import { type ModelSpec, buildInferenceGraph, buildSgdGraph, buildTrainGraph, classCount, inputSize, paramCount, paramLayout } from './model.ts';
+import { type ModelSpec, buildInferenceGraph, buildSgdGraph, buildSgdLoopGraph, buildTrainGraph, classCount, inputSize, paramCount, paramLayout } from './model.ts';
 
 type Arr = Float32Array | Float64Array;
 
@@ -26,6 +26,8 @@ export class ModelRuntime {
   private train?: Promise<ort.InferenceSession>;
   private sgd?: Promise<ort.InferenceSession>;
   private sgdProx?: Promise<ort.InferenceSession>;
+  private sgdLoop?: Promise<ort.InferenceSession>;
+  private sgdProxLoop?: Promise<ort.InferenceSession>;
   private readonly layout = new Map<string, { offset: number; shape: number[]; size: number }>();
 
   private constructor(spec: ModelSpec, elem: ElemType, infer: ort.InferenceSession, so: ort.InferenceSession.SessionOptions) {
@@ -49,8 +51,12 @@ export class ModelRuntime {
   }
 
   // Train graphs are compiled on first use: a node that only evaluates never pays for them.
-  private session(kind: 'train' | 'sgd' | 'sgdProx'): Promise<ort.InferenceSession> {
-    const graph = () => (kind === 'train' ? buildTrainGraph(this.spec, this.elem) : buildSgdGraph(this.spec, kind === 'sgdProx', this.elem));
+  private session(kind: 'train' | 'sgd' | 'sgdProx' | 'sgdLoop' | 'sgdProxLoop'): Promise<ort.InferenceSession> {
+    const graph = () => {
+      if (kind === 'train') return buildTrainGraph(this.spec, this.elem);
+      if (kind === 'sgdLoop' || kind === 'sgdProxLoop') return buildSgdLoopGraph(this.spec, kind === 'sgdProxLoop', this.elem);
+      return buildSgdGraph(this.spec, kind === 'sgdProx', this.elem);
+    };
     return (this[kind] ??= ort.InferenceSession.create(graph(), this.sessionOptions));
   }
 
@@ -96,6 +102,33 @@ export class ModelRuntime {
     return Number((out.loss.data as Arr)[0]);
   }
 
+  /**
+   * `counts.length` SGD steps in one call (buildSgdLoopGraph): step s trains on the samples
+   * idx[s·B .. s·B + counts[s]) of x / yOneHot (n samples), B = idx.length / counts.length.
+   * Writes the parameters after the last step into `next` (which must not alias `params`);
+   * returns each step's loss. The same bits as sgdStep step by step (test/unit/learn.test.ts).
+   */
+  async sgdSteps(params: Arr, x: Arr, yOneHot: Arr, n: number, idx: BigInt64Array, counts: BigInt64Array, lr: number, next: Arr, prox?: { mu: number; global: Arr }): Promise<Arr> {
+    const usesProx = !!prox && prox.mu > 0;
+    const steps = counts.length;
+    if (steps === 0 || idx.length % steps !== 0) throw new RangeError(`bad step plan: ${idx.length} indices for ${steps} steps`);
+    const feeds = this.paramFeeds(params);
+    feeds.x = this.tensor(x, [n, inputSize(this.spec)]);
+    feeds.y = this.tensor(yOneHot, [n, classCount(this.spec)]);
+    feeds.idx = new ort.Tensor('int64', idx, [steps, idx.length / steps]);
+    feeds.counts = new ort.Tensor('int64', counts, [steps]);
+    feeds.steps = new ort.Tensor('int64', BigInt64Array.of(BigInt(steps)), []);
+    feeds.lr = this.tensor(this.elem === 'double' ? Float64Array.of(lr) : Float32Array.of(lr), []);
+    if (usesProx) {
+      feeds.mu = this.tensor(this.elem === 'double' ? Float64Array.of(prox.mu) : Float32Array.of(prox.mu), []);
+      for (const [name, s] of this.layout) feeds[`${name}_0`] = this.tensor(prox.global.subarray(s.offset, s.offset + s.size), s.shape);
+    }
+    const fetches: Record<string, ort.Tensor | null> = { losses: null };
+    for (const [name, s] of this.layout) fetches[`${name}_new`] = this.tensor(next.subarray(s.offset, s.offset + s.size), s.shape);
+    const out = await (await this.session(usesProx ? 'sgdProxLoop' : 'sgdLoop')).run(feeds, fetches);
+    return out.losses.data as Arr;
+  }
+
   /** Logits [batch, classes] for `batch` inputs. */
   async logits(params: Arr, x: Arr, batch: number): Promise<Arr> {
     const feeds = this.paramFeeds(params);
@@ -105,7 +138,7 @@ export class ModelRuntime {
   }
 
   async close(): Promise<void> {
-    const extra = await Promise.all([this.train, this.sgd, this.sgdProx].filter((s) => s !== undefined));
+    const extra = await Promise.all([this.train, this.sgd, this.sgdProx, this.sgdLoop, this.sgdProxLoop].filter((s) => s !== undefined));
     await Promise.all([this.infer, ...extra].map((s) => s.release()));
   }
 }

@@ -16,6 +16,9 @@ export interface TrainOptions {
   seed: number; // shuffling
   /** Replay a given sample order per epoch instead of shuffling (reference comparisons). */
   epochOrder?: (epoch: number) => ArrayLike<number>;
+  /** 'loop' (default): every step of every epoch in one onnxruntime call (an ONNX Loop); 'step':
+   * one call per step, the reference the loop is tested against bit for bit. */
+  engine?: 'loop' | 'step';
 }
 
 export interface LocalUpdate {
@@ -41,10 +44,7 @@ export async function trainLocal(rt: ModelRuntime, global: Float32Array, data: D
   const yb = new Float32Array(batchSize * classes);
   const rng = new Rng(opts.seed);
   const order = Array.from({ length: data.n }, (_, i) => i);
-  let steps = 0;
-  let lossSum = 0;
-  let lossCount = 0;
-  for (let e = 0; e < epochs; e++) {
+  const nextOrder = (e: number) => {
     if (opts.epochOrder) {
       const given = opts.epochOrder(e);
       if (given.length !== data.n) throw new RangeError(`epoch order has ${given.length} entries for ${data.n} samples`);
@@ -52,6 +52,44 @@ export async function trainLocal(rt: ModelRuntime, global: Float32Array, data: D
     } else {
       rng.shuffle(order);
     }
+  };
+  if ((opts.engine ?? 'loop') === 'loop') {
+    // The steps of all epochs planned up front (the same shuffles, in the same order), run in one call.
+    const perEpoch = Math.ceil(data.n / batchSize);
+    const S = epochs * perEpoch;
+    const idx = new BigInt64Array(S * batchSize);
+    const counts = new BigInt64Array(S);
+    for (let e = 0; e < epochs; e++) {
+      nextOrder(e);
+      for (let k = 0; k < perEpoch; k++) {
+        const start = k * batchSize;
+        const b = Math.min(batchSize, data.n - start);
+        const s = e * perEpoch + k;
+        counts[s] = BigInt(b);
+        for (let i = 0; i < b; i++) idx[s * batchSize + i] = BigInt(order[start + i]);
+      }
+    }
+    const y = new Float32Array(data.n * classes);
+    for (let j = 0; j < data.n; j++) y[j * classes + data.y[j]] = 1;
+    const x = data.x.length === data.n * dim ? data.x : data.x.subarray(0, data.n * dim);
+    const losses = await rt.sgdSteps(global, x, y, data.n, idx, counts, lr, next, prox);
+    // the mean loss of the last epoch, summed as the step-by-step path sums it
+    let lossSum = 0;
+    let lossCount = 0;
+    for (let s = S - perEpoch; s < S; s++) {
+      const b = Number(counts[s]);
+      lossSum += losses[s] * b;
+      lossCount += b;
+    }
+    const delta = new Float32Array(w.length);
+    for (let k = 0; k < w.length; k++) delta[k] = next[k] - global[k];
+    return { delta, params: next, samples: data.n, steps: S, loss: lossSum / lossCount };
+  }
+  let steps = 0;
+  let lossSum = 0;
+  let lossCount = 0;
+  for (let e = 0; e < epochs; e++) {
+    nextOrder(e);
     lossSum = 0;
     lossCount = 0;
     for (let start = 0; start < data.n; start += batchSize) {

@@ -19,6 +19,7 @@ interface Activity {
   id: number[];
   children: number;
   sleeps: number;
+  suspended: number; // suspends in progress
 }
 
 interface Timer {
@@ -91,14 +92,21 @@ export class SimClock implements Clock {
   }
 
   suspend<T>(p: Promise<T>): Promise<T> {
-    this.down();
+    // Nested suspends of one activity wait once: a stop that joins parts whose own stops suspend
+    // too (Miner.stop joining BlockSync.stop) counted the activity down twice, and the count went
+    // below zero when the last part finished. The activity runs again when its last wait ends.
+    const act = this.current.getStore();
+    if (!act || act.suspended++ === 0) this.down();
+    const resume = () => {
+      if (!act || --act.suspended === 0) this.up();
+    };
     return p.then(
       (v) => {
-        this.up();
+        resume();
         return v;
       },
       (e) => {
-        this.up();
+        resume();
         throw e;
       },
     );
@@ -107,7 +115,7 @@ export class SimClock implements Clock {
   run<T>(task: () => Promise<T>): Promise<T> {
     this.up();
     const parent = this.current.getStore();
-    const act: Activity = { id: parent ? [...parent.id, parent.children++] : [this.roots++], children: 0, sleeps: 0 };
+    const act: Activity = { id: parent ? [...parent.id, parent.children++] : [this.roots++], children: 0, sleeps: 0, suspended: 0 };
     let p: Promise<T>;
     try {
       p = this.current.run(act, task);

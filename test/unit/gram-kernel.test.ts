@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BflMecAggregator } from '../../src/core/aggregation/bflmec.ts';
 import { CHUNK, pairwise } from '../../src/core/aggregation/vectors.ts';
 import { ThreadedGramKernel, WasmGramKernel } from '../../src/kernels/gram.ts';
+import { aggregatorOf } from '../../src/chain/aggregation-engine.ts';
+import { defaultAggregationConfig } from '../../src/config/network.ts';
 
 /**
  * Bit for bit, except that any NaN equals any NaN: IEEE 754 leaves a NaN's sign and payload to
@@ -102,6 +104,32 @@ describe('Gram kernels (WebAssembly SIMD, threads) against the reference', () =>
     // closed: it still answers, on the calling thread
     const v = [Float64Array.from([1, 2, 3]), Float64Array.from([3, 2, 1])];
     expect(sameBits(k.pairwise(v, 'sqdist'), pairwise(v, 'sqdist'))).toBe(true);
+  });
+
+  it('aggregatorOf hands the kernel to both BFL-MEC rules (the default agreement scoring too), with the same bits', () => {
+    // The default `bfl-mec` (issue 11) had been left on the JS reference in the simulator and the daemon's worker.
+    const dim = 1500;
+    const updates = Array.from({ length: 9 }, (_, i) => ({
+      clientId: `c${i}`,
+      digest: Uint8Array.from({ length: 32 }, (_, j) => (i * 17 + j) & 255),
+      delta: Float32Array.from({ length: dim }, (_, k) => Math.cos(k * (1 + (i % 3))) * 0.01),
+      sampleCount: 10 + i,
+      staleness: 0,
+    }));
+    const input = { previous: new Float32Array(dim).fill(0.5), updates, baseReward: 1000n };
+    let calls = 0;
+    const counting = { name: 'counting', pairwise: (v: Float64Array[], kind: 'dot' | 'sqdist') => (calls++, threaded.pairwise(v, kind)) };
+    for (const aggregator of ['bfl-mec', 'bfl-mec-paper'] as const) {
+      const cfg = { ...defaultAggregationConfig, aggregator };
+      const ref = aggregatorOf(cfg);
+      const fast = aggregatorOf(cfg, counting);
+      const before = calls;
+      const a = ref.aggregate(input, ref.initialState()).result;
+      const b = fast.aggregate(input, fast.initialState()).result;
+      expect(calls).toBeGreaterThan(before);
+      expect(Buffer.from(b.model.buffer).equals(Buffer.from(a.model.buffer))).toBe(true);
+      expect(b.entries).toEqual(a.entries);
+    }
   });
 
   it('BFL-MEC given a kernel aggregates to the same bits', () => {

@@ -92,3 +92,33 @@ it('same-instant timers fire in the order of their activities, not of real compl
   expect(fastA).toEqual(['a', 'b', 'a-child', 'b-child']);
   expect(fastB).toEqual(fastA);
 });
+
+it('nested suspends of one activity wait once (a stop joining parts that suspend too)', async () => {
+  // Miner.stop suspends on Promise.all([..., sync.stop()]) and sync.stop suspends on its own
+  // loop: counted twice, the activity count went below zero and the clock threw at shutdown.
+  const c = new SimClock(0);
+  const ac = new AbortController();
+  let loopEnd = -1;
+  let stopped = -1;
+  const loop = c.run(async () => {
+    await c.sleep(1_000_000, ac.signal);
+    await c.sleep(7);
+    loopEnd = c.now();
+  });
+  const partStop = async () => {
+    ac.abort();
+    await c.suspend(loop);
+  };
+  c.spawn(async () => {
+    await c.sleep(20);
+    await c.suspend(Promise.all([loop, partStop()]));
+    stopped = c.now();
+    // running again: time stands still while it works
+    await new Promise((r) => setTimeout(r, 20));
+    expect(c.now()).toBe(27);
+  });
+  await c.advance(2_000_000);
+  expect(loopEnd).toBe(27);
+  expect(stopped).toBe(27);
+  expect(c.activities).toBe(0);
+});

@@ -102,7 +102,8 @@ export function benchCommand(): Command {
       else {
         print(`MLP ${r.model.join('-')}, ${r.threads} onnxruntime thread(s)`);
         for (const t of r.throughput) print(`  B=${String(t.batchSize).padEnd(4)} ${String(t.samplesPerSecond).padStart(8)} samples/s  ${t.msPerStep.toFixed(3)} ms/step`);
-        print(`  one local update (E=5, B=10, N=100): ${r.localUpdate.ms.toFixed(1)} ms`);
+        print(`  one local update (E=5, B=10, N=100): ${r.localUpdate.ms.toFixed(1)} ms (CPU ${r.localUpdate.cpuMs.toFixed(1)} ms), all steps in one onnxruntime call`);
+        print(`  one call per step (the reference): ${r.localUpdateStepwise.ms.toFixed(1)} ms (CPU ${r.localUpdateStepwise.cpuMs.toFixed(1)} ms); CPU ratio ${r.localUpdateStepwise.cpuRatioLoopToStep}`);
       }
     });
   bench

@@ -14,6 +14,7 @@ import { defaultAssociation, runAssociation } from '../../experiments/associatio
 import { type SchedulerName, SCHEDULERS } from '../../association/schedulers.ts';
 import { provisioningCommand } from './provisioning.ts';
 import { fedsacCommand } from './fedsac.ts';
+import { keyrateCommand } from './keyrate.ts';
 
 export function experimentCommand(): Command {
   const exp = new Command('experiment').description("the paper's experiments");
@@ -45,6 +46,7 @@ export function experimentCommand(): Command {
   associationCommand(exp);
   exp.addCommand(provisioningCommand());
   exp.addCommand(fedsacCommand());
+  exp.addCommand(keyrateCommand());
 
   common(exp.command('attack').description('attack detection with rotating attackers (case i), in the simulator or over libp2p: detection rate, false positives, accuracy vs no attack'), { clients: defaultAttackExperiment.clients, aggregations: defaultAttackExperiment.aggregations, lr: defaultAttackExperiment.lr })
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), defaultAttackExperiment.malicious)
