@@ -140,7 +140,9 @@ export class PeerBook {
     await transport.serve(
       protocols(networkId).hello,
       async (req, peer) => {
-        if (!this.within(peer, 'hello', this.addressKey(peer), this.policy.hellosPerSecond, this.policy.hellosPerSecond * 4)) throw limited('hello');
+        // members are exempt: strangers flooding hellos from a member's address (a NAT) must not
+        // stop the member identifying us, or it would hang up on us
+        if (!this.isMember(peer) && !this.within(peer, 'hello', this.addressKey(peer), this.policy.hellosPerSecond, this.policy.hellosPerSecond * 4)) throw limited('hello');
         await this.accept(peer, req);
         return this.record;
       },
@@ -318,11 +320,11 @@ export class PeerBook {
     return this.ledger.pointsOf(this.subject(peer), this.clock.now());
   }
 
-  /** Banned: as the member it proved to be, or, before its hello, by its address. */
+  /** Banned: as the member it proved to be (or the config names it), else by its address. */
   isBanned(peer: string): boolean {
     const now = this.clock.now();
-    const who = this.peers.get(peer);
-    if (who) return this.ledger.isBanned(memberKey(who.memberId), now);
+    const member = this.peers.get(peer)?.memberId ?? this.o.configuredPeers?.get(peer);
+    if (member) return this.ledger.isBanned(memberKey(member), now);
     return this.ledger.isBanned(this.addressKey(peer), now);
   }
 

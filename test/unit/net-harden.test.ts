@@ -22,6 +22,7 @@ describe('a global model from a miner (model-after)', () => {
 import { Buckets, PenaltyLedger } from '../../src/net/budget.ts';
 import { PeerBook, type PeerPolicy } from '../../src/net/peer-book.ts';
 import type { Transport } from '../../src/net/transport.ts';
+import { protocols } from '../../src/net/protocols.ts';
 import { Membership } from '../../src/core/params.ts';
 import { generateIdentity, type Identity } from '../../src/crypto/keyfile.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
@@ -231,6 +232,25 @@ describe('the peer book: who is penalised, and who is let in', () => {
     await miner.transport.hangUp('X4');
     miner.peers.penalise('X4', 'hello:MALFORMED');
     expect(miner.peers.penaltyReport()['ip:10.8.8.8']).toBe(10);
+  });
+
+  it('hellos from one address are rate-limited, but not a member\'s: strangers behind its NAT cannot stop it identifying us', async () => {
+    const hub = new Hub();
+    const clock = testClock();
+    const miner = book(hub, ids.miner, 'M', '10.0.0.1', clock, {}, new Map([['H', 'client-1']]));
+    await miner.peers.start();
+    const codes: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const x = new HubTransport(hub, `X${i}`, '10.0.0.7');
+      hub.connect('M', `X${i}`);
+      codes.push(await x.request('M', protocols('n').hello, new Uint8Array(40).fill(i), { timeoutMs: 1000 }).then(() => 'OK', (e) => e.code));
+    }
+    expect(codes.slice(0, 20).filter((c) => c === ErrorCode.RATE_LIMITED || c === 'OK')).toEqual([]); // garbage: refused as such
+    expect(codes.slice(20)).toEqual(Array(10).fill(ErrorCode.RATE_LIMITED));
+    const honest = book(hub, ids.honest, 'H', '10.0.0.7', clock);
+    await honest.peers.start();
+    hub.connect('M', 'H');
+    expect((await honest.peers.identify('M'))?.memberId).toBe('miner-1');
   });
 
   it('a peer that does not complete the hello in time is disconnected; one that does stays', async () => {
