@@ -93,7 +93,8 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
   const dir = await mkdtemp(join(tmpdir(), 'bfl-ingest-'));
   const closers: (() => unknown)[] = [];
   try {
-    const init = await initLocalNetwork({ dir, miners: 1, clients, networkId: 'bench-ingest', chain: { phi: opts.phi ?? 100_000 } });
+    // the per-client upload limit off: the bench measures what the intake can take, flooding by design
+    const init = await initLocalNetwork({ dir, miners: 1, clients, networkId: 'bench-ingest', chain: { phi: opts.phi ?? 100_000 }, p2p: { clientUpdatesPerMinute: 0 } });
     const cfg = await loadNetworkConfig(init.config);
     const minerNode = init.nodes.find((n) => n.role === 'miner')!;
     const miner = await startNode({ role: 'miner', config: init.config, identity: minerNode.identity, datadir: minerNode.datadir, logger: silentLogger, miningWorkers: 1 });

@@ -2,13 +2,13 @@
 # Re-run the experiments behind docs/experiments.md: `bash scripts/reproduce-experiments.sh [OUT]`
 # (default OUT=out/paper). Everything is seeded: the same commit gives the same numbers.
 # Roughly 2 hours on a 2-core machine, most of it the 100-client thresholds grid; pass a
-# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, keyrate, association, scoring
+# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, keyrate, association, scoring, split
 # (and kem, soak, not run by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/paper}
 shift || true
-parts=${*:-attack robustness strategies rewards thresholds provisioning fedsac keyrate association scoring}
+parts=${*:-attack robustness strategies rewards thresholds provisioning fedsac keyrate association scoring split}
 bfl() { npx --no-install bfl-node "$@"; }
 mkdir -p "$out"
 for part in $parts; do
@@ -58,6 +58,12 @@ for part in $parts; do
       ;;
     # the DT paper's Figs. 6-9 with the committed D3QN policy (1000 rounds per scheduler, a few minutes)
     association) bfl experiment association --out "$out/association" --json > "$out/association.summary.json" ;;
+    # split learning (the DT paper's Algorithm 1, Figs. 10-11) and the gradient-inversion check (issue 19), a few minutes each
+    split)
+      nice -n 10 npx --no-install bfl-node experiment split --out "$out/split" --json > "$out/split.summary.json"
+      nice -n 10 npx --no-install bfl-node experiment inversion --out "$out/inversion" --json > "$out/inversion.json"
+      cp "$out/split/split-fig10-loss.png" "$out/split/split-fig11-accuracy.png" "$out/split/split-clients.png" "$out/split/split-vs-federated.png" "$out/inversion/inversion-gallery.png" docs/figures/
+      ;;
     # not in the default set: ML-KEM micro-benchmarks and the testnet sealed vs clear (README), ~10 min
     kem) nice -n 10 npx --no-install bfl-node bench kem --testnet --repeats 2 --json > "$out/kem.json" ;;
     # not in the default set: issue 13's soak, 2 miners + 6 clients under an outsider flood (README), ~25 min

@@ -31,6 +31,8 @@ export interface MinerStatus {
   orphans: number;
   /** Updates sealed/opened and their CPU ms (null with sealing off). */
   sealing?: SealingStats | null;
+  /** Split learning (learning.mode "split"): clients' batches trained on and body updates made. */
+  split?: { batches: number; samples: number; pending: number; bodyUpdates: number; headShares: number; lastLoss: number | null };
 }
 
 export interface UploadInfo {
@@ -64,6 +66,12 @@ export interface ClientStatus {
   attack: string;
   /** Updates sealed and their CPU ms (null with sealing off). */
   sealing?: SealingStats | null;
+  /** The learning mode: in "split" mode `uploaded` counts local rounds trained with a miner,
+   * and `lastAccuracy` is the client's own head on the global body. */
+  mode?: 'federated' | 'split';
+  /** With an association policy that weighs load (issue 17): the selector and the load each
+   * miner last announced (null: not answered). */
+  association?: { selector: string; loads: Record<string, { pendingUpdates: number; clients: number } | null> } | null;
 }
 
 export type NodeStatus = MinerStatus | ClientStatus;

@@ -27,6 +27,15 @@ export interface UpdateSource {
   get(clientId: string, digest: Uint8Array): Promise<{ payload: Uint8Array; sampleCount: number; baseModelHash: Uint8Array } | undefined>;
 }
 
+/**
+ * Aggregator states from the other miners (a miner that synced a chain whose oldest raw
+ * updates are pruned everywhere: issue 13, item 2). The answer is checked here against the
+ * aggregation's `stateHash`, which the chain's work vouches for.
+ */
+export interface StateSource {
+  get(blockHash: Uint8Array, stateHash: Uint8Array): Promise<Uint8Array | undefined>;
+}
+
 /** What the aggregation reads from the chain store (and the one thing it writes: rebuilt states). */
 export interface AggregationChain {
   readonly genesisHash: Uint8Array;
@@ -46,6 +55,8 @@ export interface ChainAggregationCheck {
 export interface ChainAggregationOptions {
   engine: AggregationEngine;
   updates: UpdateSource;
+  /** Where a state that is neither stored nor recomputable comes from (the other miners). */
+  states?: StateSource;
   /** Own results kept for validation (a miner mines one block at a time; a few cover retries). */
   keepResults?: number;
 }
@@ -61,6 +72,7 @@ const inputKey = (parent: ChainState, records: PendingRecord[]) => `${toHex(pare
 export class ChainAggregation implements ChainAggregationCheck {
   private readonly engine: AggregationEngine;
   private readonly source: UpdateSource;
+  private readonly states?: StateSource;
   private readonly keep: number;
   private readonly rounds = new Map<string, number>();
   private readonly results = new Map<string, Computed>();
@@ -70,6 +82,7 @@ export class ChainAggregation implements ChainAggregationCheck {
   constructor(o: ChainAggregationOptions) {
     this.engine = o.engine;
     this.source = o.updates;
+    this.states = o.states;
     this.keep = o.keepResults ?? 4;
   }
 
@@ -102,11 +115,19 @@ export class ChainAggregation implements ChainAggregationCheck {
     const stored = await chain.aggregatorState(anchor);
     if (stored) return stored;
     if (equalBytes(anchor, chain.genesisHash)) return this.engine.initialState();
-    // Not stored (a store from before states were kept, or written by a node without the
-    // check): recompute the anchor's aggregation from its parent, which recurses to the
-    // nearest stored state. Needs the raw updates (UNAVAILABLE once they are pruned everywhere).
     const block = (await chain.getBlock(anchor))!;
     const tx = aggregationTxOf(block)!;
+    // Not stored: an aggregation accepted on work (its updates were pruned everywhere), a store
+    // from before states were kept, or one written without the check. First the other miners'
+    // copy, which must hash to the block's stateHash (one request, and the only way for an
+    // aggregation accepted on work); else recompute the anchor's aggregation from its parent,
+    // which recurses to the nearest stored state and needs the raw updates (UNAVAILABLE once
+    // they are pruned everywhere).
+    const fetched = await this.states?.get(anchor, tx.stateHash).catch(() => undefined);
+    if (fetched && equalBytes(sha256(fetched), tx.stateHash)) {
+      await chain.putAggregatorState(anchor, fetched);
+      return fetched;
+    }
     const parent = await chain.getState(block.header.prevHash);
     if (!parent) throw new BflError(ErrorCode.STORE_CORRUPT, `no state for the parent of ${toHex(anchor)}`);
     const c = await this.run(chain, parent, tx.entries.map((e) => ({ clientId: e.clientId, updateDigest: e.updateDigest })));
@@ -151,7 +172,7 @@ export class ChainAggregation implements ChainAggregationCheck {
     const out = await this.engine.aggregate(job);
     this.computed++;
     const model = new Uint8Array(out.model.buffer, out.model.byteOffset, out.model.byteLength);
-    const tx: AggregationTx = { type: 'aggregation', round: parent.rounds, baseModelHash: parent.modelHash, modelHash: sha256(model), model, entries: out.entries, rewards: out.rewards };
+    const tx: AggregationTx = { type: 'aggregation', round: parent.rounds, baseModelHash: parent.modelHash, modelHash: sha256(model), model, entries: out.entries, rewards: out.rewards, stateHash: sha256(out.state) };
     const c = { tx, txBytes: encodeTx(tx), state: out.state };
     this.results.set(key, c);
     while (this.results.size > this.keep) this.results.delete(this.results.keys().next().value!);
@@ -166,7 +187,13 @@ export class ChainAggregation implements ChainAggregationCheck {
   async verify(tx: AggregationTx, input: { parent: ChainState; records: PendingRecord[] }, chain: AggregationChain): Promise<Uint8Array | void> {
     const mine = await this.run(chain, input.parent, input.records);
     if (equalBytes(mine.txBytes, encodeTx(tx))) return this.engine.stateless ? undefined : mine.state;
-    const what = !equalBytes(mine.tx.modelHash, tx.modelHash) ? 'global model' : JSON.stringify(mine.tx.entries.map((e) => [e.high, e.weight])) !== JSON.stringify(tx.entries.map((e) => [e.high, e.weight])) ? 'labels or weights' : 'rewards';
+    const what = !equalBytes(mine.tx.modelHash, tx.modelHash)
+      ? 'global model'
+      : JSON.stringify(mine.tx.entries.map((e) => [e.high, e.weight])) !== JSON.stringify(tx.entries.map((e) => [e.high, e.weight]))
+        ? 'labels or weights'
+        : equalBytes(encodeTx({ ...tx, stateHash: mine.tx.stateHash }), mine.txBytes) // all but the state hash agree
+          ? 'aggregator state hash'
+          : 'rewards';
     throw new BflError(ErrorCode.BAD_AGGREGATION, `the block's ${what} differ from the aggregation recomputed from the updates`);
   }
 

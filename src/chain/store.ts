@@ -4,25 +4,29 @@
  * blocks hold a record, which hold a global model). Fork choice is most cumulative work, ties
  * to the lower block hash (core/chain.ts). Every change that spans keys (a block with its indexes, a reorg with its
  * height index, tip and ledger) is one atomic batch, so a kill -9 leaves either the state before
- * or the state after.
+ * or the state after. Blocks whose aggregation was accepted on the work built on them (a miner
+ * syncing past the pruning depth) are marked as such (`acceptedOnWork`). Opening refuses a
+ * damaged store (chain/leveldb.ts) rather than start a new chain in it.
  */
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Level } from 'level';
+import type { Level } from 'level';
 import { equalBytes, fromHex, toHex } from '../core/bytes.ts';
 import { isBetterTip } from '../core/chain.ts';
 import { blockHash, decodeBlock, encodeBlock } from '../core/encoding.ts';
-import { BflError, ErrorCode } from '../core/errors.ts';
+import { BflError, ErrorCode, isBflError } from '../core/errors.ts';
 import { type ChainParams, type ChainParamsJson, Membership, createGenesisBlock, paramsDigest, paramsFromJson, paramsToJson } from '../core/params.ts';
-import type { Block } from '../core/types.ts';
+import { meetsTarget } from '../core/pow.ts';
+import type { Block, BlockHeader } from '../core/types.ts';
 import { type ChainState, type ChainView, type SignatureCheck, blockCredits, genesisState, validateBlock } from '../core/validation.ts';
 import type { Logger } from '../util/logger.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
 import { type Metrics, durationBuckets, timed } from '../util/metrics.ts';
 import type { AggregationChain, ChainAggregationCheck } from './aggregation.ts';
 import { AggregatorStates } from './aggregator-states.ts';
+import { damagedError, levelFilesWithoutCurrent, openLevel } from './leveldb.ts';
 import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
 import { type StateJson, stateFromJson, stateToJson } from './state-json.ts';
 
@@ -42,6 +46,24 @@ export interface ChainStoreOptions {
   /** Inspection tools (chain verify/show): never create the directory, a database or a genesis;
    * the caller does not write. LevelDB still takes its LOCK (it has no shared mode). */
   readOnly?: boolean;
+  /**
+   * Blocks of work that must be built on a block before its aggregation may be accepted
+   * without recomputing it, when its raw updates are nowhere to be had (issue 13, item 2;
+   * docs/decisions.md, "History validation"). Default: the miners' pruning depth, so every
+   * aggregation whose updates a miner may have dropped qualifies, and none whose updates
+   * every miner still keeps.
+   */
+  assumeValidDepth?: number;
+}
+
+/** Default of `assumeValidDepth`: the payload pruning depth of miners (MinerOptions.pruneDepth). */
+export const ASSUME_VALID_DEPTH = 32;
+
+export interface AddBlockOptions {
+  /** Headers of blocks built on this one, lowest first (a syncing miner has them from its
+   * peer): with `assumeValidDepth` of them, linked and each meeting the network's proof of
+   * work, an aggregation whose raw updates are unavailable is accepted on that work. */
+  descendants?: BlockHeader[];
 }
 
 export interface Reorg {
@@ -94,6 +116,8 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
   private readonly recordIdx;
   private readonly modelIdx;
   private readonly balancesDb;
+  /** Blocks whose aggregation was accepted on the work built on them (not recomputed). */
+  private readonly assumedDb;
   private readonly aggStates: AggregatorStates;
   private readonly opts: ChainStoreOptions;
   private readonly orphans: OrphanPool;
@@ -116,6 +140,7 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
     this.recordIdx = db.sublevel<string, string[]>('r', { valueEncoding: 'json' });
     this.modelIdx = db.sublevel<string, string[]>('m', { valueEncoding: 'json' });
     this.balancesDb = db.sublevel<string, string>('bal', { valueEncoding: 'utf8' });
+    this.assumedDb = db.sublevel<string, string>('v', { valueEncoding: 'utf8' });
     this.aggStates = new AggregatorStates(db.sublevel<string, Uint8Array>('a', { valueEncoding: 'view' }));
     this.orphans = new OrphanPool(opts.orphans);
     this.log = opts.logger;
@@ -125,31 +150,34 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
   static async open(opts: ChainStoreOptions): Promise<ChainStore> {
     // LevelDB creates a missing directory even with createIfMissing: false, so a read-only
     // open first checks that a database is there.
-    if (opts.readOnly && !existsSync(join(opts.datadir, 'CURRENT'))) throw new BflError(ErrorCode.NOT_FOUND, `${opts.datadir} holds no chain store`);
+    if (opts.readOnly && !existsSync(join(opts.datadir, 'CURRENT')) && !levelFilesWithoutCurrent(opts.datadir)) throw new BflError(ErrorCode.NOT_FOUND, `${opts.datadir} holds no chain store`);
     if (!opts.readOnly) await mkdir(opts.datadir, { recursive: true });
-    const db = new Level<string, string>(opts.datadir, { keyEncoding: 'utf8', valueEncoding: 'utf8', createIfMissing: !opts.readOnly });
-    try {
-      await db.open();
-    } catch (e) {
-      const cause = (e as { cause?: Error & { code?: string } }).cause;
-      const code = cause?.code === 'LEVEL_LOCKED' ? ErrorCode.STORE_LOCKED : ErrorCode.STORE_CORRUPT;
-      throw new BflError(code, `cannot open the chain store in ${opts.datadir}: ${(e as Error).message}${cause ? ` (${cause.message})` : ''}`);
-    }
+    const { db, existed } = await openLevel<string>('chain', opts.datadir, { valueEncoding: 'utf8', createIfMissing: !opts.readOnly });
     try {
       const storedJson = await db.get('params');
       let params: ChainParams;
       if (storedJson === undefined) {
+        // A database that holds keys but no parameters lost them: never a silent genesis. (An
+        // empty one is a first start killed before its genesis batch: nothing to lose.)
+        if (existed && (await db.keys({ limit: 1 }).all()).length > 0) throw damagedError('chain', opts.datadir, 'chain data without network parameters');
         if (!opts.params || opts.readOnly) throw new BflError(ErrorCode.BAD_CONFIG, `${opts.datadir} holds no chain and no network parameters were given`);
         params = opts.params;
         const store = new ChainStore(db, params, opts);
         await store.writeGenesis();
         return store;
       }
-      params = paramsFromJson(JSON.parse(storedJson) as ChainParamsJson);
+      try {
+        params = paramsFromJson(JSON.parse(storedJson) as ChainParamsJson);
+      } catch (e) {
+        throw damagedError('chain', opts.datadir, `its network parameters do not parse: ${(e as Error).message}`);
+      }
+      const store = new ChainStore(db, params, opts);
+      // The genesis block commits to the parameters: stored parameters that disagree with the
+      // stored genesis are damage, not another network.
+      if ((await store.hashAt(0)) !== toHex(store.genesisHash)) throw damagedError('chain', opts.datadir, 'its network parameters do not match its genesis block');
       if (opts.params && !equalBytes(paramsDigest(opts.params), paramsDigest(params))) {
         throw new BflError(ErrorCode.NETWORK_MISMATCH, `${opts.datadir} belongs to network "${params.networkId}" with other parameters than the config; use another datadir`);
       }
-      const store = new ChainStore(db, params, opts);
       await store.loadTip();
       return store;
     } catch (e) {
@@ -175,11 +203,12 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
   }
 
   private async loadTip(): Promise<void> {
+    const damaged = (what: string) => damagedError('chain', this.opts.datadir, what);
     const tip = await this.db.get('tip');
-    if (!tip) throw new BflError(ErrorCode.STORE_CORRUPT, `chain store in ${this.opts.datadir} has no tip`);
+    if (!tip) throw damaged('no tip');
     const state = await this.getState(fromHex(tip));
-    if (!state) throw new BflError(ErrorCode.STORE_CORRUPT, `tip ${tip} has no stored state`);
-    if (!(await this.blocks.get(tip))) throw new BflError(ErrorCode.STORE_CORRUPT, `tip block ${tip} is missing`);
+    if (!state) throw damaged(`tip ${tip} has no stored state`);
+    if (!(await this.blocks.get(tip))) throw damaged(`tip block ${tip} is missing`);
     this.tipState = state;
   }
 
@@ -283,6 +312,28 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
     await this.aggStates.put(hash, state);
   }
 
+  /** Was this block's aggregation accepted on the work built on it, without recomputing it? */
+  async acceptedOnWork(hash: Bytes | string): Promise<boolean> {
+    return (await this.assumedDb.get(typeof hash === 'string' ? hash : toHex(hash))) !== undefined;
+  }
+
+  get assumeValidDepth(): number {
+    return this.opts.assumeValidDepth ?? ASSUME_VALID_DEPTH;
+  }
+
+  /** `descendants` are `assumeValidDepth` blocks of valid proof of work by admitted miners on `block`. */
+  private buried(block: Block, hash: Bytes, descendants: BlockHeader[] | undefined): boolean {
+    if (!descendants || descendants.length < this.assumeValidDepth) return false;
+    let prev = hash;
+    for (let i = 0; i < descendants.length; i++) {
+      const d = descendants[i];
+      const h = blockHash(d);
+      if (!equalBytes(d.prevHash, prev) || d.height !== block.header.height + i + 1 || d.difficulty !== this.params.difficulty || !meetsTarget(h, d.difficulty) || !this.membership.ofRole(d.minerId, 'miner')) return false;
+      prev = h;
+    }
+    return true;
+  }
+
   // ---- writes ----
 
   /**
@@ -290,14 +341,14 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
    * with the rule's code when the block is invalid. A block with an unknown parent is kept in
    * the orphan pool and returns status 'orphan'; it is connected when its parent arrives.
    */
-  async addBlock(input: Block | Bytes): Promise<AddResult> {
+  async addBlock(input: Block | Bytes, opts: AddBlockOptions = {}): Promise<AddResult> {
     // one block at a time: validation reads the tip it then changes
     const previous = this.lock;
     let release!: () => void;
     this.lock = new Promise<void>((r) => (release = r));
     await (this.opts.clock ?? systemClock).suspend(previous);
     try {
-      return await this.addBlockLocked(input);
+      return await this.addBlockLocked(input, opts);
     } finally {
       release();
     }
@@ -307,9 +358,9 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
     return this.opts.now ? this.opts.now() : Date.now();
   }
 
-  private async addBlockLocked(input: Block | Bytes): Promise<AddResult> {
+  private async addBlockLocked(input: Block | Bytes, opts: AddBlockOptions = {}): Promise<AddResult> {
     try {
-      const r = await this.addBlockChecked(input);
+      const r = await this.addBlockChecked(input, opts);
       this.m?.blocks.inc({ result: r.status });
       return r;
     } catch (e) {
@@ -319,7 +370,7 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
     }
   }
 
-  private async addBlockChecked(input: Block | Bytes): Promise<AddResult> {
+  private async addBlockChecked(input: Block | Bytes, opts: AddBlockOptions): Promise<AddResult> {
     const bytes = input instanceof Uint8Array ? input : encodeBlock(input);
     const block = decodeBlock(bytes, this.params.maxBlockBytes); // OVERSIZED / MALFORMED
     const hash = blockHash(block.header);
@@ -329,7 +380,7 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
       this.orphans.add(h, block, bytes.length, this.now());
       return { status: 'orphan', hash: h, tipChanged: false, adopted: [] };
     }
-    const result = await this.connect(block, bytes, hash);
+    const result = await this.connect(block, bytes, hash, this.buried(block, hash, opts.descendants));
     for (const child of this.orphans.takeChildren(h, this.now())) {
       try {
         result.adopted.push(await this.addBlockLocked(child));
@@ -340,14 +391,27 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
     return result;
   }
 
-  private async connect(block: Block, bytes: Bytes, hash: Bytes): Promise<AddResult> {
+  private async connect(block: Block, bytes: Bytes, hash: Bytes, buried: boolean): Promise<AddResult> {
     const check = this.opts.aggregation;
+    let assumed = false;
+    // Recomputed whenever the raw updates (and the state before) can be had; a buried block whose
+    // updates cannot is accepted on the work built on it (everything else is still checked:
+    // proof of work, signatures, structure, the ϕ rule, the aggregation's shape).
+    const verify = check && (async (tx: Parameters<ChainAggregationCheck['verify']>[0], input: Parameters<ChainAggregationCheck['verify']>[1]) => {
+      try {
+        return await check.verify(tx, input, this);
+      } catch (e) {
+        if (!buried || !isBflError(e, ErrorCode.UNAVAILABLE)) throw e;
+        assumed = true;
+        return undefined;
+      }
+    });
     const { state, credits, aggregatorState } = await timed(this.m?.validation, () => validateBlock(block, {
       params: this.params,
       membership: this.membership,
       view: this,
       signatures: this.opts.signatures,
-      aggregation: check && { verify: (tx, input) => check.verify(tx, input, this) },
+      aggregation: verify && { verify },
       now: this.now(),
     }));
     const h = toHex(hash);
@@ -355,6 +419,10 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
       { type: 'put', sublevel: this.blocks, key: h, value: bytes },
       { type: 'put', sublevel: this.states, key: h, value: stateToJson(state) },
     ];
+    if (assumed) {
+      ops.push({ type: 'put', sublevel: this.assumedDb, key: h, value: '' });
+      this.log?.debug({ height: block.header.height, hash: h }, 'aggregation accepted on work (its updates are pruned)');
+    }
     if (aggregatorState) ops.push(this.aggStates.putOp(h, aggregatorState));
     for (const tx of block.txs) {
       if (tx.type === 'record') {

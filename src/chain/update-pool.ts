@@ -4,10 +4,14 @@
  * (client, digest): gossipsub's two-minute seen cache is not enough) and the payloads until they
  * are aggregated and buried. Metadata lives in memory; payloads are read on demand.
  */
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { Level } from 'level';
+import { join } from 'node:path';
+import type { Level } from 'level';
 import { toHex } from '../core/bytes.ts';
+import { BflError, ErrorCode } from '../core/errors.ts';
 import { type SignedUpdate, type UpdateAnnouncement, decodeAnnouncement, encodeAnnouncement } from '../core/update.ts';
+import { damagedError, levelFilesWithoutCurrent, openLevel } from './leveldb.ts';
 
 export interface PoolEntry extends UpdateAnnouncement {
   key: string;
@@ -29,19 +33,43 @@ export class UpdatePool {
     this.payloads = db.sublevel<string, Uint8Array>('p', { valueEncoding: 'view' });
   }
 
-  static async open(dir: string): Promise<UpdatePool> {
-    await mkdir(dir, { recursive: true });
-    const db = new Level<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
-    await db.open();
+  /**
+   * Open (creating it unless `readOnly`) and load the announcements. A lock held by a running
+   * node is STORE_LOCKED; a damaged database or entry is POOL_CORRUPT (with `chain repair` as
+   * the way out), never a raw LevelDB error.
+   */
+  static async open(dir: string, opts: { readOnly?: boolean } = {}): Promise<UpdatePool> {
+    if (opts.readOnly && !existsSync(join(dir, 'CURRENT')) && !levelFilesWithoutCurrent(dir)) throw new BflError(ErrorCode.NOT_FOUND, `${dir} holds no update pool`);
+    if (!opts.readOnly) await mkdir(dir, { recursive: true });
+    const { db } = await openLevel<Uint8Array>('pool', dir, { valueEncoding: 'view', createIfMissing: !opts.readOnly });
     const pool = new UpdatePool(db);
-    const withPayload = new Set<string>();
-    for await (const k of pool.payloads.keys()) withPayload.add(k);
-    for await (const [k, v] of pool.meta.iterator()) {
-      const a = decodeAnnouncement(v.subarray(8));
-      const receivedAt = Number(new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0));
-      pool.entries.set(k, { ...a, key: k, receivedAt, hasPayload: withPayload.has(k) });
+    try {
+      const withPayload = new Set<string>();
+      for await (const k of pool.payloads.keys()) withPayload.add(k);
+      for await (const [k, v] of pool.meta.iterator()) {
+        if (v.length < 8) throw new Error(`entry ${k} is ${v.length} bytes`);
+        let a: UpdateAnnouncement;
+        try {
+          a = decodeAnnouncement(v.subarray(8));
+        } catch (e) {
+          throw new Error(`entry ${k}: ${(e as Error).message}`);
+        }
+        if (k !== poolKey(a.clientId, a.updateDigest)) throw new Error(`entry ${k} holds the update ${poolKey(a.clientId, a.updateDigest)}`);
+        const receivedAt = Number(new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0));
+        pool.entries.set(k, { ...a, key: k, receivedAt, hasPayload: withPayload.has(k) });
+      }
+    } catch (e) {
+      await db.close();
+      throw damagedError('pool', dir, (e as Error).message);
     }
     return pool;
+  }
+
+  /** The keys with a stored payload that no announcement describes (`chain verify`). */
+  async payloadsWithoutEntry(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const k of this.payloads.keys()) if (!this.entries.has(k)) out.push(k);
+    return out;
   }
 
   get size(): number {

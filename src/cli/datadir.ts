@@ -7,6 +7,7 @@
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { access, constants, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { levelFilesWithoutCurrent } from '../chain/leveldb.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 
 export const PID_FILE = 'node.pid';
@@ -85,8 +86,9 @@ export function lockedError(datadir: string, hint = 'stop it first, or give this
 export function chainDirOf(datadir: string): string {
   if (!existsSync(datadir)) throw new BflError(ErrorCode.BAD_PATH, `${datadir} does not exist; pass --datadir the node's data directory`);
   if (!statSync(datadir).isDirectory()) throw new BflError(ErrorCode.BAD_PATH, `${datadir} is a file; pass --datadir the node's data directory`);
-  if (existsSync(join(datadir, 'chain', 'CURRENT'))) return join(datadir, 'chain');
-  if (existsSync(join(datadir, 'CURRENT'))) return datadir;
+  // a store without its CURRENT file still counts: opening it says it is damaged and how to repair it
+  if (existsSync(join(datadir, 'chain', 'CURRENT')) || levelFilesWithoutCurrent(join(datadir, 'chain'))) return join(datadir, 'chain');
+  if (existsSync(join(datadir, 'CURRENT')) || levelFilesWithoutCurrent(datadir)) return datadir;
   throw new BflError(ErrorCode.NOT_FOUND, `${datadir} holds no chain (no ${join(datadir, 'chain')} store); pass --datadir the data directory of a miner`);
 }
 

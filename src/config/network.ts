@@ -85,7 +85,52 @@ export interface LearningConfig {
   initialSamples: number;
   heldOut: number; // samples of each client's partition kept out of training, to evaluate on
   threads: number;
+  /** federated: clients upload whole-model updates; split: clients keep the head and send
+   * cut-layer activations to their miner, miners record body updates (docs/decisions.md, "Split learning"). */
+  mode: LearningMode;
+  split: SplitConfig;
 }
+
+export type LearningMode = 'federated' | 'split';
+
+/** Split learning (the cloud-edge-client paper's Algorithm 1; read only when mode is "split"). */
+export interface SplitConfig {
+  /** Dense layers on the client (the head); the rest is the body, trained by the miners. */
+  cut: number;
+  /** A miner signs a body update (its body minus the global body) after training on this many
+   * samples, then starts again from the newest global body. */
+  samplesPerUpdate: number;
+  /** Most samples in one batch a miner accepts (bounds the request size and one step's time). */
+  maxBatch: number;
+  /** A batch's createdAt may be this much older than the miner's clock (replay window); within
+   * it, each client's batches must be strictly newer than its last one. */
+  replayWindowMs: number;
+  /** Head aggregation with differential privacy (the paper's eq. 4), for the clients who opt in;
+   * null: every head stays private. */
+  headSharing: HeadSharingConfig | null;
+}
+
+export interface HeadSharingConfig {
+  /** The clients who share their heads ("all", or member ids). */
+  clients: 'all' | string[];
+  /** Each shared head update is clipped to this L2 norm (bounds one client's influence: the DP sensitivity). */
+  clip: number;
+  /** Gaussian noise σ per coordinate, as a multiple of `clip` (the Gaussian mechanism's noise multiplier); 0 = none. */
+  noise: number;
+}
+
+export const defaultSplitConfig: SplitConfig = {
+  // The default MLP 784-200-10 has one cut: the hidden layer on the client, the output layer on the miner.
+  cut: 1,
+  // N·E of the defaults: one federated client round's worth of training per body update.
+  samplesPerUpdate: 500,
+  // 256 × 200 floats = 200 KB of activations: far above B = 10, small next to maxUpdateBytes.
+  maxBatch: 256,
+  // A batch is answered within requestTimeoutMs (10 s); a minute leaves room for clock drift
+  // and bounds what a restarted miner (which forgets the last batch per client) can be replayed.
+  replayWindowMs: 60_000,
+  headSharing: null,
+};
 
 export const defaultLearningConfig: LearningConfig = {
   dataset: 'mnist',
@@ -104,6 +149,8 @@ export const defaultLearningConfig: LearningConfig = {
   initialSamples: 0,
   heldOut: 100,
   threads: 1,
+  mode: 'federated',
+  split: defaultSplitConfig,
 };
 
 export interface P2PConfig {
@@ -123,6 +170,10 @@ export interface P2PConfig {
   /** Per-member budgets of our protocols (issue 13, item 7; net/peer-book.ts); miners get 10 times. */
   requestsPerSecond: number;
   downloadBytesPerSecond: number;
+  /** Uploads a miner accepts from one client per minute, sustained (token bucket; 0 = no limit). */
+  clientUpdatesPerMinute: number;
+  /** Uploads of one client a miner accepts back to back before the per-minute rate applies. */
+  clientUpdateBurst: number;
 }
 
 export const defaultP2PConfig: P2PConfig = {
@@ -141,6 +192,33 @@ export const defaultP2PConfig: P2PConfig = {
   helloTimeoutMs: defaultPeerPolicy.helloTimeoutMs,
   requestsPerSecond: defaultPeerPolicy.requestsPerSecond,
   downloadBytesPerSecond: defaultPeerPolicy.downloadBytesPerSecond,
+  // A client uploads once per N new samples: every 5 s at the default data rate (20 samples/s,
+  // N = 100), every 2 s in the testnet. 60 a minute leaves 5 × room; anything faster is a flood
+  // (issue 13: 4 a second). With one vote per client per aggregation (core/votes.ts) a flood buys
+  // no reward; the limit keeps it from costing the miner signature checks and 636 KB of disk each.
+  clientUpdatesPerMinute: 60,
+  // Retries after a lost answer and a client catching up after a pause come back to back.
+  clientUpdateBurst: 10,
+};
+
+/** The association schedulers' names (src/association/schedulers.ts `SCHEDULERS`; config may
+ * not import that layer: test/unit/association-selector.test.ts checks the two agree). */
+export const ASSOCIATION_POLICIES = ['nearest', 'greedy', 'decomposition', 'swap', 'd3qn'] as const;
+export type AssociationPolicy = (typeof ASSOCIATION_POLICIES)[number];
+
+/** How a client chooses its miner (issue 17; src/node/association-selector.ts). */
+export interface AssociationConfig {
+  policy: AssociationPolicy;
+  /** D3QN policy stem (<stem>.onnx + <stem>.json), relative to the config file; null: the
+   * committed policy (4 miners × 10 channels). */
+  policyFile: string | null;
+}
+
+export const defaultAssociationConfig: AssociationConfig = {
+  // the BFL-MEC paper's rule ("the nearest edge node"), by measured round-trip time: needs no
+  // load announcements and no policy file
+  policy: 'nearest',
+  policyFile: null,
 };
 
 /** Where a node listens; init writes one per member. */
@@ -160,6 +238,7 @@ export interface NetworkConfig {
   aggregation: AggregationConfig;
   learning: LearningConfig;
   p2p: P2PConfig;
+  association: AssociationConfig;
   members: Member[];
   addresses: Map<string, NodeAddress>;
   raw: Json;
@@ -206,7 +285,7 @@ async function readKeyFiles(json: Json, base: string): Promise<Map<string, Uint8
 let schema: ReturnType<typeof networkSchema> | undefined;
 /** The zod schema of the config, with the defaults above. */
 export function configSchema(): ReturnType<typeof networkSchema> {
-  return (schema ??= networkSchema({ chain: defaultChainConfig, aggregation: { ...defaultAggregationConfig }, learning: { ...defaultLearningConfig }, p2p: { ...defaultP2PConfig } }));
+  return (schema ??= networkSchema({ chain: defaultChainConfig, aggregation: { ...defaultAggregationConfig }, learning: { ...defaultLearningConfig }, p2p: { ...defaultP2PConfig }, association: { ...defaultAssociationConfig }, associationPolicies: ASSOCIATION_POLICIES }));
 }
 
 /** The JSON Schema of the config file (`bfl-node config schema`). */
@@ -249,6 +328,13 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
     if (r.data.chain.maxBlockBytes < modelBytes + BLOCK_HEADROOM_BYTES) fail('chain.maxBlockBytes', `at least the model's ${modelBytes} bytes + ${BLOCK_HEADROOM_BYTES}`, r.data.chain.maxBlockBytes);
     // members need slots that strangers cannot take (issue 13, item 1)
     if (r.data.p2p.maxUnidentifiedConnections >= r.data.p2p.maxConnections) fail('p2p.maxUnidentifiedConnections', `fewer than p2p.maxConnections (${r.data.p2p.maxConnections}), so that members keep reserved slots`, r.data.p2p.maxUnidentifiedConnections);
+    const hidden = r.data.learning.layers.length - 2;
+    if (r.data.learning.mode === 'split' && r.data.learning.split.cut > hidden) fail('learning.split.cut', `at most ${hidden}, the hidden layers of learning.layers ${JSON.stringify(r.data.learning.layers)} (head and body need a dense layer each)`, r.data.learning.split.cut);
+    const sharing = r.data.learning.split.headSharing;
+    if (sharing && sharing.clients !== 'all') {
+      const clients = new Set(r.data.members.filter((m) => m.role === 'client').map((m) => m.id));
+      sharing.clients.forEach((id, i) => clients.has(id) || fail(`learning.split.headSharing.clients[${i}]`, 'the id of a client in members', id));
+    }
     if (r.data.genesisTime > now + MAX_GENESIS_AHEAD_MS) fail('genesisTime', `a time in ms at most a year ahead (now is ${now})`, r.data.genesisTime);
   }
   if (issues.length > 0 || !r.success) {
@@ -270,18 +356,37 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
     aggregation: c.aggregation,
     learning: { ...learning, partition: partition as Partition },
     p2p: c.p2p,
+    // the schema checked the policy against ASSOCIATION_POLICIES
+    association: { policy: c.association.policy as AssociationPolicy, policyFile: c.association.policyFile === null ? null : resolve(dirname(resolve(file)), c.association.policyFile) },
     members,
     addresses,
     raw: json,
   };
 }
 
-/** Canonical JSON (sorted keys) of the aggregation rules: the genesis commits to these bytes. */
-export function rulesOf(a: AggregationConfig): string {
-  const sorted = Object.fromEntries(Object.entries(a).sort(([x], [y]) => (x < y ? -1 : 1)));
+/**
+ * Canonical JSON (sorted keys) of the aggregation rules: the genesis commits to these bytes. In
+ * split mode the learning mode and cut join them (whose updates are recorded is a block rule:
+ * core/params.ts contributorRole); federated networks keep the bytes, and the genesis, they had.
+ */
+export function rulesOf(a: AggregationConfig, learning?: Pick<LearningConfig, 'mode' | 'split'>): string {
+  const split = learning?.mode === 'split' ? { learningMode: 'split', splitCut: learning.split.cut } : {};
+  const sorted = Object.fromEntries(Object.entries({ ...a, ...split }).sort(([x], [y]) => (x < y ? -1 : 1)));
   return JSON.stringify(sorted);
 }
 
 export function chainParamsOf(cfg: NetworkConfig, initialModel: Uint8Array): ChainParams {
-  return { networkId: cfg.networkId, genesisTime: cfg.genesisTime, ...cfg.chain, members: cfg.members, initialModel, rules: rulesOf(cfg.aggregation) };
+  return { networkId: cfg.networkId, genesisTime: cfg.genesisTime, ...cfg.chain, members: cfg.members, initialModel, rules: rulesOf(cfg.aggregation, cfg.learning) };
+}
+
+/** Does this client share its head (split learning, eq. 4)? */
+export function sharesHead(cfg: Pick<NetworkConfig, 'learning'>, clientId: string): boolean {
+  const s = cfg.learning.split.headSharing;
+  return cfg.learning.mode === 'split' && s !== null && (s.clients === 'all' || s.clients.includes(clientId));
+}
+
+/** Whose updates this network records: clients' (federated) or miners' body updates (split). */
+export function contributorRoleOf(cfg: Pick<NetworkConfig, 'learning'>): 'client' | 'miner' {
+  // `?.`: configs assembled in code (tests' narrow stubs) may carry no learning section: federated
+  return cfg.learning?.mode === 'split' ? 'miner' : 'client';
 }

@@ -80,6 +80,8 @@ export interface SectionDefaults {
   aggregation: Defaults;
   learning: Defaults;
   p2p: Defaults;
+  association: Defaults;
+  associationPolicies: readonly [string, ...string[]];
 }
 
 /** The schema, with the defaults of network.ts (passed in: network.ts imports this module). */
@@ -129,6 +131,20 @@ export function networkSchema(d: SectionDefaults) {
     initialSamples: int({ min: 0 }).default(l.initialSamples),
     heldOut: int({ min: 0 }).default(l.heldOut),
     threads: int({ min: 1, max: 256 }).default(l.threads),
+    mode: oneOf(['federated', 'split'] as const).default(l.mode),
+    split: section({
+      cut: int({ min: 1 }).default(l.split.cut),
+      samplesPerUpdate: int({ min: 1 }).default(l.split.samplesPerUpdate),
+      maxBatch: int({ min: 1, max: 65_536 }).default(l.split.maxBatch),
+      replayWindowMs: int({ min: 1000, max: 24 * 3600_000 }).default(l.split.replayWindowMs),
+      headSharing: section({
+        clients: z.union([z.literal('all'), z.array(str(ID_PATTERN), expected('a list of client ids'))], expected('"all" or a list of client ids')),
+        clip: num({ min: 1e-6, max: 1e6 }),
+        noise: num({ min: 0, max: 1000 }),
+      })
+        .nullable()
+        .default(l.split.headSharing),
+    }).prefault({}),
   });
   const p2p = section({
     maxUpdateBytes: int({ min: 1024, max: 256 * 1024 * 1024 }).default(p.maxUpdateBytes),
@@ -142,6 +158,12 @@ export function networkSchema(d: SectionDefaults) {
     helloTimeoutMs: int({ min: 100, max: 600_000 }).default(p.helloTimeoutMs),
     requestsPerSecond: num({ min: 0.01, max: 1_000_000 }).default(p.requestsPerSecond),
     downloadBytesPerSecond: int({ min: 1024 }).default(p.downloadBytesPerSecond),
+    clientUpdatesPerMinute: num({ min: 0, max: 1_000_000 }).default(p.clientUpdatesPerMinute),
+    clientUpdateBurst: int({ min: 1, max: 1_000_000 }).default(p.clientUpdateBurst),
+  });
+  const association = section({
+    policy: oneOf(d.associationPolicies).default(d.association.policy),
+    policyFile: str().nullable().default(d.association.policyFile),
   });
   const kemHex = KEM_SIZES.publicKey * 2;
   const pkHex = PARAM_SIZES['ML-DSA-44'].publicKey * 2;
@@ -164,6 +186,7 @@ export function networkSchema(d: SectionDefaults) {
     aggregation: aggregation.prefault({}),
     learning: learning.prefault({}),
     p2p: p2p.prefault({}),
+    association: association.prefault({}),
     members: z.array(member, expected('a list')),
   });
 }

@@ -106,6 +106,7 @@ function encodeAggregation(w: Writer, tx: AggregationTx): void {
   }
   w.u32(tx.rewards.length);
   for (const r of tx.rewards) w.str(assertId(r.id, 'reward id')).u64(r.amount);
+  w.fixed(tx.stateHash, 32);
 }
 
 export function decodeTx(bytes: Uint8Array): Tx {
@@ -153,7 +154,7 @@ function readTx(r: Reader): Tx {
       if (nRewards > MAX_ENTRIES || nRewards * 10 > r.remaining) throw new BflError(ErrorCode.MALFORMED, `aggregation: bad reward count ${nRewards}`);
       const rewards = [];
       for (let i = 0; i < nRewards; i++) rewards.push({ id: checkedId(r.str('reward id'), 'reward id'), amount: r.u64('reward amount') });
-      return { type: 'aggregation', round, baseModelHash, modelHash, model, entries, rewards };
+      return { type: 'aggregation', round, baseModelHash, modelHash, model, entries, rewards, stateHash: r.fixed(32, 'stateHash') };
     }
     default:
       throw new BflError(ErrorCode.MALFORMED, `transaction: unknown type ${kind}`);

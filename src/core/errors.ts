@@ -33,10 +33,15 @@ export const ErrorCode = {
   UNEXPECTED_AGGREGATION: 'UNEXPECTED_AGGREGATION',
   BAD_AGGREGATION: 'BAD_AGGREGATION',
   BAD_GENESIS: 'BAD_GENESIS',
+  /** A second update of one client between two aggregations (one vote per client: core/votes.ts). */
+  CLIENT_ALREADY_VOTED: 'CLIENT_ALREADY_VOTED',
   // keys, config, storage
   BAD_KEY_FILE: 'BAD_KEY_FILE',
   BAD_CONFIG: 'BAD_CONFIG',
+  /** The chain store is damaged (unreadable, inconsistent): `chain repair`, or set it aside and resync. */
   STORE_CORRUPT: 'STORE_CORRUPT',
+  /** The miner's update pool (DATADIR/updates) is damaged: `chain repair` rebuilds it. */
+  POOL_CORRUPT: 'POOL_CORRUPT',
   /** Another process (a running node) holds the store's LevelDB lock. */
   STORE_LOCKED: 'STORE_LOCKED',
   /** A datadir, output file or directory the operator named cannot be used (a file, missing, not writable). */
@@ -50,6 +55,8 @@ export const ErrorCode = {
   RATE_LIMITED: 'RATE_LIMITED',
   /** A listen address (libp2p or the HTTP API) is taken by another process. */
   PORT_IN_USE: 'PORT_IN_USE',
+  /** A client uploads faster than the miner's per-client limit (p2p.clientUpdatesPerMinute); IGNORE. */
+  CLIENT_RATE_LIMITED: 'CLIENT_RATE_LIMITED',
   // sealed (ML-KEM encrypted) payloads: src/crypto/seal.ts
   KEM_WRONG_KEY: 'KEM_WRONG_KEY', // sealed to a KEM key the recipient does not hold
   KEM_KEY_EXPIRED: 'KEM_KEY_EXPIRED', // sealed to a recipient key past its validity window
@@ -57,6 +64,9 @@ export const ErrorCode = {
   SEAL_TAMPERED: 'SEAL_TAMPERED', // KEM ciphertext, AEAD ciphertext, tag or associated data altered
   SEAL_REPLAYED: 'SEAL_REPLAYED', // a KEM ciphertext the recipient has already opened
   SEAL_REQUIRED: 'SEAL_REQUIRED', // a raw update in clear on a network that requires sealing
+  // split learning (node/split-miner.ts)
+  BATCH_REPLAYED: 'BATCH_REPLAYED', // a smashed-data batch not newer than the client's last one, or older than the replay window
+  WRONG_MODE: 'WRONG_MODE', // a message of the other learning mode (learning.mode)
   // data sets
   DATA_NOT_FOUND: 'DATA_NOT_FOUND',
   BAD_DATA: 'BAD_DATA',

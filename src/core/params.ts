@@ -37,6 +37,28 @@ export interface ChainParams {
   rules: string;
 }
 
+/**
+ * Whose updates the chain records and aggregates: clients' (federated learning) or, in split
+ * learning, miners' body updates (each miner trains the body on its clients' cut-layer
+ * activations; docs/decisions.md, "Split learning"). Read from the committed rules, so every
+ * node of a network agrees on it and the genesis commits to it.
+ */
+export function contributorRole(p: Pick<ChainParams, 'rules'>): Role {
+  let role = contributorRoles.get(p.rules);
+  if (!role) {
+    let mode: unknown;
+    try {
+      mode = (JSON.parse(p.rules) as { learningMode?: unknown }).learningMode;
+    } catch {
+      mode = undefined; // rules of tests and old stores need not be JSON: federated
+    }
+    role = mode === 'split' ? 'miner' : 'client';
+    contributorRoles.set(p.rules, role);
+  }
+  return role;
+}
+const contributorRoles = new Map<string, Role>();
+
 export function paramsDigest(p: ChainParams): Uint8Array {
   const w = new Writer(4096)
     .str(p.networkId)
@@ -62,7 +84,7 @@ export function paramsDigest(p: ChainParams): Uint8Array {
 export function createGenesisBlock(p: ChainParams): Block {
   const modelHash = sha256(p.initialModel);
   const txs: Block['txs'] = [
-    { type: 'aggregation', round: 0, baseModelHash: ZERO_HASH, modelHash, model: p.initialModel, entries: [], rewards: [] },
+    { type: 'aggregation', round: 0, baseModelHash: ZERO_HASH, modelHash, model: p.initialModel, entries: [], rewards: [], stateHash: ZERO_HASH },
     { type: 'genesis', networkId: p.networkId, paramsDigest: paramsDigest(p) },
   ];
   return {

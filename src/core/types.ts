@@ -63,6 +63,11 @@ export interface AggregationTx {
   model: Uint8Array; // float32 little-endian parameters (payloadToDelta in core/update.ts)
   entries: AggregationEntry[]; // sorted by updateDigest
   rewards: RewardEntry[]; // sorted by id
+  /** SHA-256 of the aggregator's canonical state after this aggregation (Aggregator.encodeState;
+   * the empty string's hash for a stateless aggregator). Zero in the genesis block, whose state
+   * is the aggregator's initial state. Lets a syncing miner fetch a state it cannot recompute
+   * and check it against the chain (docs/decisions.md, "History validation"). */
+  stateHash: Uint8Array;
 }
 
 export type Tx = GenesisTx | CoinbaseTx | RecordTx | AggregationTx;

@@ -11,9 +11,10 @@ import { BflError, ErrorCode } from './errors.ts';
 import { sha256 } from './hash.ts';
 import { checkUpdateFields } from './update.ts';
 import { merkleRoot } from './merkle.ts';
-import type { ChainParams, Membership } from './params.ts';
+import { type ChainParams, type Membership, contributorRole } from './params.ts';
 import { blockWork, meetsTarget } from './pow.ts';
 import type { AggregationTx, Block, CoinbaseTx, RecordTx } from './types.ts';
+import { checkOneVotePerClient, distinctClients } from './votes.ts';
 
 
 export interface PendingRecord {
@@ -121,8 +122,9 @@ export function checkBlockStandalone(block: Block, ctx: Pick<ValidationContext, 
     fail(ErrorCode.BAD_COINBASE, `coinbase must pay ${params.blockReward} to ${header.minerId} at height ${header.height}`);
   }
   const seen = new Set<string>();
+  const contributor = contributorRole(params);
   for (const r of l.records) {
-    if (!membership.ofRole(r.clientId, 'client')) fail(ErrorCode.UNKNOWN_CLIENT, `update record from unknown client ${r.clientId}`);
+    if (!membership.ofRole(r.clientId, contributor)) fail(ErrorCode.UNKNOWN_CLIENT, `update record from ${r.clientId}, not an admitted ${contributor}${contributor === 'miner' ? ' (split learning: miners record body updates)' : ''}`);
     if (!membership.ofRole(r.minerId, 'miner')) fail(ErrorCode.UNKNOWN_MINER, `update record names unknown miner ${r.minerId}`);
     // the intake's sanity bounds, against the block's own clock: a record from after its block is the miner's fault
     checkUpdateFields(r, { now: header.timestamp, genesisTime: params.genesisTime, maxFutureMs: params.maxFutureMs, futureAction: 'REJECT' });
@@ -130,6 +132,7 @@ export function checkBlockStandalone(block: Block, ctx: Pick<ValidationContext, 
     if (seen.has(key)) fail(ErrorCode.DUPLICATE_RECORD, `update ${key} recorded twice in the block`);
     seen.add(key);
   }
+  checkOneVotePerClient([], l.records);
   return l;
 }
 
@@ -159,10 +162,13 @@ export async function validateBlock(block: Block, ctx: ValidationContext): Promi
     if (!known) fail(ErrorCode.UNKNOWN_BASE_MODEL, `update ${toHex(r.updateDigest)} was trained on model ${toHex(r.baseModelHash)}, not a global model of this chain`);
   }
 
+  // one vote per client per aggregation (core/votes.ts), so the ϕ rule counts clients
+  checkOneVotePerClient(parent.pending, l.records);
   const pending: PendingRecord[] = [...parent.pending, ...l.records.map((r) => ({ clientId: r.clientId, updateDigest: r.updateDigest }))];
-  const mustAggregate = pending.length >= params.phi;
-  if (mustAggregate && !l.aggregation) fail(ErrorCode.AGGREGATION_REQUIRED, `${pending.length} unaggregated updates reach ϕ=${params.phi}: the block must aggregate`);
-  if (!mustAggregate && l.aggregation) fail(ErrorCode.UNEXPECTED_AGGREGATION, `only ${pending.length} unaggregated updates, below ϕ=${params.phi}`);
+  const voters = distinctClients(pending);
+  const mustAggregate = voters >= params.phi;
+  if (mustAggregate && !l.aggregation) fail(ErrorCode.AGGREGATION_REQUIRED, `${voters} clients with unaggregated updates reach ϕ=${params.phi}: the block must aggregate`);
+  if (!mustAggregate && l.aggregation) fail(ErrorCode.UNEXPECTED_AGGREGATION, `only ${voters} clients with unaggregated updates, below ϕ=${params.phi}`);
   if (l.aggregation) checkAggregationShape(l.aggregation, parent, pending, params);
 
   // Signatures: the most expensive check before the aggregation itself.

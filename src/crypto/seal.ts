@@ -27,6 +27,8 @@ export const SealContext = {
   upload: 'bfl/seal/update-upload/v1',
   /** A raw update served by one admitted miner to another. */
   serve: 'bfl/seal/update-serve/v1',
+  /** A client's split-learning batch (or head share) to its miner, with the key of the answer. */
+  split: 'bfl/seal/split/v1',
 } as const;
 export type SealContext = (typeof SealContext)[keyof typeof SealContext];
 

@@ -66,13 +66,17 @@ export type ChainRequest =
   | { kind: 'block'; hash: Uint8Array }
   | { kind: 'hashes'; from: number; count: number }
   | { kind: 'model-after'; anchor: Uint8Array }
-  | { kind: 'balance'; id: string };
+  | { kind: 'balance'; id: string }
+  | { kind: 'load' }
+  /** The aggregator's state after an aggregation block (a syncing miner: issue 13, item 2). */
+  | { kind: 'state'; hash: Uint8Array };
 
-const CHAIN_KINDS = ['head', 'block', 'hashes', 'model-after', 'balance'] as const;
+// append only: the index is the kind's byte on the wire
+const CHAIN_KINDS = ['head', 'block', 'hashes', 'model-after', 'balance', 'load', 'state'] as const;
 
 export function encodeChainRequest(q: ChainRequest): Uint8Array {
   const w = new Writer(64).u8(CHAIN_KINDS.indexOf(q.kind));
-  if (q.kind === 'block') w.fixed(q.hash, 32);
+  if (q.kind === 'block' || q.kind === 'state') w.fixed(q.hash, 32);
   if (q.kind === 'hashes') w.u32(q.from).u16(q.count);
   if (q.kind === 'model-after') w.fixed(q.anchor, 32);
   if (q.kind === 'balance') w.str(q.id);
@@ -98,6 +102,12 @@ export function decodeChainRequest(bytes: Uint8Array): ChainRequest {
       break;
     case 'balance':
       q = { kind: 'balance', id: r.str('id') };
+      break;
+    case 'load':
+      q = { kind: 'load' };
+      break;
+    case 'state':
+      q = { kind: 'state', hash: r.fixed(32, 'hash') };
       break;
     default:
       throw new BflError(ErrorCode.MALFORMED, `chain request: unknown kind ${k}`);
@@ -128,6 +138,28 @@ export function decodeHead(bytes: Uint8Array): HeadInfo {
   const h = { height, hash, work: BigInt(workText), rounds: r.u32('rounds'), anchor: r.fixed(32, 'anchor'), modelHash: r.fixed(32, 'modelHash') };
   r.end();
   return h;
+}
+
+/**
+ * Response to load: what a miner announces of its load, for clients whose association policy
+ * weighs it (issue 17): updates it holds but has not yet recorded in a block, and the distinct
+ * clients that uploaded to it recently (the clients sharing its edge compute, eq. (7) of the
+ * DT paper).
+ */
+export interface MinerLoad {
+  pendingUpdates: number;
+  clients: number;
+}
+
+export function encodeMinerLoad(l: MinerLoad): Uint8Array {
+  return new Writer(8).u32(l.pendingUpdates).u32(l.clients).finish();
+}
+
+export function decodeMinerLoad(bytes: Uint8Array): MinerLoad {
+  const r = new Reader(bytes, 'miner load');
+  const l = { pendingUpdates: r.u32('pendingUpdates'), clients: r.u32('clients') };
+  r.end();
+  return l;
 }
 
 /** Response to model-after: the newest global model after the anchor, or nothing newer. */

@@ -114,6 +114,27 @@ export class UpdateSealing {
     return { ...a, payload };
   }
 
+  /** Any message sealed to `memberId`'s current KEM key (split learning's batches: net/split.ts). */
+  sealTo(memberId: string, context: SealContext, plaintext: Uint8Array, associatedData: Uint8Array, now: number): Uint8Array {
+    const t0 = cpuNow();
+    const key = this.o.directory.keyFor(memberId, now);
+    if (!key) throw new BflError(ErrorCode.SEAL_REQUIRED, `no current ML-KEM key of ${memberId} known: cannot send it a sealed message (give it a KEM key: bfl-node keygen --rotate-kem)`, { action: 'IGNORE' });
+    const out = seal({ context, recipientPublicKey: key, plaintext, associatedData }, this.o.kem);
+    this.counts.sealed++;
+    this.counts.sealMs += cpuNow() - t0;
+    return out;
+  }
+
+  /** Open any message sealed to one of our keys (replay-checked by its KEM ciphertext). */
+  open(context: SealContext, envelope: Uint8Array, associatedData: Uint8Array, now: number, maxBytes: number): Uint8Array {
+    const t0 = cpuNow();
+    if (!this.o.keyRing) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this node holds no ML-KEM key and cannot open sealed messages', { action: 'IGNORE' });
+    const out = this.o.keyRing.open(context, envelope, associatedData, now, maxBytes);
+    this.counts.opened++;
+    this.counts.openMs += cpuNow() - t0;
+    return out;
+  }
+
   /** After KEM_KEY_EXPIRED / KEM_WRONG_KEY from `peer`: fetch its peer record (and KEM key) again. */
   async refresh(peer: string): Promise<void> {
     await this.o.refresh?.(peer);

@@ -6,6 +6,7 @@
  * proof of work and the aggregation engine (worker threads or in-thread).
  */
 import { join } from 'node:path';
+import { associationSelector } from './association-selector.ts';
 import { ChainAggregation } from '../chain/aggregation.ts';
 import type { AggregationEngine } from '../chain/aggregation-engine.ts';
 import { ChainStore } from '../chain/store.ts';
@@ -21,6 +22,7 @@ import { type TrainTest, subset } from '../learn/data.ts';
 import type { ModelRuntime } from '../learn/runtime.ts';
 import { DataStream } from '../learn/stream.ts';
 import type { PowMiner } from '../mining/miner.ts';
+import type { MinerLoad } from '../net/messages.ts';
 import { PeerBook } from '../net/peer-book.ts';
 import { UpdateSealing } from '../net/sealed-updates.ts';
 import { KemDirectory } from '../crypto/kem-keys.ts';
@@ -30,7 +32,7 @@ import type { ClientStatus, MinerStatus } from '../api/status.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
-import { blockSync } from './block-sync.ts';
+import { PeerStateSource, blockSync } from './block-sync.ts';
 import { chainService } from './chain-service.ts';
 import { Client, type ClientHooks, type ClientOptions, defaultClientOptions } from './client.ts';
 import type { MinerContact } from './miner-selector.ts';
@@ -38,6 +40,10 @@ import { Miner, type MinerOptions, defaultMinerOptions } from './miner.ts';
 import { UpdateFetcher } from './update-fetcher.ts';
 import { updateIntake } from './update-intake.ts';
 import { Verdicts } from './verdicts.ts';
+import { splitMiner } from './split-miner.ts';
+import { SplitLearner } from './split-client.ts';
+import type { SplitRuntime } from '../learn/split.ts';
+import { BflError, ErrorCode } from '../core/errors.ts';
 
 /** What every node is built from. */
 export interface NodeParts {
@@ -65,6 +71,8 @@ export interface CreateMinerOptions extends NodeParts {
   /** Accuracy of a global model on the miner's test set (for /status and metrics). */
   evaluate?: (model: Float32Array) => Promise<number>;
   options?: Partial<MinerOptions>;
+  /** Split learning (learning.mode "split"): the body's sessions; required in that mode (the caller closes it). */
+  split?: SplitRuntime;
 }
 
 export interface MinerNode {
@@ -131,6 +139,14 @@ async function peerBook(o: NodeParts, closers: Closers): Promise<{ peers: PeerBo
   return { peers, sealing };
 }
 
+/** In split mode, the node's split part (its runtime must be given); undefined in federated mode. */
+function splitPart<T>(o: NodeParts & { split?: SplitRuntime }, build: () => T): T | undefined {
+  if (o.config.learning.mode !== 'split') return undefined;
+  if (!o.split) throw new BflError(ErrorCode.BAD_CONFIG, 'learning.mode is "split" but the node was built without the split graphs (pass `split`, a SplitRuntime)');
+  if (o.split.cut !== o.config.learning.split.cut) throw new BflError(ErrorCode.BAD_CONFIG, `the split graphs cut after layer ${o.split.cut}, learning.split.cut is ${o.config.learning.split.cut}`);
+  return build();
+}
+
 /** Build a miner (not started: `start()` serves its protocols and starts mining). */
 export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
   const clock = o.clock ?? systemClock;
@@ -145,16 +161,21 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
       { config: o.config, membership: new Membership(o.config.members), pool, transport: o.transport, peers, verifier: o.verifier, verdicts, clock, logger: o.logger.child({ sub: 'miner' }), metrics: o.metrics, sealing },
       o.params.initialModel.length,
     );
-    const aggregation = new ChainAggregation({ engine: o.aggregationEngine, updates: fetcher });
-    closers.add('aggregation', () => aggregation.close());
-    const store = await ChainStore.open({ datadir: join(o.datadir, 'chain'), params: o.params, signatures: o.verifier, aggregation, now: () => clock.now(), clock, logger: o.logger.child({ sub: 'chain' }), metrics: o.metrics });
-    closers.add('chain', () => store.close());
     const options = { ...defaultMinerOptions, ...o.options };
     const log = o.logger.child({ sub: 'miner' });
+    const states = new PeerStateSource({ config: o.config }, { transport: o.transport, peers, logger: log });
+    const aggregation = new ChainAggregation({ engine: o.aggregationEngine, updates: fetcher, states });
+    closers.add('aggregation', () => aggregation.close());
+    // what a miner accepts on work is what its peers may have pruned: the same depth
+    const store = await ChainStore.open({ datadir: join(o.datadir, 'chain'), params: o.params, signatures: o.verifier, aggregation, assumeValidDepth: options.pruneDepth, now: () => clock.now(), clock, logger: o.logger.child({ sub: 'chain' }), metrics: o.metrics });
+    closers.add('chain', () => store.close());
     // our protocols in libp2p's service shape: init, then the narrow components
     const intake = updateIntake({ config: o.config, minerId: o.identity.id })({ store, pool, fetcher, transport: o.transport, peers, verdicts, clock, logger: log, metrics: o.metrics, sealing });
     const sync = blockSync({ config: o.config, syncIntervalMs: options.syncIntervalMs })({ store, transport: o.transport, peers, verdicts, clock, logger: log });
-    const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport, peers, verdicts });
+    const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport, peers, verdicts, load: minerLoad(o.identity.id, pool, intake, () => clock.now()) });
+    const split = splitPart(o, () =>
+      splitMiner({ config: o.config, identity: o.identity })({ store, membership: store.membership, submit: (u) => intake.submitOwn(u), transport: o.transport, verifier: o.verifier, verdicts, runtime: o.split!, sealing, clock, logger: o.logger.child({ sub: 'split' }), metrics: o.metrics }),
+    );
     const miner = new Miner({ config: o.config, identity: o.identity, store, pool, aggregation, intake, sync, chainService: service, transport: o.transport, peers, pow: o.pow, evaluate: o.evaluate, clock, logger: log, metrics: o.metrics }, options);
     let started = false;
     return {
@@ -162,12 +183,16 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
       miner,
       store,
       peers,
-      status: () => ({ ...miner.status(), sealing: sealing?.stats() ?? null }),
+      status: () => ({ ...miner.status(), sealing: sealing?.stats() ?? null, ...(split ? { split: split.status() } : {}) }),
       rewards: async () => Object.fromEntries([...(await store.balances())].map(([k, v]) => [k, v.toString()])),
       start: async () => {
         await miner.start();
         started = true;
         closers.add('miner', () => miner.stop());
+        if (split) {
+          await split.start();
+          closers.add('split', () => split.stop());
+        }
       },
       close: async () => {
         if (!started) o.logger.debug('closing a miner that never started');
@@ -178,6 +203,30 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
     await closers.closeAll();
     throw e;
   }
+}
+
+/**
+ * Clients that uploaded to this miner within this window count as its clients in the load it
+ * announces: 30 s spans several uploads of a client at the default data rate (one update every
+ * ~5 s) and forgets a client that moved to another miner within a few of them.
+ */
+export const LOAD_WINDOW_MS = 30_000;
+
+/** What a miner announces of its load (the `load` chain request). The client count scans the
+ * pool, so it is recomputed at most once a second however many clients ask. */
+export function minerLoad(id: string, pool: UpdatePool, intake: { size: number }, now: () => number): () => MinerLoad {
+  let at = -Infinity;
+  let clients = 0;
+  return () => {
+    const t = now();
+    if (t - at >= 1000) {
+      const seen = new Set<string>();
+      for (const e of pool.all()) if (e.minerId === id && e.receivedAt >= t - LOAD_WINDOW_MS) seen.add(e.clientId);
+      clients = seen.size;
+      at = t;
+    }
+    return { pendingUpdates: intake.size, clients };
+  };
 }
 
 export interface CreateClientOptions extends NodeParts {
@@ -195,6 +244,8 @@ export interface CreateClientOptions extends NodeParts {
   extraInitialSamples?: number;
   options?: Partial<ClientOptions>;
   hooks?: ClientHooks;
+  /** Split learning (learning.mode "split"): the head's sessions; required in that mode (the caller closes it). */
+  split?: SplitRuntime;
 }
 
 export interface ClientNode {
@@ -215,6 +266,13 @@ export async function createClient(o: CreateClientOptions): Promise<ClientNode> 
     const L = o.config.learning;
     const held = Math.min(L.heldOut, Math.floor(o.samples.length / 5));
     const genesis = createGenesisBlock(o.params);
+    // experiments may bring their own (the simulator's coordinator); else network.json's policy
+    let selector = o.hooks?.selector;
+    if (!selector) {
+      const a = await associationSelector({ policy: o.config.association.policy, policyFile: o.config.association.policyFile ?? undefined, miners: o.miners.length, seed: o.index + 1 });
+      closers.add('association', () => a.close());
+      selector = a;
+    }
     const client = new Client({
       config: o.config,
       identity: o.identity,
@@ -231,7 +289,9 @@ export async function createClient(o: CreateClientOptions): Promise<ClientNode> 
       clock,
       options: { ...defaultClientOptions, ...o.options },
       sealing,
+      split: splitPart(o, () => new SplitLearner({ config: o.config, identity: o.identity, transport: o.transport, runtime: o.split!, clock, sealing })),
       ...o.hooks,
+      selector,
     });
     return {
       id: o.identity.id,

@@ -2,15 +2,17 @@
  * The chain service, our `chain` request/response protocol (in libp2p's service shape: an init
  * object, the narrow components it needs, a factory, start/stop): the head, blocks by hash,
  * canonical hashes by height (syncing miners), the newest global model after a client's anchor
- * (the anchor jump) and reward balances. Served to admitted members only, within their
- * budgets; the global model's response is encoded once per anchor and reused (issue 13, item 7:
- * an outsider pulling models in a loop made every request decode a block and re-encode 636 KB).
+ * (the anchor jump), reward balances, the miner's load (association policies, issue 17) and
+ * aggregator states (a syncing miner's first state: issue 13, item 2). Served to admitted
+ * members only, within their budgets; the global model's response is encoded once per anchor
+ * and reused (issue 13, item 7: an outsider pulling models in a loop made every request decode
+ * a block and re-encode 636 KB).
  */
 import { Writer, equalBytes, toHex } from '../core/bytes.ts';
 import { aggregationTxOf } from '../core/chain.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import type { ChainStore } from '../chain/store.ts';
-import { decodeChainRequest, encodeHashes, encodeHead, encodeModelAfter } from '../net/messages.ts';
+import { type MinerLoad, decodeChainRequest, encodeHashes, encodeHead, encodeMinerLoad, encodeModelAfter } from '../net/messages.ts';
 import { protocols } from '../net/protocols.ts';
 import type { PeerBook } from '../net/peer-book.ts';
 import type { Transport } from '../net/transport.ts';
@@ -27,6 +29,8 @@ export interface ChainServiceComponents {
   /** Admission and budgets (members only); without it the service answers anyone (tools, tests). */
   peers?: Pick<PeerBook, 'admit' | 'charge' | 'member'>;
   verdicts?: Pick<Verdicts, 'refused'>;
+  /** The miner's current load (the `load` request); absent: the request is refused NOT_FOUND. */
+  load?: () => MinerLoad;
 }
 
 export class ChainService {
@@ -89,6 +93,15 @@ export class ChainService {
       }
       case 'balance':
         return new Writer(8).u64(await store.balance(q.id)).finish();
+      case 'load':
+        if (!this.c.load) throw new BflError(ErrorCode.NOT_FOUND, 'this node does not announce its load', { action: 'IGNORE' });
+        return encodeMinerLoad(this.c.load());
+      case 'state': {
+        // canonical bytes as stored; the asker checks them against the block's stateHash
+        const s = await store.aggregatorState(q.hash);
+        if (!s) throw new BflError(ErrorCode.NOT_FOUND, `no aggregator state for block ${toHex(q.hash)}`, { action: 'IGNORE' });
+        return s;
+      }
     }
   }
 }

@@ -14,7 +14,7 @@ import { SigningContext } from '../core/contexts.ts';
 import { claimOfRecord, encodeUpdateClaim } from '../core/encoding.ts';
 import { ErrorCode } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
-import type { NetworkConfig } from '../config/network.ts';
+import { type NetworkConfig, sharesHead } from '../config/network.ts';
 import type { Identity } from '../crypto/keyfile.ts';
 import type { Dataset } from '../learn/data.ts';
 import { subset } from '../learn/data.ts';
@@ -22,7 +22,7 @@ import type { ModelRuntime } from '../learn/runtime.ts';
 import type { DataStream } from '../learn/stream.ts';
 import { evaluate, trainLocal } from '../learn/train.ts';
 import { type SignedUpdate, deltaToPayload, encodeSignedUpdate, payloadToDelta } from '../core/update.ts';
-import { decodeModelAfter, encodeChainRequest } from '../net/messages.ts';
+import { decodeMinerLoad, decodeModelAfter, encodeChainRequest } from '../net/messages.ts';
 import { protocols } from '../net/protocols.ts';
 import { type UpdateSealing, isStaleKeyCode, sealedProtocols } from '../net/sealed-updates.ts';
 import { RemoteError } from '../net/reqres.ts';
@@ -33,8 +33,9 @@ import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { Notifier } from './notifier.ts';
 import { type ClientBehaviour, honestTraining } from './behaviour.ts';
-import { type MinerContact, type MinerSelector, nearestByRtt } from './miner-selector.ts';
+import { type AnnouncedLoad, type MinerContact, type MinerObservation, type MinerSelector, nearestByRtt } from './miner-selector.ts';
 import { Rng } from '../core/random.ts';
+import type { SplitLearner } from './split-client.ts';
 
 export interface ClientOptions {
   /** How often the loop looks at the stream and the miners. */
@@ -68,9 +69,12 @@ export interface ClientDeps {
   /** What the client does besides honest training (experiments supply attacks); default honest. */
   behaviour?: ClientBehaviour;
   /** Told of every accepted upload (experiments: which update was made with which behaviour). */
-  onUpload?: (u: { digest: string; attack: string; averaged: number; delta: Float32Array }) => void;
+  onUpload?: (u: { digest: string; attack: string; averaged: number; delta: Float32Array; miner: string }) => void;
   /** With `p2p.sealUpdates`: each upload sealed to its miner's ML-KEM key. */
   sealing?: UpdateSealing;
+  /** Split learning (learning.mode "split"): the client keeps a head and trains it with a miner
+   * (node/split-client.ts) instead of uploading updates. */
+  split?: SplitLearner;
 }
 
 /** What experiments hook into a client. */
@@ -95,11 +99,16 @@ export class Client {
   private round = 0;
   private buffer: Buffered[] = [];
   private rtts = new Map<string, number | null>();
+  private loads = new Map<string, AnnouncedLoad | null>();
   private lastPing = 0;
   private lastBalance = 0;
   private balance: bigint | null = null;
   private lastAccuracy: number | null = null;
   private evaluatedHash?: string;
+  /** Split learning: this client's own head (persisted; never sent). */
+  private head?: Float32Array;
+  /** Head sharing: the global model whose head `head` was last taken from. */
+  private headBase?: string;
   private sent = 0;
   private lastUpload?: { miner: string; digest: string; samples: number; averaged: number };
   /** The last upload of an average of buffered updates (kept apart: regular uploads follow fast). */
@@ -164,6 +173,11 @@ export class Client {
       this.round = r.u32();
       this.model = payloadToDelta(model);
     }
+    if (this.d.split) {
+      const head = await this.db.get('head');
+      // W_0^H: every client starts from the genesis model's head (Algorithm 1, line 6)
+      this.head = head ? payloadToDelta(head) : this.d.split.headOf(this.d.genesis.model);
+    }
     for await (const [k, v] of this.db.iterator({ gte: 'buf/', lt: 'buf0' })) {
       const r = new Reader(v, 'buffered update');
       this.buffer.push({ base: r.fixed(32), samples: r.u32(), delta: payloadToDelta(r.bytes()) });
@@ -208,12 +222,13 @@ export class Client {
     }
   }
 
+  private observations(): MinerObservation[] {
+    return this.d.miners.map((m) => ({ miner: m, rttMs: this.rtts.get(m.id) ?? null, load: this.loads.get(m.id) ?? null }));
+  }
+
   /** The miners to try, best first (the selector's ranking of the measured ones). */
   private reachable(): MinerContact[] {
-    return this.selector.rank(
-      this.d.miners.map((m) => ({ miner: m, rttMs: this.rtts.get(m.id) ?? null })),
-      { clientId: this.d.identity.id, now: this.now() },
-    );
+    return this.selector.rank(this.observations(), { clientId: this.d.identity.id, now: this.now() });
   }
 
   private async measure(): Promise<void> {
@@ -226,12 +241,32 @@ export class Client {
               this.rtts.set(m.id, await this.d.transport.ping(m.peerId, 1500));
             } catch {
               this.rtts.set(m.id, null);
+              this.loads.set(m.id, null);
+              return;
             }
+            if (this.selector.wantsLoad) this.loads.set(m.id, await this.readLoad(m));
           }),
         ),
       ),
     );
     this.lastPing = this.now();
+    if (this.selector.refresh) {
+      try {
+        await this.selector.refresh(this.observations(), { clientId: this.d.identity.id, now: this.now() });
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message, selector: this.selector.name }, 'miner selection failed; ranking by round-trip time');
+      }
+    }
+  }
+
+  /** A miner's announced load; null if it does not answer (an older miner: unknown load).
+   * The ping's time limit: the answer is as small as a ping's, and it delays the measurement. */
+  private async readLoad(m: MinerContact): Promise<AnnouncedLoad | null> {
+    try {
+      return decodeMinerLoad(await this.d.transport.request(m.peerId, protocols(this.d.config.networkId).chain, encodeChainRequest({ kind: 'load' }), { maxResponseBytes: 64, timeoutMs: Math.min(1500, this.d.config.p2p.requestTimeoutMs) }));
+    } catch {
+      return null;
+    }
   }
 
   private async tick(): Promise<void> {
@@ -271,7 +306,14 @@ export class Client {
 
   private async localRound(online: boolean): Promise<void> {
     if (online) await this.anchorJump().catch((e) => this.log.debug({ err: (e as Error).message }, 'anchor jump failed; training on the model we have'));
+    // eq. 4: a client who shares its head takes the aggregated head of each new global model
+    // (and trains on from its own head until the next one)
+    if (this.d.split && sharesHead(this.d.config, this.d.identity.id) && this.headBase !== toHex(this.modelHash)) {
+      this.head = this.d.split.headOf(this.model);
+      this.headBase = toHex(this.modelHash);
+    }
     await this.evaluateModel();
+    if (this.d.split) return this.splitRound(this.d.split, online);
     const L = this.d.config.learning;
     const data = subset(this.d.train, this.d.stream.takeNewest(L.N, this.now()));
     const behaviour = this.behaviour.forRound();
@@ -285,6 +327,36 @@ export class Client {
     await this.pushBuffer(update);
     this.m?.updates.inc({ result: 'buffered' });
     this.log.info({ buffered: this.buffer.length }, 'no miner reachable: update buffered');
+  }
+
+  /**
+   * Split learning: E epochs over the N newest samples with the first reachable miner training
+   * the body; with none reachable the samples wait (there is nothing to buffer: no update exists
+   * without a miner's gradients). A failed batch ends the round; the next miner is tried next round.
+   */
+  private async splitRound(split: SplitLearner, online: boolean): Promise<void> {
+    const miner = online ? this.reachable()[0] : undefined;
+    if (!miner) return;
+    const L = this.d.config.learning;
+    const data = subset(this.d.train, this.d.stream.takeNewest(L.N, this.now()));
+    const seed = (sha256(new TextEncoder().encode(this.d.identity.id)).reduce((h, b) => (h * 31 + b) >>> 0, 0) + this.trained * 7919) >>> 0;
+    try {
+      const r = await split.round(this.head!, data, miner, seed);
+      this.head = r.head;
+      await this.db.put('head', deltaToPayload(r.head));
+      if (sharesHead(this.d.config, this.d.identity.id)) {
+        await split.shareHead(miner, r.head, this.model, this.modelHash, r.samples).catch((e) => this.log.info({ miner: miner.id, err: (e as Error).message, code: (e as RemoteError).code }, 'head share refused'));
+      }
+      this.trained++;
+      this.sent++;
+      this.lastUpload = { miner: miner.id, digest: '', samples: r.samples, averaged: 1 };
+      this.m?.updates.inc({ result: 'uploaded' });
+      this.log.info({ miner: miner.id, batches: r.batches, samples: r.samples, loss: Number(r.loss.toFixed(4)) }, 'split round done');
+    } catch (e) {
+      if (!(e instanceof RemoteError)) this.rtts.set(miner.id, null);
+      this.m?.updates.inc({ result: 'failed' });
+      this.log.info({ miner: miner.id, err: (e as Error).message, code: (e as RemoteError).code }, 'split round failed');
+    }
   }
 
   /** Average the buffered updates and upload one signed update (Algorithm 2, offline branch). */
@@ -322,7 +394,7 @@ export class Client {
       this.sent++;
       this.lastUpload = { miner: m.id, digest: toHex(digest), samples: u.samples, averaged };
       if (averaged > 1) this.lastAveraged = this.lastUpload;
-      this.d.onUpload?.({ digest: toHex(digest), attack: u.attack ?? 'none', averaged, delta: u.delta });
+      this.d.onUpload?.({ digest: toHex(digest), attack: u.attack ?? 'none', averaged, delta: u.delta, miner: m.id });
       this.m?.updates.inc({ result: 'uploaded' });
       this.log.info({ miner: m.id, digest: toHex(digest).slice(0, 16), samples: u.samples }, 'update uploaded');
       return true;
@@ -360,9 +432,11 @@ export class Client {
   }
 
   private async evaluateModel(): Promise<void> {
-    const h = toHex(this.modelHash);
+    // split: the model is this client's head on the global body, and the head moves every round
+    const h = toHex(this.modelHash) + (this.d.split ? `/${this.trained}` : '');
     if (this.evaluatedHash === h || this.d.heldOut.n === 0) return;
-    this.lastAccuracy = (await evaluate(this.d.runtime, this.model, this.d.heldOut)).accuracy;
+    const model = this.d.split ? this.d.split.compose(this.head!, this.model) : this.model;
+    this.lastAccuracy = (await evaluate(this.d.runtime, model, this.d.heldOut)).accuracy;
     this.evaluatedHash = h;
     this.m?.accuracy.set(this.lastAccuracy);
   }
@@ -392,6 +466,8 @@ export class Client {
       freshSamples: this.d.stream.fresh(this.now()),
       attack: this.behaviour.forRound().label,
       sealing: this.d.sealing?.stats() ?? null,
+      ...(this.d.split ? { mode: 'split' as const } : {}),
+      association: this.selector.wantsLoad ? { selector: this.selector.name, loads: Object.fromEntries(this.d.miners.map((m) => [m.id, this.loads.get(m.id) ?? null])) } : null,
     };
   }
 }

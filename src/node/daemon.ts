@@ -15,6 +15,7 @@ import { loadDataset } from '../learn/data.ts';
 import { type ModelSpec, initParams } from '../learn/model.ts';
 import { partition } from '../learn/partition.ts';
 import { ModelRuntime } from '../learn/runtime.ts';
+import { SplitRuntime } from '../learn/split.ts';
 import { evaluate } from '../learn/train.ts';
 import { WorkerMinerPool } from '../mining/miner.ts';
 import { createP2P, maxFrameBytes } from '../net/p2p.ts';
@@ -130,6 +131,9 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     const runtime = await ModelRuntime.create(modelSpecOf(cfg), { threads: cfg.learning.threads });
     closers.push({ name: 'runtime', close: () => runtime.close() });
     const data = loadDataset(cfg.learning.dataset);
+    // split learning: the head's graphs on a client, the body's on a miner (compiled on first use)
+    const split = cfg.learning.mode === 'split' ? SplitRuntime.create(modelSpecOf(cfg), cfg.learning.split.cut, { threads: cfg.learning.threads }) : undefined;
+    if (split) closers.push({ name: 'split runtime', close: () => split.close() });
 
     const accuracy = new AccuracyLog();
     const uploads = new UploadLog();
@@ -141,8 +145,11 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         datadir: o.datadir,
         pow: new WorkerMinerPool({ workers: o.miningWorkers ?? 1 }),
         aggregationEngine: timedEngine(new WorkerAggregationEngine(cfg.aggregation), metrics),
-        evaluate: async (model) => accuracy.note(model, (await evaluate(runtime, model, data.test)).accuracy),
+        // A split network's global model has no trained head (heads stay on the clients): its
+        // accuracy would measure nothing, so a split miner does not evaluate (clients do).
+        evaluate: split ? undefined : async (model) => accuracy.note(model, (await evaluate(runtime, model, data.test)).accuracy),
         options: o.miner,
+        split,
       });
       node = m;
       rewards = m.rewards;
@@ -159,6 +166,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         index,
         miners: miners.map((m) => ({ id: m.id, peerId: cfg.addresses.get(m.id)!.peerId! })),
         options: o.client,
+        split,
         hooks: {
           behaviour: o.behaviour,
           ...o.experiment,

@@ -12,16 +12,29 @@ export interface MinerContact {
   peerId: string;
 }
 
+/** A miner's announced load (the `load` chain request; src/net/messages.ts). */
+export interface AnnouncedLoad {
+  pendingUpdates: number;
+  clients: number;
+}
+
 export interface MinerObservation {
   miner: MinerContact;
   /** The last measured round-trip time, ms; null if unreachable or not measured yet. */
   rttMs: number | null;
+  /** Its last announced load; null or absent if not asked (see `wantsLoad`) or not answered. */
+  load?: AnnouncedLoad | null;
 }
 
 export interface MinerSelector {
   readonly name: string;
-  /** The miners to try, best first. */
+  /** The miners to try, best first. Synchronous: a selector that needs asynchronous work
+   * (an onnxruntime policy) does it in `refresh` and ranks from its result. */
   rank(observed: readonly MinerObservation[], ctx: { clientId: string; now: number }): MinerContact[];
+  /** Ask the miners for their load at every measurement (one extra request per miner). */
+  readonly wantsLoad?: boolean;
+  /** Called after every measurement (round-trip times, loads) with the new observations. */
+  refresh?(observed: readonly MinerObservation[], ctx: { clientId: string; now: number }): Promise<void>;
 }
 
 /** The paper's rule: the nearest reachable miner, by measured round-trip time (ties: config order). */

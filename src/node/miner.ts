@@ -17,6 +17,7 @@ import { isBflError } from '../core/errors.ts';
 import type { Block } from '../core/types.ts';
 import { payloadToDelta, recordOf } from '../core/update.ts';
 import { type ChainState, sortedPending } from '../core/validation.ts';
+import { distinctClients } from '../core/votes.ts';
 import type { ChainAggregation } from '../chain/aggregation.ts';
 import type { ChainStore, Reorg } from '../chain/store.ts';
 import { type UpdatePool, poolKey } from '../chain/update-pool.ts';
@@ -43,6 +44,19 @@ export interface MinerOptions {
   syncIntervalMs: number;
   /** Payloads of updates aggregated this many blocks deep are dropped (their record stays). */
   pruneDepth: number;
+}
+
+/**
+ * The heights whose payloads a new tip at `height` makes prunable: every height the tip passed
+ * since the last prune (`prunedTo`), not only the newest — after a sync or reorg of N blocks the
+ * N − 1 skipped heights would keep their payloads forever. At most `maxPerCall` heights (the
+ * deepest ones stay: their payloads were pruned when they passed, or by an earlier process) so a
+ * first prune after a long sync does not stall the loop. A tip that moved back prunes nothing.
+ */
+export function pruneRange(prunedTo: number, height: number, depth: number, maxPerCall = 1024): { from: number; to: number; prunedTo: number } {
+  const to = height - depth;
+  const from = Math.max(prunedTo + 1, to - maxPerCall + 1, 1);
+  return { from, to, prunedTo: Math.max(prunedTo, to) };
 }
 
 export const defaultMinerOptions: MinerOptions = { maxRecordsPerBlock: 64, syncIntervalMs: 3000, pruneDepth: 32 };
@@ -130,7 +144,7 @@ export class Miner {
     if (reorg) await this.c.intake.recompute();
     else {
       const block = await this.c.store.getBlock(state.hash);
-      this.c.intake.recorded((block?.txs ?? []).flatMap((tx) => (tx.type === 'record' ? [poolKey(tx.clientId, tx.updateDigest)] : [])));
+      this.c.intake.recorded((block?.txs ?? []).flatMap((tx) => (tx.type === 'record' ? [tx] : [])));
       const agg = block && aggregationTxOf(block);
       if (agg) await this.c.intake.readmit(agg.modelHash);
     }
@@ -146,12 +160,23 @@ export class Miner {
     this.wake.notify();
   }
 
+  /** The deepest height pruned so far in this process (a sync or reorg moves the tip by many blocks at once). */
+  private prunedTo = 0;
+
   private async prune(state: ChainState): Promise<void> {
-    const h = state.height - this.o.pruneDepth;
-    if (h <= 0) return;
+    const r = pruneRange(this.prunedTo, state.height, this.o.pruneDepth);
+    for (let h = r.from; h <= r.to; h++) await this.pruneHeight(h);
+    this.prunedTo = r.prunedTo;
+  }
+
+  private async pruneHeight(h: number): Promise<void> {
     const block = await this.c.store.blockAt(h);
-    const agg = block && aggregationTxOf(block);
+    if (!block) return;
+    const agg = aggregationTxOf(block);
     if (agg) await this.c.pool.prunePayloads(agg.entries.map((e) => poolKey(e.clientId, e.updateDigest)));
+    // Updates this block's records superseded are dropped as deep: else a flood within the rate
+    // limit fills the disk.
+    await this.c.pool.prunePayloads(await this.c.intake.supersededBy(block.txs.flatMap((tx) => (tx.type === 'record' ? [tx] : []))));
   }
 
   private evaluateTip(): Promise<void> {
@@ -180,7 +205,7 @@ export class Miner {
         }
         const records = entries.map(recordOf);
         const pending = [...tip.pending, ...records.map((r) => ({ clientId: r.clientId, updateDigest: r.updateDigest }))];
-        const agg = pending.length >= store.params.phi ? await aggregation.compute(store, tip, sortedPending(pending)) : undefined;
+        const agg = distinctClients(pending) >= store.params.phi ? await aggregation.compute(store, tip, sortedPending(pending)) : undefined;
         const template = buildBlockTemplate({ parent: tip, params: store.params, minerId: identity.id, timestamp: this.clock.now(), records, aggregation: agg });
         this.mining = new AbortController();
         const solved = await pow.mine(template.header, this.mining.signal);

@@ -25,6 +25,8 @@ export interface TestnetOptions {
   /** The last `attackers` clients run this attack (experiments/attacks.ts). */
   attackers?: number;
   attack?: string;
+  /** learning.mode: "split" keeps heads on the clients and aggregates the miners' body updates. */
+  mode?: 'federated' | 'split';
   learning?: Record<string, unknown>;
   aggregation?: Record<string, unknown>;
   p2p?: Record<string, unknown>;
@@ -55,7 +57,10 @@ export interface Progress {
 export interface TestnetSummary {
   aggregations: number;
   height: number;
+  /** Federated: the global model on the first miner's test set. Split: the mean of the clients'
+   * held-out accuracies (each its own head on the global body; a miner holds no head). */
   finalAccuracy: number | null;
+  mode: 'federated' | 'split';
   converged: boolean;
   reached: boolean;
   seconds: number;
@@ -133,21 +138,28 @@ export async function initLocalNetwork(o: Omit<InitOptions, 'host' | 'basePort' 
 
 export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
   const dir = o.dir ?? (await mkdtemp(join(tmpdir(), 'bfl-testnet-')));
+  const mode = o.mode ?? 'federated';
+  const accuracyOf = (miners: MinerStatus[], clients: ClientStatus[]): number | null => {
+    if (mode === 'federated') return miners[0]?.lastAccuracy ?? null;
+    const known = clients.map((c) => c.lastAccuracy).filter((a): a is number => a !== null);
+    return known.length ? known.reduce((x, y) => x + y, 0) / known.length : null;
+  };
   await mkdir(join(dir, 'logs'), { recursive: true });
   const init = await initLocalNetwork({
     dir,
     miners: o.miners,
     clients: o.clients,
     networkId: 'bfl-testnet',
-    chain: { difficulty: o.difficulty ?? testnetDefaults.difficulty, phi: o.phi ?? o.clients },
-    learning: { rate: testnetDefaults.rate, lr: testnetDefaults.lr, ...o.learning },
+    // split: the miners make the updates, so ϕ = one body update per miner by default
+    chain: { difficulty: o.difficulty ?? testnetDefaults.difficulty, phi: o.phi ?? (mode === 'split' ? o.miners : o.clients) },
+    learning: { rate: testnetDefaults.rate, lr: testnetDefaults.lr, ...(mode === 'split' ? { mode } : {}), ...o.learning },
     aggregation: o.aggregation,
     p2p: o.p2p,
   });
   const bin = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
   const procs: { id: string; role: string; child: ChildProcess; log: string; exited?: number | null }[] = [];
   const t0 = Date.now();
-  const summary: TestnetSummary = { aggregations: 0, height: 0, finalAccuracy: null, converged: false, reached: false, seconds: 0, dir, config: init.config, miners: [], clients: [] };
+  const summary: TestnetSummary = { aggregations: 0, height: 0, finalAccuracy: null, mode, converged: false, reached: false, seconds: 0, dir, config: init.config, miners: [], clients: [] };
   try {
     for (const n of init.nodes) {
       const log = join(dir, 'logs', `${n.id}.log`);
@@ -183,7 +195,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
           summary.miners = miners;
           summary.aggregations = Math.min(...miners.map((m) => m.aggregations));
           summary.height = Math.max(...miners.map((m) => m.height));
-          summary.finalAccuracy = miners[0].lastAccuracy;
+          summary.finalAccuracy = accuracyOf(miners, summary.clients);
           const same = new Set(miners.map((m) => m.tip)).size === 1 && miners.every((m) => m.pool.unrecorded === 0);
           // stable across two polls: a reorg can make recorded updates unrecorded again
           summary.converged = same && agreed === miners[0].tip;
@@ -211,7 +223,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
       if (miners.length === o.miners) {
         summary.aggregations = Math.min(...miners.map((m) => m.aggregations));
         summary.height = Math.max(...miners.map((m) => m.height));
-        summary.finalAccuracy = miners[0].lastAccuracy;
+        summary.finalAccuracy = accuracyOf(miners, clients);
         summary.converged = new Set(miners.map((m) => m.tip)).size === 1;
         o.onProgress?.({
           seconds: (Date.now() - t0) / 1000,

@@ -14,7 +14,7 @@ import type { Membership } from '../core/params.ts';
 import { type SignedUpdate, type UpdateAnnouncement, checkUpdateFields, decodeSignedUpdate } from '../core/update.ts';
 import type { PoolEntry, UpdatePool } from '../chain/update-pool.ts';
 import type { UpdateSource } from '../chain/aggregation.ts';
-import type { NetworkConfig } from '../config/network.ts';
+import { type NetworkConfig, contributorRoleOf } from '../config/network.ts';
 import type { SignatureVerifier } from '../crypto/verifier.ts';
 import type { PeerBook } from '../net/peer-book.ts';
 import { protocols } from '../net/protocols.ts';
@@ -66,14 +66,19 @@ export class UpdateFetcher implements UpdateSource {
     const { pool, membership } = this.c;
     if (pool.get(u.clientId, u.updateDigest)) throw new BflError(ErrorCode.DUPLICATE_RECORD, `update ${u.clientId}:${toHex(u.updateDigest)} was already received`);
     if (u.payloadBytes !== this.modelBytes) throw new BflError(ErrorCode.MALFORMED, `update has ${u.payloadBytes / 4} parameters, the model ${this.modelBytes / 4}`);
-    if (!membership.ofRole(u.clientId, 'client')) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `update from unknown client ${u.clientId}`);
+    const role = contributorRoleOf(this.c.config);
+    if (!membership.ofRole(u.clientId, role)) {
+      // split learning: clients send activations (the split protocol), miners make the updates
+      if (role === 'miner' && membership.ofRole(u.clientId, 'client')) throw new BflError(ErrorCode.WRONG_MODE, `update from client ${u.clientId}: this network learns in split mode (learning.mode), where clients send cut-layer activations over the split protocol and only miners make updates`);
+      throw new BflError(ErrorCode.UNKNOWN_CLIENT, `update from unknown ${role} ${u.clientId}`);
+    }
     if (!membership.ofRole(u.minerId, 'miner')) throw new BflError(ErrorCode.UNKNOWN_MINER, `update names unknown miner ${u.minerId}`);
     const { config, clock } = this.c;
     checkUpdateFields(u, { now: fetched ? Number.POSITIVE_INFINITY : clock.now(), genesisTime: config.genesisTime, maxFutureMs: config.chain.maxFutureMs });
   }
 
   async checkSignature(u: UpdateAnnouncement): Promise<void> {
-    const member = this.c.membership.ofRole(u.clientId, 'client')!;
+    const member = this.c.membership.ofRole(u.clientId, contributorRoleOf(this.c.config))!;
     const [ok] = await this.c.verifier.verify([{ publicKey: member.publicKey, message: encodeUpdateClaim(claimOfRecord(this.c.config.networkId, u)), signature: u.signature, context: SigningContext.update }]);
     if (!ok) throw new BflError(ErrorCode.BAD_SIGNATURE, `update signature of client ${u.clientId} does not verify`);
   }

@@ -3,14 +3,18 @@
  * announcements of updates other miners received (gossip, small; the payload is pulled by
  * digest through the UpdateFetcher), raw updates served to admitted miners (`update`
  * protocol), and the set of updates not yet recorded on the canonical chain, which the mining
- * loop draws from.
+ * loop draws from: one per client per aggregation, the client's update with the most samples,
+ * then the newest (core/votes.ts), so a client's later updates wait for the next aggregation and
+ * an older one that a newer recorded update supersedes is never recorded. Uploads are limited per client (token bucket,
+ * `p2p.clientUpdatesPerMinute`, CLIENT_RATE_LIMITED).
  */
 import { Reader, equalBytes, toHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type SignedUpdate, decodeAnnouncement, decodeSignedUpdate, encodeAnnouncement, encodeSignedUpdate } from '../core/update.ts';
+import { type DatedVote, newestFirst, preferredFirst } from '../core/votes.ts';
 import type { ChainStore } from '../chain/store.ts';
-import type { PoolEntry, UpdatePool } from '../chain/update-pool.ts';
-import type { NetworkConfig } from '../config/network.ts';
+import { type PoolEntry, type UpdatePool, poolKey } from '../chain/update-pool.ts';
+import { type NetworkConfig, contributorRoleOf } from '../config/network.ts';
 import type { PeerBook } from '../net/peer-book.ts';
 import { protocols, topics } from '../net/protocols.ts';
 import { type UpdateSealing, sealedProtocols } from '../net/sealed-updates.ts';
@@ -45,6 +49,10 @@ export class UpdateIntake {
   private readonly init: UpdateIntakeInit;
   private readonly c: UpdateIntakeComponents;
   private readonly unrecorded = new Map<string, PoolEntry>();
+  /** Per client, its newest update recorded on the canonical chain (that the pool knows): older ones are superseded. */
+  private readonly lastVote = new Map<string, DatedVote>();
+  /** Per client, upload tokens and when they were counted (the rate limit). */
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly newUpdate = new Set<() => void>();
   private readonly gauge?: ReturnType<Metrics['gauge']>;
 
@@ -84,14 +92,60 @@ export class UpdateIntake {
 
   async stop(): Promise<void> {}
 
+  /**
+   * Unrecorded updates that the next block may record: those of clients that already have an
+   * update recorded since the last aggregation wait for the next one and are not counted (they
+   * give the miner nothing to mine, so a quiet network reads 0).
+   */
   get size(): number {
-    return this.unrecorded.size;
+    const voted = new Set(this.c.store.tip.pending.map((p) => p.clientId));
+    let n = 0;
+    for (const e of this.unrecorded.values()) if (!voted.has(e.clientId)) n++;
+    return n;
+  }
+
+  private updateGauge(): void {
+    this.gauge?.set(this.size);
   }
 
   private async stored(e: PoolEntry): Promise<void> {
-    if (await this.recordable(e)) this.unrecorded.set(e.key, e);
-    this.gauge?.set(this.unrecorded.size);
+    if (!this.superseded(e) && (await this.recordable(e))) this.unrecorded.set(e.key, e);
+    this.updateGauge();
     for (const f of this.newUpdate) f();
+  }
+
+  /** Created before the client's newest recorded update: never to be recorded (one vote per aggregation; later ones wait). */
+  private superseded(e: DatedVote): boolean {
+    const v = this.lastVote.get(e.clientId);
+    return v !== undefined && newestFirst(e, v) > 0;
+  }
+
+  /** `v` is recorded on the canonical chain: the client's older unrecorded updates are superseded. */
+  private noteVote(v: DatedVote): void {
+    const last = this.lastVote.get(v.clientId);
+    if (!last || newestFirst(v, last) < 0) this.lastVote.set(v.clientId, { clientId: v.clientId, updateDigest: v.updateDigest, createdAt: v.createdAt });
+    for (const [k, e] of this.unrecorded) if (e.clientId === v.clientId && this.superseded(e)) this.unrecorded.delete(k);
+  }
+
+  /**
+   * The per-client rate limit, a token bucket: `clientUpdateBurst` tokens, refilled at
+   * `clientUpdatesPerMinute`. `take` false only looks (before the signature check, so a flood is
+   * refused cheaply); a token is taken only once the signature verified, so uploads forged in a
+   * client's name cannot spend its budget.
+   */
+  private rateLimit(clientId: string, take: boolean): void {
+    const { clientUpdatesPerMinute: perMinute, clientUpdateBurst: burst } = this.init.config.p2p;
+    if (!(perMinute > 0)) return;
+    const now = this.c.clock.now();
+    const b = this.buckets.get(clientId) ?? { tokens: burst, at: now };
+    b.tokens = Math.min(burst, b.tokens + (Math.max(0, now - b.at) * perMinute) / 60_000);
+    b.at = now;
+    this.buckets.set(clientId, b);
+    if (b.tokens < 1) {
+      const waitS = Math.ceil(((1 - b.tokens) * 60) / perMinute);
+      throw new BflError(ErrorCode.CLIENT_RATE_LIMITED, `client ${clientId} uploads faster than ${perMinute} updates a minute (burst ${burst}, p2p.clientUpdatesPerMinute): retry in ${waitS} s`, { action: 'IGNORE' });
+    }
+    if (take) b.tokens -= 1;
   }
 
   private async handleSubmit(req: Uint8Array, peer: string, sealed = false): Promise<Uint8Array> {
@@ -104,11 +158,20 @@ export class UpdateIntake {
     return new Uint8Array(0);
   }
 
+  /**
+   * This miner's own body update (split learning, node/split-miner.ts): the same checks, pool and
+   * announcement as a client's upload, so every block rule applies to it unchanged.
+   */
+  submitOwn(u: SignedUpdate): Promise<void> {
+    return this.acceptFromClient(u);
+  }
+
   /** Cheapest first: seen, shape, admission, base model, signature; then store and announce. */
   private async acceptFromClient(u: SignedUpdate): Promise<void> {
     const { fetcher } = this.c;
     try {
       fetcher.checkShape({ ...u, payloadBytes: u.payload.length });
+      this.rateLimit(u.clientId, false);
       // Clients learn at once if they trained on a model we do not know. Updates from miners are
       // not held to our tip: one fetched to validate a block of a better chain is built on that
       // chain's models; the block rules check every record's base model against its own chain.
@@ -116,6 +179,7 @@ export class UpdateIntake {
         throw new BflError(ErrorCode.UNKNOWN_BASE_MODEL, `update built on model ${toHex(u.baseModelHash)}, not a global model of our chain`, { action: 'IGNORE' });
       }
       await fetcher.checkSignature({ ...u, payloadBytes: u.payload.length });
+      this.rateLimit(u.clientId, true);
       await fetcher.store(u, 'client');
       this.c.logger.debug({ client: u.clientId, digest: toHex(u.updateDigest).slice(0, 16) }, 'update accepted');
       await this.c.transport.publish(topics(this.init.config.networkId).updates, encodeAnnouncement({ ...u, payloadBytes: u.payload.length })).catch((e) => this.c.logger.debug({ err: (e as Error).message }, 'announcement not published'));
@@ -152,46 +216,91 @@ export class UpdateIntake {
 
   /** After a reorg: which pool updates the new canonical chain has not recorded and could. */
   async recompute(): Promise<void> {
+    this.lastVote.clear();
+    const open: PoolEntry[] = [];
     for (const e of this.c.pool.all()) {
       if (!e.hasPayload) continue;
-      if (await this.recordable(e)) this.unrecorded.set(e.key, e);
+      if (await this.isRecorded(e)) {
+        this.unrecorded.delete(e.key);
+        this.noteVote(e);
+      } else open.push(e);
+    }
+    for (const e of open) {
+      if (!this.superseded(e) && (await this.baseModelKnown(e.baseModelHash))) this.unrecorded.set(e.key, e);
       else this.unrecorded.delete(e.key);
     }
-    this.gauge?.set(this.unrecorded.size);
+    this.updateGauge();
   }
 
   /** A block on the tip brought global model `modelHash`: pool updates built on it become recordable. */
   async readmit(modelHash: Uint8Array): Promise<void> {
     for (const e of this.c.pool.all()) {
-      if (!e.hasPayload || this.unrecorded.has(e.key) || !equalBytes(e.baseModelHash, modelHash)) continue;
+      if (!e.hasPayload || this.unrecorded.has(e.key) || !equalBytes(e.baseModelHash, modelHash) || this.superseded(e)) continue;
       if (!(await this.isRecorded(e))) this.unrecorded.set(e.key, e);
     }
-    this.gauge?.set(this.unrecorded.size);
+    this.updateGauge();
   }
 
-  /** A block extended the canonical chain: its records are recorded now. */
-  recorded(keys: string[]): void {
-    for (const k of keys) this.unrecorded.delete(k);
-    this.gauge?.set(this.unrecorded.size);
-  }
-
-  /** Unrecorded updates that may go into a block on the tip, oldest first, at most `max`. */
-  async candidates(max: number): Promise<PoolEntry[]> {
-    const out: PoolEntry[] = [];
-    const sorted = [...this.unrecorded.values()].sort((a, b) => a.receivedAt - b.receivedAt || (a.key < b.key ? -1 : 1));
-    for (const e of sorted) {
-      if (out.length >= max) break;
-      // The tip handler runs asynchronously: re-check against the chain itself, or a block
-      // connected a moment ago could have recorded this update already.
-      if (await this.isRecorded(e)) {
-        this.unrecorded.delete(e.key);
-        continue;
-      }
-      if (await this.baseModelKnown(e.baseModelHash)) out.push(e);
-      else this.unrecorded.delete(e.key); // its model left the chain: see recordable()
+  /** A block extended the canonical chain: its records are recorded now, and supersede their clients' older updates. */
+  recorded(records: DatedVote[]): void {
+    for (const r of records) {
+      this.unrecorded.delete(poolKey(r.clientId, r.updateDigest));
+      this.noteVote(r);
     }
-    this.gauge?.set(this.unrecorded.size);
+    this.updateGauge();
+  }
+
+  /**
+   * Pool updates (with their payload) that `records` supersede: of the same client, created
+   * before the record, and never recorded on the canonical chain (one vote per client per
+   * aggregation: they never will be). Their payloads can go (the miner drops them as deep as
+   * aggregated ones).
+   */
+  async supersededBy(records: DatedVote[]): Promise<string[]> {
+    const byClient = new Map(records.map((r) => [r.clientId, r]));
+    const out: string[] = [];
+    for (const e of this.c.pool.all()) {
+      const r = byClient.get(e.clientId);
+      if (r && e.hasPayload && newestFirst(e, r) > 0 && !(await this.isRecorded(e))) out.push(e.key);
+    }
     return out;
+  }
+
+  /**
+   * Updates for a block on the tip, at most `max`: one per client that has no update recorded
+   * since the last aggregation, the one with the most samples, then the newest (core/votes.ts);
+   * the clients waiting longest first.
+   */
+  async candidates(max: number): Promise<PoolEntry[]> {
+    const voted = new Set(this.c.store.tip.pending.map((p) => p.clientId));
+    const byClient = new Map<string, PoolEntry[]>();
+    for (const e of this.unrecorded.values()) {
+      if (voted.has(e.clientId)) continue;
+      const list = byClient.get(e.clientId);
+      if (list) list.push(e);
+      else byClient.set(e.clientId, [e]);
+    }
+    const out: PoolEntry[] = [];
+    for (const list of byClient.values()) {
+      for (const e of list.sort(preferredFirst)) {
+        if (!this.unrecorded.has(e.key)) continue; // superseded by a vote noted meanwhile
+        // The tip handler runs asynchronously: re-check against the chain itself, or a block
+        // connected a moment ago could have recorded this update already (then it is the
+        // client's vote, and its older updates are superseded).
+        if (await this.isRecorded(e)) {
+          this.unrecorded.delete(e.key);
+          this.noteVote(e);
+          break;
+        }
+        if (await this.baseModelKnown(e.baseModelHash)) {
+          out.push(e);
+          break;
+        }
+        this.unrecorded.delete(e.key); // its model left the chain (see recordable()): the client's next one
+      }
+    }
+    this.updateGauge();
+    return out.sort((a, b) => a.receivedAt - b.receivedAt || (a.key < b.key ? -1 : 1)).slice(0, max);
   }
 
   /** Only admitted miners may fetch raw updates. */
@@ -216,7 +325,7 @@ export class UpdateIntake {
     if (pool.has(a.clientId, a.updateDigest)) return 'ignore';
     const who = await peers.identify(peer);
     if (who?.role !== 'miner') return 'ignore';
-    if (!store.membership.ofRole(a.clientId, 'client')) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `announcement of an update from unknown client ${a.clientId}`);
+    if (!store.membership.ofRole(a.clientId, contributorRoleOf(this.init.config))) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `announcement of an update from unknown ${contributorRoleOf(this.init.config)} ${a.clientId}`);
     if (!store.membership.ofRole(a.minerId, 'miner')) throw new BflError(ErrorCode.UNKNOWN_MINER, `announcement names unknown miner ${a.minerId}`);
     fetcher.checkShape(a);
     await fetcher.checkSignature(a);

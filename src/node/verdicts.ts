@@ -12,7 +12,7 @@ import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 
 /** Where a peer's data came from; decides the weight of a penalty. */
-export type Source = 'submit' | 'update' | 'fetched-update' | 'block' | 'sync' | 'chain';
+export type Source = 'submit' | 'split' | 'update' | 'fetched-update' | 'block' | 'sync' | 'chain';
 
 /** Penalty points for a REJECT (100 bans a peer): an invalid block costs the most work to check. */
 export function penaltyPoints(source: Source, code: string): number {

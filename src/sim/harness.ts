@@ -30,6 +30,8 @@ import type { ClientStatus } from '../api/status.ts';
 import { type RunningNode, initialModelOf, modelSpecOf, startNode } from '../node/daemon.ts';
 import { initLocalNetwork, testnetDefaults } from '../node/testnet.ts';
 import { type Logger, silentLogger } from '../util/logger.ts';
+import { AssociationCoordinator, type SimAssociationOptions, type SimAssociationReport, UploadTally } from './association.ts';
+import { associationSelector } from '../node/association-selector.ts';
 import { SimClock } from './clock.ts';
 import { Mobility, type MobilityOptions } from './mobility.ts';
 import { SimNetwork, type SimNetworkOptions, defaultSimNetwork } from './network.ts';
@@ -50,6 +52,10 @@ export interface SimOptions {
    * the literature know, the honest updates' statistics. Default: honest training. */
   behaviourOf?: (client: number, round: number, honest: () => HonestStats | undefined) => RoundBehaviour;
   mobility?: MobilityOptions;
+  /** Clients choose their miner through an association scheduler (issue 17): a coordinator
+   * assigns (miner, channel) jointly in the radio twin over the mobility model's positions
+   * (needs `mobility`). Default: each client uploads to its nearest miner by RTT. */
+  association?: SimAssociationOptions;
   /** Clients start with a seeded random 0 … N−1 samples, so their uploads spread out in time
    * instead of arriving together (training takes no virtual time, so without it every client
    * of the same rate uploads at the same instant). */
@@ -97,6 +103,8 @@ export interface SimResult {
   messages: { requests: number; gossip: number; unreachable: number } | null; // null over libp2p
   clients: ClientStatus[];
   minersConverged: boolean;
+  /** With `association`: what the coordinator's assignments cost, and where uploads went. */
+  association?: SimAssociationReport;
 }
 
 function identity(seed: number, id: string, role: 'miner' | 'client', mldsa: NativeMlDsa): Identity {
@@ -149,6 +157,10 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       stops.push(() => node.close());
     }
     const stores = minerNodes.map((m) => m.store);
+    const perClient = o.association?.mode === 'per-client' ? o.association : undefined;
+    const coordinator = o.association && !perClient ? await AssociationCoordinator.create(o.association, mobility, o.miners, o.clients, clock, o.seed * 31 + 17) : undefined;
+    if (coordinator) stops.push(() => coordinator.close());
+    const tally = perClient && new UploadTally(o.miners);
     const samples = partition(data.train.y, o.clients, cfg.learning.partition, o.seed);
     const phase = new Rng(o.seed * 13 + 5);
     const clientNodes: ClientNode[] = [];
@@ -163,7 +175,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
         index: c,
         miners: miners.map((m) => ({ id: m.id, peerId: `peer-${m.id}` })),
         extraInitialSamples: o.spread ? phase.int(cfg.learning.N) : 0,
-        hooks: rec.hooks(c, id.id),
+        hooks: coordinator ? coordinatedHooks(rec.hooks(c, id.id), coordinator, c) : perClient ? await perClientHooks(rec.hooks(c, id.id), perClient, o.miners, c, tally!, stops) : rec.hooks(c, id.id),
       });
       clientNodes.push(node);
       stops.push(() => node.close());
@@ -173,6 +185,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
 
     for (const m of minerNodes) await m.start();
     for (const c of clientNodes) await c.start();
+    coordinator?.start();
     net.refreshLinks();
     clock.spawn(async () => {
       for (;;) {
@@ -203,12 +216,42 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
       messages: { ...net.counters },
       clients: clientStatus,
       minersConverged,
+      ...(coordinator ? { association: coordinator.report() } : {}),
+      ...(perClient ? { association: tally!.report(perClient.policy, 'per-client') } : {}),
     };
   } finally {
     for (const s of stops.reverse()) await s().catch(() => undefined);
     await runtime.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A client's hooks with the coordinator's selector, and its uploads counted by miner. */
+function coordinatedHooks(h: ClientHooks, coordinator: AssociationCoordinator, c: number): ClientHooks {
+  return {
+    ...h,
+    selector: coordinator.selectorFor(c),
+    onUpload: (u) => {
+      coordinator.uploaded(c, Number(u.miner.split('-')[1]) - 1);
+      h.onUpload?.(u);
+    },
+  };
+}
+
+/** The daemon's selector (the product's own, on measured RTTs and announced loads), built
+ * here so that its choice at each upload can be counted. */
+async function perClientHooks(h: ClientHooks, o: SimAssociationOptions, miners: number, c: number, tally: UploadTally, stops: (() => Promise<unknown>)[]): Promise<ClientHooks> {
+  const selector = await associationSelector({ policy: o.policy, policyFile: o.policyFile, miners, seed: c + 1 });
+  stops.push(() => selector.close());
+  const index = (id: string | null) => (id === null ? -1 : Number(id.split('-')[1]) - 1);
+  return {
+    ...h,
+    selector,
+    onUpload: (u) => {
+      tally.add(index(u.miner), index(selector.chosen));
+      h.onUpload?.(u);
+    },
+  };
 }
 
 /**

@@ -116,7 +116,7 @@ it('oversized, malformed, badly signed, unknown, replayed updates and a block wi
     minerId: 'miner-2',
     timestamp: Date.now(),
     records: [recordOf(own)],
-    aggregation: { type: 'aggregation', round: head.rounds, baseModelHash: head.modelHash, modelHash: sha256(tamperedBytes), model: tamperedBytes, entries: [{ clientId: 'client-2', updateDigest: own.updateDigest, high: true, weight: 1 }], rewards: [{ id: 'client-2', amount: params.baseReward }] },
+    aggregation: { type: 'aggregation', round: head.rounds, baseModelHash: head.modelHash, modelHash: sha256(tamperedBytes), model: tamperedBytes, entries: [{ clientId: 'client-2', updateDigest: own.updateDigest, high: true, weight: 1 }], rewards: [{ id: 'client-2', amount: params.baseReward }], stateHash: sha256(new Uint8Array(0)) },
   });
   const block = signBlock({ ...template, header: mineHeaderSync(template.header)! }, cfg.networkId, evilMiner.key);
   const blockBytes = encodeBlock(block);

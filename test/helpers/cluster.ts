@@ -33,7 +33,8 @@ export class Cluster {
       // apart from genesis and reorganise to depth 8 (seen at 20,000 and 150,000)
       chain: { difficulty: o.difficulty ?? 1_000_000, phi: o.phi, ...o.chain },
       learning: { rate: 100, lr: 0.05, N: 50, E: 2, ...o.learning },
-      p2p: o.p2p,
+      // clients upload up to twice a second here (100 samples/s, N = 50): above the default per-client limit
+      p2p: { clientUpdatesPerMinute: 600, ...o.p2p },
     });
     return new Cluster(dir, init);
   }
@@ -42,10 +43,11 @@ export class Cluster {
     return this.init.nodes.find((n) => n.id === id)!;
   }
 
-  start(id: string): void {
+  /** Start a node; `config` another network file of the same network (e.g. one that leaves some members' addresses out). */
+  start(id: string, o: { config?: string } = {}): void {
     const n = this.node(id);
     const out = createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [BIN, '--role', n.role, '--config', this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
+    const child = spawn(process.execPath, [BIN, '--role', n.role, '--config', o.config ?? this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'], // a node whose test process dies stops too
       env: { ...process.env, BFL_LOG_LEVEL: 'info' },
     });

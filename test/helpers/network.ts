@@ -63,6 +63,7 @@ export function simpleAggregation(net: TestNetwork, parent: ChainState, pending:
     model,
     entries,
     rewards: ids.map((id) => ({ id, amount: net.params.baseReward / BigInt(ids.length) })),
+    stateHash: sha256(new Uint8Array(0)),
   };
 }
 

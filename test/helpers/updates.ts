@@ -21,8 +21,10 @@ export function makeUpdates(o: { seed: number; honest: number; attackers: number
   return { updates, previous };
 }
 
-/** Digest of everything an aggregation puts on chain (entries, rewards, model). */
+/** Digest of everything an aggregation puts on chain (entries, rewards, model). The state hash,
+ * the transaction's last 32 bytes, is left out: it is not part of the result, and the golden
+ * digests predate it. */
 export function resultDigest(r: AggregationResult): string {
-  const tx = encodeTx({ type: 'aggregation', round: 1, baseModelHash: new Uint8Array(32), modelHash: new Uint8Array(32), model: new Uint8Array(r.model.buffer), entries: r.entries, rewards: r.rewards });
-  return createHash('sha256').update(tx).digest('hex');
+  const tx = encodeTx({ type: 'aggregation', round: 1, baseModelHash: new Uint8Array(32), modelHash: new Uint8Array(32), model: new Uint8Array(r.model.buffer), entries: r.entries, rewards: r.rewards, stateHash: new Uint8Array(32) });
+  return createHash('sha256').update(tx.subarray(0, tx.length - 32)).digest('hex');
 }

@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isBflError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/random.ts';
-import { DEFAULT_POLICY, QNetRuntime, actionsToAssignment, d3qnScheduler, defaultD3qnOptions, runAgents, savePolicy, trainD3qn } from '../../src/association/d3qn.ts';
+import { DEFAULT_POLICY, QNetRuntime, actionsToAssignment, agentRewards, d3qnScheduler, defaultD3qnOptions, runAgents, savePolicy, trainD3qn } from '../../src/association/d3qn.ts';
 import { type QNetSpec, initQnet, qnetParamCount } from '../../src/association/qnet.ts';
-import { Twin, checkOneToOne, twinParams } from '../../src/association/twin.ts';
+import { Twin, checkOneToOne, roundCost, twinParams } from '../../src/association/twin.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 /** A minibatch: states, one-hot taken actions (`dense`: a 0/1 weight on every action, as the
@@ -114,6 +114,50 @@ describe('the D3QN scheduler', () => {
       await sched.close?.();
     }
   });
+
+  it('forced actions (the expert\'s rounds) are taken as given, the network not asked, each decision with the clients placed before it', async () => {
+    const p = twinParams({ clients: 5, servers: 2, channels: 3 });
+    const s = new Twin(p, 8).next();
+    const forced = Int32Array.from([4, 0, 5, 2, 1]);
+    let asked = 0;
+    const { act, decisions } = await runAgents(s, 'sinr', 1, 1, async (_x, rows) => (asked++, new Float32Array(rows * 6)), 0, undefined, forced);
+    expect(Array.from(act)).toEqual(Array.from(forced));
+    expect(asked).toBe(0);
+    expect(decisions).toHaveLength(5);
+    decisions.forEach((d, i) => {
+      expect(d.act).toBe(forced[d.agent]);
+      // i agents placed before this one, and not this one
+      expect(Array.from(d.placed.server).filter((m) => m >= 0)).toHaveLength(i);
+      expect(d.placed.server[d.agent]).toBe(-1);
+    });
+  });
+
+  it('the team difference reward is N·(log cost without the agent − log cost with it)', () => {
+    const p = twinParams({ clients: 3, servers: 2, channels: 2 });
+    const s = new Twin(p, 4).next();
+    const a = { server: Int32Array.from([0, 1, 0]), channel: Int32Array.from([0, 0, 1]) };
+    const c = roundCost(s, a);
+    const r = agentRewards(s, a, c, 'team-diff');
+    for (let n = 0; n < 3; n++) {
+      const b = { server: Int32Array.from(a.server), channel: Int32Array.from(a.channel) };
+      b.server[n] = -1;
+      b.channel[n] = -1;
+      expect(r[n]).toBeCloseTo(Math.max(-8, 3 * (Math.log(roundCost(s, b).cost) - Math.log(c.cost))), 12);
+      expect(r[n]).toBeLessThan(0); // every client adds time or energy
+    }
+  });
+
+  for (const over of [{ targets: 'placed' }, { reward: 'team-diff' }, { expertStart: 1, expertEnd: 0.5, targets: 'placed' }] as const) {
+    it(`trains with ${JSON.stringify(over)}: finite losses, a one-to-one policy`, async () => {
+      const p = twinParams({ clients: 6, servers: 2, channels: 4 });
+      const r = await trainD3qn(p, { ...defaultD3qnOptions, hidden: [16, 8], episodes: 2, roundsPerEpisode: 5, warmupRounds: 2, batch: 8, ...over });
+      for (const e of r.episodes) expect(Number.isFinite(e.loss)).toBe(true);
+      const rt = await QNetRuntime.create(r.spec);
+      const s = new Twin(p, 9).next();
+      checkOneToOne(p, actionsToAssignment(p, (await runAgents(s, r.options.state, 1, 1, (x, rows) => rt.q(r.params, x, rows))).act));
+      await rt.close();
+    });
+  }
 
   it('the committed policy for the default twin loads and schedules one-to-one', async () => {
     const p = twinParams();

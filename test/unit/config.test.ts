@@ -3,7 +3,7 @@ import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { chainParamsOf, defaultAggregationConfig, defaultChainConfig, defaultLearningConfig, defaultP2PConfig, loadNetworkConfig, parseNetworkConfig, rulesOf } from '../../src/config/network.ts';
+import { chainParamsOf, defaultAggregationConfig, defaultAssociationConfig, defaultChainConfig, defaultLearningConfig, defaultP2PConfig, loadNetworkConfig, parseNetworkConfig, rulesOf } from '../../src/config/network.ts';
 import { BflError } from '../../src/core/errors.ts';
 import { generateIdentity, writeKeyFile } from '../../src/crypto/keyfile.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -41,6 +41,7 @@ describe('network config', () => {
     expect(cfg.aggregation).toEqual(defaultAggregationConfig);
     expect(cfg.learning).toEqual(defaultLearningConfig);
     expect(cfg.p2p).toEqual(defaultP2PConfig);
+    expect(cfg.association).toEqual(defaultAssociationConfig);
     expect(cfg.addresses.get('miner-1')).toMatchObject({ listen: '/ip4/127.0.0.1/tcp/40000', api: '127.0.0.1:41000' });
     expect(cfg.addresses.get('miner-2')!.peerId).toMatch(/^12D3KooW/);
     expect(cfg.members.map((m) => [m.id, m.role, Buffer.from(m.publicKey).toString('hex')])).toEqual(Object.entries(ids).map(([id, role]) => [id, role, pks[id]]));

@@ -33,7 +33,7 @@ const h32 = (n: number) => new Uint8Array(32).fill(n);
 const header: BlockHeader = { version: 1, height: 7, prevHash: h32(1), merkleRoot: h32(2), timestamp: 1_700_000_000_000, difficulty: 1_000_000n, minerId: 'miner-1', nonce: 12345 };
 const model = new Uint8Array(Float32Array.from([0.5, -1, 2, 3]).buffer);
 const txs: Tx[] = [
-  { type: 'aggregation', round: 3, baseModelHash: h32(3), modelHash: sha256(model), model, entries: [{ clientId: 'client-1', updateDigest: h32(4), high: true, weight: 0.75 }, { clientId: 'client-2', updateDigest: h32(5), high: false, weight: 0 }], rewards: [{ id: 'client-1', amount: 100n }] },
+  { type: 'aggregation', round: 3, baseModelHash: h32(3), modelHash: sha256(model), model, entries: [{ clientId: 'client-1', updateDigest: h32(4), high: true, weight: 0.75 }, { clientId: 'client-2', updateDigest: h32(5), high: false, weight: 0 }], rewards: [{ id: 'client-1', amount: 100n }], stateHash: h32(6) },
   { type: 'coinbase', height: 7, minerId: 'miner-1', amount: 10n },
   { type: 'record', clientId: 'client-1', minerId: 'miner-1', updateDigest: h32(6), baseModelHash: h32(3), sampleCount: 100, createdAt: 1_700_000_000_500, signature: new Uint8Array(2420).fill(9) },
   { type: 'genesis', networkId: 'test-net', paramsDigest: h32(8) },

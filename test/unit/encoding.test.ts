@@ -88,7 +88,7 @@ describe('untrusted bytes', () => {
     expect(codeOf(() => decodeTx(hugeSig))).toBe('OVERSIZED');
     const agg = encodeTx({ ...f.aggregation, entries: [], rewards: [] });
     const badCount = Uint8Array.from(agg);
-    new DataView(badCount.buffer).setUint32(agg.length - 8, 5_000_000);
+    new DataView(badCount.buffer).setUint32(agg.length - 32 - 8, 5_000_000); // entry count: before the reward count and the state hash
     expect(codeOf(() => decodeTx(badCount))).toBe('MALFORMED');
   });
 

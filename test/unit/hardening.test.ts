@@ -156,7 +156,7 @@ describe('field sanity at intake (issue 13, item 10)', () => {
   it("the miner's intake applies them to uploads and announcements, and the bounds but not our clock to fetched updates", () => {
     const fetcher = new UpdateFetcher(
       {
-        config: { networkId: 'n', genesisTime: GENESIS, chain: { maxFutureMs: 120_000 } },
+        config: { networkId: 'n', genesisTime: GENESIS, chain: { maxFutureMs: 120_000 }, learning: { mode: 'federated' } },
         membership: { ofRole: () => ({}) },
         pool: { get: () => undefined },
         clock: { now: () => NOW },

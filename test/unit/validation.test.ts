@@ -179,6 +179,30 @@ describe('one rejection per code', () => {
     expect(['side', 'connected']).toContain((await store.addBlock(side)).status);
   });
 
+  it('CLIENT_ALREADY_VOTED: a second update of one client between two aggregations, in one block or after its pending one; fine again after the aggregation', async () => {
+    const genesis = store.tip;
+    expect((await rejection(store.addBlock(forgeBlock(net, genesis, net.miners[m1], { records: [rec(0), rec(1), rec(0)] })))).code).toBe('CLIENT_ALREADY_VOTED');
+    await store.addBlock(mineBlock(net, genesis, net.miners[m1], { records: [rec(0)] }));
+    const e = await rejection(store.addBlock(forgeBlock(net, store.tip, net.miners[m2], { records: [rec(1), rec(0)] })));
+    expect([e.code, e.action]).toEqual(['CLIENT_ALREADY_VOTED', 'REJECT']);
+    expect(e.message).toMatch(/client client-1 already has update .* recorded for this aggregation/);
+    // the aggregation closes the round: client-1 may vote again in the next one
+    const close = [rec(1), rec(2)];
+    await store.addBlock(mineBlock(net, store.tip, net.miners[m2], { records: close, aggregation: nextAggregation(net, store.tip, close) }));
+    expect(store.tip.rounds).toBe(2);
+    expect((await store.addBlock(mineBlock(net, store.tip, net.miners[m1], { records: [rec(0)] }))).status).toBe('connected');
+  });
+
+  it('the ϕ rule counts clients: one client flooding updates cannot make a block aggregate', async () => {
+    // ϕ = 3: three updates of two clients used to close the round and share its rewards 2 : 1
+    const flood = [rec(0), rec(0), rec(1)];
+    const agg = nextAggregation(net, store.tip, flood)!;
+    expect((await rejection(store.addBlock(forgeBlock(net, store.tip, net.miners[m1], { records: flood, aggregation: agg })))).code).toBe('CLIENT_ALREADY_VOTED');
+    const two = [rec(0), rec(1)];
+    expect((await store.addBlock(mineBlock(net, store.tip, net.miners[m1], { records: two }))).status).toBe('connected');
+    expect(store.tip.rounds).toBe(1); // 2 clients < ϕ: no aggregation yet
+  });
+
   it('UNKNOWN_BASE_MODEL: an update trained on a model this chain never had', async () => {
     const r = signedRecord(net, net.clients[0], net.miners[m1].id, sha256(Uint8Array.of(42)));
     expect((await rejection(store.addBlock(forgeBlock(net, store.tip, net.miners[m1], { records: [r] })))).code).toBe('UNKNOWN_BASE_MODEL');

@@ -44,6 +44,7 @@ export const aggregation: AggregationTx = {
     { clientId: 'phone-0002', updateDigest: seq(32, 11), high: false, weight: 0 },
   ],
   rewards: [{ id: 'phone-0001', amount: 100_000_000n }],
+  stateHash: seq(32, 12),
 };
 export const claim: UpdateClaim = {
   networkId: 'bfl-vectors',

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { ChainStore } from '../../chain/store.ts';
 import { type VerifyReport, verifyChain } from '../../chain/verify.ts';
@@ -8,6 +10,7 @@ import { InThreadVerifier } from '../../crypto/verifier.ts';
 import { ErrorCode, isBflError } from '../../core/errors.ts';
 import { chainDirOf, isLockError, lockedError, nodeDirOfChain } from '../datadir.ts';
 import { Exit, parseIntFlag } from '../exit.ts';
+import { repairLevel } from '../../chain/leveldb.ts';
 
 // Read-only: nothing is created; LevelDB has no shared lock, so a running node's chain cannot be
 // opened beside it (the error names the node's pid).
@@ -17,8 +20,24 @@ const READ_HINT = 'stop the node first (or copy its datadir and read the copy)';
 const DATADIR_HELP = 'the node\'s data directory (its chain/ store is read; a chain store directory itself also works). Opened read-only; stop the node first';
 import { print, printJson } from '../output.ts';
 
+/** How the aggregations were checked (VerifyReport.aggregationCheck). */
+function aggregationLine(r: VerifyReport): string {
+  const c = r.aggregationCheck;
+  if (!c) return '';
+  // the three kinds lie in bands (accepted on work oldest, recomputed newest): count and band; --json lists every height
+  const ranges = (hs: number[]) => (hs.length === 0 ? 'none' : `${hs.length} (heights ${hs[0]}${hs.length > 1 ? `..${hs.at(-1)}` : ''})`);
+  if (c.aggregator === null) return 'aggregations not recomputed: this build does not know the chain\'s aggregator';
+  return `aggregations (${c.aggregator}): recomputed from the update pool ${ranges(c.recomputed)}; accepted on work while syncing ${ranges(c.acceptedOnWork)}; checked on arrival, updates pruned since ${ranges(c.checkedOnArrival)}`;
+}
+
+/** DATADIR/updates beside DATADIR/chain (a copied-out chain store has none). */
+function poolDirOf(chainDir: string): string | undefined {
+  const node = nodeDirOfChain(chainDir);
+  return node === chainDir ? undefined : join(node, 'updates');
+}
+
 export function chainCommand(): Command {
-  const chain = new Command('chain').description('inspect and check a node\'s stored chain');
+  const chain = new Command('chain').description('inspect, check and repair a node\'s stored chain');
 
   chain
     .command('verify')
@@ -29,16 +48,46 @@ export function chainCommand(): Command {
       let report: VerifyReport;
       try {
         const dir = chainDirOf(o.datadir);
-        report = await verifyChain(dir, new InThreadVerifier());
+        report = await verifyChain(dir, new InThreadVerifier(), { poolDir: poolDirOf(dir) });
         if (report.error?.code === ErrorCode.STORE_LOCKED) report.error.message = lockedError(nodeDirOfChain(dir), READ_HINT).message;
       } catch (e) {
         if (!isBflError(e)) throw e;
         report = { valid: false, height: -1, blocks: 0, records: 0, aggregations: 0, error: { code: e.code, message: e.message } };
       }
       if (o.json) printJson(report);
-      else if (report.valid) print(`valid: ${report.blocks} blocks to height ${report.height}, ${report.aggregations} aggregations, ${report.records} update records, tip ${report.tip}`);
+      else if (report.valid) {
+        print(`valid: ${report.blocks} blocks to height ${report.height}, ${report.aggregations} aggregations, ${report.records} update records, tip ${report.tip}`);
+        print(aggregationLine(report));
+      }
       else if (OPERATOR_ERRORS.has(report.error?.code ?? '')) process.stderr.write(`error: ${report.error?.message} (${report.error?.code})\n`);
+      else if (report.error?.code === ErrorCode.POOL_CORRUPT) print(`INVALID update pool: ${report.error.code}: ${report.error.message}`);
       else print(`INVALID at height ${report.error?.height ?? '?'}: ${report.error?.code}: ${report.error?.message}`);
+      process.exitCode = report.valid ? Exit.OK : Exit.FAILURE;
+    });
+
+  chain
+    .command('repair')
+    .description('rebuild a damaged chain store and update pool with LevelDB\'s repair, then verify (exit 0 valid, 1 not)')
+    .requiredOption('--datadir <dir>', 'the node\'s data directory (its chain/ and updates/ stores are repaired in place). Stop the node first')
+    .option('--json', 'print the report as JSON', false)
+    .action(async (o: { datadir: string; json: boolean }) => {
+      const dir = chainDirOf(o.datadir);
+      const pool = poolDirOf(dir);
+      const repaired: string[] = [];
+      try {
+        await repairLevel('chain', dir);
+        repaired.push(dir);
+        if (pool && existsSync(pool)) {
+          await repairLevel('pool', pool);
+          repaired.push(pool);
+        }
+      } catch (e) {
+        throw isLockError(e) ? lockedError(nodeDirOfChain(dir), 'stop it first') : e;
+      }
+      const report = await verifyChain(dir, new InThreadVerifier(), { poolDir: pool });
+      if (o.json) printJson({ repaired, ...report });
+      else if (report.valid) print(`repaired ${repaired.join(' and ')}; valid: ${report.blocks} blocks to height ${report.height}, ${report.aggregations} aggregations, tip ${report.tip}`);
+      else print(`repaired ${repaired.join(' and ')}, but still INVALID at height ${report.error?.height ?? '?'}: ${report.error?.code}: ${report.error?.message}; move ${dir} aside and restart the node to sync the chain from the other miners`);
       process.exitCode = report.valid ? Exit.OK : Exit.FAILURE;
     });
 

@@ -15,6 +15,8 @@ import { type SchedulerName, SCHEDULERS } from '../../association/schedulers.ts'
 import { provisioningCommand } from './provisioning.ts';
 import { fedsacCommand } from './fedsac.ts';
 import { keyrateCommand } from './keyrate.ts';
+import { splitCommand } from './split.ts';
+import { inversionCommand } from './inversion.ts';
 
 export function experimentCommand(): Command {
   const exp = new Command('experiment').description("the paper's experiments");
@@ -47,6 +49,8 @@ export function experimentCommand(): Command {
   exp.addCommand(provisioningCommand());
   exp.addCommand(fedsacCommand());
   exp.addCommand(keyrateCommand());
+  exp.addCommand(splitCommand());
+  exp.addCommand(inversionCommand());
 
   common(exp.command('attack').description('attack detection with rotating attackers (case i), in the simulator or over libp2p: detection rate, false positives, accuracy vs no attack'), { clients: defaultAttackExperiment.clients, aggregations: defaultAttackExperiment.aggregations, lr: defaultAttackExperiment.lr })
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), defaultAttackExperiment.malicious)

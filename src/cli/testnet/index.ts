@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { runTestnet } from '../../node/testnet.ts';
 import { Exit, UsageError, parseIntFlag } from '../exit.ts';
 import { ATTACK_HELP, parseAttack } from '../../experiments/attacks.ts';
@@ -11,15 +11,17 @@ export function testnetCommand(): Command {
     .option('--miners <m>', 'edge miners', parseIntFlag('--miners', 1, 32), 2)
     .option('--clients <k>', 'mobile clients', parseIntFlag('--clients', 1, 200), 6)
     .option('--aggregations <a>', 'stop when every miner\'s chain holds this many aggregations', parseIntFlag('--aggregations', 1, 100_000), 10)
-    .option('--phi <n>', 'ϕ (default: the number of clients)', parseIntFlag('--phi', 1, 100_000))
+    .option('--phi <n>', 'ϕ (default: the number of clients; with --mode split the number of miners)', parseIntFlag('--phi', 1, 100_000))
+    .addOption(new Option('--mode <mode>', 'learning mode: federated (clients upload updates) or split (clients keep the head and send cut-layer activations; miners aggregate body updates)').choices(['federated', 'split']).default('federated'))
     .option('--attackers <n>', 'how many clients attack (the last ones)', parseIntFlag('--attackers', 0, 200), 0)
     .option('--attack <attack>', `what they do: ${ATTACK_HELP}`, 'sign-flip')
     .option('--dir <dir>', 'keep config, keys, data and logs here (default: a temporary directory, removed after a good run)')
     .option('--keep', 'keep the temporary directory', false)
     .option('--timeout <s>', 'give up after this many seconds', parseIntFlag('--timeout', 10, 86_400), 900)
     .option('--json', 'print the summary as JSON', false)
-    .action(async (o: { miners: number; clients: number; aggregations: number; phi?: number; attackers: number; attack: string; dir?: string; keep: boolean; timeout: number; json: boolean }) => {
+    .action(async (o: { miners: number; clients: number; aggregations: number; phi?: number; mode: 'federated' | 'split'; attackers: number; attack: string; dir?: string; keep: boolean; timeout: number; json: boolean }) => {
       if (o.attackers > o.clients) throw new UsageError('--attackers cannot exceed --clients');
+      if (o.attackers > 0 && o.mode === 'split') throw new UsageError('--attackers needs --mode federated: the attacks change uploaded updates, and split-mode clients upload none');
       try {
         parseAttack(o.attack);
       } catch (e) {
@@ -46,6 +48,7 @@ export function testnetCommand(): Command {
         clients: o.clients,
         aggregations: o.aggregations,
         phi: o.phi,
+        mode: o.mode,
         attackers: o.attackers,
         attack: o.attack,
         dir: o.dir,
@@ -70,7 +73,7 @@ export function testnetCommand(): Command {
       if (tty) process.stderr.write('\n');
       if (o.json) printJson(summary);
       else {
-        print(`${summary.reached && summary.converged ? 'done' : 'FAILED'}: ${summary.aggregations} aggregations, height ${summary.height}, final accuracy ${summary.finalAccuracy?.toFixed(4) ?? '-'}, miners ${summary.converged ? 'converged on one tip' : 'NOT converged'}, ${summary.seconds} s`);
+        print(`${summary.reached && summary.converged ? 'done' : 'FAILED'}: ${summary.aggregations} aggregations, height ${summary.height}, ${summary.mode === 'split' ? 'split mode, mean client accuracy' : 'final accuracy'} ${summary.finalAccuracy?.toFixed(4) ?? '-'}, miners ${summary.converged ? 'converged on one tip' : 'NOT converged'}, ${summary.seconds} s`);
         if (summary.error) print(`error: ${summary.error}`);
         for (const c of summary.clients) print(`  ${c.id}: uploaded ${c.uploaded}, buffered ${c.buffered}, balance ${c.balance}, held-out accuracy ${c.lastAccuracy?.toFixed(4) ?? '-'}`);
         if (summary.error || o.keep || o.dir) print(`files: ${summary.dir}`);

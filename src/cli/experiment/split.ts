@@ -1,0 +1,78 @@
+import { Command } from 'commander';
+import { type SchedulerName, SCHEDULERS } from '../../association/schedulers.ts';
+import { defaultSplitExperiment, runSplitExperiment } from '../../experiments/split.ts';
+import { progress } from '../../experiments/progress.ts';
+import { type Partition, parsePartition } from '../../learn/partition.ts';
+import { UsageError, parseIntFlag, parseNumberFlag } from '../exit.ts';
+import { print, printJson } from '../output.ts';
+
+/** `experiment split`: the DT paper's cloud-edge-client split learning (issue 19, Figs. 10-11). */
+export function splitCommand(): Command {
+  const d = defaultSplitExperiment;
+  return new Command('split')
+    .description("split learning (clients train heads, miners train bodies on smashed data; the DT paper's Algorithm 1) vs FedAvg vs centralized: accuracy and loss over rounds per association scheduler with energy budgets (Figs. 10-11), bytes per client per round")
+    .option('--rounds <r>', 'rounds R', parseIntFlag('--rounds', 1, 100_000), d.rounds)
+    .option('--clients <n>', 'clients N', parseIntFlag('--clients', 1, 1000), d.clients)
+    .option('--miners <m>', 'miners (edge servers) M', parseIntFlag('--miners', 1, 64), d.miners)
+    .option('--schedulers <list>', `association schedulers for the budgeted runs: ${SCHEDULERS.join(', ')}, or none`, d.schedulers.join(','))
+    .option('--samples <n>', 'samples per client per round D_n^r', parseIntFlag('--samples', 1, 100_000), d.samplesPerRound)
+    .option('--B <b>', 'minibatch size', parseIntFlag('--B', 1, 100_000), d.batchSize)
+    .option('--lr <rate>', 'learning rate η (heads, bodies, FedAvg and centralized alike)', parseNumberFlag('--lr', 1e-9, 100), d.lr)
+    .option('--cut <c>', 'dense layers on the client (1 for the default 784-200-10)', parseIntFlag('--cut', 1, 100), d.cut)
+    .option('--head-init <kind>', 'private (each client draws its own head) or shared (the global initial head)', d.headInit)
+    .option('--head-share <f>', 'fraction of clients aggregating heads with noise (eq. 4)', parseNumberFlag('--head-share', 0, 1), d.headShare)
+    .option('--head-noise <sigma>', 'σ of the Gaussian noise on shared head parameters (eq. 4)', parseNumberFlag('--head-noise', 0, 100), d.headNoise)
+    .option('--budget <lo,hi>', 'energy budgets: U(lo, hi) × R rounds at the median client energy per round', `${d.budget[0]},${d.budget[1]}`)
+    .option('--eval-every <k>', 'evaluate on the test set every k rounds', parseIntFlag('--eval-every', 1, 100_000), d.evalEvery)
+    .option('--partition <p>', 'iid, shards[:K], dirichlet:α or noniid', 'iid')
+    .option('--dataset <name>', 'mnist (embedded), fashion or idx:DIR', d.dataset)
+    .option('--seed <n>', 'seed', parseIntFlag('--seed', 0, 2 ** 32 - 1), d.seed)
+    .option('--out <dir>', 'write CSV, JSON and plots here', 'out')
+    .option('--json', 'print the summary as JSON (curves in <out>/split.json)', false)
+    .action(async (o: { rounds: number; clients: number; miners: number; schedulers: string; samples: number; B: number; lr: number; cut: number; headInit: string; headShare: number; headNoise: number; budget: string; evalEvery: number; partition: string; dataset: string; seed: number; out: string; json: boolean }) => {
+      const schedulers = o.schedulers === 'none' ? [] : o.schedulers.split(',');
+      for (const s of schedulers) if (!(SCHEDULERS as readonly string[]).includes(s)) throw new UsageError(`unknown scheduler ${s}: use ${SCHEDULERS.join(', ')} or none`);
+      if (o.headInit !== 'private' && o.headInit !== 'shared') throw new UsageError('--head-init must be private or shared');
+      const budget = o.budget.split(',').map(Number);
+      if (budget.length !== 2 || !(budget[0] >= 0 && budget[1] >= budget[0])) throw new UsageError(`--budget takes lo,hi with 0 <= lo <= hi, got "${o.budget}"`);
+      let partition: Partition;
+      try {
+        partition = parsePartition(o.partition);
+      } catch (e) {
+        throw new UsageError(`--${(e as Error).message}`);
+      }
+      const bar = progress((3 + (o.headShare < 1 ? 1 : 0) + schedulers.length) * o.rounds);
+      const r = await runSplitExperiment({
+        ...d,
+        rounds: o.rounds,
+        clients: o.clients,
+        miners: o.miners,
+        schedulers: schedulers as SchedulerName[],
+        samplesPerRound: o.samples,
+        batchSize: o.B,
+        lr: o.lr,
+        cut: o.cut,
+        headInit: o.headInit,
+        headShare: o.headShare,
+        headNoise: o.headNoise,
+        budget: budget as [number, number],
+        evalEvery: o.evalEvery,
+        partition,
+        dataset: o.dataset,
+        seed: o.seed,
+        out: o.out,
+        onRound: (run, round, acc) => bar(`${run}: round ${round} of ${o.rounds}${acc === null ? '' : `, accuracy ${acc.toFixed(4)}`}`),
+      });
+      bar.done();
+      const { curves: _c, ...summary } = r;
+      if (o.json) printJson(summary);
+      else {
+        print(`${r.dataset} (${r.partition}), ${r.clients} clients, ${r.miners} miners, ${r.rounds} rounds, cut after layer ${r.cut} (head ${r.headParams}, body ${r.bodyParams} parameters):`);
+        print(`  accuracy: split ${r.accuracySplit.toFixed(4)} (heads averaged by eq. 4: ${r.accuracySplitHeadsAveraged.toFixed(4)}), federated ${r.accuracyFederated.toFixed(4)} (split ${r.gapPoints} points lower), centralized ${r.accuracyCentralized.toFixed(4)}`);
+        const b = r.bytesPerClientRound;
+        print(`  bytes per client per round: split ${b.split.up} up / ${b.split.down} down (heads averaged: ${b.splitHeadsAveraged.up} / ${b.splitHeadsAveraged.down}), federated ${b.federated.up} up / ${b.federated.down} down`);
+        for (const [n, s] of Object.entries(r.schedulers)) print(`  ${n.padEnd(14)} with energy budgets: accuracy ${s.finalAccuracy.toFixed(4)}, test loss ${s.finalTestLoss.toFixed(4)}, ${s.clientsAtEnd} clients left, ${s.clientRounds} client-rounds`);
+        print(`  ${r.seconds} s; wrote ${r.files.join(', ')}`);
+      }
+    });
+}

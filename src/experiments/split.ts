@@ -1,0 +1,511 @@
+/**
+ * `bfl-node experiment split`: the cloud-edge-client framework of the DT paper
+ * (../shared/papers/dt-cloud-edge-client-learning.txt, section III, Algorithm 1) in-process, with
+ * our miners as the edge servers, beside FedAvg and centralized training (Figs. 10-11).
+ *
+ * One round r, for the clients taking part:
+ *   Stage I   each client n runs its head on its round's samples in minibatches; the miner m it is
+ *             associated with runs a body SGD step on each batch of smashed data (eq. 1) and
+ *             answers the cut gradient, with which the client steps its head (eq. 2). A miner
+ *             serves its clients' batches in turn (client order), so its body sees them all.
+ *   Stage II  bodies are averaged across miners weighted by the samples each served (eq. 3);
+ *             heads of the clients in N_C (a seeded fraction `headShare`) are perturbed with
+ *             Gaussian noise σ and averaged sample-weighted (eq. 4); the others stay private.
+ *
+ * Association comes from the association schedulers (src/association) in the radio twin of the
+ * same paper. The unconstrained split run (`accuracySplit`) uses the nearest-server one, which is
+ * the product's default (nearest miner by RTT, src/node/miner-selector.ts). For Figs. 10-11 each
+ * scheduler runs with heterogeneous energy budgets (section VI-B): a client whose uplink energy
+ * (eqs. 13, 18) has used its budget quits, so a scheduler that spends less energy keeps more
+ * data in the training. Budgets are drawn per client as a fraction U(lo, hi) of R rounds at the
+ * median per-round client energy of the nearest-server scheduler (calibrated on other twin rounds).
+ *
+ * Federated = our usual FedAvg: the same clients, the same samples and minibatches per round,
+ * local SGD from the global model, sample-weighted mean. Centralized = one model stepping over
+ * the union of the round's samples: the same number of SGD steps per round as a body sees in
+ * total. Every run starts from the same initial parameters (seeded) and sees the same batches.
+ */
+import { Rng } from '../core/random.ts';
+import { type Scheduler, type SchedulerName, SCHEDULERS, heuristicScheduler, nearestScheduler } from '../association/schedulers.ts';
+import { d3qnScheduler } from '../association/d3qn.ts';
+import { type TwinParams, Twin, checkOneToOne, roundCost, twinParams } from '../association/twin.ts';
+import { type Dataset, loadDataset, subset } from '../learn/data.ts';
+import { DEFAULT_MODEL, type ModelSpec, classCount, initParams, paramCount } from '../learn/model.ts';
+import { type Partition, formatPartition, partition } from '../learn/partition.ts';
+import { ModelRuntime } from '../learn/runtime.ts';
+import { DEFAULT_CUT, SplitRuntime, joinParams, splitParams } from '../learn/split.ts';
+import { evaluate } from '../learn/train.ts';
+import { lineChart } from './plot.ts';
+import { Report, tail } from './report.ts';
+
+export interface SplitExperimentOptions {
+  rounds: number; // R
+  clients: number; // N
+  miners: number; // M, the edge servers
+  schedulers: SchedulerName[];
+  /** D_n^r: samples each client trains on per round. */
+  samplesPerRound: number;
+  batchSize: number;
+  lr: number;
+  /** Dense layers on the client (split.ts). */
+  cut: number;
+  dataset: string;
+  partition: Partition;
+  seed: number;
+  /** 'private': every client draws its own head (the paper's text, section III-B: heads are
+   * "privately determined by clients"); 'shared': all start from the global initial model's head
+   * (Algorithm 1, line 6). */
+  headInit: 'private' | 'shared';
+  /** Fraction of clients in N_C, aggregating heads by eq. (4). */
+  headShare: number;
+  /** σ of the Gaussian noise on each shared head parameter (eq. 4's Ŵ^H). */
+  headNoise: number;
+  /** Energy budgets, as fractions of R rounds at the median client energy per round: U(lo, hi) per client. */
+  budget: [number, number];
+  /** Evaluate on the test set every this many rounds (and after the last). */
+  evalEvery: number;
+  threads?: number;
+  out: string;
+  onRound?: (run: string, round: number, accuracy: number | null) => void;
+}
+
+/**
+ * Defaults: the paper's network, N = 16 clients and M = 4 edge servers (section VI-A). 100
+ * samples per client per round out of ~500 (8,000 embedded MNIST digits over 16) is 5 rounds an
+ * epoch; 50 rounds = 10 epochs, enough for the MLP to settle on MNIST within a minute per run.
+ * B = 10 is the BFL-MEC paper's client batch; η = 0.05 the centralized reference's rate.
+ * Budgets U(0.3, 1.5): some clients run dry early, the rest never do, so the schedulers differ.
+ */
+export const defaultSplitExperiment: Omit<SplitExperimentOptions, 'out'> = {
+  rounds: 50,
+  clients: 16,
+  miners: 4,
+  schedulers: [...SCHEDULERS],
+  samplesPerRound: 100,
+  batchSize: 10,
+  lr: 0.05,
+  cut: DEFAULT_CUT,
+  dataset: 'mnist',
+  partition: { kind: 'iid' },
+  seed: 1,
+  headInit: 'private',
+  headShare: 0,
+  headNoise: 0.01,
+  budget: [0.3, 1.5],
+  evalEvery: 5,
+};
+
+export interface Curve {
+  /** Rounds at which the test set was evaluated. */
+  round: number[];
+  testLoss: number[];
+  testAccuracy: number[];
+  /** Mean training loss of every round (the body's loss on smashed data in split mode). */
+  trainLoss: number[];
+  /** Clients taking part in every round. */
+  active: number[];
+}
+
+export interface SplitExperimentResult {
+  dataset: string;
+  partition: string;
+  rounds: number;
+  clients: number;
+  miners: number;
+  cut: number;
+  headParams: number;
+  bodyParams: number;
+  samplesPerRound: number;
+  headInit: 'private' | 'shared';
+  headShare: number;
+  headNoise: number;
+  /** Final test accuracy (mean of the last evaluations, tail 1): split with every client every
+   * round and nearest-server association; FedAvg under the same conditions; centralized. */
+  accuracySplit: number;
+  /** The same split run with every client averaging heads by eq. (4) (noise σ = headNoise). */
+  accuracySplitHeadsAveraged: number;
+  accuracyFederated: number;
+  accuracyCentralized: number;
+  /** accuracyFederated − accuracySplit, in points (target: at most 2). */
+  gapPoints: number;
+  /** Mean bytes one client sends (up) and receives (down) per round, payload only (float32
+   * tensors, one byte per label; no signatures or framing). */
+  bytesPerClientRound: { split: { up: number; down: number }; splitHeadsAveraged: { up: number; down: number }; federated: { up: number; down: number } };
+  /** Per scheduler with energy budgets (Figs. 10-11). */
+  schedulers: Record<string, { finalAccuracy: number; finalTestLoss: number; clientsAtEnd: number; clientRounds: number }>;
+  curves: Record<string, Curve>;
+  seconds: number;
+  files: string[];
+}
+
+interface Ctx {
+  o: SplitExperimentOptions;
+  spec: ModelSpec;
+  parts: Dataset[];
+  test: Dataset;
+  init: Float32Array;
+  split: SplitRuntime;
+  whole: ModelRuntime;
+  /** Sample indices (into parts[n]) of client n in round r, in minibatch order. */
+  samples(n: number, r: number): number[];
+}
+
+/** Client n's stream of samples: epoch e is a seeded shuffle of its data, epochs back to back. */
+function sampleStream(o: SplitExperimentOptions, parts: Dataset[]): (n: number, r: number) => number[] {
+  const orders = new Map<string, number[]>();
+  const order = (n: number, e: number) => {
+    const key = `${n}/${e}`;
+    let v = orders.get(key);
+    if (!v) {
+      v = new Rng(o.seed * 1_000_003 + n * 10_007 + e).shuffle(Array.from({ length: parts[n].n }, (_, i) => i));
+      orders.set(key, v);
+    }
+    return v;
+  };
+  return (n, r) => {
+    const size = parts[n].n;
+    const out: number[] = [];
+    for (let k = r * o.samplesPerRound; k < (r + 1) * o.samplesPerRound; k++) out.push(order(n, Math.floor(k / size))[k % size]);
+    return out;
+  };
+}
+
+class Batcher {
+  readonly x: Float32Array;
+  readonly y: Float32Array;
+  readonly labels: Uint8Array;
+  private readonly dim: number;
+  private readonly classes: number;
+  constructor(dim: number, classes: number, batch: number) {
+    this.dim = dim;
+    this.classes = classes;
+    this.x = new Float32Array(batch * dim);
+    this.y = new Float32Array(batch * classes);
+    this.labels = new Uint8Array(batch);
+  }
+  /** Fills rows 0..idx.length-1 from `data`; returns the batch size. */
+  fill(data: Dataset, idx: number[]): number {
+    this.y.fill(0, 0, idx.length * this.classes);
+    idx.forEach((j, i) => {
+      this.x.set(data.x.subarray(j * this.dim, (j + 1) * this.dim), i * this.dim);
+      this.y[i * this.classes + data.y[j]] = 1;
+      this.labels[i] = data.y[j];
+    });
+    return idx.length;
+  }
+}
+
+const weightedMean = (vs: Float32Array[], ws: number[]): Float32Array => {
+  const out = new Float32Array(vs[0].length);
+  const total = ws.reduce((a, b) => a + b, 0);
+  // accumulated in float64: float32 running sums over 16 vectors would lose low bits
+  const acc = new Float64Array(out.length);
+  vs.forEach((v, i) => {
+    const w = ws[i] / total;
+    for (let k = 0; k < v.length; k++) acc[k] += w * v[k];
+  });
+  out.set(acc);
+  return out;
+};
+
+/** Test loss and accuracy of every client's model (its head, the common body), weighted by its
+ * data; once if eq. (4) has just given every client the same head. */
+async function evalClients(ctx: Ctx, heads: Float32Array[], body: Float32Array, identical: boolean): Promise<{ loss: number; accuracy: number }> {
+  if (identical) return evaluate(ctx.whole, joinParams(heads[0], body), ctx.test);
+  let loss = 0;
+  let accuracy = 0;
+  let w = 0;
+  for (let n = 0; n < heads.length; n++) {
+    const e = await evaluate(ctx.whole, joinParams(heads[n], body), ctx.test);
+    loss += e.loss * ctx.parts[n].n;
+    accuracy += e.accuracy * ctx.parts[n].n;
+    w += ctx.parts[n].n;
+  }
+  return { loss: loss / w, accuracy: accuracy / w };
+}
+
+const newCurve = (): Curve => ({ round: [], testLoss: [], testAccuracy: [], trainLoss: [], active: [] });
+
+function shouldEval(o: SplitExperimentOptions, r: number): boolean {
+  return (r + 1) % o.evalEvery === 0 || r === o.rounds - 1;
+}
+
+/** Who takes part in round r and where: the server of each client, −1 for clients who quit. */
+type Association = (r: number) => Promise<Int32Array>;
+
+async function runSplitLearning(ctx: Ctx, label: string, associate: Association, bytes?: { up: number; down: number; clientRounds: number }, o: SplitExperimentOptions = ctx.o): Promise<Curve> {
+  const { spec, split } = ctx;
+  const N = o.clients;
+  const { head: head0, body: body0 } = splitParams(ctx.init, spec, o.cut);
+  const heads = Array.from({ length: N }, (_, n) => (o.headInit === 'shared' ? Float32Array.from(head0) : Float32Array.from(splitParams(initParams(spec, o.seed * 7919 + 1000 + n), spec, o.cut).head)));
+  const scratchHead = new Float32Array(split.headParams);
+  let body: Float32Array = Float32Array.from(body0);
+  const bodies = Array.from({ length: o.miners }, () => new Float32Array(split.bodyParams));
+  const scratchBody = new Float32Array(split.bodyParams);
+  const batcher = new Batcher(spec.layers[0], classCount(spec), o.batchSize);
+  const a = new Float32Array(o.batchSize * split.width);
+  const ga = new Float32Array(o.batchSize * split.width);
+  const inNC = new Set(new Rng(o.seed * 31 + 5).shuffle(Array.from({ length: N }, (_, n) => n)).slice(0, Math.round(o.headShare * N)));
+  const noise = new Rng(o.seed * 131 + 17);
+  const curve = newCurve();
+  for (let r = 0; r < o.rounds; r++) {
+    const server = await associate(r);
+    const served = new Float64Array(o.miners);
+    for (const b of bodies) b.set(body);
+    const streams = Array.from({ length: N }, (_, n) => (server[n] >= 0 ? ctx.samples(n, r) : []));
+    let lossSum = 0;
+    let lossN = 0;
+    // Stage I: step s of every client in turn, each on its miner's body (eq. 1) and its own head (eq. 2)
+    for (let start = 0; start < o.samplesPerRound; start += o.batchSize) {
+      for (let n = 0; n < N; n++) {
+        const m = server[n];
+        if (m < 0) continue;
+        const b = batcher.fill(ctx.parts[n], streams[n].slice(start, start + o.batchSize));
+        const x = batcher.x.subarray(0, b * spec.layers[0]);
+        await split.headForward(heads[n], x, b, a);
+        const loss = await split.bodySgdStep(bodies[m], a.subarray(0, b * split.width), batcher.y.subarray(0, b * classCount(spec)), b, o.lr, scratchBody, ga);
+        bodies[m].set(scratchBody);
+        await split.headSgdStep(heads[n], x, ga.subarray(0, b * split.width), b, o.lr, scratchHead);
+        heads[n].set(scratchHead);
+        served[m] += b;
+        lossSum += loss * b;
+        lossN += b;
+        if (bytes) {
+          bytes.up += b * split.width * 4 + b; // smashed data (float32) + one label byte each
+          bytes.down += b * split.width * 4; // the cut gradient
+        }
+      }
+    }
+    const active = Array.from(server).filter((m) => m >= 0).length;
+    if (bytes) bytes.clientRounds += active;
+    // Stage II-A (eq. 3): bodies weighted by the samples their miner served
+    const ms = Array.from({ length: o.miners }, (_, m) => m).filter((m) => served[m] > 0);
+    if (ms.length) body = weightedMean(ms.map((m) => bodies[m]), ms.map((m) => served[m]));
+    // Stage II-B (eq. 4): noisy heads of the active clients in N_C, averaged by their samples
+    const sharing = [...inNC].filter((n) => server[n] >= 0).sort((x, y) => x - y);
+    if (sharing.length) {
+      const noisy = sharing.map((n) => Float32Array.from(heads[n], (v) => v + (o.headNoise > 0 ? o.headNoise * noise.normal() : 0)));
+      const avg = weightedMean(noisy, sharing.map(() => o.samplesPerRound));
+      if (bytes) {
+        bytes.up += sharing.length * split.headParams * 4;
+        bytes.down += sharing.length * split.headParams * 4;
+      }
+      // eq. (4) hands every member the same vector; later local steps must not write through it
+      for (const n of sharing) heads[n] = Float32Array.from(avg);
+    }
+    const sameHeads = sharing.length === N;
+    curve.trainLoss.push(lossN ? lossSum / lossN : NaN);
+    curve.active.push(active);
+    let acc: number | null = null;
+    if (shouldEval(o, r)) {
+      const e = await evalClients(ctx, heads, body, sameHeads);
+      curve.round.push(r + 1);
+      curve.testLoss.push(e.loss);
+      curve.testAccuracy.push(e.accuracy);
+      acc = e.accuracy;
+    }
+    o.onRound?.(label, r + 1, acc);
+  }
+  return curve;
+}
+
+/** FedAvg on the same samples and minibatches: local SGD from the global model, sample-weighted mean. */
+async function runFederated(ctx: Ctx, bytes: { up: number; down: number; clientRounds: number }): Promise<Curve> {
+  const { o, spec, whole } = ctx;
+  const P = paramCount(spec);
+  let global: Float32Array = Float32Array.from(ctx.init);
+  const batcher = new Batcher(spec.layers[0], classCount(spec), o.batchSize);
+  let w = new Float32Array(P);
+  let next = new Float32Array(P);
+  const curve = newCurve();
+  for (let r = 0; r < o.rounds; r++) {
+    const locals: Float32Array[] = [];
+    let lossSum = 0;
+    let lossN = 0;
+    for (let n = 0; n < o.clients; n++) {
+      const idx = ctx.samples(n, r);
+      w.set(global);
+      for (let start = 0; start < idx.length; start += o.batchSize) {
+        const b = batcher.fill(ctx.parts[n], idx.slice(start, start + o.batchSize));
+        const loss = await whole.sgdStep(w, batcher.x.subarray(0, b * spec.layers[0]), batcher.y.subarray(0, b * classCount(spec)), b, o.lr, next);
+        [w, next] = [next, w];
+        lossSum += loss * b;
+        lossN += b;
+      }
+      locals.push(Float32Array.from(w));
+      bytes.up += P * 4; // the update (float32)
+      bytes.down += P * 4; // the new global model
+      bytes.clientRounds++;
+    }
+    global = weightedMean(locals, locals.map(() => o.samplesPerRound));
+    curve.trainLoss.push(lossSum / lossN);
+    curve.active.push(o.clients);
+    let acc: number | null = null;
+    if (shouldEval(o, r)) {
+      const e = await evaluate(whole, global, ctx.test);
+      curve.round.push(r + 1);
+      curve.testLoss.push(e.loss);
+      curve.testAccuracy.push(e.accuracy);
+      acc = e.accuracy;
+    }
+    o.onRound?.('federated', r + 1, acc);
+  }
+  return curve;
+}
+
+/** One model over the union of every round's samples, shuffled: as many SGD steps per round as all bodies together. */
+async function runCentralizedRounds(ctx: Ctx): Promise<Curve> {
+  const { o, spec, whole } = ctx;
+  let w = Float32Array.from(ctx.init);
+  let next = new Float32Array(w.length);
+  const batcher = new Batcher(spec.layers[0], classCount(spec), o.batchSize);
+  const rng = new Rng(o.seed * 17 + 3);
+  const curve = newCurve();
+  for (let r = 0; r < o.rounds; r++) {
+    const all = rng.shuffle(Array.from({ length: o.clients }, (_, n) => ctx.samples(n, r).map((j) => [n, j] as const)).flat());
+    let lossSum = 0;
+    for (let start = 0; start < all.length; start += o.batchSize) {
+      const chunk = all.slice(start, start + o.batchSize);
+      batcher.y.fill(0);
+      chunk.forEach(([n, j], i) => {
+        const d = ctx.parts[n];
+        batcher.x.set(d.x.subarray(j * d.dim, (j + 1) * d.dim), i * d.dim);
+        batcher.y[i * d.classes + d.y[j]] = 1;
+      });
+      const b = chunk.length;
+      lossSum += b * (await whole.sgdStep(w, batcher.x.subarray(0, b * spec.layers[0]), batcher.y.subarray(0, b * classCount(spec)), b, o.lr, next));
+      [w, next] = [next, w];
+    }
+    curve.trainLoss.push(lossSum / all.length);
+    curve.active.push(o.clients);
+    let acc: number | null = null;
+    if (shouldEval(o, r)) {
+      const e = await evaluate(whole, w, ctx.test);
+      curve.round.push(r + 1);
+      curve.testLoss.push(e.loss);
+      curve.testAccuracy.push(e.accuracy);
+      acc = e.accuracy;
+    }
+    o.onRound?.('centralized', r + 1, acc);
+  }
+  return curve;
+}
+
+async function schedulerOf(name: SchedulerName, seed: number): Promise<Scheduler> {
+  return name === 'd3qn' ? d3qnScheduler() : heuristicScheduler(name, seed);
+}
+
+/**
+ * Association from a scheduler in the twin. Without budgets every client takes part every round;
+ * with them a client quits once its uplink energy has reached its budget (the round that crosses
+ * it is the last it trains in).
+ */
+function twinAssociation(p: TwinParams, sched: Scheduler, seed: number, budgets?: Float64Array): Association {
+  const twin = new Twin(p, seed);
+  const used = new Float64Array(p.clients);
+  return async () => {
+    const s = twin.next();
+    const quit = budgets ? Array.from(used, (u, n) => u >= budgets[n]) : [];
+    // a client that has quit sends nothing: no samples, so no time or energy in eqs. (5)-(18)
+    quit.forEach((q, n) => q && (s.samples[n] = 0));
+    const a = await sched.assign(s);
+    checkOneToOne(p, a);
+    const c = roundCost(s, a);
+    twin.record(a, c);
+    for (let n = 0; n < p.clients; n++) used[n] += c.clientEnergyJ[n];
+    return Int32Array.from(a.server, (m, n) => (quit[n] ? -1 : m));
+  };
+}
+
+export async function runSplitExperiment(o: SplitExperimentOptions): Promise<SplitExperimentResult> {
+  const t0 = performance.now();
+  const { train, test } = loadDataset(o.dataset);
+  const spec: ModelSpec = { ...DEFAULT_MODEL, layers: [train.dim, ...DEFAULT_MODEL.layers.slice(1, -1), train.classes] };
+  // the radio twin of the paper with our numbers of clients and miners (validates N ≤ M·K)
+  const p = twinParams({ clients: o.clients, servers: o.miners });
+  const parts = partition(train.y, o.clients, o.partition, o.seed).map((idx, n) => subset(train, idx, `client${n}`));
+  const split = SplitRuntime.create(spec, o.cut, { threads: o.threads });
+  const whole = await ModelRuntime.create(spec, { threads: o.threads });
+  const ctx: Ctx = { o, spec, parts, test, init: initParams(spec, o.seed), split, whole, samples: sampleStream(o, parts) };
+  const report = new Report(o.out);
+  try {
+    const curves: Record<string, Curve> = {};
+    curves.centralized = await runCentralizedRounds(ctx);
+    const fedBytes = { up: 0, down: 0, clientRounds: 0 };
+    curves.federated = await runFederated(ctx, fedBytes);
+    const splitBytes = { up: 0, down: 0, clientRounds: 0 };
+    const nearest = nearestScheduler(o.seed + 1);
+    curves.split = await runSplitLearning(ctx, 'split', twinAssociation(p, nearest, o.seed), splitBytes);
+    // the same with every client in N_C (eq. 4 at σ = headNoise), unless that was the run above
+    const sharedBytes = { up: 0, down: 0, clientRounds: 0 };
+    if (o.headShare < 1) curves['split/heads-averaged'] = await runSplitLearning(ctx, 'split/heads-averaged', twinAssociation(p, nearestScheduler(o.seed + 1), o.seed), sharedBytes, { ...o, headShare: 1 });
+
+    // energy budgets: R rounds at the nearest scheduler's median client energy per round, on
+    // other twin rounds (the median: its deep fades put the mean far above a typical round)
+    const calib = new Twin(p, o.seed + 77);
+    const cal = nearestScheduler(o.seed + 78);
+    const energies: number[] = [];
+    for (let r = 0; r < 20; r++) {
+      const s = calib.next();
+      energies.push(...roundCost(s, await cal.assign(s)).clientEnergyJ);
+    }
+    const e = energies.sort((x, y) => x - y)[energies.length >> 1];
+    const brng = new Rng(o.seed * 97 + 11);
+    const budgets = Float64Array.from({ length: o.clients }, () => o.rounds * e * (o.budget[0] + (o.budget[1] - o.budget[0]) * brng.float()));
+    const schedulers: SplitExperimentResult['schedulers'] = {};
+    for (const name of o.schedulers) {
+      const sched = await schedulerOf(name, o.seed + 1);
+      try {
+        const c = await runSplitLearning(ctx, `split/${name}`, twinAssociation(p, sched, o.seed, budgets));
+        curves[`split/${name}`] = c;
+        schedulers[name] = { finalAccuracy: c.testAccuracy[c.testAccuracy.length - 1], finalTestLoss: c.testLoss[c.testLoss.length - 1], clientsAtEnd: c.active[c.active.length - 1], clientRounds: c.active.reduce((x, y) => x + y, 0) };
+      } finally {
+        await sched.close?.();
+      }
+    }
+
+    const last = (c: Curve) => tail(c.testAccuracy, 1);
+    const per = (b: { up: number; down: number; clientRounds: number }) => ({ up: Math.round(b.up / b.clientRounds), down: Math.round(b.down / b.clientRounds) });
+    const names = Object.keys(curves);
+    await report.csv('split-rounds', ['run', 'round', 'train_loss', 'active_clients', 'test_loss', 'test_accuracy'], names.flatMap((n) => curves[n].trainLoss.map((l, i) => {
+      const k = curves[n].round.indexOf(i + 1);
+      return [n, i + 1, l, curves[n].active[i], k >= 0 ? curves[n].testLoss[k] : null, k >= 0 ? curves[n].testAccuracy[k] : null];
+    })));
+    const figRuns = ['centralized', ...o.schedulers.map((s) => `split/${s}`)];
+    // accuracy axes from just below the lowest evaluation: the runs differ by points, not tens
+    const lowest = Math.min(...names.flatMap((n) => curves[n].testAccuracy));
+    const accRange: [number, number] = [Math.max(0, Math.floor((lowest - 0.02) * 20) / 20), 1];
+    await report.plot('split-fig10-loss', lineChart({ title: 'Test loss over rounds (split learning with energy budgets)', xLabel: 'round', yLabel: 'test loss (cross-entropy)', series: figRuns.map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testLoss[i]] as [number, number]) })) }));
+    await report.plot('split-fig11-accuracy', lineChart({ title: 'Test accuracy over rounds (split learning with energy budgets)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange, series: figRuns.map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
+    await report.plot('split-clients', lineChart({ title: 'Clients taking part (energy budgets)', xLabel: 'round', yLabel: 'clients', yRange: [0, o.clients], series: o.schedulers.map((n) => ({ name: `split/${n}`, points: curves[`split/${n}`].active.map((v, i) => [i + 1, v] as [number, number]) })) }));
+    await report.plot('split-vs-federated', lineChart({ title: 'Split vs federated vs centralized (every client, every round)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange, series: ['centralized', 'federated', 'split', 'split/heads-averaged'].filter((n) => curves[n]).map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
+    const result: SplitExperimentResult = {
+      dataset: o.dataset,
+      partition: formatPartition(o.partition),
+      rounds: o.rounds,
+      clients: o.clients,
+      miners: o.miners,
+      cut: o.cut,
+      headParams: split.headParams,
+      bodyParams: split.bodyParams,
+      samplesPerRound: o.samplesPerRound,
+      headInit: o.headInit,
+      headShare: o.headShare,
+      headNoise: o.headNoise,
+      accuracySplit: last(curves.split),
+      accuracySplitHeadsAveraged: last(curves['split/heads-averaged'] ?? curves.split),
+      accuracyFederated: last(curves.federated),
+      accuracyCentralized: last(curves.centralized),
+      gapPoints: Math.round((last(curves.federated) - last(curves.split)) * 1e4) / 100,
+      bytesPerClientRound: { split: per(splitBytes), splitHeadsAveraged: o.headShare < 1 ? per(sharedBytes) : per(splitBytes), federated: per(fedBytes) },
+      schedulers,
+      curves,
+      seconds: Math.round((performance.now() - t0) / 100) / 10,
+      files: report.files,
+    };
+    await report.json('split', result);
+    return result;
+  } finally {
+    await Promise.all([split.close(), whole.close()]);
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Split learning end to end over libp2p (issue 19): the testnet of `bfl-node testnet --mode
+ * split` (runTestnet: every node its own daemon process) with 2 miners and 3 clients on the
+ * embedded MNIST; clients 1 and 2 share their heads (eq. 4), client 3 keeps its head private.
+ * Clients train their heads with their miner over the split protocol; miners record and
+ * aggregate their body updates on chain. Kept short: 3 aggregations.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { ChainStore } from '../../src/chain/store.ts';
+import { aggregationTxOf } from '../../src/core/chain.ts';
+import type { Block } from '../../src/core/types.ts';
+import { InThreadVerifier } from '../../src/crypto/verifier.ts';
+import { payloadToDelta } from '../../src/core/update.ts';
+import { DEFAULT_MODEL } from '../../src/learn/model.ts';
+import { splitParams } from '../../src/learn/split.ts';
+import { runTestnet } from '../../src/node/testnet.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
+
+it('testnet --mode: a bad mode, or attackers in split mode, is a one-line usage error (exit 2)', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [BIN, 'testnet', ...args], { encoding: 'utf8', timeout: 60_000 });
+  const bogus = run('--mode', 'bogus');
+  expect(bogus.status).toBe(2);
+  expect(bogus.stderr.trim()).toMatch(/^error: option '--mode <mode>' argument 'bogus' is invalid\. Allowed choices are federated, split\.$/);
+  const attack = run('--mode', 'split', '--attackers', '1');
+  expect(attack.status).toBe(2);
+  expect(attack.stderr.trim()).toMatch(/^error: --attackers needs --mode federated/);
+});
+
+it('testnet --mode split: split rounds happen, blocks carry the miners\' body aggregations, heads are aggregated for those who share, client accuracy rises above chance', { timeout: 400_000 }, async () => {
+  const dir = await tmpDir('bfl-split-testnet-');
+  // small noise: the test is about the path, not the privacy budget (docs/decisions.md)
+  const s = await runTestnet({ miners: 2, clients: 3, aggregations: 3, mode: 'split', dir, keep: true, timeoutSeconds: 300, learning: { split: { headSharing: { clients: ['client-1', 'client-2'], clip: 5, noise: 0.0002 } } } });
+  expect(s.error).toBeUndefined();
+  expect(s.mode).toBe('split');
+  expect(s.aggregations).toBeGreaterThanOrEqual(3);
+  expect(s.converged).toBe(true);
+  // chance is 0.1 on MNIST's 10 classes; each client's own head on the aggregated body
+  expect(s.finalAccuracy).toBeGreaterThan(0.5);
+  for (const c of s.clients) {
+    expect(c.mode).toBe('split');
+    expect(c.uploaded).toBeGreaterThan(0); // split rounds trained with a miner
+  }
+  const batches = s.miners.reduce((n, m) => n + m.split!.batches, 0);
+  expect(batches).toBeGreaterThan(0);
+  // p2p.sealUpdates is on (the default): every batch reached its miner sealed with ML-KEM
+  expect(s.miners.reduce((n, m) => n + (m.sealing?.opened ?? 0), 0)).toBeGreaterThanOrEqual(batches);
+  expect(s.miners.reduce((n, m) => n + m.split!.headShares, 0)).toBeGreaterThan(0);
+  expect(s.miners.every((m) => m.lastAccuracy === null)).toBe(true); // a miner holds no head
+
+  // The chain: every record and every aggregation entry is a miner's body update, none a client's.
+  const store = await ChainStore.open({ datadir: join(dir, 'data', 'miner-1', 'chain'), signatures: new InThreadVerifier(), readOnly: true });
+  try {
+    const miners = new Set(['miner-1', 'miner-2']);
+    let aggregations = 0;
+    for (let h = 1; h <= store.tip.height; h++) {
+      const block = (await store.blockAt(h))!;
+      for (const tx of block.txs) if (tx.type === 'record') expect(miners.has(tx.clientId)).toBe(true);
+      const agg = aggregationTxOf(block);
+      if (!agg) continue;
+      aggregations++;
+      expect(agg.entries.length).toBeGreaterThan(0);
+      for (const e of agg.entries) expect(miners.has(e.clientId)).toBe(true);
+      for (const w of agg.rewards) expect(miners.has(w.id)).toBe(true);
+    }
+    expect(aggregations).toBeGreaterThanOrEqual(3);
+    // the shared heads were aggregated: the global model's head moved away from the genesis head
+    const partsOf = (b: Block) => splitParams(payloadToDelta(aggregationTxOf(b)!.model), DEFAULT_MODEL, 1);
+    const genesis = partsOf((await store.blockAt(0))!);
+    const tip = partsOf((await store.getBlock(store.tip.anchor))!);
+    expect(tip.head).not.toEqual(genesis.head);
+    expect(tip.body).not.toEqual(genesis.body);
+  } finally {
+    await store.close();
+  }
+});

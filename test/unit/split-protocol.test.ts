@@ -1,0 +1,369 @@
+/**
+ * The split-learning protocol's miner half (node/split-miner.ts, net/split.ts): a good batch is
+ * trained on and answered with the cut gradients; bad batches get their own codes; after
+ * samplesPerUpdate samples the miner submits a signed body update (zeros over the head). Real
+ * ML-DSA keys, real onnxruntime graphs; the store, transport and intake are narrow stubs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type NetworkConfig, chainParamsOf, defaultAggregationConfig, defaultSplitConfig, parseNetworkConfig, rulesOf } from '../../src/config/network.ts';
+import { SigningContext } from '../../src/core/contexts.ts';
+import { claimOfRecord, encodeUpdateClaim } from '../../src/core/encoding.ts';
+import { BflError } from '../../src/core/errors.ts';
+import { sha256 } from '../../src/core/hash.ts';
+import type { AggregationTx } from '../../src/core/types.ts';
+import { Membership, contributorRole, createGenesisBlock, genesisHash } from '../../src/core/params.ts';
+import { type SignedUpdate, deltaToPayload, payloadToDelta } from '../../src/core/update.ts';
+import { generateIdentity } from '../../src/crypto/keyfile.ts';
+import { InThreadVerifier } from '../../src/crypto/verifier.ts';
+import { DEFAULT_MODEL, initParams } from '../../src/learn/model.ts';
+import { SplitRuntime, splitParams } from '../../src/learn/split.ts';
+import { type SplitBatch, decodeAnswer, encodeBatch, encodeBatchClaim, encodeHeadClaim, encodeHeadShare, floatsToBytes } from '../../src/net/split.ts';
+import { SplitLearner, privatise } from '../../src/node/split-client.ts';
+import { loadEmbeddedMnist, subset } from '../../src/learn/data.ts';
+import { openAnswer, sealAnswer, splitSealAd } from '../../src/net/split.ts';
+import { UpdateSealing } from '../../src/net/sealed-updates.ts';
+import { KemDirectory } from '../../src/crypto/kem-keys.ts';
+import { KemKeyRing, SealContext } from '../../src/crypto/seal.ts';
+import { SplitMiner } from '../../src/node/split-miner.ts';
+import { UpdateFetcher } from '../../src/node/update-fetcher.ts';
+import { ChainStore } from '../../src/chain/store.ts';
+import { makeNetwork, mineBlock, signedRecord } from '../helpers/network.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+import { systemClock } from '../../src/util/clock.ts';
+import { silentLogger } from '../../src/util/logger.ts';
+
+const NOW = 1_800_000_000_000;
+const miner = generateIdentity('miner-1', 'miner');
+const client = generateIdentity('client-1', 'client');
+const stranger = generateIdentity('client-9', 'client');
+const WIDTH = DEFAULT_MODEL.layers[1];
+
+function config(split: Record<string, unknown> = {}): NetworkConfig {
+  return parseNetworkConfig({
+    networkId: 'split-test',
+    genesisTime: NOW - 3600_000,
+    learning: { mode: 'split', split: { samplesPerUpdate: 40, maxBatch: 16, ...split } },
+    members: [
+      { id: 'miner-1', role: 'miner', publicKey: miner.json.publicKey },
+      { id: 'client-1', role: 'client', publicKey: client.json.publicKey },
+    ],
+  }, '(test)', new Map(), NOW);
+}
+
+let runtime: SplitRuntime;
+let verifier: InThreadVerifier;
+beforeAll(() => {
+  runtime = SplitRuntime.create(DEFAULT_MODEL, 1);
+  verifier = new InThreadVerifier();
+});
+afterAll(async () => {
+  await runtime.close();
+  await verifier.close();
+});
+
+function setUp(cfg = config(), extra: { sealing?: UpdateSealing } = {}) {
+  const initial = initParams(DEFAULT_MODEL, 1);
+  const params = chainParamsOf(cfg, deltaToPayload(initial));
+  const genesis = createGenesisBlock(params);
+  const submitted: SignedUpdate[] = [];
+  let now = NOW;
+  const store = { tip: { anchor: genesisHash(params) } as { anchor: Uint8Array }, block: genesis };
+  const served = new Map<string, (req: Uint8Array) => Promise<Uint8Array>>();
+  const m = new SplitMiner(
+    { config: cfg, identity: miner.identity },
+    {
+      store: { get tip() { return store.tip as never; }, getBlock: async () => store.block },
+      membership: new Membership(cfg.members),
+      submit: async (u) => void submitted.push(u),
+      transport: { serve: async (protocol, handler) => void served.set(protocol, (req) => handler(req, 'peer')) },
+      verifier,
+      runtime,
+      ...extra,
+      clock: { ...systemClock, now: () => now },
+      logger: silentLogger,
+    },
+  );
+  /** A new global model on the tip (the anchor of a new aggregation block). */
+  const newGlobal = (model: Float32Array) => {
+    const payload = deltaToPayload(model);
+    store.block = { ...genesis, txs: [{ ...(genesis.txs[0] as AggregationTx), model: payload, modelHash: sha256(payload), round: 1 }, ...genesis.txs.slice(1)] };
+    store.tip = { anchor: sha256(Uint8Array.of(1, 2, 3)) };
+  };
+  return { m, cfg, initial, submitted, newGlobal, served, advance: (ms: number) => (now += ms) };
+}
+
+let seq = 0;
+/** A batch of `count` samples of the default head's width, signed by `who` (createdAt NOW + seq: strictly increasing). */
+function batch(o: { count?: number; who?: typeof client; minerId?: string; createdAt?: number; activations?: Float32Array; labels?: Uint8Array; width?: number; sign?: boolean } = {}): { bytes: Uint8Array; b: SplitBatch } {
+  const count = o.count ?? 8;
+  const width = o.width ?? WIDTH;
+  const who = o.who ?? client;
+  const acts = o.activations ?? Float32Array.from({ length: count * width }, (_, k) => ((k * 7919) % 13) / 13);
+  const body = { clientId: who.identity.id, minerId: o.minerId ?? 'miner-1', createdAt: o.createdAt ?? NOW + ++seq, count, width, activations: floatsToBytes(acts), labels: o.labels ?? Uint8Array.from({ length: count }, (_, i) => i % 10) };
+  const signature = who.identity.key.sign(encodeBatchClaim('split-test', body), SigningContext.splitBatch);
+  const b = { ...body, signature };
+  return { bytes: encodeBatch(b), b };
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof BflError) return e.code;
+    throw e;
+  }
+  return 'NO_ERROR';
+}
+
+describe('split protocol, miner side', () => {
+  it('trains on a good batch and answers the cut gradients, which the body step gives for those activations', async () => {
+    const { m, initial } = setUp();
+    const { bytes, b } = batch();
+    const answer = decodeAnswer(await m.handle(bytes), b.count * WIDTH);
+    // the same step on the global body, computed here
+    const body = Float32Array.from(splitParams(initial, DEFAULT_MODEL, 1).body);
+    const y = new Float32Array(b.count * 10);
+    for (let i = 0; i < b.count; i++) y[i * 10 + b.labels[i]] = 1;
+    const ga = new Float32Array(b.count * WIDTH);
+    const loss = await runtime.bodySgdStep(body, payloadToDelta(b.activations), y, b.count, 0.01, new Float32Array(body.length), ga);
+    expect(answer.loss).toBeCloseTo(loss, 6);
+    expect(new Float32Array(answer.gradients.slice().buffer)).toEqual(ga);
+    expect(m.status()).toMatchObject({ batches: 1, samples: 8, pending: 8, bodyUpdates: 0 });
+  });
+
+  it('refuses bad batches with their own codes, before training', async () => {
+    const { m } = setUp();
+    const tampered = batch();
+    tampered.bytes[tampered.bytes.length - 10] ^= 1; // a byte of the signature
+    expect(await codeOf(m.handle(tampered.bytes))).toBe('BAD_SIGNATURE');
+    const forged = batch();
+    const other = encodeBatch({ ...forged.b, labels: forged.b.labels.map((l) => (l + 1) % 10) }); // labels changed after signing
+    expect(await codeOf(m.handle(other))).toBe('BAD_SIGNATURE');
+    expect(await codeOf(m.handle(batch({ count: 17 }).bytes))).toBe('OVERSIZED'); // maxBatch 16
+    expect(await codeOf(m.handle(new Uint8Array(16 * (WIDTH * 4 + 1) + 10_000)))).toBe('OVERSIZED');
+    const nan = new Float32Array(8 * WIDTH);
+    nan[123] = Number.NaN;
+    expect(await codeOf(m.handle(batch({ activations: nan }).bytes))).toBe('NON_FINITE');
+    const inf = new Float32Array(8 * WIDTH);
+    inf[5] = Number.POSITIVE_INFINITY;
+    expect(await codeOf(m.handle(batch({ activations: inf }).bytes))).toBe('NON_FINITE');
+    expect(await codeOf(m.handle(batch({ labels: Uint8Array.of(0, 1, 2, 3, 4, 5, 6, 10) }).bytes))).toBe('OUT_OF_RANGE');
+    expect(await codeOf(m.handle(batch({ width: 100, activations: new Float32Array(800) }).bytes))).toBe('MALFORMED');
+    expect(await codeOf(m.handle(batch({ minerId: 'miner-2' }).bytes))).toBe('MALFORMED');
+    expect(await codeOf(m.handle(batch({ who: stranger }).bytes))).toBe('UNKNOWN_CLIENT');
+    expect(await codeOf(m.handle(batch({ createdAt: NOW + 10 * 60_000 }).bytes))).toBe('TIMESTAMP_FUTURE');
+    expect(await codeOf(m.handle(new Uint8Array([1, 2, 3])))).toBe('MALFORMED');
+    expect(m.status().batches).toBe(0);
+  });
+
+  it('refuses replays: the same batch twice, an older one, one outside the replay window', async () => {
+    const { m } = setUp();
+    const first = batch();
+    const second = batch();
+    await m.handle(second.bytes);
+    expect(await codeOf(m.handle(second.bytes))).toBe('BATCH_REPLAYED');
+    expect(await codeOf(m.handle(first.bytes))).toBe('BATCH_REPLAYED'); // created before the last one accepted
+    expect(await codeOf(m.handle(batch({ createdAt: NOW - 61_000 }).bytes))).toBe('BATCH_REPLAYED'); // replayWindowMs 60 s
+    // two copies in flight at once: one is trained on, the other refused
+    const twin = batch();
+    const codes = await Promise.all([codeOf(m.handle(twin.bytes)), codeOf(m.handle(twin.bytes))]);
+    expect(codes.sort()).toEqual(['BATCH_REPLAYED', 'NO_ERROR']);
+    expect(m.status().batches).toBe(2);
+  });
+
+  it('after samplesPerUpdate samples submits its body update, signed as the contributor, zero over the head', async () => {
+    const { m, initial, submitted } = setUp();
+    for (let i = 0; i < 5; i++) await m.handle(batch().bytes); // 5 × 8 = 40 samples
+    expect(submitted).toHaveLength(1);
+    const u = submitted[0];
+    expect(u).toMatchObject({ clientId: 'miner-1', minerId: 'miner-1', sampleCount: 40 });
+    const delta = payloadToDelta(u.payload);
+    const { head, body } = splitParams(delta, DEFAULT_MODEL, 1);
+    expect(head.every((v) => v === 0)).toBe(true);
+    expect(body.some((v) => v !== 0)).toBe(true);
+    expect(u.baseModelHash).toEqual(sha256(deltaToPayload(initial))); // the genesis model
+    const [ok] = await verifier.verify([{ publicKey: miner.identity.publicKey, message: encodeUpdateClaim(claimOfRecord('split-test', u)), signature: u.signature, context: SigningContext.update }]);
+    expect(ok).toBe(true);
+    // it trains on from its body: the next update carries all 80 samples since the global model
+    for (let i = 0; i < 5; i++) await m.handle(batch().bytes);
+    expect(submitted).toHaveLength(2);
+    expect(submitted[1].sampleCount).toBe(80);
+    const again = splitParams(payloadToDelta(submitted[1].payload), DEFAULT_MODEL, 1).body;
+    expect(again).not.toEqual(body);
+    expect(m.status()).toMatchObject({ pending: 80, bodyUpdates: 2 });
+  });
+
+  it('a new global model restarts the body from it; half an update\'s worth trained on the old one is submitted first', async () => {
+    const { m, initial, submitted, newGlobal } = setUp();
+    for (let i = 0; i < 3; i++) await m.handle(batch().bytes); // 24 samples: more than half of 40
+    const next = Float32Array.from(initial, (v) => v + 0.001);
+    newGlobal(next);
+    const { bytes, b } = batch();
+    const answer = decodeAnswer(await m.handle(bytes), b.count * WIDTH);
+    expect(submitted).toHaveLength(1);
+    expect(submitted[0]).toMatchObject({ sampleCount: 24, baseModelHash: sha256(deltaToPayload(initial)) });
+    expect(m.status().pending).toBe(8);
+    // the answer is the body step at the new global body
+    const body = Float32Array.from(splitParams(next, DEFAULT_MODEL, 1).body);
+    const y = new Float32Array(b.count * 10);
+    for (let i = 0; i < b.count; i++) y[i * 10 + b.labels[i]] = 1;
+    const ga = new Float32Array(b.count * WIDTH);
+    await runtime.bodySgdStep(body, payloadToDelta(b.activations), y, b.count, 0.01, new Float32Array(body.length), ga);
+    expect(new Float32Array(answer.gradients.slice().buffer)).toEqual(ga);
+  });
+});
+
+describe('split protocol, client side', () => {
+  it('a client trains its head with the miner over the protocol: the loss falls, the head moves, the body does not leave the miner', async () => {
+    const cfg = config({ samplesPerUpdate: 100_000 }); // no body update here
+    const { m } = setUp(cfg);
+    const learner = new SplitLearner({ config: cfg, identity: client.identity, transport: { request: (_peer, protocol, body) => (protocol.endsWith('/split/1.0.0') ? m.handle(body) : Promise.reject(new Error(protocol))) }, runtime, clock: { ...systemClock, now: () => NOW } });
+    const data = subset(loadEmbeddedMnist().train, Array.from({ length: 100 }, (_, i) => i));
+    const head0 = learner.headOf(initParams(DEFAULT_MODEL, 1));
+    const r1 = await learner.round(head0, data, { id: 'miner-1', peerId: 'p' }, 1);
+    const r2 = await learner.round(r1.head, data, { id: 'miner-1', peerId: 'p' }, 2);
+    expect(r1.batches).toBe((cfg.learning.E * 100) / cfg.learning.B); // E epochs of N/B batches
+    expect(m.status().batches).toBe(2 * r1.batches);
+    expect(r2.loss).toBeLessThan(r1.loss);
+    expect(r1.head).not.toEqual(head0);
+    expect(r1.head.length).toBe(runtime.headParams);
+  });
+});
+
+describe('sealed split traffic (p2p.sealUpdates)', () => {
+  it('a sealed batch is opened, trained on and answered under its answer key; clear, replayed and tampered requests are refused', async () => {
+    const cfg = config();
+    const kem = miner.identity.kemKeys![0];
+    const directory = new KemDirectory([{ id: 'miner-1', kemPublicKey: kem.publicKey }]);
+    const minerSealing = new UpdateSealing({ networkId: 'split-test', directory, keyRing: new KemKeyRing([kem]) });
+    const clientSealing = new UpdateSealing({ networkId: 'split-test', directory });
+    const { m, served } = setUp(cfg, { sealing: minerSealing });
+    await m.start();
+    expect([...served.keys()].sort()).toEqual(['/bfl/split-test/split-sealed/1.0.0', '/bfl/split-test/split/1.0.0']);
+    expect(await codeOf(served.get('/bfl/split-test/split/1.0.0')!(batch().bytes))).toBe('SEAL_REQUIRED');
+    const key = new Uint8Array(32).fill(7);
+    const sealedOf = (inner: Uint8Array) => {
+      const plain = new Uint8Array(32 + inner.length);
+      plain.set(key);
+      plain.set(inner, 32);
+      return clientSealing.sealTo('miner-1', SealContext.split, plain, splitSealAd('split-test', 'miner-1'), NOW);
+    };
+    const handle = served.get('/bfl/split-test/split-sealed/1.0.0')!;
+    const { bytes, b } = batch();
+    const envelope = sealedOf(bytes);
+    const answer = decodeAnswer(openAnswer(key, await handle(envelope)), b.count * WIDTH);
+    expect(answer.gradients.length).toBe(b.count * WIDTH * 4);
+    expect(m.status().batches).toBe(1);
+    expect(await codeOf(handle(envelope))).toBe('SEAL_REPLAYED');
+    const tampered = sealedOf(batch().bytes);
+    tampered[tampered.length - 1] ^= 1;
+    expect(await codeOf(handle(tampered))).toBe('SEAL_TAMPERED');
+    // sealed for another miner's key binding (associated data): refused
+    const other = clientSealing.sealTo('miner-1', SealContext.split, new Uint8Array(64), splitSealAd('split-test', 'miner-2'), NOW);
+    expect(await codeOf(handle(other))).toBe('SEAL_TAMPERED');
+    expect(() => openAnswer(new Uint8Array(32), sealAnswer(key, new Uint8Array(8)))).toThrow(expect.objectContaining({ code: 'SEAL_TAMPERED' }));
+    expect(m.status().batches).toBe(1);
+  });
+});
+
+describe('head aggregation with differential privacy (eq. 4)', () => {
+  const sharing = { headSharing: { clients: ['client-1'], clip: 1, noise: 0 } };
+  function share(o: { who?: typeof client; base: Uint8Array; delta: Float32Array; samples?: number; createdAt?: number }): Uint8Array {
+    const who = o.who ?? client;
+    const body = { clientId: who.identity.id, minerId: 'miner-1', baseModelHash: o.base, createdAt: o.createdAt ?? NOW + ++seq, samples: o.samples ?? 10, delta: floatsToBytes(o.delta) };
+    return encodeHeadShare({ ...body, signature: who.identity.key.sign(encodeHeadClaim('split-test', body), SigningContext.splitHead) });
+  }
+
+  it('a client clips its head update to C and adds N(0, (σC)²) noise from the CSPRNG', () => {
+    const head = Float32Array.from({ length: 100_000 }, (_, k) => (k % 2 ? 0.01 : -0.01));
+    const global = new Float32Array(head.length);
+    const clipped = privatise(head, global, 1, 0);
+    const norm = Math.sqrt(clipped.reduce((t, v) => t + v * v, 0));
+    expect(norm).toBeCloseTo(1, 4); // ‖Δ‖ = √(10^5 · 10^-4) = 3.16 > C = 1
+    expect(clipped[0] / clipped[1]).toBeCloseTo(-1, 6); // direction kept
+    expect(privatise(Float32Array.of(0.1, 0.2), new Float32Array(2), 1, 0)).toEqual(Float32Array.of(0.1, 0.2)); // within C: unchanged
+    const a = privatise(head, global, 1, 0.5);
+    const b = privatise(head, global, 1, 0.5);
+    const noise = a.map((v, k) => v - clipped[k]);
+    const mean = noise.reduce((t, v) => t + v, 0) / noise.length;
+    const sd = Math.sqrt(noise.reduce((t, v) => t + (v - mean) ** 2, 0) / noise.length);
+    expect(Math.abs(mean)).toBeLessThan(0.01);
+    expect(sd).toBeGreaterThan(0.49);
+    expect(sd).toBeLessThan(0.51);
+    expect(a).not.toEqual(b); // fresh noise every time, not a seed
+  });
+
+  it('a miner refuses shares of clients who did not opt in, forged, replayed or stale, and puts the weighted mean of the others in its update', async () => {
+    const cfg = parseNetworkConfig({
+      networkId: 'split-test',
+      genesisTime: NOW - 3600_000,
+      learning: { mode: 'split', split: { samplesPerUpdate: 40, maxBatch: 16, ...sharing } },
+      members: [
+        { id: 'miner-1', role: 'miner', publicKey: miner.json.publicKey },
+        { id: 'client-1', role: 'client', publicKey: client.json.publicKey },
+        { id: 'client-9', role: 'client', publicKey: stranger.json.publicKey },
+      ],
+    }, '(test)', new Map(), NOW);
+    const { m, initial, submitted } = setUp(cfg);
+    const base = sha256(deltaToPayload(initial));
+    const H = runtime.headParams;
+    expect(await codeOf(m.handleHead(share({ who: stranger, base, delta: new Float32Array(H) })))).toBe('UNAUTHORIZED');
+    const forged = share({ base, delta: new Float32Array(H) });
+    forged[forged.length - 3] ^= 1;
+    expect(await codeOf(m.handleHead(forged))).toBe('BAD_SIGNATURE');
+    expect(await codeOf(m.handleHead(share({ base: new Uint8Array(32), delta: new Float32Array(H) })))).toBe('UNKNOWN_BASE_MODEL');
+    const nan = new Float32Array(H);
+    nan[7] = Number.NaN;
+    expect(await codeOf(m.handleHead(share({ base, delta: nan })))).toBe('NON_FINITE');
+    expect(await codeOf(m.handleHead(share({ base, delta: new Float32Array(H - 1) })))).toBe('MALFORMED');
+    const one = share({ base, delta: new Float32Array(H).fill(1), samples: 10 });
+    await m.handleHead(one);
+    expect(await codeOf(m.handleHead(one))).toBe('BATCH_REPLAYED');
+    await m.handleHead(share({ base, delta: new Float32Array(H).fill(4), samples: 30 }));
+    for (let i = 0; i < 5; i++) await m.handle(batch().bytes);
+    expect(submitted).toHaveLength(1);
+    const { head } = splitParams(payloadToDelta(submitted[0].payload), DEFAULT_MODEL, 1);
+    expect(head.every((v) => v === (10 * 1 + 30 * 4) / 40)).toBe(true); // Σ D_n Δ_n / Σ D_n
+    expect(m.status().headShares).toBe(2);
+  });
+});
+
+describe('split mode in the config and the block rules', () => {
+  it('the miners are the contributors of a split network; a federated network keeps its rules (and genesis)', () => {
+    const split = config();
+    expect(split.learning.mode).toBe('split');
+    expect(contributorRole(chainParamsOf(split, new Uint8Array(8)))).toBe('miner');
+    const fed = { ...split, learning: { ...split.learning, mode: 'federated' as const } };
+    expect(chainParamsOf(fed, new Uint8Array(8)).rules).toBe(rulesOf(defaultAggregationConfig));
+    expect(contributorRole(chainParamsOf(fed, new Uint8Array(8)))).toBe('client');
+  });
+
+  it("a split network's blocks record miners' body updates and refuse clients' updates (UNKNOWN_CLIENT)", async () => {
+    const net = makeNetwork({ phi: 5 });
+    net.params.rules = rulesOf(defaultAggregationConfig, { mode: 'split', split: defaultSplitConfig });
+    const store = await ChainStore.open({ datadir: await tmpDir('bfl-split-val-'), params: net.params, signatures: verifier, now: () => 1_700_000_500_000 });
+    try {
+      const [m1, m2] = net.miners;
+      const byClient = mineBlock(net, store.tip, m1, { records: [signedRecord(net, net.clients[0], m1.id, store.tip.modelHash)] });
+      expect(await codeOf(store.addBlock(byClient))).toBe('UNKNOWN_CLIENT');
+      const byMiner = mineBlock(net, store.tip, m1, { records: [signedRecord(net, m2, m2.id, store.tip.modelHash)] });
+      expect((await store.addBlock(byMiner)).status).toBe('connected');
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a client\'s federated upload to a split network is WRONG_MODE, a miner\'s body update passes the shape checks', () => {
+    const cfg = config();
+    const fetcher = new UpdateFetcher({ config: cfg, membership: new Membership(cfg.members), pool: { get: () => undefined } as never, clock: { ...systemClock, now: () => NOW } } as never, 64);
+    const u = { minerId: 'miner-1', baseModelHash: new Uint8Array(32), updateDigest: new Uint8Array(32), sampleCount: 10, createdAt: NOW, signature: new Uint8Array(0), payloadBytes: 64 };
+    expect(() => fetcher.checkShape({ ...u, clientId: 'client-1' })).toThrow(expect.objectContaining({ code: 'WRONG_MODE' }));
+    expect(() => fetcher.checkShape({ ...u, clientId: 'miner-1' })).not.toThrow();
+  });
+
+  it('a cut the model cannot take is a BAD_CONFIG naming learning.split.cut', () => {
+    expect(() => config({ cut: 2 })).toThrow(/learning\.split\.cut: expected at most 1/);
+    expect(() => config({ maxBatch: 0 })).toThrow(/learning\.split\.maxBatch/);
+    expect(() => config({ headSharing: { clients: ['client-7'], clip: 1, noise: 0.1 } })).toThrow(/learning\.split\.headSharing\.clients\[0\]: expected the id of a client in members/);
+  });
+});
