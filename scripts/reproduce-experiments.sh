@@ -35,16 +35,27 @@ for part in $parts; do
       bfl experiment attack --clients 10 --aggregations 40 --attack sign-flip --partition iid --out "$s" --json > "$s/iid10-signflip.json"
       bfl experiment attack --clients 20 --aggregations 20 --attack sign-flip --partition shards --out "$s" --json > "$s/noniid20-signflip.json"
       bfl experiment attack --clients 50 --aggregations 20 --attack sign-flip --partition shards --out "$s" --json > "$s/noniid50-signflip.json"
+      # offline rule evaluation on real updates (50 clients two-shard, 30 aggregations): default vs
+      # the rule before (consensus 'mean') vs the baselines, 30 % rotating synthesised attackers
+      npx --no-install node scripts/scoring-dump.ts "$s/dump-noniid50" shards 50 30 2> "$s/dump-noniid50.log"
+      for rule in bfl-mec bfl-mec-mean flame foolsgold multi-krum; do
+        for a in sign-flip noise scale ipm alie global copycat; do
+          r=$rule; o='{}'; [ "$rule" = bfl-mec-mean ] && { r=bfl-mec; o='{"consensus":"mean"}'; }
+          echo "$rule $a $(npx --no-install node scripts/scoring-offline.ts "$s/dump-noniid50" "$r" "$a" 0.3 rotate "$o" | tail -1)"
+        done
+      done > "$s/offline-noniid50.txt"
       for a in free-ride:0.001 copycat free-ride-global; do
         bfl experiment rewards --clients 10 --aggregations 15 --curious 0.2 --attack "$a" --out "$s/rewards-${a%%:*}" --json > "$s/rewards-${a%%:*}.json"
       done
       bfl experiment rewards --clients 8 --aggregations 12 --quality 0,0.2,0.5 --shapley --partition shards --out "$s/quality-shapley-skew" --json > "$s/quality-shapley-skew.json"
-      bfl experiment robustness --clients 50 --partition shards --aggregations 20 --out "$s/robustness50" --json > "$s/robustness50.json"
+      bfl experiment robustness --clients 50 --partition shards --aggregations 10 --aggregators bfl-mec,flame,foolsgold,fedavg --out "$s/robustness50" --json > "$s/robustness50.json"
       bfl experiment strategies --clients 100 --partition shards --dataset fashion --aggregations 50 --aggregators bfl-mec,fedavg --out "$s/strategies100" --json > "$s/strategies100.json"
       bfl bench aggregate --json > "$s/bench-aggregate.json"
       cp "$s/quality-shapley-skew/rewards.png" docs/figures/scoring-quality-rewards.png
       cp "$s/attack-sign-flip-bfl-mec-iid-n10-seed1-detection.png" docs/figures/scoring-iid10-sign-flip-detection.png
       cp "$s/attack-sign-flip-bfl-mec-shards2-n20-seed1-accuracy.png" docs/figures/scoring-noniid20-sign-flip-accuracy.png
+      cp "$s/attack-sign-flip-bfl-mec-shards2-n50-seed1-accuracy.png" docs/figures/scoring-noniid50-sign-flip-accuracy.png
+      cp "$s/attack-sign-flip-bfl-mec-shards2-n50-seed1-detection.png" docs/figures/scoring-noniid50-sign-flip-detection.png
       ;;
     # QKD planner (Figs. 5-8 of the QKD paper), NSFNET and USNET, ~10 min; PNGs copied to docs/figures
     provisioning) nice -n 10 npx --no-install bfl-node experiment provisioning --out "$out/provisioning" --json > "$out/provisioning.summary.json" ;;

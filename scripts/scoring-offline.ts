@@ -1,13 +1,13 @@
 // Offline rule evaluation (issue 11): replay a dump of scripts/scoring-dump.ts through an aggregator
 // with synthesised attacks and 30 % rotating attackers:
-//   npx node scripts/scoring-offline.ts DUMPDIR AGGREGATOR sign-flip|scale|noise|ipm|alie|global|copycat FRACTION [static]
+//   npx node scripts/scoring-offline.ts DUMPDIR AGGREGATOR sign-flip|scale|noise|ipm|alie|global|copycat FRACTION [static|rotate] [AGREEMENT-OPTIONS-JSON]
 
 import { createAggregator, type AggregatorName } from '../src/core/aggregation/index.ts';
 import { Rng } from '../src/core/random.ts';
 import { sha256 } from '../src/core/hash.ts';
-const [dir, aggName, attack, fracS, rotateS] = process.argv.slice(2);
+const [dir, aggName, attack, fracS, rotateS, optsS] = process.argv.slice(2);
 const dumps = loadDumps(dir);
-const agg = createAggregator(aggName as AggregatorName);
+const agg = createAggregator(aggName as AggregatorName, { agreement: optsS ? JSON.parse(optsS) : undefined });
 let state = agg.initialState();
 const rng = new Rng(9);
 const clients = [...new Set(dumps[0].ups.map((u) => u.clientId))];
@@ -50,6 +50,7 @@ for (const d of dumps) {
   D += det; A += att; FP += fp; H += h;
   if (d.round >= dumps.length - 10) { late[0] += det; late[1] += att; }
   const reasons = [String((r.diagnostics as any).sharedReference ?? "reliable"), ...(r.diagnostics.reasons ?? []).filter(Boolean)];
+  if (process.env.VERBOSE) r.entries.forEach((e, i) => { const u = byDigest.get(Buffer.from(e.updateDigest).toString('hex') + e.clientId)!; console.log(`  ${e.clientId} ${u.bad ? 'BAD' : 'ok '} ${e.high ? 'high' : 'low '} ${r.diagnostics.references?.[i]} ${r.diagnostics.similarity?.[i]?.toFixed(3)} ${r.diagnostics.reasons?.[i]}`); });
   console.log(`r${d.round} det ${det}/${att} fp ${fp}/${h} ${reasons.slice(0, 4).join('|')}`);
   for (const u of updates) if (!u.bad) lastHonest.set(u.clientId, u.delta);
   const nextD = dumps[dumps.indexOf(d) + 1];

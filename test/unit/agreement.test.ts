@@ -101,7 +101,49 @@ describe('agreement scoring', () => {
     expect(Math.abs(cos(sx, sketch(y, 1024)) - cos(x, y))).toBeLessThan(0.1);
   });
 
+  it('first aggregation under label skew: the signed consensus of related peers finds the flipped updates where the plain leave-one-out mean does not', () => {
+    // 5 label groups of 10 clients; a group's direction is its own minus the mean of all (as a
+    // two-class update raises its classes and lowers the rest), so clients of different groups
+    // are weakly against each other (cos about −0.1) and those of one group agree (about 0.4);
+    // 15 of the 50 (3 per group) send their update negated
+    const rng = new Rng(11);
+    const dim = 3000;
+    const groups = 5;
+    const raw = Array.from({ length: groups }, () => Float64Array.from({ length: dim }, () => rng.normal()));
+    const dir = raw.map((u) => Float64Array.from(u, (x, k) => x - raw.reduce((s, v) => s + v[k], 0) / groups));
+    const flipped = new Set(Array.from({ length: 15 }, (_, c) => c));
+    const updates = Array.from({ length: 50 }, (_, c) => up(`client-${c + 1}`, Float32Array.from(dir[c % groups], (x) => (flipped.has(c) ? -1 : 1) * (x + 1.1 * rng.normal()) * 0.01)));
+    const wrong = (a: AgreementAggregator) => {
+      const r = a.aggregate({ previous: new Float32Array(dim), updates, baseReward: BASE }, a.initialState()).result;
+      return r.entries.filter((e) => e.high === flipped.has(Number(e.clientId.split('-')[1]) - 1)).length;
+    };
+    expect(wrong(new AgreementAggregator({ consensus: 'mean' }))).toBeGreaterThan(5);
+    expect(wrong(new AgreementAggregator())).toBe(0);
+  });
+
+  it('a client without a past is judged by its peers, anchored by the others\' histories, not let in by the momentum', () => {
+    const rng = new Rng(12);
+    const dim = 3000;
+    const groups = 5;
+    const raw = Array.from({ length: groups }, () => Float64Array.from({ length: dim }, () => rng.normal()));
+    const dir = raw.map((u) => Float64Array.from(u, (x, k) => x - raw.reduce((s, v) => s + v[k], 0) / groups));
+    const mk = (c: number, sign: number) => up(`client-${c + 1}`, Float32Array.from(dir[c % groups], (x) => sign * (x + 0.8 * rng.normal()) * 0.01));
+    const run = (a: AgreementAggregator) => {
+      // round 1: clients 1-20, all honest; round 2: client 21 joins with a flipped update and
+      // clients 1-6 (with a past) flip theirs
+      const s1 = a.aggregate({ previous: new Float32Array(dim), updates: Array.from({ length: 20 }, (_, c) => mk(c, 1)), baseReward: BASE }, a.initialState());
+      const round2 = [...Array.from({ length: 20 }, (_, c) => mk(c, c < 6 ? -1 : 1)), mk(20, -1)];
+      const r = a.aggregate({ previous: s1.result.model, updates: round2, baseReward: BASE }, s1.state).result;
+      const i = r.entries.findIndex((e) => e.clientId === 'client-21');
+      return { high: r.entries[i].high, by: r.diagnostics.references![i], low: r.entries.filter((e) => !e.high).length };
+    };
+    expect(run(new AgreementAggregator())).toEqual({ high: false, by: 'consensus', low: 7 });
+    expect(run(new AgreementAggregator({ consensus: 'mean' })).high).toBe(true);
+  });
+
   it('rejects bad options', () => {
+    expect(() => new AgreementAggregator({ consensusIterations: 0 })).toThrow(/consensusIterations/);
+    expect(() => new AgreementAggregator({ anchoredShare: 2 })).toThrow(/anchoredShare/);
     expect(() => new AgreementAggregator({ sketchSize: 1000 })).toThrow(/power of 2/);
     expect(() => new AgreementAggregator({ momentum: 1 })).toThrow(/momentum/);
     expect(() => new AgreementAggregator({ zEps: 0 })).toThrow(/zEps/);
