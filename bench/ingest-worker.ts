@@ -15,7 +15,12 @@ import { sha256 } from '../src/core/hash.ts';
 import { encodeSignedUpdate } from '../src/core/update.ts';
 import { KemDirectory } from '../src/crypto/kem-keys.ts';
 import { loadKeyFile, loadPeerKey } from '../src/crypto/keyfile.ts';
+import { Membership } from '../src/core/params.ts';
+import { InThreadVerifier } from '../src/crypto/verifier.ts';
 import { type P2PNode, createP2P } from '../src/net/p2p.ts';
+import { PeerBook } from '../src/net/peer-book.ts';
+import { Libp2pTransport } from '../src/net/transport.ts';
+import { silentLogger } from '../src/util/logger.ts';
 import { protocols } from '../src/net/protocols.ts';
 import { RemoteError, request } from '../src/net/reqres.ts';
 import { UpdateSealing, sealedProtocols } from '../src/net/sealed-updates.ts';
@@ -58,6 +63,8 @@ async function clients(job: Extract<IngestWorkerJob, { kind: 'clients' }>): Prom
   const sealing = cfg.p2p.sealUpdates ? new UpdateSealing({ networkId: cfg.networkId, directory: new KemDirectory(cfg.members) }) : undefined;
   const submit = sealing ? sealedProtocols(cfg.networkId).submit : protocols(cfg.networkId).submit;
   const minerPeer = peerIdFromString(job.miner.peerId);
+  const membership = new Membership(cfg.members);
+  const verifier = new InThreadVerifier();
   const nodes: P2PNode[] = [];
   const latencies: number[] = [];
   const errors: Record<string, number> = {};
@@ -69,6 +76,8 @@ async function clients(job: Extract<IngestWorkerJob, { kind: 'clients' }>): Prom
     for (const n of job.clients) {
       const node = await createP2P({ ...P2P, privateKey: await loadPeerKey(n.identity), networkId: cfg.networkId });
       nodes.push(node);
+      // as a client node does: a miner serves admitted members only, after their signed hello
+      await new PeerBook({ transport: new Libp2pTransport(node), identity: await loadKeyFile(n.identity), networkId: cfg.networkId, membership, verifier, timeoutMs: 10_000, logger: silentLogger }).start();
       for (let attempt = 1; ; attempt++) {
         try {
           await node.dial(multiaddr(job.miner.addr));

@@ -103,7 +103,7 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
   const closers: (() => unknown)[] = [];
   try {
     // the per-client upload limit off: the bench measures what the intake can take, flooding by design
-    const init = await initLocalNetwork({ dir, miners: 1, clients, networkId: 'bench-ingest', chain: { phi: opts.phi ?? 100_000 }, p2p: { clientUpdatesPerMinute: 0 } });
+    const init = await initLocalNetwork({ dir, miners: 1, clients, networkId: 'bench-ingest', chain: { phi: opts.phi ?? 100_000 }, p2p: { clientUpdatesPerMinute: 0, requestsPerSecond: 1_000_000 } }); // intake speed, not the per-client and per-member limits
     const cfg = await loadNetworkConfig(init.config);
     const minerNode = init.nodes.find((n) => n.role === 'miner')!;
     const miner = await startNode({ role: 'miner', config: init.config, identity: minerNode.identity, datadir: minerNode.datadir, logger: silentLogger, miningWorkers: 1 });

@@ -166,7 +166,8 @@ describe('per-client upload rate limit', () => {
     const config = { networkId: net.params.networkId, genesisTime: net.params.genesisTime, chain: { maxFutureMs: net.params.maxFutureMs }, p2p: { maxUpdateBytes: 1024, requestTimeoutMs: 1000, sealUpdates: false, ...p2p } } as never;
     const handlers = new Map<string, (req: Uint8Array, peer: string) => Promise<Uint8Array>>();
     const transport = { serve: async (proto: string, h: (req: Uint8Array, peer: string) => Promise<Uint8Array>) => void handlers.set(proto, h), subscribe: () => {}, publish: async () => {} } as never;
-    const peers = { penalise: () => {}, info: () => undefined } as never;
+    // every uploader is an admitted member here (admission itself: test/unit/net-harden.test.ts)
+    const peers = { penalise: () => {}, info: () => undefined, admit: async () => ({ memberId: 'client', role: 'client' }), member: async () => ({ memberId: 'client', role: 'client' }) } as never;
     const verdicts = new Verdicts({ peers, logger: silentLogger });
     const fetcher = new UpdateFetcher({ config, membership: store.membership, pool, transport, peers, verifier: new InThreadVerifier(), verdicts, clock, logger: silentLogger }, net.params.initialModel.length);
     const intake = new UpdateIntake({ config, minerId: net.miners[0].id } as UpdateIntakeInit, { store, pool, fetcher, transport, peers, verdicts, clock, logger: silentLogger });
