@@ -12,8 +12,6 @@ import { type AggregatorName, defaultAggregatorOptions, defaultBflMecOptions } f
 import type { Partition } from '../learn/partition.ts';
 import { parseKeyFile } from '../crypto/keyfile.ts';
 import { paramCount } from '../learn/model.ts';
-import { defaultConnectionLimits } from '../net/limits.ts';
-import { defaultPeerPolicy } from '../net/peer-book.ts';
 import { type ConfigIssue, type Json, issuesOf, networkSchema, stripComments, toJsonSchema } from './schema.ts';
 
 export type { ConfigIssue, Json };
@@ -185,13 +183,21 @@ export const defaultP2PConfig: P2PConfig = {
   // On: about 1.5 ms of CPU and 1,141 bytes per 636 KB update (bfl-node bench kem), and it keeps
   // updates secret from a recorder of today's traffic once X25519 falls (docs/decisions.md).
   sealUpdates: true,
-  // the reasons for these are beside their definitions (net/limits.ts, net/peer-book.ts)
-  maxConnections: defaultConnectionLimits.maxConnections,
-  maxUnidentifiedConnections: defaultConnectionLimits.maxUnidentifiedConnections,
-  maxConnectionsPerIp: defaultConnectionLimits.maxConnectionsPerIp,
-  helloTimeoutMs: defaultPeerPolicy.helloTimeoutMs,
-  requestsPerSecond: defaultPeerPolicy.requestsPerSecond,
-  downloadBytesPerSecond: defaultPeerPolicy.downloadBytesPerSecond,
+  // Connection slots and budgets (net/limits.ts and net/peer-book.ts take their defaults from here:
+  // the config layer sits below the network's). A network of a few hundred members; every miner
+  // and client holds one connection per miner.
+  maxConnections: 256,
+  // a quarter for strangers: each holds a slot for at most the hello timeout
+  maxUnidentifiedConnections: 64,
+  // generous for NAT and for loopback testnets (every node on 127.0.0.1); a flood needs many IPs
+  maxConnectionsPerIp: 64,
+  // a hello is one round trip and one ML-DSA verification (~1 ms); 5 s survives a loaded machine
+  helloTimeoutMs: 5000,
+  // an honest client makes ~1 request per protocol per second (ticks of 200 ms, a model per round)
+  requestsPerSecond: 20,
+  // a client downloads one global model per round (636 KB for the default MLP, every ~5 s);
+  // the issue's outsider pulled 48 MB/s
+  downloadBytesPerSecond: 4 * 1024 * 1024,
   // A client uploads once per N new samples: every 5 s at the default data rate (20 samples/s,
   // N = 100), every 2 s in the testnet. 60 a minute leaves 5 × room; anything faster is a flood
   // (issue 13: 4 a second). With one vote per client per aggregation (core/votes.ts) a flood buys

@@ -1,5 +1,6 @@
 /** Connection limits of the libp2p node (p2p.ts), in a module of their own so that the config can read their defaults without loading libp2p. */
 import type { Multiaddr } from '@multiformats/multiaddr';
+import { defaultP2PConfig } from '../config/network.ts';
 
 /**
  * Connection slots (issue 13, item 1): one outsider held every slot (~200) of a miner and locked
@@ -21,12 +22,10 @@ export interface ConnectionLimits {
 }
 
 export const defaultConnectionLimits: ConnectionLimits = {
-  // a network of a few hundred members; every miner and client holds one connection per miner
-  maxConnections: 256,
-  // a quarter for strangers: each holds a slot for at most the hello timeout (peer-book.ts)
-  maxUnidentifiedConnections: 64,
-  // generous for NAT and for loopback testnets (every node on 127.0.0.1); a flood needs many IPs
-  maxConnectionsPerIp: 64,
+  // the three an operator sets, with their reasons, are the config's (config/network.ts)
+  maxConnections: defaultP2PConfig.maxConnections,
+  maxUnidentifiedConnections: defaultP2PConfig.maxUnidentifiedConnections,
+  maxConnectionsPerIp: defaultP2PConfig.maxConnectionsPerIp,
   // Noise handshakes are quick (one round trip); libp2p allows 10 in progress in total, so one
   // address stalling its handshakes could otherwise take them all for the upgrade timeout
   maxPendingPerIp: 4,

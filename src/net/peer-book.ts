@@ -4,6 +4,7 @@
  * misbehaviour (past a threshold the peer is disconnected and refused for a while). Works
  * over any Transport: libp2p in the daemon, the in-process network in the simulator.
  */
+import { defaultP2PConfig } from '../config/network.ts';
 import { SigningContext } from '../core/contexts.ts';
 import { BflError, ErrorCode, isBflError } from '../core/errors.ts';
 import type { Membership } from '../core/params.ts';
@@ -52,8 +53,8 @@ export interface PeerPolicy {
 }
 
 export const defaultPeerPolicy: PeerPolicy = {
-  // a hello is one round trip and one ML-DSA verification (~1 ms); 5 s survives a loaded machine
-  helloTimeoutMs: 5000,
+  // helloTimeoutMs, requestsPerSecond and downloadBytesPerSecond are the config's (with their reasons there)
+  helloTimeoutMs: defaultP2PConfig.helloTimeoutMs,
   // ten provable offences (10 points each) ban; an invalid block (50) counts five
   banThreshold: 100,
   banMs: 10 * 60_000,
@@ -62,12 +63,9 @@ export const defaultPeerPolicy: PeerPolicy = {
   penaltyHalfLifeMs: 10 * 60_000,
   // a few hundred bytes each: 4096 subjects are ~1 MB at most, whatever a flood of keys does
   maxSubjects: 4096,
-  // an honest client makes ~1 request per protocol per second (ticks of 200 ms, a model per round)
-  requestsPerSecond: 20,
+  requestsPerSecond: defaultP2PConfig.requestsPerSecond,
   requestBurst: 100,
-  // a client downloads one global model per round (636 KB for the default MLP, every ~5 s);
-  // the outsider pulled 48 MB/s
-  downloadBytesPerSecond: 4 * 1024 * 1024,
+  downloadBytesPerSecond: defaultP2PConfig.downloadBytesPerSecond,
   minerBudgetFactor: 10,
   hellosPerSecond: 5,
 };
