@@ -3,7 +3,7 @@
 # (default OUT=out/paper). Everything is seeded: the same commit gives the same numbers.
 # Roughly 2 hours on a 2-core machine, most of it the 100-client thresholds grid; pass a
 # subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, keyrate, association, scoring, split
-# (and kem, not run by default).
+# (and kem, soak, not run by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/paper}
@@ -77,6 +77,8 @@ for part in $parts; do
       ;;
     # not in the default set: ML-KEM micro-benchmarks and the testnet sealed vs clear (README), ~10 min
     kem) nice -n 10 npx --no-install bfl-node bench kem --testnet --repeats 2 --json > "$out/kem.json" ;;
+    # not in the default set: issue 13's soak, 2 miners + 6 clients under an outsider flood (README), ~25 min
+    soak) nice -n 10 npx --no-install vitest run --config vitest.slow.config.ts test/e2e/soak.slow.test.ts && cp out/soak/soak.json "$out/soak.json" ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
 done

@@ -159,6 +159,15 @@ export interface P2PConfig {
   ipColocationPenalty: boolean;
   /** Seal raw updates between our nodes with ML-KEM-768 (client → miner, miner → miner). */
   sealUpdates: boolean;
+  /** Connection slots (issue 13, item 1; net/limits.ts). */
+  maxConnections: number;
+  maxUnidentifiedConnections: number;
+  maxConnectionsPerIp: number;
+  /** A peer that has not completed the signed hello by then is disconnected. */
+  helloTimeoutMs: number;
+  /** Per-member budgets of our protocols (issue 13, item 7; net/peer-book.ts); miners get 10 times. */
+  requestsPerSecond: number;
+  downloadBytesPerSecond: number;
   /** Uploads a miner accepts from one client per minute, sustained (token bucket; 0 = no limit). */
   clientUpdatesPerMinute: number;
   /** Uploads of one client a miner accepts back to back before the per-minute rate applies. */
@@ -174,6 +183,21 @@ export const defaultP2PConfig: P2PConfig = {
   // On: about 1.5 ms of CPU and 1,141 bytes per 636 KB update (bfl-node bench kem), and it keeps
   // updates secret from a recorder of today's traffic once X25519 falls (docs/decisions.md).
   sealUpdates: true,
+  // Connection slots and budgets (net/limits.ts and net/peer-book.ts take their defaults from here:
+  // the config layer sits below the network's). A network of a few hundred members; every miner
+  // and client holds one connection per miner.
+  maxConnections: 256,
+  // a quarter for strangers: each holds a slot for at most the hello timeout
+  maxUnidentifiedConnections: 64,
+  // generous for NAT and for loopback testnets (every node on 127.0.0.1); a flood needs many IPs
+  maxConnectionsPerIp: 64,
+  // a hello is one round trip and one ML-DSA verification (~1 ms); 5 s survives a loaded machine
+  helloTimeoutMs: 5000,
+  // an honest client makes ~1 request per protocol per second (ticks of 200 ms, a model per round)
+  requestsPerSecond: 20,
+  // a client downloads one global model per round (636 KB for the default MLP, every ~5 s);
+  // the issue's outsider pulled 48 MB/s
+  downloadBytesPerSecond: 4 * 1024 * 1024,
   // A client uploads once per N new samples: every 5 s at the default data rate (20 samples/s,
   // N = 100), every 2 s in the testnet. 60 a minute leaves 5 × room; anything faster is a flood
   // (issue 13: 4 a second). With one vote per client per aggregation (core/votes.ts) a flood buys
@@ -308,6 +332,8 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
     const modelBytes = 4 * paramCount({ kind: 'mlp', layers: r.data.learning.layers });
     if (r.data.p2p.maxUpdateBytes < modelBytes) fail('p2p.maxUpdateBytes', `at least the model's ${modelBytes} bytes (learning.layers ${JSON.stringify(r.data.learning.layers)})`, r.data.p2p.maxUpdateBytes);
     if (r.data.chain.maxBlockBytes < modelBytes + BLOCK_HEADROOM_BYTES) fail('chain.maxBlockBytes', `at least the model's ${modelBytes} bytes + ${BLOCK_HEADROOM_BYTES}`, r.data.chain.maxBlockBytes);
+    // members need slots that strangers cannot take (issue 13, item 1)
+    if (r.data.p2p.maxUnidentifiedConnections >= r.data.p2p.maxConnections) fail('p2p.maxUnidentifiedConnections', `fewer than p2p.maxConnections (${r.data.p2p.maxConnections}), so that members keep reserved slots`, r.data.p2p.maxUnidentifiedConnections);
     const hidden = r.data.learning.layers.length - 2;
     if (r.data.learning.mode === 'split' && r.data.learning.split.cut > hidden) fail('learning.split.cut', `at most ${hidden}, the hidden layers of learning.layers ${JSON.stringify(r.data.learning.layers)} (head and body need a dense layer each)`, r.data.learning.split.cut);
     const sharing = r.data.learning.split.headSharing;

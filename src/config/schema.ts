@@ -152,6 +152,12 @@ export function networkSchema(d: SectionDefaults) {
     mdns: bool().default(p.mdns),
     ipColocationPenalty: bool().default(p.ipColocationPenalty),
     sealUpdates: bool().default(p.sealUpdates),
+    maxConnections: int({ min: 8, max: 100_000 }).default(p.maxConnections),
+    maxUnidentifiedConnections: int({ min: 1, max: 100_000 }).default(p.maxUnidentifiedConnections),
+    maxConnectionsPerIp: int({ min: 1, max: 100_000 }).default(p.maxConnectionsPerIp),
+    helloTimeoutMs: int({ min: 100, max: 600_000 }).default(p.helloTimeoutMs),
+    requestsPerSecond: num({ min: 0.01, max: 1_000_000 }).default(p.requestsPerSecond),
+    downloadBytesPerSecond: int({ min: 1024 }).default(p.downloadBytesPerSecond),
     clientUpdatesPerMinute: num({ min: 0, max: 1_000_000 }).default(p.clientUpdatesPerMinute),
     clientUpdateBurst: int({ min: 1, max: 1_000_000 }).default(p.clientUpdateBurst),
   });

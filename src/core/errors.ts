@@ -51,6 +51,8 @@ export const ErrorCode = {
   UNAUTHORIZED: 'UNAUTHORIZED',
   NOT_FOUND: 'NOT_FOUND',
   UNAVAILABLE: 'UNAVAILABLE',
+  /** A peer exceeded its per-protocol request or download budget (src/net/peer-book.ts). */
+  RATE_LIMITED: 'RATE_LIMITED',
   /** A listen address (libp2p or the HTTP API) is taken by another process. */
   PORT_IN_USE: 'PORT_IN_USE',
   /** A client uploads faster than the miner's per-client limit (p2p.clientUpdatesPerMinute); IGNORE. */

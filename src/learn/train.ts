@@ -34,14 +34,9 @@ export async function trainLocal(rt: ModelRuntime, global: Float32Array, data: D
   const mu = opts.mu ?? 0;
   if (data.n === 0) throw new RangeError('no samples to train on');
   if (!(epochs >= 1 && batchSize >= 1 && lr > 0 && mu >= 0)) throw new RangeError(`bad training options ${JSON.stringify(opts)}`);
-  // Two parameter buffers: each step reads one and onnxruntime writes the next into the other.
-  let w = Float32Array.from(global);
-  let next = new Float32Array(w.length);
   const prox = mu > 0 ? { mu, global } : undefined;
   const dim = inputSize(rt.spec);
   const classes = classCount(rt.spec);
-  const xb = new Float32Array(batchSize * dim);
-  const yb = new Float32Array(batchSize * classes);
   const rng = new Rng(opts.seed);
   const order = Array.from({ length: data.n }, (_, i) => i);
   const nextOrder = (e: number) => {
@@ -72,6 +67,8 @@ export async function trainLocal(rt: ModelRuntime, global: Float32Array, data: D
     const y = new Float32Array(data.n * classes);
     for (let j = 0; j < data.n; j++) y[j * classes + data.y[j]] = 1;
     const x = data.x.length === data.n * dim ? data.x : data.x.subarray(0, data.n * dim);
+    // onnxruntime reads `global` and writes the result into `next`: no copy of the start
+    const next = new Float32Array(global.length);
     const losses = await rt.sgdSteps(global, x, y, data.n, idx, counts, lr, next, prox);
     // the mean loss of the last epoch, summed as the step-by-step path sums it
     let lossSum = 0;
@@ -81,10 +78,15 @@ export async function trainLocal(rt: ModelRuntime, global: Float32Array, data: D
       lossSum += losses[s] * b;
       lossCount += b;
     }
-    const delta = new Float32Array(w.length);
-    for (let k = 0; k < w.length; k++) delta[k] = next[k] - global[k];
+    const delta = new Float32Array(next.length);
+    for (let k = 0; k < next.length; k++) delta[k] = next[k] - global[k];
     return { delta, params: next, samples: data.n, steps: S, loss: lossSum / lossCount };
   }
+  // Two parameter buffers: each step reads one and onnxruntime writes the next into the other.
+  let w = Float32Array.from(global);
+  let next = new Float32Array(w.length);
+  const xb = new Float32Array(batchSize * dim);
+  const yb = new Float32Array(batchSize * classes);
   let steps = 0;
   let lossSum = 0;
   let lossCount = 0;

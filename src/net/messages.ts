@@ -10,6 +10,7 @@ import { MAX_SIGNATURE_BYTES, decodeHeader, encodeHeader } from '../core/encodin
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
 import type { BlockHeader } from '../core/types.ts';
+import { assertFinitePayload } from '../core/update.ts';
 
 /** Block announcement (gossip): the header and the size of the body to pull. */
 export interface BlockAnnouncement {
@@ -180,6 +181,8 @@ export function decodeModelAfter(bytes: Uint8Array, maxModelBytes: number): Mode
   const m = { newer: r.u8('newer') === 1, blockHash: r.fixed(32, 'blockHash'), height: r.u32('height'), round: r.u32('round'), modelHash: r.fixed(32, 'modelHash'), model: r.bytes('model', maxModelBytes) };
   r.end();
   if (m.newer && !equalBytes(sha256(m.model), m.modelHash)) throw new BflError(ErrorCode.MALFORMED, 'model does not hash to its modelHash');
+  // a block's rules refuse such a model, but a client must not train on one a miner sends
+  if (m.newer) assertFinitePayload(m.model);
   return m;
 }
 

@@ -4,8 +4,9 @@
  * misbehaviour (past a threshold the peer is disconnected and refused for a while). Works
  * over any Transport: libp2p in the daemon, the in-process network in the simulator.
  */
+import { defaultP2PConfig } from '../config/network.ts';
 import { SigningContext } from '../core/contexts.ts';
-import { BflError, ErrorCode } from '../core/errors.ts';
+import { BflError, ErrorCode, isBflError } from '../core/errors.ts';
 import type { Membership } from '../core/params.ts';
 import type { Role } from '../core/types.ts';
 import type { Identity } from '../crypto/keyfile.ts';
@@ -15,6 +16,7 @@ import { type Clock, systemClock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { decodePeerRecord, encodePeerRecord, peerRecordMessage } from './messages.ts';
+import { Bounded, Buckets, PenaltyLedger } from './budget.ts';
 import { protocols } from './protocols.ts';
 import type { Transport } from './transport.ts';
 
@@ -22,6 +24,51 @@ export interface PeerInfo {
   memberId: string;
   role: Role;
 }
+
+/**
+ * How peers are admitted and held to account (issue 13, items 1, 5 and 7). Budgets and
+ * penalties are keyed by subject: an admitted member's id (a fresh libp2p key neither escapes a
+ * ban nor gets a fresh budget) or, for a peer that has not proven membership, its address.
+ */
+export interface PeerPolicy {
+  /** A peer that has not completed the signed hello by then is disconnected. */
+  helloTimeoutMs: number;
+  /** Penalty points after which a subject is disconnected and refused for `banMs`. */
+  banThreshold: number;
+  banMs: number;
+  /** Points of a subject not penalised for `penaltyGraceMs` halve every `penaltyHalfLifeMs`. */
+  penaltyGraceMs: number;
+  penaltyHalfLifeMs: number;
+  /** Subjects remembered at most by each ledger and budget table (least recently seen go first). */
+  maxSubjects: number;
+  /** Requests per second per member per protocol, with a burst of `requestBurst`. */
+  requestsPerSecond: number;
+  requestBurst: number;
+  /** Response bytes per second per member (model and block downloads); the burst is 8 s of it. */
+  downloadBytesPerSecond: number;
+  /** Miners sync blocks from each other: their budgets are this many times a client's. */
+  minerBudgetFactor: number;
+  /** Hellos served per second per address (anyone may say hello: one ML-DSA verification each). */
+  hellosPerSecond: number;
+}
+
+export const defaultPeerPolicy: PeerPolicy = {
+  // helloTimeoutMs, requestsPerSecond and downloadBytesPerSecond are the config's (with their reasons there)
+  helloTimeoutMs: defaultP2PConfig.helloTimeoutMs,
+  // ten provable offences (10 points each) ban; an invalid block (50) counts five
+  banThreshold: 100,
+  banMs: 10 * 60_000,
+  // a flood keeps its points; an honest peer's rare slip (a lost answer's retry: 2 points) fades
+  penaltyGraceMs: 10 * 60_000,
+  penaltyHalfLifeMs: 10 * 60_000,
+  // a few hundred bytes each: 4096 subjects are ~1 MB at most, whatever a flood of keys does
+  maxSubjects: 4096,
+  requestsPerSecond: defaultP2PConfig.requestsPerSecond,
+  requestBurst: 100,
+  downloadBytesPerSecond: defaultP2PConfig.downloadBytesPerSecond,
+  minerBudgetFactor: 10,
+  hellosPerSecond: 5,
+};
 
 export interface PeerBookOptions {
   transport: Transport;
@@ -35,29 +82,40 @@ export interface PeerBookOptions {
   clock?: Clock;
   /** Where miners' ML-KEM keys learnt from peer records go (verified first). */
   kemDirectory?: KemDirectory;
-  /** Penalty points after which a peer is disconnected and refused for `banMs`. */
-  banThreshold?: number;
-  banMs?: number;
+  policy?: Partial<PeerPolicy>;
+  /** PeerIds the config names for members (members[].peerId): they have reserved connection
+   * capacity before their hello (Noise has proven the PeerId; the hello proves the member). */
+  configuredPeers?: Map<string, string>;
 }
 
 /**
- * Who is who: PeerId → admitted member, learnt from signed peer records, and the penalty
- * ledger of request/response misbehaviour.
+ * Who is who: PeerId → admitted member, learnt from signed peer records, the penalty ledger of
+ * request/response misbehaviour and the per-protocol budgets.
  */
 export class PeerBook {
   private readonly o: PeerBookOptions;
+  private readonly policy: PeerPolicy;
   private readonly clock: Clock;
   private readonly peers = new Map<string, PeerInfo>();
   private readonly pending = new Map<string, Promise<PeerInfo | undefined>>();
-  private readonly penalties = new Map<string, number>();
-  private readonly banned = new Map<string, number>();
+  private readonly ledger: PenaltyLedger;
+  private readonly requests: Buckets;
+  private readonly bytes: Buckets;
+  /** Where each recent peer connected from: a penalty that lands after the hang-up still finds its address. */
+  private readonly addresses: Bounded<string>;
   private readonly record: Uint8Array;
-  private readonly m?: { penalties: ReturnType<Metrics['counter']> };
-  private unsubscribe?: () => void;
+  private readonly m?: { penalties: ReturnType<Metrics['counter']>; limited: ReturnType<Metrics['counter']>; dropped: ReturnType<Metrics['counter']> };
+  private readonly unsubscribe: (() => void)[] = [];
 
   constructor(o: PeerBookOptions) {
     this.o = o;
+    this.policy = { ...defaultPeerPolicy, ...o.policy };
     this.clock = o.clock ?? systemClock;
+    const p = this.policy;
+    this.ledger = new PenaltyLedger({ threshold: p.banThreshold, banMs: p.banMs, graceMs: p.penaltyGraceMs, halfLifeMs: p.penaltyHalfLifeMs, maxSubjects: p.maxSubjects });
+    this.requests = new Buckets(p.maxSubjects);
+    this.bytes = new Buckets(p.maxSubjects);
+    this.addresses = new Bounded(p.maxSubjects);
     const peerId = o.transport.self;
     // A miner announces its newest KEM key valid now (a rotation takes effect at restart).
     const now = this.clock.now();
@@ -68,7 +126,11 @@ export class PeerBook {
       signature: o.identity.key.sign(peerRecordMessage(o.networkId, o.identity.id, peerId), SigningContext.peer),
       kem: kem && o.identity.role === 'miner' ? encodeKemAnnouncement(signKemAnnouncement(o.networkId, o.identity.id, o.identity.key, kem)) : undefined,
     });
-    this.m = o.metrics && { penalties: o.metrics.counter('bfl_peer_penalties_total', 'penalties given to peers, by reason', ['reason']) };
+    this.m = o.metrics && {
+      penalties: o.metrics.counter('bfl_peer_penalties_total', 'penalties given to peers, by reason', ['reason']),
+      limited: o.metrics.counter('bfl_peer_rate_limited_total', 'requests refused for exceeding a per-peer budget, by protocol', ['protocol']),
+      dropped: o.metrics.counter('bfl_peer_unidentified_dropped_total', 'connections closed because the peer did not complete the signed hello in time'),
+    };
   }
 
   async start(): Promise<void> {
@@ -76,22 +138,48 @@ export class PeerBook {
     await transport.serve(
       protocols(networkId).hello,
       async (req, peer) => {
+        // members are exempt: strangers flooding hellos from a member's address (a NAT) must not
+        // stop the member identifying us, or it would hang up on us
+        if (!this.isMember(peer) && !this.within(peer, 'hello', this.addressKey(peer), this.policy.hellosPerSecond, this.policy.hellosPerSecond * 4)) throw limited('hello');
         await this.accept(peer, req);
         return this.record;
       },
-      { maxRequestBytes: 8192, timeoutMs: this.o.timeoutMs },
+      { maxRequestBytes: 8192, timeoutMs: this.policy.helloTimeoutMs, onError: (peer, e) => isBflError(e) && e.action === 'REJECT' && this.penalise(peer, `hello:${e.code}`, e.code === ErrorCode.RATE_LIMITED ? 2 : 10) },
     );
-    this.unsubscribe = transport.onConnect((peer) => {
-      if (this.isBanned(peer)) {
-        void transport.hangUp(peer).catch(() => undefined);
-        return;
-      }
-      this.clock.spawn(() => this.identify(peer));
-    });
+    this.unsubscribe.push(
+      transport.onConnect((peer) => {
+        const ip = transport.remoteAddress?.(peer);
+        if (ip) this.addresses.set(peer, ip);
+        if (this.isBanned(peer)) {
+          void transport.hangUp(peer).catch(() => undefined);
+          return;
+        }
+        this.clock.spawn(() => this.helloOrHangUp(peer));
+      }),
+    );
+    // a PeerId's mapping is only needed while it is connected: fresh keys do not pile up
+    if (transport.onDisconnect) this.unsubscribe.push(transport.onDisconnect((peer) => this.peers.delete(peer)));
   }
 
   stop(): void {
-    this.unsubscribe?.();
+    for (const f of this.unsubscribe.splice(0)) f();
+  }
+
+  /**
+   * A new connection must prove membership with a signed hello within `helloTimeoutMs`, else it
+   * is closed: an outsider cannot sit on a connection slot (issue 13, item 1).
+   */
+  private async helloOrHangUp(peer: string): Promise<void> {
+    const who = await this.identify(peer);
+    if (who && !this.isBanned(peer)) return;
+    if (!who && this.peers.has(peer)) return; // it said hello to us meanwhile
+    // a moment for the refusal of a request in flight (UNAUTHORIZED: say hello first) to arrive
+    if (!who) await this.clock.sleep(Math.min(500, this.policy.helloTimeoutMs / 10));
+    if (!who && this.peers.has(peer)) return;
+    if (!this.o.transport.connections().includes(peer)) return;
+    this.m?.dropped.inc();
+    this.o.logger.debug({ peer, member: who?.memberId }, who ? 'banned member reconnected: closed' : 'no signed hello in time: connection closed');
+    await this.o.transport.hangUp(peer).catch(() => undefined);
   }
 
   /** Verify a peer record from `peer`; remember the mapping. */
@@ -110,6 +198,11 @@ export class PeerBook {
     if (kem) this.o.kemDirectory?.learn(kem);
     const info = { memberId: rec.memberId, role: member.role };
     this.peers.set(peer, info);
+    // a banned member under a fresh libp2p key: known now, and refused (issue 13, item 5)
+    if (this.ledger.isBanned(memberKey(rec.memberId), this.clock.now())) {
+      void this.o.transport.hangUp(peer).catch(() => undefined);
+      throw new BflError(ErrorCode.UNAUTHORIZED, `${rec.memberId} is banned for misbehaviour`, { action: 'IGNORE' });
+    }
     return info;
   }
 
@@ -120,11 +213,11 @@ export class PeerBook {
     let p = this.pending.get(peer);
     if (!p) {
       p = this.o.transport
-        .request(peer, protocols(this.o.networkId).hello, this.record, { maxResponseBytes: 8192, timeoutMs: this.o.timeoutMs })
+        .request(peer, protocols(this.o.networkId).hello, this.record, { maxResponseBytes: 8192, timeoutMs: this.policy.helloTimeoutMs })
         .then((res) => this.accept(peer, res))
         .catch((e) => {
           this.o.logger.debug({ peer, err: (e as Error).message }, 'peer identification failed');
-          return undefined;
+          return this.peers.get(peer); // it may have said hello to us meanwhile
         })
         .finally(() => this.pending.delete(peer));
       this.pending.set(peer, p);
@@ -158,30 +251,111 @@ export class PeerBook {
     return undefined;
   }
 
-  /** Count a misbehaviour; past the threshold, disconnect and refuse the peer for a while. */
+  /**
+   * Admit a request on one of our protocols: from an admitted member (after its hello) that is
+   * not banned and within its budget for `protocol` (issue 13, item 7). Throws UNAUTHORIZED
+   * (an outsider: REJECT, penalised by address) or RATE_LIMITED.
+   */
+  async admit(peer: string, protocol: string): Promise<PeerInfo> {
+    const who = await this.member(peer, protocol);
+    const k = who.role === 'miner' ? this.policy.minerBudgetFactor : 1;
+    const subject = memberKey(who.memberId);
+    const now = this.clock.now();
+    const rate = this.policy.downloadBytesPerSecond * k;
+    // in debt from downloads (any protocol's responses count): wait until it is paid off
+    if (!this.bytes.take(subject, 0, rate, rate * 8, now) || !this.within(peer, protocol, subject, this.policy.requestsPerSecond * k, this.policy.requestBurst * k)) throw limited(protocol);
+    return who;
+  }
+
+  /** An admitted member that is not banned (the check before a request is read: no budget taken). */
+  async member(peer: string, protocol = 'this protocol'): Promise<PeerInfo> {
+    const who = await this.identify(peer);
+    if (!who) throw new BflError(ErrorCode.UNAUTHORIZED, `${protocol} is for admitted members: say hello with a signed peer record first`);
+    if (this.isBanned(peer)) throw new BflError(ErrorCode.UNAUTHORIZED, `${who.memberId} is banned for misbehaviour`, { action: 'IGNORE' });
+    return who;
+  }
+
+  /** Charge `bytes` of a response we served to `peer`'s download budget. */
+  charge(peer: string, bytes: number): void {
+    const who = this.peers.get(peer);
+    if (!who) return;
+    const rate = this.policy.downloadBytesPerSecond * (who.role === 'miner' ? this.policy.minerBudgetFactor : 1);
+    this.bytes.charge(memberKey(who.memberId), bytes, rate, rate * 8, this.clock.now());
+  }
+
+  private within(peer: string, protocol: string, subject: string, rate: number, burst: number): boolean {
+    if (this.requests.take(`${subject} ${protocol}`, 1, rate, burst, this.clock.now())) return true;
+    this.m?.limited.inc({ protocol });
+    this.o.logger.debug({ peer, subject, protocol }, 'request over budget');
+    return false;
+  }
+
+  /** The ledger key of `peer`: its member id once it said hello, else its address (or PeerId). */
+  private subject(peer: string): string {
+    const who = this.peers.get(peer);
+    return who ? memberKey(who.memberId) : this.addressKey(peer);
+  }
+
+  private addressKey(peer: string): string {
+    const ip = this.o.transport.remoteAddress?.(peer) ?? this.addresses.peek(peer);
+    return ip ? `ip:${ip}` : `peer:${peer}`;
+  }
+
+  /** Count a misbehaviour; past the threshold, disconnect and refuse the subject for a while. */
   penalise(peer: string, reason: string, points = 10): void {
-    const total = (this.penalties.get(peer) ?? 0) + points;
-    this.penalties.set(peer, total);
+    const subject = this.subject(peer);
+    const { total, banned } = this.ledger.add(subject, points, this.clock.now());
     this.m?.penalties.inc({ reason });
-    this.o.logger.warn({ peer, member: this.peers.get(peer)?.memberId, reason, total }, 'peer penalised');
-    if (total >= (this.o.banThreshold ?? 100)) {
-      this.banned.set(peer, this.clock.now() + (this.o.banMs ?? 10 * 60_000));
-      void this.o.transport.hangUp(peer).catch(() => undefined);
-    }
+    this.o.logger.warn({ peer, subject, reason, total, banned }, 'peer penalised');
+    if (!banned) return;
+    // every connection of a banned member, whatever its PeerId; of an outsider, this one
+    const who = this.peers.get(peer);
+    const targets = who ? this.o.transport.connections().filter((p) => this.peers.get(p)?.memberId === who.memberId) : [peer];
+    for (const p of new Set([...targets, peer])) void this.o.transport.hangUp(p).catch(() => undefined);
   }
 
   penaltyOf(peer: string): number {
-    return this.penalties.get(peer) ?? 0;
+    return this.ledger.pointsOf(this.subject(peer), this.clock.now());
   }
 
+  /** Banned: as the member it proved to be (or the config names it), else by its address. */
   isBanned(peer: string): boolean {
-    return (this.banned.get(peer) ?? 0) > this.clock.now();
+    const now = this.clock.now();
+    const member = this.peers.get(peer)?.memberId ?? this.o.configuredPeers?.get(peer);
+    if (member) return this.ledger.isBanned(memberKey(member), now);
+    return this.ledger.isBanned(this.addressKey(peer), now);
   }
 
-  /** Penalties by member id (or PeerId for outsiders), for /status. */
+  /**
+   * The connection gate's question (p2p.ts): refuse a new inbound connection from `peer` at
+   * `ip`? A PeerId known as (or configured for) a banned member is refused; an unknown one from
+   * a banned address too. A member's own PeerId is not refused for its address's ban (a NAT may
+   * hide an outsider behind it).
+   */
+  refuses(peer: string, ip: string | undefined): boolean {
+    const now = this.clock.now();
+    const member = this.peers.get(peer)?.memberId ?? this.o.configuredPeers?.get(peer);
+    if (member) return this.ledger.isBanned(memberKey(member), now);
+    return ip !== undefined && this.ledger.isBanned(`ip:${ip}`, now);
+  }
+
+  /** Proven (hello) or configured member: has reserved connection capacity. */
+  isMember(peer: string): boolean {
+    return this.peers.has(peer) || (this.o.configuredPeers?.has(peer) ?? false);
+  }
+
+  /** Penalties by member id (or address for outsiders), for /status. */
   penaltyReport(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const [k, v] of this.penalties) out[this.peers.get(k)?.memberId ?? k] = v;
+    for (const [k, v] of Object.entries(this.ledger.report(this.clock.now()))) out[k.startsWith('member:') ? k.slice(7) : k] = v;
     return out;
   }
+
+  /** Sizes of the ledgers (tests: they stay bounded under a flood). */
+  tableSizes(): { penalties: number; bans: number; requestBudgets: number; byteBudgets: number; peers: number } {
+    return { ...this.ledger.size, requestBudgets: this.requests.size, byteBudgets: this.bytes.size, peers: this.peers.size };
+  }
 }
+
+const memberKey = (id: string) => `member:${id}`;
+const limited = (protocol: string) => new BflError(ErrorCode.RATE_LIMITED, `too many requests on ${protocol.split('/').slice(-2, -1)[0] ?? protocol}: slow down`);

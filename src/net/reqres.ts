@@ -24,18 +24,33 @@ export interface ServeOptions {
   timeoutMs: number;
   /** Called with every refused request (for penalties and logs). */
   onError?: (peer: PeerId, err: Error) => void;
+  /** Checked before the request is read (throws to refuse): an outsider's upload is not
+   * buffered only to be refused. The handler keeps its own checks (the simulator skips this). */
+  gate?: (peer: string) => Promise<unknown>;
 }
 
 export type Handler = (request: Uint8Array, peer: PeerId) => Promise<Uint8Array>;
+
+/**
+ * libp2p's byte stream buffers at most 4 MiB by default (`maxBufferSize`), below our largest
+ * frames (maxUpdateBytes + seal headroom, maxBlockBytes): a larger frame reset the stream and
+ * was reported as MALFORMED (issue 13, item 8). The buffer holds the frame being read plus
+ * what arrived behind it: one yamux receive window (256 KiB) is all a sender may push unread.
+ */
+export const bufferFor = (maxDataLength: number): number => maxDataLength + 16 + 256 * 1024;
+
+/** Errors of a stream the other side closed or reset: not provably malicious (a requester may give up). */
+const GONE = /StreamReset|StreamAborted|StreamState|StreamClosed|UnexpectedEOF|ConnectionClosed|ConnectionClosing|MuxerClosed/;
 
 export async function serve(node: Libp2p, protocol: string, handler: Handler, opts: ServeOptions): Promise<void> {
   await node.handle(
     protocol,
     async (stream: Stream, connection) => {
       const signal = AbortSignal.timeout(opts.timeoutMs);
-      const lp = lpStream(stream, { maxDataLength: opts.maxRequestBytes });
+      const lp = lpStream(stream, { maxDataLength: opts.maxRequestBytes, maxBufferSize: bufferFor(opts.maxRequestBytes) });
       let response: Uint8Array;
       try {
+        await opts.gate?.(connection.remotePeer.toString());
         let req: Uint8Array;
         try {
           req = (await lp.read({ signal })).subarray();
@@ -43,8 +58,9 @@ export async function serve(node: Libp2p, protocol: string, handler: Handler, op
           const name = (e as Error).name;
           // a length prefix above the limit: refused before the bytes are read
           if (/DataLength/.test(name)) throw new BflError(ErrorCode.OVERSIZED, `request on ${protocol} exceeds ${opts.maxRequestBytes} bytes`);
-          // slow or vanished peers are not provably malicious
+          // slow, vanished or resetting peers are not provably malicious
           if (name === 'AbortError' || name === 'TimeoutError') throw new BflError(ErrorCode.UNAVAILABLE, `no request on ${protocol} in time`, { action: 'IGNORE' });
+          if (GONE.test(name)) throw new BflError(ErrorCode.UNAVAILABLE, `request on ${protocol} not completed: ${name}`, { action: 'IGNORE' });
           throw new BflError(ErrorCode.MALFORMED, `bad request on ${protocol}: ${(e as Error).message}`);
         }
         const body = await handler(req, connection.remotePeer);
@@ -83,7 +99,7 @@ export async function request(node: Libp2p, peer: PeerId | Multiaddr, protocol: 
   const signal = AbortSignal.timeout(opts.timeoutMs);
   const stream = await node.dialProtocol(peer, protocol, { signal });
   try {
-    const lp = lpStream(stream, { maxDataLength: opts.maxResponseBytes + 1 });
+    const lp = lpStream(stream, { maxDataLength: opts.maxResponseBytes + 1, maxBufferSize: bufferFor(opts.maxResponseBytes + 1) });
     await lp.write(body, { signal });
     const res = (await lp.read({ signal })).subarray();
     await stream.close({ signal }).catch(() => undefined);

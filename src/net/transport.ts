@@ -5,6 +5,7 @@
  */
 import { TopicValidatorResult } from '@libp2p/gossipsub';
 import { peerIdFromString } from '@libp2p/peer-id';
+import { ipOf } from './limits.ts';
 import type { P2PNode } from './p2p.ts';
 import { type Handler, type RequestOptions, type ServeOptions, request, serve } from './reqres.ts';
 
@@ -22,6 +23,10 @@ export interface Transport {
   hangUp(peer: string): Promise<void>;
   /** Called for every new connection; returns an unsubscribe function. */
   onConnect(f: (peer: string) => void): () => void;
+  /** Called when the last connection to a peer closed (optional: the simulator has none). */
+  onDisconnect?(f: (peer: string) => void): () => void;
+  /** The IP address a connected peer reaches us from (penalties of outsiders are keyed by it). */
+  remoteAddress?(peer: string): string | undefined;
 }
 
 const VERDICT: Record<Verdict, TopicValidatorResult> = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject };
@@ -72,5 +77,16 @@ export class Libp2pTransport implements Transport {
     const listener = (e: CustomEvent<{ toString(): string }>) => f(e.detail.toString());
     this.node.addEventListener('peer:connect', listener);
     return () => this.node.removeEventListener('peer:connect', listener);
+  }
+
+  onDisconnect(f: (peer: string) => void): () => void {
+    const listener = (e: CustomEvent<{ toString(): string }>) => f(e.detail.toString());
+    this.node.addEventListener('peer:disconnect', listener);
+    return () => this.node.removeEventListener('peer:disconnect', listener);
+  }
+
+  remoteAddress(peer: string): string | undefined {
+    const c = this.node.getConnections(peerIdFromString(peer))[0];
+    return c ? ipOf(c.remoteAddr) : undefined;
   }
 }

@@ -126,6 +126,9 @@ async function peerBook(o: NodeParts, closers: Closers): Promise<{ peers: PeerBo
     logger: o.logger.child({ sub: 'peers' }),
     metrics: o.metrics,
     clock: o.clock,
+    // a burst of 5 s of requests: a client's start (hello, head, model, balance at once) fits
+    policy: { helloTimeoutMs: o.config.p2p.helloTimeoutMs, requestsPerSecond: o.config.p2p.requestsPerSecond, requestBurst: 5 * o.config.p2p.requestsPerSecond, downloadBytesPerSecond: o.config.p2p.downloadBytesPerSecond },
+    configuredPeers: new Map([...o.config.addresses.values()].filter((a) => a.peerId).map((a) => [a.peerId!, a.id])),
   });
   await peers.start();
   closers.add('peers', () => peers.stop());
@@ -169,7 +172,7 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
     // our protocols in libp2p's service shape: init, then the narrow components
     const intake = updateIntake({ config: o.config, minerId: o.identity.id })({ store, pool, fetcher, transport: o.transport, peers, verdicts, clock, logger: log, metrics: o.metrics, sealing });
     const sync = blockSync({ config: o.config, syncIntervalMs: options.syncIntervalMs })({ store, transport: o.transport, peers, verdicts, clock, logger: log });
-    const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport, load: minerLoad(o.identity.id, pool, intake, () => clock.now()) });
+    const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport, peers, verdicts, load: minerLoad(o.identity.id, pool, intake, () => clock.now()) });
     const split = splitPart(o, () =>
       splitMiner({ config: o.config, identity: o.identity })({ store, membership: store.membership, submit: (u) => intake.submitOwn(u), transport: o.transport, verifier: o.verifier, verdicts, runtime: o.split!, sealing, clock, logger: o.logger.child({ sub: 'split' }), metrics: o.metrics }),
     );

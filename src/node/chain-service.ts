@@ -3,7 +3,10 @@
  * object, the narrow components it needs, a factory, start/stop): the head, blocks by hash,
  * canonical hashes by height (syncing miners), the newest global model after a client's anchor
  * (the anchor jump), reward balances, the miner's load (association policies, issue 17) and
- * aggregator states (a syncing miner's first state: issue 13, item 2).
+ * aggregator states (a syncing miner's first state: issue 13, item 2). Served to admitted
+ * members only, within their budgets; the global model's response is encoded once per anchor
+ * and reused (issue 13, item 7: an outsider pulling models in a loop made every request decode
+ * a block and re-encode 636 KB).
  */
 import { Writer, equalBytes, toHex } from '../core/bytes.ts';
 import { aggregationTxOf } from '../core/chain.ts';
@@ -11,7 +14,9 @@ import { BflError, ErrorCode } from '../core/errors.ts';
 import type { ChainStore } from '../chain/store.ts';
 import { type MinerLoad, decodeChainRequest, encodeHashes, encodeHead, encodeMinerLoad, encodeModelAfter } from '../net/messages.ts';
 import { protocols } from '../net/protocols.ts';
+import type { PeerBook } from '../net/peer-book.ts';
 import type { Transport } from '../net/transport.ts';
+import type { Verdicts } from './verdicts.ts';
 
 export interface ChainServiceInit {
   networkId: string;
@@ -21,6 +26,9 @@ export interface ChainServiceInit {
 export interface ChainServiceComponents {
   store: ChainStore;
   transport: Transport;
+  /** Admission and budgets (members only); without it the service answers anyone (tools, tests). */
+  peers?: Pick<PeerBook, 'admit' | 'charge' | 'member'>;
+  verdicts?: Pick<Verdicts, 'refused'>;
   /** The miner's current load (the `load` request); absent: the request is refused NOT_FOUND. */
   load?: () => MinerLoad;
 }
@@ -28,6 +36,8 @@ export interface ChainServiceComponents {
 export class ChainService {
   private readonly init: ChainServiceInit;
   private readonly c: ChainServiceComponents;
+  /** The encoded model-after response of the newest anchor (a new anchor replaces it). */
+  private model?: { anchor: string; newer: Uint8Array; same: Uint8Array };
 
   constructor(init: ChainServiceInit, c: ChainServiceComponents) {
     this.init = init;
@@ -35,7 +45,17 @@ export class ChainService {
   }
 
   async start(): Promise<void> {
-    await this.c.transport.serve(protocols(this.init.networkId).chain, (req) => this.handle(req), { maxRequestBytes: 1024, timeoutMs: this.init.timeoutMs });
+    const { peers, verdicts } = this.c;
+    await this.c.transport.serve(
+      protocols(this.init.networkId).chain,
+      async (req, peer) => {
+        await peers?.admit(peer, 'chain');
+        const res = await this.handle(req);
+        peers?.charge(peer, res.length);
+        return res;
+      },
+      { maxRequestBytes: 1024, timeoutMs: this.init.timeoutMs, gate: peers && ((peer) => peers.member(peer)), onError: verdicts && ((peer, e) => verdicts.refused(peer, 'chain', e, 'debug')) },
+    );
   }
 
   async stop(): Promise<void> {}
@@ -61,10 +81,15 @@ export class ChainService {
         // The chain state tracks the newest aggregation block (the anchor), so the client's
         // anchor jump reads one block, whatever the distance from its saved anchor.
         const newer = !equalBytes(q.anchor, tip.anchor);
-        const block = (await store.getBlock(tip.anchor))!;
-        const agg = aggregationTxOf(block);
-        if (!agg) throw new BflError(ErrorCode.STORE_CORRUPT, 'anchor block has no aggregation');
-        return encodeModelAfter({ newer, blockHash: tip.anchor, height: block.header.height, round: agg.round, modelHash: agg.modelHash, model: newer ? agg.model : new Uint8Array(0) });
+        const anchor = toHex(tip.anchor);
+        if (this.model?.anchor !== anchor) {
+          const block = (await store.getBlock(tip.anchor))!;
+          const agg = aggregationTxOf(block);
+          if (!agg) throw new BflError(ErrorCode.STORE_CORRUPT, 'anchor block has no aggregation');
+          const m = { blockHash: tip.anchor, height: block.header.height, round: agg.round, modelHash: agg.modelHash };
+          this.model = { anchor, newer: encodeModelAfter({ ...m, newer: true, model: agg.model }), same: encodeModelAfter({ ...m, newer: false, model: new Uint8Array(0) }) };
+        }
+        return newer ? this.model.newer : this.model.same;
       }
       case 'balance':
         return new Writer(8).u64(await store.balance(q.id)).finish();

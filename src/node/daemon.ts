@@ -18,7 +18,7 @@ import { ModelRuntime } from '../learn/runtime.ts';
 import { SplitRuntime } from '../learn/split.ts';
 import { evaluate } from '../learn/train.ts';
 import { WorkerMinerPool } from '../mining/miner.ts';
-import { createP2P } from '../net/p2p.ts';
+import { createP2P, maxFrameBytes } from '../net/p2p.ts';
 import { Libp2pTransport } from '../net/transport.ts';
 import { startApi, stopApi } from '../api/server.ts';
 import type { NodeStatus } from '../api/status.ts';
@@ -27,6 +27,7 @@ import { AccuracyLog, UploadLog } from '../api/history.ts';
 import { registerBuildInfo, registerPeersGauge, timedEngine, timedVerifier } from '../api/node-metrics.ts';
 import type { Logger } from '../util/logger.ts';
 import { Metrics } from '../util/metrics.ts';
+import type { PeerBook } from '../net/peer-book.ts';
 import { type ClientNode, type MinerNode, createClient, createMiner } from './assemble.ts';
 import type { ClientBehaviour } from './behaviour.ts';
 import type { ClientHooks, ClientOptions } from './client.ts';
@@ -108,6 +109,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     closers.push({ name: 'verifier', close: () => verifier.close() });
     const miners = cfg.members.filter((m) => m.role === 'miner' && m.id !== identity.id);
     const bootstrapList = miners.map((m) => cfg.addresses.get(m.id)).filter((a) => (a?.dial ?? a?.listen) && a.peerId).map((a) => `${a!.dial ?? a!.listen}/p2p/${a!.peerId}`);
+    let admission: PeerBook | undefined;
     const p2p = await createP2P({
       privateKey: await loadPeerKey(o.identity),
       listen: [listen],
@@ -117,6 +119,10 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       mdns: cfg.p2p.mdns,
       ipColocationPenalty: cfg.p2p.ipColocationPenalty,
       maxMessageBytes: 64 * 1024,
+      maxFrameBytes: maxFrameBytes({ maxUpdateBytes: cfg.p2p.maxUpdateBytes, maxBlockBytes: cfg.chain.maxBlockBytes }),
+      limits: { maxConnections: cfg.p2p.maxConnections, maxUnidentifiedConnections: cfg.p2p.maxUnidentifiedConnections, maxConnectionsPerIp: cfg.p2p.maxConnectionsPerIp },
+      // the peer book is built with the node, after libp2p: until then nobody is a member
+      admission: () => admission,
     });
     closers.push({ name: 'libp2p', close: () => p2p.stop() });
     const transport = new Libp2pTransport(p2p);
@@ -173,6 +179,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       });
     }
     closers.push({ name: o.role, close: () => node.close() });
+    admission = node.peers;
     await node.start();
     const status = () => node.status();
     const peers = node.peers;

@@ -141,7 +141,10 @@ export class Miner {
 
   private async tipChanged(state: ChainState, reorg?: Reorg): Promise<void> {
     this.mining?.abort(); // stale work: the tip moved
-    if (reorg) await this.c.intake.recompute();
+    // The store describes every new tip as a reorg; a plain extension (nothing disconnected, one
+    // block connected) is handled by its records below. Recomputing then walked the whole pool on
+    // LevelDB for every block (bench ingest: the pool only grows while ϕ is not reached).
+    if (reorg && (reorg.disconnected.length > 0 || reorg.connected.length > 1)) await this.c.intake.recompute();
     else {
       const block = await this.c.store.getBlock(state.hash);
       this.c.intake.recorded((block?.txs ?? []).flatMap((tx) => (tx.type === 'record' ? [tx] : [])));

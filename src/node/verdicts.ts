@@ -12,7 +12,7 @@ import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 
 /** Where a peer's data came from; decides the weight of a penalty. */
-export type Source = 'submit' | 'split' | 'update' | 'fetched-update' | 'block' | 'sync';
+export type Source = 'submit' | 'split' | 'update' | 'fetched-update' | 'block' | 'sync' | 'chain';
 
 /** Penalty points for a REJECT (100 bans a peer): an invalid block costs the most work to check. */
 export function penaltyPoints(source: Source, code: string): number {
@@ -21,6 +21,8 @@ export function penaltyPoints(source: Source, code: string): number {
   if (code === ErrorCode.DUPLICATE_RECORD) return 2;
   // an envelope to a KEM key we rotated away from: what a sender with a stale key sends too
   if (code === ErrorCode.KEM_KEY_EXPIRED) return 2;
+  // over a budget: throttled first; only a peer that keeps pushing reaches a ban (50 refusals)
+  if (code === ErrorCode.RATE_LIMITED) return 2;
   return 10;
 }
 

@@ -123,6 +123,11 @@ it('oversized, malformed, badly signed, unknown, replayed updates and a block wi
   // serve what miner-1 will ask for: the block body and the raw update it aggregates
   await serve(node, proto.chain, async () => blockBytes, { maxRequestBytes: 1024, timeoutMs: 5000 });
   await serve(node, proto.update, async () => encodeSignedUpdate(own), { maxRequestBytes: 1024, timeoutMs: 5000 });
+  // Mining the block above blocked this process's event loop (13 s on a loaded machine): the
+  // miner's ping monitor may have dropped our connection as dead, and its close arrives only
+  // now. Let it arrive, then dial (a fresh connection if it was closed); else the announcement
+  // below went to a closed connection (seen on main and here, about one run in three).
+  await new Promise((r) => setTimeout(r, 1000));
   await node.dial(target);
   await peers.identify(node.getConnections()[0].remotePeer.toString());
   const pubsub = node.services.pubsub!;

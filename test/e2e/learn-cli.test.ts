@@ -32,6 +32,8 @@ it('bench train --json reports throughput per batch size and one local update', 
   for (const t of out.throughput) expect(t.samplesPerSecond).toBeGreaterThan(0);
   expect(out.localUpdate).toMatchObject({ epochs: 5, batchSize: 10, samples: 100 });
   expect(out.localUpdate.ms).toBeGreaterThan(0);
+  expect(out.localUpdateStepwise.cpuMs).toBeGreaterThan(0);
+  expect(out.localUpdateStepwise.cpuRatioLoopToStep).toBeGreaterThan(0);
 });
 
 it('experiment attack --json prints the documented summary and writes CSV and JSON', async () => {

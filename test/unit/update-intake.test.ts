@@ -54,6 +54,29 @@ describe('update intake', () => {
     }
   });
 
+  it('the chain checks, remembered per tip, follow the tip: recorded once a block records the update, a new model known once its block connects', async () => {
+    const { net, store, intake, close } = await setUp();
+    try {
+      const record = (c: number, seed: number) => signedRecord(net, net.clients[c], net.miners[0].id, store.tip.modelHash, { digest: sha256(new Uint8Array([seed])) });
+      const r1 = record(0, 1);
+      expect(await intake.isRecorded(r1)).toBe(false);
+      expect(await intake.isRecorded(r1)).toBe(false); // remembered
+      expect(await intake.baseModelKnown(store.tip.modelHash)).toBe(true);
+      const b1 = mineBlock(net, store.tip, net.miners[0], { records: [r1] });
+      expect((await store.addBlock(b1)).status).toBe('connected');
+      expect(await intake.isRecorded(r1)).toBe(true);
+      // ϕ = 2: the next record brings an aggregation and a new global model
+      const r2 = record(1, 2);
+      const agg = nextAggregation(net, store.tip, [r2])!;
+      expect(await intake.baseModelKnown(agg.modelHash)).toBe(false);
+      expect((await store.addBlock(mineBlock(net, store.tip, net.miners[0], { records: [r2], aggregation: agg }))).status).toBe('connected');
+      expect(await intake.baseModelKnown(agg.modelHash)).toBe(true);
+      expect(await intake.isRecorded(r2)).toBe(true);
+    } finally {
+      await close();
+    }
+  });
+
   it('one update per client per aggregation: the newest (ties by digest, whatever the arrival order); later ones wait, older ones are superseded', async () => {
     const pick = async (order: number[]) => {
       const { net, store, pool, intake, add, close } = await setUp();
@@ -143,7 +166,8 @@ describe('per-client upload rate limit', () => {
     const config = { networkId: net.params.networkId, genesisTime: net.params.genesisTime, chain: { maxFutureMs: net.params.maxFutureMs }, p2p: { maxUpdateBytes: 1024, requestTimeoutMs: 1000, sealUpdates: false, ...p2p } } as never;
     const handlers = new Map<string, (req: Uint8Array, peer: string) => Promise<Uint8Array>>();
     const transport = { serve: async (proto: string, h: (req: Uint8Array, peer: string) => Promise<Uint8Array>) => void handlers.set(proto, h), subscribe: () => {}, publish: async () => {} } as never;
-    const peers = { penalise: () => {}, info: () => undefined } as never;
+    // every uploader is an admitted member here (admission itself: test/unit/net-harden.test.ts)
+    const peers = { penalise: () => {}, info: () => undefined, admit: async () => ({ memberId: 'client', role: 'client' }), member: async () => ({ memberId: 'client', role: 'client' }) } as never;
     const verdicts = new Verdicts({ peers, logger: silentLogger });
     const fetcher = new UpdateFetcher({ config, membership: store.membership, pool, transport, peers, verifier: new InThreadVerifier(), verdicts, clock, logger: silentLogger }, net.params.initialModel.length);
     const intake = new UpdateIntake({ config, minerId: net.miners[0].id } as UpdateIntakeInit, { store, pool, fetcher, transport, peers, verdicts, clock, logger: silentLogger });

@@ -92,7 +92,7 @@ export function benchCommand(): Command {
     });
   bench
     .command('train')
-    .description('train-step samples per second at several batch sizes, and one local update (E=5, B=10, N=100)')
+    .description('train-step samples per second at several batch sizes, and one local update (E=5, B=10, N=100) in one onnxruntime call and step by step (the reference)')
     .option('--seconds <s>', 'measuring time per batch size', parseNumberFlag('--seconds', 0.1, 600), 1)
     .option('--threads <n>', 'onnxruntime threads', parseIntFlag('--threads', 1, 256), 1)
     .option('--json', 'print JSON', false)

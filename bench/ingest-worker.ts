@@ -1,0 +1,125 @@
+/**
+ * The senders of `bench ingest`, in a thread of their own (bench/ingest.ts says why): either the
+ * C flooding clients (each signs, hashes and seals its updates, as a client device does, and
+ * submits them one after another) or the sender of the raw-stream reference. Results go back
+ * to the main thread in one message.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { multiaddr } from '@multiformats/multiaddr';
+import { loadNetworkConfig } from '../src/config/network.ts';
+import { SigningContext } from '../src/core/contexts.ts';
+import { claimOfRecord, encodeUpdateClaim } from '../src/core/encoding.ts';
+import { sha256 } from '../src/core/hash.ts';
+import { encodeSignedUpdate } from '../src/core/update.ts';
+import { KemDirectory } from '../src/crypto/kem-keys.ts';
+import { loadKeyFile, loadPeerKey } from '../src/crypto/keyfile.ts';
+import { Membership } from '../src/core/params.ts';
+import { InThreadVerifier } from '../src/crypto/verifier.ts';
+import { type P2PNode, createP2P } from '../src/net/p2p.ts';
+import { PeerBook } from '../src/net/peer-book.ts';
+import { Libp2pTransport } from '../src/net/transport.ts';
+import { silentLogger } from '../src/util/logger.ts';
+import { protocols } from '../src/net/protocols.ts';
+import { RemoteError, request } from '../src/net/reqres.ts';
+import { UpdateSealing, sealedProtocols } from '../src/net/sealed-updates.ts';
+import { initialModelOf } from '../src/node/daemon.ts';
+
+export type IngestWorkerJob =
+  | { kind: 'raw'; to: string; protocol: string; seconds: number; chunk: number }
+  | { kind: 'clients'; config: string; clients: { id: string; identity: string }[]; miner: { id: string; addr: string; peerId: string }; seconds: number };
+
+export type IngestWorkerResult =
+  | { kind: 'raw'; sent: number }
+  | { kind: 'clients'; accepted: number; latencies: number[]; errors: Record<string, number>; ms: number };
+
+const P2P = { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], gossip: false, mdns: false, ipColocationPenalty: false, maxMessageBytes: 64 * 1024 };
+
+async function raw(job: Extract<IngestWorkerJob, { kind: 'raw' }>): Promise<IngestWorkerResult> {
+  const node = await createP2P({ ...P2P, privateKey: await generateKeyPair('Ed25519'), networkId: 'bench' });
+  try {
+    const stream = await node.dialProtocol(multiaddr(job.to), job.protocol);
+    const data = new Uint8Array(job.chunk).fill(7);
+    let sent = 0;
+    const until = performance.now() + job.seconds * 1000;
+    while (performance.now() < until) {
+      // send() is false when the stream's buffer is full: wait for it to drain
+      if (!stream.send(data)) await new Promise((r) => stream.addEventListener('drain', r, { once: true }));
+      sent += data.byteLength;
+    }
+    await stream.close().catch(() => undefined);
+    return { kind: 'raw', sent };
+  } finally {
+    await node.stop();
+  }
+}
+
+async function clients(job: Extract<IngestWorkerJob, { kind: 'clients' }>): Promise<IngestWorkerResult> {
+  const cfg = await loadNetworkConfig(job.config);
+  const initial = initialModelOf(cfg);
+  const baseModelHash = sha256(new Uint8Array(initial.buffer));
+  // As the product sends them: sealed to the miner's ML-KEM key where the network seals updates.
+  const sealing = cfg.p2p.sealUpdates ? new UpdateSealing({ networkId: cfg.networkId, directory: new KemDirectory(cfg.members) }) : undefined;
+  const submit = sealing ? sealedProtocols(cfg.networkId).submit : protocols(cfg.networkId).submit;
+  const minerPeer = peerIdFromString(job.miner.peerId);
+  const membership = new Membership(cfg.members);
+  const verifier = new InThreadVerifier();
+  const nodes: P2PNode[] = [];
+  const latencies: number[] = [];
+  const errors: Record<string, number> = {};
+  let accepted = 0;
+  try {
+    // One after another, retried: libp2p refuses more than a few new inbound connections per
+    // second from one address (its inboundConnectionThreshold), and every client is 127.0.0.1.
+    const ready: { node: P2PNode; identity: Awaited<ReturnType<typeof loadKeyFile>> }[] = [];
+    for (const n of job.clients) {
+      const node = await createP2P({ ...P2P, privateKey: await loadPeerKey(n.identity), networkId: cfg.networkId });
+      nodes.push(node);
+      // as a client node does: a miner serves admitted members only, after their signed hello
+      await new PeerBook({ transport: new Libp2pTransport(node), identity: await loadKeyFile(n.identity), networkId: cfg.networkId, membership, verifier, timeoutMs: 10_000, logger: silentLogger }).start();
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await node.dial(multiaddr(job.miner.addr));
+          break;
+        } catch (e) {
+          if (attempt >= 40) throw e;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+      ready.push({ node, identity: await loadKeyFile(n.identity) });
+    }
+    const t0 = performance.now();
+    const until = t0 + job.seconds * 1000;
+    await Promise.all(
+      ready.map(async ({ node, identity }, c) => {
+        const payload = new Uint8Array(initial.buffer.slice(0));
+        const view = new DataView(payload.buffer);
+        for (let i = 0; performance.now() < until; i++) {
+          view.setUint32(0, c * 1_000_000 + i); // a new update each time
+          const digest = sha256(payload);
+          const claim = { clientId: identity.id, minerId: job.miner.id, baseModelHash, updateDigest: digest, sampleCount: 100, createdAt: Date.now(), payloadBytes: payload.length };
+          const signature = identity.key.sign(encodeUpdateClaim(claimOfRecord(cfg.networkId, claim)), SigningContext.update);
+          const body = sealing ? sealing.encode({ ...claim, signature, payload }, 'upload', job.miner.id, Date.now()) : encodeSignedUpdate({ ...claim, signature, payload });
+          const t = performance.now();
+          try {
+            await request(node, minerPeer, submit, body, { maxResponseBytes: 1024, timeoutMs: 30_000 });
+            if (performance.now() <= until) {
+              accepted++;
+              latencies.push(performance.now() - t);
+            }
+          } catch (e) {
+            const code = e instanceof RemoteError ? e.code : (e as Error).name;
+            errors[code] = (errors[code] ?? 0) + 1;
+          }
+        }
+      }),
+    );
+    return { kind: 'clients', accepted, latencies, errors, ms: performance.now() - t0 };
+  } finally {
+    await Promise.all(nodes.map(async (n) => n.stop()));
+  }
+}
+
+const job = workerData as IngestWorkerJob;
+parentPort!.postMessage(await (job.kind === 'raw' ? raw(job) : clients(job)));
