@@ -48,7 +48,7 @@ for part in $parts; do
         bfl experiment rewards --clients 10 --aggregations 15 --curious 0.2 --attack "$a" --out "$s/rewards-${a%%:*}" --json > "$s/rewards-${a%%:*}.json"
       done
       bfl experiment rewards --clients 8 --aggregations 12 --quality 0,0.2,0.5 --shapley --partition shards --out "$s/quality-shapley-skew" --json > "$s/quality-shapley-skew.json"
-      bfl experiment robustness --clients 50 --partition shards --aggregations 10 --aggregators bfl-mec,flame,foolsgold,fedavg --out "$s/robustness50" --json > "$s/robustness50.json"
+      bfl experiment robustness --clients 50 --partition shards --aggregations 6 --aggregators bfl-mec,flame,foolsgold --out "$s/robustness50" --json > "$s/robustness50.json"
       bfl experiment strategies --clients 100 --partition shards --dataset fashion --aggregations 50 --aggregators bfl-mec,fedavg --out "$s/strategies100" --json > "$s/strategies100.json"
       bfl bench aggregate --json > "$s/bench-aggregate.json"
       cp "$s/quality-shapley-skew/rewards.png" docs/figures/scoring-quality-rewards.png
