@@ -296,14 +296,7 @@ async function runSplitLearning(ctx: Ctx, label: string, associate: Association,
     const sameHeads = sharing.length === N;
     curve.trainLoss.push(lossN ? lossSum / lossN : NaN);
     curve.active.push(active);
-    let acc: number | null = null;
-    if (shouldEval(o, r)) {
-      const e = await evalClients(ctx, heads, body, sameHeads);
-      curve.round.push(r + 1);
-      curve.testLoss.push(e.loss);
-      curve.testAccuracy.push(e.accuracy);
-      acc = e.accuracy;
-    }
+    const acc = await recordEval(o, curve, r, () => evalClients(ctx, heads, body, sameHeads));
     o.onRound?.(label, r + 1, acc);
   }
   return curve;
@@ -340,14 +333,7 @@ async function runFederated(ctx: Ctx, bytes: { up: number; down: number; clientR
     global = weightedMean(locals, locals.map(() => o.samplesPerRound));
     curve.trainLoss.push(lossSum / lossN);
     curve.active.push(o.clients);
-    let acc: number | null = null;
-    if (shouldEval(o, r)) {
-      const e = await evaluate(whole, global, ctx.test);
-      curve.round.push(r + 1);
-      curve.testLoss.push(e.loss);
-      curve.testAccuracy.push(e.accuracy);
-      acc = e.accuracy;
-    }
+    const acc = await recordEval(o, curve, r, () => evaluate(whole, global, ctx.test));
     o.onRound?.('federated', r + 1, acc);
   }
   return curve;
@@ -378,17 +364,20 @@ async function runCentralizedRounds(ctx: Ctx): Promise<Curve> {
     }
     curve.trainLoss.push(lossSum / all.length);
     curve.active.push(o.clients);
-    let acc: number | null = null;
-    if (shouldEval(o, r)) {
-      const e = await evaluate(whole, w, ctx.test);
-      curve.round.push(r + 1);
-      curve.testLoss.push(e.loss);
-      curve.testAccuracy.push(e.accuracy);
-      acc = e.accuracy;
-    }
+    const acc = await recordEval(o, curve, r, () => evaluate(whole, w, ctx.test));
     o.onRound?.('centralized', r + 1, acc);
   }
   return curve;
+}
+
+/** On an evaluation round, test the model and add the point to the curve; the accuracy, or null between evaluations. */
+async function recordEval(o: SplitExperimentOptions, curve: Curve, r: number, test: () => Promise<{ loss: number; accuracy: number }>): Promise<number | null> {
+  if (!shouldEval(o, r)) return null;
+  const e = await test();
+  curve.round.push(r + 1);
+  curve.testLoss.push(e.loss);
+  curve.testAccuracy.push(e.accuracy);
+  return e.accuracy;
 }
 
 async function schedulerOf(name: SchedulerName, seed: number): Promise<Scheduler> {

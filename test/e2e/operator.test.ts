@@ -10,7 +10,7 @@ import { type Server, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { pathError } from '../../src/cli/datadir.ts';
-import { main } from '../../src/cli/main.ts';
+import { cli } from '../helpers/cli.ts';
 import { initLocalNetwork } from '../../src/node/testnet.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -21,26 +21,6 @@ function run(args: string[], env: Record<string, string> = {}) {
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
-/** The same CLI in this process (no Node start-up per call: the file stays fast); the process's
- * exit code, stdout and stderr as a spawned one would give them. */
-async function cli(args: string[], env: Record<string, string> = {}) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const saved = { out: process.stdout.write, err: process.stderr.write, env: { ...process.env } };
-  process.stdout.write = ((s: string) => out.push(String(s)) > 0) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => err.push(String(s)) > 0) as typeof process.stderr.write;
-  Object.assign(process.env, env);
-  try {
-    const code = await main(args);
-    return { code, out: out.join(''), err: err.join('') };
-  } finally {
-    process.stdout.write = saved.out;
-    process.stderr.write = saved.err;
-    for (const k of Object.keys(env)) if (saved.env[k] === undefined) delete process.env[k];
-    Object.assign(process.env, saved.env);
-    process.exitCode = undefined;
-  }
-}
 
 /** One line of error, no stack trace. */
 function oneLine(err: string): string {
