@@ -157,6 +157,9 @@ interface Point {
   accuracy: number;
 }
 
+/** Workers a key rate of `rate` channels' worth admits per iteration: ⌊rate⌋, at least one, at most all. */
+const channelsOf = (rate: number, workers: number) => Math.max(1, Math.min(workers, Math.floor(rate + 1e-9)));
+
 /** FedAvg over `rounds` global iterations with `channels` workers drawn per iteration. */
 async function felRun(rt: ModelRuntime, spec: MlpSpec, shards: Dataset[], test: Dataset, channels: number, o: KeyrateOptions, seed: number) {
   const rng = new Rng(seed);
@@ -199,15 +202,14 @@ export async function runKeyrateExperiment(o: KeyrateOptions) {
         const trainSet = subset(all, order.slice(nTest));
         const shards = partition(trainSet.y, o.workers, o.partition, seed).map((idx) => subset(trainSet, idx));
         for (const [i, rate] of o.rates.entries()) {
-          const channels = Math.min(o.workers, Math.floor(rate + 1e-9));
-          const r = await felRun(rt, spec, shards, test, Math.max(channels, 1), o, seed);
+          const r = await felRun(rt, spec, shards, test, channelsOf(rate, o.workers), o, seed);
           sums[i].taylor += r.taylor / o.repeats;
           sums[i].crossEntropy += r.crossEntropy / o.repeats;
           sums[i].accuracy += r.accuracy / o.repeats;
           o.onRun?.(name, rate, r.taylor);
         }
       }
-      const points = o.rates.map((rate, i) => ({ rate, channels: Math.max(1, Math.min(o.workers, Math.floor(rate + 1e-9))), keyRateBitsPerSecond: rate * channelRate, ...sums[i] }));
+      const points = o.rates.map((rate, i) => ({ rate, channels: channelsOf(rate, o.workers), keyRateBitsPerSecond: rate * channelRate, ...sums[i] }));
       results[name] = { samples: all.n, features: all.dim, classes: all.classes, parameters: params, channelKeyRateBitsPerSecond: channelRate, points };
     } finally {
       await rt.close();
