@@ -11,13 +11,14 @@
  * 2. reward 'marginal': per agent, its own −log cost minus the log-cost rise it causes others;
  * 3. one network shared by all agents, queried one agent at a time, weakest first, with the
  *    pairs already taken masked out (which also enforces the one-to-one constraint (19f));
- * 4. ε decayed to 0.01, with an imitation warm start from swap matching's assignments
- *    (`expertStart`, `expertEnd`), and two revising passes at query time (`queryPasses`);
- * 5. targets 'all': the twin scores every free pair the agent could have taken, not only the
- *    taken one (the loss (22) summed over them);
+ * 4. ε decayed to 0.01, and the network distilled from a hand-written rule over the same
+ *    state (`ruleValues`): the rule's values of every free pair are the loss (22)'s targets
+ *    (`distilShare`), on states the rule (`expert: 'rule'`) or the ε-greedy network acted in;
+ * 5. targets 'all' (after distillation, `distilShare` < 1): the twin scores every free pair the
+ *    agent could have taken, not only the taken one (the loss (22) summed over them);
  * 6. γ = 0 (see `defaultD3qnOptions`).
  * `state: 'fingerprint'`, `reward: 'team'`, `targets: 'taken'`, `gamma: 0.99`, `epsilonStart: 1`, `epsilonEnd: 0.1`,
- * `expertStart: 0`, `expertEnd: 0`, `queryPasses: 1`
+ * `expertStart: 0`, `expertEnd: 0`, `distilShare: 0`
  * give the paper's variant back.
  */
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
@@ -363,10 +364,13 @@ export interface D3qnOptions {
    * (Q-learning fine-tuning). 0: no distillation; 1: distillation only.
    */
   distilShare: number;
-  /** Distillation targets more than this below the state's best free pair are raised to it
-   * (0: none): the policy needs the order near the top only, and the network's capacity is
-   * not spent on how bad a deep fade is. */
+  /** Distillation targets more than `distilSpan` below the state's best free pair weigh
+   * `distilLowWeight` in the loss (span 0: all weigh 1): the policy needs the order near the
+   * top, and the network's capacity is spent there; the rest keep their (low) targets, so a deep
+   * fade stays far below (raising them to best − span instead let one round in a few hundred
+   * put a client in a deep fade: docs/experiments.md). */
   distilSpan: number;
+  distilLowWeight: number;
   /** Weight of the rule's harm term (bit/s/Hz taken from placed co-channel clients, in cost
    * units per bit/s/Hz); see `ruleValues`. */
   ruleHarm: number;
@@ -385,17 +389,18 @@ export interface D3qnOptions {
   passes: number;
   /** Passes of the shipped policy's query (d3qnScheduler); training acts with `passes`. The
    * revising passes let an agent placed early, which chose without knowing who came after,
-   * move once everybody is placed: with the committed policy, 1 pass costs 5.10 on the
-   * experiment's 1000 rounds, 3 passes 4.92 (docs/experiments.md). */
+   * move once everybody is placed; each pass costs N more network queries. The committed
+   * policy is trained for, and queried with, one pass (docs/experiments.md). */
   queryPasses: number;
   reward: RewardKind;
   /**
    * Imitation warm start (a deviation from the paper, which explores from scratch): the
-   * probability that a training round is acted by swap matching instead of the agents, falling
-   * linearly from `expertStart` to `expertEnd` over the ε schedule. On such a round the agents
-   * record the states they would have seen placing themselves (weakest first) into swap's
-   * pairs, and the counterfactual targets are scored around swap's near-optimal assignment.
-   * 0 and 0: the agents' own ε-greedy rounds only.
+   * probability that a training round is acted by the `expert` instead of the agents, falling
+   * linearly from `expertStart` to `expertEnd` over the ε schedule. With swap matching the
+   * agents record the states they would have seen placing themselves (weakest first) into
+   * swap's pairs, and the counterfactual targets are scored around swap's near-optimal
+   * assignment; the rule places them one by one on their own states. 0 and 0: the agents'
+   * own ε-greedy rounds only.
    */
   expertStart: number;
   expertEnd: number;
@@ -415,24 +420,29 @@ export interface D3qnOptions {
  * - η = 3·10⁻⁴ instead of the paper's 10⁻³: with the dense targets and before the reward
  *   floor, 100 episodes at 10⁻³ gave a policy of mean cost 19.5 against 9.0 at 3·10⁻⁴; with
  *   a floor, 3·10⁻⁴ and 10⁻⁴ ended alike (4.92, 4.91).
- * - imitation warm start (a deviation): swap matching acts every round at first, half of them
- *   at the end of the ε schedule; the agents' own rounds explore from ε = 0.3 (not 1: the
- *   expert's rounds already cover the pairs) down to 0.01 after 60 % of training. Against the
- *   same training without it (400 episodes from ε = 1), mean cost 5.10 against 5.16 on the
- *   experiment's 1000 rounds with one query pass; the other attempts (a team difference
- *   reward, targets scored with only the agents placed before) were worse
- *   (docs/experiments.md).
- * - 300 episodes of 25 rounds (one data epoch of section VI each) × 16 agents = 120,000
- *   decisions, 2 updates of 64 per round: 10 minutes on one core shared with 7 engineers'
- *   jobs (the expert's rounds run swap matching). The loss is still falling at 300.
+ * - distillation (a deviation; docs/experiments.md, "Fourth attempt"): the targets are the
+ *   hand-written rule's values of the free pairs (`ruleValues`, the same state), raised to
+ *   2 below the best (`distilSpan`); the rule acts in every training round at first and in a
+ *   fifth of them at the end of the ε schedule, the network (ε from 0.3 to 0.01 over 60 % of
+ *   training) in the others, so that it also learns the rule's choice in the states its own
+ *   mistakes lead to (DAgger). On the 200 rounds of twin seed 5 with one query pass: 4.61,
+ *   against 5.19 for the swap-imitating policy before it (swap 4.14, the rule itself 4.38).
+ *   Q-learning on the twin's targets after it (`distilShare` < 1) was not tried: no time left.
+ * - η from 3·10⁻⁴ (the paper: 10⁻³; with the twin's targets 10⁻³ diverged to a policy of cost
+ *   19.5 against 9.0) falling linearly to 3·10⁻⁵ (`lrEnd`): the rule's targets are exact, so
+ *   what remains at the end is the network's fit near the best pairs.
+ * - 320 episodes of 25 rounds (one data epoch of section VI each) × 16 agents = 128,000
+ *   decisions, 4 updates of 128 per round: 16 minutes on one core shared with 5 engineers'
+ *   jobs (load 25-32). With the twin's targets (640 twin evaluations per round) the same time
+ *   bought 300 episodes of 2 updates of 64.
  * - a target copy every 100 updates, RMSProp α = 0.99, ε = 1e-8 (PyTorch's defaults).
  */
 export const defaultD3qnOptions: D3qnOptions = {
   hidden: [512, 256, 128],
-  episodes: 300,
+  episodes: 320,
   roundsPerEpisode: 25,
   replaySize: 2 ** 17,
-  batch: 64,
+  batch: 128,
   gamma: 0,
   lr: 3e-4,
   rmsAlpha: 0.99,
@@ -442,20 +452,21 @@ export const defaultD3qnOptions: D3qnOptions = {
   epsilonDecay: 0.6,
   targetEvery: 100,
   targets: 'all',
-  updatesPerRound: 2,
+  updatesPerRound: 4,
   warmupRounds: 20,
   state: 'sinr',
   group: 1,
   passes: 1,
-  queryPasses: 3,
+  queryPasses: 1,
   reward: 'marginal',
   expertStart: 1,
-  expertEnd: 0.5,
-  expert: 'swap',
-  distilShare: 0,
-  distilSpan: 0,
+  expertEnd: 0.2,
+  expert: 'rule',
+  distilShare: 1,
+  distilSpan: 2,
+  distilLowWeight: 0.2,
   ruleHarm: 0.3,
-  lrEnd: 3e-4,
+  lrEnd: 3e-5,
   seed: 1,
 };
 
@@ -547,7 +558,7 @@ const REWARD_FLOOR = -8;
  * `expert: 'rule'`. Its harm weight 0.3 was chosen on 200 rounds of twin seed 5 (0 to 1:
  * 4.82 to 4.38 to 4.49; swap 4.14 there), never on the experiment's rounds.
  */
-export function ruleValues(p: TwinParams, x: ArrayLike<number>, rows: number, harm: number, out: Float32Array, weight?: Float32Array, span = 0): void {
+export function ruleValues(p: TwinParams, x: ArrayLike<number>, rows: number, harm: number, out: Float32Array, weight?: Float32Array, span = 0, lowWeight = 1): void {
   const { servers: M, channels: K } = p;
   const A = M * K;
   const S = stateSize(p, 'sinr');
@@ -572,11 +583,11 @@ export function ruleValues(p: TwinParams, x: ArrayLike<number>, rows: number, ha
       const own = p.lambda * (tUp + tDown + edge * (2 * load + 1)) + p.mu * pn * tUp;
       out[r * A + j] = Math.max(-Math.log(own + harm * 8 * x[h0 + j]), REWARD_FLOOR);
     }
-    if (span > 0) {
-      // only the order near the top decides: below the best by more than `span`, one value
+    if (span > 0 && weight) {
+      // the order near the top decides; far below it the value only has to stay low
       let best = -Infinity;
       for (let j = 0; j < A; j++) if (x[se0 + j] > 0) best = Math.max(best, out[r * A + j]);
-      for (let j = 0; j < A; j++) out[r * A + j] = Math.max(out[r * A + j], best - span);
+      for (let j = 0; j < A; j++) if (weight[r * A + j] && out[r * A + j] < best - span) weight[r * A + j] = lowWeight;
     }
   }
 }
@@ -686,7 +697,7 @@ export async function trainD3qn(p: TwinParams, opts: D3qnOptions, onEpisode?: (e
           rs2.set(x2.subarray(n * S, (n + 1) * S), head * S);
           const yRow = ry.subarray(head * A, (head + 1) * A);
           const wRow = rw.subarray(head * A, (head + 1) * A);
-          if (ep < distilEpisodes) ruleValues(p, d.x, 1, opts.ruleHarm, yRow, wRow, opts.distilSpan);
+          if (ep < distilEpisodes) ruleValues(p, d.x, 1, opts.ruleHarm, yRow, wRow, opts.distilSpan, opts.distilLowWeight);
           else if (opts.targets === 'all') counterfactualRewards(s, a, n, opts.reward, rho, yRow, wRow);
           else if (opts.targets === 'placed') counterfactualRewards(s, d.placed, n, opts.reward, rho, yRow, wRow);
           else {

@@ -152,7 +152,7 @@ describe('the D3QN scheduler', () => {
     }
   });
 
-  it('the rule\'s value of a pair for a client alone is −log of the twin\'s λT + μE for it alone there; taken pairs weigh 0; a span raises what lies below the best', () => {
+  it('the rule\'s value of a pair for a client alone is −log of the twin\'s λT + μE for it alone there; taken pairs weigh 0; with a span, what lies further below the best weighs less', () => {
     const p = twinParams({ clients: 4, servers: 2, channels: 3 });
     const S = stateSize(p, 'sinr');
     const s = new Twin(p, 6).next();
@@ -178,9 +178,12 @@ describe('the D3QN scheduler', () => {
     expect(Array.from(w)).toEqual([1, 1, 1, 1, 0, 1]);
     expect(harmed[1]).toBeLessThan(out[1]);
     const spanned = new Float32Array(6);
-    ruleValues(p, x, 1, 0.3, spanned, w, 0.5);
+    const ws = new Float32Array(6);
+    ruleValues(p, x, 1, 0.3, spanned, ws, 0.5, 0.25);
     const best = Math.max(...Array.from(harmed).filter((_, j) => w[j]));
-    for (let j = 0; j < 6; j++) if (w[j]) expect(spanned[j]).toBeCloseTo(Math.max(harmed[j], best - 0.5), 6);
+    expect(Array.from(spanned)).toEqual(Array.from(harmed));
+    for (let j = 0; j < 6; j++) expect(ws[j]).toBe(!w[j] ? 0 : harmed[j] < best - 0.5 ? 0.25 : 1);
+    expect(Array.from(ws).filter((v) => v === 0.25).length).toBeGreaterThan(0);
   });
 
   it('the rule reads the \'sinr\' state: another state with the rule is a BAD_CONFIG error', async () => {
@@ -204,7 +207,7 @@ describe('the D3QN scheduler', () => {
     }
   });
 
-  for (const over of [{ targets: 'placed' }, { reward: 'team-diff' }, { expertStart: 1, expertEnd: 0.5, targets: 'placed' }, { expert: 'rule', distilShare: 0.5, distilSpan: 2, lrEnd: 1e-5 }] as const) {
+  for (const over of [{ targets: 'placed' }, { reward: 'team-diff' }, { expertStart: 1, expertEnd: 0.5, targets: 'placed' }, { expert: 'rule', distilShare: 0.5, distilSpan: 2, distilLowWeight: 0.2, lrEnd: 1e-5 }] as const) {
     it(`trains with ${JSON.stringify(over)}: finite losses, a one-to-one policy`, async () => {
       const p = twinParams({ clients: 6, servers: 2, channels: 4 });
       const r = await trainD3qn(p, { ...defaultD3qnOptions, hidden: [16, 8], episodes: 2, roundsPerEpisode: 5, warmupRounds: 2, batch: 8, ...over });
