@@ -14,15 +14,20 @@ mkdir -p "$out"
 for part in $parts; do
   case $part in
     attack)
-      # 10 clients, 3 attackers rotating (case i), η = 0.01, 20 aggregations; IID and non-IID
+      # 10 clients, 3 attackers rotating (case i), η = 0.01, 20 aggregations; IID and non-IID;
+      # the default, the default without its length check, the previous default, FedAvg. One
+      # no-attack run per rule and partition (--reuse-baseline), made afresh on each invocation.
+      mkdir -p "$out/attack"; rm -f "$out/attack"/baseline-*.json
       for partition in iid noniid; do
         for attack in sign-flip scale:10 noise:0.05 label-flip alie:1 ipm:0.5; do
-          bfl experiment attack --attack "$attack" --partition "$partition" --out "$out/attack" --json > /dev/null
-          bfl experiment attack --attack "$attack" --partition "$partition" --max-norm-ratio off --out "$out/attack" --json > /dev/null
-          bfl experiment attack --attack "$attack" --partition "$partition" --aggregator fedavg --out "$out/attack" --json > /dev/null
+          for variant in "" "--max-norm-ratio off" "--aggregator bfl-mec-dbscan" "--aggregator fedavg"; do
+            # shellcheck disable=SC2086
+            bfl experiment attack --attack "$attack" --partition "$partition" $variant --reuse-baseline --out "$out/attack" --json > /dev/null
+          done
         done
       done
-      node scripts/attack-table.ts "$out/attack" | tee "$out/attack.md"
+      npx --no-install node scripts/attack-table.ts "$out/attack" "$out/attack" | tee "$out/attack.md"
+      for f in accuracy-iid accuracy-shards2 detection-iid detection-shards2; do cp "$out/attack/attack-$f.png" "docs/figures/attack-$f.png"; done
       ;;
     robustness) bfl experiment robustness --attacks sign-flip,scale:10,noise:0.05,label-flip,alie:1,ipm:0.5 --out "$out" --json > "$out/robustness.summary.json"; cp "$out/robustness.png" docs/figures/robustness.png ;;
     strategies) bfl experiment strategies --out "$out" --json > "$out/strategies.summary.json"; cp "$out/strategies.png" docs/figures/strategies.png ;;
