@@ -38,7 +38,7 @@ for part in $parts; do
     # IID, 3 fixed attackers of 10; the default only unless ROBUSTNESS_AGGREGATORS names more (the
     # command's default list is 8 aggregators, 56 runs: more than the loaded machine of issue 14
     # had; the docs give the others' figures from the previous run, their code unchanged)
-    robustness) bfl experiment robustness --attacks sign-flip,scale:10,noise:0.05,label-flip,alie:1,ipm:0.5 --aggregators "${ROBUSTNESS_AGGREGATORS:-bfl-mec}" --out "$out" --json > "$out/robustness.summary.json" ;;
+    robustness) bfl experiment robustness --attacks sign-flip,scale:10,noise:0.05,label-flip,alie:1,ipm:0.5 --aggregators "${ROBUSTNESS_AGGREGATORS:-bfl-mec}" --out "$out" --json > "$out/robustness.summary.json"; cp "$out/robustness.png" docs/figures/robustness.png ;;
     strategies) bfl experiment strategies --out "$out" --json > "$out/strategies.summary.json"; cp "$out/strategies.png" docs/figures/strategies.png ;;
     rewards) bfl experiment rewards --out "$out" --json > "$out/rewards.summary.json"; cp "$out/rewards.png" docs/figures/rewards.png ;;
     thresholds) bfl experiment thresholds --out "$out" --json > "$out/thresholds.summary.json"; cp "$out/thresholds.png" docs/figures/thresholds.png ;;
