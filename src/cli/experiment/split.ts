@@ -10,7 +10,7 @@ import { print, printJson } from '../output.ts';
 export function splitCommand(): Command {
   const d = defaultSplitExperiment;
   return new Command('split')
-    .description("split learning (clients train heads, miners train bodies on smashed data; the DT paper's Algorithm 1) vs FedAvg vs centralized: accuracy and loss over rounds per association scheduler with energy budgets (Figs. 10-11), bytes per client per round")
+    .description("split learning (clients train heads, miners train bodies on smashed data; the DT paper's Algorithm 1) vs FedAvg vs centralized: accuracy and loss over rounds per association scheduler with energy budgets (Figs. 10-11), bytes per client per round, and head-handling variants with eq. (4)'s (ε, δ)")
     .option('--rounds <r>', 'rounds R', parseIntFlag('--rounds', 1, 100_000), d.rounds)
     .option('--clients <n>', 'clients N', parseIntFlag('--clients', 1, 1000), d.clients)
     .option('--miners <m>', 'miners (edge servers) M', parseIntFlag('--miners', 1, 64), d.miners)
