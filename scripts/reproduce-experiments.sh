@@ -48,8 +48,8 @@ for part in $parts; do
         bfl experiment rewards --clients 10 --aggregations 15 --curious 0.2 --attack "$a" --out "$s/rewards-${a%%:*}" --json > "$s/rewards-${a%%:*}.json"
       done
       bfl experiment rewards --clients 8 --aggregations 12 --quality 0,0.2,0.5 --shapley --partition shards --out "$s/quality-shapley-skew" --json > "$s/quality-shapley-skew.json"
-      # worst case and detection per attack at 50 clients non-IID, 20 aggregations (24 runs, ~45 min
-      # with one free core), and 20 % free-riders at 50 clients in the closed loop
+      # worst case and detection per attack at 50 clients non-IID, 20 aggregations (24 runs, ~35 min
+      # with about one core), and 20 % free-riders at 50 clients in the closed loop (~4 min)
       bfl experiment robustness --clients 50 --partition shards --aggregations 20 --aggregators bfl-mec,flame,foolsgold --out "$s/robustness50" --json > "$s/robustness50.json"
       for a in free-ride:0.001 copycat free-ride-global; do
         bfl experiment rewards --clients 50 --partition shards --aggregations 20 --curious 0.2 --attack "$a" --out "$s/rewards50-${a%%:*}" --json > "$s/rewards50-${a%%:*}.json"
