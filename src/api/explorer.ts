@@ -46,6 +46,10 @@ export interface AggregationView {
 
 export interface BlockDetail extends BlockSummary {
   canonical: boolean;
+  /** This node took the block's aggregation on the proof of work built on it while syncing
+   * (its raw updates were pruned everywhere), rather than recomputing it (docs/decisions.md,
+   * assume-valid). */
+  acceptedOnWork: boolean;
   prevHash: string;
   merkleRoot: string;
   difficulty: string;
@@ -178,6 +182,7 @@ export async function blockDetail(store: ChainStore, id: string, accuracyOf?: Ac
   return {
     ...summary(b, bytes.length),
     canonical: (await store.hashAt(b.header.height)) === hash,
+    acceptedOnWork: await store.acceptedOnWork(hash),
     prevHash: toHex(b.header.prevHash),
     merkleRoot: toHex(b.header.merkleRoot),
     difficulty: b.header.difficulty.toString(),

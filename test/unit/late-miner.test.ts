@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { blockDetail } from '../../src/api/explorer.ts';
 import { verifyChain } from '../../src/chain/verify.ts';
 import { toHex } from '../../src/core/bytes.ts';
 import { aggregationTxOf } from '../../src/core/chain.ts';
@@ -37,6 +38,7 @@ describe('a miner that joins after the updates were pruned', () => {
       const onWork = await l.store.acceptedOnWork((await l.store.hashAt(h))!);
       (h <= tip.height - PRUNE_DEPTH ? deep : recent).push(h);
       expect(onWork, `height ${h}`).toBe(h <= tip.height - PRUNE_DEPTH);
+      expect((await blockDetail(l.store, String(h)))!.acceptedOnWork, `explorer, height ${h}`).toBe(onWork);
     }
     expect(deep.length).toBeGreaterThan(0);
     expect(recent.length).toBeGreaterThan(0);

@@ -292,7 +292,7 @@
   function renderBlock(b) {
     const a = b.aggregationDetail;
     const parts = [
-      h('h3', {}, `Block ${fmt.int(b.height)} `, a ? h('span', { class: 'chip agg' }, `aggregation round ${a.round}`) : '', b.canonical ? '' : h('span', { class: 'chip off' }, 'not canonical')),
+      h('h3', {}, `Block ${fmt.int(b.height)} `, a ? h('span', { class: 'chip agg' }, `aggregation round ${a.round}`) : '', b.canonical ? '' : h('span', { class: 'chip off' }, 'not canonical'), b.acceptedOnWork ? h('span', { class: 'chip', title: 'aggregation taken on the proof of work built on it while syncing; its updates were pruned' }, 'accepted on work') : ''),
       kv([
         ['hash', b.hash, 'mono'],
         ['parent', b.prevHash, 'mono'],

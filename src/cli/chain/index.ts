@@ -116,6 +116,7 @@ export function chainCommand(): Command {
             records: b.txs.filter((t) => t.type === 'record').length,
             aggregationRound: agg ? agg.round : null,
             aggregated: agg ? agg.entries.length : 0,
+            acceptedOnWork: agg ? await store.acceptedOnWork(blockHash(b.header)) : false,
           });
         }
         const head = {
@@ -136,7 +137,7 @@ export function chainCommand(): Command {
           print(`aggregation rounds ${head.rounds}  unaggregated updates ${head.pending}  global model ${head.modelHash.slice(0, 16)}…`);
           print();
           for (const b of blocks) {
-            const agg = b.aggregationRound !== null ? `  aggregation round ${b.aggregationRound} (${b.aggregated} updates)` : '';
+            const agg = b.aggregationRound !== null ? `  aggregation round ${b.aggregationRound} (${b.aggregated} updates${b.acceptedOnWork ? ', accepted on work while syncing' : ''})` : '';
             print(`${String(b.height).padStart(6)}  ${b.hash.slice(0, 16)}…  ${b.timestamp}  ${b.miner.padEnd(12)}  ${b.records} records${agg}`);
           }
         }
