@@ -407,8 +407,12 @@ async function runOverLibp2p(o: SimOptions): Promise<SimResult> {
       if (n.id === 'miner-1') rec.watch(node.chain!, () => (performance.now() - wall0) / 1000);
     }
     const chain = nodes.find((n) => n.id === 'miner-1')!.chain!;
+    const miners = nodes.filter((n) => n.role === 'miner');
+    const agreed = () => new Set(miners.map((m) => toHex(m.chain!.tip.hash))).size === 1;
     const deadline = Date.now() + (o.maxWallMs ?? 15 * 60_000);
-    while (chain.tip.rounds - 1 < o.aggregations) {
+    // enough aggregations on a tip every miner holds: miner-1 alone may be on a branch that a
+    // heavier one with fewer aggregations replaces (then the report had fewer rounds than asked)
+    while (chain.tip.rounds - 1 < o.aggregations || !agreed()) {
       if (Date.now() > deadline) throw new Error(`libp2p run: ${chain.tip.rounds - 1} of ${o.aggregations} aggregations after ${((o.maxWallMs ?? 15 * 60_000) / 1000).toFixed(0)} s`);
       await sleep(200);
     }
@@ -417,11 +421,8 @@ async function runOverLibp2p(o: SimOptions): Promise<SimResult> {
     const clients = nodes.filter((n) => n.role === 'client');
     const clientStatus = clients.map((n) => n.status() as ClientStatus);
     for (const n of clients) await n.stop();
-    const miners = nodes.filter((n) => n.role === 'miner');
     let minersConverged = false;
-    for (const until = Date.now() + 20_000; !minersConverged && Date.now() < until; await sleep(200)) {
-      minersConverged = new Set(miners.map((m) => toHex(m.chain!.tip.hash))).size === 1;
-    }
+    for (const until = Date.now() + 20_000; !minersConverged && Date.now() < until; await sleep(200)) minersConverged = agreed();
     await rec.settled();
     const seconds = (performance.now() - wall0) / 1000;
     return { rounds: await rec.report(chain), virtualSeconds: seconds, wallSeconds: seconds, messages: null, clients: clientStatus, minersConverged };
