@@ -24,10 +24,11 @@ import { initialModelOf, startNode } from '../src/node/daemon.ts';
 import { initLocalNetwork } from '../src/node/testnet.ts';
 import { silentLogger } from '../src/util/logger.ts';
 import { median } from './stats.ts';
-import type { IngestWorkerJob, IngestWorkerResult } from './ingest-worker.ts';
+import type { IngestWorkerJob, IngestWorkerResult, UploadMode } from './ingest-worker.ts';
 
 export interface IngestBench {
   clients: number;
+  upload: UploadMode;
   seconds: number;
   updateBytes: number;
   submitted: number;
@@ -49,6 +50,8 @@ export interface IngestOptions {
   /** ϕ of the bench network: default the highest allowed, so that the miner takes updates in and
    * mines, but never aggregates during the measurement (that is `bench aggregate`). */
   phi?: number;
+  /** Default `stream` (pipelined frames, net/frames.ts); `request` is one request-response stream per update, as before. */
+  upload?: UploadMode;
 }
 
 const RAW_PROTOCOL = '/bfl-bench/raw/1';
@@ -99,6 +102,7 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
   const loadAverage1m = loadavg()[0];
   const clients = opts.clients ?? 4;
   const seconds = opts.seconds ?? 10;
+  const upload = opts.upload ?? 'stream';
   const dir = await mkdtemp(join(tmpdir(), 'bfl-ingest-'));
   const closers: (() => unknown)[] = [];
   try {
@@ -119,6 +123,7 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
       clients: init.nodes.filter((n) => n.role === 'client').map((n) => ({ id: n.id, identity: n.identity })),
       miner: { id: minerNode.id, addr: `${addr.listen}/p2p/${addr.peerId}`, peerId: addr.peerId! },
       seconds,
+      upload,
     });
     if (r.kind !== 'clients') throw new Error('unexpected result from the clients thread');
     const { accepted, errors } = r;
@@ -128,6 +133,7 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
     const round = (x: number, d = 1) => Number(x.toFixed(d));
     return {
       clients,
+      upload,
       seconds: round(elapsed, 2),
       updateBytes,
       submitted: accepted + Object.values(errors).reduce((s, x) => s + x, 0),

@@ -7,6 +7,7 @@
  *
  * Sealed traffic has its own protocol ids, so a node never guesses which form it was sent:
  *   submit-sealed:  request  = u32 n ‖ announcement (n bytes) ‖ envelope
+ *   submit-sealed-stream: the same requests as frames on one long-lived stream (net/frames.ts)
  *   update-sealed:  request  = clientId ‖ digest (as `update`), response = the same sealed form
  * With `p2p.sealUpdates` on, a miner refuses the clear `submit` and `update` (SEAL_REQUIRED).
  */
@@ -21,6 +22,8 @@ import { type SignedUpdate, type UpdateAnnouncement, decodeAnnouncement, encodeA
 
 export const sealedProtocols = (networkId: string) => ({
   submit: `/bfl/${networkId}/submit-sealed/1.0.0`,
+  /** Sealed uploads as pipelined frames on one long-lived stream (net/frames.ts). */
+  submitStream: `/bfl/${networkId}/submit-sealed-stream/1.0.0`,
   update: `/bfl/${networkId}/update-sealed/1.0.0`,
 });
 
