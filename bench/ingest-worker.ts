@@ -36,7 +36,12 @@ export type UploadMode = 'stream' | 'request';
 
 export type IngestWorkerResult =
   | { kind: 'raw'; sent: number }
-  | { kind: 'clients'; accepted: number; latencies: number[]; errors: Record<string, number>; ms: number };
+  | { kind: 'clients'; accepted: number; latencies: number[]; errors: Record<string, number>; ms: number; cpuMs: number };
+
+const threadCpuMs = () => {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 const P2P = { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], gossip: false, mdns: false, ipColocationPenalty: false, maxMessageBytes: 64 * 1024 };
 
@@ -94,6 +99,8 @@ async function clients(job: Extract<IngestWorkerJob, { kind: 'clients' }>): Prom
       }
       ready.push({ node, identity: await loadKeyFile(n.identity) });
     }
+    parentPort!.postMessage({ kind: 'started' });
+    const cpu0 = threadCpuMs();
     const t0 = performance.now();
     const until = t0 + job.seconds * 1000;
     const responseOpts = { maxResponseBytes: 1024, timeoutMs: 30_000 };
@@ -126,7 +133,7 @@ async function clients(job: Extract<IngestWorkerJob, { kind: 'clients' }>): Prom
         });
       }),
     );
-    return { kind: 'clients', accepted, latencies, errors, ms: performance.now() - t0 };
+    return { kind: 'clients', accepted, latencies, errors, ms: performance.now() - t0, cpuMs: threadCpuMs() - cpu0 };
   } finally {
     await Promise.all(nodes.map(async (n) => n.stop()));
   }
