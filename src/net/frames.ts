@@ -36,6 +36,9 @@ export interface FrameServeOptions extends ServeOptions {
 /** A client holds one stream per miner; a second one covers a reconnect racing the old stream's close. */
 export const defaultFrameServe = { maxInFlight: 4, idleMs: 60_000, maxStreams: 2 } as const;
 
+/** Frames up to this size are sent with their prefix in one piece (copying them costs less than a second yamux frame). */
+const SMALL_FRAME = 16 * 1024;
+
 /** Bytes of an unsigned varint length prefix (values below 2^35; ours are below 2^32). */
 const MAX_VARINT_BYTES = 5;
 
@@ -129,9 +132,20 @@ function responseOf(result: { body: Uint8Array } | { error: unknown }): Uint8Arr
 
 /** Write one frame; resolves once the stream took it (waits for drain when its buffer is full). */
 async function sendFrame(stream: Stream, body: Uint8Array): Promise<void> {
-  // two sends, not one concatenation: the body is not copied (yamux frames it as it is)
-  stream.send(varint(body.length));
-  if (!stream.send(body)) await stream.onDrain();
+  const prefix = varint(body.length);
+  let ok: boolean;
+  if (body.length <= SMALL_FRAME) {
+    // one yamux frame (one Noise message, one socket write) for a response, not two
+    const one = new Uint8Array(prefix.length + body.length);
+    one.set(prefix);
+    one.set(body, prefix.length);
+    ok = stream.send(one);
+  } else {
+    // two sends, not one concatenation: a large body is not copied (yamux frames it as it is)
+    stream.send(prefix);
+    ok = stream.send(body);
+  }
+  if (!ok) await stream.onDrain();
 }
 
 /** After a bad frame (oversized, malformed, too slow): the error frame goes out, then the stream is reset (its sender is not read any more). */
