@@ -221,7 +221,7 @@ async function serveStream(stream: Stream, peer: PeerId, protocol: string, handl
           opts.onError?.(peer, error as Error);
           return responseOf({ error });
         },
-      ).finally(() => spare.length < opts.maxInFlight && spare.push(f)),
+      ).finally(() => spare.length < opts.maxInFlight && spare.push(new Uint8Array(f.buffer))), // whole: a short frame's view would shrink it
     );
     poke();
   };
