@@ -113,7 +113,10 @@ async function clients(job: Extract<IngestWorkerJob, { kind: 'clients' }>): Prom
           const payload = new Uint8Array(initial.buffer.slice(0));
           const view = new DataView(payload.buffer);
           for (let i = 0; performance.now() < until; i++) {
-            view.setUint32(0, (c * lanes + lane) * 1_000_000 + i); // a new update each time
+            // a new update each time: sender and count as two float32 parameters (an integer's
+            // bytes written over one float became NaN for some counts, which the miner refuses)
+            view.setFloat32(0, c * lanes + lane, true);
+            view.setFloat32(4, i, true);
             const digest = sha256(payload);
             const claim = { clientId: identity.id, minerId: job.miner.id, baseModelHash, updateDigest: digest, sampleCount: 100, createdAt: Date.now(), payloadBytes: payload.length };
             const signature = identity.key.sign(encodeUpdateClaim(claimOfRecord(cfg.networkId, claim)), SigningContext.update);
