@@ -41,7 +41,11 @@ export async function runRobustness(o: CommonOptions & { attacks: string[]; aggr
   // the ByzFL worst case: over no attack and every attack
   const worst = Object.fromEntries(o.aggregators.map((g) => [g, Math.min(acc[g].none, ...o.attacks.map((a) => acc[g][a]))]));
   await report.csv('robustness', ['aggregator', 'none', ...o.attacks, 'worst'], o.aggregators.map((g) => [g, acc[g].none.toFixed(4), ...o.attacks.map((a) => acc[g][a].toFixed(4)), worst[g].toFixed(4)]));
-  await report.plot('robustness', barChart({ title: `accuracy under attack (${attackers.size} of ${o.clients} clients)`, xLabel: 'attack', yLabel: 'test accuracy', categories: ['none', ...o.attacks], groups: o.aggregators, values: o.aggregators.map((g) => ['none', ...o.attacks].map((a) => acc[g][a])), yRange: [0, 1] }));
+  const bars = { xLabel: 'attack', yLabel: 'test accuracy', categories: ['none', ...o.attacks], groups: o.aggregators, values: o.aggregators.map((g) => ['none', ...o.attacks].map((a) => acc[g][a])) };
+  // zoomed to the range of the values (on 0-1 the aggregators' bars differ by a pixel or two); the 0-1 chart beside it
+  const zoom = zoomedRange([{ name: 'all', points: bars.values.flat().map((v): [number, number] => [0, v]) }], { lowQuantile: 0, step: 0.05, floor: 0, ceil: 1 });
+  await report.plot('robustness', barChart({ ...bars, title: `accuracy under attack (${attackers.size} of ${o.clients} clients), from ${zoom[0]}`, yRange: zoom }));
+  await report.plot('robustness-full', barChart({ ...bars, title: `accuracy under attack (${attackers.size} of ${o.clients} clients)`, yRange: [0, 1] }));
   const summary = { clients: o.clients, attackers: attackers.size, accuracy: acc, worstCase: worst };
   await report.json('robustness', summary);
   return { ...summary, files: report.files };

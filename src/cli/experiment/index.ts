@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { defaultCentralized, runCentralized } from '../../experiments/centralized.ts';
 import { UsageError, parseIntFlag, parseNumberFlag } from '../exit.ts';
@@ -57,11 +59,17 @@ export function experimentCommand(): Command {
     .option('--attack <attack>', ATTACK_HELP, 'sign-flip')
     .option('--aggregator <name>', AGGREGATORS.join(', '), defaultAttackExperiment.aggregator)
     .option('--no-rotate', 'keep the same attackers (no case i rotation)')
-    .action(async (o: CommonFlags & { malicious: number; attack: string; aggregator: string; rotate: boolean }) => {
+    .option('--reuse-baseline', 'reuse the no-attack run stored in --out by an earlier run with the same settings (simulator only; delete baseline-*.json after changing the code)', false)
+    .action(async (o: CommonFlags & { malicious: number; attack: string; aggregator: string; rotate: boolean; reuseBaseline: boolean }) => {
       aggregatorList(o.aggregator);
       attackList(o.attack);
+      if (o.reuseBaseline && o.transport !== 'sim') throw new UsageError('--reuse-baseline needs --transport sim (libp2p runs depend on timing)');
       const { bar, opts } = commonOptions(o, 2 * o.aggregations);
-      const r = await runAttackExperiment({ ...opts, malicious: o.malicious, attack: o.attack, aggregator: o.aggregator as AggregatorName, rotate: o.rotate });
+      const a = opts.aggregation;
+      const variant = Object.entries(a).map(([k, v]) => `-${k}${v ?? 'off'}`).join('');
+      const baselineFile = o.reuseBaseline ? join(o.out, `baseline-${o.aggregator}${variant}-${o.partition}-${o.dataset.replace(/[^A-Za-z0-9.]+/g, '_')}-n${o.clients}-seed${o.seed}.json`) : undefined;
+      if (baselineFile) await mkdir(o.out, { recursive: true });
+      const r = await runAttackExperiment({ ...opts, malicious: o.malicious, attack: o.attack, aggregator: o.aggregator as AggregatorName, rotate: o.rotate, baselineFile });
       bar.done();
       const { rounds: _r, baseline: _b, ...summary } = r;
       if (o.json) printJson(summary);
