@@ -26,12 +26,13 @@ import { decodeMinerLoad, decodeModelAfter, encodeChainRequest } from '../net/me
 import { protocols } from '../net/protocols.ts';
 import { type UpdateSealing, isStaleKeyCode, sealedProtocols } from '../net/sealed-updates.ts';
 import { RemoteError } from '../net/reqres.ts';
-import type { Transport, UploadChannel } from '../net/transport.ts';
+import type { Transport } from '../net/transport.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
 import type { ClientStatus } from '../api/status.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { Notifier } from './notifier.ts';
+import { Uploader } from './uploader.ts';
 import { type ClientBehaviour, honestTraining } from './behaviour.ts';
 import { type AnnouncedLoad, type MinerContact, type MinerObservation, type MinerSelector, nearestByRtt } from './miner-selector.ts';
 import { Rng } from '../core/random.ts';
@@ -118,10 +119,8 @@ export class Client {
   private running = false;
   private loop?: Promise<void>;
   private readonly wake: Notifier;
-  /** One long-lived upload stream per miner (net/frames.ts), where the transport has them. */
-  private readonly channels = new Map<string, UploadChannel>();
-  /** Miners that do not serve the upload stream (older versions): request-response only. */
-  private readonly noStream = new Set<string>();
+  /** Uploads on one long-lived stream per miner where the transport has them (node/uploader.ts). */
+  private readonly uploader: Uploader;
   private readonly clock: Clock;
   private readonly selector: MinerSelector;
   private readonly behaviour: ClientBehaviour;
@@ -135,6 +134,7 @@ export class Client {
     this.selector = d.selector ?? nearestByRtt;
     this.behaviour = d.behaviour ?? honestTraining;
     this.wake = new Notifier(this.clock);
+    this.uploader = new Uploader(d.transport, d.logger);
     this.anchor = d.genesis.anchor;
     this.modelHash = d.genesis.modelHash;
     this.model = d.genesis.model;
@@ -162,8 +162,7 @@ export class Client {
     this.running = false;
     this.wake.notify();
     await this.clock.suspend(this.loop ?? Promise.resolve());
-    for (const ch of this.channels.values()) await ch.close();
-    this.channels.clear();
+    await this.uploader.close();
     await this.db.close();
   }
 
@@ -414,11 +413,11 @@ export class Client {
     const sealing = this.d.sealing;
     if (!sealing) {
       const p = protocols(this.d.config.networkId);
-      await this.send(m.peerId, p.submitStream, p.submit, () => encodeSignedUpdate(u), opts);
+      await this.uploader.send(m.peerId, p.submitStream, p.submit, () => encodeSignedUpdate(u), opts);
       return;
     }
     const p = sealedProtocols(this.d.config.networkId);
-    const send = () => this.send(m.peerId, p.submitStream, p.submit, () => sealing.encode(u, 'upload', m.id, this.now()), opts);
+    const send = () => this.uploader.send(m.peerId, p.submitStream, p.submit, () => sealing.encode(u, 'upload', m.id, this.now()), opts);
     try {
       await send();
     } catch (e) {
@@ -427,29 +426,6 @@ export class Client {
       await sealing.refresh(m.peerId);
       await send();
     }
-  }
-
-  /**
-   * Upload on the miner's long-lived stream where the transport has one, else (or when the
-   * stream fails: a miner of an older version, a broken connection) as one request. A refusal
-   * on the stream is final, as it is over request-response. `body` is built per attempt: a
-   * sealed upload is sealed afresh (the miner refuses a replayed envelope).
-   */
-  private async send(peer: string, streamProtocol: string, protocol: string, body: () => Uint8Array, opts: { maxResponseBytes: number; timeoutMs: number }): Promise<Uint8Array> {
-    const t = this.d.transport;
-    if (t.channel && !this.noStream.has(peer)) {
-      const key = `${peer} ${streamProtocol}`;
-      let ch = this.channels.get(key);
-      if (!ch) this.channels.set(key, (ch = t.channel(peer, streamProtocol, { ...opts, maxInFlight: 1 })));
-      try {
-        return await ch.send(body());
-      } catch (e) {
-        if (e instanceof RemoteError) throw e;
-        if ((e as Error).name === 'UnsupportedProtocolError') this.noStream.add(peer);
-        this.log.debug({ err: (e as Error).message }, 'upload stream failed: one request instead');
-      }
-    }
-    return t.request(peer, protocol, body(), opts);
   }
 
   private async readBalance(): Promise<void> {
