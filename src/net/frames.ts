@@ -333,6 +333,7 @@ export class FrameChannel {
         const reader = new FrameReader(this.o.maxResponseBytes + 1);
         this.early = [];
         stream.addEventListener('message', (evt) => {
+          if (this.current !== stream) return; // a stream we gave up: its late answers are no one's
           try {
             reader.push(evt.data, (f) => this.answer(f));
           } catch (e) {
