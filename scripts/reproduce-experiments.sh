@@ -83,11 +83,11 @@ for part in $parts; do
       ;;
     # the DT paper's Figs. 6-9 with the committed D3QN policy (1000 rounds per scheduler, a few minutes)
     association) bfl experiment association --out "$out/association" --json > "$out/association.summary.json" ;;
-    # split learning (the DT paper's Algorithm 1, Figs. 10-11) and the gradient-inversion check (issue 19), a few minutes each
+    # split learning (the DT paper's Algorithm 1, Figs. 10-11, with the head-handling variants; ~20-30 min on a busy machine) and the gradient-inversion check (issue 19)
     split)
       nice -n 10 npx --no-install bfl-node experiment split --out "$out/split" --json > "$out/split.summary.json"
       nice -n 10 npx --no-install bfl-node experiment inversion --out "$out/inversion" --json > "$out/inversion.json"
-      cp "$out/split/split-fig10-loss.png" "$out/split/split-fig11-accuracy.png" "$out/split/split-clients.png" "$out/split/split-vs-federated.png" "$out/inversion/inversion-gallery.png" docs/figures/
+      cp "$out/split/split-fig10-loss.png" "$out/split/split-fig11-accuracy.png" "$out/split/split-clients.png" "$out/split/split-vs-federated.png" "$out/split/split-variants.png" "$out/inversion/inversion-gallery.png" docs/figures/
       ;;
     # not in the default set: ML-KEM micro-benchmarks and the testnet sealed vs clear (README), ~10 min
     kem) nice -n 10 npx --no-install bfl-node bench kem --testnet --repeats 2 --json > "$out/kem.json" ;;
