@@ -32,6 +32,7 @@ import type { ClientStatus } from '../api/status.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { Notifier } from './notifier.ts';
+import { Uploader } from './uploader.ts';
 import { type ClientBehaviour, honestTraining } from './behaviour.ts';
 import { type AnnouncedLoad, type MinerContact, type MinerObservation, type MinerSelector, nearestByRtt } from './miner-selector.ts';
 import { Rng } from '../core/random.ts';
@@ -118,6 +119,8 @@ export class Client {
   private running = false;
   private loop?: Promise<void>;
   private readonly wake: Notifier;
+  /** Uploads on one long-lived stream per miner where the transport has them (node/uploader.ts). */
+  private readonly uploader: Uploader;
   private readonly clock: Clock;
   private readonly selector: MinerSelector;
   private readonly behaviour: ClientBehaviour;
@@ -131,6 +134,7 @@ export class Client {
     this.selector = d.selector ?? nearestByRtt;
     this.behaviour = d.behaviour ?? honestTraining;
     this.wake = new Notifier(this.clock);
+    this.uploader = new Uploader(d.transport, d.logger);
     this.anchor = d.genesis.anchor;
     this.modelHash = d.genesis.modelHash;
     this.model = d.genesis.model;
@@ -158,6 +162,7 @@ export class Client {
     this.running = false;
     this.wake.notify();
     await this.clock.suspend(this.loop ?? Promise.resolve());
+    await this.uploader.close();
     await this.db.close();
   }
 
@@ -407,10 +412,12 @@ export class Client {
     const opts = { maxResponseBytes: 1024, timeoutMs: this.d.config.p2p.requestTimeoutMs };
     const sealing = this.d.sealing;
     if (!sealing) {
-      await this.d.transport.request(m.peerId, protocols(this.d.config.networkId).submit, encodeSignedUpdate(u), opts);
+      const p = protocols(this.d.config.networkId);
+      await this.uploader.send(m.peerId, p.submitStream, p.submit, () => encodeSignedUpdate(u), opts);
       return;
     }
-    const send = () => this.d.transport.request(m.peerId, sealedProtocols(this.d.config.networkId).submit, sealing.encode(u, 'upload', m.id, this.now()), opts);
+    const p = sealedProtocols(this.d.config.networkId);
+    const send = () => this.uploader.send(m.peerId, p.submitStream, p.submit, () => sealing.encode(u, 'upload', m.id, this.now()), opts);
     try {
       await send();
     } catch (e) {
