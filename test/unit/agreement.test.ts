@@ -141,7 +141,28 @@ describe('agreement scoring', () => {
     expect(run(new AgreementAggregator({ consensus: 'mean' })).high).toBe(true);
   });
 
+  it('a client claiming 10^6 samples gets at most maxClaimRatio × the median claim of H in weight and reward, a bounded share', () => {
+    const { updates, previous } = makeUpdates({ seed: 21, honest: 10, attackers: 0, dim: 400 });
+    const claimed = updates.map((u, i) => (i === 0 ? { ...u, sampleCount: 1_000_000 } : u));
+    const run = (a: AgreementAggregator, ups: UpdateInput[]) => a.aggregate({ previous, updates: ups, baseReward: BASE }, a.initialState()).result;
+    const shareOf = (r: ReturnType<typeof run>, id: string) => Number(r.rewards.find((x) => x.id === id)?.amount ?? 0n) / Number(r.rewards.reduce((t, x) => t + x.amount, 0n));
+    const id = claimed[0].clientId;
+    const r = run(new AgreementAggregator(), claimed);
+    expect(r.entries.every((e) => e.high)).toBe(true);
+    const counts = claimed.map((u) => u.sampleCount).sort((a, b) => a - b);
+    const cap = 2 * ((counts[4] + counts[5]) / 2);
+    const others = claimed.slice(1).reduce((t, u) => t + u.sampleCount, 0);
+    expect(r.entries.find((e) => e.clientId === id)!.weight).toBeCloseTo(cap / (cap + others), 12);
+    // 10 equally agreeing clients: at most 2/(2 + 9) = 18 % (agreements differ a little here)
+    expect(shareOf(r, id)).toBeLessThan(0.25);
+    // the rule before (claims as given): the one claim took nearly everything
+    expect(shareOf(run(new AgreementAggregator({ maxClaimRatio: null }), claimed), id)).toBeGreaterThan(0.99);
+    // honest claims (all within 2 × the median) weigh as before
+    expect(resultDigest(run(new AgreementAggregator(), updates))).toBe(resultDigest(run(new AgreementAggregator({ maxClaimRatio: null }), updates)));
+  });
+
   it('rejects bad options', () => {
+    expect(() => new AgreementAggregator({ maxClaimRatio: 0.5 })).toThrow(/maxClaimRatio/);
     expect(() => new AgreementAggregator({ consensusIterations: 0 })).toThrow(/consensusIterations/);
     expect(() => new AgreementAggregator({ anchoredShare: 2 })).toThrow(/anchoredShare/);
     expect(() => new AgreementAggregator({ sketchSize: 1000 })).toThrow(/power of 2/);
