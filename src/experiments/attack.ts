@@ -7,7 +7,7 @@
  *   false positive rate = honest updates labelled low / honest updates,
  * and the accuracy of the global model against the same run without attackers (same seed).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AggregatorName } from '../core/aggregation/index.ts';
 import type { AggregationConfig } from '../config/network.ts';
@@ -24,6 +24,14 @@ export interface AttackExperimentOptions extends ExperimentBase {
   rotate: boolean;
   aggregation?: Partial<AggregationConfig>;
   out?: string;
+  /**
+   * Reuse the no-attack run stored in this file if it was made with the same settings (same
+   * everything but the attack, the attackers and the rotation), else run it and store it there.
+   * A run is deterministic for its settings in the simulator, so the six attacks of one table
+   * need one no-attack run, not six (scripts/reproduce-experiments.sh). The key does not know the
+   * code: the caller deletes stale files (a new commit).
+   */
+  baselineFile?: string;
   onRound?: (which: 'attack' | 'baseline', r: RoundReport) => void;
 }
 
@@ -77,6 +85,8 @@ export interface AttackSummary {
   rotations: number;
   rounds: AttackRoundRow[];
   baseline: { round: number; accuracy: number }[];
+  /** The no-attack run came from `baselineFile` (its wall-clock seconds are those it took then). */
+  baselineReused?: boolean;
   /** Both runs (with and without the attack): wall-clock and simulated seconds. */
   wallSeconds: number;
   virtualSeconds: number;
@@ -91,6 +101,23 @@ function rows(rounds: RoundReport[]): AttackRoundRow[] {
     const hon = r.updates.filter((u) => u.attack === 'none');
     return { round: r.round, seconds: r.seconds, accuracy: r.accuracy, attackerUpdates: att.length, detected: att.filter((u) => !u.high).length, honestUpdates: hon.length, falsePositives: hon.filter((u) => !u.high).length };
   });
+}
+
+type Baseline = { rounds: { round: number; accuracy: number }[]; wallSeconds: number; virtualSeconds: number; reused?: boolean };
+
+/** The no-attack run: from `o.baselineFile` when it holds one with the same settings (see there). */
+async function baselineOf(o: AttackExperimentOptions, run: () => Promise<Baseline>): Promise<Baseline> {
+  if (!o.baselineFile) return run();
+  if (o.transport === 'libp2p') throw new RangeError('a stored no-attack run needs the simulator (libp2p runs depend on timing)');
+  // every option but the attack's own; functions (onRound) drop out of JSON
+  const { attack: _a, malicious: _m, rotate: _r, out: _o, baselineFile: _f, ...settings } = o;
+  const key = JSON.stringify(settings);
+  const stored = await readFile(o.baselineFile, 'utf8').then((t) => JSON.parse(t) as Baseline & { key: string }, () => undefined);
+  if (stored?.key === key) return { ...stored, reused: true };
+  const r = await run();
+  const b: Baseline = { rounds: r.rounds.map((x) => ({ round: x.round, accuracy: x.accuracy })), wallSeconds: r.wallSeconds, virtualSeconds: r.virtualSeconds };
+  await writeFile(o.baselineFile, JSON.stringify({ key, ...b }) + '\n');
+  return b;
 }
 
 export async function runAttackExperiment(o: AttackExperimentOptions): Promise<AttackSummary> {
@@ -117,7 +144,7 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
       }
     },
   });
-  const base = await runSimulation({ ...common, onRound: (r) => o.onRound?.('baseline', r) });
+  const base = await baselineOf(o, () => runSimulation({ ...common, onRound: (r) => o.onRound?.('baseline', r) }));
   const table = rows(run.rounds);
   const att = table.reduce((s, r) => s + r.attackerUpdates, 0);
   const det = table.reduce((s, r) => s + r.detected, 0);
@@ -147,6 +174,7 @@ export async function runAttackExperiment(o: AttackExperimentOptions): Promise<A
     rotations,
     rounds: table,
     baseline: base.rounds.map((r) => ({ round: r.round, accuracy: r.accuracy })),
+    ...(base.reused ? { baselineReused: true } : {}),
     wallSeconds: Number((run.wallSeconds + base.wallSeconds).toFixed(2)),
     virtualSeconds: Number((run.virtualSeconds + base.virtualSeconds).toFixed(2)),
   };

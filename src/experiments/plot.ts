@@ -89,7 +89,8 @@ export function lineChart(o: { title: string; xLabel: string; yLabel: string; se
 /** Bars grouped by category: values[g][c] for group g (legend) and category c (x axis). */
 export function barChart(o: { title: string; xLabel: string; yLabel: string; categories: string[]; groups: string[]; values: number[][]; yRange?: [number, number] }): string {
   const [y0, y1] = o.yRange ?? [0, Math.max(1, ...o.values.flat())];
-  const sy = (y: number) => H - M.b - ((y - y0) / (y1 - y0 || 1)) * (H - M.t - M.b);
+  // a zoomed range (not from 0): a bar below it is drawn as an empty stub on the bottom edge
+  const sy = (y: number) => H - M.b - ((Math.min(y1, Math.max(y0, y)) - y0) / (y1 - y0 || 1)) * (H - M.t - M.b);
   const cw = (W - M.l - M.r) / o.categories.length;
   const bw = (cw * 0.8) / o.groups.length;
   const body = o.values

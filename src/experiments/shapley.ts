@@ -1,6 +1,6 @@
 /**
  * The second Shapley reference of `experiment rewards --shapley retrain` (issue 11; docs/decisions.md,
- * "The Shapley reference"): the value of a coalition is the test accuracy of the model that the
+ * "Rewards and Shapley values"): the value of a coalition is the test accuracy of the model that the
  * coalition alone would have trained, FedAvg from the genesis model over the run's number of
  * aggregations. This is the ground truth of the contribution-evaluation literature (the
  * "retraining" Shapley value that MR, GTG-Shapley and the VLDB 2024 benchmark's estimators

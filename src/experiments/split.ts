@@ -25,6 +25,7 @@
  * the union of the round's samples: the same number of SGD steps per round as a body sees in
  * total. Every run starts from the same initial parameters (seeded) and sees the same batches.
  */
+import { BflError, ErrorCode } from '../core/errors.ts';
 import { Rng } from '../core/random.ts';
 import { type Scheduler, type SchedulerName, SCHEDULERS, heuristicScheduler, nearestScheduler } from '../association/schedulers.ts';
 import { d3qnScheduler } from '../association/d3qn.ts';
@@ -33,6 +34,7 @@ import { type Dataset, loadDataset, subset } from '../learn/data.ts';
 import { DEFAULT_MODEL, type ModelSpec, classCount, initParams, paramCount } from '../learn/model.ts';
 import { type Partition, formatPartition, partition } from '../learn/partition.ts';
 import { ModelRuntime } from '../learn/runtime.ts';
+import { type HeadShareAccount, headShareAccount } from '../learn/privacy.ts';
 import { DEFAULT_CUT, SplitRuntime, joinParams, splitParams } from '../learn/split.ts';
 import { evaluate } from '../learn/train.ts';
 import { lineChart } from './plot.ts';
@@ -52,14 +54,32 @@ export interface SplitExperimentOptions {
   dataset: string;
   partition: Partition;
   seed: number;
+  /** Passes over each round's samples (local epochs; the product's E), in every run alike:
+   * split, FedAvg and centralized. */
+  epochs: number;
   /** 'private': every client draws its own head (the paper's text, section III-B: heads are
    * "privately determined by clients"); 'shared': all start from the global initial model's head
-   * (Algorithm 1, line 6). */
+   * (Algorithm 1, line 6; the product's genesis head). */
   headInit: 'private' | 'shared';
+  /** The head's learning rate as a multiple of lr (the body's). */
+  headLrScale: number;
+  /** λ: after every head step the head moves η_H·λ of the way back to its initial head (weight
+   * decay toward W_0^H, the gradient of λ/2·‖W^H − W_0^H‖²); 0: none. */
+  headDecay: number;
   /** Fraction of clients in N_C, aggregating heads by eq. (4). */
   headShare: number;
-  /** σ of the Gaussian noise on each shared head parameter (eq. 4's Ŵ^H). */
+  /** Eq. (4) every this many rounds (a client's head trains privately in between). */
+  headShareEvery: number;
+  /** C: a shared head update (the head minus the head of the client's last eq. 4) is clipped to
+   * this L2 norm, the sensitivity bound of the Gaussian mechanism (learning.split.headSharing.clip). */
+  headClip: number;
+  /** Noise per coordinate of a shared head update, N(0, (z·C)²): z as a multiple of headClip
+   * (learning.split.headSharing.noise, the DP-SGD noise multiplier). */
   headNoise: number;
+  /** δ of the (ε, δ) reported for head sharing. */
+  dpDelta: number;
+  /** Named variants (SPLIT_VARIANTS) run beside the product default; [] for none. */
+  variants: string[];
   /** Energy budgets, as fractions of R rounds at the median client energy per round: U(lo, hi) per client. */
   budget: [number, number];
   /** Evaluate on the test set every this many rounds (and after the last). */
@@ -75,6 +95,7 @@ export interface SplitExperimentOptions {
  * epoch; 50 rounds = 10 epochs, enough for the MLP to settle on MNIST within a minute per run.
  * B = 10 is the BFL-MEC paper's client batch; η = 0.05 the centralized reference's rate.
  * Budgets U(0.3, 1.5): some clients run dry early, the rest never do, so the schedulers differ.
+ * Heads: the product's default (docs/decisions.md, "Split learning: the product's heads").
  */
 export const defaultSplitExperiment: Omit<SplitExperimentOptions, 'out'> = {
   rounds: 50,
@@ -88,11 +109,43 @@ export const defaultSplitExperiment: Omit<SplitExperimentOptions, 'out'> = {
   dataset: 'mnist',
   partition: { kind: 'iid' },
   seed: 1,
-  headInit: 'private',
+  epochs: 1,
+  headInit: 'shared',
+  headLrScale: 1,
+  headDecay: 0,
   headShare: 0,
+  headShareEvery: 1,
+  headClip: 1,
   headNoise: 0.01,
+  dpDelta: 1e-5,
+  variants: [],
   budget: [0.3, 1.5],
   evalEvery: 5,
+};
+
+/** How a split run treats the heads (the options above it reads). */
+export type HeadPolicy = Pick<SplitExperimentOptions, 'headInit' | 'headLrScale' | 'headDecay' | 'headShare' | 'headShareEvery' | 'headClip' | 'headNoise'>;
+
+/**
+ * The variants `experiment split` measures beside the product default: each changes the head
+ * handling (or the local passes, with FedAvg run at the same passes) and nothing else.
+ */
+export const SPLIT_VARIANTS: Record<string, { what: string; head?: Partial<HeadPolicy>; epochs?: number }> = {
+  'private-own-init': { what: "private heads, each client's own random draw (section III-B's text)", head: { headInit: 'private', headShare: 0, headLrScale: 1, headDecay: 0 } },
+  'private-genesis': { what: 'private heads from the shared initial head W_0^H (Algorithm 1 line 6)', head: { headInit: 'shared', headShare: 0, headLrScale: 1, headDecay: 0 } },
+  'frozen-genesis': { what: 'heads never trained (head η = 0): random features, a lower bound', head: { headInit: 'shared', headShare: 0, headLrScale: 0, headDecay: 0 } },
+  'genesis-head-lr-0.3': { what: 'private genesis heads, head η = 0.3·η', head: { headInit: 'shared', headShare: 0, headLrScale: 0.3, headDecay: 0 } },
+  'genesis-head-lr-3': { what: 'private genesis heads, head η = 3·η', head: { headInit: 'shared', headShare: 0, headLrScale: 3, headDecay: 0 } },
+  'genesis-decay-0.01': { what: 'private genesis heads, weight decay λ = 0.01 toward W_0^H', head: { headInit: 'shared', headShare: 0, headLrScale: 1, headDecay: 0.01 } },
+  'genesis-decay-0.1': { what: 'private genesis heads, weight decay λ = 0.1 toward W_0^H', head: { headInit: 'shared', headShare: 0, headLrScale: 1, headDecay: 0.1 } },
+  'genesis-epochs-5': { what: 'private genesis heads, 5 passes over the round\'s samples (FedAvg too)', head: { headInit: 'shared', headShare: 0, headLrScale: 1, headDecay: 0 }, epochs: 5 },
+  'eq4-every-round': { what: 'every head in eq. (4) each round (Algorithm 1 with N_C = N), clip C, noise z·C', head: { headInit: 'shared', headShare: 1, headShareEvery: 1 } },
+  'eq4-every-5': { what: 'every head in eq. (4) every 5 rounds, clip C, noise z·C', head: { headInit: 'shared', headShare: 1, headShareEvery: 5 } },
+  'eq4-every-10': { what: 'every head in eq. (4) every 10 rounds, clip C, noise z·C', head: { headInit: 'shared', headShare: 1, headShareEvery: 10 } },
+  'eq4-half-every-5': { what: 'half the clients in eq. (4) every 5 rounds, the others private', head: { headInit: 'shared', headShare: 0.5, headShareEvery: 5 } },
+  'eq4-every-5-z0.1': { what: 'every head in eq. (4) every 5 rounds, noise z = 0.1', head: { headInit: 'shared', headShare: 1, headShareEvery: 5, headNoise: 0.1 } },
+  'eq4-every-5-z1': { what: 'every head in eq. (4) every 5 rounds, noise z = 1', head: { headInit: 'shared', headShare: 1, headShareEvery: 5, headNoise: 1 } },
+  'eq4-every-5-z4': { what: 'every head in eq. (4) every 5 rounds, noise z = 4 (ε ≈ 8 at δ = 1e-5 over 10 shares)', head: { headInit: 'shared', headShare: 1, headShareEvery: 5, headNoise: 4 } },
 };
 
 export interface Curve {
@@ -106,6 +159,33 @@ export interface Curve {
   active: number[];
 }
 
+/** What a split run measured beside its curve. */
+export interface SplitRunStats {
+  /** Final test accuracy (the mean over the clients' models, weighted by their data). */
+  accuracy: number;
+  /** Accuracy of each client's final model on its own training data (weighted): against
+   * `accuracy`, how much the heads overfit. */
+  trainAccuracy: number;
+  /** Mean bytes one client sends (up) and receives (down) per round it takes part in. */
+  bytes: { up: number; down: number };
+  /** Mean L2 distance of the clients' final heads from their initial heads. */
+  headDrift: number;
+  /** Mean L2 norm of the head updates shared by eq. (4), before clipping (null: no sharing). */
+  sharedUpdateNorm: number | null;
+  /** (ε, δ) of eq. (4) for the client that shared most (null: no head shared). */
+  privacy: HeadShareAccount | null;
+}
+
+export interface SplitVariantResult extends SplitRunStats {
+  what: string;
+  head: HeadPolicy;
+  epochs: number;
+  /** FedAvg at the same local passes, when they differ from the main run's. */
+  accuracyFederated: number;
+  /** accuracyFederated − accuracy, in points. */
+  gapPoints: number;
+}
+
 export interface SplitExperimentResult {
   dataset: string;
   partition: string;
@@ -116,21 +196,33 @@ export interface SplitExperimentResult {
   headParams: number;
   bodyParams: number;
   samplesPerRound: number;
-  headInit: 'private' | 'shared';
-  headShare: number;
-  headNoise: number;
-  /** Final test accuracy (mean of the last evaluations, tail 1): split with every client every
-   * round and nearest-server association; FedAvg under the same conditions; centralized. */
+  epochs: number;
+  /** The head handling of the `split` run: the product default unless flags changed it. */
+  head: HeadPolicy;
+  /** Final test accuracy (mean of the last evaluations, tail 1): split with the head handling
+   * above, every client every round, nearest-server association; FedAvg under the same
+   * conditions; centralized. */
   accuracySplit: number;
-  /** The same split run with every client averaging heads by eq. (4) (noise σ = headNoise). */
+  /** The same split run with every client in eq. (4) every round (clip and noise as above). */
   accuracySplitHeadsAveraged: number;
   accuracyFederated: number;
   accuracyCentralized: number;
   /** accuracyFederated − accuracySplit, in points (target: at most 2). */
   gapPoints: number;
+  /** Accuracy of the final models on the training data (FedAvg: the global model on every
+   * client's data; split: each client's model on its own). */
+  trainAccuracy: { split: number; federated: number };
   /** Mean bytes one client sends (up) and receives (down) per round, payload only (float32
    * tensors, one byte per label; no signatures or framing). */
   bytesPerClientRound: { split: { up: number; down: number }; splitHeadsAveraged: { up: number; down: number }; federated: { up: number; down: number } };
+  /** (ε, δ) of the split run's head sharing (null: heads private). */
+  privacy: HeadShareAccount | null;
+  /** The split run's mean distance of the final heads from the initial ones, and mean norm of
+   * its shared head updates before clipping (SplitRunStats). */
+  headDrift: number;
+  sharedUpdateNorm: number | null;
+  /** The named variants (SPLIT_VARIANTS) run beside it. */
+  variants: Record<string, SplitVariantResult>;
   /** Per scheduler with energy budgets (Figs. 10-11). */
   schedulers: Record<string, { finalAccuracy: number; finalTestLoss: number; clientsAtEnd: number; clientRounds: number }>;
   curves: Record<string, Curve>;
@@ -150,7 +242,11 @@ interface Ctx {
   samples(n: number, r: number): number[];
 }
 
-/** Client n's stream of samples: epoch e is a seeded shuffle of its data, epochs back to back. */
+/**
+ * Client n's samples in round r, in minibatch order: its stream (epochs of seeded shuffles of its
+ * data, back to back) gives the round's samplesPerRound; each further local pass goes over the
+ * same samples in another seeded order (like the product's E epochs over its N newest samples).
+ */
 function sampleStream(o: SplitExperimentOptions, parts: Dataset[]): (n: number, r: number) => number[] {
   const orders = new Map<string, number[]>();
   const order = (n: number, e: number) => {
@@ -164,8 +260,10 @@ function sampleStream(o: SplitExperimentOptions, parts: Dataset[]): (n: number, 
   };
   return (n, r) => {
     const size = parts[n].n;
-    const out: number[] = [];
-    for (let k = r * o.samplesPerRound; k < (r + 1) * o.samplesPerRound; k++) out.push(order(n, Math.floor(k / size))[k % size]);
+    const round: number[] = [];
+    for (let k = r * o.samplesPerRound; k < (r + 1) * o.samplesPerRound; k++) round.push(order(n, Math.floor(k / size))[k % size]);
+    const out = [...round];
+    for (let e = 1; e < o.epochs; e++) out.push(...new Rng(o.seed * 7_000_003 + n * 1_009 + r * 101 + e).shuffle([...round]));
     return out;
   };
 }
@@ -233,11 +331,32 @@ function shouldEval(o: SplitExperimentOptions, r: number): boolean {
 /** Who takes part in round r and where: the server of each client, −1 for clients who quit. */
 type Association = (r: number) => Promise<Int32Array>;
 
-async function runSplitLearning(ctx: Ctx, label: string, associate: Association, bytes?: { up: number; down: number; clientRounds: number }, o: SplitExperimentOptions = ctx.o): Promise<Curve> {
+const l2 = (a: Float32Array, b: Float32Array): number => {
+  let s = 0;
+  for (let k = 0; k < a.length; k++) s += (a[k] - b[k]) * (a[k] - b[k]);
+  return Math.sqrt(s);
+};
+
+/** Accuracy of every client's model (its head, the common body) on its own training data, weighted by its data. */
+async function trainAccuracyOf(ctx: Ctx, heads: Float32Array[], body: Float32Array): Promise<number> {
+  let correct = 0;
+  let w = 0;
+  for (let n = 0; n < heads.length; n++) {
+    const e = await evaluate(ctx.whole, joinParams(heads[n], body), ctx.parts[n]);
+    correct += e.accuracy * ctx.parts[n].n;
+    w += ctx.parts[n].n;
+  }
+  return correct / w;
+}
+
+async function runSplitLearning(ctx: Ctx, label: string, associate: Association, o: SplitExperimentOptions = ctx.o): Promise<{ curve: Curve; stats: SplitRunStats }> {
   const { spec, split } = ctx;
   const N = o.clients;
   const { head: head0, body: body0 } = splitParams(ctx.init, spec, o.cut);
-  const heads = Array.from({ length: N }, (_, n) => (o.headInit === 'shared' ? Float32Array.from(head0) : Float32Array.from(splitParams(initParams(spec, o.seed * 7919 + 1000 + n), spec, o.cut).head)));
+  const initial = Array.from({ length: N }, (_, n) => (o.headInit === 'shared' ? Float32Array.from(head0) : Float32Array.from(splitParams(initParams(spec, o.seed * 7919 + 1000 + n), spec, o.cut).head)));
+  const heads = initial.map((h) => Float32Array.from(h));
+  // eq. (4) shares the update since the client's last aggregation: its starting head until then
+  const synced: Float32Array[] = [...initial];
   const scratchHead = new Float32Array(split.headParams);
   let body: Float32Array = Float32Array.from(body0);
   const bodies = Array.from({ length: o.miners }, () => new Float32Array(split.bodyParams));
@@ -247,16 +366,23 @@ async function runSplitLearning(ctx: Ctx, label: string, associate: Association,
   const ga = new Float32Array(o.batchSize * split.width);
   const inNC = new Set(new Rng(o.seed * 31 + 5).shuffle(Array.from({ length: N }, (_, n) => n)).slice(0, Math.round(o.headShare * N)));
   const noise = new Rng(o.seed * 131 + 17);
+  const headLr = o.lr * o.headLrScale;
+  const pull = headLr * o.headDecay; // weight decay toward W_0^H: W ← W − η_H·λ·(W − W_0^H)
+  const releases = new Int32Array(N);
+  const bytes = { up: 0, down: 0, clientRounds: 0 };
+  let sharedNorm = 0;
+  let sharedCount = 0;
   const curve = newCurve();
   for (let r = 0; r < o.rounds; r++) {
     const server = await associate(r);
     const served = new Float64Array(o.miners);
     for (const b of bodies) b.set(body);
     const streams = Array.from({ length: N }, (_, n) => (server[n] >= 0 ? ctx.samples(n, r) : []));
+    const steps = Math.max(0, ...streams.map((s) => s.length));
     let lossSum = 0;
     let lossN = 0;
     // Stage I: step s of every client in turn, each on its miner's body (eq. 1) and its own head (eq. 2)
-    for (let start = 0; start < o.samplesPerRound; start += o.batchSize) {
+    for (let start = 0; start < steps; start += o.batchSize) {
       for (let n = 0; n < N; n++) {
         const m = server[n];
         if (m < 0) continue;
@@ -265,45 +391,79 @@ async function runSplitLearning(ctx: Ctx, label: string, associate: Association,
         await split.headForward(heads[n], x, b, a);
         const loss = await split.bodySgdStep(bodies[m], a.subarray(0, b * split.width), batcher.y.subarray(0, b * classCount(spec)), b, o.lr, scratchBody, ga);
         bodies[m].set(scratchBody);
-        await split.headSgdStep(heads[n], x, ga.subarray(0, b * split.width), b, o.lr, scratchHead);
-        heads[n].set(scratchHead);
+        if (headLr > 0) {
+          await split.headSgdStep(heads[n], x, ga.subarray(0, b * split.width), b, headLr, scratchHead);
+          const h = heads[n];
+          if (pull > 0) {
+            const h0 = initial[n];
+            for (let k = 0; k < h.length; k++) h[k] = scratchHead[k] - pull * (scratchHead[k] - h0[k]);
+          } else h.set(scratchHead);
+        }
         served[m] += b;
         lossSum += loss * b;
         lossN += b;
-        if (bytes) {
-          bytes.up += b * split.width * 4 + b; // smashed data (float32) + one label byte each
-          bytes.down += b * split.width * 4; // the cut gradient
-        }
+        bytes.up += b * split.width * 4 + b; // smashed data (float32) + one label byte each
+        bytes.down += b * split.width * 4; // the cut gradient
       }
     }
     const active = Array.from(server).filter((m) => m >= 0).length;
-    if (bytes) bytes.clientRounds += active;
+    bytes.clientRounds += active;
     // Stage II-A (eq. 3): bodies weighted by the samples their miner served
     const ms = Array.from({ length: o.miners }, (_, m) => m).filter((m) => served[m] > 0);
     if (ms.length) body = weightedMean(ms.map((m) => bodies[m]), ms.map((m) => served[m]));
-    // Stage II-B (eq. 4): noisy heads of the active clients in N_C, averaged by their samples
-    const sharing = [...inNC].filter((n) => server[n] >= 0).sort((x, y) => x - y);
+    // Stage II-B (eq. 4), every headShareEvery rounds: the active clients of N_C send their head
+    // update since their last aggregation clipped to C with N(0, (z·C)²) noise (the product's
+    // privatise, split-client.ts); the mean of the noisy heads (sample-weighted) replaces theirs
+    const sharing = (r + 1) % o.headShareEvery === 0 ? [...inNC].filter((n) => server[n] >= 0).sort((x, y) => x - y) : [];
     if (sharing.length) {
-      const noisy = sharing.map((n) => Float32Array.from(heads[n], (v) => v + (o.headNoise > 0 ? o.headNoise * noise.normal() : 0)));
-      const avg = weightedMean(noisy, sharing.map(() => o.samplesPerRound));
-      if (bytes) {
-        bytes.up += sharing.length * split.headParams * 4;
-        bytes.down += sharing.length * split.headParams * 4;
-      }
+      const sigma = o.headNoise * o.headClip;
+      const noisy = sharing.map((n) => {
+        const norm = l2(heads[n], synced[n]);
+        sharedNorm += norm;
+        sharedCount++;
+        releases[n]++;
+        const scale = norm > o.headClip ? o.headClip / norm : 1;
+        const s0 = synced[n];
+        const h = heads[n];
+        return Float32Array.from(h, (v, k) => s0[k] + (v - s0[k]) * scale + (sigma > 0 ? sigma * noise.normal() : 0));
+      });
+      const avg = weightedMean(noisy, sharing.map((n) => streams[n].length));
+      bytes.up += sharing.length * split.headParams * 4;
+      bytes.down += sharing.length * split.headParams * 4;
       // eq. (4) hands every member the same vector; later local steps must not write through it
-      for (const n of sharing) heads[n] = Float32Array.from(avg);
+      for (const n of sharing) {
+        heads[n] = Float32Array.from(avg);
+        synced[n] = avg;
+      }
     }
-    const sameHeads = sharing.length === N;
+    // one evaluation when every head is the same: just averaged by all, or never trained from one start
+    const sameHeads = sharing.length === N || (headLr === 0 && o.headInit === 'shared' && inNC.size === 0);
     curve.trainLoss.push(lossN ? lossSum / lossN : NaN);
     curve.active.push(active);
     const acc = await recordEval(o, curve, r, () => evalClients(ctx, heads, body, sameHeads));
     o.onRound?.(label, r + 1, acc);
   }
-  return curve;
+  const maxReleases = Math.max(0, ...releases);
+  const stats: SplitRunStats = {
+    accuracy: tail(curve.testAccuracy, 1),
+    trainAccuracy: await trainAccuracyOf(ctx, heads, body),
+    bytes: perRound(bytes),
+    headDrift: heads.reduce((s, h, n) => s + l2(h, initial[n]), 0) / N,
+    sharedUpdateNorm: sharedCount ? sharedNorm / sharedCount : null,
+    privacy: maxReleases ? headShareAccount({ clip: o.headClip, noise: o.headNoise, releases: maxReleases, delta: o.dpDelta }) : null,
+  };
+  return { curve, stats };
 }
 
+/** A difference of accuracies in points, to 0.01. */
+const points = (d: number) => Math.round(d * 1e4) / 100;
+
+const headPolicy = (o: HeadPolicy): HeadPolicy => ({ headInit: o.headInit, headLrScale: o.headLrScale, headDecay: o.headDecay, headShare: o.headShare, headShareEvery: o.headShareEvery, headClip: o.headClip, headNoise: o.headNoise });
+
+const perRound = (b: { up: number; down: number; clientRounds: number }) => ({ up: Math.round(b.up / b.clientRounds), down: Math.round(b.down / b.clientRounds) });
+
 /** FedAvg on the same samples and minibatches: local SGD from the global model, sample-weighted mean. */
-async function runFederated(ctx: Ctx, bytes: { up: number; down: number; clientRounds: number }): Promise<Curve> {
+async function runFederated(ctx: Ctx, bytes: { up: number; down: number; clientRounds: number }): Promise<{ curve: Curve; trainAccuracy: number }> {
   const { o, spec, whole } = ctx;
   const P = paramCount(spec);
   let global: Float32Array = Float32Array.from(ctx.init);
@@ -336,7 +496,8 @@ async function runFederated(ctx: Ctx, bytes: { up: number; down: number; clientR
     const acc = await recordEval(o, curve, r, () => evaluate(whole, global, ctx.test));
     o.onRound?.('federated', r + 1, acc);
   }
-  return curve;
+  const { head, body } = splitParams(global, spec, o.cut);
+  return { curve, trainAccuracy: await trainAccuracyOf(ctx, ctx.parts.map(() => head), body) };
 }
 
 /** One model over the union of every round's samples, shuffled: as many SGD steps per round as all bodies together. */
@@ -421,13 +582,36 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
     const curves: Record<string, Curve> = {};
     curves.centralized = await runCentralizedRounds(ctx);
     const fedBytes = { up: 0, down: 0, clientRounds: 0 };
-    curves.federated = await runFederated(ctx, fedBytes);
-    const splitBytes = { up: 0, down: 0, clientRounds: 0 };
-    const nearest = nearestScheduler(o.seed + 1);
-    curves.split = await runSplitLearning(ctx, 'split', twinAssociation(p, nearest, o.seed), splitBytes);
-    // the same with every client in N_C (eq. 4 at σ = headNoise), unless that was the run above
-    const sharedBytes = { up: 0, down: 0, clientRounds: 0 };
-    if (o.headShare < 1) curves['split/heads-averaged'] = await runSplitLearning(ctx, 'split/heads-averaged', twinAssociation(p, nearestScheduler(o.seed + 1), o.seed), sharedBytes, { ...o, headShare: 1 });
+    const fed = await runFederated(ctx, fedBytes);
+    curves.federated = fed.curve;
+    const nearestAssociation = () => twinAssociation(p, nearestScheduler(o.seed + 1), o.seed);
+    const main = await runSplitLearning(ctx, 'split', nearestAssociation());
+    curves.split = main.curve;
+    // the same with every client in N_C every round (eq. 4 with C and z as above), unless that was the run above
+    const everyRound = { ...o, headShare: 1, headShareEvery: 1 };
+    const averaged = o.headShare === 1 && o.headShareEvery === 1 ? main : await runSplitLearning(ctx, 'split/heads-averaged', nearestAssociation(), everyRound);
+    curves['split/heads-averaged'] = averaged.curve;
+    const variants: Record<string, SplitVariantResult> = {};
+    for (const name of o.variants) {
+      const v = SPLIT_VARIANTS[name];
+      if (!v) throw new BflError(ErrorCode.BAD_CONFIG, `unknown split variant ${name}: use ${Object.keys(SPLIT_VARIANTS).join(', ')}`);
+      const epochs = v.epochs ?? o.epochs;
+      const vo: SplitExperimentOptions = { ...o, ...v.head, epochs };
+      // other local passes: other batches, and FedAvg on those same batches beside it
+      const vctx: Ctx = epochs === o.epochs ? ctx : { ...ctx, o: vo, samples: sampleStream(vo, parts) };
+      const head = headPolicy(vo);
+      const same = epochs === o.epochs && JSON.stringify(head) === JSON.stringify(headPolicy(o));
+      // the product default's own run needs no second pass
+      const run = same ? main : await runSplitLearning(vctx, `variant ${name}`, nearestAssociation(), vo);
+      curves[`variant/${name}`] = run.curve;
+      let accuracyFederated = tail(fed.curve.testAccuracy, 1);
+      if (epochs !== o.epochs) {
+        const f = await runFederated({ ...vctx, o: { ...vo, onRound: (_r, round, acc) => o.onRound?.(`variant ${name} FedAvg`, round, acc) } }, { up: 0, down: 0, clientRounds: 0 });
+        curves[`variant/${name}/federated`] = f.curve;
+        accuracyFederated = tail(f.curve.testAccuracy, 1);
+      }
+      variants[name] = { what: v.what, head, epochs, ...run.stats, accuracyFederated, gapPoints: points(accuracyFederated - run.stats.accuracy) };
+    }
 
     // energy budgets: R rounds at the nearest scheduler's median client energy per round, on
     // other twin rounds (the median: its deep fades put the mean far above a typical round)
@@ -445,7 +629,7 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
     for (const name of o.schedulers) {
       const sched = await schedulerOf(name, o.seed + 1);
       try {
-        const c = await runSplitLearning(ctx, `split/${name}`, twinAssociation(p, sched, o.seed, budgets));
+        const { curve: c } = await runSplitLearning(ctx, `split/${name}`, twinAssociation(p, sched, o.seed, budgets));
         curves[`split/${name}`] = c;
         schedulers[name] = { finalAccuracy: c.testAccuracy[c.testAccuracy.length - 1], finalTestLoss: c.testLoss[c.testLoss.length - 1], clientsAtEnd: c.active[c.active.length - 1], clientRounds: c.active.reduce((x, y) => x + y, 0) };
       } finally {
@@ -454,7 +638,6 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
     }
 
     const last = (c: Curve) => tail(c.testAccuracy, 1);
-    const per = (b: { up: number; down: number; clientRounds: number }) => ({ up: Math.round(b.up / b.clientRounds), down: Math.round(b.down / b.clientRounds) });
     const names = Object.keys(curves);
     await report.csv('split-rounds', ['run', 'round', 'train_loss', 'active_clients', 'test_loss', 'test_accuracy'], names.flatMap((n) => curves[n].trainLoss.map((l, i) => {
       const k = curves[n].round.indexOf(i + 1);
@@ -468,6 +651,8 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
     await report.plot('split-fig11-accuracy', lineChart({ title: 'Test accuracy over rounds (split learning with energy budgets)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange, series: figRuns.map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
     await report.plot('split-clients', lineChart({ title: 'Clients taking part (energy budgets)', xLabel: 'round', yLabel: 'clients', yRange: [0, o.clients], series: o.schedulers.map((n) => ({ name: `split/${n}`, points: curves[`split/${n}`].active.map((v, i) => [i + 1, v] as [number, number]) })) }));
     await report.plot('split-vs-federated', lineChart({ title: 'Split vs federated vs centralized (every client, every round)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange, series: ['centralized', 'federated', 'split', 'split/heads-averaged'].filter((n) => curves[n]).map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
+    const accuracyCurve = (n: string, name = n) => ({ name, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) });
+    if (o.variants.length) await report.plot('split-variants', lineChart({ title: 'Head handling in split learning (every client, every round)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange, series: [accuracyCurve('federated'), accuracyCurve('split', 'split (default)'), ...o.variants.map((v) => accuracyCurve(`variant/${v}`, v))] }));
     const result: SplitExperimentResult = {
       dataset: o.dataset,
       partition: formatPartition(o.partition),
@@ -478,15 +663,19 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
       headParams: split.headParams,
       bodyParams: split.bodyParams,
       samplesPerRound: o.samplesPerRound,
-      headInit: o.headInit,
-      headShare: o.headShare,
-      headNoise: o.headNoise,
-      accuracySplit: last(curves.split),
-      accuracySplitHeadsAveraged: last(curves['split/heads-averaged'] ?? curves.split),
+      epochs: o.epochs,
+      head: headPolicy(o),
+      accuracySplit: main.stats.accuracy,
+      accuracySplitHeadsAveraged: averaged.stats.accuracy,
       accuracyFederated: last(curves.federated),
       accuracyCentralized: last(curves.centralized),
-      gapPoints: Math.round((last(curves.federated) - last(curves.split)) * 1e4) / 100,
-      bytesPerClientRound: { split: per(splitBytes), splitHeadsAveraged: o.headShare < 1 ? per(sharedBytes) : per(splitBytes), federated: per(fedBytes) },
+      gapPoints: points(last(curves.federated) - main.stats.accuracy),
+      trainAccuracy: { split: main.stats.trainAccuracy, federated: fed.trainAccuracy },
+      bytesPerClientRound: { split: main.stats.bytes, splitHeadsAveraged: averaged.stats.bytes, federated: perRound(fedBytes) },
+      privacy: main.stats.privacy,
+      headDrift: main.stats.headDrift,
+      sharedUpdateNorm: main.stats.sharedUpdateNorm,
+      variants,
       schedulers,
       curves,
       seconds: Math.round((performance.now() - t0) / 100) / 10,

@@ -6,8 +6,9 @@
 import { readFile } from 'node:fs/promises';
 import type { AggregatorName } from '../core/aggregation/index.ts';
 import { type AggregationConfig, defaultLearningConfig } from '../config/network.ts';
-import { type RoundReport, type SimOptions, runSimulation } from '../sim/harness.ts';
-import { attackLabels, attackRound, parseAttack, resolveAttack } from './attacks.ts';
+import { type RoundReport, type SimOptions, type SimResult, runSimulation } from '../sim/harness.ts';
+import { type Attack, attackLabels, attackRound, parseAttack, resolveAttack } from './attacks.ts';
+import { LABELLING_AGGREGATORS, type LabelRates, labelRates } from './detection.ts';
 import { type ExperimentBase, attacksOf, pickClients, simBase } from './setup.ts';
 import { coalitionValues } from './shapley.ts';
 import { loadDataset } from '../learn/data.ts';
@@ -29,30 +30,52 @@ const pick = (o: CommonOptions, fraction: number) => pickClients(o.seed, o.clien
 
 // ---- robustness: attacks × aggregators ----
 
-export async function runRobustness(o: CommonOptions & { attacks: string[]; aggregators: AggregatorName[]; malicious: number }) {
+/**
+ * `simulate` is the simulator (a seam for tests of the report); detection and false positives
+ * per aggregator and attack come from the labels of the aggregators that label clients
+ * (experiments/detection.ts), null for the others.
+ */
+export async function runRobustness(o: CommonOptions & { attacks: string[]; aggregators: AggregatorName[]; malicious: number; simulate?: (s: SimOptions) => Promise<Pick<SimResult, 'rounds'>> }) {
   const attackers = pick(o, o.malicious);
   const report = new Report(o.out);
+  const simulate = o.simulate ?? runSimulation;
   const acc: Record<string, Record<string, number>> = {};
+  const labels: Record<string, Record<string, LabelRates> | null> = {};
   for (const agg of o.aggregators) {
     acc[agg] = {};
+    labels[agg] = LABELLING_AGGREGATORS.has(agg) ? {} : null;
     for (const attack of ['none', ...o.attacks]) {
       const a = resolveAttack(parseAttack(attack), o.clients, attackers.size);
-      const r = await runSimulation({ ...simOf(o, agg), behaviourOf: attacksOf((c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' })), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
+      const r = await simulate({ ...simOf(o, agg), behaviourOf: attacksOf((c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' })), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
       acc[agg][attack] = tail(r.rounds.map((x) => x.accuracy));
+      if (labels[agg]) labels[agg][attack] = labelRates(r.rounds);
     }
   }
+  const rate = (x: number | null) => (x === null ? null : x.toFixed(4));
+  await report.csv(
+    'robustness-detection',
+    ['aggregator', 'attack', 'detection_rate', 'false_positive_rate', 'attacker_updates', 'honest_updates'],
+    o.aggregators.flatMap((g) => {
+      const l = labels[g];
+      return l ? ['none', ...o.attacks].map((a) => [g, a, rate(l[a].detectionRate), rate(l[a].falsePositiveRate), l[a].attackerUpdates, l[a].honestUpdates]) : [];
+    }),
+  );
   // the ByzFL worst case: over no attack and every attack
   const worst = Object.fromEntries(o.aggregators.map((g) => [g, Math.min(acc[g].none, ...o.attacks.map((a) => acc[g][a]))]));
   await report.csv('robustness', ['aggregator', 'none', ...o.attacks, 'worst'], o.aggregators.map((g) => [g, acc[g].none.toFixed(4), ...o.attacks.map((a) => acc[g][a].toFixed(4)), worst[g].toFixed(4)]));
-  await report.plot('robustness', barChart({ title: `accuracy under attack (${attackers.size} of ${o.clients} clients)`, xLabel: 'attack', yLabel: 'test accuracy', categories: ['none', ...o.attacks], groups: o.aggregators, values: o.aggregators.map((g) => ['none', ...o.attacks].map((a) => acc[g][a])), yRange: [0, 1] }));
-  const summary = { clients: o.clients, attackers: attackers.size, accuracy: acc, worstCase: worst };
+  const bars = { xLabel: 'attack', yLabel: 'test accuracy', categories: ['none', ...o.attacks], groups: o.aggregators, values: o.aggregators.map((g) => ['none', ...o.attacks].map((a) => acc[g][a])) };
+  // zoomed to the range of the values (on 0-1 the aggregators' bars differ by a pixel or two); the 0-1 chart beside it
+  const zoom = zoomedRange([{ name: 'all', points: bars.values.flat().map((v): [number, number] => [0, v]) }], { lowQuantile: 0, step: 0.05, floor: 0, ceil: 1 });
+  await report.plot('robustness', barChart({ ...bars, title: `accuracy under attack (${attackers.size} of ${o.clients} clients), from ${zoom[0]}`, yRange: zoom }));
+  await report.plot('robustness-full', barChart({ ...bars, title: `accuracy under attack (${attackers.size} of ${o.clients} clients)`, yRange: [0, 1] }));
+  const summary = { clients: o.clients, attackers: attackers.size, accuracy: acc, worstCase: worst, detection: labels };
   await report.json('robustness', summary);
   return { ...summary, files: report.files };
 }
 
 // ---- rewards with fixed curious clients (case ii) ----
 
-/** The Shapley references `experiment rewards --shapley` computes (docs/decisions.md, "The Shapley reference"). */
+/** The Shapley references `experiment rewards --shapley` computes (docs/decisions.md, "Rewards and Shapley values"). */
 export type ShapleyReference = 'round' | 'retrain';
 
 /**

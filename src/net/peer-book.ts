@@ -52,6 +52,12 @@ export interface PeerPolicy {
   hellosPerSecond: number;
 }
 
+/** A protocol's own per-member request budget (a miner's is `minerBudgetFactor` times it). */
+export interface RequestBudget {
+  perSecond: number;
+  burst: number;
+}
+
 export const defaultPeerPolicy: PeerPolicy = {
   // helloTimeoutMs, requestsPerSecond and downloadBytesPerSecond are the config's (with their reasons there)
   helloTimeoutMs: defaultP2PConfig.helloTimeoutMs,
@@ -158,11 +164,23 @@ export class PeerBook {
       }),
     );
     // a PeerId's mapping is only needed while it is connected: fresh keys do not pile up
-    if (transport.onDisconnect) this.unsubscribe.push(transport.onDisconnect((peer) => this.peers.delete(peer)));
+    if (transport.onDisconnect) this.unsubscribe.push(transport.onDisconnect((peer) => this.forget(peer)));
   }
 
   stop(): void {
     for (const f of this.unsubscribe.splice(0)) f();
+  }
+
+  /**
+   * A peer's last connection closed. An outsider's record in the transport's peer store
+   * (addresses, protocols, keys, signed record: ~1-2 KB) goes too: libp2p drops a peer only 6 h
+   * after it was last seen, and then only when someone lists the store, so a flood of fresh
+   * keys (thousands in a 10 min soak) grew it for hours. Members keep theirs.
+   */
+  private forget(peer: string): void {
+    const member = this.peers.get(peer) ?? this.o.configuredPeers?.get(peer);
+    this.peers.delete(peer);
+    if (!member) void this.o.transport.forget?.(peer).catch((e) => this.o.logger.debug({ peer, err: (e as Error).message }, 'peer store entry not dropped'));
   }
 
   /**
@@ -254,16 +272,19 @@ export class PeerBook {
   /**
    * Admit a request on one of our protocols: from an admitted member (after its hello) that is
    * not banned and within its budget for `protocol` (issue 13, item 7). Throws UNAUTHORIZED
-   * (an outsider: REJECT, penalised by address) or RATE_LIMITED.
+   * (an outsider: REJECT, penalised by address) or RATE_LIMITED. `budget`: the protocol's own
+   * request rate where its honest use is not one request per tick (split learning's batches).
    */
-  async admit(peer: string, protocol: string): Promise<PeerInfo> {
+  async admit(peer: string, protocol: string, budget?: RequestBudget): Promise<PeerInfo> {
     const who = await this.member(peer, protocol);
     const k = who.role === 'miner' ? this.policy.minerBudgetFactor : 1;
     const subject = memberKey(who.memberId);
     const now = this.clock.now();
     const rate = this.policy.downloadBytesPerSecond * k;
+    const perSecond = budget?.perSecond ?? this.policy.requestsPerSecond;
+    const burst = budget?.burst ?? this.policy.requestBurst;
     // in debt from downloads (any protocol's responses count): wait until it is paid off
-    if (!this.bytes.take(subject, 0, rate, rate * 8, now) || !this.within(peer, protocol, subject, this.policy.requestsPerSecond * k, this.policy.requestBurst * k)) throw limited(protocol);
+    if (!this.bytes.take(subject, 0, rate, rate * 8, now) || !this.within(peer, protocol, subject, perSecond * k, burst * k)) throw limited(protocol);
     return who;
   }
 
@@ -275,7 +296,7 @@ export class PeerBook {
     return who;
   }
 
-  /** Charge `bytes` of a response we served to `peer`'s download budget. */
+  /** Charge `bytes` of a response we served (or of a split batch we trained on) to `peer`'s byte budget. */
   charge(peer: string, bytes: number): void {
     const who = this.peers.get(peer);
     if (!who) return;

@@ -174,7 +174,7 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
     const sync = blockSync({ config: o.config, syncIntervalMs: options.syncIntervalMs })({ store, transport: o.transport, peers, verdicts, clock, logger: log });
     const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport, peers, verdicts, load: minerLoad(o.identity.id, pool, intake, () => clock.now()) });
     const split = splitPart(o, () =>
-      splitMiner({ config: o.config, identity: o.identity })({ store, membership: store.membership, submit: (u) => intake.submitOwn(u), transport: o.transport, verifier: o.verifier, verdicts, runtime: o.split!, sealing, clock, logger: o.logger.child({ sub: 'split' }), metrics: o.metrics }),
+      splitMiner({ config: o.config, identity: o.identity })({ store, membership: store.membership, submit: (u) => intake.submitOwn(u), transport: o.transport, peers, verifier: o.verifier, verdicts, runtime: o.split!, sealing, clock, logger: o.logger.child({ sub: 'split' }), metrics: o.metrics }),
     );
     const miner = new Miner({ config: o.config, identity: o.identity, store, pool, aggregation, intake, sync, chainService: service, transport: o.transport, peers, pow: o.pow, evaluate: o.evaluate, clock, logger: log, metrics: o.metrics }, options);
     let started = false;

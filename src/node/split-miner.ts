@@ -13,9 +13,11 @@
  * recorded) and an update lost or refused (a rate limit) loses no training. A new global model
  * restarts the body from it.
  *
- * Batch checks, cheapest first: size and shape (decodeBatch), addressee, admission, replay
- * (createdAt strictly newer than the client's last batch and inside the replay window), labels,
- * finite activations, then the ML-DSA signature in the verifier's pool.
+ * Batch checks, cheapest first: the sender (an admitted member, not banned, within its request
+ * and byte budgets: issue 13, item 7) before the request is read, size and shape (decodeBatch),
+ * addressee, the sender is the batch's client, admission, replay (createdAt strictly newer than
+ * the client's last batch and inside the replay window), labels, finite activations, then the
+ * ML-DSA signature in the verifier's pool.
  */
 import { equalBytes, toHex } from '../core/bytes.ts';
 import { aggregationTxOf } from '../core/chain.ts';
@@ -32,6 +34,7 @@ import type { SignatureVerifier } from '../crypto/verifier.ts';
 import { classCount } from '../learn/model.ts';
 import { type SplitRuntime, splitParams } from '../learn/split.ts';
 import { SEAL_OVERHEAD, SealContext } from '../crypto/seal.ts';
+import { type PeerBook, type RequestBudget, defaultPeerPolicy } from '../net/peer-book.ts';
 import type { UpdateSealing } from '../net/sealed-updates.ts';
 import {
   ANSWER_KEY_BYTES,
@@ -71,6 +74,8 @@ export interface SplitMinerComponents {
   /** Where the miner's own body updates go (UpdateIntake.submitOwn). */
   submit: (u: SignedUpdate) => Promise<void>;
   transport: Pick<Transport, 'serve'>;
+  /** Admission, budgets and penalties (members only); without it the miner serves anyone (tests). */
+  peers?: Pick<PeerBook, 'admit' | 'charge' | 'member'>;
   verifier: SignatureVerifier;
   verdicts?: Pick<Verdicts, 'refused'>;
   runtime: SplitRuntime;
@@ -127,16 +132,33 @@ export class SplitMiner {
   async start(): Promise<void> {
     const { config } = this.init;
     const s = config.learning.split;
-    const serve = async (protocol: string, handler: (req: Uint8Array) => Promise<Uint8Array>, maxRequestBytes: number) =>
-      this.c.transport.serve(protocol, handler, { maxRequestBytes, timeoutMs: config.p2p.requestTimeoutMs, onError: (peer, e) => this.c.verdicts?.refused(peer, 'split', e) });
+    const { peers } = this.c;
+    const batchBudget = splitRequestBudget(config);
+    // Members only, within their budgets, before anything is read (issue 13, item 7), as on the
+    // other protocols: an outsider's batch is not buffered, opened (ML-KEM) or trained on. The
+    // batch and the answer both count against the member's byte budget: the miner's work is in
+    // proportion to them (a forward and backward pass of the body per sample).
+    const serve = async (protocol: string, name: string, budget: RequestBudget | undefined, handler: (req: Uint8Array, sender?: string) => Promise<Uint8Array>, maxRequestBytes: number) =>
+      this.c.transport.serve(
+        protocol,
+        async (req, peer) => {
+          const who = await peers?.admit(peer, name, budget);
+          peers?.charge(peer, req.length);
+          const res = await handler(req, who?.memberId);
+          peers?.charge(peer, res.length);
+          return res;
+        },
+        { maxRequestBytes, timeoutMs: config.p2p.requestTimeoutMs, gate: peers && ((peer) => peers.member(peer, name)), onError: (peer, e) => this.c.verdicts?.refused(peer, 'split', e) },
+      );
     const batchBytes = maxBatchBytes(s.maxBatch, this.width);
     const headBytes = maxHeadShareBytes(this.c.runtime.headParams);
     const sealed = sealedSplitProtocols(config.networkId);
-    await serve(splitProtocol(config.networkId), (req) => this.clear(() => this.handle(req)), batchBytes);
-    if (this.c.sealing) await serve(sealed.batch, (req) => this.opened(req, batchBytes, (r) => this.handle(r)), batchBytes + ANSWER_KEY_BYTES + SEAL_OVERHEAD);
+    await serve(splitProtocol(config.networkId), 'split', batchBudget, (req, from) => this.clear(() => this.handle(req, from)), batchBytes);
+    if (this.c.sealing) await serve(sealed.batch, 'split', batchBudget, (req, from) => this.opened(req, batchBytes, (r) => this.handle(r, from)), batchBytes + ANSWER_KEY_BYTES + SEAL_OVERHEAD);
     if (s.headSharing) {
-      await serve(splitHeadProtocol(config.networkId), (req) => this.clear(() => this.handleHead(req)), headBytes);
-      if (this.c.sealing) await serve(sealed.head, (req) => this.opened(req, headBytes, (r) => this.handleHead(r)), headBytes + ANSWER_KEY_BYTES + SEAL_OVERHEAD);
+      // one share per local round: the default budget is ample
+      await serve(splitHeadProtocol(config.networkId), 'split-head', undefined, (req, from) => this.clear(() => this.handleHead(req, from)), headBytes);
+      if (this.c.sealing) await serve(sealed.head, 'split-head', undefined, (req, from) => this.opened(req, headBytes, (r) => this.handleHead(r, from)), headBytes + ANSWER_KEY_BYTES + SEAL_OVERHEAD);
     }
   }
 
@@ -162,10 +184,10 @@ export class SplitMiner {
     return { ...this.stats, pending: this.pending };
   }
 
-  /** One batch: checked, trained on, answered with the cut-layer gradients. */
-  async handle(req: Uint8Array, _peer?: string): Promise<Uint8Array> {
+  /** One batch (from member `sender`, if known): checked, trained on, answered with the cut-layer gradients. */
+  async handle(req: Uint8Array, sender?: string): Promise<Uint8Array> {
     try {
-      const b = await this.check(req);
+      const b = await this.check(req, sender);
       const answer = await this.serial(() => this.train(b));
       this.count?.inc({ result: 'trained' });
       return answer;
@@ -176,11 +198,12 @@ export class SplitMiner {
   }
 
   /** Every check of a batch; returns it decoded, its nonce taken. */
-  async check(req: Uint8Array): Promise<SplitBatch> {
+  async check(req: Uint8Array, sender?: string): Promise<SplitBatch> {
     const { config } = this.init;
     const s = config.learning.split;
     const b = decodeBatch(req, { maxBatch: s.maxBatch, width: this.width });
     if (b.minerId !== this.init.identity.id) throw new BflError(ErrorCode.MALFORMED, `split batch is addressed to miner ${b.minerId}, this is ${this.init.identity.id}`);
+    assertOwn(b.clientId, sender, 'split batch');
     const member = this.c.membership.ofRole(b.clientId, 'client');
     if (!member) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `split batch from ${b.clientId}, not an admitted client`);
     this.checkFresh(b, this.last, 'split batch');
@@ -197,10 +220,11 @@ export class SplitMiner {
   }
 
   /** A head share (eq. 4): checked like a batch, then added to the sum of this update's shares. */
-  async handleHead(req: Uint8Array): Promise<Uint8Array> {
+  async handleHead(req: Uint8Array, sender?: string): Promise<Uint8Array> {
     const { config } = this.init;
     const h = decodeHeadShare(req, this.c.runtime.headParams);
     if (h.minerId !== this.init.identity.id) throw new BflError(ErrorCode.MALFORMED, `head share is addressed to miner ${h.minerId}, this is ${this.init.identity.id}`);
+    assertOwn(h.clientId, sender, 'head share');
     const member = this.c.membership.ofRole(h.clientId, 'client');
     if (!member) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `head share from ${h.clientId}, not an admitted client`);
     if (!sharesHead(config, h.clientId)) throw new BflError(ErrorCode.UNAUTHORIZED, `client ${h.clientId} does not share its head (learning.split.headSharing.clients)`);
@@ -317,6 +341,25 @@ export class SplitMiner {
       this.c.logger.warn({ err: (e as Error).message, code: (e as BflError).code }, 'body update refused by our own intake');
     }
   }
+}
+
+/**
+ * The split protocol's per-member request budget (issue 13, item 7). A client sends one batch
+ * per minibatch, back to back through a local round: E·⌈N/B⌉ batches (50 with the defaults),
+ * one round per N new samples, so E·rate/B batches a second on average (10 with the defaults,
+ * 25 in the testnet). The budget is four times that rate, with two rounds' batches of burst (a
+ * round retried at once after a failure), never below the default budget of the other
+ * protocols (p2p.requestsPerSecond, its burst).
+ */
+export function splitRequestBudget(config: NetworkConfig): RequestBudget {
+  const L = config.learning;
+  const B = Math.min(L.B, L.split.maxBatch);
+  return { perSecond: Math.max(config.p2p.requestsPerSecond, (4 * L.E * L.rate) / B), burst: Math.max(defaultPeerPolicy.requestBurst, 2 * L.E * Math.ceil(L.N / B)) };
+}
+
+/** A client sends its own batches and shares: never relayed (net/split.ts), so another member's is refused. */
+function assertOwn(clientId: string, sender: string | undefined, what: string): void {
+  if (sender !== undefined && sender !== clientId) throw new BflError(ErrorCode.UNAUTHORIZED, `${what} of client ${clientId} sent by member ${sender}: a client sends its own batches to its miner`);
 }
 
 /** NaN or ±Infinity in smashed data or a head share would turn the model into NaN at once (REJECT: a head never produces them honestly). */

@@ -51,7 +51,7 @@ it('experiment attack --json prints the documented summary and writes CSV and JS
   expect(JSON.parse(readFileSync(s.files.json, 'utf8')).rounds).toHaveLength(3);
   expect(run('experiment', 'attack', '--aggregator', 'mean').status).toBe(2);
   expect(run('experiment', 'attack', '--attack', 'teleport').status).toBe(2);
-  for (const bad of [['--max-norm-ratio', '0.5'], ['--max-norm-ratio', 'x'], ['--metric', 'manhattan'], ['--eps', '-1'], ['--eps', ''], ['--partition', 'shards:0'], ['--partition', 'dirichlet'], ['--dataset', 'cifar']]) {
+  for (const bad of [['--reuse-baseline', '--transport', 'libp2p'], ['--max-norm-ratio', '0.5'], ['--max-norm-ratio', 'x'], ['--metric', 'manhattan'], ['--eps', '-1'], ['--eps', ''], ['--partition', 'shards:0'], ['--partition', 'dirichlet'], ['--dataset', 'cifar']]) {
     const b = run('experiment', 'attack', ...bad);
     expect(b.status, bad.join(' ')).toBe(2);
     expect(b.stderr).toContain(bad[0]);

@@ -21,13 +21,13 @@ describe('a global model from a miner (model-after)', () => {
 
 import { Buckets, PenaltyLedger } from '../../src/net/budget.ts';
 import { PeerBook, type PeerPolicy } from '../../src/net/peer-book.ts';
-import type { Transport } from '../../src/net/transport.ts';
 import { protocols } from '../../src/net/protocols.ts';
 import { Membership } from '../../src/core/params.ts';
 import { generateIdentity, type Identity } from '../../src/crypto/keyfile.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import type { Clock } from '../../src/util/clock.ts';
+import { Hub, HubTransport, testClock } from '../helpers/hub.ts';
 
 describe('token buckets', () => {
   it('refuse past the burst, refill at the rate, and may be overdrawn once by a large charge', () => {
@@ -78,88 +78,6 @@ describe('the penalty ledger', () => {
     expect(l.isBanned('ip:4999', 5000)).toBe(true);
   });
 });
-
-/** An in-memory network of Transports: handlers called directly, connections and addresses explicit. */
-class Hub {
-  readonly nodes = new Map<string, HubTransport>();
-  connect(a: string, b: string) {
-    this.nodes.get(a)!.linked.add(b);
-    this.nodes.get(b)!.linked.add(a);
-    for (const [x, y] of [[a, b], [b, a]]) for (const f of this.nodes.get(x)!.connectFns) f(y);
-  }
-}
-
-class HubTransport implements Transport {
-  readonly linked = new Set<string>();
-  readonly connectFns: ((p: string) => void)[] = [];
-  readonly handlers = new Map<string, (req: Uint8Array, from: string) => Promise<Uint8Array>>();
-  readonly errors = new Map<string, (from: string, e: Error) => void>();
-  hungUp: string[] = [];
-  silent = false; // a peer that never answers a hello
-
-  readonly hub: Hub;
-  readonly self: string;
-  readonly ip: string;
-
-  constructor(hub: Hub, self: string, ip: string) {
-    this.hub = hub;
-    this.self = self;
-    this.ip = ip;
-    hub.nodes.set(self, this);
-  }
-
-  async serve(protocol: string, handler: (req: Uint8Array, from: string) => Promise<Uint8Array>, opts: { onError?: (from: string, e: Error) => void }) {
-    this.handlers.set(protocol, handler);
-    if (opts.onError) this.errors.set(protocol, opts.onError);
-  }
-
-  async request(to: string, protocol: string, body: Uint8Array, opts: { timeoutMs: number }): Promise<Uint8Array> {
-    const peer = this.hub.nodes.get(to)!;
-    if (peer.silent) return new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), opts.timeoutMs));
-    const h = peer.handlers.get(protocol);
-    if (!h) throw new Error('protocol not supported');
-    try {
-      return await h(body, this.self);
-    } catch (e) {
-      peer.errors.get(protocol)?.(this.self, e as Error);
-      throw e;
-    }
-  }
-
-  async publish() {}
-  subscribe() {}
-  async ping() {
-    return 1;
-  }
-  connections() {
-    return [...this.linked];
-  }
-  async hangUp(peer: string) {
-    this.hungUp.push(peer);
-    this.linked.delete(peer);
-    this.hub.nodes.get(peer)?.linked.delete(this.self);
-  }
-  onConnect(f: (peer: string) => void) {
-    this.connectFns.push(f);
-    return () => {};
-  }
-  remoteAddress(peer: string) {
-    return this.linked.has(peer) ? this.hub.nodes.get(peer)!.ip : undefined;
-  }
-}
-
-/** A clock whose time the test sets (sleep and spawn run on real timers: the waits here are short). */
-function testClock(): Clock & { t: number } {
-  const c = {
-    t: 1_000_000,
-    now: () => c.t,
-    sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, Math.min(ms, 20))),
-    suspend: <T>(p: Promise<T>) => p,
-    run: <T>(task: () => Promise<T>) => task(),
-    spawn: (task: () => Promise<unknown>) => void task().catch(() => undefined),
-  };
-  return c;
-}
 
 const ids = {
   miner: generateIdentity('miner-1', 'miner').identity,
@@ -270,6 +188,23 @@ describe('the peer book: who is penalised, and who is let in', () => {
     expect(miner.transport.hungUp.sort()).toEqual(['N', 'S']);
     expect(miner.transport.connections()).toEqual(['H']);
     expect(miner.peers.info('H')?.memberId).toBe('client-1');
+  });
+
+  it("an outsider's record in the transport's peer store goes when its last connection closes; a member's stays", async () => {
+    const hub = new Hub();
+    const clock = testClock();
+    const miner = book(hub, ids.miner, 'M', '10.0.0.1', clock);
+    await miner.peers.start();
+    new HubTransport(hub, 'X', '10.9.9.9');
+    const honest = book(hub, ids.honest, 'H', '10.0.0.3', clock);
+    await honest.peers.start();
+    hub.connect('M', 'X');
+    hub.connect('M', 'H');
+    await settle();
+    hub.disconnect('M', 'H');
+    hub.disconnect('M', 'X');
+    expect(miner.transport.forgotten).toEqual(['X']);
+    expect(miner.peers.info('H')).toBeUndefined(); // the PeerId mapping goes for both
   });
 
   it('budgets: an outsider is refused; a member pulling in a loop is throttled (RATE_LIMITED) while another member is still served', async () => {

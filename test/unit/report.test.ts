@@ -25,6 +25,10 @@ it('charts are SVG with one line per series or one bar per value, and render to 
   expect(new Set(styles).size).toBe(12);
   const bars = barChart({ title: 't', xLabel: 'x', yLabel: 'y', categories: ['c1', 'c2', 'c3'], groups: ['g1', 'g2'], values: [[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]] });
   expect(bars.match(/<rect x="[\d.]+" y="[\d.]+" width/g)).toHaveLength(6 + 2); // bars + legend swatches
+  // zoomed: a bar below the range has no height (never a negative one), a bar above fills the frame
+  const zoomed = barChart({ title: 't', xLabel: 'x', yLabel: 'y', categories: ['c1', 'c2'], groups: ['g1'], values: [[0.1, 0.95]], yRange: [0.5, 0.9] });
+  const heights = [...zoomed.matchAll(/<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="([\d.-]+)"/g)].map((m) => [Number(m[1]), Number(m[2])]);
+  expect(heights.slice(0, 2)).toEqual([[360, 0], [50, 310]]); // then the legend swatch
   const dir = await tmpDir('bfl-plot-');
   const r = new Report(dir);
   await r.plot('p', line);

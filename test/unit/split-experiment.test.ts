@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultSplitExperiment, runSplitExperiment } from '../../src/experiments/split.ts';
+import { headShareAccount } from '../../src/learn/privacy.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
@@ -21,6 +22,9 @@ describe('bfl-node experiment split', () => {
     expect(sched.err).not.toMatch(/\n\s+at /);
     expect(run('experiment', 'split', '--head-init', 'public').err).toMatch(/--head-init must be private or shared/);
     expect(run('experiment', 'split', '--budget', '2,1').err).toMatch(/--budget takes lo,hi/);
+    const variant = run('experiment', 'split', '--variants', 'private-genesis,bigger-heads');
+    expect(variant.code).toBe(2);
+    expect(variant.err).toMatch(/unknown variant bigger-heads: use private-own-init, .*, all or none/);
     const cut = run('experiment', 'split', '--cut', '2', '--rounds', '1', '--schedulers', 'none');
     expect(cut.code).not.toBe(0);
     expect(cut.err).toMatch(/split cut 2 for MLP 784-200-10: the cut is the number of dense layers on the client, an integer from 1 to 1/);
@@ -29,7 +33,7 @@ describe('bfl-node experiment split', () => {
 
   it('a short run: split, FedAvg and centralized learn, bytes are the tensors sent, budgets make clients quit', async () => {
     const out = await tmpDir('bfl-split-');
-    const r = run('experiment', 'split', '--rounds', '3', '--clients', '4', '--miners', '2', '--samples', '20', '--schedulers', 'nearest,swap', '--budget', '0,0.5', '--eval-every', '3', '--out', out, '--json');
+    const r = run('experiment', 'split', '--rounds', '3', '--clients', '4', '--miners', '2', '--samples', '20', '--schedulers', 'nearest,swap', '--budget', '0,0.5', '--eval-every', '3', '--variants', 'none', '--out', out, '--json');
     expect(r.code, r.err).toBe(0);
     const j = JSON.parse(r.out) as Record<string, unknown> & {
       accuracySplit: number;
@@ -39,6 +43,9 @@ describe('bfl-node experiment split', () => {
       gapPoints: number;
       bytesPerClientRound: Record<'split' | 'splitHeadsAveraged' | 'federated', { up: number; down: number }>;
       schedulers: Record<string, { finalAccuracy: number; clientsAtEnd: number; clientRounds: number }>;
+      head: Record<string, unknown>;
+      privacy: unknown;
+      variants: Record<string, unknown>;
     };
     // 3 rounds of 20 samples (6 head steps) from an untrained model: clearly above chance (0.1)
     for (const k of ['accuracySplit', 'accuracySplitHeadsAveraged', 'accuracyFederated', 'accuracyCentralized'] as const) {
@@ -58,6 +65,10 @@ describe('bfl-node experiment split', () => {
       expect(s.clientRounds).toBeLessThan(3 * 4);
       expect(s.clientsAtEnd).toBeLessThan(4);
     }
+    // the default heads: the genesis head, private (no eq. 4, so no privacy account)
+    expect(j.head).toMatchObject({ headInit: 'shared', headShare: 0 });
+    expect(j.privacy).toBeNull();
+    expect(j.variants).toEqual({});
     expect(j).not.toHaveProperty('curves');
     const full = JSON.parse(await readFile(join(out, 'split.json'), 'utf8')) as { curves: Record<string, { round: number[]; testAccuracy: number[] }> };
     expect(Object.keys(full.curves)).toEqual(['centralized', 'federated', 'split', 'split/heads-averaged', 'split/nearest', 'split/swap']);
@@ -68,7 +79,7 @@ describe('bfl-node experiment split', () => {
   it('one client, one miner, one shared head averaged without noise: split learning is FedAvg, step for step', async () => {
     // the body step's cut gradient and the head step together are the whole model's SGD step,
     // and FedAvg over one client is that client's SGD: the two runs must agree to float rounding
-    const r = await runSplitExperiment({ ...defaultSplitExperiment, rounds: 3, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], headInit: 'shared', headShare: 1, headNoise: 0, evalEvery: 1, out: await tmpDir('bfl-split-') });
+    const r = await runSplitExperiment({ ...defaultSplitExperiment, rounds: 3, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], headInit: 'shared', headShare: 1, headClip: 1e6, headNoise: 0, evalEvery: 1, out: await tmpDir('bfl-split-') });
     const [split, fed] = [r.curves.split, r.curves.federated];
     expect(split.round).toEqual([1, 2, 3]);
     for (let i = 0; i < 3; i++) {
@@ -77,7 +88,37 @@ describe('bfl-node experiment split', () => {
     }
     expect(split.testLoss[2]).toBeLessThan(split.testLoss[0]);
     // with private heads (each client its own draw) the runs differ
-    const p = await runSplitExperiment({ ...defaultSplitExperiment, rounds: 1, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], evalEvery: 1, out: await tmpDir('bfl-split-') });
+    const p = await runSplitExperiment({ ...defaultSplitExperiment, rounds: 1, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], headInit: 'private', evalEvery: 1, out: await tmpDir('bfl-split-') });
     expect(Math.abs(p.curves.split.trainLoss[0] - p.curves.federated.trainLoss[0])).toBeGreaterThan(1e-3);
+  }, 60_000);
+
+  it('variants: eq. (4) every k rounds clips, counts its shares for (ε, δ) and its bytes; more local passes give FedAvg the same passes', async () => {
+    const base = { ...defaultSplitExperiment, rounds: 4, clients: 2, miners: 1, samplesPerRound: 20, schedulers: [], evalEvery: 4, out: await tmpDir('bfl-split-') };
+    // a tiny clip: a shared update moves the head by at most C, so after 2 shares it is within 2C of W_0^H
+    const r = await runSplitExperiment({ ...base, headShare: 1, headShareEvery: 2, headClip: 1e-3, headNoise: 0, variants: ['genesis-epochs-5', 'private-genesis'] });
+    const up = 20 * 801;
+    const down = 20 * 800;
+    // 2 shares in 4 rounds: half a head up and down per client-round on top of the batches
+    expect(r.bytesPerClientRound.split).toEqual({ up: up + 157_000 * 2, down: down + 157_000 * 2 });
+    expect(r.privacy).toMatchObject({ releases: 2, delta: 1e-5, epsilon: Infinity }); // no noise
+    expect(r.head).toMatchObject({ headShareEvery: 2, headClip: 1e-3 });
+    expect(r.curves.split.round).toEqual([4]);
+    expect(r.sharedUpdateNorm!).toBeGreaterThan(1e-3);
+    expect(r.headDrift).toBeLessThanOrEqual(2e-3 + 1e-6);
+    const v = r.variants['private-genesis'];
+    expect(v.privacy).toBeNull();
+    expect(v.bytes).toEqual({ up, down });
+    expect(v.headDrift).toBeGreaterThan(0.01); // a head that trains privately moves far further than 2C
+    const e5 = r.variants['genesis-epochs-5'];
+    expect(e5.epochs).toBe(5);
+    expect(e5.bytes).toEqual({ up: 5 * up, down: 5 * down }); // each pass sends the smashed data again
+    expect(r.curves['variant/genesis-epochs-5/federated'].round).toEqual([4]);
+    expect(e5.accuracyFederated).not.toBe(r.accuracyFederated);
+    expect(e5.gapPoints).toBeCloseTo((e5.accuracyFederated - e5.accuracy) * 100, 1);
+    // the same run with noise: ε for 2 shares at z = 4 and the clipped drift bound
+    const n = await runSplitExperiment({ ...base, headShare: 1, headShareEvery: 2, headClip: 1e-3, headNoise: 4, variants: [] });
+    expect(n.privacy?.epsilon).toBeCloseTo(headShareAccount({ clip: 1e-3, noise: 4, releases: 2, delta: 1e-5 }).epsilon, 12);
+    expect(n.privacy!.epsilon).toBeGreaterThan(0);
+    expect(n.privacy!.epsilon).toBeLessThan(10);
   }, 60_000);
 });

@@ -1,3 +1,5 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { defaultCentralized, runCentralized } from '../../experiments/centralized.ts';
 import { UsageError, parseIntFlag, parseNumberFlag } from '../exit.ts';
@@ -57,11 +59,17 @@ export function experimentCommand(): Command {
     .option('--attack <attack>', ATTACK_HELP, 'sign-flip')
     .option('--aggregator <name>', AGGREGATORS.join(', '), defaultAttackExperiment.aggregator)
     .option('--no-rotate', 'keep the same attackers (no case i rotation)')
-    .action(async (o: CommonFlags & { malicious: number; attack: string; aggregator: string; rotate: boolean }) => {
+    .option('--reuse-baseline', 'reuse the no-attack run stored in --out by an earlier run with the same settings (simulator only; delete baseline-*.json after changing the code)', false)
+    .action(async (o: CommonFlags & { malicious: number; attack: string; aggregator: string; rotate: boolean; reuseBaseline: boolean }) => {
       aggregatorList(o.aggregator);
       attackList(o.attack);
+      if (o.reuseBaseline && o.transport !== 'sim') throw new UsageError('--reuse-baseline needs --transport sim (libp2p runs depend on timing)');
       const { bar, opts } = commonOptions(o, 2 * o.aggregations);
-      const r = await runAttackExperiment({ ...opts, malicious: o.malicious, attack: o.attack, aggregator: o.aggregator as AggregatorName, rotate: o.rotate });
+      const a = opts.aggregation;
+      const variant = Object.entries(a).map(([k, v]) => `-${k}${v ?? 'off'}`).join('');
+      const baselineFile = o.reuseBaseline ? join(o.out, `baseline-${o.aggregator}${variant}-${o.partition}-${o.dataset.replace(/[^A-Za-z0-9.]+/g, '_')}-n${o.clients}-seed${o.seed}.json`) : undefined;
+      if (baselineFile) await mkdir(o.out, { recursive: true });
+      const r = await runAttackExperiment({ ...opts, malicious: o.malicious, attack: o.attack, aggregator: o.aggregator as AggregatorName, rotate: o.rotate, baselineFile });
       bar.done();
       const { rounds: _r, baseline: _b, ...summary } = r;
       if (o.json) printJson(summary);
@@ -168,7 +176,7 @@ function finish(o: { json: boolean }, summary: { files: string[] } & Record<stri
 }
 
 export function suiteCommands(exp: Command): void {
-  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator (over no attack and every attack: the ByzFL metric)'), { clients: 10, aggregations: 20, lr: 0.01 })
+  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator (over no attack and every attack: the ByzFL metric); detection and false-positive rates where the aggregator labels clients'), { clients: 10, aggregations: 20, lr: 0.01 })
     .option('--attacks <list>', 'comma-separated attacks', 'sign-flip,scale:10,noise:0.05,label-flip,alie,ipm:0.5,free-ride:0.001')
     .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,bfl-mec-paper,fedavg,multi-krum,median,trimmed-mean,flame,foolsgold')
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), 0.3)
@@ -178,7 +186,13 @@ export function suiteCommands(exp: Command): void {
       const { bar, opts } = commonOptions(o, aggregators.length * (attacks.length + 1) * o.aggregations);
       const r = await runRobustness({ ...opts, attacks, aggregators, malicious: o.malicious });
       bar.done();
-      finish(o, r, aggregators.map((g) => `${g.padEnd(14)} no attack ${r.accuracy[g].none.toFixed(4)}  worst ${r.worstCase[g].toFixed(4)}  ${attacks.map((a) => `${a} ${r.accuracy[g][a].toFixed(4)}`).join('  ')}`));
+      // under each accuracy line, where the aggregator labels clients: detection / false positives per attack
+      const rates = (g: string) => {
+        const d = r.detection[g];
+        const f = (x: number | null) => (x === null ? '-' : x.toFixed(3));
+        return d ? [`${''.padEnd(14)} detection / false positives  ${['none', ...attacks].map((a) => `${a} ${f(d[a].detectionRate)}/${f(d[a].falsePositiveRate)}`).join('  ')}`] : [];
+      };
+      finish(o, r, aggregators.flatMap((g) => [`${g.padEnd(14)} no attack ${r.accuracy[g].none.toFixed(4)}  worst ${r.worstCase[g].toFixed(4)}  ${attacks.map((a) => `${a} ${r.accuracy[g][a].toFixed(4)}`).join('  ')}`, ...rates(g)]));
     });
 
   common(exp.command('rewards').description('cumulative rewards with fixed curious clients (case ii)'), { clients: 10, aggregations: 20, lr: 0.01 })
