@@ -4,6 +4,7 @@
  * clients (case ii), aggregation strategies over time, and the (ϕ, N) threshold grid.
  */
 import { readFile } from 'node:fs/promises';
+import { BflError, ErrorCode } from '../core/errors.ts';
 import type { AggregatorName } from '../core/aggregation/index.ts';
 import { type AggregationConfig, defaultLearningConfig } from '../config/network.ts';
 import { type RoundReport, type SimOptions, type SimResult, runSimulation } from '../sim/harness.ts';
@@ -116,6 +117,25 @@ export async function runRewards(
   const rows: (string | number)[][] = [];
   const series = new Map<string, [number, number][]>();
   const references = o.shapley ?? [];
+  const learning = { ...defaultLearningConfig, ...simOf(o).learning, partitionSeed: o.seed };
+  // everything the retrained game depends on (not the aggregator: it is plain FedAvg per coalition)
+  const retrainKey = (rounds: number) => {
+    const { rate: _rate, threads: _threads, ...settings } = learning;
+    return JSON.stringify({ ...settings, clients: o.clients, rounds, quality: o.quality ?? null, sizes: o.sizes ?? null });
+  };
+  let cached: { accuracy: Float64Array; loss: Float64Array } | undefined;
+  if (o.retrainedFrom) {
+    let file: { key?: string; accuracy?: number[]; loss?: number[] };
+    try {
+      file = JSON.parse(await readFile(o.retrainedFrom, 'utf8'));
+    } catch (e) {
+      throw new BflError(ErrorCode.NOT_FOUND, `cannot read the retrained coalition values ${o.retrainedFrom} (${(e as Error).message}): give the retrained-coalitions.json of an earlier run`);
+    }
+    if (file.key !== retrainKey(o.aggregations) || file.accuracy?.length !== 1 << o.clients || file.loss?.length !== 1 << o.clients) {
+      throw new BflError(ErrorCode.BAD_CONFIG, `${o.retrainedFrom} holds the retrained game of other settings (${file.key}); this run's are ${retrainKey(o.aggregations)}: run without --retrained-from or with the same settings`);
+    }
+    cached = { accuracy: Float64Array.from(file.accuracy), loss: Float64Array.from(file.loss) };
+  }
   if (references.length && o.clients > 12) throw new RangeError('exact Shapley values need at most 12 clients (2^n coalitions per aggregation)');
   const r = await runSimulation({
     ...simOf(o),
@@ -163,27 +183,18 @@ export async function runRewards(
   });
   let retrained: Map<string, number> | undefined;
   if (references.includes('retrain')) {
-    const sim = simOf(o);
-    const learning = { ...defaultLearningConfig, ...sim.learning, partitionSeed: o.seed };
-    // everything the retrained game depends on (not the aggregator: it is plain FedAvg per coalition)
-    const { rate: _rate, threads: _threads, ...settings } = learning;
-    const key = JSON.stringify({ ...settings, clients: o.clients, rounds: r.rounds.length, quality: o.quality ?? null, sizes: o.sizes ?? null });
-    let values: { accuracy: Float64Array; loss: Float64Array };
-    if (o.retrainedFrom) {
-      const cached = JSON.parse(await readFile(o.retrainedFrom, 'utf8')) as { key: string; accuracy: number[]; loss: number[] };
-      if (cached.key !== key) throw new RangeError(`${o.retrainedFrom} holds the retrained game of other settings (${cached.key}); this run's are ${key}`);
-      values = { accuracy: Float64Array.from(cached.accuracy), loss: Float64Array.from(cached.loss) };
-    } else {
-      values = await coalitionValues({
+    const values =
+      cached ??
+      (await coalitionValues({
         data: loadDataset(learning.dataset),
         clients: o.clients,
         learning,
         rounds: r.rounds.length,
         clientData: (c) => (qualityOf(c) > 0 ? { labels: (y, classes) => attackLabels({ kind: 'noisy-labels', p: qualityOf(c) }, y, classes) } : sizeOf(c) < 1 ? { share: sizeOf(c) } : {}),
         onProgress: o.onRetrain,
-      });
-    }
-    await report.json('retrained-coalitions', { key, accuracy: [...values.accuracy], loss: [...values.loss] });
+      }));
+    if (cached && r.rounds.length !== o.aggregations) throw new BflError(ErrorCode.BAD_CONFIG, `the run made ${r.rounds.length} aggregations, not ${o.aggregations}: the coalition values of ${o.retrainedFrom} do not apply; run without --retrained-from`);
+    await report.json('retrained-coalitions', { key: retrainKey(r.rounds.length), accuracy: [...values.accuracy], loss: [...values.loss] });
     retrained = new Map(shapleyValues(o.clients, values.accuracy).map((phi, c) => [`client-${c + 1}`, phi]));
   }
   const total = [...cumulative.values()].reduce((s, v) => s + v, 0);

@@ -1,4 +1,7 @@
 /** The retrained Shapley game of `experiment rewards --shapley retrain` (issue 11). */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultLearningConfig } from '../../src/config/network.ts';
 import { attackLabels, parseAttack } from '../../src/experiments/attacks.ts';
@@ -31,5 +34,28 @@ describe('retrained Shapley game', () => {
     expect(v.loss[0b001]).toBeLessThan(v.loss[0b100]);
     const phi = shapleyValues(3, v.accuracy);
     expect(phi[0]).toBeGreaterThan(phi[1]);
+  });
+});
+
+describe('experiment rewards flags (issue 11)', () => {
+  it('bad --sizes, --quality with --sizes, --shapley kinds and --retrained-from without retrain or with a missing or foreign file are one-line errors', async () => {
+    const { cli } = await import('../helpers/cli.ts');
+    const cases: [string[], RegExp][] = [
+      [['--sizes', '1,0'], /--sizes takes comma-separated shares of the samples in \(0, 1\]/],
+      [['--quality', '--sizes'], /give --quality or --sizes, not both/],
+      [['--quality', '--shapley', 'exact'], /--shapley takes round, retrain or round,retrain/],
+      [['--shapley', 'retrain'], /--shapley retrain needs --quality or --sizes/],
+      [['--quality', '--shapley', 'round', '--retrained-from', 'x.json'], /--retrained-from needs --shapley retrain/],
+    ];
+    const dir = mkdtempSync(join(tmpdir(), 'bfl-retrained-'));
+    writeFileSync(join(dir, 'other.json'), JSON.stringify({ key: '{"clients":4}', accuracy: [], loss: [] }));
+    cases.push([['--quality', '--shapley', 'retrain', '--retrained-from', join(dir, 'missing.json')], /cannot read the retrained coalition values .*missing\.json/]);
+    cases.push([['--quality', '--shapley', 'retrain', '--retrained-from', join(dir, 'other.json')], /holds the retrained game of other settings/]);
+    for (const [args, msg] of cases) {
+      const r = await cli(['experiment', 'rewards', '--clients', '8', ...args]);
+      expect(r.code, args.join(' ')).not.toBe(0);
+      expect(r.err).toMatch(msg);
+      expect(r.err).not.toMatch(/\n\s+at /);
+    }
   });
 });
