@@ -61,7 +61,12 @@ for part in $parts; do
       for a in free-ride:0.001 copycat free-ride-global; do
         bfl experiment rewards --clients 10 --aggregations 15 --curious 0.2 --attack "$a" --out "$s/rewards-${a%%:*}" --json > "$s/rewards-${a%%:*}.json"
       done
-      bfl experiment rewards --clients 8 --aggregations 12 --quality 0,0.2,0.5 --shapley --partition shards --out "$s/quality-shapley-skew" --json > "$s/quality-shapley-skew.json"
+      # rewards vs the two exact Shapley references (docs/experiments.md "Rewards and Shapley values"):
+      # label skew with random labels, with different sample counts, Dirichlet skew; ~30-40 min each
+      # loaded (2^8 retraining runs; --retrained-from a previous run's retrained-coalitions.json skips them)
+      bfl experiment rewards --clients 8 --aggregations 12 --quality 0,0.2,0.5 --shapley round,retrain --partition shards --out "$s/quality-shapley-skew" --json > "$s/quality-shapley-skew.json"
+      bfl experiment rewards --clients 8 --aggregations 12 --sizes 1,0.5,0.2 --shapley round,retrain --partition shards --out "$s/sizes-shapley-skew" --json > "$s/sizes-shapley-skew.json"
+      bfl experiment rewards --clients 8 --aggregations 12 --quality 0 --shapley round,retrain --partition dirichlet:0.5 --out "$s/shapley-dirichlet" --json > "$s/shapley-dirichlet.json"
       # worst case and detection per attack at 50 clients non-IID, 20 aggregations (24 runs, ~35 min
       # with about one core), and 20 % free-riders at 50 clients in the closed loop (~4 min)
       bfl experiment robustness --clients 50 --partition shards --aggregations 20 --aggregators bfl-mec,flame,foolsgold --out "$s/robustness50" --json > "$s/robustness50.json"

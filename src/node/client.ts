@@ -70,7 +70,7 @@ export interface ClientDeps {
   /** What the client does besides honest training (experiments supply attacks); default honest. */
   behaviour?: ClientBehaviour;
   /** Told of every accepted upload (experiments: which update was made with which behaviour). */
-  onUpload?: (u: { digest: string; attack: string; averaged: number; delta: Float32Array; miner: string }) => void;
+  onUpload?: (u: { digest: string; attack: string; averaged: number; delta: Float32Array; samples: number; miner: string }) => void;
   /** With `p2p.sealUpdates`: each upload sealed to its miner's ML-KEM key. */
   sealing?: UpdateSealing;
   /** Split learning (learning.mode "split"): the client keeps a head and trains it with a miner
@@ -320,8 +320,9 @@ export class Client {
     await this.evaluateModel();
     if (this.d.split) return this.splitRound(this.d.split, online);
     const L = this.d.config.learning;
-    const data = subset(this.d.train, this.d.stream.takeNewest(L.N, this.now()));
     const behaviour = this.behaviour.forRound();
+    const taken = this.d.stream.takeNewest(L.N, this.now());
+    const data = subset(this.d.train, behaviour.sampleShare === undefined ? taken : taken.slice(taken.length - Math.max(1, Math.round(behaviour.sampleShare * taken.length))));
     data.y = behaviour.trainingLabels(data.y, data.classes);
     // a seed of its own per client and round (shuffling, and noise of noise-type attacks)
     const seed = (sha256(new TextEncoder().encode(this.d.identity.id)).reduce((h, b) => (h * 31 + b) >>> 0, 0) + this.trained * 7919) >>> 0;
@@ -399,7 +400,7 @@ export class Client {
       this.sent++;
       this.lastUpload = { miner: m.id, digest: toHex(digest), samples: u.samples, averaged };
       if (averaged > 1) this.lastAveraged = this.lastUpload;
-      this.d.onUpload?.({ digest: toHex(digest), attack: u.attack ?? 'none', averaged, delta: u.delta, miner: m.id });
+      this.d.onUpload?.({ digest: toHex(digest), attack: u.attack ?? 'none', averaged, delta: u.delta, samples: u.samples, miner: m.id });
       this.m?.updates.inc({ result: 'uploaded' });
       this.log.info({ miner: m.id, digest: toHex(digest).slice(0, 16), samples: u.samples }, 'update uploaded');
       return true;
