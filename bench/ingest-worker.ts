@@ -1,7 +1,7 @@
 /**
  * The senders of `bench ingest`, in a thread of their own (bench/ingest.ts says why): either the
  * C flooding clients (each signs, hashes and seals its updates, as a client device does, and
- * submits them one after another) or the sender of the raw-stream reference. Results go back
+ * submits them: pipelined on one stream, or one request after another) or the sender of the raw-stream reference. Results go back
  * to the main thread in one message.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -22,17 +22,26 @@ import { PeerBook } from '../src/net/peer-book.ts';
 import { Libp2pTransport } from '../src/net/transport.ts';
 import { silentLogger } from '../src/util/logger.ts';
 import { protocols } from '../src/net/protocols.ts';
+import { FrameChannel, defaultFrameServe } from '../src/net/frames.ts';
 import { RemoteError, request } from '../src/net/reqres.ts';
 import { UpdateSealing, sealedProtocols } from '../src/net/sealed-updates.ts';
 import { initialModelOf } from '../src/node/daemon.ts';
 
 export type IngestWorkerJob =
   | { kind: 'raw'; to: string; protocol: string; seconds: number; chunk: number }
-  | { kind: 'clients'; config: string; clients: { id: string; identity: string }[]; miner: { id: string; addr: string; peerId: string }; seconds: number };
+  | { kind: 'clients'; config: string; clients: { id: string; identity: string }[]; miner: { id: string; addr: string; peerId: string }; seconds: number; upload: UploadMode };
+
+/** How the clients upload: pipelined frames on one stream each (net/frames.ts), or one request-response stream per update. */
+export type UploadMode = 'stream' | 'request';
 
 export type IngestWorkerResult =
   | { kind: 'raw'; sent: number }
-  | { kind: 'clients'; accepted: number; latencies: number[]; errors: Record<string, number>; ms: number };
+  | { kind: 'clients'; accepted: number; latencies: number[]; errors: Record<string, number>; ms: number; cpuMs: number };
+
+const threadCpuMs = () => {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 const P2P = { listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], gossip: false, mdns: false, ipColocationPenalty: false, maxMessageBytes: 64 * 1024 };
 
@@ -61,7 +70,8 @@ async function clients(job: Extract<IngestWorkerJob, { kind: 'clients' }>): Prom
   const baseModelHash = sha256(new Uint8Array(initial.buffer));
   // As the product sends them: sealed to the miner's ML-KEM key where the network seals updates.
   const sealing = cfg.p2p.sealUpdates ? new UpdateSealing({ networkId: cfg.networkId, directory: new KemDirectory(cfg.members) }) : undefined;
-  const submit = sealing ? sealedProtocols(cfg.networkId).submit : protocols(cfg.networkId).submit;
+  const stream = job.upload === 'stream';
+  const submit = sealing ? sealedProtocols(cfg.networkId)[stream ? 'submitStream' : 'submit'] : protocols(cfg.networkId)[stream ? 'submitStream' : 'submit'];
   const minerPeer = peerIdFromString(job.miner.peerId);
   const membership = new Membership(cfg.members);
   const verifier = new InThreadVerifier();
@@ -89,33 +99,44 @@ async function clients(job: Extract<IngestWorkerJob, { kind: 'clients' }>): Prom
       }
       ready.push({ node, identity: await loadKeyFile(n.identity) });
     }
+    parentPort!.postMessage({ kind: 'started' });
+    const cpu0 = threadCpuMs();
     const t0 = performance.now();
     const until = t0 + job.seconds * 1000;
+    const responseOpts = { maxResponseBytes: 1024, timeoutMs: 30_000 };
+    // Pipelined: as many uploads in flight per client as the miner reads ahead on one stream.
+    const lanes = stream ? defaultFrameServe.maxInFlight : 1;
     await Promise.all(
-      ready.map(async ({ node, identity }, c) => {
-        const payload = new Uint8Array(initial.buffer.slice(0));
-        const view = new DataView(payload.buffer);
-        for (let i = 0; performance.now() < until; i++) {
-          view.setUint32(0, c * 1_000_000 + i); // a new update each time
-          const digest = sha256(payload);
-          const claim = { clientId: identity.id, minerId: job.miner.id, baseModelHash, updateDigest: digest, sampleCount: 100, createdAt: Date.now(), payloadBytes: payload.length };
-          const signature = identity.key.sign(encodeUpdateClaim(claimOfRecord(cfg.networkId, claim)), SigningContext.update);
-          const body = sealing ? sealing.encode({ ...claim, signature, payload }, 'upload', job.miner.id, Date.now()) : encodeSignedUpdate({ ...claim, signature, payload });
-          const t = performance.now();
-          try {
-            await request(node, minerPeer, submit, body, { maxResponseBytes: 1024, timeoutMs: 30_000 });
-            if (performance.now() <= until) {
-              accepted++;
-              latencies.push(performance.now() - t);
+      ready.flatMap(({ node, identity }, c) => {
+        const channel = stream ? new FrameChannel(node, minerPeer, submit, { ...responseOpts, maxInFlight: lanes }) : undefined;
+        return Array.from({ length: lanes }, async (_, lane) => {
+          const payload = new Uint8Array(initial.buffer.slice(0));
+          const view = new DataView(payload.buffer);
+          for (let i = 0; performance.now() < until; i++) {
+            // a new update each time: sender and count as two float32 parameters (an integer's
+            // bytes written over one float became NaN for some counts, which the miner refuses)
+            view.setFloat32(0, c * lanes + lane, true);
+            view.setFloat32(4, i, true);
+            const digest = sha256(payload);
+            const claim = { clientId: identity.id, minerId: job.miner.id, baseModelHash, updateDigest: digest, sampleCount: 100, createdAt: Date.now(), payloadBytes: payload.length };
+            const signature = identity.key.sign(encodeUpdateClaim(claimOfRecord(cfg.networkId, claim)), SigningContext.update);
+            const body = sealing ? sealing.encode({ ...claim, signature, payload }, 'upload', job.miner.id, Date.now()) : encodeSignedUpdate({ ...claim, signature, payload });
+            const t = performance.now();
+            try {
+              await (channel ? channel.send(body) : request(node, minerPeer, submit, body, responseOpts));
+              if (performance.now() <= until) {
+                accepted++;
+                latencies.push(performance.now() - t);
+              }
+            } catch (e) {
+              const code = e instanceof RemoteError ? e.code : (e as { code?: string }).code ?? (e as Error).name;
+              errors[code] = (errors[code] ?? 0) + 1;
             }
-          } catch (e) {
-            const code = e instanceof RemoteError ? e.code : (e as Error).name;
-            errors[code] = (errors[code] ?? 0) + 1;
           }
-        }
+        });
       }),
     );
-    return { kind: 'clients', accepted, latencies, errors, ms: performance.now() - t0 };
+    return { kind: 'clients', accepted, latencies, errors, ms: performance.now() - t0, cpuMs: threadCpuMs() - cpu0 };
   } finally {
     await Promise.all(nodes.map(async (n) => n.stop()));
   }

@@ -24,10 +24,11 @@ import { initialModelOf, startNode } from '../src/node/daemon.ts';
 import { initLocalNetwork } from '../src/node/testnet.ts';
 import { silentLogger } from '../src/util/logger.ts';
 import { median } from './stats.ts';
-import type { IngestWorkerJob, IngestWorkerResult } from './ingest-worker.ts';
+import type { IngestWorkerJob, IngestWorkerResult, UploadMode } from './ingest-worker.ts';
 
 export interface IngestBench {
   clients: number;
+  upload: UploadMode;
   seconds: number;
   updateBytes: number;
   submitted: number;
@@ -40,6 +41,16 @@ export interface IngestBench {
   p99Ms: number;
   rawStreamMbPerSecond: number;
   ratioToRawStream: number;
+  /**
+   * CPU time of the receiving thread (the miner's event loop; the raw stream's reader) per
+   * update of `updateBytes`, and their ratio: what the intake costs beside what the bytes alone
+   * cost, a figure that a loaded machine changes far less than the throughputs (which are
+   * shares of contended cores). The clients' thread beside them (what a sender pays).
+   */
+  mainThreadCpuMsPerUpdate: number;
+  rawThreadCpuMsPerUpdate: number;
+  cpuRatioToRawStream: number;
+  clientThreadCpuMsPerUpdate: number;
   loadAverage1m: number;
 }
 
@@ -49,6 +60,8 @@ export interface IngestOptions {
   /** ϕ of the bench network: default the highest allowed, so that the miner takes updates in and
    * mines, but never aggregates during the measurement (that is `bench aggregate`). */
   phi?: number;
+  /** Default `stream` (pipelined frames, net/frames.ts); `request` is one request-response stream per update, as before. */
+  upload?: UploadMode;
 }
 
 const RAW_PROTOCOL = '/bfl-bench/raw/1';
@@ -57,12 +70,18 @@ async function p2pNode(networkId: string): Promise<P2PNode> {
   return createP2P({ privateKey: await generateKeyPair('Ed25519'), listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: [], networkId, gossip: false, mdns: false, ipColocationPenalty: false, maxMessageBytes: 64 * 1024 });
 }
 
-/** Run one sender job in a thread of its own; resolves with its result. */
-function inWorker(job: IngestWorkerJob): Promise<IngestWorkerResult> {
+/** CPU ms of the calling thread. */
+function threadCpuMs(): number {
+  const u = process.threadCpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/** Run one sender job in a thread of its own; resolves with its result. `started` is called when its senders begin. */
+function inWorker(job: IngestWorkerJob, started?: () => void): Promise<IngestWorkerResult> {
   return new Promise((resolve, reject) => {
     const w = new Worker(new URL('./ingest-worker.ts', import.meta.url), { workerData: job });
     let result: IngestWorkerResult | undefined;
-    w.once('message', (m: IngestWorkerResult) => (result = m));
+    w.on('message', (m: IngestWorkerResult | { kind: 'started' }) => (m.kind === 'started' ? started?.() : (result = m)));
     w.once('error', reject);
     w.once('exit', (code) => (result ? resolve(result) : reject(new Error(`ingest sender thread exited (${code}) without a result`))));
   });
@@ -73,23 +92,29 @@ function inWorker(job: IngestWorkerJob): Promise<IngestWorkerResult> {
  * a sender in another thread (as the clients are): the receiving thread's bytes between its first
  * and its last piece.
  */
-export async function rawStreamMbPerSecond(seconds: number, chunk: number): Promise<number> {
+export async function rawStreamMbPerSecond(seconds: number, chunk: number): Promise<{ mbPerSecond: number; cpuMsPerMb: number }> {
   const b = await p2pNode('bench');
   try {
     let received = 0;
     let first = 0;
     let last = 0;
+    let firstCpu = 0;
+    let lastCpu = 0;
     await b.handle(RAW_PROTOCOL, async (stream) => {
       for await (const piece of stream) {
-        if (received === 0) first = performance.now();
+        if (received === 0) {
+          first = performance.now();
+          firstCpu = threadCpuMs();
+        }
         received += piece.byteLength;
         last = performance.now();
+        lastCpu = threadCpuMs();
       }
     });
     await inWorker({ kind: 'raw', to: b.getMultiaddrs()[0].toString(), protocol: RAW_PROTOCOL, seconds, chunk });
     // the last pieces may still be in flight when the sender's thread ends
     for (let quiet = 0; quiet < 5 && performance.now() - last < 200; quiet++) await new Promise((r) => setTimeout(r, 50));
-    return received / 1e6 / ((last - first) / 1000);
+    return { mbPerSecond: received / 1e6 / ((last - first) / 1000), cpuMsPerMb: (lastCpu - firstCpu) / (received / 1e6) };
   } finally {
     await b.stop();
   }
@@ -99,6 +124,7 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
   const loadAverage1m = loadavg()[0];
   const clients = opts.clients ?? 4;
   const seconds = opts.seconds ?? 10;
+  const upload = opts.upload ?? 'stream';
   const dir = await mkdtemp(join(tmpdir(), 'bfl-ingest-'));
   const closers: (() => unknown)[] = [];
   try {
@@ -113,13 +139,19 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
 
     const raw = await rawStreamMbPerSecond(Math.min(seconds, 5), updateBytes);
 
-    const r = await inWorker({
-      kind: 'clients',
-      config: init.config,
-      clients: init.nodes.filter((n) => n.role === 'client').map((n) => ({ id: n.id, identity: n.identity })),
-      miner: { id: minerNode.id, addr: `${addr.listen}/p2p/${addr.peerId}`, peerId: addr.peerId! },
-      seconds,
-    });
+    let cpu0 = 0;
+    const r = await inWorker(
+      {
+        kind: 'clients',
+        config: init.config,
+        clients: init.nodes.filter((n) => n.role === 'client').map((n) => ({ id: n.id, identity: n.identity })),
+        miner: { id: minerNode.id, addr: `${addr.listen}/p2p/${addr.peerId}`, peerId: addr.peerId! },
+        seconds,
+        upload,
+      },
+      () => (cpu0 = threadCpuMs()),
+    );
+    const mainCpu = threadCpuMs() - cpu0;
     if (r.kind !== 'clients') throw new Error('unexpected result from the clients thread');
     const { accepted, errors } = r;
     const latencies = r.latencies.sort((a, b) => a - b);
@@ -128,6 +160,7 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
     const round = (x: number, d = 1) => Number(x.toFixed(d));
     return {
       clients,
+      upload,
       seconds: round(elapsed, 2),
       updateBytes,
       submitted: accepted + Object.values(errors).reduce((s, x) => s + x, 0),
@@ -137,8 +170,12 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
       mbPerSecond: round(mbPerSecond),
       p50Ms: round(latencies.length ? median(latencies) : 0),
       p99Ms: round(latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * 0.99))] : 0),
-      rawStreamMbPerSecond: round(raw),
-      ratioToRawStream: round(mbPerSecond / raw, 3),
+      rawStreamMbPerSecond: round(raw.mbPerSecond),
+      ratioToRawStream: round(mbPerSecond / raw.mbPerSecond, 3),
+      mainThreadCpuMsPerUpdate: round(mainCpu / Math.max(1, accepted), 2),
+      rawThreadCpuMsPerUpdate: round((raw.cpuMsPerMb * updateBytes) / 1e6, 2),
+      cpuRatioToRawStream: round((raw.cpuMsPerMb * updateBytes) / 1e6 / (mainCpu / Math.max(1, accepted)), 3),
+      clientThreadCpuMsPerUpdate: round(r.cpuMs / Math.max(1, accepted), 2),
       loadAverage1m: round(loadAverage1m, 2),
     };
   } finally {

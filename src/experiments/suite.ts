@@ -3,11 +3,16 @@
  * the real Miner and Client: robustness (attacks × aggregators), rewards with fixed curious
  * clients (case ii), aggregation strategies over time, and the (ϕ, N) threshold grid.
  */
+import { readFile } from 'node:fs/promises';
+import { BflError, ErrorCode } from '../core/errors.ts';
 import type { AggregatorName } from '../core/aggregation/index.ts';
-import type { AggregationConfig } from '../config/network.ts';
-import { type RoundReport, type SimOptions, runSimulation } from '../sim/harness.ts';
-import { type Attack, parseAttack, resolveAttack } from './attacks.ts';
+import { type AggregationConfig, defaultLearningConfig } from '../config/network.ts';
+import { type RoundReport, type SimOptions, type SimResult, runSimulation } from '../sim/harness.ts';
+import { type Attack, attackLabels, attackRound, parseAttack, resolveAttack } from './attacks.ts';
+import { LABELLING_AGGREGATORS, type LabelRates, labelRates } from './detection.ts';
 import { type ExperimentBase, attacksOf, pickClients, simBase } from './setup.ts';
+import { coalitionValues } from './shapley.ts';
+import { loadDataset } from '../learn/data.ts';
 import { type Series, barChart, lineChart, smallMultiples, zoomedRange } from './plot.ts';
 import { Report, convergedAt, shapleyValues, spearman, tail } from './report.ts';
 
@@ -26,18 +31,36 @@ const pick = (o: CommonOptions, fraction: number) => pickClients(o.seed, o.clien
 
 // ---- robustness: attacks × aggregators ----
 
-export async function runRobustness(o: CommonOptions & { attacks: string[]; aggregators: AggregatorName[]; malicious: number }) {
+/**
+ * `simulate` is the simulator (a seam for tests of the report); detection and false positives
+ * per aggregator and attack come from the labels of the aggregators that label clients
+ * (experiments/detection.ts), null for the others.
+ */
+export async function runRobustness(o: CommonOptions & { attacks: string[]; aggregators: AggregatorName[]; malicious: number; simulate?: (s: SimOptions) => Promise<Pick<SimResult, 'rounds'>> }) {
   const attackers = pick(o, o.malicious);
   const report = new Report(o.out);
+  const simulate = o.simulate ?? runSimulation;
   const acc: Record<string, Record<string, number>> = {};
+  const labels: Record<string, Record<string, LabelRates> | null> = {};
   for (const agg of o.aggregators) {
     acc[agg] = {};
+    labels[agg] = LABELLING_AGGREGATORS.has(agg) ? {} : null;
     for (const attack of ['none', ...o.attacks]) {
       const a = resolveAttack(parseAttack(attack), o.clients, attackers.size);
-      const r = await runSimulation({ ...simOf(o, agg), behaviourOf: attacksOf((c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' })), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
+      const r = await simulate({ ...simOf(o, agg), behaviourOf: attacksOf((c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' })), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
       acc[agg][attack] = tail(r.rounds.map((x) => x.accuracy));
+      if (labels[agg]) labels[agg][attack] = labelRates(r.rounds);
     }
   }
+  const rate = (x: number | null) => (x === null ? null : x.toFixed(4));
+  await report.csv(
+    'robustness-detection',
+    ['aggregator', 'attack', 'detection_rate', 'false_positive_rate', 'attacker_updates', 'honest_updates'],
+    o.aggregators.flatMap((g) => {
+      const l = labels[g];
+      return l ? ['none', ...o.attacks].map((a) => [g, a, rate(l[a].detectionRate), rate(l[a].falsePositiveRate), l[a].attackerUpdates, l[a].honestUpdates]) : [];
+    }),
+  );
   // the ByzFL worst case: over no attack and every attack
   const worst = Object.fromEntries(o.aggregators.map((g) => [g, Math.min(acc[g].none, ...o.attacks.map((a) => acc[g][a]))]));
   await report.csv('robustness', ['aggregator', 'none', ...o.attacks, 'worst'], o.aggregators.map((g) => [g, acc[g].none.toFixed(4), ...o.attacks.map((a) => acc[g][a].toFixed(4)), worst[g].toFixed(4)]));
@@ -46,46 +69,92 @@ export async function runRobustness(o: CommonOptions & { attacks: string[]; aggr
   const zoom = zoomedRange([{ name: 'all', points: bars.values.flat().map((v): [number, number] => [0, v]) }], { lowQuantile: 0, step: 0.05, floor: 0, ceil: 1 });
   await report.plot('robustness', barChart({ ...bars, title: `accuracy under attack (${attackers.size} of ${o.clients} clients), from ${zoom[0]}`, yRange: zoom }));
   await report.plot('robustness-full', barChart({ ...bars, title: `accuracy under attack (${attackers.size} of ${o.clients} clients)`, yRange: [0, 1] }));
-  const summary = { clients: o.clients, attackers: attackers.size, accuracy: acc, worstCase: worst };
+  const summary = { clients: o.clients, attackers: attackers.size, accuracy: acc, worstCase: worst, detection: labels };
   await report.json('robustness', summary);
   return { ...summary, files: report.files };
 }
 
 // ---- rewards with fixed curious clients (case ii) ----
 
+/** The Shapley references `experiment rewards --shapley` computes (docs/decisions.md, "Rewards and Shapley values"). */
+export type ShapleyReference = 'round' | 'retrain';
+
 /**
- * Rewards: fixed curious clients (case ii), or with `quality` honest clients of different data
- * quality (a share of random labels each, in turn over the clients: e.g. 0, 0.2, 0.5) and the
- * Spearman correlation of quality and cumulative reward. With `shapley` (at most 12 clients),
- * every aggregation's exact Shapley values: the 2^n coalitions of its updates, each the
- * previous model plus the mean of the coalition's updates (every update trains on N samples),
- * scored by test accuracy; summed per client and rank-correlated with the cumulative rewards.
+ * Rewards: fixed curious clients (case ii), or honest clients of different data quality and the
+ * Spearman correlation of quality and cumulative reward: with `quality` a share of random labels
+ * each, with `sizes` the share of each batch of N samples each client trains on (and claims), in
+ * turn over the clients (e.g. 0, 0.2, 0.5 or 1, 0.5, 0.2). With `shapley` (at most 12 clients)
+ * the clients' exact Shapley values, rank-correlated with the cumulative rewards:
+ * 'round', every aggregation's own game (the 2^n coalitions of its updates, each the previous
+ * model plus the sample-weighted mean of the coalition's updates, as FedAvg inside H weighs them;
+ * test accuracy), summed per client; 'retrain', the game of whole training runs (each coalition
+ * trains alone for as many aggregations; shapley.ts), the literature's ground truth.
  */
-export async function runRewards(o: CommonOptions & { curious: number; attack: string; quality?: number[]; shapley?: boolean }) {
-  const curious = o.quality ? new Set<number>() : pick(o, o.curious);
+export async function runRewards(
+  o: CommonOptions & {
+    curious: number;
+    attack: string;
+    quality?: number[];
+    sizes?: number[];
+    shapley?: ShapleyReference[];
+    /** The retrained game's coalition values written by an earlier run of the same settings
+     * (retrained-coalitions.json): they do not depend on the aggregator, and take 2^n training runs. */
+    retrainedFrom?: string;
+    onRetrain?: (done: number, total: number) => void;
+  },
+) {
+  if (o.retrainedFrom && !o.shapley?.includes('retrain')) throw new RangeError('retrainedFrom needs the retrain reference');
+  if (o.quality && o.sizes) throw new RangeError('quality (random labels) and sizes (sample counts) are two separate experiments: give one');
+  const graded = o.quality ?? o.sizes;
+  const curious = graded ? new Set<number>() : pick(o, o.curious);
   const a = resolveAttack(parseAttack(o.attack), o.clients, curious.size);
   const qualityOf = (c: number) => (o.quality ? o.quality[c % o.quality.length] : 0);
+  const sizeOf = (c: number) => (o.sizes ? o.sizes[c % o.sizes.length] : 1);
+  const kindOf = (c: number) => (curious.has(c) ? 'curious' : o.quality ? `${qualityOf(c)} random labels` : o.sizes ? `${sizeOf(c)} of the samples` : 'honest');
   const report = new Report(o.out);
   const cumulative = new Map<string, number>();
   const shapley = new Map<string, number>();
   const rows: (string | number)[][] = [];
   const series = new Map<string, [number, number][]>();
-  if (o.shapley && o.clients > 12) throw new RangeError('exact Shapley values need at most 12 clients (2^n coalitions per aggregation)');
+  const references = o.shapley ?? [];
+  const learning = { ...defaultLearningConfig, ...simOf(o).learning, partitionSeed: o.seed };
+  // everything the retrained game depends on (not the aggregator: it is plain FedAvg per coalition)
+  const retrainKey = (rounds: number) => {
+    const { rate: _rate, threads: _threads, ...settings } = learning;
+    return JSON.stringify({ ...settings, clients: o.clients, rounds, quality: o.quality ?? null, sizes: o.sizes ?? null });
+  };
+  let cached: { accuracy: Float64Array; loss: Float64Array } | undefined;
+  if (o.retrainedFrom) {
+    let file: { key?: string; accuracy?: number[]; loss?: number[] };
+    try {
+      file = JSON.parse(await readFile(o.retrainedFrom, 'utf8'));
+    } catch (e) {
+      throw new BflError(ErrorCode.NOT_FOUND, `cannot read the retrained coalition values ${o.retrainedFrom} (${(e as Error).message}): give the retrained-coalitions.json of an earlier run`);
+    }
+    if (file.key !== retrainKey(o.aggregations) || file.accuracy?.length !== 1 << o.clients || file.loss?.length !== 1 << o.clients) {
+      throw new BflError(ErrorCode.BAD_CONFIG, `${o.retrainedFrom} holds the retrained game of other settings (${file.key}); this run's are ${retrainKey(o.aggregations)}: run without --retrained-from or with the same settings`);
+    }
+    cached = { accuracy: Float64Array.from(file.accuracy), loss: Float64Array.from(file.loss) };
+  }
+  if (references.length && o.clients > 12) throw new RangeError('exact Shapley values need at most 12 clients (2^n coalitions per aggregation)');
   const r = await runSimulation({
     ...simOf(o),
-    behaviourOf: attacksOf((c): Attack => (curious.has(c) ? a : qualityOf(c) > 0 ? { kind: 'noisy-labels', p: qualityOf(c) } : { kind: 'none' })),
+    behaviourOf: (c, round, honest) => {
+      if (sizeOf(c) < 1) return { ...attackRound({ kind: 'none' }, honest), sampleShare: sizeOf(c) };
+      return attackRound(curious.has(c) ? a : qualityOf(c) > 0 ? { kind: 'noisy-labels', p: qualityOf(c) } : { kind: 'none' }, honest);
+    },
     onRound: (x) => {
       o.onRound?.('rewards', x);
       for (let c = 0; c < o.clients; c++) {
         const id = `client-${c + 1}`;
         const v = (cumulative.get(id) ?? 0) + Number(x.rewards[id] ?? 0) / 1e6;
         cumulative.set(id, v);
-        rows.push([x.round, id, curious.has(c) ? 'curious' : o.quality ? `labels-${qualityOf(c)}` : 'honest', v.toFixed(6)]);
+        rows.push([x.round, id, curious.has(c) ? 'curious' : o.quality ? `labels-${qualityOf(c)}` : o.sizes ? `samples-${sizeOf(c)}` : 'honest', v.toFixed(6)]);
         if (!series.has(id)) series.set(id, []);
         series.get(id)!.push([x.round, v]);
       }
     },
-    inspect: o.shapley
+    inspect: references.includes('round')
       ? async (x, ctx) => {
           const ups = x.updates.filter((u) => ctx.deltas.has(u.digest));
           const n = ups.length;
@@ -96,12 +165,15 @@ export async function runRewards(o: CommonOptions & { curious: number; attack: s
             const members = ups.filter((_, i) => mask & (1 << i));
             const model = Float32Array.from(ctx.previous);
             if (members.length) {
+              // FedAvg of the coalition: the aggregation's own weights inside H (sample counts)
+              const all = members.reduce((t, u) => t + (ctx.samples.get(u.digest) ?? 1), 0);
               const sum = new Float64Array(dim);
               for (const u of members) {
                 const d = ctx.deltas.get(u.digest)!;
-                for (let k = 0; k < dim; k++) sum[k] += d[k];
+                const w = (ctx.samples.get(u.digest) ?? 1) / all;
+                for (let k = 0; k < dim; k++) sum[k] += w * d[k];
               }
-              for (let k = 0; k < dim; k++) model[k] = ctx.previous[k] + sum[k] / members.length;
+              for (let k = 0; k < dim; k++) model[k] = ctx.previous[k] + sum[k];
             }
             value[mask] = await ctx.accuracyOf(model);
           }
@@ -109,24 +181,37 @@ export async function runRewards(o: CommonOptions & { curious: number; attack: s
         }
       : undefined,
   });
+  let retrained: Map<string, number> | undefined;
+  if (references.includes('retrain')) {
+    const values =
+      cached ??
+      (await coalitionValues({
+        data: loadDataset(learning.dataset),
+        clients: o.clients,
+        learning,
+        rounds: r.rounds.length,
+        clientData: (c) => (qualityOf(c) > 0 ? { labels: (y, classes) => attackLabels({ kind: 'noisy-labels', p: qualityOf(c) }, y, classes) } : sizeOf(c) < 1 ? { share: sizeOf(c) } : {}),
+        onProgress: o.onRetrain,
+      }));
+    if (cached && r.rounds.length !== o.aggregations) throw new BflError(ErrorCode.BAD_CONFIG, `the run made ${r.rounds.length} aggregations, not ${o.aggregations}: the coalition values of ${o.retrainedFrom} do not apply; run without --retrained-from`);
+    await report.json('retrained-coalitions', { key: retrainKey(r.rounds.length), accuracy: [...values.accuracy], loss: [...values.loss] });
+    retrained = new Map(shapleyValues(o.clients, values.accuracy).map((phi, c) => [`client-${c + 1}`, phi]));
+  }
   const total = [...cumulative.values()].reduce((s, v) => s + v, 0);
   const curiousTotal = [...cumulative].filter(([id]) => curious.has(Number(id.split('-')[1]) - 1)).reduce((s, [, v]) => s + v, 0);
   await report.csv('rewards', ['round', 'client', 'kind', 'cumulative_tokens'], rows);
   // small multiples, one panel per kind of client (honest / curious, or per share of random
   // labels): clients of one kind earn nearly the same and their lines coincide in one chart
-  const kindOf = (id: string) => {
-    const c = Number(id.split('-')[1]) - 1;
-    return curious.has(c) ? 'curious' : o.quality ? `${qualityOf(c)} random labels` : 'honest';
-  };
-  const kinds = [...new Set([...series.keys()].map(kindOf))];
+  const kindOfId = (id: string) => kindOf(Number(id.split('-')[1]) - 1);
+  const kinds = [...new Set([...series.keys()].map(kindOfId))];
   await report.plot(
     'rewards',
     smallMultiples({
-      title: o.quality ? `cumulative rewards by share of random labels (${o.quality.join(', ')})` : `cumulative rewards, ${curious.size} curious clients (${o.attack})`,
+      title: o.quality ? `cumulative rewards by share of random labels (${o.quality.join(', ')})` : o.sizes ? `cumulative rewards by share of the samples (${o.sizes.join(', ')})` : `cumulative rewards, ${curious.size} curious clients (${o.attack})`,
       xLabel: 'aggregation',
       yLabel: 'tokens',
       cols: Math.min(3, kinds.length),
-      panels: kinds.map((k) => ({ title: k, series: [...series].filter(([id]) => kindOf(id) === k).map(([id, pts]) => ({ name: id, points: pts })) })),
+      panels: kinds.map((k) => ({ title: k, series: [...series].filter(([id]) => kindOfId(id) === k).map(([id, pts]) => ({ name: id, points: pts })) })),
     }),
   );
   const ids = Array.from({ length: o.clients }, (_, c) => `client-${c + 1}`);
@@ -134,23 +219,33 @@ export async function runRewards(o: CommonOptions & { curious: number; attack: s
   const summary = {
     clients: o.clients,
     curious: [...curious].map((c) => `client-${c + 1}`),
-    attack: o.quality ? 'none' : o.attack,
+    attack: graded ? 'none' : o.attack,
     totalTokens: total,
     curiousShare: total ? curiousTotal / total : 0,
     meanHonest: honestN ? (total - curiousTotal) / honestN : 0,
     meanCurious: curious.size ? curiousTotal / curious.size : 0,
     accuracy: tail(r.rounds.map((x) => x.accuracy)),
-    ...(o.quality
+    ...(graded
       ? {
-          quality: Object.fromEntries(ids.map((id, c) => [id, { randomLabels: qualityOf(c), tokens: cumulative.get(id) ?? 0 }])),
-          // quality = 1 − share of random labels
-          qualityRewardSpearman: spearman(ids.map((_, c) => 1 - qualityOf(c)), ids.map((id) => cumulative.get(id) ?? 0)),
+          quality: Object.fromEntries(ids.map((id, c) => [id, { ...(o.quality ? { randomLabels: qualityOf(c) } : { sampleShare: sizeOf(c) }), tokens: cumulative.get(id) ?? 0 }])),
+          // quality = 1 − share of random labels, or the share of the samples
+          qualityRewardSpearman: spearman(ids.map((_, c) => (o.quality ? 1 - qualityOf(c) : sizeOf(c))), ids.map((id) => cumulative.get(id) ?? 0)),
         }
       : {}),
-    ...(o.shapley
+    ...(references.includes('round')
       ? {
           shapley: Object.fromEntries(ids.map((id) => [id, shapley.get(id) ?? 0])),
           shapleyRewardSpearman: spearman(ids.map((id) => shapley.get(id) ?? 0), ids.map((id) => cumulative.get(id) ?? 0)),
+          ...(graded ? { shapleyQualitySpearman: spearman(ids.map((id) => shapley.get(id) ?? 0), ids.map((_, c) => (o.quality ? 1 - qualityOf(c) : sizeOf(c)))) } : {}),
+        }
+      : {}),
+    ...(retrained
+      ? {
+          retrainedShapley: Object.fromEntries(ids.map((id) => [id, retrained!.get(id) ?? 0])),
+          retrainedShapleyRewardSpearman: spearman(ids.map((id) => retrained!.get(id) ?? 0), ids.map((id) => cumulative.get(id) ?? 0)),
+          ...(graded ? { retrainedShapleyQualitySpearman: spearman(ids.map((id) => retrained!.get(id) ?? 0), ids.map((_, c) => (o.quality ? 1 - qualityOf(c) : sizeOf(c)))) } : {}),
+          // how well the per-aggregation game estimates the retrained one (the benchmark's measure)
+          ...(references.includes('round') ? { shapleyReferencesSpearman: spearman(ids.map((id) => shapley.get(id) ?? 0), ids.map((id) => retrained!.get(id) ?? 0)) } : {}),
         }
       : {}),
   };

@@ -7,6 +7,7 @@
  *
  * Sealed traffic has its own protocol ids, so a node never guesses which form it was sent:
  *   submit-sealed:  request  = u32 n ‖ announcement (n bytes) ‖ envelope
+ *   submit-sealed-stream: the same requests as frames on one long-lived stream (net/frames.ts)
  *   update-sealed:  request  = clientId ‖ digest (as `update`), response = the same sealed form
  * With `p2p.sealUpdates` on, a miner refuses the clear `submit` and `update` (SEAL_REQUIRED).
  */
@@ -17,10 +18,12 @@ import { sha256 } from '../core/hash.ts';
 import type { KemDirectory } from '../crypto/kem-keys.ts';
 import type { MlKem } from '../crypto/mlkem.ts';
 import { type KemKeyRing, SEAL_OVERHEAD, SealContext, seal } from '../crypto/seal.ts';
-import { type SignedUpdate, type UpdateAnnouncement, decodeAnnouncement, encodeAnnouncement } from '../core/update.ts';
+import { type SignedUpdate, type UpdateAnnouncement, assertFinitePayload, decodeAnnouncement, encodeAnnouncement } from '../core/update.ts';
 
 export const sealedProtocols = (networkId: string) => ({
   submit: `/bfl/${networkId}/submit-sealed/1.0.0`,
+  /** Sealed uploads as pipelined frames on one long-lived stream (net/frames.ts). */
+  submitStream: `/bfl/${networkId}/submit-sealed-stream/1.0.0`,
   update: `/bfl/${networkId}/update-sealed/1.0.0`,
 });
 
@@ -109,6 +112,8 @@ export class UpdateSealing {
     if (payload.length !== a.payloadBytes) throw new BflError(ErrorCode.MALFORMED, `payload is ${payload.length} bytes, announced ${a.payloadBytes}`);
     if (payload.length % 4 !== 0) throw new BflError(ErrorCode.MALFORMED, 'payload is not a whole number of float32 values');
     if (!equalBytes(sha256(payload), a.updateDigest)) throw new BflError(ErrorCode.MALFORMED, 'payload does not hash to the update digest');
+    // as decodeSignedUpdate does for clear uploads: a sealed payload went around that check
+    assertFinitePayload(payload);
     this.counts.opened++;
     this.counts.openMs += cpuNow() - t0;
     return { ...a, payload };

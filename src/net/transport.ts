@@ -7,6 +7,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ipOf } from './limits.ts';
 import type { P2PNode } from './p2p.ts';
+import { FrameChannel, type FrameChannelOptions, type FrameServeOptions, serveFrames } from './frames.ts';
 import { type Handler, type RequestOptions, type ServeOptions, request, serve } from './reqres.ts';
 
 export type Verdict = 'accept' | 'ignore' | 'reject';
@@ -15,6 +16,10 @@ export interface Transport {
   readonly self: string;
   serve(protocol: string, handler: (req: Uint8Array, from: string) => Promise<Uint8Array>, opts: Omit<ServeOptions, 'onError'> & { onError?: (from: string, e: Error) => void }): Promise<void>;
   request(to: string, protocol: string, body: Uint8Array, opts: RequestOptions): Promise<Uint8Array>;
+  /** Pipelined frames on one long-lived stream per peer (net/frames.ts; optional: the simulator has none). */
+  serveFrames?(protocol: string, handler: (req: Uint8Array, from: string) => Promise<Uint8Array>, opts: Omit<FrameServeOptions, 'onError'> & { onError?: (from: string, e: Error) => void }): Promise<void>;
+  /** The sending side of serveFrames: a channel to `to` (its stream opens on the first send). */
+  channel?(to: string, protocol: string, opts: FrameChannelOptions): UploadChannel;
   /** Gossip (miners): publish, and validate what arrives before it is forwarded. */
   publish(topic: string, data: Uint8Array): Promise<void>;
   subscribe(topic: string, validate: (from: string, data: Uint8Array) => Promise<Verdict>): void;
@@ -27,6 +32,14 @@ export interface Transport {
   onDisconnect?(f: (peer: string) => void): () => void;
   /** The IP address a connected peer reaches us from (penalties of outsiders are keyed by it). */
   remoteAddress?(peer: string): string | undefined;
+  /** Drop what the transport keeps about a disconnected peer (libp2p's peer store). */
+  forget?(peer: string): Promise<void>;
+}
+
+/** What a sender needs of a FrameChannel. */
+export interface UploadChannel {
+  send(body: Uint8Array): Promise<Uint8Array>;
+  close(): Promise<void>;
 }
 
 const VERDICT: Record<Verdict, TopicValidatorResult> = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject };
@@ -49,6 +62,15 @@ export class Libp2pTransport implements Transport {
 
   request(to: string, protocol: string, body: Uint8Array, opts: RequestOptions): Promise<Uint8Array> {
     return request(this.node, peerIdFromString(to), protocol, body, opts);
+  }
+
+  async serveFrames(protocol: string, handler: (req: Uint8Array, from: string) => Promise<Uint8Array>, opts: Omit<FrameServeOptions, 'onError'> & { onError?: (from: string, e: Error) => void }): Promise<void> {
+    const h: Handler = (req, peer) => handler(req, peer.toString());
+    await serveFrames(this.node, protocol, h, { ...opts, onError: opts.onError && ((peer, e) => opts.onError!(peer.toString(), e)) });
+  }
+
+  channel(to: string, protocol: string, opts: FrameChannelOptions): UploadChannel {
+    return new FrameChannel(this.node, peerIdFromString(to), protocol, opts);
   }
 
   async publish(topic: string, data: Uint8Array): Promise<void> {
@@ -88,5 +110,11 @@ export class Libp2pTransport implements Transport {
   remoteAddress(peer: string): string | undefined {
     const c = this.node.getConnections(peerIdFromString(peer))[0];
     return c ? ipOf(c.remoteAddr) : undefined;
+  }
+
+  async forget(peer: string): Promise<void> {
+    const id = peerIdFromString(peer);
+    // it may have reconnected meanwhile: identify has just written its record again
+    if (this.node.getConnections(id).length === 0) await this.node.peerStore.delete(id);
   }
 }

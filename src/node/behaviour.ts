@@ -13,6 +13,10 @@ export interface RoundBehaviour {
   trainingLabels(y: Uint8Array, classes: number): Uint8Array;
   /** The update the client signs, from the one it trained (`rng`: seeded per client and round). */
   update(delta: Float32Array, rng: Rng): Float32Array;
+  /** The share of the N newest samples the client trains on (default 1): a client with less data
+   * per round, which honestly claims the smaller sample count (the experiments' sample-count
+   * quality, issue 11). */
+  readonly sampleShare?: number;
 }
 
 export interface ClientBehaviour {

@@ -32,6 +32,7 @@ import type { ClientStatus } from '../api/status.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import { Notifier } from './notifier.ts';
+import { Uploader } from './uploader.ts';
 import { type ClientBehaviour, honestTraining } from './behaviour.ts';
 import { type AnnouncedLoad, type MinerContact, type MinerObservation, type MinerSelector, nearestByRtt } from './miner-selector.ts';
 import { Rng } from '../core/random.ts';
@@ -69,7 +70,7 @@ export interface ClientDeps {
   /** What the client does besides honest training (experiments supply attacks); default honest. */
   behaviour?: ClientBehaviour;
   /** Told of every accepted upload (experiments: which update was made with which behaviour). */
-  onUpload?: (u: { digest: string; attack: string; averaged: number; delta: Float32Array; miner: string }) => void;
+  onUpload?: (u: { digest: string; attack: string; averaged: number; delta: Float32Array; samples: number; miner: string }) => void;
   /** With `p2p.sealUpdates`: each upload sealed to its miner's ML-KEM key. */
   sealing?: UpdateSealing;
   /** Split learning (learning.mode "split"): the client keeps a head and trains it with a miner
@@ -118,6 +119,8 @@ export class Client {
   private running = false;
   private loop?: Promise<void>;
   private readonly wake: Notifier;
+  /** Uploads on one long-lived stream per miner where the transport has them (node/uploader.ts). */
+  private readonly uploader: Uploader;
   private readonly clock: Clock;
   private readonly selector: MinerSelector;
   private readonly behaviour: ClientBehaviour;
@@ -131,6 +134,7 @@ export class Client {
     this.selector = d.selector ?? nearestByRtt;
     this.behaviour = d.behaviour ?? honestTraining;
     this.wake = new Notifier(this.clock);
+    this.uploader = new Uploader(d.transport, d.logger);
     this.anchor = d.genesis.anchor;
     this.modelHash = d.genesis.modelHash;
     this.model = d.genesis.model;
@@ -158,6 +162,7 @@ export class Client {
     this.running = false;
     this.wake.notify();
     await this.clock.suspend(this.loop ?? Promise.resolve());
+    await this.uploader.close();
     await this.db.close();
   }
 
@@ -315,8 +320,9 @@ export class Client {
     await this.evaluateModel();
     if (this.d.split) return this.splitRound(this.d.split, online);
     const L = this.d.config.learning;
-    const data = subset(this.d.train, this.d.stream.takeNewest(L.N, this.now()));
     const behaviour = this.behaviour.forRound();
+    const taken = this.d.stream.takeNewest(L.N, this.now());
+    const data = subset(this.d.train, behaviour.sampleShare === undefined ? taken : taken.slice(taken.length - Math.max(1, Math.round(behaviour.sampleShare * taken.length))));
     data.y = behaviour.trainingLabels(data.y, data.classes);
     // a seed of its own per client and round (shuffling, and noise of noise-type attacks)
     const seed = (sha256(new TextEncoder().encode(this.d.identity.id)).reduce((h, b) => (h * 31 + b) >>> 0, 0) + this.trained * 7919) >>> 0;
@@ -394,7 +400,7 @@ export class Client {
       this.sent++;
       this.lastUpload = { miner: m.id, digest: toHex(digest), samples: u.samples, averaged };
       if (averaged > 1) this.lastAveraged = this.lastUpload;
-      this.d.onUpload?.({ digest: toHex(digest), attack: u.attack ?? 'none', averaged, delta: u.delta, miner: m.id });
+      this.d.onUpload?.({ digest: toHex(digest), attack: u.attack ?? 'none', averaged, delta: u.delta, samples: u.samples, miner: m.id });
       this.m?.updates.inc({ result: 'uploaded' });
       this.log.info({ miner: m.id, digest: toHex(digest).slice(0, 16), samples: u.samples }, 'update uploaded');
       return true;
@@ -407,10 +413,12 @@ export class Client {
     const opts = { maxResponseBytes: 1024, timeoutMs: this.d.config.p2p.requestTimeoutMs };
     const sealing = this.d.sealing;
     if (!sealing) {
-      await this.d.transport.request(m.peerId, protocols(this.d.config.networkId).submit, encodeSignedUpdate(u), opts);
+      const p = protocols(this.d.config.networkId);
+      await this.uploader.send(m.peerId, p.submitStream, p.submit, () => encodeSignedUpdate(u), opts);
       return;
     }
-    const send = () => this.d.transport.request(m.peerId, sealedProtocols(this.d.config.networkId).submit, sealing.encode(u, 'upload', m.id, this.now()), opts);
+    const p = sealedProtocols(this.d.config.networkId);
+    const send = () => this.uploader.send(m.peerId, p.submitStream, p.submit, () => sealing.encode(u, 'upload', m.id, this.now()), opts);
     try {
       await send();
     } catch (e) {

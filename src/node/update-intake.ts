@@ -1,5 +1,6 @@
 /**
- * Update intake, a service of the miner: signed updates from clients (`submit` protocol),
+ * Update intake, a service of the miner: signed updates from clients (`submit` protocol, or
+ * pipelined on one long-lived stream per client: `submit-stream`, net/frames.ts),
  * announcements of updates other miners received (gossip, small; the payload is pulled by
  * digest through the UpdateFetcher), raw updates served to admitted miners (`update`
  * protocol), and the set of updates not yet recorded on the canonical chain, which the mining
@@ -15,6 +16,7 @@ import { type DatedVote, newestFirst, preferredFirst } from '../core/votes.ts';
 import type { ChainStore } from '../chain/store.ts';
 import { type PoolEntry, type UpdatePool, poolKey } from '../chain/update-pool.ts';
 import { type NetworkConfig, contributorRoleOf } from '../config/network.ts';
+import { defaultFrameServe } from '../net/frames.ts';
 import type { PeerBook } from '../net/peer-book.ts';
 import { protocols, topics } from '../net/protocols.ts';
 import { type UpdateSealing, sealedProtocols } from '../net/sealed-updates.ts';
@@ -86,11 +88,15 @@ export class UpdateIntake {
     await this.recompute();
     const t = config.p2p.requestTimeoutMs;
     const gate = (peer: string) => this.c.peers.member(peer);
-    await transport.serve(proto.submit, (req, peer) => this.handleSubmit(req, peer), { maxRequestBytes: config.p2p.maxUpdateBytes + 8192, timeoutMs: t, gate, onError: (peer, e) => this.c.verdicts.refused(peer, 'submit', e) });
+    const submitRefused = (peer: string, e: Error) => this.c.verdicts.refused(peer, 'submit', e);
+    await transport.serve(proto.submit, (req, peer) => this.handleSubmit(req, peer), { maxRequestBytes: config.p2p.maxUpdateBytes + 8192, timeoutMs: t, gate, onError: submitRefused });
+    // the same uploads, pipelined on one stream per client: same handler, limits, gate and penalties
+    await transport.serveFrames?.(proto.submitStream, (req, peer) => this.handleSubmit(req, peer), { ...defaultFrameServe, maxRequestBytes: config.p2p.maxUpdateBytes + 8192, timeoutMs: t, gate, onError: submitRefused });
     await transport.serve(proto.update, (req, peer) => this.handleFetchUpdate(req, peer), { maxRequestBytes: 1024, timeoutMs: t, gate, onError: (peer, e) => this.c.verdicts.refused(peer, 'update', e) });
     if (this.c.sealing) {
       const sealed = sealedProtocols(config.networkId);
-      await transport.serve(sealed.submit, (req, peer) => this.handleSubmit(req, peer, true), { maxRequestBytes: config.p2p.maxUpdateBytes + 16384, timeoutMs: t, gate, onError: (peer, e) => this.c.verdicts.refused(peer, 'submit', e) });
+      await transport.serve(sealed.submit, (req, peer) => this.handleSubmit(req, peer, true), { maxRequestBytes: config.p2p.maxUpdateBytes + 16384, timeoutMs: t, gate, onError: submitRefused });
+      await transport.serveFrames?.(sealed.submitStream, (req, peer) => this.handleSubmit(req, peer, true), { ...defaultFrameServe, maxRequestBytes: config.p2p.maxUpdateBytes + 16384, timeoutMs: t, gate, onError: submitRefused });
       await transport.serve(sealed.update, (req, peer) => this.handleFetchUpdate(req, peer, true), { maxRequestBytes: 1024, timeoutMs: t, gate, onError: (peer, e) => this.c.verdicts.refused(peer, 'update', e) });
     }
     transport.subscribe(topics(config.networkId).updates, (peer, data) => this.c.verdicts.gossip('updates', peer, () => this.checkAnnouncement(peer, data)));

@@ -73,7 +73,7 @@ export interface SimOptions {
   onRound?: (r: RoundReport) => void;
   /** Experiments that need each aggregation's raw updates (exact Shapley values, issue 11): called
    * after onRound at the aggregation's virtual instant, with the model it started from. */
-  inspect?: (r: RoundReport, ctx: { previous: Float32Array; deltas: Map<string, Float32Array>; accuracyOf: (model: Float32Array) => Promise<number> }) => Promise<void>;
+  inspect?: (r: RoundReport, ctx: { previous: Float32Array; deltas: Map<string, Float32Array>; samples: Map<string, number>; accuracyOf: (model: Float32Array) => Promise<number> }) => Promise<void>;
 }
 
 /** The honest updates' mean and standard deviation per coordinate (their latest per client). */
@@ -137,6 +137,7 @@ export async function runSimulation(o: SimOptions): Promise<SimResult> {
   const dir = await mkdtemp(join(tmpdir(), 'bfl-sim-'));
   const stops: (() => Promise<unknown>)[] = [];
   const rec = new Recorder(o, runtime, data);
+  rec.genesisModel = payloadToDelta(params.initialModel);
   // the product's own assembly: only the transport, the clock and proof of work are swapped
   const parts = (id: Identity, index: number) => ({ config: cfg, params, identity: id, transport: net.add(`peer-${id.id}`, id.role, index), verifier, clock, logger: log });
 
@@ -268,9 +269,12 @@ class Recorder {
   private readonly attackOfDigest = new Map<string, string>();
   private readonly latestHonest = new Map<string, Float32Array>();
   private readonly deltaOfDigest = new Map<string, Float32Array>(); // only with o.inspect
+  private readonly samplesOfDigest = new Map<string, number>(); // only with o.inspect
   private stats: HonestStats | undefined;
   // scoring (issue 11): what the mimic, copycat and free-ride-global attackers copy
   private lastModel: Float32Array | undefined;
+  /** The genesis model: what the first aggregation started from (inspect only; the attackers' previousGlobal starts after it). */
+  genesisModel: Float32Array | undefined;
   private previousGlobal: Float32Array | undefined;
   private round = 0;
 
@@ -286,7 +290,10 @@ class Recorder {
       behaviour: { forRound: () => this.o.behaviourOf?.(c, this.round, () => this.honestStats()) ?? honestRound },
       onUpload: (u) => {
         this.attackOfDigest.set(u.digest, u.attack);
-        if (this.o.inspect) this.deltaOfDigest.set(u.digest, u.delta);
+        if (this.o.inspect) {
+          this.deltaOfDigest.set(u.digest, u.delta);
+          this.samplesOfDigest.set(u.digest, u.samples);
+        }
         if (u.attack === 'none') {
           this.latestHonest.set(id, u.delta);
           this.stats = undefined;
@@ -348,8 +355,9 @@ class Recorder {
           };
           this.rounds.push({ r, hash: toHex(state.hash) });
           this.o.onRound?.(r);
-          if (this.o.inspect && before) {
-            await this.o.inspect(r, { previous: before, deltas: this.deltaOfDigest, accuracyOf: async (m) => (await evaluate(this.runtime, m, this.data.test)).accuracy });
+          const base = before ?? this.genesisModel;
+          if (this.o.inspect && base) {
+            await this.o.inspect(r, { previous: base, deltas: this.deltaOfDigest, samples: this.samplesOfDigest, accuracyOf: async (m) => (await evaluate(this.runtime, m, this.data.test)).accuracy });
           }
         }),
       );
@@ -407,8 +415,12 @@ async function runOverLibp2p(o: SimOptions): Promise<SimResult> {
       if (n.id === 'miner-1') rec.watch(node.chain!, () => (performance.now() - wall0) / 1000);
     }
     const chain = nodes.find((n) => n.id === 'miner-1')!.chain!;
+    const miners = nodes.filter((n) => n.role === 'miner');
+    const agreed = () => new Set(miners.map((m) => toHex(m.chain!.tip.hash))).size === 1;
     const deadline = Date.now() + (o.maxWallMs ?? 15 * 60_000);
-    while (chain.tip.rounds - 1 < o.aggregations) {
+    // enough aggregations on a tip every miner holds: miner-1 alone may be on a branch that a
+    // heavier one with fewer aggregations replaces (then the report had fewer rounds than asked)
+    while (chain.tip.rounds - 1 < o.aggregations || !agreed()) {
       if (Date.now() > deadline) throw new Error(`libp2p run: ${chain.tip.rounds - 1} of ${o.aggregations} aggregations after ${((o.maxWallMs ?? 15 * 60_000) / 1000).toFixed(0)} s`);
       await sleep(200);
     }
@@ -417,11 +429,8 @@ async function runOverLibp2p(o: SimOptions): Promise<SimResult> {
     const clients = nodes.filter((n) => n.role === 'client');
     const clientStatus = clients.map((n) => n.status() as ClientStatus);
     for (const n of clients) await n.stop();
-    const miners = nodes.filter((n) => n.role === 'miner');
     let minersConverged = false;
-    for (const until = Date.now() + 20_000; !minersConverged && Date.now() < until; await sleep(200)) {
-      minersConverged = new Set(miners.map((m) => toHex(m.chain!.tip.hash))).size === 1;
-    }
+    for (const until = Date.now() + 20_000; !minersConverged && Date.now() < until; await sleep(200)) minersConverged = agreed();
     await rec.settled();
     const seconds = (performance.now() - wall0) / 1000;
     return { rounds: await rec.report(chain), virtualSeconds: seconds, wallSeconds: seconds, messages: null, clients: clientStatus, minersConverged };

@@ -123,9 +123,13 @@ describe('bfl-node CLI', () => {
     const r = run('bench', 'ingest', '--json', '--clients', '1', '--seconds', '1');
     expect(r.code).toBe(0);
     const a = JSON.parse(r.out);
-    for (const k of ['accepted', 'acceptedPerSecond', 'mbPerSecond', 'p50Ms', 'p99Ms', 'rawStreamMbPerSecond', 'ratioToRawStream']) expect(a[k], k).toBeGreaterThan(0);
+    for (const k of ['accepted', 'acceptedPerSecond', 'mbPerSecond', 'p50Ms', 'p99Ms', 'rawStreamMbPerSecond', 'ratioToRawStream', 'mainThreadCpuMsPerUpdate', 'rawThreadCpuMsPerUpdate', 'cpuRatioToRawStream', 'clientThreadCpuMsPerUpdate']) expect(a[k], k).toBeGreaterThan(0);
     expect(a.errors).toEqual({});
     expect(a.updateBytes).toBe(159_010 * 4);
+    expect(a.upload).toBe('stream');
+    const bad = run('bench', 'ingest', '--upload', 'udp');
+    expect(bad.code).not.toBe(0);
+    expect(bad.err.trim()).toMatch(/^error: option '--upload <mode>' argument 'udp' is invalid\. Allowed choices are stream, request\.$/);
   });
 
   it('bench pow --json and bench signatures --json print the documented fields', () => {

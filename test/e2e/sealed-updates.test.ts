@@ -7,6 +7,7 @@
  * while honest sealed traffic goes on.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys';
+import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { afterEach, expect, it } from 'vitest';
 import { loadNetworkConfig } from '../../src/config/network.ts';
@@ -24,6 +25,7 @@ import { decodeHead, encodeChainRequest, encodePeerRecord, peerRecordMessage } f
 import { createP2P } from '../../src/net/p2p.ts';
 import { PeerBook } from '../../src/net/peer-book.ts';
 import { protocols } from '../../src/net/protocols.ts';
+import { FrameChannel } from '../../src/net/frames.ts';
 import { RemoteError, request } from '../../src/net/reqres.ts';
 import { UpdateSealing, sealedProtocols } from '../../src/net/sealed-updates.ts';
 import { Libp2pTransport } from '../../src/net/transport.ts';
@@ -171,6 +173,17 @@ it('a running miner refuses bad sealed updates with their codes, penalises the s
   expect(await codeOf(send(sealing.encode(fresh(), 'upload', 'miner-1', Date.now())))).toBe('OK');
   // 10 points per refusal, 2 for the expired key (an honest sender with a stale key sends that)
   expect(await penalty()).toBe(10 + 10 + 2 + 10 + 10 + 10);
+  // the pipelined upload stream (net/frames.ts): the same codes and penalties per frame, and a
+  // refused frame does not end the stream (the frames behind it are answered on it)
+  const channel = new FrameChannel(node, peerIdFromString(m1.peerId), sealedProtocols(cfg.networkId).submitStream, { maxResponseBytes: 4096, timeoutMs: 10_000, maxInFlight: 4 });
+  const bad = sealing.encode(fresh(), 'upload', 'miner-1', Date.now());
+  bad[bad.length - 3] ^= 1;
+  const good = sealing.encode(fresh(), 'upload', 'miner-1', Date.now());
+  expect(await Promise.all([codeOf(channel.send(bad)), codeOf(channel.send(good))])).toEqual(['SEAL_TAMPERED', 'OK']);
+  expect(await codeOf(channel.send(good))).toBe('SEAL_REPLAYED');
+  expect(await codeOf(channel.send(sealing.encode(fresh(), 'upload', 'miner-1', Date.now())))).toBe('OK');
+  expect(await penalty()).toBe(10 + 10 + 2 + 10 + 10 + 10 + 10 + 10);
+  await channel.close();
   const log = await c.log('miner-1');
   for (const code of ['SEAL_REQUIRED', 'KEM_WRONG_KEY', 'KEM_KEY_EXPIRED', 'SEAL_TAMPERED', 'SEAL_TRUNCATED', 'SEAL_REPLAYED']) expect(log).toMatch(new RegExp(`"code":"${code}"`));
 

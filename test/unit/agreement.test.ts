@@ -141,7 +141,50 @@ describe('agreement scoring', () => {
     expect(run(new AgreementAggregator({ consensus: 'mean' })).high).toBe(true);
   });
 
+  it('a client claiming 10^6 samples gets at most maxClaimRatio × the median claim of H in weight and reward, a bounded share', () => {
+    const { updates, previous } = makeUpdates({ seed: 21, honest: 10, attackers: 0, dim: 400 });
+    const claimed = updates.map((u, i) => (i === 0 ? { ...u, sampleCount: 1_000_000 } : u));
+    const run = (a: AgreementAggregator, ups: UpdateInput[]) => a.aggregate({ previous, updates: ups, baseReward: BASE }, a.initialState()).result;
+    const shareOf = (r: ReturnType<typeof run>, id: string) => Number(r.rewards.find((x) => x.id === id)?.amount ?? 0n) / Number(r.rewards.reduce((t, x) => t + x.amount, 0n));
+    const id = claimed[0].clientId;
+    const r = run(new AgreementAggregator(), claimed);
+    expect(r.entries.every((e) => e.high)).toBe(true);
+    const counts = claimed.map((u) => u.sampleCount).sort((a, b) => a - b);
+    const cap = 2 * ((counts[4] + counts[5]) / 2);
+    const others = claimed.slice(1).reduce((t, u) => t + u.sampleCount, 0);
+    expect(r.entries.find((e) => e.clientId === id)!.weight).toBeCloseTo(cap / (cap + others), 12);
+    // 10 equally agreeing clients: at most 2/(2 + 9) = 18 % (agreements differ a little here)
+    expect(shareOf(r, id)).toBeLessThan(0.25);
+    // the rule before (claims as given): the one claim took nearly everything
+    expect(shareOf(run(new AgreementAggregator({ maxClaimRatio: null }), claimed), id)).toBeGreaterThan(0.99);
+    // honest claims (all within 2 × the median) weigh as before
+    expect(resultDigest(run(new AgreementAggregator(), updates))).toBe(resultDigest(run(new AgreementAggregator({ maxClaimRatio: null }), updates)));
+  });
+
+  it('rewards are data × agreement × alignment with the aggregate (CGSV), weights stay sample shares', () => {
+    const rng = new Rng(31);
+    const dim = 2000;
+    const mk = skewed(rng, dim, 8, 0.8);
+    const updates = Array.from({ length: 8 }, (_, c) => up(`client-${c + 1}`, mk(c), 60 + 10 * c));
+    const previous = new Float32Array(dim);
+    const a = new AgreementAggregator();
+    const r = a.aggregate({ previous, updates, baseReward: BASE }, a.initialState()).result;
+    expect(r.entries.every((e) => e.high)).toBe(true);
+    const g = Float64Array.from(r.model, (x, k) => x - previous[k]);
+    const cos = (u: Float32Array) => u.reduce((t, x, k) => t + x * g[k], 0) / Math.sqrt(u.reduce((t, x) => t + x * x, 0) * g.reduce((t, x) => t + x * x, 0));
+    const byId = new Map(updates.map((u) => [u.clientId, u]));
+    const score = r.entries.map((e, i) => byId.get(e.clientId)!.sampleCount * Math.max(0, r.diagnostics.similarity![i]) * Math.max(0, cos(byId.get(e.clientId)!.delta)));
+    const total = score.reduce((t, x) => t + x, 0);
+    r.entries.forEach((e, i) => expect(Number(r.rewards.find((x) => x.id === e.clientId)!.amount) / Number(BASE)).toBeCloseTo(score[i] / total, 5));
+    // the rule before pays data × agreement: different rewards, the same weights
+    const before = new AgreementAggregator({ reward: 'agreement' }).aggregate({ previous, updates, baseReward: BASE }, a.initialState()).result;
+    expect(before.entries.map((e) => e.weight)).toEqual(r.entries.map((e) => e.weight));
+    expect(before.rewards).not.toEqual(r.rewards);
+  });
+
   it('rejects bad options', () => {
+    expect(() => new AgreementAggregator({ reward: 'shapley' as never })).toThrow(/reward/);
+    expect(() => new AgreementAggregator({ maxClaimRatio: 0.5 })).toThrow(/maxClaimRatio/);
     expect(() => new AgreementAggregator({ consensusIterations: 0 })).toThrow(/consensusIterations/);
     expect(() => new AgreementAggregator({ anchoredShare: 2 })).toThrow(/anchoredShare/);
     expect(() => new AgreementAggregator({ sketchSize: 1000 })).toThrow(/power of 2/);

@@ -14,6 +14,9 @@ import { claimOfRecord, encodeUpdateClaim } from '../../src/core/encoding.ts';
 import { generateIdentity } from '../../src/crypto/keyfile.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { UpdateFetcher } from '../../src/node/update-fetcher.ts';
+import { KemDirectory, generateKemKey } from '../../src/crypto/kem-keys.ts';
+import { KemKeyRing } from '../../src/crypto/seal.ts';
+import { UpdateSealing } from '../../src/net/sealed-updates.ts';
 import { codeOf } from '../helpers/errors.ts';
 import { forgeBlock, makeNetwork } from '../helpers/network.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -52,6 +55,16 @@ describe('non-finite update payloads (issue 13, item 6)', () => {
         expect((err as BflError).message).toContain(`parameter ${at}`);
       }
     }
+  });
+
+  it('a sealed upload is held to the same check when it is opened (NON_FINITE / REJECT)', () => {
+    const kem = generateKemKey().key;
+    const directory = new KemDirectory([{ id: 'miner-1', kemPublicKey: kem.publicKey }]);
+    const client = new UpdateSealing({ networkId: 'n', directory });
+    const miner = new UpdateSealing({ networkId: 'n', directory, keyRing: new KemKeyRing([kem]) });
+    const now = 1_700_000_000_000;
+    expect(codeOf(() => miner.decode(client.encode(signedUpdate([0.5, Number.NaN]), 'upload', 'miner-1', now), 'upload', now, 1024))).toBe(ErrorCode.NON_FINITE);
+    expect(miner.decode(client.encode(signedUpdate([0.5, -1]), 'upload', 'miner-1', now), 'upload', now, 1024).payload.length).toBe(8);
   });
 
   it('every NaN bit pattern (quiet, signalling, negative) is refused; finite extremes pass', () => {

@@ -132,11 +132,10 @@ describe('a damaged update pool', () => {
     const good = await cli(['chain', 'verify', '--datadir', dir, '--json']);
     expect(JSON.parse(good.out)).toMatchObject({ valid: true, pool: { entries: 2, payloads: 2 } });
 
-    // a payload altered on disk
-    const db = new Level<string, Uint8Array>(updates, { valueEncoding: 'view' });
-    const key = (await db.sublevel<string, Uint8Array>('p', { valueEncoding: 'view' }).keys().all())[0];
-    await db.sublevel<string, Uint8Array>('p', { valueEncoding: 'view' }).put(key, new Uint8Array(32).fill(9));
-    await db.close();
+    // a payload altered on disk (one file each, named by its key with + for :)
+    const file = readdirSync(join(updates, 'payloads'))[0];
+    const key = file.replace('+', ':');
+    writeFileSync(join(updates, 'payloads', file), new Uint8Array(32).fill(9));
     const v = await cli(['chain', 'verify', '--datadir', dir]);
     expect(v.code).toBe(1);
     expect(oneLine(v.out)).toMatch(new RegExp(`^INVALID update pool: POOL_CORRUPT: the update pool in ${updates} is damaged \\(the payload of ${key} does not hash to its digest\\)`));

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { DEFAULT_MLP_PARAMS, benchAggregate } from '../../../bench/aggregate.ts';
 import { benchIngest } from '../../../bench/ingest.ts';
 import { benchPow } from '../../../bench/pow.ts';
@@ -78,12 +78,13 @@ export function benchCommand(): Command {
     .option('--clients <c>', 'flooding clients (each sends one signed update after another)', parseIntFlag('--clients', 1, 1000), 4)
     .option('--seconds <s>', 'flooding time', parseNumberFlag('--seconds', 1, 3600), 10)
     .option('--phi <n>', 'ϕ of the bench network (default: the highest allowed, no aggregation during the run)', parseIntFlag('--phi', 1, 100_000))
+    .addOption(new Option('--upload <mode>', 'stream: pipelined frames on one stream per client (submit-stream); request: one request-response stream per update').choices(['stream', 'request']).default('stream'))
     .option('--json', 'print JSON', false)
-    .action(async (o: { clients: number; seconds: number; phi?: number; json: boolean }) => {
-      const r = await benchIngest({ clients: o.clients, seconds: o.seconds, phi: o.phi });
+    .action(async (o: { clients: number; seconds: number; phi?: number; upload: 'stream' | 'request'; json: boolean }) => {
+      const r = await benchIngest({ clients: o.clients, seconds: o.seconds, phi: o.phi, upload: o.upload });
       if (o.json) printJson(r);
       else {
-        print(`${r.clients} clients, ${r.seconds} s, updates of ${r.updateBytes} bytes`);
+        print(`${r.clients} clients (${r.upload}), ${r.seconds} s, updates of ${r.updateBytes} bytes`);
         print(`accepted ${r.accepted} of ${r.submitted}: ${r.acceptedPerSecond} updates/s = ${r.mbPerSecond} MB/s; submit latency p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`);
         if (Object.keys(r.errors).length) print(`refused or failed: ${JSON.stringify(r.errors)}`);
         print(`raw libp2p stream: ${r.rawStreamMbPerSecond} MB/s; intake / raw = ${r.ratioToRawStream}`);

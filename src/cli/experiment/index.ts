@@ -6,7 +6,7 @@ import { UsageError, parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { type AggregatorName, AGGREGATORS } from '../../core/aggregation/index.ts';
 import { ATTACK_HELP, parseAttack } from '../../experiments/attacks.ts';
 import { defaultAttackExperiment, runAttackExperiment } from '../../experiments/attack.ts';
-import { runRewards, runRobustness, runStrategies, runThresholds } from '../../experiments/suite.ts';
+import { type ShapleyReference, runRewards, runRobustness, runStrategies, runThresholds } from '../../experiments/suite.ts';
 import { print, printJson } from '../output.ts';
 import { progress } from '../../experiments/progress.ts';
 import type { AggregationConfig } from '../../config/network.ts';
@@ -176,7 +176,7 @@ function finish(o: { json: boolean }, summary: { files: string[] } & Record<stri
 }
 
 export function suiteCommands(exp: Command): void {
-  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator (over no attack and every attack: the ByzFL metric)'), { clients: 10, aggregations: 20, lr: 0.01 })
+  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator (over no attack and every attack: the ByzFL metric); detection and false-positive rates where the aggregator labels clients'), { clients: 10, aggregations: 20, lr: 0.01 })
     .option('--attacks <list>', 'comma-separated attacks', 'sign-flip,scale:10,noise:0.05,label-flip,alie,ipm:0.5,free-ride:0.001')
     .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,bfl-mec-paper,fedavg,multi-krum,median,trimmed-mean,flame,foolsgold')
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), 0.3)
@@ -186,27 +186,47 @@ export function suiteCommands(exp: Command): void {
       const { bar, opts } = commonOptions(o, aggregators.length * (attacks.length + 1) * o.aggregations);
       const r = await runRobustness({ ...opts, attacks, aggregators, malicious: o.malicious });
       bar.done();
-      finish(o, r, aggregators.map((g) => `${g.padEnd(14)} no attack ${r.accuracy[g].none.toFixed(4)}  worst ${r.worstCase[g].toFixed(4)}  ${attacks.map((a) => `${a} ${r.accuracy[g][a].toFixed(4)}`).join('  ')}`));
+      // under each accuracy line, where the aggregator labels clients: detection / false positives per attack
+      const rates = (g: string) => {
+        const d = r.detection[g];
+        const f = (x: number | null) => (x === null ? '-' : x.toFixed(3));
+        return d ? [`${''.padEnd(14)} detection / false positives  ${['none', ...attacks].map((a) => `${a} ${f(d[a].detectionRate)}/${f(d[a].falsePositiveRate)}`).join('  ')}`] : [];
+      };
+      finish(o, r, aggregators.flatMap((g) => [`${g.padEnd(14)} no attack ${r.accuracy[g].none.toFixed(4)}  worst ${r.worstCase[g].toFixed(4)}  ${attacks.map((a) => `${a} ${r.accuracy[g][a].toFixed(4)}`).join('  ')}`, ...rates(g)]));
     });
 
   common(exp.command('rewards').description('cumulative rewards with fixed curious clients (case ii)'), { clients: 10, aggregations: 20, lr: 0.01 })
     .option('--curious <f>', 'fraction of curious clients', parseNumberFlag('--curious', 0, 0.99), 0.2)
     .option('--attack <attack>', `what the curious clients send: ${ATTACK_HELP}`, 'free-ride:0.001')
     .option('--quality [shares]', 'no curious clients: honest clients with these shares of random labels, in turn (default 0,0.2,0.5); reports qualityRewardSpearman')
-    .option('--shapley', 'exact Shapley value of every update per aggregation (2^n test-set evaluations; at most 12 clients); reports shapleyRewardSpearman', false)
-    .action(async (o: CommonFlags & { curious: number; attack: string; quality?: string | boolean; shapley: boolean }) => {
+    .option('--sizes [shares]', 'no curious clients: honest clients that train on (and claim) these shares of each batch of N samples, in turn (default 1,0.5,0.2); reports qualityRewardSpearman')
+    .option('--shapley [references]', 'exact Shapley values (at most 12 clients): round = every aggregation\'s own game (2^n test-set evaluations each), retrain = each coalition trains alone for as many aggregations (2^n training runs), or round,retrain; reports shapleyRewardSpearman / retrainedShapleyRewardSpearman')
+    .option('--retrained-from <file>', 'with --shapley retrain: reuse the coalition values of an earlier run with the same settings (its retrained-coalitions.json; the retrained game does not depend on the aggregator)')
+    .action(async (o: CommonFlags & { curious: number; attack: string; quality?: string | boolean; sizes?: string | boolean; shapley?: string | boolean; retrainedFrom?: string }) => {
       attackList(o.attack);
-      let quality: number[] | undefined;
-      if (o.quality !== undefined && o.quality !== false) {
-        quality = (o.quality === true ? '0,0.2,0.5' : o.quality).split(',').map(Number);
-        if (quality.some((q) => !(q >= 0 && q <= 1))) throw new UsageError('--quality takes comma-separated shares of random labels in [0, 1], e.g. 0,0.2,0.5');
+      const shares = (flag: string, v: string | boolean | undefined, dflt: string, what: string) => {
+        if (v === undefined || v === false) return undefined;
+        const xs = (v === true ? dflt : v).split(',').map(Number);
+        if (xs.some((q) => !(q >= 0 && q <= 1)) || (flag === '--sizes' && xs.some((q) => q === 0))) throw new UsageError(`${flag} takes comma-separated ${what}, e.g. ${dflt}`);
+        return xs;
+      };
+      const quality = shares('--quality', o.quality, '0,0.2,0.5', 'shares of random labels in [0, 1]');
+      const sizes = shares('--sizes', o.sizes, '1,0.5,0.2', 'shares of the samples in (0, 1]');
+      if (quality && sizes) throw new UsageError('give --quality or --sizes, not both (two separate experiments)');
+      let shapley: ShapleyReference[] | undefined;
+      if (o.shapley !== undefined && o.shapley !== false) {
+        shapley = (o.shapley === true ? 'round' : o.shapley).split(',') as ShapleyReference[];
+        if (shapley.some((x) => x !== 'round' && x !== 'retrain')) throw new UsageError('--shapley takes round, retrain or round,retrain');
+        if (o.clients > 12) throw new UsageError('--shapley needs --clients 12 or fewer (2^n coalitions per aggregation)');
+        if (o.retrainedFrom && !shapley.includes('retrain')) throw new UsageError('--retrained-from needs --shapley retrain (or round,retrain)');
+        if (shapley.includes('retrain') && !quality && !sizes) throw new UsageError('--shapley retrain needs --quality or --sizes (curious clients attack their updates, not their data: a retrained game cannot value them)');
       }
-      if (o.shapley && o.clients > 12) throw new UsageError('--shapley needs --clients 12 or fewer (2^n coalitions per aggregation)');
       const { bar, opts } = commonOptions(o, o.aggregations);
-      const r = await runRewards({ ...opts, curious: o.curious, attack: o.attack, quality, shapley: o.shapley });
+      const r = await runRewards({ ...opts, curious: o.curious, attack: o.attack, quality, sizes, shapley, retrainedFrom: o.retrainedFrom });
       bar.done();
-      const lines = quality ? [`quality (1 − random labels) vs cumulative reward: Spearman ${r.qualityRewardSpearman?.toFixed(3) ?? '-'}`] : [`curious clients (${r.curious.join(', ')}) got ${(r.curiousShare * 100).toFixed(1)} % of ${r.totalTokens.toFixed(2)} tokens: ${r.meanCurious.toFixed(2)} each vs ${r.meanHonest.toFixed(2)} per honest client`];
-      if (o.shapley) lines.push(`exact Shapley value vs cumulative reward: Spearman ${r.shapleyRewardSpearman?.toFixed(3) ?? '-'}`);
+      const lines = quality || sizes ? [`quality (${quality ? '1 − random labels' : 'share of the samples'}) vs cumulative reward: Spearman ${r.qualityRewardSpearman?.toFixed(3) ?? '-'}`] : [`curious clients (${r.curious.join(', ')}) got ${(r.curiousShare * 100).toFixed(1)} % of ${r.totalTokens.toFixed(2)} tokens: ${r.meanCurious.toFixed(2)} each vs ${r.meanHonest.toFixed(2)} per honest client`];
+      if (shapley?.includes('round')) lines.push(`per-aggregation Shapley value vs cumulative reward: Spearman ${r.shapleyRewardSpearman?.toFixed(3) ?? '-'}`);
+      if (shapley?.includes('retrain')) lines.push(`retrained Shapley value vs cumulative reward: Spearman ${r.retrainedShapleyRewardSpearman?.toFixed(3) ?? '-'}`);
       finish(o, r, lines);
     });
 

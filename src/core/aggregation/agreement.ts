@@ -36,8 +36,11 @@
  *     point is agreement indistinguishable from chance (noise free-riders), low; a negative score
  *     outside it points against its reference (sign flip, IPM, label flip), low; the rest is H;
  *  5. weights: sample counts over H (FedAvg inside H: under non-IID the honest updates differ by
- *     design, and weighting by similarity favoured the majority classes), times s(τ);
- *  6. rewards: base × n_i·a_i / Σ_H n_k·a_k (contribution = data × how well it agrees);
+ *     design, and weighting by similarity favoured the majority classes), times s(τ); a claimed
+ *     count counts at most maxClaimRatio × the median claim in H (claims are not verifiable);
+ *  6. rewards: base × n_i·a_i·c_i / Σ_H n_k·a_k·c_k, c_i = max(0, cos(Δ_i, g)) (contribution =
+ *     data × how well it agrees with its reference × how much of it went into the aggregate, as
+ *     CGSV's cosine gradient Shapley); aggregation weights stay sample counts (step 5);
  *  7. state: the momentum, the sketch of g and the sketch of each client's last high update (for
  *     the replay check).
  * The state is a pure function of the chain's aggregations (each block's state is derived from
@@ -82,6 +85,12 @@ export interface AgreementOptions {
   momentum: number;
   /** Aggregation weights inside H: sample counts (FedAvg) or sample counts × agreement. */
   weighting: 'samples' | 'agreement';
+  /** Rewards: data × agreement × alignment with the aggregate ('aligned'), or data × agreement
+   * ('agreement', the rule before). */
+  reward: 'aligned' | 'agreement';
+  /** A claimed sample count counts at most this × the median claim of the aggregation's high
+   * updates, in the weights and the rewards; null = claims count as given (the rule before). */
+  maxClaimRatio: number | null;
   /** a in s(τ) = (1 + τ)^(−a); 0 = no staleness weighting. */
   stalenessExponent: number;
 }
@@ -119,6 +128,17 @@ export const defaultAgreementOptions: AgreementOptions = {
   // −0.17 … 0.23; with 0.9 at 0.08 … 0.26.
   momentum: 0.9,
   weighting: 'samples',
+  // Measured (docs/experiments.md, "Rewards and Shapley values"): under Dirichlet label skew the
+  // rule before ranked clients against both exact Shapley references (−0.60 / −0.31), the aligned
+  // reward with them (0.71 / 0.90), and it keeps the ranking by data quality and sample count.
+  reward: 'aligned',
+  // Sample counts are the client's own claim (up to 10^6 per update): unclipped, one vote per
+  // aggregation claiming 10^6 took nearly all of the weight and the reward. Every honest update
+  // trains on the network's N samples (Algorithm 2), so honest claims are N, except an offline
+  // client's average of k buffered updates, which claims k·N: 2 lets that average count double
+  // (it stands for missed rounds) while a false claim gets at most 2/(2 + h − 1) of the reward
+  // among h equally agreeing high clients (18 % at h = 10), instead of all of it.
+  maxClaimRatio: 2,
   stalenessExponent: 0,
 };
 
@@ -183,6 +203,8 @@ export class AgreementAggregator implements Aggregator<AgreementState> {
     if (!(o.anchoredShare >= 0 && o.anchoredShare <= 1)) throw new RangeError(`anchoredShare must be in [0, 1], got ${o.anchoredShare}`);
     if (!(Number.isInteger(o.consensusIterations) && o.consensusIterations >= 1)) throw new RangeError(`consensusIterations must be an integer >= 1, got ${o.consensusIterations}`);
     if (!(o.zEps > 0)) throw new RangeError(`zEps must be > 0, got ${o.zEps}`);
+    if (o.reward !== 'aligned' && o.reward !== 'agreement') throw new RangeError(`reward must be aligned or agreement, got ${o.reward}`);
+    if (o.maxClaimRatio !== null && !(o.maxClaimRatio >= 1)) throw new RangeError(`maxClaimRatio must be >= 1 or null, got ${o.maxClaimRatio}`);
     if (!(o.stalenessExponent >= 0)) throw new RangeError(`stalenessExponent must be >= 0, got ${o.stalenessExponent}`);
   }
 
@@ -304,11 +326,17 @@ export class AgreementAggregator implements Aggregator<AgreementState> {
     });
 
     // 5-6. weights and rewards
-    const samples = ups.map((u) => u.sampleCount * stalenessWeight(u.staleness, o.stalenessExponent));
+    const claimCap = o.maxClaimRatio === null || !high.some(Boolean) ? Infinity : o.maxClaimRatio * median(ups.filter((_, i) => high[i]).map((u) => u.sampleCount));
+    const samples = ups.map((u) => Math.min(u.sampleCount, claimCap) * stalenessWeight(u.staleness, o.stalenessExponent));
     const contribution = ups.map((_, i) => samples[i] * Math.max(0, agreement[i].a));
     const w = normalise(o.weighting === 'samples' ? samples : contribution, high);
     const g = weightedSum(vs, w);
-    const pay = normalise(contribution, high);
+    // CGSV (Xu et al., NeurIPS 2021): what a client is paid for is the part of its update that
+    // went into the common step, cos(Δ_i, g); agreement with its own reference alone cannot see
+    // that (a client repeating a narrow label set agrees with its past best of all).
+    const gNorm = Math.sqrt(dot(g, g));
+    const aligned = ups.map((_, i) => (o.reward === 'agreement' || gNorm === 0 || norms[i] === 0 ? 1 : Math.max(0, dot(vs[i], g) / (norms[i] * gNorm))));
+    const pay = normalise(contribution.map((c, i) => c * aligned[i]), high);
 
     // 7. the next state: references of high updates, the sketch of g
     const references = new Map(state.references);
