@@ -11,13 +11,14 @@
  * 2. reward 'marginal': per agent, its own −log cost minus the log-cost rise it causes others;
  * 3. one network shared by all agents, queried one agent at a time, weakest first, with the
  *    pairs already taken masked out (which also enforces the one-to-one constraint (19f));
- * 4. ε decayed to 0.01, with an imitation warm start from swap matching's assignments
- *    (`expertStart`, `expertEnd`), and two revising passes at query time (`queryPasses`);
- * 5. targets 'all': the twin scores every free pair the agent could have taken, not only the
- *    taken one (the loss (22) summed over them);
+ * 4. ε decayed to 0.01, and the network distilled from a hand-written rule over the same
+ *    state (`ruleValues`): the rule's values of every free pair are the loss (22)'s targets
+ *    (`distilShare`), on states the rule (`expert: 'rule'`) or the ε-greedy network acted in;
+ * 5. targets 'all' (after distillation, `distilShare` < 1): the twin scores every free pair the
+ *    agent could have taken, not only the taken one (the loss (22) summed over them);
  * 6. γ = 0 (see `defaultD3qnOptions`).
  * `state: 'fingerprint'`, `reward: 'team'`, `targets: 'taken'`, `gamma: 0.99`, `epsilonStart: 1`, `epsilonEnd: 0.1`,
- * `expertStart: 0`, `expertEnd: 0`, `queryPasses: 1`
+ * `expertStart: 0`, `expertEnd: 0`, `distilShare: 0`
  * give the paper's variant back.
  */
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
@@ -57,57 +58,108 @@ export function stateSize(p: TwinParams, kind: StateKind): number {
 /** Rows of `agents`' states into `x`, given the clients already `placed` (server −1: not yet). */
 export function agentStates(s: TwinState, kind: StateKind, agents: ArrayLike<number>, placed: Assignment, x: Float32Array): void {
   const p = s.params;
-  const { clients: N, servers: M, channels: K } = p;
   const S = stateSize(p, kind);
+  if (kind === 'sinr') {
+    const b = new SinrStates(p);
+    for (let o = 0; o < p.clients; o++) if (placed.server[o] >= 0) b.place(s, o, placed.server[o] * p.channels + placed.channel[o]);
+    for (let r = 0; r < agents.length; r++) b.write(s, agents[r], x, r * S);
+    return;
+  }
   const pn = dbmToW(p.clientPowerDbm);
   const noise = dbmToW(p.noiseDbm);
-  let interference: Float64Array | undefined;
-  let load: Float64Array | undefined;
-  let placedCount = 0;
-  const placedIdx: number[] = [];
-  if (kind === 'sinr') {
-    // uplink interference (10) at every (server, channel) from the clients placed so far
-    interference = new Float64Array(M * K);
-    load = new Float64Array(M);
-    for (let o = 0; o < N; o++) {
-      const k = placed.channel[o];
-      if (placed.server[o] < 0) continue;
-      placedCount++;
-      placedIdx.push(o);
-      load[placed.server[o]]++;
-      for (let m = 0; m < M; m++) interference[m * K + k] += pn * s.gain[(o * M + m) * K + k];
-    }
-  }
-  const taken = new Uint8Array(M * K);
-  for (let o = 0; o < N; o++) if (placed.server[o] >= 0) taken[placed.server[o] * K + placed.channel[o]] = 1;
+  const A = p.servers * p.channels;
   for (let r = 0; r < agents.length; r++) {
     const n = agents[r];
-    let i = r * S;
-    for (let m = 0; m < M; m++) x[i++] = s.prevServerLoad[m] / N;
-    for (let k = 0; k < K; k++) x[i++] = s.prevChannelLoad[k] / N;
-    x[i++] = s.usedEnergyJ[n] / p.energyBudgetJ;
-    x[i++] = s.usedTimeS / p.latencyBudgetS;
-    if (kind === 'fingerprint') continue;
-    for (let j = 0; j < M * K; j++) x[i++] = Math.log2(1 + (pn * s.gain[n * M * K + j]) / (noise + (interference?.[j] ?? 0))) / 8;
-    if (kind === 'gains') continue;
-    for (let j = 0; j < M * K; j++) if (taken[j]) x[i - M * K + j] = 0;
+    const i = baseState(s, n, x, r * S);
+    if (kind === 'gains') for (let j = 0; j < A; j++) x[i + j] = Math.log2(1 + (pn * s.gain[n * A + j]) / noise) / 8;
+  }
+}
+
+/**
+ * The 'sinr' state of the agents in a round as clients are placed one by one: the interference
+ * at every (server, channel) (10), the taken pairs, the clients per server, kept up to date by
+ * `place`, so that the query's state of each agent costs O(M·K + placed) with no allocation
+ * (the query builds one per agent, N per round; `agentStates` rebuilt the interference from
+ * every placed client for each).
+ */
+export class SinrStates {
+  private readonly p: TwinParams;
+  private readonly pn: number;
+  private readonly noise: number;
+  private readonly inter: Float64Array;
+  private readonly taken: Uint8Array;
+  private readonly load: Float64Array;
+  private readonly harmK: Float64Array;
+  /** The placed clients in placement order, and each one's pair. */
+  private readonly placedList: Int32Array;
+  private readonly pairOf: Int32Array;
+  private count = 0;
+
+  constructor(p: TwinParams) {
+    this.p = p;
+    this.pn = dbmToW(p.clientPowerDbm);
+    this.noise = dbmToW(p.noiseDbm);
+    this.inter = new Float64Array(p.servers * p.channels);
+    this.taken = new Uint8Array(p.servers * p.channels);
+    this.load = new Float64Array(p.servers);
+    this.harmK = new Float64Array(p.channels);
+    this.placedList = new Int32Array(p.clients);
+    this.pairOf = new Int32Array(p.clients);
+  }
+
+  reset(): void {
+    this.inter.fill(0);
+    this.taken.fill(0);
+    this.load.fill(0);
+    this.count = 0;
+  }
+
+  /** Client n takes `pair` (server · K + channel); it is heard on that channel at every server. */
+  place(s: TwinState, n: number, pair: number): void {
+    const { servers: M, channels: K } = this.p;
+    const k = pair % K;
+    this.taken[pair] = 1;
+    this.load[Math.floor(pair / K)]++;
+    this.placedList[this.count++] = n;
+    this.pairOf[n] = pair;
+    for (let m = 0; m < M; m++) this.inter[m * K + k] += this.pn * s.gain[(n * M + m) * K + k];
+  }
+
+  /** Agent n's state, given the clients placed so far, into x from i (`agentStates`' layout). */
+  write(s: TwinState, n: number, x: Float32Array, i: number): void {
+    const { clients: N, servers: M, channels: K } = this.p;
+    const A = M * K;
+    const { pn, noise, inter, taken, harmK } = this;
+    const g = s.gain;
+    i = baseState(s, n, x, i);
+    for (let j = 0; j < A; j++) x[i + j] = taken[j] ? 0 : Math.log2(1 + (pn * g[n * A + j]) / (noise + inter[j])) / 8;
+    i += A;
     // harm: Σ over placed co-channel clients o of their uplink spectral-efficiency loss
-    for (let j = 0; j < M * K; j++) x[i + j] = 0;
-    for (const o of placedIdx) {
-      const mo = placed.server[o];
-      const k = placed.channel[o];
-      const sig = pn * s.gain[(o * M + mo) * K + k];
-      const iNow = noise + interference![mo * K + k] - pn * s.gain[(o * M + mo) * K + k];
-      const extra = pn * s.gain[(n * M + mo) * K + k];
-      const loss = Math.log2(1 + sig / iNow) - Math.log2(1 + sig / (iNow + extra));
-      for (let m = 0; m < M; m++) if (!taken[m * K + k]) x[i + m * K + k] += loss;
+    harmK.fill(0);
+    for (let r = 0; r < this.count; r++) {
+      const o = this.placedList[r];
+      const jo = this.pairOf[o];
+      const sig = pn * g[o * A + jo];
+      const iNow = noise + inter[jo] - sig;
+      harmK[jo % K] += Math.log2(1 + sig / iNow) - Math.log2(1 + sig / (iNow + pn * g[n * A + jo]));
     }
     // bounded like the other inputs: beyond 8 bit/s/Hz lost, a pair is simply bad
-    for (let j = 0; j < M * K; j++) x[i + j] = Math.min(x[i + j], 8) / 8;
-    i += M * K;
-    for (let m = 0; m < M; m++) x[i++] = load![m] / K;
-    x[i++] = placedCount / N;
+    for (let j = 0; j < A; j++) x[i + j] = taken[j] ? 0 : Math.min(harmK[j % K], 8) / 8;
+    i += A;
+    for (let m = 0; m < M; m++) x[i++] = this.load[m] / K;
+    x[i] = this.count / N;
   }
+}
+
+/** The paper's part of agent n's state (the fingerprint and the budget ratios) into x from i;
+ * returns the index after it. */
+function baseState(s: TwinState, n: number, x: Float32Array, i: number): number {
+  const p = s.params;
+  for (let m = 0; m < p.servers; m++) x[i++] = s.prevServerLoad[m] / p.clients;
+  for (let k = 0; k < p.channels; k++) x[i++] = s.prevChannelLoad[k] / p.clients;
+  x[i++] = s.usedEnergyJ[n] / p.energyBudgetJ;
+  x[i++] = s.usedTimeS / p.latencyBudgetS;
+  return i;
 }
 
 /** Agents weakest first: ascending best interference-free channel gain (the likely straggler
@@ -133,9 +185,9 @@ export interface Decision {
  * the first pass, groups of `group` agents share one batched inference (their state computed
  * after the earlier groups are placed); in later passes each agent, its own pair freed, is
  * queried alone with everybody else placed, and may move (one round of best responses).
- * Returns the actions and every decision with the state it was made in.
+ * Returns the actions and, with `record`, every decision with the state it was made in.
  */
-export async function runAgents(s: TwinState, kind: StateKind, group: number, passes: number, q: (x: Float32Array<ArrayBuffer>, rows: number) => Promise<Arr>, epsilon = 0, rng?: Rng, forced?: Int32Array): Promise<{ act: Int32Array; x: Float32Array; decisions: Decision[] }> {
+export async function runAgents(s: TwinState, kind: StateKind, group: number, passes: number, q: (x: Float32Array<ArrayBuffer>, rows: number) => Promise<Arr>, epsilon = 0, rng?: Rng, forced?: Int32Array, record = true): Promise<{ act: Int32Array; x: Float32Array; decisions: Decision[] }> {
   const p = s.params;
   const N = p.clients;
   const A = p.servers * p.channels;
@@ -149,6 +201,8 @@ export async function runAgents(s: TwinState, kind: StateKind, group: number, pa
   const seen = new Float32Array(N * S);
   const xg = new Float32Array(N * S);
   const decisions: Decision[] = [];
+  // one agent at a time in the first pass: its state from the incremental builder
+  const inc = kind === 'sinr' && first === 1 ? new SinrStates(p) : undefined;
   // later passes (state 'sinr' only): each group, its own pairs freed, chooses again knowing
   // where everybody else is (one round of best responses)
   const rounds = kind === 'sinr' ? Math.max(1, passes) : 1;
@@ -159,12 +213,13 @@ export async function runAgents(s: TwinState, kind: StateKind, group: number, pa
       placed.server[n] = -1;
       placed.channel[n] = -1;
     }
-    agentStates(s, kind, agents, placed, xg);
+    if (inc && pass === 0) inc.write(s, agents[0], xg, 0);
+    else agentStates(s, kind, agents, placed, xg);
     // forced (the expert's rounds in training): the states are recorded, the network not asked
     const qs = forced ? undefined : await q(xg.subarray(0, agents.length * S) as Float32Array<ArrayBuffer>, agents.length);
     for (let r = 0; r < agents.length; r++) {
       const n = agents[r];
-      seen.set(xg.subarray(r * S, (r + 1) * S), n * S);
+      if (record) seen.set(xg.subarray(r * S, (r + 1) * S), n * S);
       let pick = -1;
       if (forced) pick = forced[n];
       else if (epsilon > 0 && rng && rng.float() < epsilon) {
@@ -178,9 +233,10 @@ export async function runAgents(s: TwinState, kind: StateKind, group: number, pa
       taken[pick] = 1;
       act[n] = pick;
       // the clients placed when n chose (its state's context), n not among them
-      decisions.push({ agent: n, x: xg.slice(r * S, (r + 1) * S), act: pick, placed: { server: Int32Array.from(placed.server), channel: Int32Array.from(placed.channel) } });
+      if (record) decisions.push({ agent: n, x: xg.slice(r * S, (r + 1) * S), act: pick, placed: { server: Int32Array.from(placed.server), channel: Int32Array.from(placed.channel) } });
       placed.server[n] = Math.floor(pick / p.channels);
       placed.channel[n] = pick % p.channels;
+      if (inc && pass === 0) inc.place(s, n, pick);
     }
   }
   return { act, x: seen, decisions };
@@ -198,6 +254,9 @@ export function actionsToAssignment(p: TwinParams, act: Int32Array): Assignment 
   }
   return a;
 }
+
+/** One thread: the machine (or the edge device) is shared, as in src/learn/runtime.ts. */
+const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' };
 
 /** onnxruntime sessions for one Q-network: Q values, gradients (tests), the RMSProp step. */
 export class QNetRuntime {
@@ -297,6 +356,26 @@ export interface D3qnOptions {
    * nearly a function of the state, not of later agents' choices it cannot see.
    */
   targets: 'taken' | 'all' | 'placed';
+  /**
+   * Distillation phase (DQfD-style pretraining, a deviation): during the first
+   * `distilShare` of the episodes the targets are the hand-written rule's values
+   * (`ruleValues`) on every free pair of the state the agent saw, not the twin's
+   * counterfactuals; the replay memory is emptied when the phase ends and `targets` takes over
+   * (Q-learning fine-tuning). 0: no distillation; 1: distillation only.
+   */
+  distilShare: number;
+  /** Distillation targets more than `distilSpan` below the state's best free pair weigh
+   * `distilLowWeight` in the loss (span 0: all weigh 1): the policy needs the order near the
+   * top, and the network's capacity is spent there; the rest keep their (low) targets, so a deep
+   * fade stays far below (raising them to best − span instead let one round in a few hundred
+   * put a client in a deep fade: docs/experiments.md). */
+  distilSpan: number;
+  distilLowWeight: number;
+  /** Weight of the rule's harm term (bit/s/Hz taken from placed co-channel clients, in cost
+   * units per bit/s/Hz); see `ruleValues`. */
+  ruleHarm: number;
+  /** Learning rate at the end of training: η falls linearly from `lr` to `lrEnd`. */
+  lrEnd: number;
   /** Minibatch updates per round (r^o = 1 of Algorithm 2, and more than one per round). */
   updatesPerRound: number;
   /** Rounds of pure exploration before the first update. */
@@ -310,20 +389,24 @@ export interface D3qnOptions {
   passes: number;
   /** Passes of the shipped policy's query (d3qnScheduler); training acts with `passes`. The
    * revising passes let an agent placed early, which chose without knowing who came after,
-   * move once everybody is placed: with the committed policy, 1 pass costs 5.10 on the
-   * experiment's 1000 rounds, 3 passes 4.92 (docs/experiments.md). */
+   * move once everybody is placed; each pass costs N more network queries. The committed
+   * policy is trained for, and queried with, one pass (docs/experiments.md). */
   queryPasses: number;
   reward: RewardKind;
   /**
    * Imitation warm start (a deviation from the paper, which explores from scratch): the
-   * probability that a training round is acted by swap matching instead of the agents, falling
-   * linearly from `expertStart` to `expertEnd` over the ε schedule. On such a round the agents
-   * record the states they would have seen placing themselves (weakest first) into swap's
-   * pairs, and the counterfactual targets are scored around swap's near-optimal assignment.
-   * 0 and 0: the agents' own ε-greedy rounds only.
+   * probability that a training round is acted by the `expert` instead of the agents, falling
+   * linearly from `expertStart` to `expertEnd` over the ε schedule. With swap matching the
+   * agents record the states they would have seen placing themselves (weakest first) into
+   * swap's pairs, and the counterfactual targets are scored around swap's near-optimal
+   * assignment; the rule places them one by one on their own states. 0 and 0: the agents'
+   * own ε-greedy rounds only.
    */
   expertStart: number;
   expertEnd: number;
+  /** Who acts in the expert's rounds: 'swap' (swap matching's pairs) or 'rule' (the
+   * hand-written rule, sequentially, weakest first, on the agents' own states). */
+  expert: 'swap' | 'rule';
   seed: number;
 }
 
@@ -337,24 +420,29 @@ export interface D3qnOptions {
  * - η = 3·10⁻⁴ instead of the paper's 10⁻³: with the dense targets and before the reward
  *   floor, 100 episodes at 10⁻³ gave a policy of mean cost 19.5 against 9.0 at 3·10⁻⁴; with
  *   a floor, 3·10⁻⁴ and 10⁻⁴ ended alike (4.92, 4.91).
- * - imitation warm start (a deviation): swap matching acts every round at first, half of them
- *   at the end of the ε schedule; the agents' own rounds explore from ε = 0.3 (not 1: the
- *   expert's rounds already cover the pairs) down to 0.01 after 60 % of training. Against the
- *   same training without it (400 episodes from ε = 1), mean cost 5.10 against 5.16 on the
- *   experiment's 1000 rounds with one query pass; the other attempts (a team difference
- *   reward, targets scored with only the agents placed before) were worse
- *   (docs/experiments.md).
- * - 300 episodes of 25 rounds (one data epoch of section VI each) × 16 agents = 120,000
- *   decisions, 2 updates of 64 per round: 10 minutes on one core shared with 7 engineers'
- *   jobs (the expert's rounds run swap matching). The loss is still falling at 300.
+ * - distillation (a deviation; docs/experiments.md, "Fourth attempt"): the targets are the
+ *   hand-written rule's values of the free pairs (`ruleValues`, the same state), raised to
+ *   2 below the best (`distilSpan`); the rule acts in every training round at first and in a
+ *   fifth of them at the end of the ε schedule, the network (ε from 0.3 to 0.01 over 60 % of
+ *   training) in the others, so that it also learns the rule's choice in the states its own
+ *   mistakes lead to (DAgger). On the 200 rounds of twin seed 5 with one query pass: 4.61,
+ *   against 5.19 for the swap-imitating policy before it (swap 4.14, the rule itself 4.38).
+ *   Q-learning on the twin's targets after it (`distilShare` < 1) was not tried: no time left.
+ * - η from 3·10⁻⁴ (the paper: 10⁻³; with the twin's targets 10⁻³ diverged to a policy of cost
+ *   19.5 against 9.0) falling linearly to 3·10⁻⁵ (`lrEnd`): the rule's targets are exact, so
+ *   what remains at the end is the network's fit near the best pairs.
+ * - 320 episodes of 25 rounds (one data epoch of section VI each) × 16 agents = 128,000
+ *   decisions, 4 updates of 128 per round: 16 minutes on one core shared with 5 engineers'
+ *   jobs (load 25-32). With the twin's targets (640 twin evaluations per round) the same time
+ *   bought 300 episodes of 2 updates of 64.
  * - a target copy every 100 updates, RMSProp α = 0.99, ε = 1e-8 (PyTorch's defaults).
  */
 export const defaultD3qnOptions: D3qnOptions = {
   hidden: [512, 256, 128],
-  episodes: 300,
+  episodes: 320,
   roundsPerEpisode: 25,
   replaySize: 2 ** 17,
-  batch: 64,
+  batch: 128,
   gamma: 0,
   lr: 3e-4,
   rmsAlpha: 0.99,
@@ -364,15 +452,21 @@ export const defaultD3qnOptions: D3qnOptions = {
   epsilonDecay: 0.6,
   targetEvery: 100,
   targets: 'all',
-  updatesPerRound: 2,
+  updatesPerRound: 4,
   warmupRounds: 20,
   state: 'sinr',
   group: 1,
   passes: 1,
-  queryPasses: 3,
+  queryPasses: 1,
   reward: 'marginal',
   expertStart: 1,
-  expertEnd: 0.5,
+  expertEnd: 0.2,
+  expert: 'rule',
+  distilShare: 1,
+  distilSpan: 2,
+  distilLowWeight: 0.2,
+  ruleHarm: 0.3,
+  lrEnd: 3e-5,
   seed: 1,
 };
 
@@ -452,6 +546,52 @@ function teamDiff(N: number, withoutCost: number, withCost: number): number {
  */
 const REWARD_FLOOR = -8;
 
+/**
+ * The hand-written rule over the 'sinr' state, as values for every pair (higher is better;
+ * taken pairs, whose spectral efficiency the state zeroes, get `REWARD_FLOOR` and weight 0):
+ * −log of the agent's estimated own λ·T_n + μ·E_n plus `harm` × the spectral efficiency it
+ * takes from the placed co-channel clients. T_n from the state alone: upload at the pair's
+ * spectral efficiency, download at the SINR 10 dB higher (33 against 23 dBm, the same gain:
+ * Table I's powers), edge time at the miner's placed load plus this agent, plus the edge time
+ * it adds to each client already there (eq. (7) shares the GPU). A function of the state only,
+ * so a network can represent it exactly: the distillation phase's teacher and the expert of
+ * `expert: 'rule'`. Its harm weight 0.3 was chosen on 200 rounds of twin seed 5 (0 to 1:
+ * 4.82 to 4.38 to 4.49; swap 4.14 there), never on the experiment's rounds.
+ */
+export function ruleValues(p: TwinParams, x: ArrayLike<number>, rows: number, harm: number, out: Float32Array, weight?: Float32Array, span = 0, lowWeight = 1): void {
+  const { servers: M, channels: K } = p;
+  const A = M * K;
+  const S = stateSize(p, 'sinr');
+  const D = p.samplesPerRound;
+  const down = dbmToW(p.serverPowerDbm) / dbmToW(p.clientPowerDbm);
+  const pn = dbmToW(p.clientPowerDbm);
+  const edge = (p.serverFlopsPerSample * D) / p.serverFlops;
+  for (let r = 0; r < rows; r++) {
+    const se0 = r * S + M + K + 2;
+    const h0 = se0 + A;
+    const l0 = h0 + A;
+    for (let j = 0; j < A; j++) {
+      const se = x[se0 + j] * 8;
+      if (weight) weight[r * A + j] = se > 0 ? 1 : 0;
+      if (!(se > 0)) {
+        out[r * A + j] = REWARD_FLOOR;
+        continue;
+      }
+      const load = x[l0 + Math.floor(j / K)] * K;
+      const tUp = (D * p.bitsUpPerSample) / (p.bandwidthHz * se);
+      const tDown = (D * p.bitsDownPerSample) / (p.bandwidthHz * Math.log2(1 + down * (2 ** se - 1)));
+      const own = p.lambda * (tUp + tDown + edge * (2 * load + 1)) + p.mu * pn * tUp;
+      out[r * A + j] = Math.max(-Math.log(own + harm * 8 * x[h0 + j]), REWARD_FLOOR);
+    }
+    if (span > 0 && weight) {
+      // the order near the top decides; far below it the value only has to stay low
+      let best = -Infinity;
+      for (let j = 0; j < A; j++) if (x[se0 + j] > 0) best = Math.max(best, out[r * A + j]);
+      for (let j = 0; j < A; j++) if (weight[r * A + j] && out[r * A + j] < best - span) weight[r * A + j] = lowWeight;
+    }
+  }
+}
+
 /** Agent n's reward (as `agentRewards`) had it taken `pair` with everybody else where they are. */
 function counterfactualRewards(s: TwinState, a: Assignment, n: number, kind: RewardKind, rho: number, out: Float32Array, weight: Float32Array): void {
   const p = s.params;
@@ -482,7 +622,8 @@ function counterfactualRewards(s: TwinState, a: Assignment, n: number, kind: Rew
 }
 
 /** Algorithm 2 with one shared network (parameter sharing over the agents, see above). */
-export async function trainD3qn(p: TwinParams, opts: D3qnOptions, onEpisode?: (e: TrainResult['episodes'][number]) => void): Promise<TrainResult> {
+/** `onEpisode` also receives the network's parameters after the episode (for checkpoints). */
+export async function trainD3qn(p: TwinParams, opts: D3qnOptions, onEpisode?: (e: TrainResult['episodes'][number], params: Float32Array) => void): Promise<TrainResult> {
   const started = performance.now();
   const N = p.clients;
   const A = p.servers * p.channels;
@@ -497,7 +638,10 @@ export async function trainD3qn(p: TwinParams, opts: D3qnOptions, onEpisode?: (e
   let target = Float32Array.from(w);
   const rng = new Rng(opts.seed + 7);
   const rho = opts.reward === 'team' ? await teamRho(p, opts.seed + 3) : 0;
-  const expert = opts.expertStart > 0 || opts.expertEnd > 0 ? swapScheduler(opts.seed + 5) : undefined;
+  const expert = (opts.expertStart > 0 || opts.expertEnd > 0) && opts.expert === 'swap' ? swapScheduler(opts.seed + 5) : undefined;
+  if ((opts.expert === 'rule' || opts.distilShare > 0) && opts.state !== 'sinr') throw new BflError(ErrorCode.BAD_CONFIG, `the D3QN's rule (expert 'rule', distilShare > 0) reads the 'sinr' state, not '${opts.state}'`);
+  const ruleOut = new Float32Array(N * A);
+  const distilEpisodes = Math.round(opts.distilShare * opts.episodes);
   // replay memory: a ring of (s, a, r, s', done)
   const cap = opts.replaySize;
   const rs = new Float32Array(cap * S);
@@ -520,6 +664,8 @@ export async function trainD3qn(p: TwinParams, opts: D3qnOptions, onEpisode?: (e
   const episodes: TrainResult['episodes'] = [];
   try {
     for (let ep = 0; ep < opts.episodes; ep++) {
+      // fine-tuning starts from the distilled network, with a memory of its own targets only
+      if (ep === distilEpisodes && ep > 0) size = head = 0;
       const twin = new Twin(p, opts.seed * 1_000_003 + ep); // Algorithm 2 line 3: a fresh DT per episode
       let s = twin.next();
       let lossSum = 0;
@@ -530,8 +676,11 @@ export async function trainD3qn(p: TwinParams, opts: D3qnOptions, onEpisode?: (e
         epsilon = Math.max(opts.epsilonEnd, opts.epsilonStart - ((opts.epsilonStart - opts.epsilonEnd) * round) / (opts.epsilonDecay * totalRounds));
         const share = Math.min(1, round / (opts.epsilonDecay * totalRounds));
         const expertP = opts.expertStart + (opts.expertEnd - opts.expertStart) * share;
-        const forced = expertP > 0 && rng.float() < expertP ? assignmentToActions(p, (await expert!.assign(s)) as Assignment) : undefined;
-        const { act, decisions } = await runAgents(s, opts.state, opts.group, opts.passes, (xg, rows) => rt.q(w, xg, rows), round < opts.warmupRounds ? 1 : epsilon, rng, forced);
+        const expertRound = expertP > 0 && rng.float() < expertP;
+        const forced = expertRound && expert ? assignmentToActions(p, (await expert.assign(s)) as Assignment) : undefined;
+        // the rule acts as a greedy Q function over the states the agents see
+        const q = expertRound && opts.expert === 'rule' ? async (xg: Float32Array, rows: number) => (ruleValues(p, xg, rows, opts.ruleHarm, ruleOut), ruleOut) : (xg: Float32Array<ArrayBuffer>, rows: number) => rt.q(w, xg, rows);
+        const { act, decisions } = await runAgents(s, opts.state, opts.group, opts.passes, q, expertRound ? 0 : round < opts.warmupRounds ? 1 : epsilon, rng, forced);
         const a = actionsToAssignment(p, act);
         const cost = roundCost(s, a);
         costSum += cost.cost;
@@ -548,7 +697,8 @@ export async function trainD3qn(p: TwinParams, opts: D3qnOptions, onEpisode?: (e
           rs2.set(x2.subarray(n * S, (n + 1) * S), head * S);
           const yRow = ry.subarray(head * A, (head + 1) * A);
           const wRow = rw.subarray(head * A, (head + 1) * A);
-          if (opts.targets === 'all') counterfactualRewards(s, a, n, opts.reward, rho, yRow, wRow);
+          if (ep < distilEpisodes) ruleValues(p, d.x, 1, opts.ruleHarm, yRow, wRow, opts.distilSpan, opts.distilLowWeight);
+          else if (opts.targets === 'all') counterfactualRewards(s, a, n, opts.reward, rho, yRow, wRow);
           else if (opts.targets === 'placed') counterfactualRewards(s, d.placed, n, opts.reward, rho, yRow, wRow);
           else {
             yRow.fill(rewards[n]);
@@ -578,7 +728,8 @@ export async function trainD3qn(p: TwinParams, opts: D3qnOptions, onEpisode?: (e
               if (!rdone[idx[i]]) for (let j = 0; j < A; j++) yb[i * A + j] += opts.gamma * qTg[i * A + best];
             }
           }
-          const loss = await rt.rmsprop(w, sq, xb, ab, yb, B, { lr: opts.lr, alpha: opts.rmsAlpha, eps: opts.rmsEps }, wNext, sqNext);
+          const lr = opts.lr + ((opts.lrEnd - opts.lr) * round) / totalRounds;
+          const loss = await rt.rmsprop(w, sq, xb, ab, yb, B, { lr, alpha: opts.rmsAlpha, eps: opts.rmsEps }, wNext, sqNext);
           [w, wNext] = [wNext, w];
           [sq, sqNext] = [sqNext, sq];
           if (++updates % opts.targetEvery === 0) target.set(w);
@@ -590,7 +741,7 @@ export async function trainD3qn(p: TwinParams, opts: D3qnOptions, onEpisode?: (e
       }
       const e = { episode: ep + 1, loss: lossN ? lossSum / lossN : NaN, cost: costSum / opts.roundsPerEpisode, epsilon };
       episodes.push(e);
-      onEpisode?.(e);
+      onEpisode?.(e, w);
     }
   } finally {
     await rt.close();
@@ -623,25 +774,38 @@ export async function savePolicy(stem: string, r: TrainResult, p: TwinParams, co
 /** The committed policy for the default twin (regenerate: see its .json `command`). */
 export const DEFAULT_POLICY = new URL('./policy/d3qn-default', import.meta.url).pathname;
 
-/** The D3QN scheduler from a policy file: one batched inference, then the masked sequential choice. */
+/**
+ * The D3QN scheduler from a policy file: the masked sequential query (`runAgents`) with one
+ * session, one input tensor over a reused buffer per row count, and no decisions recorded.
+ */
 export async function d3qnScheduler(stem: string = DEFAULT_POLICY): Promise<Scheduler> {
   let meta: PolicyMeta;
   let session: ort.InferenceSession;
   try {
     meta = JSON.parse(await readFile(`${stem}.json`, 'utf8')) as PolicyMeta;
     if (meta.format !== 'bfl-node/d3qn-policy/1') throw new Error(`unknown format ${String(meta.format)}`);
-    session = await ort.InferenceSession.create(`${stem}.onnx`, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' });
+    session = await ort.InferenceSession.create(`${stem}.onnx`, SESSION_OPTIONS);
   } catch (e) {
     throw new BflError(ErrorCode.BAD_CONFIG, `cannot load the D3QN policy ${stem}.onnx/.json (${(e as Error).message}); train one with \`bfl-node experiment association --train\``);
   }
+  const passes = meta.options.queryPasses ?? meta.options.passes;
+  // the tensor of each batch size, over a buffer the query's state rows are copied into
+  const tensors = new Map<number, { buf: Float32Array; feeds: Record<string, ort.Tensor> }>();
+  const q = async (x: Float32Array, rows: number) => {
+    let t = tensors.get(rows);
+    if (!t) {
+      const buf = new Float32Array(rows * meta.spec.inputs);
+      tensors.set(rows, (t = { buf, feeds: { x: new ort.Tensor('float32', buf, [rows, meta.spec.inputs]) } }));
+    }
+    t.buf.set(x.subarray(0, rows * meta.spec.inputs));
+    return (await session.run(t.feeds)).q.data as Float32Array;
+  };
   return {
     name: 'd3qn',
     async assign(s) {
       const p = s.params;
-      const A = p.servers * p.channels;
-      if (A !== meta.spec.actions || stateSize(p, meta.state) !== meta.spec.inputs) throw new BflError(ErrorCode.BAD_CONFIG, `the D3QN policy ${stem} was trained for ${meta.twin.servers} servers × ${meta.twin.channels} channels; retrain it for ${p.servers} × ${p.channels}`);
-      const q = async (x: Float32Array<ArrayBuffer>, rows: number) => (await session.run({ x: new ort.Tensor('float32', x, [rows, meta.spec.inputs]) })).q.data as Float32Array;
-      return actionsToAssignment(p, (await runAgents(s, meta.state, meta.options.group, meta.options.queryPasses ?? meta.options.passes, q)).act);
+      if (p.servers * p.channels !== meta.spec.actions || stateSize(p, meta.state) !== meta.spec.inputs) throw new BflError(ErrorCode.BAD_CONFIG, `the D3QN policy ${stem} was trained for ${meta.twin.servers} servers × ${meta.twin.channels} channels; retrain it for ${p.servers} × ${p.channels}`);
+      return actionsToAssignment(p, (await runAgents(s, meta.state, meta.options.group, passes, q, 0, undefined, undefined, false)).act);
     },
     close: () => session.release(),
   };

@@ -2,9 +2,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isBflError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/random.ts';
-import { DEFAULT_POLICY, QNetRuntime, actionsToAssignment, agentRewards, d3qnScheduler, defaultD3qnOptions, runAgents, savePolicy, trainD3qn } from '../../src/association/d3qn.ts';
+import { DEFAULT_POLICY, QNetRuntime, actionsToAssignment, agentRewards, agentStates, d3qnScheduler, defaultD3qnOptions, ruleValues, runAgents, savePolicy, stateSize, trainD3qn } from '../../src/association/d3qn.ts';
 import { type QNetSpec, initQnet, qnetParamCount } from '../../src/association/qnet.ts';
-import { Twin, checkOneToOne, roundCost, twinParams } from '../../src/association/twin.ts';
+import { Twin, checkOneToOne, emptyAssignment, roundCost, twinParams } from '../../src/association/twin.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 /** A minibatch: states, one-hot taken actions (`dense`: a 0/1 weight on every action, as the
@@ -132,6 +132,66 @@ describe('the D3QN scheduler', () => {
     });
   });
 
+  it('the query\'s incremental state of every decision is the state rebuilt from the clients placed before it', async () => {
+    const p = twinParams({ clients: 12, servers: 3, channels: 5 });
+    const S = stateSize(p, 'sinr');
+    const twin = new Twin(p, 21);
+    const rng = new Rng(4);
+    for (let r = 0; r < 4; r++) {
+      const s = twin.next();
+      // random Q values: agents spread over servers and channels, so interference and harm occur
+      const { decisions } = await runAgents(s, 'sinr', 1, 1, async (_x, rows) => Float32Array.from({ length: rows * 15 }, () => rng.float()));
+      let harmSeen = 0;
+      for (const d of decisions) {
+        const x = new Float32Array(S);
+        agentStates(s, 'sinr', [d.agent], d.placed, x);
+        for (let i = 0; i < S; i++) expect(d.x[i], `state element ${i}`).toBeCloseTo(x[i], 6);
+        for (let j = 0; j < 15; j++) harmSeen += d.x[S - 4 - 15 + j];
+      }
+      expect(harmSeen).toBeGreaterThan(0);
+    }
+  });
+
+  it('the rule\'s value of a pair for a client alone is −log of the twin\'s λT + μE for it alone there; taken pairs weigh 0; with a span, what lies further below the best weighs less', () => {
+    const p = twinParams({ clients: 4, servers: 2, channels: 3 });
+    const S = stateSize(p, 'sinr');
+    const s = new Twin(p, 6).next();
+    const x = new Float32Array(S);
+    const out = new Float32Array(6);
+    const w = new Float32Array(6);
+    agentStates(s, 'sinr', [2], emptyAssignment(4), x);
+    ruleValues(p, x, 1, 0.3, out, w);
+    for (let pair = 0; pair < 6; pair++) {
+      const a = emptyAssignment(4);
+      a.server[2] = Math.floor(pair / 3);
+      a.channel[2] = pair % 3;
+      expect(out[pair]).toBeCloseTo(Math.max(-8, -Math.log(roundCost(s, a).cost)), 5);
+      expect(w[pair]).toBe(1);
+    }
+    // client 0 on pair 4: that pair weighs 0, and pairs on its channel carry its harm
+    const placed = emptyAssignment(4);
+    placed.server[0] = 1;
+    placed.channel[0] = 1;
+    agentStates(s, 'sinr', [2], placed, x);
+    const harmed = new Float32Array(6);
+    ruleValues(p, x, 1, 0.3, harmed, w);
+    expect(Array.from(w)).toEqual([1, 1, 1, 1, 0, 1]);
+    expect(harmed[1]).toBeLessThan(out[1]);
+    const spanned = new Float32Array(6);
+    const ws = new Float32Array(6);
+    ruleValues(p, x, 1, 0.3, spanned, ws, 0.5, 0.25);
+    const best = Math.max(...Array.from(harmed).filter((_, j) => w[j]));
+    expect(Array.from(spanned)).toEqual(Array.from(harmed));
+    for (let j = 0; j < 6; j++) expect(ws[j]).toBe(!w[j] ? 0 : harmed[j] < best - 0.5 ? 0.25 : 1);
+    expect(Array.from(ws).filter((v) => v === 0.25).length).toBeGreaterThan(0);
+  });
+
+  it('the rule reads the \'sinr\' state: another state with the rule is a BAD_CONFIG error', async () => {
+    const p = twinParams({ clients: 4, servers: 2, channels: 3 });
+    const err = await trainD3qn(p, { ...defaultD3qnOptions, hidden: [4], episodes: 1, roundsPerEpisode: 2, state: 'gains', expert: 'rule' }).catch((e: unknown) => e);
+    expect(isBflError(err, 'BAD_CONFIG')).toBe(true);
+  });
+
   it('the team difference reward is N·(log cost without the agent − log cost with it)', () => {
     const p = twinParams({ clients: 3, servers: 2, channels: 2 });
     const s = new Twin(p, 4).next();
@@ -147,7 +207,7 @@ describe('the D3QN scheduler', () => {
     }
   });
 
-  for (const over of [{ targets: 'placed' }, { reward: 'team-diff' }, { expertStart: 1, expertEnd: 0.5, targets: 'placed' }] as const) {
+  for (const over of [{ targets: 'placed' }, { reward: 'team-diff' }, { expertStart: 1, expertEnd: 0.5, targets: 'placed' }, { expert: 'rule', distilShare: 0.5, distilSpan: 2, distilLowWeight: 0.2, lrEnd: 1e-5 }] as const) {
     it(`trains with ${JSON.stringify(over)}: finite losses, a one-to-one policy`, async () => {
       const p = twinParams({ clients: 6, servers: 2, channels: 4 });
       const r = await trainD3qn(p, { ...defaultD3qnOptions, hidden: [16, 8], episodes: 2, roundsPerEpisode: 5, warmupRounds: 2, batch: 8, ...over });
