@@ -141,7 +141,39 @@ describe('agreement scoring', () => {
     expect(run(new AgreementAggregator({ consensus: 'mean' })).high).toBe(true);
   });
 
+  it('a client related to none of its peers (its labels shared with nobody) is not judged by them: high, unpaid, then judged by its own past', () => {
+    // 10 label directions centred on their mean (a two-class update raises its classes and lowers
+    // the rest): clients 1-9 in 3 groups of 3, client 10 alone on a fourth direction, about −0.07
+    // with everyone (the 10-client two-shard run's client holding both shards of one digit)
+    const rng = new Rng(13);
+    const dim = 3000;
+    const raw = Array.from({ length: 10 }, () => Float64Array.from({ length: dim }, () => rng.normal()));
+    const dir = raw.map((u) => Float64Array.from(u, (x, k) => x - raw.reduce((s, v) => s + v[k], 0) / 10));
+    const mk = (c: number, sign = 1) => up(`client-${c + 1}`, Float32Array.from(dir[c < 9 ? c % 3 : 3], (x) => sign * (x + 0.8 * rng.normal()) * 0.01));
+    const round1 = Array.from({ length: 10 }, (_, c) => mk(c));
+    const entry = (r: { entries: { clientId: string; high: boolean }[]; diagnostics: { references?: string[]; reasons?: string[] } }, id: string) => {
+      const i = r.entries.findIndex((e) => e.clientId === id);
+      return { high: r.entries[i].high, by: r.diagnostics.references![i], why: r.diagnostics.reasons![i] };
+    };
+    const before = new AgreementAggregator({ relatedMin: 0 });
+    const b1 = before.aggregate({ previous: new Float32Array(dim), updates: round1, baseReward: BASE }, before.initialState()).result;
+    expect(entry(b1, 'client-10')).toEqual({ high: false, by: 'consensus', why: 'against its peers' });
+
+    const a = new AgreementAggregator();
+    const s1 = a.aggregate({ previous: new Float32Array(dim), updates: round1, baseReward: BASE }, a.initialState());
+    expect(entry(s1.result, 'client-10')).toEqual({ high: true, by: 'no related peer', why: '' });
+    expect(s1.result.entries.every((e) => e.high)).toBe(true);
+    expect(s1.result.rewards.find((x) => x.id === 'client-10')?.amount ?? 0n).toBe(0n);
+    // its update is its history now: honest again is high (and paid), flipped is low
+    const honest = a.aggregate({ previous: s1.result.model, updates: Array.from({ length: 10 }, (_, c) => mk(c)), baseReward: BASE }, s1.state).result;
+    expect(entry(honest, 'client-10')).toEqual({ high: true, by: 'history', why: '' });
+    expect(honest.rewards.find((x) => x.id === 'client-10')!.amount).toBeGreaterThan(0n);
+    const flipped = a.aggregate({ previous: s1.result.model, updates: Array.from({ length: 10 }, (_, c) => mk(c, c === 9 ? -1 : 1)), baseReward: BASE }, s1.state).result;
+    expect(entry(flipped, 'client-10')).toEqual({ high: false, by: 'history', why: 'against its own past updates' });
+  });
+
   it('rejects bad options', () => {
+    expect(() => new AgreementAggregator({ relatedMin: 1.5 })).toThrow(/relatedMin/);
     expect(() => new AgreementAggregator({ consensusIterations: 0 })).toThrow(/consensusIterations/);
     expect(() => new AgreementAggregator({ anchoredShare: 2 })).toThrow(/anchoredShare/);
     expect(() => new AgreementAggregator({ sketchSize: 1000 })).toThrow(/power of 2/);
