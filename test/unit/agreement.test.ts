@@ -172,6 +172,27 @@ describe('agreement scoring', () => {
     expect(entry(flipped, 'client-10')).toEqual({ high: false, by: 'history', why: 'against its own past updates' });
   });
 
+  it('10 clients, first aggregation: a flipped client that is the hub of its group is found, its group\'s honest clients stay high', () => {
+    // 5 centred directions: pairs sharing no label at about −0.1; clients 1-9 in 3 groups of 3,
+    // client 10 alone. Group 0 is a chain (the real 10-client two-shard run's clients 1, 3, 7):
+    // client 1 on its direction u, clients 4 and 7 on u ± v, related to client 1 (about 0.5) and
+    // hardly to each other. Clients 1 (the hub) and 2 flipped.
+    const rng = new Rng(14);
+    const dim = 3000;
+    const raw = Array.from({ length: 6 }, () => Float64Array.from({ length: dim }, () => rng.normal()));
+    const dir = raw.slice(0, 5).map((u) => Float64Array.from(u, (x, k) => x - raw.slice(0, 5).reduce((s, v) => s + v[k], 0) / 5));
+    const v = raw[5];
+    const base = (c: number) => (c === 3 ? dir[0].map((x, k) => x + v[k]) : c === 6 ? dir[0].map((x, k) => x - v[k]) : dir[c < 9 ? c % 3 : 3]);
+    const flipped = new Set([0, 1]);
+    const updates = Array.from({ length: 10 }, (_, c) => up(`client-${c + 1}`, Float32Array.from(base(c), (x) => (flipped.has(c) ? -1 : 1) * (x + 0.6 * rng.normal()) * 0.01)));
+    const a = new AgreementAggregator();
+    const r = a.aggregate({ previous: new Float32Array(dim), updates, baseReward: BASE }, a.initialState()).result;
+    const cosOf = (x: Float32Array, y: Float32Array) => x.reduce((s, xv, k) => s + xv * y[k], 0) / Math.sqrt(x.reduce((s, xv) => s + xv * xv, 0) * y.reduce((s, yv) => s + yv * yv, 0));
+    expect(cosOf(updates[0].delta, updates[3].delta)).toBeLessThan(-0.3);
+    expect(Math.abs(cosOf(updates[3].delta, updates[6].delta))).toBeLessThan(0.2);
+    expect(r.entries.filter((e) => e.high === flipped.has(Number(e.clientId.split('-')[1]) - 1)).map((e) => e.clientId)).toEqual([]);
+  });
+
   it('rejects bad options', () => {
     expect(() => new AgreementAggregator({ relatedMin: 1.5 })).toThrow(/relatedMin/);
     expect(() => new AgreementAggregator({ consensusIterations: 0 })).toThrow(/consensusIterations/);
