@@ -21,6 +21,7 @@ import type { AggregationTx, Block } from '../core/types.ts';
 import { payloadToDelta } from '../core/update.ts';
 import type { ChainState, PendingRecord } from '../core/validation.ts';
 import type { AggregationEngine, AggregationJob } from './aggregation-engine.ts';
+import { Bounded } from '../util/bounded.ts';
 
 /** Raw updates by (client, digest): the pool, else fetched from the other miners. */
 export interface UpdateSource {
@@ -67,6 +68,9 @@ interface Computed {
   state: Uint8Array;
 }
 
+/** Global models whose round is remembered: far more than the staleness an update may have. */
+export const ROUNDS_CACHED = 1024;
+
 const inputKey = (parent: ChainState, records: PendingRecord[]) => `${toHex(parent.hash)}/${records.map((r) => `${r.clientId}:${toHex(r.updateDigest)}`).join(',')}`;
 
 export class ChainAggregation implements ChainAggregationCheck {
@@ -74,7 +78,9 @@ export class ChainAggregation implements ChainAggregationCheck {
   private readonly source: UpdateSource;
   private readonly states?: StateSource;
   private readonly keep: number;
-  private readonly rounds = new Map<string, number>();
+  /** Rounds of the global models staleness was asked about: the newest few are asked again and
+   * again; bounded, as one entry per aggregation ever would grow with the chain. */
+  private readonly rounds = new Bounded<number>(ROUNDS_CACHED);
   private readonly results = new Map<string, Computed>();
   /** Aggregations computed (not served from kept results): for tests and metrics. */
   computed = 0;

@@ -5,8 +5,9 @@
  */
 import type { AggregatorName } from '../core/aggregation/index.ts';
 import type { AggregationConfig } from '../config/network.ts';
-import { type RoundReport, type SimOptions, runSimulation } from '../sim/harness.ts';
+import { type RoundReport, type SimOptions, type SimResult, runSimulation } from '../sim/harness.ts';
 import { type Attack, parseAttack, resolveAttack } from './attacks.ts';
+import { LABELLING_AGGREGATORS, type LabelRates, labelRates } from './detection.ts';
 import { type ExperimentBase, attacksOf, pickClients, simBase } from './setup.ts';
 import { type Series, barChart, lineChart, smallMultiples, zoomedRange } from './plot.ts';
 import { Report, convergedAt, shapleyValues, spearman, tail } from './report.ts';
@@ -26,18 +27,36 @@ const pick = (o: CommonOptions, fraction: number) => pickClients(o.seed, o.clien
 
 // ---- robustness: attacks × aggregators ----
 
-export async function runRobustness(o: CommonOptions & { attacks: string[]; aggregators: AggregatorName[]; malicious: number }) {
+/**
+ * `simulate` is the simulator (a seam for tests of the report); detection and false positives
+ * per aggregator and attack come from the labels of the aggregators that label clients
+ * (experiments/detection.ts), null for the others.
+ */
+export async function runRobustness(o: CommonOptions & { attacks: string[]; aggregators: AggregatorName[]; malicious: number; simulate?: (s: SimOptions) => Promise<Pick<SimResult, 'rounds'>> }) {
   const attackers = pick(o, o.malicious);
   const report = new Report(o.out);
+  const simulate = o.simulate ?? runSimulation;
   const acc: Record<string, Record<string, number>> = {};
+  const labels: Record<string, Record<string, LabelRates> | null> = {};
   for (const agg of o.aggregators) {
     acc[agg] = {};
+    labels[agg] = LABELLING_AGGREGATORS.has(agg) ? {} : null;
     for (const attack of ['none', ...o.attacks]) {
       const a = resolveAttack(parseAttack(attack), o.clients, attackers.size);
-      const r = await runSimulation({ ...simOf(o, agg), behaviourOf: attacksOf((c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' })), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
+      const r = await simulate({ ...simOf(o, agg), behaviourOf: attacksOf((c) => (attackers.has(c) && attack !== 'none' ? a : { kind: 'none' })), onRound: (x) => o.onRound?.(`${agg} / ${attack}`, x) });
       acc[agg][attack] = tail(r.rounds.map((x) => x.accuracy));
+      if (labels[agg]) labels[agg][attack] = labelRates(r.rounds);
     }
   }
+  const rate = (x: number | null) => (x === null ? null : x.toFixed(4));
+  await report.csv(
+    'robustness-detection',
+    ['aggregator', 'attack', 'detection_rate', 'false_positive_rate', 'attacker_updates', 'honest_updates'],
+    o.aggregators.flatMap((g) => {
+      const l = labels[g];
+      return l ? ['none', ...o.attacks].map((a) => [g, a, rate(l[a].detectionRate), rate(l[a].falsePositiveRate), l[a].attackerUpdates, l[a].honestUpdates]) : [];
+    }),
+  );
   // the ByzFL worst case: over no attack and every attack
   const worst = Object.fromEntries(o.aggregators.map((g) => [g, Math.min(acc[g].none, ...o.attacks.map((a) => acc[g][a]))]));
   await report.csv('robustness', ['aggregator', 'none', ...o.attacks, 'worst'], o.aggregators.map((g) => [g, acc[g].none.toFixed(4), ...o.attacks.map((a) => acc[g][a].toFixed(4)), worst[g].toFixed(4)]));
@@ -46,7 +65,7 @@ export async function runRobustness(o: CommonOptions & { attacks: string[]; aggr
   const zoom = zoomedRange([{ name: 'all', points: bars.values.flat().map((v): [number, number] => [0, v]) }], { lowQuantile: 0, step: 0.05, floor: 0, ceil: 1 });
   await report.plot('robustness', barChart({ ...bars, title: `accuracy under attack (${attackers.size} of ${o.clients} clients), from ${zoom[0]}`, yRange: zoom }));
   await report.plot('robustness-full', barChart({ ...bars, title: `accuracy under attack (${attackers.size} of ${o.clients} clients)`, yRange: [0, 1] }));
-  const summary = { clients: o.clients, attackers: attackers.size, accuracy: acc, worstCase: worst };
+  const summary = { clients: o.clients, attackers: attackers.size, accuracy: acc, worstCase: worst, detection: labels };
   await report.json('robustness', summary);
   return { ...summary, files: report.files };
 }

@@ -5,47 +5,9 @@
  * limit. Written here rather than taken from @libp2p/utils' RateLimiter: that one reads the wall
  * clock and keeps a timer per key, and the simulator runs these on its virtual clock.
  */
+import { Bounded } from '../util/bounded.ts';
 
-/** A map that forgets its least recently used entries beyond `max` (Map keeps insertion order). */
-export class Bounded<V> {
-  private readonly m = new Map<string, V>();
-  private readonly max: number;
-
-  constructor(max: number) {
-    this.max = max;
-  }
-
-  get(k: string): V | undefined {
-    const v = this.m.get(k);
-    if (v !== undefined) {
-      this.m.delete(k);
-      this.m.set(k, v);
-    }
-    return v;
-  }
-
-  peek(k: string): V | undefined {
-    return this.m.get(k);
-  }
-
-  set(k: string, v: V): void {
-    this.m.delete(k);
-    this.m.set(k, v);
-    while (this.m.size > this.max) this.m.delete(this.m.keys().next().value!);
-  }
-
-  delete(k: string): void {
-    this.m.delete(k);
-  }
-
-  get size(): number {
-    return this.m.size;
-  }
-
-  entries(): IterableIterator<[string, V]> {
-    return this.m.entries();
-  }
-}
+export { Bounded };
 
 /**
  * Token buckets: `rate` tokens per second up to `burst`. A take may overdraw (a response larger

@@ -164,11 +164,23 @@ export class PeerBook {
       }),
     );
     // a PeerId's mapping is only needed while it is connected: fresh keys do not pile up
-    if (transport.onDisconnect) this.unsubscribe.push(transport.onDisconnect((peer) => this.peers.delete(peer)));
+    if (transport.onDisconnect) this.unsubscribe.push(transport.onDisconnect((peer) => this.forget(peer)));
   }
 
   stop(): void {
     for (const f of this.unsubscribe.splice(0)) f();
+  }
+
+  /**
+   * A peer's last connection closed. An outsider's record in the transport's peer store
+   * (addresses, protocols, keys, signed record: ~1-2 KB) goes too: libp2p drops a peer only 6 h
+   * after it was last seen, and then only when someone lists the store, so a flood of fresh
+   * keys (thousands in a 10 min soak) grew it for hours. Members keep theirs.
+   */
+  private forget(peer: string): void {
+    const member = this.peers.get(peer) ?? this.o.configuredPeers?.get(peer);
+    this.peers.delete(peer);
+    if (!member) void this.o.transport.forget?.(peer).catch((e) => this.o.logger.debug({ peer, err: (e as Error).message }, 'peer store entry not dropped'));
   }
 
   /**

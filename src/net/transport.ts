@@ -27,6 +27,8 @@ export interface Transport {
   onDisconnect?(f: (peer: string) => void): () => void;
   /** The IP address a connected peer reaches us from (penalties of outsiders are keyed by it). */
   remoteAddress?(peer: string): string | undefined;
+  /** Drop what the transport keeps about a disconnected peer (libp2p's peer store). */
+  forget?(peer: string): Promise<void>;
 }
 
 const VERDICT: Record<Verdict, TopicValidatorResult> = { accept: TopicValidatorResult.Accept, ignore: TopicValidatorResult.Ignore, reject: TopicValidatorResult.Reject };
@@ -88,5 +90,11 @@ export class Libp2pTransport implements Transport {
   remoteAddress(peer: string): string | undefined {
     const c = this.node.getConnections(peerIdFromString(peer))[0];
     return c ? ipOf(c.remoteAddr) : undefined;
+  }
+
+  async forget(peer: string): Promise<void> {
+    const id = peerIdFromString(peer);
+    // it may have reconnected meanwhile: identify has just written its record again
+    if (this.node.getConnections(id).length === 0) await this.node.peerStore.delete(id);
   }
 }

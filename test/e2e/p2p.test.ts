@@ -39,3 +39,19 @@ it('a node keeps dialling configured peers it is not connected to, so a late sta
 it('without the redial loop the late starter stays unreached (what the loop is for)', { timeout: 30_000 }, async () => {
   expect(await lateStart(0)).toBe(false);
 });
+
+it("the transport forgets a disconnected peer: libp2p's peer store keeps an outsider's record for hours otherwise (the peer book asks this for outsiders)", async () => {
+  const { Libp2pTransport } = await import('../../src/net/transport.ts');
+  const a = await node({ listen: '/ip4/127.0.0.1/tcp/0', bootstrap: [] });
+  const b = await node({ listen: '/ip4/127.0.0.1/tcp/0', bootstrap: [] });
+  const t = new Libp2pTransport(a);
+  const forgotten: Promise<void>[] = [];
+  t.onDisconnect((p) => forgotten.push(t.forget(p)));
+  await b.dial(a.getMultiaddrs()[0]);
+  for (let i = 0; i < 20 && !(await a.peerStore.has(b.peerId)); i++) await sleep(100);
+  expect(await a.peerStore.has(b.peerId)).toBe(true);
+  await b.stop();
+  for (let i = 0; i < 20 && forgotten.length === 0; i++) await sleep(100);
+  await Promise.all(forgotten);
+  expect(await a.peerStore.has(b.peerId)).toBe(false);
+});

@@ -4,9 +4,20 @@
  * each miner's RSS must come back within 10 % of its baseline after the flood (its baseline plus
  * the growth of an unflooded window as long: a miner's RSS grows with its chain).
  *
- *   SOAK_FLOOD_MS (default 600000) flood length; SOAK_BASE_MS (default the same) unflooded
- *   window; SOAK_SETTLE_MS (default 60000) wait after the flood before the RSS is read.
+ *   SOAK_FLOOD_MS (default 600000) flooded time; SOAK_BASE_MS (default the same) unflooded
+ *   time; SOAK_SLICE_MS (default 60000) the two alternate in slices of this length, in the
+ *   order U F F U (0: one unflooded window, then one flooded); SOAK_GAP_MS (default 10000) after each
+ *   flooded slice, counted in neither; SOAK_SETTLE_MS (default 60000) wait after the last slice
+ *   before the RSS is read.
  *   Figures go to out/soak/soak.json. Run: npx vitest run --config vitest.slow.config.ts test/e2e/soak.slow.test.ts
+ *
+ * Why slices: the rates are compared between two windows of the same run. Measured one after the
+ * other (10 min unflooded, then 10 min flooded), every change of the machine between them (on a
+ * shared machine, other jobs starting: load 4 in the first window and 22 in the second in the
+ * lead's run of 18:52) and every cost that grows with the chain counted against the flood (the
+ * ratio went 1.83, 1.01, 0.68, 0.18 over four runs). Slices in the order U F F U put both windows
+ * under the same conditions on average. The gap after a flooded slice keeps its aftermath (stalled
+ * connections closed up to the hello timeout later) out of the unflooded count.
  *
  * The flood runs in this process, from 127.0.0.2-127.0.0.250 (all of 127/8 is loopback), so the
  * outsiders' addresses differ from the honest nodes' 127.0.0.1 as on a real network:
@@ -33,6 +44,8 @@ import { Cluster, type Status } from '../helpers/cluster.ts';
 const FLOOD_MS = Number(process.env.SOAK_FLOOD_MS ?? 600_000);
 const BASE_MS = Number(process.env.SOAK_BASE_MS ?? FLOOD_MS);
 const SETTLE_MS = Number(process.env.SOAK_SETTLE_MS ?? 60_000);
+const SLICE_MS = Number(process.env.SOAK_SLICE_MS ?? 60_000);
+const GAP_MS = Number(process.env.SOAK_GAP_MS ?? 10_000);
 const MINERS = ['miner-1', 'miner-2'];
 
 let cluster: Cluster | undefined;
@@ -65,7 +78,26 @@ async function window(c: Cluster, ms: number) {
   const [a] = await c.waitFor(['miner-1'], () => true, 30_000, 'miner-1');
   const lat = await statusLatencies(c, ms);
   const [b] = await c.waitFor(['miner-1'], () => true, 30_000, 'miner-1');
-  return { aggregations: b.aggregations - a.aggregations, perMinute: ((b.aggregations - a.aggregations) * 60_000) / ms, statusP50Ms: p50(lat), end: b as Status };
+  return { aggregations: b.aggregations - a.aggregations, perMinute: ((b.aggregations - a.aggregations) * 60_000) / ms, statusP50Ms: p50(lat), latencies: lat, end: b as Status };
+}
+
+/**
+ * Unflooded (U) and flooded (F) slices in the order U F F U, repeated (one of each when `slice`
+ * is 0): a rate that drifts linearly over the run (the machine's load, the chain's length)
+ * weighs the same on both sides, which plain alternation (U F U F) would not.
+ */
+function schedule(baseMs: number, floodMs: number, slice: number): { flooded: boolean; ms: number }[] {
+  if (!(slice > 0)) return [{ flooded: false, ms: baseMs }, { flooded: true, ms: floodMs }];
+  const out: { flooded: boolean; ms: number }[] = [];
+  const left = { u: baseMs, f: floodMs };
+  for (let i = 0; left.u > 0 || left.f > 0; i++) {
+    // U F F U: flooded at positions 1 and 2 of every four; whatever is left of one kind at the end
+    const flooded = left.u <= 0 || (left.f > 0 && (i % 4 === 1 || i % 4 === 2));
+    const k = flooded ? 'f' : 'u';
+    out.push({ flooded, ms: Math.min(slice, left[k]) });
+    left[k] -= slice;
+  }
+  return out;
 }
 
 async function outsiderNode(ip: string): Promise<Libp2p> {
@@ -78,6 +110,9 @@ async function outsiderNode(ip: string): Promise<Libp2p> {
   });
 }
 
+/** The outsiders' next address: one sequence over all flooded slices, as one long flood would use them. */
+let ipNext = 0;
+
 /** The flood: returns counts of what the outsiders got, by kind and result. */
 async function flood(c: Cluster, ms: number): Promise<Record<string, number>> {
   const networkId = c.init.nodes.length ? JSON.parse(await (await import('node:fs/promises')).readFile(c.init.config, 'utf8')).networkId : '';
@@ -86,7 +121,6 @@ async function flood(c: Cluster, ms: number): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   const count = (k: string) => (counts[k] = (counts[k] ?? 0) + 1);
   const until = Date.now() + ms;
-  let ipNext = 0;
   const nextIp = () => `127.0.0.${2 + (ipNext++ % 249)}`;
   const codeOf = (e: unknown) => (e instanceof RemoteError ? e.code : String((e as Error)?.name ?? e));
 
@@ -150,22 +184,48 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
 
   const rss = () => Promise.all(MINERS.map((id) => metric(c, id, 'process_resident_memory_bytes')));
   const heap = () => Promise.all(MINERS.map((id) => metric(c, id, 'nodejs_heap_size_used_bytes')));
+  const lag = () => Promise.all(MINERS.map((id) => metric(c, id, 'nodejs_eventloop_lag_p50_seconds')));
   const rssStart = await rss();
-  const base = await window(c, BASE_MS);
-  const rssBase = await rss();
-  const heapBase = await heap();
-  const lagBase = await Promise.all(MINERS.map((id) => metric(c, id, 'nodejs_eventloop_lag_p50_seconds')));
-
-  const [during, counts] = await Promise.all([window(c, FLOOD_MS), flood(c, FLOOD_MS)]);
+  let rssBase: number[] | undefined;
+  let heapBase: number[] = [];
+  let tBase = 0;
+  // the RSS growth of the unflooded slices (a miner's RSS grows with its chain), per ms
+  const unfloodedGrowth = MINERS.map(() => 0);
+  const totals = { unflooded: { ms: 0, aggregations: 0, latencies: [] as number[], lag: [] as number[][] }, flooded: { ms: 0, aggregations: 0, latencies: [] as number[], lag: [] as number[][] } };
+  const slices: { flooded: boolean; ms: number; perMinute: number; loadavg1: number }[] = [];
+  const counts: Record<string, number> = {};
+  for (const slice of schedule(BASE_MS, FLOOD_MS, SLICE_MS)) {
+    const before = await rss();
+    const w = slice.flooded ? (await Promise.all([window(c, slice.ms), flood(c, slice.ms).then((k) => Object.entries(k).forEach(([n, v]) => (counts[n] = (counts[n] ?? 0) + v)))]))[0] : await window(c, slice.ms);
+    const t = slice.flooded ? totals.flooded : totals.unflooded;
+    t.ms += slice.ms;
+    t.aggregations += w.aggregations;
+    t.latencies.push(...w.latencies);
+    t.lag.push(await lag());
+    slices.push({ flooded: slice.flooded, ms: slice.ms, perMinute: w.perMinute, loadavg1: (await import('node:os')).loadavg()[0] });
+    const after = await rss();
+    if (!slice.flooded) after.forEach((x, i) => (unfloodedGrowth[i] += x - before[i]));
+    if (!rssBase) {
+      // the baseline: after the first unflooded slice, before any flood
+      rssBase = after;
+      heapBase = await heap();
+      tBase = Date.now();
+    }
+    if (slice.flooded && GAP_MS > 0) await sleep(GAP_MS);
+  }
   const rssPeak = await rss();
   const heapPeak = await heap();
-  const lagFlood = await Promise.all(MINERS.map((id) => metric(c, id, 'nodejs_eventloop_lag_p50_seconds')));
   await sleep(SETTLE_MS);
   const rssAfter = await rss();
   const heapAfter = await heap();
   // a miner's RSS grows with its chain even unflooded (blocks, states, caches): that growth,
-  // measured over the unflooded window and extended over the flood, is not the flood's
-  const drift = rssBase.map((x, i) => ((x - rssStart[i]) / BASE_MS) * (FLOOD_MS + SETTLE_MS));
+  // measured over the unflooded slices and extended from the baseline to the last reading, is
+  // not the flood's
+  const drift = unfloodedGrowth.map((g) => (g / totals.unflooded.ms) * (Date.now() - tBase));
+  const base = { perMinute: (totals.unflooded.aggregations * 60_000) / totals.unflooded.ms, statusP50Ms: p50(totals.unflooded.latencies) };
+  const during = { perMinute: (totals.flooded.aggregations * 60_000) / totals.flooded.ms, statusP50Ms: p50(totals.flooded.latencies) };
+  const meanLag = (xs: number[][]) => MINERS.map((_, i) => (xs.reduce((a, x) => a + x[i], 0) / xs.length) * 1000);
+  const baseline = rssBase ?? rssStart;
   const statuses = await Promise.all(MINERS.map((id) => c.status(id)));
   const clients = await Promise.all(c.init.nodes.filter((n) => n.role === 'client').map((n) => c.status(n.id)));
 
@@ -173,19 +233,22 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
     floodMs: FLOOD_MS,
     baseMs: BASE_MS,
     settleMs: SETTLE_MS,
+    sliceMs: SLICE_MS,
+    gapMs: GAP_MS,
     aggregationsPerMinute: { unflooded: base.perMinute, flooded: during.perMinute, ratio: during.perMinute / base.perMinute },
+    slices,
     statusP50Ms: { unflooded: base.statusP50Ms, flooded: during.statusP50Ms },
-    eventLoopLagP50Ms: { unflooded: lagBase.map((x) => x * 1000), flooded: lagFlood.map((x) => x * 1000) },
+    eventLoopLagP50Ms: { unflooded: meanLag(totals.unflooded.lag), flooded: meanLag(totals.flooded.lag) },
     rssMB: {
-      startOfUnflooded: rssStart.map((x) => x / 2 ** 20),
-      baseline: rssBase.map((x) => x / 2 ** 20),
-      endOfFlood: rssPeak.map((x) => x / 2 ** 20),
+      start: rssStart.map((x) => x / 2 ** 20),
+      baseline: baseline.map((x) => x / 2 ** 20),
+      endOfSlices: rssPeak.map((x) => x / 2 ** 20),
       after: rssAfter.map((x) => x / 2 ** 20),
-      ratio: rssAfter.map((x, i) => x / rssBase[i]),
-      unfloodedDriftOverFlood: drift.map((x) => x / 2 ** 20),
-      ratioToBaselinePlusDrift: rssAfter.map((x, i) => x / (rssBase[i] + Math.max(0, drift[i]))),
+      ratio: rssAfter.map((x, i) => x / baseline[i]),
+      unfloodedDriftSinceBaseline: drift.map((x) => x / 2 ** 20),
+      ratioToBaselinePlusDrift: rssAfter.map((x, i) => x / (baseline[i] + Math.max(0, drift[i]))),
     },
-    heapUsedMB: { baseline: heapBase.map((x) => x / 2 ** 20), endOfFlood: heapPeak.map((x) => x / 2 ** 20), after: heapAfter.map((x) => x / 2 ** 20) },
+    heapUsedMB: { baseline: heapBase.map((x) => x / 2 ** 20), endOfSlices: heapPeak.map((x) => x / 2 ** 20), after: heapAfter.map((x) => x / 2 ** 20) },
     flood: counts,
     penalties: statuses.map((s) => s?.penalties),
     clientsUploaded: clients.map((s) => s?.uploaded),

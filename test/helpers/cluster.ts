@@ -11,6 +11,13 @@ const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
 
 export type Status = Record<string, any>;
 
+/**
+ * Node flags for the nodes' processes, for diagnosis (flags such as --cpu-prof are not allowed in
+ * NODE_OPTIONS): BFL_E2E_NODE_ARGS, space-separated; `{id}` becomes the node's id
+ * (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof/{id}`).
+ */
+const nodeArgs = (id: string): string[] => (process.env.BFL_E2E_NODE_ARGS ?? '').split(' ').filter(Boolean).map((a) => a.replaceAll('{id}', id));
+
 export class Cluster {
   readonly dir: string;
   readonly init: InitResult;
@@ -47,7 +54,7 @@ export class Cluster {
   start(id: string, o: { config?: string } = {}): void {
     const n = this.node(id);
     const out = createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [BIN, '--role', n.role, '--config', o.config ?? this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
+    const child = spawn(process.execPath, [...nodeArgs(id), BIN, '--role', n.role, '--config', o.config ?? this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'], // a node whose test process dies stops too
       env: { ...process.env, BFL_LOG_LEVEL: 'info' },
     });

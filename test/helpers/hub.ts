@@ -13,6 +13,12 @@ export class Hub {
     this.nodes.get(b)!.linked.add(a);
     for (const [x, y] of [[a, b], [b, a]]) for (const f of this.nodes.get(x)!.connectFns) f(y);
   }
+  /** The last connection between a and b closed (hangUp alone does not tell the peer books). */
+  disconnect(a: string, b: string) {
+    this.nodes.get(a)!.linked.delete(b);
+    this.nodes.get(b)!.linked.delete(a);
+    for (const [x, y] of [[a, b], [b, a]]) for (const f of this.nodes.get(x)!.disconnectFns) f(y);
+  }
 }
 
 export class HubTransport implements Transport {
@@ -71,6 +77,15 @@ export class HubTransport implements Transport {
   onConnect(f: (peer: string) => void) {
     this.connectFns.push(f);
     return () => {};
+  }
+  forgotten: string[] = [];
+  readonly disconnectFns: ((p: string) => void)[] = [];
+  onDisconnect(f: (peer: string) => void) {
+    this.disconnectFns.push(f);
+    return () => {};
+  }
+  async forget(peer: string) {
+    this.forgotten.push(peer);
   }
   remoteAddress(peer: string) {
     return this.linked.has(peer) ? this.hub.nodes.get(peer)!.ip : undefined;

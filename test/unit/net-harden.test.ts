@@ -190,6 +190,23 @@ describe('the peer book: who is penalised, and who is let in', () => {
     expect(miner.peers.info('H')?.memberId).toBe('client-1');
   });
 
+  it("an outsider's record in the transport's peer store goes when its last connection closes; a member's stays", async () => {
+    const hub = new Hub();
+    const clock = testClock();
+    const miner = book(hub, ids.miner, 'M', '10.0.0.1', clock);
+    await miner.peers.start();
+    new HubTransport(hub, 'X', '10.9.9.9');
+    const honest = book(hub, ids.honest, 'H', '10.0.0.3', clock);
+    await honest.peers.start();
+    hub.connect('M', 'X');
+    hub.connect('M', 'H');
+    await settle();
+    hub.disconnect('M', 'H');
+    hub.disconnect('M', 'X');
+    expect(miner.transport.forgotten).toEqual(['X']);
+    expect(miner.peers.info('H')).toBeUndefined(); // the PeerId mapping goes for both
+  });
+
   it('budgets: an outsider is refused; a member pulling in a loop is throttled (RATE_LIMITED) while another member is still served', async () => {
     const hub = new Hub();
     const clock = testClock();

@@ -107,6 +107,31 @@ describe('chain store', () => {
     }
   });
 
+  it('its caches stay within their bounds, and the cached height index follows a reorg', async () => {
+    const net = makeNetwork({ phi: 2, difficulty: 4n });
+    const dir = await tmpDir('bfl-store-');
+    let store = await ChainStore.open({ datadir: dir, params: net.params, signatures: verifier, now: () => NOW, caches: { states: 5, heights: 4 } });
+    try {
+      const g = store.tip;
+      const a = await extend(net, store, g, 0, 6, g.timestamp + 1);
+      for (let h = 1; h <= 6; h++) expect(await store.hashAt(h)).toBe(a.hashes[h - 1]);
+      expect(store.cacheSizes()).toEqual({ states: 5, heights: 4 });
+      // a branch with more work from genesis: every cached height now names its block
+      const b = await extend(net, store, g, 1, 7, g.timestamp + 2);
+      expect(store.tip.height).toBe(7);
+      for (let h = 1; h <= 7; h++) expect(await store.hashAt(h)).toBe(b.hashes[h - 1]);
+      expect(await store.isAncestor(Buffer.from(b.hashes[2], 'hex'), store.tip.hash)).toBe(true);
+      expect(await store.isAncestor(Buffer.from(a.hashes[5], 'hex'), store.tip.hash)).toBe(false);
+      expect(store.cacheSizes()).toEqual({ states: 5, heights: 4 });
+      // the same answers from disk alone
+      await store.close();
+      store = await ChainStore.open({ datadir: dir, signatures: verifier, now: () => NOW });
+      for (let h = 1; h <= 7; h++) expect(await store.hashAt(h)).toBe(b.hashes[h - 1]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('orphans connect when their parent arrives (and the metrics count it)', async () => {
     const net = makeNetwork({ phi: 100 });
     const metrics = new Metrics();

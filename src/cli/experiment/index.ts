@@ -176,7 +176,7 @@ function finish(o: { json: boolean }, summary: { files: string[] } & Record<stri
 }
 
 export function suiteCommands(exp: Command): void {
-  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator (over no attack and every attack: the ByzFL metric)'), { clients: 10, aggregations: 20, lr: 0.01 })
+  common(exp.command('robustness').description('accuracy under attack: attacks × aggregators, and the worst case per aggregator (over no attack and every attack: the ByzFL metric); detection and false-positive rates where the aggregator labels clients'), { clients: 10, aggregations: 20, lr: 0.01 })
     .option('--attacks <list>', 'comma-separated attacks', 'sign-flip,scale:10,noise:0.05,label-flip,alie,ipm:0.5,free-ride:0.001')
     .option('--aggregators <list>', 'comma-separated aggregators', 'bfl-mec,bfl-mec-paper,fedavg,multi-krum,median,trimmed-mean,flame,foolsgold')
     .option('--malicious <f>', 'fraction of clients attacking', parseNumberFlag('--malicious', 0, 0.99), 0.3)
@@ -186,7 +186,13 @@ export function suiteCommands(exp: Command): void {
       const { bar, opts } = commonOptions(o, aggregators.length * (attacks.length + 1) * o.aggregations);
       const r = await runRobustness({ ...opts, attacks, aggregators, malicious: o.malicious });
       bar.done();
-      finish(o, r, aggregators.map((g) => `${g.padEnd(14)} no attack ${r.accuracy[g].none.toFixed(4)}  worst ${r.worstCase[g].toFixed(4)}  ${attacks.map((a) => `${a} ${r.accuracy[g][a].toFixed(4)}`).join('  ')}`));
+      // under each accuracy line, where the aggregator labels clients: detection / false positives per attack
+      const rates = (g: string) => {
+        const d = r.detection[g];
+        const f = (x: number | null) => (x === null ? '-' : x.toFixed(3));
+        return d ? [`${''.padEnd(14)} detection / false positives  ${['none', ...attacks].map((a) => `${a} ${f(d[a].detectionRate)}/${f(d[a].falsePositiveRate)}`).join('  ')}`] : [];
+      };
+      finish(o, r, aggregators.flatMap((g) => [`${g.padEnd(14)} no attack ${r.accuracy[g].none.toFixed(4)}  worst ${r.worstCase[g].toFixed(4)}  ${attacks.map((a) => `${a} ${r.accuracy[g][a].toFixed(4)}`).join('  ')}`, ...rates(g)]));
     });
 
   common(exp.command('rewards').description('cumulative rewards with fixed curious clients (case ii)'), { clients: 10, aggregations: 20, lr: 0.01 })
