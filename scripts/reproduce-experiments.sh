@@ -49,6 +49,9 @@ for part in $parts; do
       bfl experiment attack --clients 10 --aggregations 40 --attack sign-flip --partition iid --out "$s" --json > "$s/iid10-signflip.json"
       bfl experiment attack --clients 20 --aggregations 20 --attack sign-flip --partition shards --out "$s" --json > "$s/noniid20-signflip.json"
       bfl experiment attack --clients 50 --aggregations 20 --attack sign-flip --partition shards --out "$s" --json > "$s/noniid50-signflip.json"
+      # 10 clients two-shard (docs/experiments.md "10 clients non-IID"): no attack, sign flip, IPM
+      for a in sign-flip ipm:0.5; do bfl experiment attack --clients 10 --attack "$a" --partition shards --out "$s/noniid10" --json > "$s/noniid10-${a%%:*}.json"; done
+      bfl experiment attack --clients 10 --malicious 0 --partition shards --out "$s/noniid10-none" --json > "$s/noniid10-none.json"
       # offline rule evaluation on real updates (50 clients two-shard, 30 aggregations): default vs
       # the rule before (consensus 'mean') vs the baselines, 30 % rotating synthesised attackers
       npx --no-install node scripts/scoring-dump.ts "$s/dump-noniid50" shards 50 30 2> "$s/dump-noniid50.log"

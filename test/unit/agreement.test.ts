@@ -141,6 +141,58 @@ describe('agreement scoring', () => {
     expect(run(new AgreementAggregator({ consensus: 'mean' })).high).toBe(true);
   });
 
+  it('a client related to none of its peers (its labels shared with nobody) is not judged by them: high, unpaid, then judged by its own past', () => {
+    // 10 label directions centred on their mean (a two-class update raises its classes and lowers
+    // the rest): clients 1-9 in 3 groups of 3, client 10 alone on a fourth direction, about −0.07
+    // with everyone (the 10-client two-shard run's client holding both shards of one digit)
+    const rng = new Rng(13);
+    const dim = 3000;
+    const raw = Array.from({ length: 10 }, () => Float64Array.from({ length: dim }, () => rng.normal()));
+    const dir = raw.map((u) => Float64Array.from(u, (x, k) => x - raw.reduce((s, v) => s + v[k], 0) / 10));
+    const mk = (c: number, sign = 1) => up(`client-${c + 1}`, Float32Array.from(dir[c < 9 ? c % 3 : 3], (x) => sign * (x + 0.8 * rng.normal()) * 0.01));
+    const round1 = Array.from({ length: 10 }, (_, c) => mk(c));
+    const entry = (r: { entries: { clientId: string; high: boolean }[]; diagnostics: { references?: string[]; reasons?: string[] } }, id: string) => {
+      const i = r.entries.findIndex((e) => e.clientId === id);
+      return { high: r.entries[i].high, by: r.diagnostics.references![i], why: r.diagnostics.reasons![i] };
+    };
+    const before = new AgreementAggregator({ relatedMin: 0 });
+    const b1 = before.aggregate({ previous: new Float32Array(dim), updates: round1, baseReward: BASE }, before.initialState()).result;
+    expect(entry(b1, 'client-10')).toEqual({ high: false, by: 'consensus', why: 'against its peers' });
+
+    const a = new AgreementAggregator();
+    const s1 = a.aggregate({ previous: new Float32Array(dim), updates: round1, baseReward: BASE }, a.initialState());
+    expect(entry(s1.result, 'client-10')).toEqual({ high: true, by: 'no related peer', why: '' });
+    expect(s1.result.entries.every((e) => e.high)).toBe(true);
+    expect(s1.result.rewards.find((x) => x.id === 'client-10')?.amount ?? 0n).toBe(0n);
+    // its update is its history now: honest again is high (and paid), flipped is low
+    const honest = a.aggregate({ previous: s1.result.model, updates: Array.from({ length: 10 }, (_, c) => mk(c)), baseReward: BASE }, s1.state).result;
+    expect(entry(honest, 'client-10')).toEqual({ high: true, by: 'history', why: '' });
+    expect(honest.rewards.find((x) => x.id === 'client-10')!.amount).toBeGreaterThan(0n);
+    const flipped = a.aggregate({ previous: s1.result.model, updates: Array.from({ length: 10 }, (_, c) => mk(c, c === 9 ? -1 : 1)), baseReward: BASE }, s1.state).result;
+    expect(entry(flipped, 'client-10')).toEqual({ high: false, by: 'history', why: 'against its own past updates' });
+  });
+
+  it('10 clients, first aggregation: a flipped client that is the hub of its group is found, its group\'s honest clients stay high', () => {
+    // 5 centred directions: pairs sharing no label at about −0.1; clients 1-9 in 3 groups of 3,
+    // client 10 alone. Group 0 is a chain (the real 10-client two-shard run's clients 1, 3, 7):
+    // client 1 on its direction u, clients 4 and 7 on u ± v, related to client 1 (about 0.5) and
+    // hardly to each other. Clients 1 (the hub) and 2 flipped.
+    const rng = new Rng(14);
+    const dim = 3000;
+    const raw = Array.from({ length: 6 }, () => Float64Array.from({ length: dim }, () => rng.normal()));
+    const dir = raw.slice(0, 5).map((u) => Float64Array.from(u, (x, k) => x - raw.slice(0, 5).reduce((s, v) => s + v[k], 0) / 5));
+    const v = raw[5];
+    const base = (c: number) => (c === 3 ? dir[0].map((x, k) => x + v[k]) : c === 6 ? dir[0].map((x, k) => x - v[k]) : dir[c < 9 ? c % 3 : 3]);
+    const flipped = new Set([0, 1]);
+    const updates = Array.from({ length: 10 }, (_, c) => up(`client-${c + 1}`, Float32Array.from(base(c), (x) => (flipped.has(c) ? -1 : 1) * (x + 0.6 * rng.normal()) * 0.01)));
+    const a = new AgreementAggregator();
+    const r = a.aggregate({ previous: new Float32Array(dim), updates, baseReward: BASE }, a.initialState()).result;
+    const cosOf = (x: Float32Array, y: Float32Array) => x.reduce((s, xv, k) => s + xv * y[k], 0) / Math.sqrt(x.reduce((s, xv) => s + xv * xv, 0) * y.reduce((s, yv) => s + yv * yv, 0));
+    expect(cosOf(updates[0].delta, updates[3].delta)).toBeLessThan(-0.3);
+    expect(Math.abs(cosOf(updates[3].delta, updates[6].delta))).toBeLessThan(0.2);
+    expect(r.entries.filter((e) => e.high === flipped.has(Number(e.clientId.split('-')[1]) - 1)).map((e) => e.clientId)).toEqual([]);
+  });
+
   it('a client claiming 10^6 samples gets at most maxClaimRatio × the median claim of H in weight and reward, a bounded share', () => {
     const { updates, previous } = makeUpdates({ seed: 21, honest: 10, attackers: 0, dim: 400 });
     const claimed = updates.map((u, i) => (i === 0 ? { ...u, sampleCount: 1_000_000 } : u));
@@ -183,6 +235,7 @@ describe('agreement scoring', () => {
   });
 
   it('rejects bad options', () => {
+    expect(() => new AgreementAggregator({ relatedMin: 1.5 })).toThrow(/relatedMin/);
     expect(() => new AgreementAggregator({ reward: 'shapley' as never })).toThrow(/reward/);
     expect(() => new AgreementAggregator({ maxClaimRatio: 0.5 })).toThrow(/maxClaimRatio/);
     expect(() => new AgreementAggregator({ consensusIterations: 0 })).toThrow(/consensusIterations/);
