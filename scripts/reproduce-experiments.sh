@@ -96,7 +96,9 @@ for part in $parts; do
       cp "$out/keyrate/keyrate.png" docs/figures/qkd-keyrate.png
       ;;
     # the DT paper's Figs. 6-9 with the committed D3QN policy (1000 rounds per scheduler, a few minutes)
-    association) bfl experiment association --out "$out/association" --json > "$out/association.summary.json" ;;
+    association)
+      bfl experiment association --out "$out/association" --json > "$out/association.summary.json"
+      for f in exec-time fig6-cost fig7-cost fig8-cost fig8-energy fig8-time fig9-loss; do cp "$out/association/association-$f.png" docs/figures/; done ;;
     # split learning (the DT paper's Algorithm 1, Figs. 10-11, with the head-handling variants; ~20-30 min on a busy machine) and the gradient-inversion check (issue 19)
     split)
       nice -n 10 npx --no-install bfl-node experiment split --out "$out/split" --json > "$out/split.summary.json"
