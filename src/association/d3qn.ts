@@ -33,7 +33,10 @@ import { type Assignment, type RoundCost, type TwinParams, Twin, type TwinState,
 
 type Arr = Float32Array | Float64Array;
 
-export type StateKind = 'sinr' | 'gains' | 'fingerprint';
+export type StateKind = 'sinr-dl' | 'sinr' | 'gains' | 'fingerprint';
+
+/** The states built as clients are placed one by one (`SinrStates`). */
+export const isSinr = (kind: StateKind): kind is 'sinr' | 'sinr-dl' => kind === 'sinr' || kind === 'sinr-dl';
 export type RewardKind = 'marginal' | 'own' | 'team' | 'team-diff';
 
 /**
@@ -46,21 +49,29 @@ export type RewardKind = 'marginal' | 'own' | 'team' | 'team-diff';
  *   already placed this round (0 for a taken pair), the spectral efficiency the placed
  *   co-channel clients would lose to this agent (its harm), the clients placed per server over
  *   K, and the share of clients placed: what the twin knows when the agent is queried.
+ * - 'sinr-dl': 'sinr' plus, on each pair, the agent's downlink spectral efficiency given the
+ *   placed clients' miners transmitting on the channel (eq. 15), and log(1 + the seconds the
+ *   placed co-channel clients would lose to it, uplink and downlink)/8, capped at 1. The
+ *   downlink is what 'sinr' lacks: a client near a miner that serves a co-channel client gets
+ *   that miner's 33 dBm, which made the rare rounds in the thousands (docs/experiments.md).
+ *   Seconds rather than spectral efficiency for the harm: a placed client pushed from 0.02 to
+ *   0.01 bit/s/Hz loses little efficiency and 600 s; the log keeps the input bounded.
  * Spectral efficiency rather than dB gain: it is what the rate (9) sees, and bounded, ~[0, 2].
  */
 export function stateSize(p: TwinParams, kind: StateKind): number {
   const base = p.servers + p.channels + 2;
   if (kind === 'fingerprint') return base;
   if (kind === 'gains') return base + p.servers * p.channels;
-  return base + 2 * p.servers * p.channels + p.servers + 1;
+  const sinr = base + 2 * p.servers * p.channels + p.servers + 1;
+  return kind === 'sinr' ? sinr : sinr + 2 * p.servers * p.channels;
 }
 
 /** Rows of `agents`' states into `x`, given the clients already `placed` (server −1: not yet). */
 export function agentStates(s: TwinState, kind: StateKind, agents: ArrayLike<number>, placed: Assignment, x: Float32Array): void {
   const p = s.params;
   const S = stateSize(p, kind);
-  if (kind === 'sinr') {
-    const b = new SinrStates(p);
+  if (isSinr(kind)) {
+    const b = new SinrStates(p, kind);
     for (let o = 0; o < p.clients; o++) if (placed.server[o] >= 0) b.place(s, o, placed.server[o] * p.channels + placed.channel[o]);
     for (let r = 0; r < agents.length; r++) b.write(s, agents[r], x, r * S);
     return;
@@ -84,25 +95,45 @@ export function agentStates(s: TwinState, kind: StateKind, agents: ArrayLike<num
  */
 export class SinrStates {
   private readonly p: TwinParams;
+  private readonly kind: 'sinr' | 'sinr-dl';
   private readonly pn: number;
+  private readonly pm: number;
   private readonly noise: number;
   private readonly inter: Float64Array;
   private readonly taken: Uint8Array;
   private readonly load: Float64Array;
   private readonly harmK: Float64Array;
+  /** 'sinr-dl': per channel, the downlink interference at the agent and the uplink seconds
+   * the placed clients would lose to it; per pair, the downlink seconds they would lose. */
+  private readonly dlK: Float64Array;
+  private readonly upTimeK: Float64Array;
+  private readonly dlTime: Float64Array;
+  /** 'sinr-dl': the downlink interference at every placed client (eq. 15), kept up to date. */
+  private readonly dlInter: Float64Array;
+  /** Seconds per unit of 1/(spectral efficiency) up and down: D·ξ/G (eqs. 12, 16). */
+  private readonly secUp: number;
+  private readonly secDown: number;
   /** The placed clients in placement order, and each one's pair. */
   private readonly placedList: Int32Array;
   private readonly pairOf: Int32Array;
   private count = 0;
 
-  constructor(p: TwinParams) {
+  constructor(p: TwinParams, kind: 'sinr' | 'sinr-dl' = 'sinr') {
     this.p = p;
+    this.kind = kind;
     this.pn = dbmToW(p.clientPowerDbm);
+    this.pm = dbmToW(p.serverPowerDbm);
     this.noise = dbmToW(p.noiseDbm);
     this.inter = new Float64Array(p.servers * p.channels);
     this.taken = new Uint8Array(p.servers * p.channels);
     this.load = new Float64Array(p.servers);
     this.harmK = new Float64Array(p.channels);
+    this.dlK = new Float64Array(p.channels);
+    this.upTimeK = new Float64Array(p.channels);
+    this.dlTime = new Float64Array(p.servers * p.channels);
+    this.dlInter = new Float64Array(p.clients);
+    this.secUp = (p.samplesPerRound * p.bitsUpPerSample) / p.bandwidthHz;
+    this.secDown = (p.samplesPerRound * p.bitsDownPerSample) / p.bandwidthHz;
     this.placedList = new Int32Array(p.clients);
     this.pairOf = new Int32Array(p.clients);
   }
@@ -114,15 +145,30 @@ export class SinrStates {
     this.count = 0;
   }
 
-  /** Client n takes `pair` (server · K + channel); it is heard on that channel at every server. */
+  /** Client n takes `pair` (server · K + channel); it is heard on that channel at every server,
+   * and its server is heard on it at every other co-channel client (and theirs at n). */
   place(s: TwinState, n: number, pair: number): void {
     const { servers: M, channels: K } = this.p;
     const k = pair % K;
+    const m = Math.floor(pair / K);
+    if (this.kind === 'sinr-dl') {
+      const { pm } = this;
+      const g = s.gain;
+      let own = 0;
+      for (let r = 0; r < this.count; r++) {
+        const o = this.placedList[r];
+        const jo = this.pairOf[o];
+        if (jo % K !== k) continue;
+        this.dlInter[o] += pm * g[(o * M + m) * K + k];
+        own += pm * g[(n * M + Math.floor(jo / K)) * K + k];
+      }
+      this.dlInter[n] = own;
+    }
     this.taken[pair] = 1;
-    this.load[Math.floor(pair / K)]++;
+    this.load[m]++;
     this.placedList[this.count++] = n;
     this.pairOf[n] = pair;
-    for (let m = 0; m < M; m++) this.inter[m * K + k] += this.pn * s.gain[(n * M + m) * K + k];
+    for (let j = 0; j < M; j++) this.inter[j * K + k] += this.pn * s.gain[(n * M + j) * K + k];
   }
 
   /** Agent n's state, given the clients placed so far, into x from i (`agentStates`' layout). */
@@ -147,9 +193,43 @@ export class SinrStates {
     for (let j = 0; j < A; j++) x[i + j] = taken[j] ? 0 : Math.min(harmK[j % K], 8) / 8;
     i += A;
     for (let m = 0; m < M; m++) x[i++] = this.load[m] / K;
-    x[i] = this.count / N;
+    x[i++] = this.count / N;
+    if (this.kind === 'sinr-dl') this.writeDownlink(s, n, x, i);
+  }
+
+  /** The 'sinr-dl' part: downlink spectral efficiency, then log(1 + seconds taken from others)/8. */
+  private writeDownlink(s: TwinState, n: number, x: Float32Array, i: number): void {
+    const { servers: M, channels: K } = this.p;
+    const A = M * K;
+    const { pn, pm, noise, inter, taken, dlK, upTimeK, dlTime, dlInter, secUp, secDown } = this;
+    const g = s.gain;
+    dlK.fill(0);
+    upTimeK.fill(0);
+    dlTime.fill(0);
+    for (let r = 0; r < this.count; r++) {
+      const o = this.placedList[r];
+      const jo = this.pairOf[o];
+      const k = jo % K;
+      // eq. (15): o's miner transmits on k at 33 dBm, heard by this agent
+      dlK[k] += pm * g[n * A + jo];
+      // uplink (eq. 12): this agent on k is heard at o's miner, the same whichever miner it picks
+      const sig = pn * g[o * A + jo];
+      const iNow = noise + inter[jo] - sig;
+      upTimeK[k] += secUp * (1 / seFloor(sig / (iNow + pn * g[n * A + jo])) - 1 / seFloor(sig / iNow));
+      // downlink (eq. 16): the agent's miner m transmits on k, heard at o
+      const sigD = pm * g[o * A + jo];
+      const before = 1 / seFloor(sigD / (noise + dlInter[o]));
+      for (let m = 0; m < M; m++) if (m * K + k !== jo) dlTime[m * K + k] += secDown * (1 / seFloor(sigD / (noise + dlInter[o] + pm * g[(o * M + m) * K + k])) - before);
+    }
+    for (let j = 0; j < A; j++) x[i + j] = taken[j] ? 0 : Math.log2(1 + (pm * g[n * A + j]) / (noise + dlK[j % K])) / 8;
+    i += A;
+    for (let j = 0; j < A; j++) x[i + j] = taken[j] ? 0 : Math.min(Math.log1p(upTimeK[j % K] + dlTime[j]), 8) / 8;
   }
 }
+
+/** log2(1 + sinr), at least 1e-9 bit/s/Hz: a gain drawn as exactly 0 would make the seconds
+ * above ∞ − ∞. */
+const seFloor = (sinr: number) => Math.max(Math.log2(1 + sinr), 1e-9);
 
 /** The paper's part of agent n's state (the fingerprint and the budget ratios) into x from i;
  * returns the index after it. */
@@ -193,7 +273,7 @@ export async function runAgents(s: TwinState, kind: StateKind, group: number, pa
   const A = p.servers * p.channels;
   const S = stateSize(p, kind);
   // static states (no 'sinr'): one query for everybody
-  const first = kind === 'sinr' ? Math.min(N, Math.max(1, group)) : N;
+  const first = isSinr(kind) ? Math.min(N, Math.max(1, group)) : N;
   const order = agentOrder(s);
   const placed = emptyAssignment(N);
   const taken = new Uint8Array(A);
@@ -202,10 +282,10 @@ export async function runAgents(s: TwinState, kind: StateKind, group: number, pa
   const xg = new Float32Array(N * S);
   const decisions: Decision[] = [];
   // one agent at a time in the first pass: its state from the incremental builder
-  const inc = kind === 'sinr' && first === 1 ? new SinrStates(p) : undefined;
+  const inc = isSinr(kind) && first === 1 ? new SinrStates(p, kind) : undefined;
   // later passes (state 'sinr' only): each group, its own pairs freed, chooses again knowing
   // where everybody else is (one round of best responses)
-  const rounds = kind === 'sinr' ? Math.max(1, passes) : 1;
+  const rounds = isSinr(kind) ? Math.max(1, passes) : 1;
   for (let pass = 0; pass < rounds; pass++) for (let g0 = 0, size = pass === 0 ? first : 1; g0 < N; g0 += size) {
     const agents = order.slice(g0, g0 + size);
     for (const n of agents) {
@@ -374,6 +454,10 @@ export interface D3qnOptions {
   /** Weight of the rule's harm term (bit/s/Hz taken from placed co-channel clients, in cost
    * units per bit/s/Hz); see `ruleValues`. */
   ruleHarm: number;
+  /** State 'sinr-dl': weight of the seconds the agent would take from the placed co-channel
+   * clients, up and down (in units of λ, so 1 counts them as if each were the round's
+   * straggler); see `ruleValues`. */
+  ruleHarmTime: number;
   /** Learning rate at the end of training: η falls linearly from `lr` to `lrEnd`. */
   lrEnd: number;
   /** Minibatch updates per round (r^o = 1 of Algorithm 2, and more than one per round). */
@@ -454,7 +538,7 @@ export const defaultD3qnOptions: D3qnOptions = {
   targets: 'all',
   updatesPerRound: 4,
   warmupRounds: 20,
-  state: 'sinr',
+  state: 'sinr-dl',
   group: 1,
   passes: 1,
   queryPasses: 1,
@@ -465,7 +549,8 @@ export const defaultD3qnOptions: D3qnOptions = {
   distilShare: 1,
   distilSpan: 2,
   distilLowWeight: 0.2,
-  ruleHarm: 0.3,
+  ruleHarm: 0,
+  ruleHarmTime: 1,
   lrEnd: 3e-5,
   seed: 1,
 };
@@ -557,11 +642,17 @@ const REWARD_FLOOR = -8;
  * so a network can represent it exactly: the distillation phase's teacher and the expert of
  * `expert: 'rule'`. Its harm weight 0.3 was chosen on 200 rounds of twin seed 5 (0 to 1:
  * 4.82 to 4.38 to 4.49; swap 4.14 there), never on the experiment's rounds.
+ * Over the 'sinr-dl' state the download time uses the state's downlink spectral efficiency
+ * (the placed clients' miners as interference, eq. 15) instead of the 10 dB rule, and
+ * `ruleHarmTime` × λ × the seconds the placed co-channel clients would lose is added to the
+ * cost (docs/experiments.md, "Fifth attempt").
  */
-export function ruleValues(p: TwinParams, x: ArrayLike<number>, rows: number, harm: number, out: Float32Array, weight?: Float32Array, span = 0, lowWeight = 1): void {
+export function ruleValues(p: TwinParams, rule: Pick<D3qnOptions, 'state' | 'ruleHarm' | 'ruleHarmTime'>, x: ArrayLike<number>, rows: number, out: Float32Array, weight?: Float32Array, span = 0, lowWeight = 1): void {
   const { servers: M, channels: K } = p;
   const A = M * K;
-  const S = stateSize(p, 'sinr');
+  const S = stateSize(p, rule.state);
+  const dl = rule.state === 'sinr-dl';
+  const harm = rule.ruleHarm;
   const D = p.samplesPerRound;
   const down = dbmToW(p.serverPowerDbm) / dbmToW(p.clientPowerDbm);
   const pn = dbmToW(p.clientPowerDbm);
@@ -570,6 +661,8 @@ export function ruleValues(p: TwinParams, x: ArrayLike<number>, rows: number, ha
     const se0 = r * S + M + K + 2;
     const h0 = se0 + A;
     const l0 = h0 + A;
+    const dl0 = r * S + stateSize(p, 'sinr');
+    const ht0 = dl0 + A;
     for (let j = 0; j < A; j++) {
       const se = x[se0 + j] * 8;
       if (weight) weight[r * A + j] = se > 0 ? 1 : 0;
@@ -579,9 +672,10 @@ export function ruleValues(p: TwinParams, x: ArrayLike<number>, rows: number, ha
       }
       const load = x[l0 + Math.floor(j / K)] * K;
       const tUp = (D * p.bitsUpPerSample) / (p.bandwidthHz * se);
-      const tDown = (D * p.bitsDownPerSample) / (p.bandwidthHz * Math.log2(1 + down * (2 ** se - 1)));
+      const tDown = (D * p.bitsDownPerSample) / (p.bandwidthHz * (dl ? x[dl0 + j] * 8 : Math.log2(1 + down * (2 ** se - 1))));
       const own = p.lambda * (tUp + tDown + edge * (2 * load + 1)) + p.mu * pn * tUp;
-      out[r * A + j] = Math.max(-Math.log(own + harm * 8 * x[h0 + j]), REWARD_FLOOR);
+      const others = harm * 8 * x[h0 + j] + (dl ? rule.ruleHarmTime * p.lambda * Math.expm1(8 * x[ht0 + j]) : 0);
+      out[r * A + j] = Math.max(-Math.log(own + others), REWARD_FLOOR);
     }
     if (span > 0 && weight) {
       // the order near the top decides; far below it the value only has to stay low
@@ -639,7 +733,7 @@ export async function trainD3qn(p: TwinParams, opts: D3qnOptions, onEpisode?: (e
   const rng = new Rng(opts.seed + 7);
   const rho = opts.reward === 'team' ? await teamRho(p, opts.seed + 3) : 0;
   const expert = (opts.expertStart > 0 || opts.expertEnd > 0) && opts.expert === 'swap' ? swapScheduler(opts.seed + 5) : undefined;
-  if ((opts.expert === 'rule' || opts.distilShare > 0) && opts.state !== 'sinr') throw new BflError(ErrorCode.BAD_CONFIG, `the D3QN's rule (expert 'rule', distilShare > 0) reads the 'sinr' state, not '${opts.state}'`);
+  if ((opts.expert === 'rule' || opts.distilShare > 0) && !isSinr(opts.state)) throw new BflError(ErrorCode.BAD_CONFIG, `the D3QN's rule (expert 'rule', distilShare > 0) reads the 'sinr' or 'sinr-dl' state, not '${opts.state}'`);
   const ruleOut = new Float32Array(N * A);
   const distilEpisodes = Math.round(opts.distilShare * opts.episodes);
   // replay memory: a ring of (s, a, r, s', done)
@@ -679,7 +773,7 @@ export async function trainD3qn(p: TwinParams, opts: D3qnOptions, onEpisode?: (e
         const expertRound = expertP > 0 && rng.float() < expertP;
         const forced = expertRound && expert ? assignmentToActions(p, (await expert.assign(s)) as Assignment) : undefined;
         // the rule acts as a greedy Q function over the states the agents see
-        const q = expertRound && opts.expert === 'rule' ? async (xg: Float32Array, rows: number) => (ruleValues(p, xg, rows, opts.ruleHarm, ruleOut), ruleOut) : (xg: Float32Array<ArrayBuffer>, rows: number) => rt.q(w, xg, rows);
+        const q = expertRound && opts.expert === 'rule' ? async (xg: Float32Array, rows: number) => (ruleValues(p, opts, xg, rows, ruleOut), ruleOut) : (xg: Float32Array<ArrayBuffer>, rows: number) => rt.q(w, xg, rows);
         const { act, decisions } = await runAgents(s, opts.state, opts.group, opts.passes, q, expertRound ? 0 : round < opts.warmupRounds ? 1 : epsilon, rng, forced);
         const a = actionsToAssignment(p, act);
         const cost = roundCost(s, a);
@@ -697,7 +791,7 @@ export async function trainD3qn(p: TwinParams, opts: D3qnOptions, onEpisode?: (e
           rs2.set(x2.subarray(n * S, (n + 1) * S), head * S);
           const yRow = ry.subarray(head * A, (head + 1) * A);
           const wRow = rw.subarray(head * A, (head + 1) * A);
-          if (ep < distilEpisodes) ruleValues(p, d.x, 1, opts.ruleHarm, yRow, wRow, opts.distilSpan, opts.distilLowWeight);
+          if (ep < distilEpisodes) ruleValues(p, opts, d.x, 1, yRow, wRow, opts.distilSpan, opts.distilLowWeight);
           else if (opts.targets === 'all') counterfactualRewards(s, a, n, opts.reward, rho, yRow, wRow);
           else if (opts.targets === 'placed') counterfactualRewards(s, d.placed, n, opts.reward, rho, yRow, wRow);
           else {

@@ -152,6 +152,50 @@ describe('the D3QN scheduler', () => {
     }
   });
 
+  it('the \'sinr-dl\' state: the agent\'s downlink spectral efficiency on every free pair and the seconds it takes from the placed clients are the twin\'s', () => {
+    const p = twinParams({ clients: 5, servers: 2, channels: 3 });
+    const S = stateSize(p, 'sinr-dl');
+    const base = stateSize(p, 'sinr');
+    const A = 6;
+    const edge = (p.serverFlopsPerSample * p.samplesPerRound) / p.serverFlops;
+    let harmSeen = 0;
+    for (let seed = 0; seed < 6; seed++) {
+      const s = new Twin(p, 30 + seed).next();
+      // clients 0, 1, 2 placed on (0, 0), (1, 1), (1, 0); agent 3 chooses
+      const placed = emptyAssignment(5);
+      placed.server.set([0, 1, 1]);
+      placed.channel.set([0, 1, 0]);
+      const x = new Float32Array(S);
+      agentStates(s, 'sinr-dl', [3], placed, x);
+      // the 'sinr' part is unchanged
+      const y = new Float32Array(base);
+      agentStates(s, 'sinr', [3], placed, y);
+      expect(Array.from(x.subarray(0, base))).toEqual(Array.from(y));
+      const before = roundCost(s, placed);
+      for (let pair = 0; pair < A; pair++) {
+        const a = { server: Int32Array.from(placed.server), channel: Int32Array.from(placed.channel) };
+        a.server[3] = Math.floor(pair / 3);
+        a.channel[3] = pair % 3;
+        const taken = pair === 0 || pair === 4 || pair === 3;
+        if (taken) {
+          expect(x[base + pair]).toBe(0);
+          expect(x[base + A + pair]).toBe(0);
+          continue;
+        }
+        const c = roundCost(s, a);
+        expect(x[base + pair]).toBeCloseTo(c.rateDown[3] / p.bandwidthHz / 8, 5);
+        // the placed clients' lost seconds, up and down (edge time aside: the rule counts it)
+        let lost = 0;
+        for (let o = 0; o < 3; o++) lost += c.clientTimeS[o] - before.clientTimeS[o] - (a.server[o] === a.server[3] ? edge : 0);
+        // capped at log1p(lost) = 8 (2980 s: the pair is simply bad); float32 inputs
+        const want = Math.min(lost, Math.expm1(8));
+        expect(Math.abs(Math.expm1(8 * x[base + A + pair]) - want)).toBeLessThan(1e-4 + 1e-5 * want);
+        harmSeen += want;
+      }
+    }
+    expect(harmSeen).toBeGreaterThan(0);
+  });
+
   it('the rule\'s value of a pair for a client alone is −log of the twin\'s λT + μE for it alone there; taken pairs weigh 0; with a span, what lies further below the best weighs less', () => {
     const p = twinParams({ clients: 4, servers: 2, channels: 3 });
     const S = stateSize(p, 'sinr');
@@ -160,7 +204,7 @@ describe('the D3QN scheduler', () => {
     const out = new Float32Array(6);
     const w = new Float32Array(6);
     agentStates(s, 'sinr', [2], emptyAssignment(4), x);
-    ruleValues(p, x, 1, 0.3, out, w);
+    ruleValues(p, { state: 'sinr', ruleHarm: 0.3, ruleHarmTime: 1 }, x, 1, out, w);
     for (let pair = 0; pair < 6; pair++) {
       const a = emptyAssignment(4);
       a.server[2] = Math.floor(pair / 3);
@@ -174,12 +218,12 @@ describe('the D3QN scheduler', () => {
     placed.channel[0] = 1;
     agentStates(s, 'sinr', [2], placed, x);
     const harmed = new Float32Array(6);
-    ruleValues(p, x, 1, 0.3, harmed, w);
+    ruleValues(p, { state: 'sinr', ruleHarm: 0.3, ruleHarmTime: 1 }, x, 1, harmed, w);
     expect(Array.from(w)).toEqual([1, 1, 1, 1, 0, 1]);
     expect(harmed[1]).toBeLessThan(out[1]);
     const spanned = new Float32Array(6);
     const ws = new Float32Array(6);
-    ruleValues(p, x, 1, 0.3, spanned, ws, 0.5, 0.25);
+    ruleValues(p, { state: 'sinr', ruleHarm: 0.3, ruleHarmTime: 1 }, x, 1, spanned, ws, 0.5, 0.25);
     const best = Math.max(...Array.from(harmed).filter((_, j) => w[j]));
     expect(Array.from(spanned)).toEqual(Array.from(harmed));
     for (let j = 0; j < 6; j++) expect(ws[j]).toBe(!w[j] ? 0 : harmed[j] < best - 0.5 ? 0.25 : 1);
