@@ -105,7 +105,7 @@ describe('the D3QN scheduler', () => {
         const s = twin.next();
         const fromFile = await sched.assign(s);
         checkOneToOne(p, fromFile);
-        const mine = actionsToAssignment(p, (await runAgents(s, r.options.state, r.options.group, r.options.passes, (x, rows) => rt.q(r.params, x, rows))).act);
+        const mine = actionsToAssignment(p, (await runAgents(s, r.options.state, r.options.group, r.options.queryPasses, (x, rows) => rt.q(r.params, x, rows), 0, undefined, undefined, true, r.options.revise, r.options.reviseBatch)).act);
         expect(Array.from(fromFile.server)).toEqual(Array.from(mine.server));
         expect(Array.from(fromFile.channel)).toEqual(Array.from(mine.channel));
       }
@@ -155,8 +155,10 @@ describe('the D3QN scheduler', () => {
   it('the \'sinr-dl\' state: the agent\'s downlink spectral efficiency on every free pair and the seconds it takes from the placed clients are the twin\'s', () => {
     const p = twinParams({ clients: 5, servers: 2, channels: 3 });
     const S = stateSize(p, 'sinr-dl');
-    const base = stateSize(p, 'sinr');
     const A = 6;
+    // where the downlink part starts
+    const base = p.servers + p.channels + 2 + A + p.servers + 1;
+    expect(S).toBe(base + 2 * A);
     const edge = (p.serverFlopsPerSample * p.samplesPerRound) / p.serverFlops;
     let harmSeen = 0;
     for (let seed = 0; seed < 6; seed++) {
@@ -167,10 +169,12 @@ describe('the D3QN scheduler', () => {
       placed.channel.set([0, 1, 0]);
       const x = new Float32Array(S);
       agentStates(s, 'sinr-dl', [3], placed, x);
-      // the 'sinr' part is unchanged
-      const y = new Float32Array(base);
+      // as 'sinr' without its harm block: fingerprint, budgets, uplink efficiency, loads, count
+      const y = new Float32Array(stateSize(p, 'sinr'));
       agentStates(s, 'sinr', [3], placed, y);
-      expect(Array.from(x.subarray(0, base))).toEqual(Array.from(y));
+      const up = p.servers + p.channels + 2 + A;
+      expect(Array.from(x.subarray(0, up))).toEqual(Array.from(y.subarray(0, up)));
+      expect(Array.from(x.subarray(up, base))).toEqual(Array.from(y.subarray(up + A)));
       const before = roundCost(s, placed);
       for (let pair = 0; pair < A; pair++) {
         const a = { server: Int32Array.from(placed.server), channel: Int32Array.from(placed.channel) };
