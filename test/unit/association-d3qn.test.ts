@@ -105,13 +105,36 @@ describe('the D3QN scheduler', () => {
         const s = twin.next();
         const fromFile = await sched.assign(s);
         checkOneToOne(p, fromFile);
-        const mine = actionsToAssignment(p, (await runAgents(s, r.options.state, r.options.group, r.options.queryPasses, (x, rows) => rt.q(r.params, x, rows), 0, undefined, undefined, true, r.options.revise, r.options.reviseBatch)).act);
+        const mine = actionsToAssignment(p, (await runAgents(s, r.options.state, r.options.group, r.options.queryPasses, (x, rows) => rt.q(r.params, x, rows), 0, undefined, undefined, { revise: r.options.revise, reviseBatch: r.options.reviseBatch })).act);
         expect(Array.from(fromFile.server)).toEqual(Array.from(mine.server));
         expect(Array.from(fromFile.channel)).toEqual(Array.from(mine.channel));
       }
     } finally {
       await rt.close();
       await sched.close?.();
+    }
+  });
+
+  it('the speculative first pass (the scheduler\'s) makes the same choices as the plain sequential query, with fewer network calls', async () => {
+    const p = twinParams({ clients: 10, servers: 3, channels: 4 });
+    const r = await trainD3qn(p, { ...defaultD3qnOptions, hidden: [16, 8], episodes: 3, roundsPerEpisode: 5, warmupRounds: 2, batch: 8 });
+    const rt = await QNetRuntime.create(r.spec);
+    try {
+      const twin = new Twin(p, 5);
+      let plainCalls = 0;
+      let specCalls = 0;
+      for (let round = 0; round < 8; round++) {
+        const s = twin.next();
+        const o = { revise: r.options.revise, reviseBatch: r.options.reviseBatch, record: false };
+        const plain = await runAgents(s, r.options.state, 1, 2, (x, rows) => (plainCalls++, rt.q(r.params, x, rows)), 0, undefined, undefined, o);
+        for (const depth of [2, 3, 5]) {
+          const spec = await runAgents(s, r.options.state, 1, 2, (x, rows) => (specCalls++, rt.q(r.params, x, rows)), 0, undefined, undefined, { ...o, speculate: { depth, rule: r.options } });
+          expect(Array.from(spec.act), `round ${round}, depth ${depth}`).toEqual(Array.from(plain.act));
+        }
+      }
+      expect(specCalls / 3).toBeLessThan(plainCalls);
+    } finally {
+      await rt.close();
     }
   });
 
