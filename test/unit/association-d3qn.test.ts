@@ -1,3 +1,4 @@
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isBflError } from '../../src/core/errors.ts';
@@ -299,6 +300,20 @@ describe('the D3QN scheduler', () => {
     const fewer = twinParams({ clients: 9 });
     checkOneToOne(fewer, await sched.assign(new Twin(fewer, 4).next()));
     await expect(Promise.resolve().then(() => sched.assign(new Twin(twinParams({ channels: 8 }), 4).next()))).rejects.toSatisfy((e) => isBflError(e, 'BAD_CONFIG'));
+    await sched.close?.();
+  });
+
+  it('a policy of another state layout (an older version\'s) is a BAD_CONFIG error that says to retrain', async () => {
+    const p = twinParams({ clients: 6, servers: 2, channels: 4 });
+    const r = await trainD3qn(p, { ...defaultD3qnOptions, hidden: [8], episodes: 1, roundsPerEpisode: 3, warmupRounds: 1, batch: 4 });
+    const stem = join(await tmpDir('bfl-d3qn-'), 'policy');
+    await savePolicy(stem, r, p, 'test');
+    const meta = JSON.parse(await readFile(`${stem}.json`, 'utf8'));
+    await writeFile(`${stem}.json`, JSON.stringify({ ...meta, state: 'sinr' }));
+    const sched = await d3qnScheduler(stem);
+    const err = await Promise.resolve().then(() => sched.assign(new Twin(p, 1).next())).catch((e: unknown) => e);
+    expect(isBflError(err, 'BAD_CONFIG')).toBe(true);
+    expect((err as Error).message).toMatch(/--train/);
     await sched.close?.();
   });
 
