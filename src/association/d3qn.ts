@@ -662,19 +662,24 @@ export interface D3qnOptions {
  *   training) in the others, so that it also learns the rule's choice in the states its own
  *   mistakes lead to (DAgger). On the 200 rounds of twin seed 5 with one query pass: 4.61,
  *   against 5.19 for the swap-imitating policy before it (swap 4.14, the rule itself 4.38).
- *   Q-learning on the twin's targets after it (`distilShare` < 1) was not tried: no time left.
+ *   Q-learning on the twin's targets after it (`distilShare` < 1) did not help (4.78).
+ * - state 'sinr-dl' and its rule (`ruleHarmTime` 1, chosen on seed 5's 600 rounds: 0.5, 1, 2
+ *   gave 4.390, 4.367, 4.402 with one pass; the 'sinr' rule 14.26), and a second pass in which
+ *   the 2 slowest agents revise (`passes`, `queryPasses`, `revise`, `reviseBatch`: the rule
+ *   4.367 → 4.105, swap 4.136), trained with the revising pass so that its states are learnt
+ *   too (docs/experiments.md, "Fifth attempt").
  * - η from 3·10⁻⁴ (the paper: 10⁻³; with the twin's targets 10⁻³ diverged to a policy of cost
  *   19.5 against 9.0) falling linearly to 3·10⁻⁵ (`lrEnd`): the rule's targets are exact, so
  *   what remains at the end is the network's fit near the best pairs.
- * - 320 episodes of 25 rounds (one data epoch of section VI each) × 16 agents = 128,000
- *   decisions, 4 updates of 128 per round: 16 minutes on one core shared with 5 engineers'
- *   jobs (load 25-32). With the twin's targets (640 twin evaluations per round) the same time
- *   bought 300 episodes of 2 updates of 64.
+ * - 640 episodes of 25 rounds (one data epoch of section VI each) × 18 decisions = 288,000
+ *   decisions, 4 updates of 128 per round: 13.5 minutes on one core shared with 5 engineers'
+ *   jobs (load 6-10). 320 episodes (the fourth attempt's) gave 4.322 on seed 5's 600 rounds,
+ *   640 gave 4.243 (swap 4.136).
  * - a target copy every 100 updates, RMSProp α = 0.99, ε = 1e-8 (PyTorch's defaults).
  */
 export const defaultD3qnOptions: D3qnOptions = {
   hidden: [512, 256, 128],
-  episodes: 320,
+  episodes: 640,
   roundsPerEpisode: 25,
   replaySize: 2 ** 17,
   batch: 128,
