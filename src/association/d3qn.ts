@@ -6,11 +6,13 @@
  * Exactly as the paper states it (fingerprint state, one team reward, ε → 0.1) it learns
  * nothing better than random (issue 17; measured again in docs/experiments.md). The defaults
  * differ from the paper in six named ways (docs/experiments.md, "Which miner, which channel"):
- * 1. state 'sinr': the agent's own spectral efficiency on every (server, channel) given the
- *    clients already placed, the harm it would do them, and the miners' loads;
+ * 1. state 'sinr-dl': the agent's own uplink and downlink spectral efficiency on every
+ *    (server, channel) given the clients already placed, the seconds it would take from them,
+ *    and the miners' loads;
  * 2. reward 'marginal': per agent, its own −log cost minus the log-cost rise it causes others;
  * 3. one network shared by all agents, queried one agent at a time, weakest first, with the
- *    pairs already taken masked out (which also enforces the one-to-one constraint (19f));
+ *    pairs already taken masked out (which also enforces the one-to-one constraint (19f)),
+ *    then the two slowest agents once more (`revise`);
  * 4. ε decayed to 0.01, and the network distilled from a hand-written rule over the same
  *    state (`ruleValues`): the rule's values of every free pair are the loss (22)'s targets
  *    (`distilShare`), on states the rule (`expert: 'rule'`) or the ε-greedy network acted in;
@@ -18,7 +20,7 @@
  *    agent could have taken, not only the taken one (the loss (22) summed over them);
  * 6. γ = 0 (see `defaultD3qnOptions`).
  * `state: 'fingerprint'`, `reward: 'team'`, `targets: 'taken'`, `gamma: 0.99`, `epsilonStart: 1`, `epsilonEnd: 0.1`,
- * `expertStart: 0`, `expertEnd: 0`, `distilShare: 0`
+ * `expertStart: 0`, `expertEnd: 0`, `distilShare: 0`, `passes: 1`, `queryPasses: 1`
  * give the paper's variant back.
  */
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
@@ -337,7 +339,8 @@ export interface QueryOptions {
  * first; each takes its best pair not yet taken, or with probability ε a random free one. In
  * the first pass, groups of `group` agents share one batched inference (their state computed
  * after the earlier groups are placed); in later passes each agent, its own pair freed, is
- * queried alone with everybody else placed, and may move (one round of best responses).
+ * queried alone with everybody else placed, and may move (one round of best responses); with
+ * `revise` < N only the slowest agents do (`D3qnOptions.revise`, `reviseBatch`).
  * Returns the actions and, with `record`, every decision with the state it was made in.
  */
 export async function runAgents(s: TwinState, kind: StateKind, group: number, passes: number, q: (x: Float32Array<ArrayBuffer>, rows: number) => Promise<Arr>, epsilon = 0, rng?: Rng, forced?: Int32Array, o: QueryOptions = {}): Promise<{ act: Int32Array; x: Float32Array; decisions: Decision[] }> {
