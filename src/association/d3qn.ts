@@ -109,7 +109,7 @@ export class SinrStates {
   private readonly harmK: Float64Array;
   /** Per placed client, what does not depend on the agent asking (updated when a client joins
    * its channel): its uplink signal, noise + interference and spectral efficiency, and
-   * ('sinr-dl') its uplink and downlink seconds per bit/s/Hz⁻¹ term, 1/SE, and downlink
+   * ('sinr-dl') 1/that efficiency (the upload time is D·ξ/G times it, eq. 12) and its downlink
    * interference (eq. 15). */
   private readonly sigUp: Float64Array;
   private readonly iUp: Float64Array;
@@ -398,6 +398,8 @@ export async function runAgents(s: TwinState, kind: StateKind, group: number, pa
       else agentStates(s, kind, agents, placed, xg);
       // forced (the expert's rounds in training): the states are recorded, the network not asked
       const qs = forced ? undefined : await q(xg.subarray(0, agents.length * S) as Float32Array<ArrayBuffer>, agents.length);
+      // batched revisers chose on the placement before any of them moved
+      const premise = batched && record ? { server: Int32Array.from(placed.server), channel: Int32Array.from(placed.channel) } : undefined;
       for (let r = 0; r < agents.length; r++) {
         const n = agents[r];
         if (batched) {
@@ -417,8 +419,12 @@ export async function runAgents(s: TwinState, kind: StateKind, group: number, pa
         }
         taken[pick] = 1;
         act[n] = pick;
-        // the clients placed when n chose (its state's context), n not among them
-        if (record) decisions.push({ agent: n, x: xg.slice(r * S, (r + 1) * S), act: pick, placed: { server: Int32Array.from(placed.server), channel: Int32Array.from(placed.channel) } });
+        // the clients placed when n's state was built (its context), n not among them
+        if (record) {
+          const ctx = premise ? { server: Int32Array.from(premise.server), channel: Int32Array.from(premise.channel) } : { server: Int32Array.from(placed.server), channel: Int32Array.from(placed.channel) };
+          ctx.server[n] = ctx.channel[n] = -1;
+          decisions.push({ agent: n, x: xg.slice(r * S, (r + 1) * S), act: pick, placed: ctx });
+        }
         placed.server[n] = Math.floor(pick / p.channels);
         placed.channel[n] = pick % p.channels;
         if (inc && pass === 0) inc.place(s, n, pick);

@@ -156,25 +156,30 @@ describe('the D3QN scheduler', () => {
     });
   });
 
-  it('the query\'s incremental state of every decision is the state rebuilt from the clients placed before it', async () => {
-    const p = twinParams({ clients: 12, servers: 3, channels: 5 });
-    const S = stateSize(p, 'sinr');
-    const twin = new Twin(p, 21);
-    const rng = new Rng(4);
-    for (let r = 0; r < 4; r++) {
-      const s = twin.next();
-      // random Q values: agents spread over servers and channels, so interference and harm occur
-      const { decisions } = await runAgents(s, 'sinr', 1, 1, async (_x, rows) => Float32Array.from({ length: rows * 15 }, () => rng.float()));
-      let harmSeen = 0;
-      for (const d of decisions) {
-        const x = new Float32Array(S);
-        agentStates(s, 'sinr', [d.agent], d.placed, x);
-        for (let i = 0; i < S; i++) expect(d.x[i], `state element ${i}`).toBeCloseTo(x[i], 6);
-        for (let j = 0; j < 15; j++) harmSeen += d.x[S - 4 - 15 + j];
+  for (const kind of ['sinr', 'sinr-dl'] as const) {
+    it(`the query's incremental '${kind}' state of every decision, first pass and revising, is the state rebuilt from the clients placed before it`, async () => {
+      const p = twinParams({ clients: 12, servers: 3, channels: 5 });
+      const S = stateSize(p, kind);
+      // the harm block: the last 15 before loads and count ('sinr'), the last 15 ('sinr-dl')
+      const harm0 = kind === 'sinr' ? S - 4 - 15 : S - 15;
+      const twin = new Twin(p, 21);
+      const rng = new Rng(4);
+      for (let r = 0; r < 4; r++) {
+        const s = twin.next();
+        // random Q values: agents spread over servers and channels, so interference and harm occur
+        const { decisions } = await runAgents(s, kind, 1, 2, async (_x, rows) => Float32Array.from({ length: rows * 15 }, () => rng.float()), 0, undefined, undefined, { revise: 2, reviseBatch: r % 2 === 0 });
+        expect(decisions).toHaveLength(14);
+        let harmSeen = 0;
+        for (const d of decisions) {
+          const x = new Float32Array(S);
+          agentStates(s, kind, [d.agent], d.placed, x);
+          for (let i = 0; i < S; i++) expect(d.x[i], `state element ${i}`).toBeCloseTo(x[i], 6);
+          for (let j = 0; j < 15; j++) harmSeen += d.x[harm0 + j];
+        }
+        expect(harmSeen).toBeGreaterThan(0);
       }
-      expect(harmSeen).toBeGreaterThan(0);
-    }
-  });
+    });
+  }
 
   it('the \'sinr-dl\' state: the agent\'s downlink spectral efficiency on every free pair and the seconds it takes from the placed clients are the twin\'s', () => {
     const p = twinParams({ clients: 5, servers: 2, channels: 3 });
