@@ -1,3 +1,4 @@
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isBflError } from '../../src/core/errors.ts';
@@ -105,13 +106,36 @@ describe('the D3QN scheduler', () => {
         const s = twin.next();
         const fromFile = await sched.assign(s);
         checkOneToOne(p, fromFile);
-        const mine = actionsToAssignment(p, (await runAgents(s, r.options.state, r.options.group, r.options.passes, (x, rows) => rt.q(r.params, x, rows))).act);
+        const mine = actionsToAssignment(p, (await runAgents(s, r.options.state, r.options.group, r.options.queryPasses, (x, rows) => rt.q(r.params, x, rows), 0, undefined, undefined, { revise: r.options.revise, reviseBatch: r.options.reviseBatch })).act);
         expect(Array.from(fromFile.server)).toEqual(Array.from(mine.server));
         expect(Array.from(fromFile.channel)).toEqual(Array.from(mine.channel));
       }
     } finally {
       await rt.close();
       await sched.close?.();
+    }
+  });
+
+  it('the speculative first pass (the scheduler\'s) makes the same choices as the plain sequential query, with fewer network calls', async () => {
+    const p = twinParams({ clients: 10, servers: 3, channels: 4 });
+    const r = await trainD3qn(p, { ...defaultD3qnOptions, hidden: [16, 8], episodes: 3, roundsPerEpisode: 5, warmupRounds: 2, batch: 8 });
+    const rt = await QNetRuntime.create(r.spec);
+    try {
+      const twin = new Twin(p, 5);
+      let plainCalls = 0;
+      let specCalls = 0;
+      for (let round = 0; round < 8; round++) {
+        const s = twin.next();
+        const o = { revise: r.options.revise, reviseBatch: r.options.reviseBatch, record: false };
+        const plain = await runAgents(s, r.options.state, 1, 2, (x, rows) => (plainCalls++, rt.q(r.params, x, rows)), 0, undefined, undefined, o);
+        for (const depth of [2, 3, 5]) {
+          const spec = await runAgents(s, r.options.state, 1, 2, (x, rows) => (specCalls++, rt.q(r.params, x, rows)), 0, undefined, undefined, { ...o, speculate: { depth, rule: r.options } });
+          expect(Array.from(spec.act), `round ${round}, depth ${depth}`).toEqual(Array.from(plain.act));
+        }
+      }
+      expect(specCalls / 3).toBeLessThan(plainCalls);
+    } finally {
+      await rt.close();
     }
   });
 
@@ -132,24 +156,77 @@ describe('the D3QN scheduler', () => {
     });
   });
 
-  it('the query\'s incremental state of every decision is the state rebuilt from the clients placed before it', async () => {
-    const p = twinParams({ clients: 12, servers: 3, channels: 5 });
-    const S = stateSize(p, 'sinr');
-    const twin = new Twin(p, 21);
-    const rng = new Rng(4);
-    for (let r = 0; r < 4; r++) {
-      const s = twin.next();
-      // random Q values: agents spread over servers and channels, so interference and harm occur
-      const { decisions } = await runAgents(s, 'sinr', 1, 1, async (_x, rows) => Float32Array.from({ length: rows * 15 }, () => rng.float()));
-      let harmSeen = 0;
-      for (const d of decisions) {
-        const x = new Float32Array(S);
-        agentStates(s, 'sinr', [d.agent], d.placed, x);
-        for (let i = 0; i < S; i++) expect(d.x[i], `state element ${i}`).toBeCloseTo(x[i], 6);
-        for (let j = 0; j < 15; j++) harmSeen += d.x[S - 4 - 15 + j];
+  for (const kind of ['sinr', 'sinr-dl'] as const) {
+    it(`the query's incremental '${kind}' state of every decision, first pass and revising, is the state rebuilt from the clients placed before it`, async () => {
+      const p = twinParams({ clients: 12, servers: 3, channels: 5 });
+      const S = stateSize(p, kind);
+      // the harm block: the last 15 before loads and count ('sinr'), the last 15 ('sinr-dl')
+      const harm0 = kind === 'sinr' ? S - 4 - 15 : S - 15;
+      const twin = new Twin(p, 21);
+      const rng = new Rng(4);
+      for (let r = 0; r < 4; r++) {
+        const s = twin.next();
+        // random Q values: agents spread over servers and channels, so interference and harm occur
+        const { decisions } = await runAgents(s, kind, 1, 2, async (_x, rows) => Float32Array.from({ length: rows * 15 }, () => rng.float()), 0, undefined, undefined, { revise: 2, reviseBatch: r % 2 === 0 });
+        expect(decisions).toHaveLength(14);
+        let harmSeen = 0;
+        for (const d of decisions) {
+          const x = new Float32Array(S);
+          agentStates(s, kind, [d.agent], d.placed, x);
+          for (let i = 0; i < S; i++) expect(d.x[i], `state element ${i}`).toBeCloseTo(x[i], 6);
+          for (let j = 0; j < 15; j++) harmSeen += d.x[harm0 + j];
+        }
+        expect(harmSeen).toBeGreaterThan(0);
       }
-      expect(harmSeen).toBeGreaterThan(0);
+    });
+  }
+
+  it('the \'sinr-dl\' state: the agent\'s downlink spectral efficiency on every free pair and the seconds it takes from the placed clients are the twin\'s', () => {
+    const p = twinParams({ clients: 5, servers: 2, channels: 3 });
+    const S = stateSize(p, 'sinr-dl');
+    const A = 6;
+    // where the downlink part starts
+    const base = p.servers + p.channels + 2 + A + p.servers + 1;
+    expect(S).toBe(base + 2 * A);
+    const edge = (p.serverFlopsPerSample * p.samplesPerRound) / p.serverFlops;
+    let harmSeen = 0;
+    for (let seed = 0; seed < 6; seed++) {
+      const s = new Twin(p, 30 + seed).next();
+      // clients 0, 1, 2 placed on (0, 0), (1, 1), (1, 0); agent 3 chooses
+      const placed = emptyAssignment(5);
+      placed.server.set([0, 1, 1]);
+      placed.channel.set([0, 1, 0]);
+      const x = new Float32Array(S);
+      agentStates(s, 'sinr-dl', [3], placed, x);
+      // as 'sinr' without its harm block: fingerprint, budgets, uplink efficiency, loads, count
+      const y = new Float32Array(stateSize(p, 'sinr'));
+      agentStates(s, 'sinr', [3], placed, y);
+      const up = p.servers + p.channels + 2 + A;
+      expect(Array.from(x.subarray(0, up))).toEqual(Array.from(y.subarray(0, up)));
+      expect(Array.from(x.subarray(up, base))).toEqual(Array.from(y.subarray(up + A)));
+      const before = roundCost(s, placed);
+      for (let pair = 0; pair < A; pair++) {
+        const a = { server: Int32Array.from(placed.server), channel: Int32Array.from(placed.channel) };
+        a.server[3] = Math.floor(pair / 3);
+        a.channel[3] = pair % 3;
+        const taken = pair === 0 || pair === 4 || pair === 3;
+        if (taken) {
+          expect(x[base + pair]).toBe(0);
+          expect(x[base + A + pair]).toBe(0);
+          continue;
+        }
+        const c = roundCost(s, a);
+        expect(x[base + pair]).toBeCloseTo(c.rateDown[3] / p.bandwidthHz / 8, 5);
+        // the placed clients' lost seconds, up and down (edge time aside: the rule counts it)
+        let lost = 0;
+        for (let o = 0; o < 3; o++) lost += c.clientTimeS[o] - before.clientTimeS[o] - (a.server[o] === a.server[3] ? edge : 0);
+        // capped at log1p(lost) = 8 (2980 s: the pair is simply bad); float32 inputs
+        const want = Math.min(lost, Math.expm1(8));
+        expect(Math.abs(Math.expm1(8 * x[base + A + pair]) - want)).toBeLessThan(1e-4 + 1e-5 * want);
+        harmSeen += want;
+      }
     }
+    expect(harmSeen).toBeGreaterThan(0);
   });
 
   it('the rule\'s value of a pair for a client alone is −log of the twin\'s λT + μE for it alone there; taken pairs weigh 0; with a span, what lies further below the best weighs less', () => {
@@ -160,7 +237,7 @@ describe('the D3QN scheduler', () => {
     const out = new Float32Array(6);
     const w = new Float32Array(6);
     agentStates(s, 'sinr', [2], emptyAssignment(4), x);
-    ruleValues(p, x, 1, 0.3, out, w);
+    ruleValues(p, { state: 'sinr', ruleHarm: 0.3, ruleHarmTime: 1 }, x, 1, out, w);
     for (let pair = 0; pair < 6; pair++) {
       const a = emptyAssignment(4);
       a.server[2] = Math.floor(pair / 3);
@@ -174,12 +251,12 @@ describe('the D3QN scheduler', () => {
     placed.channel[0] = 1;
     agentStates(s, 'sinr', [2], placed, x);
     const harmed = new Float32Array(6);
-    ruleValues(p, x, 1, 0.3, harmed, w);
+    ruleValues(p, { state: 'sinr', ruleHarm: 0.3, ruleHarmTime: 1 }, x, 1, harmed, w);
     expect(Array.from(w)).toEqual([1, 1, 1, 1, 0, 1]);
     expect(harmed[1]).toBeLessThan(out[1]);
     const spanned = new Float32Array(6);
     const ws = new Float32Array(6);
-    ruleValues(p, x, 1, 0.3, spanned, ws, 0.5, 0.25);
+    ruleValues(p, { state: 'sinr', ruleHarm: 0.3, ruleHarmTime: 1 }, x, 1, spanned, ws, 0.5, 0.25);
     const best = Math.max(...Array.from(harmed).filter((_, j) => w[j]));
     expect(Array.from(spanned)).toEqual(Array.from(harmed));
     for (let j = 0; j < 6; j++) expect(ws[j]).toBe(!w[j] ? 0 : harmed[j] < best - 0.5 ? 0.25 : 1);
@@ -228,6 +305,20 @@ describe('the D3QN scheduler', () => {
     const fewer = twinParams({ clients: 9 });
     checkOneToOne(fewer, await sched.assign(new Twin(fewer, 4).next()));
     await expect(Promise.resolve().then(() => sched.assign(new Twin(twinParams({ channels: 8 }), 4).next()))).rejects.toSatisfy((e) => isBflError(e, 'BAD_CONFIG'));
+    await sched.close?.();
+  });
+
+  it('a policy of another state layout (an older version\'s) is a BAD_CONFIG error that says to retrain', async () => {
+    const p = twinParams({ clients: 6, servers: 2, channels: 4 });
+    const r = await trainD3qn(p, { ...defaultD3qnOptions, hidden: [8], episodes: 1, roundsPerEpisode: 3, warmupRounds: 1, batch: 4 });
+    const stem = join(await tmpDir('bfl-d3qn-'), 'policy');
+    await savePolicy(stem, r, p, 'test');
+    const meta = JSON.parse(await readFile(`${stem}.json`, 'utf8'));
+    await writeFile(`${stem}.json`, JSON.stringify({ ...meta, state: 'sinr' }));
+    const sched = await d3qnScheduler(stem);
+    const err = await Promise.resolve().then(() => sched.assign(new Twin(p, 1).next())).catch((e: unknown) => e);
+    expect(isBflError(err, 'BAD_CONFIG')).toBe(true);
+    expect((err as Error).message).toMatch(/--train/);
     await sched.close?.();
   });
 
