@@ -3,7 +3,7 @@
 # (default OUT=out/paper). Everything is seeded: the same commit gives the same numbers.
 # Roughly 2 hours on a 2-core machine, most of it the 100-client thresholds grid; pass a
 # subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, keyrate, association, scoring, split
-# (and kem, soak, not run by default).
+# (and kem, soak, split-models, not run by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/paper}
@@ -104,6 +104,17 @@ for part in $parts; do
       nice -n 10 npx --no-install bfl-node experiment split --out "$out/split" --json > "$out/split.summary.json"
       nice -n 10 npx --no-install bfl-node experiment inversion --out "$out/inversion" --json > "$out/inversion.json"
       cp "$out/split/split-fig10-loss.png" "$out/split/split-fig11-accuracy.png" "$out/split/split-clients.png" "$out/split/split-vs-federated.png" "$out/split/split-variants.png" "$out/inversion/inversion-gallery.png" docs/figures/
+      ;;
+    # not in the default set: split learning's 2-point target on other models, FedAvg on the same
+    # model (docs/experiments.md, "The target re-examined"), and the inversion through a 400-wide head; ~12 min
+    split-models)
+      for m in "32,200 eq4-every-5-z4" "64,200 eq4-every-5-z4" "200,200 frozen-genesis,genesis-head-lr-0.3" "200,400 frozen-genesis" "400,200 frozen-genesis"; do
+        # shellcheck disable=SC2086
+        set -- $m
+        nice -n 10 npx --no-install bfl-node experiment split --hidden "$1" --schedulers none --variants "$2" --out "$out/split-models/$1" --json > "$out/split-models-${1/,/-}.json"
+      done
+      nice -n 10 npx --no-install bfl-node experiment split --hidden 200,200 --head-init private --head-lr-scale 0 --schedulers none --variants none --out "$out/split-models/frozen-own" --json > "$out/split-models-frozen-own.json"
+      nice -n 10 npx --no-install bfl-node experiment inversion --hidden 400 --batches 1 --drift 0 --out "$out/inversion-400" --json > "$out/inversion-400.json"
       ;;
     # not in the default set: ML-KEM micro-benchmarks and the testnet sealed vs clear (README), ~10 min
     kem) nice -n 10 npx --no-install bfl-node bench kem --testnet --repeats 2 --json > "$out/kem.json" ;;

@@ -69,9 +69,28 @@ export interface ClientStatus {
   /** The learning mode: in "split" mode `uploaded` counts local rounds trained with a miner,
    * and `lastAccuracy` is the client's own head on the global body. */
   mode?: 'federated' | 'split';
+  /** Split mode: this client's head sharing (eq. 4) and its differential-privacy account; null
+   * for a client whose head stays private (nothing released). */
+  headSharing?: HeadSharingStatus | null;
   /** With an association policy that weighs load (issue 17): the selector and the load each
    * miner last announced (null: not answered). */
   association?: { selector: string; loads: Record<string, { pendingUpdates: number; clients: number } | null> } | null;
+}
+
+/** A split-mode client's eq. (4) releases and their (ε, δ) (learn/privacy.ts, headShareAccount). */
+export interface HeadSharingStatus {
+  /** Shares every this many local rounds (learning.split.headSharing.every). */
+  every: number;
+  /** Head shares sent so far (kept across restarts): the Gaussian releases the account composes. */
+  shares: number;
+  /** C: the L2 clip of a shared head update. */
+  clip: number;
+  /** z: noise per coordinate N(0, (z·C)²). */
+  noise: number;
+  delta: number;
+  /** ε at `delta` after `shares` releases (user level: the client's whole dataset); null when
+   * unbounded (noise 0); 0 before the first share. */
+  epsilon: number | null;
 }
 
 export type NodeStatus = MinerStatus | ClientStatus;

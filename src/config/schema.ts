@@ -141,6 +141,7 @@ export function networkSchema(d: SectionDefaults) {
         clients: z.union([z.literal('all'), z.array(str(ID_PATTERN), expected('a list of client ids'))], expected('"all" or a list of client ids')),
         clip: num({ min: 1e-6, max: 1e6 }),
         noise: num({ min: 0, max: 1000 }),
+        every: int({ min: 1, max: 1_000_000 }).default(1),
       })
         .nullable()
         .default(l.split.headSharing),

@@ -421,6 +421,9 @@ export interface InversionOptions {
    * head, which the miner knows, and trains it. The client's SGD steps (B = 10, η = 0.05, on 500
    * other images) before the attacked images' smashed data are sent, one attack per value. */
   drift: number[];
+  /** Width of the one hidden layer (the head's smashed data per sample): the product's 200 by
+   * default; `experiment split --hidden` models with a wider first layer are attacked through it. */
+  hidden?: number;
   out?: string;
   onAttack?: (label: string) => void;
 }
@@ -429,7 +432,7 @@ export interface InversionOptions {
  * DLG objective has flattened on the default model (measured); rate 0.05 per step on [0, 1] pixels.
  * Drift 0, 50 and 500 steps: the genesis head itself, then 1 and 10 of the product's rounds
  * (E·N/B = 5·100/10 = 50 steps a round). */
-export const defaultInversion: InversionOptions = { dataset: 'mnist', batches: [1, 4], images: 4, iterations: 2000, lr: 0.05, seed: 1, drift: [0, 50, 500] };
+export const defaultInversion: InversionOptions = { dataset: 'mnist', batches: [1, 4], images: 4, iterations: 2000, lr: 0.05, seed: 1, drift: [0, 50, 500], hidden: DEFAULT_MODEL.layers[1] };
 
 export interface Scores {
   mse: number;
@@ -456,8 +459,7 @@ const summarise = (per: { mse: number; ssim: number }[]): Scores => ({ mse: per.
 export async function runInversion(o: InversionOptions): Promise<InversionResult> {
   const t0 = performance.now();
   const { train } = loadDataset(o.dataset);
-  const spec: ModelSpec = { ...DEFAULT_MODEL, layers: [train.dim, ...DEFAULT_MODEL.layers.slice(1, -1), train.classes] };
-  if (spec.layers.length !== 3) throw new BflError(ErrorCode.BAD_CONFIG, 'the inversion attack needs a one-hidden-layer model');
+  const spec: ModelSpec = { ...DEFAULT_MODEL, layers: [train.dim, o.hidden ?? DEFAULT_MODEL.layers[1], train.classes] };
   // the attacked model: the initial global model (the first round, as in DLG's own experiments)
   const params = initParams(spec, o.seed);
   const m = mlp1Of(spec, params);

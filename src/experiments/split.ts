@@ -49,6 +49,9 @@ export interface SplitExperimentOptions {
   samplesPerRound: number;
   batchSize: number;
   lr: number;
+  /** Hidden layer widths of the MLP, in every run alike (split, FedAvg, centralized): the
+   * product's 784-200-10 by default; another model only ever compares with FedAvg on itself. */
+  hidden: number[];
   /** Dense layers on the client (split.ts). */
   cut: number;
   dataset: string;
@@ -105,6 +108,7 @@ export const defaultSplitExperiment: Omit<SplitExperimentOptions, 'out'> = {
   samplesPerRound: 100,
   batchSize: 10,
   lr: 0.05,
+  hidden: DEFAULT_MODEL.layers.slice(1, -1),
   cut: DEFAULT_CUT,
   dataset: 'mnist',
   partition: { kind: 'iid' },
@@ -192,6 +196,8 @@ export interface SplitExperimentResult {
   rounds: number;
   clients: number;
   miners: number;
+  /** The MLP's layer widths (input, hidden..., classes). */
+  layers: number[];
   cut: number;
   headParams: number;
   bodyParams: number;
@@ -570,7 +576,7 @@ function twinAssociation(p: TwinParams, sched: Scheduler, seed: number, budgets?
 export async function runSplitExperiment(o: SplitExperimentOptions): Promise<SplitExperimentResult> {
   const t0 = performance.now();
   const { train, test } = loadDataset(o.dataset);
-  const spec: ModelSpec = { ...DEFAULT_MODEL, layers: [train.dim, ...DEFAULT_MODEL.layers.slice(1, -1), train.classes] };
+  const spec: ModelSpec = { ...DEFAULT_MODEL, layers: [train.dim, ...o.hidden, train.classes] };
   // the radio twin of the paper with our numbers of clients and miners (validates N ≤ M·K)
   const p = twinParams({ clients: o.clients, servers: o.miners });
   const parts = partition(train.y, o.clients, o.partition, o.seed).map((idx, n) => subset(train, idx, `client${n}`));
@@ -644,21 +650,23 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
       return [n, i + 1, l, curves[n].active[i], k >= 0 ? curves[n].testLoss[k] : null, k >= 0 ? curves[n].testAccuracy[k] : null];
     })));
     const figRuns = ['centralized', ...o.schedulers.map((s) => `split/${s}`)];
-    // accuracy axes from just below the lowest evaluation: the runs differ by points, not tens
-    const lowest = Math.min(...names.flatMap((n) => curves[n].testAccuracy));
-    const accRange: [number, number] = [Math.max(0, Math.floor((lowest - 0.02) * 20) / 20), 1];
+    // accuracy axes from just below the lowest evaluation of the figure's own runs: they differ
+    // by points, not tens (a noisy variant's first rounds near chance must not flatten Fig. 11)
+    const accRange = (runs: string[]): [number, number] => [Math.max(0, Math.floor((Math.min(...runs.flatMap((n) => curves[n].testAccuracy)) - 0.02) * 20) / 20), 1];
+    const vsRuns = ['centralized', 'federated', 'split', 'split/heads-averaged'].filter((n) => curves[n]);
     await report.plot('split-fig10-loss', lineChart({ title: 'Test loss over rounds (split learning with energy budgets)', xLabel: 'round', yLabel: 'test loss (cross-entropy)', series: figRuns.map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testLoss[i]] as [number, number]) })) }));
-    await report.plot('split-fig11-accuracy', lineChart({ title: 'Test accuracy over rounds (split learning with energy budgets)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange, series: figRuns.map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
+    await report.plot('split-fig11-accuracy', lineChart({ title: 'Test accuracy over rounds (split learning with energy budgets)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange(figRuns), series: figRuns.map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
     await report.plot('split-clients', lineChart({ title: 'Clients taking part (energy budgets)', xLabel: 'round', yLabel: 'clients', yRange: [0, o.clients], series: o.schedulers.map((n) => ({ name: `split/${n}`, points: curves[`split/${n}`].active.map((v, i) => [i + 1, v] as [number, number]) })) }));
-    await report.plot('split-vs-federated', lineChart({ title: 'Split vs federated vs centralized (every client, every round)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange, series: ['centralized', 'federated', 'split', 'split/heads-averaged'].filter((n) => curves[n]).map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
+    await report.plot('split-vs-federated', lineChart({ title: 'Split vs federated vs centralized (every client, every round)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange(vsRuns), series: vsRuns.map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
     const accuracyCurve = (n: string, name = n) => ({ name, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) });
-    if (o.variants.length) await report.plot('split-variants', lineChart({ title: 'Head handling in split learning (every client, every round)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange, series: [accuracyCurve('federated'), accuracyCurve('split', 'split (default)'), ...o.variants.map((v) => accuracyCurve(`variant/${v}`, v))] }));
+    if (o.variants.length) await report.plot('split-variants', lineChart({ title: 'Head handling in split learning (every client, every round)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange(['federated', 'split', ...o.variants.map((v) => `variant/${v}`)]), series: [accuracyCurve('federated'), accuracyCurve('split', 'split (default)'), ...o.variants.map((v) => accuracyCurve(`variant/${v}`, v))] }));
     const result: SplitExperimentResult = {
       dataset: o.dataset,
       partition: formatPartition(o.partition),
       rounds: o.rounds,
       clients: o.clients,
       miners: o.miners,
+      layers: [...spec.layers],
       cut: o.cut,
       headParams: split.headParams,
       bodyParams: split.bodyParams,

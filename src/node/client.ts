@@ -14,7 +14,7 @@ import { SigningContext } from '../core/contexts.ts';
 import { claimOfRecord, encodeUpdateClaim } from '../core/encoding.ts';
 import { ErrorCode } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
-import { type NetworkConfig, sharesHead } from '../config/network.ts';
+import type { NetworkConfig } from '../config/network.ts';
 import type { Identity } from '../crypto/keyfile.ts';
 import type { Dataset } from '../learn/data.ts';
 import { subset } from '../learn/data.ts';
@@ -108,8 +108,6 @@ export class Client {
   private evaluatedHash?: string;
   /** Split learning: this client's own head (persisted; never sent). */
   private head?: Float32Array;
-  /** Head sharing: the global model whose head `head` was last taken from. */
-  private headBase?: string;
   private sent = 0;
   private lastUpload?: { miner: string; digest: string; samples: number; averaged: number };
   /** The last upload of an average of buffered updates (kept apart: regular uploads follow fast). */
@@ -182,6 +180,8 @@ export class Client {
       const head = await this.db.get('head');
       // W_0^H: every client starts from the genesis model's head (Algorithm 1, line 6)
       this.head = head ? payloadToDelta(head) : this.d.split.headOf(this.d.genesis.model);
+      const shares = await this.db.get('headShares');
+      if (shares) this.d.split.restoreShares(new Reader(shares, 'head shares').u32());
     }
     for await (const [k, v] of this.db.iterator({ gte: 'buf/', lt: 'buf0' })) {
       const r = new Reader(v, 'buffered update');
@@ -311,12 +311,9 @@ export class Client {
 
   private async localRound(online: boolean): Promise<void> {
     if (online) await this.anchorJump().catch((e) => this.log.debug({ err: (e as Error).message }, 'anchor jump failed; training on the model we have'));
-    // eq. 4: a client who shares its head takes the aggregated head of each new global model
-    // (and trains on from its own head until the next one)
-    if (this.d.split && sharesHead(this.d.config, this.d.identity.id) && this.headBase !== toHex(this.modelHash)) {
-      this.head = this.d.split.headOf(this.model);
-      this.headBase = toHex(this.modelHash);
-    }
+    // eq. 4: a client who shares its head takes the aggregated head of the first global model
+    // after each share (and trains on from its own head until its next share)
+    if (this.d.split?.takesGlobalHead(this.modelHash)) this.head = this.d.split.headOf(this.model);
     await this.evaluateModel();
     if (this.d.split) return this.splitRound(this.d.split, online);
     const L = this.d.config.learning;
@@ -350,9 +347,10 @@ export class Client {
       const r = await split.round(this.head!, data, miner, seed);
       this.head = r.head;
       await this.db.put('head', deltaToPayload(r.head));
-      if (sharesHead(this.d.config, this.d.identity.id)) {
-        await split.shareHead(miner, r.head, this.model, this.modelHash, r.samples).catch((e) => this.log.info({ miner: miner.id, err: (e as Error).message, code: (e as RemoteError).code }, 'head share refused'));
-      }
+      const shares = split.headShares;
+      await split.afterRound(miner, r.head, this.model, this.modelHash, r.samples).catch((e) => this.log.info({ miner: miner.id, err: (e as Error).message, code: (e as RemoteError).code }, 'head share refused'));
+      // the privacy account outlives a restart: a released share stays released
+      if (split.headShares !== shares) await this.db.put('headShares', new Writer(4).u32(split.headShares).finish());
       this.trained++;
       this.sent++;
       this.lastUpload = { miner: miner.id, digest: '', samples: r.samples, averaged: 1 };
@@ -474,7 +472,7 @@ export class Client {
       freshSamples: this.d.stream.fresh(this.now()),
       attack: this.behaviour.forRound().label,
       sealing: this.d.sealing?.stats() ?? null,
-      ...(this.d.split ? { mode: 'split' as const } : {}),
+      ...(this.d.split ? { mode: 'split' as const, headSharing: this.d.split.privacyAccount() } : {}),
       association: this.selector.wantsLoad ? { selector: this.selector.name, loads: Object.fromEntries(this.d.miners.map((m) => [m.id, this.loads.get(m.id) ?? null])) } : null,
     };
   }

@@ -13,7 +13,10 @@ import { RemoteError } from '../net/reqres.ts';
 import { type UpdateSealing, isStaleKeyCode } from '../net/sealed-updates.ts';
 import { SigningContext } from '../core/contexts.ts';
 import { Rng } from '../core/random.ts';
-import type { NetworkConfig } from '../config/network.ts';
+import { type NetworkConfig, sharesHead } from '../config/network.ts';
+import type { HeadSharingStatus } from '../api/status.ts';
+import { toHex } from '../core/bytes.ts';
+import { headShareAccount } from '../learn/privacy.ts';
 import type { Identity } from '../crypto/keyfile.ts';
 import type { Dataset } from '../learn/data.ts';
 import { inputSize } from '../learn/model.ts';
@@ -53,6 +56,13 @@ export class SplitLearner {
   private readonly sealing?: Pick<UpdateSealing, 'sealTo' | 'refresh'>;
   /** Last createdAt sent: batches are strictly newer than the one before (the miner's replay check). */
   private lastCreatedAt = 0;
+  /** Eq. 4 releases sent (the count the privacy account composes; the client persists it). */
+  private shares = 0;
+  /** Local rounds since the last share (eq. 4 every k rounds). */
+  private sinceShare = 0;
+  /** Hex hash of the global model the last share was built on: the client takes the head of the
+   * first global model after it; '' before any share (takes the first it sees); null: taken. */
+  private takeAfter: string | null = '';
 
   constructor(o: { config: NetworkConfig; identity: Identity; transport: Pick<Transport, 'request'>; runtime: SplitRuntime; clock: Clock; sealing?: Pick<UpdateSealing, 'sealTo' | 'refresh'> }) {
     this.sealing = o.sealing;
@@ -112,6 +122,60 @@ export class SplitLearner {
     return { head: w, samples: data.n, batches, loss: lossSum / lossCount };
   }
 
+  /** Is this client in learning.split.headSharing (eq. 4)? */
+  get sharing(): boolean {
+    return sharesHead(this.config, this.identity.id);
+  }
+
+  /** Head shares sent so far (eq. 4 releases). */
+  get headShares(): number {
+    return this.shares;
+  }
+
+  /** After a restart: the shares sent before it, so that the privacy account keeps counting them. */
+  restoreShares(n: number): void {
+    this.shares = n;
+  }
+
+  /**
+   * Eq. 4 for a sharing client: take the global head of the global model `modelHash` now? Yes
+   * on the first global model after each of its shares (the one that averages the shares) and on
+   * the first it sees; no in between, where its head trains privately (every k rounds: the
+   * k − 1 global models of the rounds in between would throw that training away).
+   */
+  takesGlobalHead(modelHash: Uint8Array): boolean {
+    const h = toHex(modelHash);
+    if (!this.sharing || this.takeAfter === null || this.takeAfter === h) return false;
+    this.takeAfter = null;
+    return true;
+  }
+
+  /**
+   * After a completed local round of a sharing client: on its rounds k, 2k, ... (k =
+   * headSharing.every, counted from its start) shares the head (shareHead); true if it did.
+   * Throws what shareHead throws (the share counts as released all the same).
+   */
+  async afterRound(miner: { id: string; peerId: string }, head: Float32Array, global: Float32Array, baseModelHash: Uint8Array, samples: number): Promise<boolean> {
+    const sharing = this.config.learning.split.headSharing;
+    if (!sharing || !this.sharing) return false;
+    if (++this.sinceShare < sharing.every) return false;
+    this.sinceShare = 0;
+    await this.shareHead(miner, head, global, baseModelHash, samples);
+    return true;
+  }
+
+  /**
+   * The (ε, δ) of this client's shares so far (learn/privacy.ts); null for a private head. δ =
+   * 1e-5, the experiment's (docs/decisions.md): far below 1/(clients) for any network we run,
+   * the usual bar for a user-level guarantee.
+   */
+  privacyAccount(delta = 1e-5): HeadSharingStatus | null {
+    const sharing = this.config.learning.split.headSharing;
+    if (!sharing || !this.sharing) return null;
+    const a = headShareAccount({ clip: sharing.clip, noise: sharing.noise, releases: this.shares, delta });
+    return { every: sharing.every, shares: this.shares, clip: sharing.clip, noise: sharing.noise, delta, epsilon: Number.isFinite(a.epsilon) ? a.epsilon : null };
+  }
+
   /**
    * Eq. 4 for a client who opted in: its head update Δ = head − global head, clipped to L2 norm
    * C and noised with N(0, (σ·C)²) per coordinate (the Gaussian mechanism; the noise comes from
@@ -121,6 +185,9 @@ export class SplitLearner {
     const sharing = this.config.learning.split.headSharing;
     if (!sharing) throw new Error('head sharing is off (learning.split.headSharing)');
     const delta = privatise(head, this.headOf(global), sharing.clip, sharing.noise);
+    // counted before it is sent: a share that fails on the way may still have reached the miner
+    this.shares++;
+    this.takeAfter = toHex(baseModelHash);
     const createdAt = Math.max(this.clock.now(), this.lastCreatedAt + 1);
     this.lastCreatedAt = createdAt;
     const share = { clientId: this.identity.id, minerId: miner.id, baseModelHash, createdAt, samples, delta: floatsToBytes(delta) };

@@ -14,6 +14,7 @@ import type { Block } from '../../src/core/types.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { payloadToDelta } from '../../src/core/update.ts';
 import { DEFAULT_MODEL } from '../../src/learn/model.ts';
+import { headShareAccount } from '../../src/learn/privacy.ts';
 import { splitParams } from '../../src/learn/split.ts';
 import { runTestnet } from '../../src/node/testnet.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -43,6 +44,13 @@ it('testnet --mode split: split rounds happen, blocks carry the miners\' body ag
   for (const c of s.clients) {
     expect(c.mode).toBe('split');
     expect(c.uploaded).toBeGreaterThan(0); // split rounds trained with a miner
+    // /status: a sharing client's privacy account is the accountant's after its shares; a private head has none
+    if (c.id === 'client-3') expect(c.headSharing).toBeNull();
+    else {
+      const shares = c.headSharing!.shares;
+      expect(shares).toBeGreaterThanOrEqual(1); // every round (every: 1), and it trained rounds
+      expect(c.headSharing).toEqual({ every: 1, shares, clip: 5, noise: 0.0002, delta: 1e-5, epsilon: headShareAccount({ clip: 5, noise: 0.0002, releases: shares, delta: 1e-5 }).epsilon });
+    }
   }
   const batches = s.miners.reduce((n, m) => n + m.split!.batches, 0);
   expect(batches).toBeGreaterThan(0);

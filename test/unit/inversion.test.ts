@@ -134,6 +134,10 @@ describe('the attack on one MNIST image', () => {
     expect(Object.keys(r.splitGenesisHead)).toEqual(['0', '20']);
     for (const s of Object.values(r.splitGenesisHead)) expect(s.mse).toBeGreaterThan(0);
     expect(r.splitGenesisHead['0'].ssim).toBeGreaterThan(b.splitGuessedHead.ssim);
+    // a wider first layer (--hidden): the attacked model and the smashed data are that wide
+    const w = await runInversion({ dataset: 'mnist', batches: [1], images: 1, iterations: 20, lr: 0.05, seed: 1, drift: [0], hidden: 16 });
+    expect(w.model).toEqual([784, 16, 10]);
+    expect(w.splitGenesisHead['0'].mse).toBeGreaterThan(0);
   }, 60_000);
 });
 

@@ -29,6 +29,13 @@ describe('bfl-node experiment split', () => {
     expect(cut.code).not.toBe(0);
     expect(cut.err).toMatch(/split cut 2 for MLP 784-200-10: the cut is the number of dense layers on the client, an integer from 1 to 1/);
     expect(cut.err).not.toMatch(/\n\s+at /);
+    const hidden = run('experiment', 'split', '--hidden', '64,0');
+    expect(hidden.code).toBe(2);
+    expect(hidden.err).toMatch(/--hidden takes a comma-separated list of layer widths, integers from 1 to 100000, got "64,0"/);
+    // another model takes the cuts its hidden layers allow
+    const deeper = run('experiment', 'split', '--hidden', '64,32', '--cut', '3', '--rounds', '1', '--schedulers', 'none');
+    expect(deeper.code).not.toBe(0);
+    expect(deeper.err).toMatch(/split cut 3 for MLP 784-64-32-10: .* an integer from 1 to 2/);
   });
 
   it('a short run: split, FedAvg and centralized learn, bytes are the tensors sent, budgets make clients quit', async () => {
@@ -46,6 +53,7 @@ describe('bfl-node experiment split', () => {
       head: Record<string, unknown>;
       privacy: unknown;
       variants: Record<string, unknown>;
+      layers: number[];
     };
     // 3 rounds of 20 samples (6 head steps) from an untrained model: clearly above chance (0.1)
     for (const k of ['accuracySplit', 'accuracySplitHeadsAveraged', 'accuracyFederated', 'accuracyCentralized'] as const) {
@@ -69,6 +77,7 @@ describe('bfl-node experiment split', () => {
     expect(j.head).toMatchObject({ headInit: 'shared', headShare: 0 });
     expect(j.privacy).toBeNull();
     expect(j.variants).toEqual({});
+    expect(j.layers).toEqual([784, 200, 10]);
     expect(j).not.toHaveProperty('curves');
     const full = JSON.parse(await readFile(join(out, 'split.json'), 'utf8')) as { curves: Record<string, { round: number[]; testAccuracy: number[] }> };
     expect(Object.keys(full.curves)).toEqual(['centralized', 'federated', 'split', 'split/heads-averaged', 'split/nearest', 'split/swap']);
@@ -90,6 +99,11 @@ describe('bfl-node experiment split', () => {
     // with private heads (each client its own draw) the runs differ
     const p = await runSplitExperiment({ ...defaultSplitExperiment, rounds: 1, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], headInit: 'private', evalEvery: 1, out: await tmpDir('bfl-split-') });
     expect(Math.abs(p.curves.split.trainLoss[0] - p.curves.federated.trainLoss[0])).toBeGreaterThan(1e-3);
+    // another model (--hidden) is every run's model: cut after its second layer, still FedAvg step for step
+    const d = await runSplitExperiment({ ...defaultSplitExperiment, rounds: 2, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], hidden: [16, 8], cut: 2, headInit: 'shared', headShare: 1, headClip: 1e6, headNoise: 0, evalEvery: 1, out: await tmpDir('bfl-split-') });
+    expect(d.layers).toEqual([784, 16, 8, 10]);
+    expect([d.headParams, d.bodyParams]).toEqual([784 * 16 + 16 + 16 * 8 + 8, 8 * 10 + 10]);
+    for (let i = 0; i < 2; i++) expect(Math.abs(d.curves.split.testLoss[i] - d.curves.federated.testLoss[i]), `round ${i + 1} test loss`).toBeLessThan(1e-5);
   }, 60_000);
 
   it('variants: eq. (4) every k rounds clips, counts its shares for (ε, δ) and its bytes; more local passes give FedAvg the same passes', async () => {

@@ -17,7 +17,8 @@ import { generateIdentity } from '../../src/crypto/keyfile.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { DEFAULT_MODEL, initParams } from '../../src/learn/model.ts';
 import { SplitRuntime, splitParams } from '../../src/learn/split.ts';
-import { type SplitBatch, decodeAnswer, encodeBatch, encodeBatchClaim, encodeHeadClaim, encodeHeadShare, floatsToBytes } from '../../src/net/split.ts';
+import { type SplitBatch, bytesToFloats, decodeAnswer, decodeHeadShare, encodeBatch, encodeBatchClaim, encodeHeadClaim, encodeHeadShare, floatsToBytes, splitHeadProtocol } from '../../src/net/split.ts';
+import { headShareAccount } from '../../src/learn/privacy.ts';
 import { SplitLearner, privatise } from '../../src/node/split-client.ts';
 import { loadEmbeddedMnist, subset } from '../../src/learn/data.ts';
 import { openAnswer, sealAnswer, splitSealAd } from '../../src/net/split.ts';
@@ -325,6 +326,73 @@ describe('head aggregation with differential privacy (eq. 4)', () => {
     const { head } = splitParams(payloadToDelta(submitted[0].payload), DEFAULT_MODEL, 1);
     expect(head.every((v) => v === (10 * 1 + 30 * 4) / 40)).toBe(true); // Σ D_n Δ_n / Σ D_n
     expect(m.status().headShares).toBe(2);
+  });
+
+  it('a client with headSharing.every = 3 shares at its rounds 3 and 6 only, clipped and noised as every round, takes the global head once after each share, and reports the accountant\'s (ε, δ)', async () => {
+    const C = 1;
+    const z = 0.02; // small enough that the clipping shows through the noise (below)
+    const cfg = config({ samplesPerUpdate: 100_000, headSharing: { clients: ['client-1'], clip: C, noise: z, every: 3 } });
+    const { m, initial } = setUp(cfg);
+    const sent: Uint8Array[] = [];
+    const learner = new SplitLearner({
+      config: cfg,
+      identity: client.identity,
+      transport: { request: (_peer, protocol, body) => (protocol === splitHeadProtocol('split-test') ? (sent.push(body), m.handleHead(body)) : Promise.reject(new Error(protocol))) },
+      runtime,
+      clock: { ...systemClock, now: () => NOW },
+    });
+    const base = sha256(deltaToPayload(initial));
+    const global = learner.headOf(initial);
+    // a head update of norm 3.16 (> C): the share carries it clipped to C, plus N(0, (zC)²) per coordinate
+    const head = Float32Array.from(global, (v, k) => v + (k % 2 ? 0.008 : -0.008));
+    const norm = 0.008 * Math.sqrt(head.length);
+    expect(learner.privacyAccount()).toEqual({ every: 3, shares: 0, clip: C, noise: z, delta: 1e-5, epsilon: 0 });
+    expect(learner.takesGlobalHead(base)).toBe(true); // the first global model it sees
+    expect(learner.takesGlobalHead(sha256(Uint8Array.of(9)))).toBe(false); // then its own head, until it shares
+    const shared: boolean[] = [];
+    for (let round = 1; round <= 7; round++) {
+      shared.push(await learner.afterRound({ id: 'miner-1', peerId: 'p' }, head, initial, base, 10));
+      if (round === 3) {
+        expect(learner.takesGlobalHead(base)).toBe(false); // the model its share was built on
+        expect(learner.takesGlobalHead(sha256(Uint8Array.of(1)))).toBe(true); // the next one: the aggregated head
+        expect(learner.takesGlobalHead(sha256(Uint8Array.of(2)))).toBe(false); // once
+      }
+    }
+    expect(shared).toEqual([false, false, true, false, false, true, false]);
+    expect(sent).toHaveLength(2);
+    expect(m.status().headShares).toBe(2);
+    for (const bytes of sent) {
+      const d = bytesToFloats(decodeHeadShare(bytes, runtime.headParams).delta);
+      // the share's projection on the update: the clip factor C/‖Δ‖ = 0.32 (standard error 0.006)
+      let dot = 0;
+      let sq = 0;
+      for (let k = 0; k < d.length; k++) {
+        dot += d[k] * (head[k] - global[k]);
+        sq += (head[k] - global[k]) ** 2;
+      }
+      expect(Math.abs(dot / sq - C / norm)).toBeLessThan(0.03);
+      const noise = d.map((v, k) => v - (head[k] - global[k]) * (C / norm));
+      const sd = Math.sqrt(noise.reduce((t, v) => t + v * v, 0) / noise.length);
+      expect(sd).toBeGreaterThan(0.98 * z * C);
+      expect(sd).toBeLessThan(1.02 * z * C);
+      expect(Math.abs(noise.reduce((t, v) => t + v, 0) / noise.length)).toBeLessThan(0.001);
+    }
+    const account = (releases: number) => headShareAccount({ clip: C, noise: z, releases, delta: 1e-5 }).epsilon;
+    expect(learner.privacyAccount()).toEqual({ every: 3, shares: 2, clip: C, noise: z, delta: 1e-5, epsilon: account(2) });
+    expect(account(2)).toBeGreaterThan(account(1));
+    learner.restoreShares(40); // after a restart: the shares sent before it still count
+    expect(learner.privacyAccount()?.epsilon).toBe(account(40));
+  });
+
+  it('a private head reports no account; sharing without noise an unbounded ε (null); every < 1 is a BAD_CONFIG naming the field', () => {
+    const make = (cfg: NetworkConfig) => new SplitLearner({ config: cfg, identity: client.identity, transport: { request: () => Promise.reject(new Error('no network')) }, runtime, clock: systemClock });
+    expect(make(config()).privacyAccount()).toBeNull();
+    expect(make(config()).takesGlobalHead(new Uint8Array(32))).toBe(false); // a private head is never replaced
+    const noiseless = make(config({ headSharing: { clients: 'all', clip: 1, noise: 0 } }));
+    noiseless.restoreShares(1);
+    expect(noiseless.privacyAccount()).toEqual({ every: 1, shares: 1, clip: 1, noise: 0, delta: 1e-5, epsilon: null });
+    expect(() => config({ headSharing: { clients: 'all', clip: 1, noise: 1, every: 0 } })).toThrow(/learning\.split\.headSharing\.every: expected an integer >= 1/);
+    expect(() => config({ headSharing: { clients: 'all', clip: 1, noise: 1, every: 2.5 } })).toThrow(/learning\.split\.headSharing\.every: expected an integer/);
   });
 });
 

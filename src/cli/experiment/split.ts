@@ -18,7 +18,8 @@ export function splitCommand(): Command {
     .option('--samples <n>', 'samples per client per round D_n^r', parseIntFlag('--samples', 1, 100_000), d.samplesPerRound)
     .option('--B <b>', 'minibatch size', parseIntFlag('--B', 1, 100_000), d.batchSize)
     .option('--lr <rate>', 'learning rate η (heads, bodies, FedAvg and centralized alike)', parseNumberFlag('--lr', 1e-9, 100), d.lr)
-    .option('--cut <c>', 'dense layers on the client (1 for the default 784-200-10)', parseIntFlag('--cut', 1, 100), d.cut)
+    .option('--hidden <list>', 'hidden layer widths of the MLP, for split, FedAvg and centralized alike (the product\'s 784-200-10: 200)', d.hidden.join(','))
+    .option('--cut <c>', 'dense layers on the client (1 to the number of hidden layers; 1 for the default 784-200-10)', parseIntFlag('--cut', 1, 100), d.cut)
     .option('--epochs <e>', 'passes over each round\'s samples (split, FedAvg and centralized alike)', parseIntFlag('--epochs', 1, 1000), d.epochs)
     .option('--head-init <kind>', 'private (each client draws its own head) or shared (the global initial head, as the product)', d.headInit)
     .option('--head-lr-scale <k>', 'head learning rate as a multiple of --lr', parseNumberFlag('--head-lr-scale', 0, 1000), d.headLrScale)
@@ -36,12 +37,14 @@ export function splitCommand(): Command {
     .option('--seed <n>', 'seed', parseIntFlag('--seed', 0, 2 ** 32 - 1), d.seed)
     .option('--out <dir>', 'write CSV, JSON and plots here', 'out')
     .option('--json', 'print the summary as JSON (curves in <out>/split.json)', false)
-    .action(async (o: { rounds: number; clients: number; miners: number; schedulers: string; samples: number; B: number; lr: number; cut: number; epochs: number; headInit: string; headLrScale: number; headDecay: number; headShare: number; headShareEvery: number; headClip: number; headNoise: number; dpDelta: number; variants: string; budget: string; evalEvery: number; partition: string; dataset: string; seed: number; out: string; json: boolean }) => {
+    .action(async (o: { rounds: number; clients: number; miners: number; schedulers: string; samples: number; B: number; lr: number; hidden: string; cut: number; epochs: number; headInit: string; headLrScale: number; headDecay: number; headShare: number; headShareEvery: number; headClip: number; headNoise: number; dpDelta: number; variants: string; budget: string; evalEvery: number; partition: string; dataset: string; seed: number; out: string; json: boolean }) => {
       const schedulers = o.schedulers === 'none' ? [] : o.schedulers.split(',');
       for (const s of schedulers) if (!(SCHEDULERS as readonly string[]).includes(s)) throw new UsageError(`unknown scheduler ${s}: use ${SCHEDULERS.join(', ')} or none`);
       if (o.headInit !== 'private' && o.headInit !== 'shared') throw new UsageError('--head-init must be private or shared');
       const variants = o.variants === 'none' ? [] : o.variants === 'all' ? Object.keys(SPLIT_VARIANTS) : o.variants.split(',');
       for (const v of variants) if (!(v in SPLIT_VARIANTS)) throw new UsageError(`unknown variant ${v}: use ${Object.keys(SPLIT_VARIANTS).join(', ')}, all or none`);
+      const hidden = o.hidden.split(',').map(Number);
+      if (!hidden.every((w) => Number.isInteger(w) && w >= 1 && w <= 100_000)) throw new UsageError(`--hidden takes a comma-separated list of layer widths, integers from 1 to 100000, got "${o.hidden}"`);
       const budget = o.budget.split(',').map(Number);
       if (budget.length !== 2 || !(budget[0] >= 0 && budget[1] >= budget[0])) throw new UsageError(`--budget takes lo,hi with 0 <= lo <= hi, got "${o.budget}"`);
       let partition: Partition;
@@ -61,6 +64,7 @@ export function splitCommand(): Command {
         samplesPerRound: o.samples,
         batchSize: o.B,
         lr: o.lr,
+        hidden,
         cut: o.cut,
         epochs: o.epochs,
         headInit: o.headInit,
@@ -84,7 +88,7 @@ export function splitCommand(): Command {
       const { curves: _c, ...summary } = r;
       if (o.json) printJson(summary);
       else {
-        print(`${r.dataset} (${r.partition}), ${r.clients} clients, ${r.miners} miners, ${r.rounds} rounds, cut after layer ${r.cut} (head ${r.headParams}, body ${r.bodyParams} parameters):`);
+        print(`${r.dataset} (${r.partition}), ${r.clients} clients, ${r.miners} miners, ${r.rounds} rounds, MLP ${r.layers.join('-')} cut after layer ${r.cut} (head ${r.headParams}, body ${r.bodyParams} parameters):`);
         print(`  accuracy: split ${r.accuracySplit.toFixed(4)} (heads averaged by eq. 4: ${r.accuracySplitHeadsAveraged.toFixed(4)}), federated ${r.accuracyFederated.toFixed(4)} (split ${r.gapPoints} points lower), centralized ${r.accuracyCentralized.toFixed(4)}`);
         const b = r.bytesPerClientRound;
         const eps = (p: typeof r.privacy) => (p ? `, (ε, δ) = (${p.epsilon.toPrecision(3)}, ${p.delta}) over ${p.releases} head shares` : ', heads private');

@@ -66,6 +66,10 @@ export function formatStatus(s: S, o: { health?: S; node?: S; base: string }): s
     const miners = Object.entries((s.miners ?? {}) as Record<string, number | null>);
     rows.push(['miners', miners.length ? miners.map(([id, rtt]) => `${id} ${rtt === null ? 'unreachable' : `${Math.round(rtt)} ms`}${id === s.nearest ? ' (nearest)' : ''}`).join(', ') : 'none measured yet']);
     if (s.attack && s.attack !== 'none') rows.push(['attack', `${s.attack} (experiment)`]);
+    if (s.mode === 'split') {
+      const h = s.headSharing as S | null | undefined;
+      rows.push(['head sharing', !h ? 'none (split mode: the head stays private)' : `${h.shares} shares every ${h.every} rounds (eq. 4, clip ${h.clip}, noise ${h.noise}): (ε, δ) = (${h.epsilon === null ? '∞, no noise' : Number(h.epsilon).toPrecision(4)}, ${h.delta})`]);
+    }
   }
   if (o.health) rows.push(['health', o.health.ok ? 'ok' : `NOT OK: ${o.health.reason ?? 'unhealthy'}`]);
   rows.push(['dashboard', `${o.base}/`]);
