@@ -1,6 +1,6 @@
 /** The public root set's consensus maths (issue 11, rewards from a root set): src/core/aggregation/rootset.ts. */
 import { describe, expect, it } from 'vitest';
-import { checkRootSet, prepareRootSet, quantiseFactor, rootGradient, rootLoss, rootSetHash, selectRootIndices, type RootSet } from '../../src/core/aggregation/rootset.ts';
+import { checkRootSet, prepareRootSet, rootGradient, rootLogits, rootLoss, rootSetHash, selectRootIndices, type RootSet } from '../../src/core/aggregation/rootset.ts';
 import { toHex } from '../../src/core/bytes.ts';
 import { ErrorCode } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/random.ts';
@@ -44,6 +44,16 @@ describe('root set', () => {
     expect(rootLoss(prep, p)).toBeCloseTo(plainLoss(r, p), 12);
     const { loss, grad } = rootGradient(prep, p);
     expect(loss).toBe(rootLoss(prep, p));
+    const { logits, loss: l2 } = rootLogits(prep, p);
+    expect(l2).toBe(loss);
+    expect(logits).toHaveLength(r.count * 3);
+    // the logits are the ones the loss was computed from
+    let ce = 0;
+    for (let s = 0; s < r.count; s++) {
+      const z = Array.from(logits.subarray(s * 3, s * 3 + 3));
+      ce += Math.log(z.reduce((a, v) => a + Math.exp(v), 0)) - z[r.y[s]];
+    }
+    expect(ce / r.count).toBeCloseTo(loss, 12);
     for (let k = 0; k < p.length; k++) {
       const d = new Float32Array(p.length);
       d[k] = 1e-3;
@@ -87,12 +97,5 @@ describe('root set', () => {
     const other = tiny(2);
     expect(code(() => checkRootSet(r, layers, toHex(rootSetHash(other))))).toBe(ErrorCode.BAD_CONFIG);
     expect(() => checkRootSet(r, layers, toHex(rootSetHash(other)))).toThrow(/SHA-256 .* differs/);
-  });
-
-  it('quantises factors to the 2^-24 grid', () => {
-    expect(quantiseFactor(0.5)).toBe(0.5);
-    expect(quantiseFactor(1 / 3) * 2 ** 24).toBe(Math.round(2 ** 24 / 3));
-    expect(quantiseFactor(1 / 3 + 2 ** -40)).toBe(quantiseFactor(1 / 3));
-    expect(quantiseFactor(NaN)).toBe(0);
   });
 });

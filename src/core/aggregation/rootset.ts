@@ -5,8 +5,9 @@
  * and Zeno (Xie et al., ICML 2019) do. Consensus code: the MLP's cross-entropy and its gradient
  * in float64, samples in index order, units and coordinates in one fixed order, exp/log by V8's
  * fdlibm ports (the same bits on every platform for one Node version), never onnxruntime (whose
- * kernels may sum in another order per CPU). The factors that enter a reward are quantised
- * (quantiseFactor) so that a last-bit difference cannot move a reward unit.
+ * kernels may sum in another order per CPU). Used today by the offline study of root-set rewards
+ * (scripts/rootset-offline.ts, scripts/rootset-flip.ts); no consensus rule uses it yet (a rule
+ * that did would round its factors to a fixed grid, e.g. 2^-24, before they enter a reward).
  */
 import { toHex } from '../bytes.ts';
 import { BflError, ErrorCode } from '../errors.ts';
@@ -118,7 +119,7 @@ function effective(p: Float32Array, d?: Float32Array): Float64Array {
  * divided by the count at the end). MLP as src/learn/model.ts lays it out: per layer W (in × out,
  * row-major) then b; ReLU between layers; softmax cross-entropy with the max subtracted.
  */
-function lossAndGrad(prep: PreparedRootSet, w: Float64Array, grad?: Float64Array): number {
+function lossAndGrad(prep: PreparedRootSet, w: Float64Array, grad?: Float64Array, logitsOut?: Float64Array): number {
   const { layers, nz, root } = prep;
   const L = layers.length - 1;
   const offW: number[] = [];
@@ -161,6 +162,7 @@ function lossAndGrad(prep: PreparedRootSet, w: Float64Array, grad?: Float64Array
       if (l < L) for (let j = 0; j < nOut; j++) if (z[j] < 0) z[j] = 0;
     }
     const logits = acts[L];
+    if (logitsOut) logitsOut.set(logits, s * logits.length);
     let max = -Infinity;
     for (let j = 0; j < logits.length; j++) if (logits[j] > max) max = logits[j];
     let sum = 0;
@@ -210,20 +212,16 @@ export function rootLoss(prep: PreparedRootSet, p: Float32Array, d?: Float32Arra
   return lossAndGrad(prep, effective(p, d));
 }
 
+/** The logits of the model p (+ d) on every root sample (count × classes, row-major) and the mean cross-entropy. */
+export function rootLogits(prep: PreparedRootSet, p: Float32Array, d?: Float32Array): { loss: number; logits: Float64Array } {
+  const logits = new Float64Array(prep.root.count * prep.root.classes);
+  const loss = lossAndGrad(prep, effective(p, d), undefined, logits);
+  return { loss, logits };
+}
+
 /** Mean root-set cross-entropy of p and its gradient ∇L_root(p). */
 export function rootGradient(prep: PreparedRootSet, p: Float32Array): { loss: number; grad: Float64Array } {
   const grad = new Float64Array(p.length);
   const loss = lossAndGrad(prep, effective(p), grad);
   return { loss, grad };
-}
-
-/** The grid a root-set factor is rounded to before it enters a reward: 2^-24. A factor computed
- * through exp/log and long float64 sums could differ in its last bits between two builds of the
- * maths library; rounded to 2^-24 (far coarser than float64's 2^-52 relative step, far finer than
- * a reward unit's 10^-8 share of the base) only a value within 2^-52 of a grid midpoint could
- * round differently. */
-export const FACTOR_GRID = 2 ** 24;
-
-export function quantiseFactor(x: number): number {
-  return Number.isFinite(x) ? Math.round(x * FACTOR_GRID) / FACTOR_GRID : 0;
 }
