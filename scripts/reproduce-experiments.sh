@@ -88,6 +88,12 @@ SETTINGS
       for r in 10:2 10:3 5:1 30:1; do
         ROOT_PER_CLASS=${r%%:*} ROOT_SEED=${r##*:} npx --no-install node scripts/rootset-offline.ts $dumps
       done > "$s/rootset-offline-draws.txt"
+      # two more Dirichlet seeds (the per-aggregation game only)
+      for seed in 2 3; do
+        SEED=$seed npx --no-install node scripts/shapley-dump.ts "$s/dump-dirichlet-seed$seed" dirichlet:0.5 8 12 quality 0 2> "$s/dump-dirichlet-seed$seed.log"
+        GAMES=equal npx --no-install node scripts/shapley-offline.ts "$s/dump-dirichlet-seed$seed" > "$s/dump-dirichlet-seed$seed.offline.txt"
+      done
+      npx --no-install node scripts/rootset-offline.ts "$s/dump-dirichlet-seed2" "$s/dump-dirichlet-seed3" > "$s/rootset-offline-dirichlet-seeds.txt"
       npx --no-install node scripts/scoring-dump.ts "$s/dump-labelflip50" shards 50 10 label-flip 0.3 2> "$s/dump-labelflip50.log"
       npx --no-install node scripts/rootset-flip.ts "$s/dump-labelflip50" > "$s/rootset-flip.txt"
       # worst case and detection per attack at 50 clients non-IID, 20 aggregations (24 runs, ~35 min
