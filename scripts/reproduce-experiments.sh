@@ -88,9 +88,11 @@ SETTINGS
       for r in 10:2 10:3 5:1 30:1; do
         ROOT_PER_CLASS=${r%%:*} ROOT_SEED=${r##*:} npx --no-install node scripts/rootset-offline.ts $dumps
       done > "$s/rootset-offline-draws.txt"
-      # two more Dirichlet seeds (the per-aggregation game only)
+      # two more Dirichlet seeds: today's reward in the closed loop (~6 min each), then offline
       for seed in 2 3; do
+        bfl experiment rewards --clients 8 --aggregations 12 --quality 0 --shapley round,retrain --partition dirichlet:0.5 --seed $seed --out "$s/shapley-dirichlet-seed$seed" --json > "$s/shapley-dirichlet-seed$seed.json"
         SEED=$seed npx --no-install node scripts/shapley-dump.ts "$s/dump-dirichlet-seed$seed" dirichlet:0.5 8 12 quality 0 2> "$s/dump-dirichlet-seed$seed.log"
+        cp "$s/shapley-dirichlet-seed$seed/retrained-coalitions.json" "$s/dump-dirichlet-seed$seed/retrain.json"
         GAMES=equal npx --no-install node scripts/shapley-offline.ts "$s/dump-dirichlet-seed$seed" > "$s/dump-dirichlet-seed$seed.offline.txt"
       done
       npx --no-install node scripts/rootset-offline.ts "$s/dump-dirichlet-seed2" "$s/dump-dirichlet-seed3" > "$s/rootset-offline-dirichlet-seeds.txt"
