@@ -96,6 +96,8 @@ SETTINGS
         GAMES=equal npx --no-install node scripts/shapley-offline.ts "$s/dump-dirichlet-seed$seed" > "$s/dump-dirichlet-seed$seed.offline.txt"
       done
       npx --no-install node scripts/rootset-offline.ts "$s/dump-dirichlet-seed2" "$s/dump-dirichlet-seed3" > "$s/rootset-offline-dirichlet-seeds.txt"
+      # permutation-sampled root-set game at 50 clients (the 50-client dump made above)
+      for k in 25 100 400 1600; do npx --no-install node scripts/rootset-mc.ts "$s/dump-noniid50" "$k" | tail -1; done > "$s/rootset-mc50.txt"
       npx --no-install node scripts/scoring-dump.ts "$s/dump-labelflip50" shards 50 10 label-flip 0.3 2> "$s/dump-labelflip50.log"
       npx --no-install node scripts/rootset-flip.ts "$s/dump-labelflip50" > "$s/rootset-flip.txt"
       # worst case and detection per attack at 50 clients non-IID, 20 aggregations (24 runs, ~35 min
