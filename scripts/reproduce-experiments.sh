@@ -70,6 +70,36 @@ for part in $parts; do
       bfl experiment rewards --clients 8 --aggregations 12 --quality 0,0.2,0.5 --shapley round,retrain --partition shards --out "$s/quality-shapley-skew" --json > "$s/quality-shapley-skew.json"
       bfl experiment rewards --clients 8 --aggregations 12 --sizes 1,0.5,0.2 --shapley round,retrain --partition shards --out "$s/sizes-shapley-skew" --json > "$s/sizes-shapley-skew.json"
       bfl experiment rewards --clients 8 --aggregations 12 --quality 0 --shapley round,retrain --partition dirichlet:0.5 --out "$s/shapley-dirichlet" --json > "$s/shapley-dirichlet.json"
+      # rewards from a public root set, offline (docs/experiments.md "Rewards from a public root set"):
+      # dumps of the three Shapley settings above, their per-aggregation games cached, the root-set
+      # candidates replayed (also over other draws and sizes of the root set), then the root-set signal
+      # on label-flipping clients; ~10 min in all
+      while read -r name part mode shares; do
+        npx --no-install node scripts/shapley-dump.ts "$s/dump-$name" "$part" 8 12 "$mode" "$shares" 2> "$s/dump-$name.log"
+        cp "$s/$name/retrained-coalitions.json" "$s/dump-$name/retrain.json"
+        GAMES=equal,samples npx --no-install node scripts/shapley-offline.ts "$s/dump-$name" > "$s/dump-$name.offline.txt"
+      done <<'SETTINGS'
+quality-shapley-skew shards quality 0,0.2,0.5
+sizes-shapley-skew shards sizes 1,0.5,0.2
+shapley-dirichlet dirichlet:0.5 quality 0
+SETTINGS
+      dumps="$s/dump-quality-shapley-skew $s/dump-sizes-shapley-skew $s/dump-shapley-dirichlet"
+      ROOT_LOSS_GAME=1 npx --no-install node scripts/rootset-offline.ts $dumps > "$s/rootset-offline.txt"
+      for r in 10:2 10:3 5:1 30:1; do
+        ROOT_PER_CLASS=${r%%:*} ROOT_SEED=${r##*:} npx --no-install node scripts/rootset-offline.ts $dumps
+      done > "$s/rootset-offline-draws.txt"
+      # two more Dirichlet seeds: today's reward in the closed loop (~6 min each), then offline
+      for seed in 2 3; do
+        bfl experiment rewards --clients 8 --aggregations 12 --quality 0 --shapley round,retrain --partition dirichlet:0.5 --seed $seed --out "$s/shapley-dirichlet-seed$seed" --json > "$s/shapley-dirichlet-seed$seed.json"
+        SEED=$seed npx --no-install node scripts/shapley-dump.ts "$s/dump-dirichlet-seed$seed" dirichlet:0.5 8 12 quality 0 2> "$s/dump-dirichlet-seed$seed.log"
+        cp "$s/shapley-dirichlet-seed$seed/retrained-coalitions.json" "$s/dump-dirichlet-seed$seed/retrain.json"
+        GAMES=equal npx --no-install node scripts/shapley-offline.ts "$s/dump-dirichlet-seed$seed" > "$s/dump-dirichlet-seed$seed.offline.txt"
+      done
+      npx --no-install node scripts/rootset-offline.ts "$s/dump-dirichlet-seed2" "$s/dump-dirichlet-seed3" > "$s/rootset-offline-dirichlet-seeds.txt"
+      # permutation-sampled root-set game at 50 clients (the 50-client dump made above)
+      for k in 25 100 400 1600; do npx --no-install node scripts/rootset-mc.ts "$s/dump-noniid50" "$k" | tail -1; done > "$s/rootset-mc50.txt"
+      npx --no-install node scripts/scoring-dump.ts "$s/dump-labelflip50" shards 50 10 label-flip 0.3 2> "$s/dump-labelflip50.log"
+      npx --no-install node scripts/rootset-flip.ts "$s/dump-labelflip50" > "$s/rootset-flip.txt"
       # worst case and detection per attack at 50 clients non-IID, 20 aggregations (24 runs, ~35 min
       # with about one core), and 20 % free-riders at 50 clients in the closed loop (~4 min)
       bfl experiment robustness --clients 50 --partition shards --aggregations 20 --aggregators bfl-mec,flame,foolsgold --out "$s/robustness50" --json > "$s/robustness50.json"

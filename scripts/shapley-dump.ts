@@ -2,6 +2,7 @@
 // offline study of the Shapley game and of reward rules, with the aggregator's inputs:
 //   npx node scripts/shapley-dump.ts OUTDIR PARTITION CLIENTS AGGREGATIONS quality|sizes SHARES
 // e.g. OUTDIR shards 8 12 quality 0,0.2,0.5   or   OUTDIR dirichlet:0.5 8 12 quality 0
+// SEED (default 1): the run's seed (partition, streams, clients' training), as --seed.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgreementAggregator } from '../src/core/aggregation/agreement.ts';
@@ -23,8 +24,9 @@ AgreementAggregator.prototype.aggregate = function (input, state) {
   return orig.call(this, input, state);
 };
 const t0 = Date.now();
+const seed = Number(process.env.SEED ?? 1);
 const r = await runSimulation({
-  seed: 1, miners: 2, clients, phi: Math.min(clients, 10),
+  seed, miners: 2, clients, phi: Math.min(clients, 10),
   learning: { N: 100, E: 5, B: 10, lr: 0.01, rate: 10, partition: parsePartition(part) },
   aggregation: { aggregator: 'bfl-mec' }, meanBlockMs: 2000, aggregations: Number(aggsS),
   behaviourOf: (c, _round, honest) =>
@@ -45,5 +47,5 @@ for (const x of r.rounds) {
   writeFileSync(join(dir, 'previous.f32'), new Uint8Array(inp.previous.buffer.slice(inp.previous.byteOffset, inp.previous.byteOffset + inp.previous.byteLength)));
   writeFileSync(join(dir, 'meta.json'), JSON.stringify({ round: x.round, accuracy: x.accuracy, rewards: x.rewards, dim, updates: inp.updates.map((u) => ({ clientId: u.clientId, digest: u.digest, samples: u.samples, share: share(Number(u.clientId.split('-')[1]) - 1) })) }));
 }
-writeFileSync(join(out, 'run.json'), JSON.stringify({ part, clients, mode, shares, wallSeconds: r.wallSeconds }));
+writeFileSync(join(out, 'run.json'), JSON.stringify({ part, clients, mode, shares, seed, wallSeconds: r.wallSeconds }));
 console.log('done', n, 'aggregations dumped', r.wallSeconds.toFixed(1), 's');

@@ -1,0 +1,66 @@
+// Does the root-set signal separate label-flipping clients (issue 11, "Where bfl-mec loses: label
+// flip")? On a dump of scripts/scoring-dump.ts (e.g. DIR shards 50 10 label-flip 0.3, FedAvg),
+// per update the root-set factors of scripts/rootset-offline.ts; per aggregation the range of
+// flipped and honest updates and the AUC (probability that an honest update scores above a
+// flipped one), and per client its mean over the first 3 and over all aggregations. A study only:
+// nothing is detected with it in the product.
+//   npx node scripts/rootset-flip.ts DUMPDIR
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { prepareRootSet, rootGradient, rootLoss, selectRootIndices } from '../src/core/aggregation/rootset.ts';
+import { loadDataset, subset } from '../src/learn/data.ts';
+
+const dir = process.argv[2];
+const data = loadDataset('mnist');
+const rd = subset(data.test, selectRootIndices(data.test.y, 10, Number(process.env.ROOT_PER_CLASS ?? 10), Number(process.env.ROOT_SEED ?? 1)));
+const prep = prepareRootSet({ x: rd.x, y: rd.y, count: rd.n, dim: 784, classes: 10 }, [784, 200, 10]);
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let s = 0;
+  for (let k = 0; k < a.length; k++) s += a[k] * b[k];
+  return s;
+};
+const auc = (honest: number[], flipped: number[]) => {
+  let w = 0;
+  for (const h of honest) for (const f of flipped) w += h > f ? 1 : h === f ? 0.5 : 0;
+  return w / (honest.length * flipped.length);
+};
+const range = (xs: number[]) => `${Math.min(...xs).toFixed(3)} … ${Math.max(...xs).toFixed(3)}`;
+type Row = { client: string; attacker: boolean; fl: number; gain: number; fo: number };
+const perClient = new Map<string, { attacker: boolean; rows: Row[] }>();
+for (const d of readdirSync(dir).filter((x) => /^\d+$/.test(x)).sort()) {
+  const meta = JSON.parse(readFileSync(join(dir, d, 'meta.json'), 'utf8'));
+  const raw = readFileSync(join(dir, d, 'deltas.f32'));
+  const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  const pr = readFileSync(join(dir, d, 'previous.f32'));
+  const previous = new Float32Array(pr.buffer.slice(pr.byteOffset, pr.byteOffset + pr.byteLength));
+  const { loss: L0, grad } = rootGradient(prep, previous);
+  const gn = Math.sqrt(dot(grad, grad));
+  const rows: Row[] = meta.updates.map((u: { clientId: string; attacker: boolean }, i: number) => {
+    const delta = all.subarray(i * meta.dim, (i + 1) * meta.dim);
+    const fo = -dot(grad, delta);
+    const dn = Math.sqrt(dot(delta, delta));
+    return { client: u.clientId, attacker: u.attacker, fl: fo / (dn * gn), gain: L0 - rootLoss(prep, previous, delta), fo };
+  });
+  for (const r of rows) {
+    if (!perClient.has(r.client)) perClient.set(r.client, { attacker: r.attacker, rows: [] });
+    perClient.get(r.client)!.rows.push(r);
+  }
+  const line = (['fl', 'gain', 'fo'] as const).map((k) => {
+    const h = rows.filter((r) => !r.attacker).map((r) => r[k]);
+    const f = rows.filter((r) => r.attacker).map((r) => r[k]);
+    return `${k}: honest ${range(h)} flipped ${range(f)} AUC ${auc(h, f).toFixed(3)}`;
+  });
+  console.log(`${d} L0 ${L0.toFixed(3)} | ${line.join(' | ')}`);
+}
+for (const [label, k] of [['first 3', 3], ['all', Infinity]] as const) {
+  const line = (['fl', 'gain', 'fo'] as const).map((key) => {
+    const mean = (c: { rows: Row[] }) => {
+      const rs = c.rows.slice(0, k);
+      return rs.reduce((s, r) => s + r[key], 0) / rs.length;
+    };
+    const h = [...perClient.values()].filter((c) => !c.attacker).map(mean);
+    const f = [...perClient.values()].filter((c) => c.attacker).map(mean);
+    return `${key}: honest ${range(h)} flipped ${range(f)} AUC ${auc(h, f).toFixed(3)}`;
+  });
+  console.log(`per client, mean over ${label}: ${line.join(' | ')}`);
+}

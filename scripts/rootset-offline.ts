@@ -1,0 +1,220 @@
+// Offline study of root-set reward factors (issue 11; docs/experiments.md "Rewards from a public
+// root set") on dumps of scripts/shapley-dump.ts (after scripts/shapley-offline.ts has cached the
+// per-aggregation game in DUMP/values.json): per aggregation, each update's effect on a public root
+// set (FLTrust's ReLU(cos(Δ_i, −∇L_root)), the first-order gain −∇L_root·Δ_i, the exact loss
+// decrease L_root(w) − L_root(w + Δ_i)), the Shapley values of the per-aggregation game played on
+// the root set (exactly, and with each coalition's logits the sample-weighted mean of its members'
+// logits: n forward passes per aggregation), leave-one-out from the high set; alone and times
+// today's reward share. Each client's cumulative score (per aggregation its share of the positive
+// scores in the high set, as the chain pays; "raw sum": the scores summed) rank-correlated with
+// the per-aggregation Shapley game, the retrained game (DUMP/retrain.json, if there) and quality.
+// Rewards do not change the aggregation weights, so on a dump of today's rule the replayed
+// figures are the closed loop's (the "today" row reproduces `experiment rewards`).
+// ROOT_LOSS_GAME=1 also plays the game with the root set's exact loss (2^n model evaluations).
+// The root set: ROOT_PER_CLASS (10) samples per class of the embedded MNIST's test split drawn with
+// ROOT_SEED (1); the references are re-evaluated on the rest of the test split (disjoint from it).
+//   npx node scripts/rootset-offline.ts DUMPDIR...
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AgreementAggregator } from '../src/core/aggregation/agreement.ts';
+import { prepareRootSet, rootGradient, rootLogits, rootLoss, selectRootIndices } from '../src/core/aggregation/rootset.ts';
+import { fromHex } from '../src/core/bytes.ts';
+import { loadDataset, subset } from '../src/learn/data.ts';
+import { ModelRuntime } from '../src/learn/runtime.ts';
+import { evaluate } from '../src/learn/train.ts';
+import { shapleyValues, spearman } from '../src/experiments/report.ts';
+
+const layers = [784, 200, 10];
+const data = loadDataset('mnist');
+const perClass = Number(process.env.ROOT_PER_CLASS ?? 10);
+const seed = Number(process.env.ROOT_SEED ?? 1);
+const rootIdx = selectRootIndices(data.test.y, 10, perClass, seed);
+const rootData = subset(data.test, rootIdx);
+const prep = prepareRootSet({ x: rootData.x, y: rootData.y, count: rootData.n, dim: 784, classes: 10 }, layers);
+const testN = data.test.n;
+let runtime: ModelRuntime | undefined;
+
+type Up = { clientId: string; digest: string; samples: number; share: number; delta: Float32Array };
+const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let s = 0;
+  for (let k = 0; k < a.length; k++) s += a[k] * b[k];
+  return s;
+};
+const fmt = (x: number | null) => (x === null ? '  -   ' : x.toFixed(3).padStart(6));
+
+for (const dir of process.argv.slice(2)) {
+  const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
+  const rounds = readdirSync(dir).filter((d) => /^\d+$/.test(d)).sort().map((d) => {
+    const meta = JSON.parse(readFileSync(join(dir, d, 'meta.json'), 'utf8'));
+    const raw = readFileSync(join(dir, d, 'deltas.f32'));
+    const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+    const prevRaw = readFileSync(join(dir, d, 'previous.f32'));
+    const previous = new Float32Array(prevRaw.buffer.slice(prevRaw.byteOffset, prevRaw.byteOffset + prevRaw.byteLength));
+    const ups: Up[] = meta.updates.map((u: Omit<Up, 'delta'>, i: number) => ({ ...u, delta: all.slice(i * meta.dim, (i + 1) * meta.dim) }));
+    return { name: d, meta, previous, ups };
+  });
+  // the per-aggregation game (sample-weighted coalitions, as the closed loop) on the test split without the root set
+  const values = JSON.parse(readFileSync(join(dir, 'values.json'), 'utf8'));
+  const cacheFile = join(dir, `values-root${perClass}s${seed}.json`);
+  const onRoot: Record<string, number[]> = existsSync(cacheFile) ? JSON.parse(readFileSync(cacheFile, 'utf8')) : {};
+  for (const r of rounds) {
+    if (onRoot[r.name]) continue;
+    runtime ??= await ModelRuntime.create({ kind: 'mlp', layers }, { threads: 1 });
+    const n = r.ups.length;
+    const acc: number[] = [];
+    for (let mask = 0; mask < 1 << n; mask++) {
+      const members = r.ups.filter((_, i) => mask & (1 << i));
+      const model = Float32Array.from(r.previous);
+      if (members.length) {
+        const all = members.reduce((s, u) => s + u.samples, 0);
+        const sum = new Float64Array(model.length);
+        for (const u of members) for (let k = 0; k < sum.length; k++) sum[k] += (u.samples / all) * u.delta[k];
+        for (let k = 0; k < sum.length; k++) model[k] = r.previous[k] + sum[k];
+      }
+      acc.push((await evaluate(runtime, model, rootData)).accuracy);
+    }
+    onRoot[r.name] = acc;
+    writeFileSync(cacheFile, JSON.stringify(onRoot));
+  }
+  // the same game on the root set with its exact cross-entropy (an upper bound of what the root set can say; 2^n model evaluations)
+  const lossFile = join(dir, `rootloss-root${perClass}s${seed}.json`);
+  const rootLossGame: Record<string, number[]> = existsSync(lossFile) ? JSON.parse(readFileSync(lossFile, 'utf8')) : {};
+  for (const r of rounds) {
+    if (rootLossGame[r.name] || !process.env.ROOT_LOSS_GAME) continue;
+    const n = r.ups.length;
+    const v: number[] = [];
+    for (let mask = 0; mask < 1 << n; mask++) {
+      const members = r.ups.filter((_, i) => mask & (1 << i));
+      const all = members.reduce((t, u) => t + u.samples, 0);
+      const d = new Float32Array(r.previous.length);
+      for (const u of members) for (let k = 0; k < d.length; k++) d[k] += (u.samples / all) * u.delta[k];
+      v.push(-rootLoss(prep, r.previous, d));
+    }
+    rootLossGame[r.name] = v;
+    writeFileSync(lossFile, JSON.stringify(rootLossGame));
+  }
+  const ids = [...new Set(rounds.flatMap((r) => r.ups.map((u) => u.clientId)))].sort((a, b) => Number(a.split('-')[1]) - Number(b.split('-')[1]));
+  const shareOf = new Map(rounds.flatMap((r) => r.ups.map((u) => [u.clientId, u.share] as [string, number])));
+  const shapRest = new Map<string, number>();
+  const shapFull = new Map<string, number>();
+  for (const r of rounds) {
+    const full = Float64Array.from((values[r.name].samples ?? values[r.name].equal).acc as number[]);
+    const rest = full.map((a, m) => (a * testN - onRoot[r.name][m] * rootData.n) / (testN - rootData.n));
+    shapleyValues(r.ups.length, rest).forEach((phi, i) => shapRest.set(r.ups[i].clientId, (shapRest.get(r.ups[i].clientId) ?? 0) + phi));
+    shapleyValues(r.ups.length, full).forEach((phi, i) => shapFull.set(r.ups[i].clientId, (shapFull.get(r.ups[i].clientId) ?? 0) + phi));
+  }
+  const retrainFile = join(dir, 'retrain.json');
+  const retrained = existsSync(retrainFile) ? new Map(shapleyValues(ids.length, Float64Array.from(JSON.parse(readFileSync(retrainFile, 'utf8')).accuracy)).map((phi, c) => [`client-${c + 1}`, phi])) : undefined;
+
+  // replay today's rule; per update the root-set factors
+  const agg = new AgreementAggregator();
+  let state = agg.initialState();
+  const scores = new Map<string, Map<string, number>>(); // candidate → client → cumulative
+  const add = (cand: string, id: string, v: number) => {
+    if (!scores.has(cand)) scores.set(cand, new Map());
+    const m = scores.get(cand)!;
+    m.set(id, (m.get(id) ?? 0) + v);
+  };
+  const perRound: string[] = [];
+  for (const r of rounds) {
+    const out = agg.aggregate({ previous: r.previous, updates: r.ups.map((u) => ({ clientId: u.clientId, digest: fromHex(u.digest), sampleCount: u.samples, staleness: 0, delta: u.delta })), baseReward: 100_000_000n }, state);
+    state = out.state;
+    const high = r.ups.map((u) => out.result.entries.find((e) => e.clientId === u.clientId)!.high);
+    const today = r.ups.map((u) => Number(out.result.rewards.find((x) => x.id === u.clientId)?.amount ?? 0n) / 1e8);
+    const { loss: L0, grad } = rootGradient(prep, r.previous);
+    const gNorm = Math.sqrt(dot(grad, grad));
+    const fac = r.ups.map((u) => {
+      const dn = Math.sqrt(dot(u.delta, u.delta));
+      const fo = -dot(grad, u.delta);
+      const gain = L0 - rootLoss(prep, r.previous, u.delta);
+      return { fl: dn && gNorm ? Math.max(0, fo / (dn * gNorm)) : 0, fo, gain };
+    });
+    perRound.push(`${r.name} L0=${L0.toFixed(3)} ` + r.ups.map((u, i) => `${u.clientId.split('-')[1]}:${high[i] ? 'H' : 'L'} fl=${fac[i].fl.toFixed(2)} gain=${fac[i].gain.toFixed(3)} fo=${fac[i].fo.toFixed(3)}`).join(' '));
+    const capped = (xs: number[]) => xs.map((x, i) => (high[i] ? Math.max(0, x) : 0));
+    const share = (xs: number[]) => {
+      const c = capped(xs);
+      const t = c.reduce((s, v) => s + v, 0);
+      return c.map((v) => (t > 0 ? v / t : 0));
+    };
+    // logit averaging: a coalition's model ≈ the sample-weighted mean of its members' logits (exact for the last layer)
+    const z0 = rootLogits(prep, r.previous).logits;
+    const zs = r.ups.map((u) => rootLogits(prep, r.previous, u.delta).logits);
+    const n = r.ups.length;
+    const C = 10;
+    const lgLoss = new Float64Array(1 << n);
+    const lgAcc = new Float64Array(1 << n);
+    for (let mask = 0; mask < 1 << n; mask++) {
+      let all = 0;
+      const z = new Float64Array(z0.length);
+      r.ups.forEach((u, i) => {
+        if (mask & (1 << i)) all += u.samples;
+      });
+      if (all === 0) z.set(z0);
+      else r.ups.forEach((u, i) => {
+        if (mask & (1 << i)) for (let k = 0; k < z.length; k++) z[k] += (u.samples / all) * zs[i][k];
+      });
+      let loss = 0;
+      let correct = 0;
+      for (let s2 = 0; s2 < prep.root.count; s2++) {
+        let m = -Infinity;
+        let best = 0;
+        for (let c = 0; c < C; c++) if (z[s2 * C + c] > m) { m = z[s2 * C + c]; best = c; }
+        let sum = 0;
+        for (let c = 0; c < C; c++) sum += Math.exp(z[s2 * C + c] - m);
+        loss += Math.log(sum) + m - z[s2 * C + prep.root.y[s2]];
+        if (best === prep.root.y[s2]) correct++;
+      }
+      lgLoss[mask] = -loss / prep.root.count;
+      lgAcc[mask] = correct / prep.root.count;
+    }
+    const phiLgLoss = shapleyValues(n, lgLoss);
+    const phiLgAcc = shapleyValues(n, lgAcc);
+    const phiRootAcc = shapleyValues(n, Float64Array.from(onRoot[r.name]));
+    const phiRootLoss = rootLossGame[r.name] ? shapleyValues(n, Float64Array.from(rootLossGame[r.name])) : undefined;
+    const cands: Record<string, number[]> = {
+      'root acc game (exact)': phiRootAcc,
+      ...(phiRootLoss ? { 'root loss game (exact)': phiRootLoss } : {}),
+      'logit-avg loss game': phiLgLoss,
+      'logit-avg acc game': phiLgAcc,
+      'today*logit-avg loss': today.map((t, i) => t * Math.max(0, phiLgLoss[i])),
+      // leave-one-out from the high set's aggregate in the logit-averaging game
+      'logit-avg loss LOO from H': r.ups.map((_, i) => {
+        const H = r.ups.reduce((m, _u, j) => (high[j] ? m | (1 << j) : m), 0);
+        return high[i] ? lgLoss[H] - lgLoss[H & ~(1 << i)] : 0;
+      }),
+      'today*logit-avg loss LOO': r.ups.map((_, i) => {
+        const H = r.ups.reduce((m, _u, j) => (high[j] ? m | (1 << j) : m), 0);
+        return high[i] ? today[i] * Math.max(0, lgLoss[H] - lgLoss[H & ~(1 << i)]) : 0;
+      }),
+      today: today,
+      'fltrust': fac.map((f) => f.fl),
+      'first-order': fac.map((f) => f.fo),
+      'loss-decrease': fac.map((f) => f.gain),
+      'samples*fltrust': fac.map((f, i) => r.ups[i].samples * f.fl),
+      'samples*loss-decrease': fac.map((f, i) => r.ups[i].samples * f.gain),
+      'today*fltrust': fac.map((f, i) => today[i] * f.fl),
+      'today*first-order': fac.map((f, i) => today[i] * f.fo),
+      'today*loss-decrease': fac.map((f, i) => today[i] * f.gain),
+    };
+    for (const [name, xs] of Object.entries(cands)) {
+      const s = share(xs);
+      r.ups.forEach((u, i) => {
+        add(name, u.clientId, s[i]);
+        add(`${name} (raw sum)`, u.clientId, name.includes('game') ? (high[i] ? xs[i] : 0) : capped(xs)[i]);
+      });
+    }
+  }
+  if (process.env.VERBOSE) for (const l of perRound) console.log(l);
+  const quality = ids.map((id) => (run.mode === 'sizes' ? shareOf.get(id)! : 1 - shareOf.get(id)!));
+  const graded = new Set(quality).size > 1;
+  console.log(`\n${dir}: ${run.part}, ${run.mode} ${run.shares}; root set ${rootData.n} (${perClass}/class, seed ${seed}) of the test split; references on the other ${testN - rootData.n}`);
+  console.log(`  round game on ${testN - rootData.n} vs on ${testN}: ρ = ${fmt(spearman(ids.map((id) => shapRest.get(id)!), ids.map((id) => shapFull.get(id)!)))}`);
+  console.log(`  ${'candidate'.padEnd(32)} round  retrain quality  per client`);
+  for (const [name, m] of scores) {
+    const v = ids.map((id) => m.get(id) ?? 0);
+    console.log(`  ${name.padEnd(32)} ${fmt(spearman(ids.map((id) => shapRest.get(id)!), v))} ${retrained ? fmt(spearman(ids.map((id) => retrained.get(id)!), v)) : '  -   '} ${graded ? fmt(spearman(quality, v)) : '  -   '}  ${v.map((x) => x.toFixed(2)).join(' ')}`);
+  }
+  console.log(`  ${'(round game, ×100)'.padEnd(32)} ${''.padEnd(22)}  ${ids.map((id) => (shapRest.get(id)! * 100).toFixed(2)).join(' ')}`);
+  if (retrained) console.log(`  ${'(retrained game, ×100)'.padEnd(32)} ${fmt(spearman(ids.map((id) => shapRest.get(id)!), ids.map((id) => retrained.get(id)!)))} ${''.padEnd(14)}  ${ids.map((id) => (retrained.get(id)! * 100).toFixed(2)).join(' ')}`);
+}
+await runtime?.close();
