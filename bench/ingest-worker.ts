@@ -29,7 +29,7 @@ import { initialModelOf } from '../src/node/daemon.ts';
 
 export type IngestWorkerJob =
   | { kind: 'raw'; to: string; protocol: string; seconds: number; chunk: number }
-  | { kind: 'clients'; config: string; clients: { id: string; identity: string }[]; miner: { id: string; addr: string; peerId: string }; seconds: number; upload: UploadMode; prepare: PrepareMode };
+  | { kind: 'clients'; config: string; clients: { id: string; identity: string }[]; miner: { id: string; addr: string; peerId: string }; seconds: number; upload: UploadMode; prepare: PrepareMode; maxPrepared: number };
 
 /**
  * When the clients build their updates (sign, hash, seal): `before` the measured window, a
@@ -115,7 +115,7 @@ async function clients(job: Extract<IngestWorkerJob, { kind: 'clients' }>): Prom
     // fire late on live connections). Each client's stock, shared by its lanes (lane 0's numbering: updates stay distinct).
     const stock: Uint8Array[][] = identities.map(() => []);
     if (job.prepare === 'before') {
-      const perClient = Math.max(1, Math.floor(PREPARED_BYTES / (initial.length * 4) / identities.length));
+      const perClient = Math.max(1, Math.ceil(Math.min(PREPARED_BYTES / (initial.length * 4), job.maxPrepared) / identities.length));
       for (let i = 0; i < perClient; i++) for (let c = 0; c < identities.length; c++) stock[c].push(build(c, 0, i));
     }
     const prepared = stock.reduce((n, s) => n + s.length, 0);

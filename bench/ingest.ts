@@ -185,6 +185,8 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
         seconds,
         upload,
         prepare,
+        // no more than the raw stream could carry in the window, with room (a loaded machine moves it)
+        maxPrepared: Math.ceil((1.5 * rawBefore.mbPerSecond * 1e6 * seconds) / updateBytes),
       },
       () => {
         cpu0 = threadCpuMs();
