@@ -47,9 +47,9 @@ export interface VerifierPoolOptions {
   implementation?: 'native' | 'noble';
   /**
    * Messages one worker holds at once; calls beyond go out together in the next message. 2: the
-   * worker always has the next batch waiting while its answer travels back, and a flood of
-   * uploads (one call each) costs one postMessage per batch, not per upload (issue 12: the
-   * posting was 4.5 % of the miner's event loop under `bench ingest`).
+   * worker always has the next batch waiting while its answer travels back, and uploads (one
+   * call each) that find it busy cost one postMessage per batch, not one each (issue 12: the
+   * posting was about 5 % of the miner's event loop under `bench ingest`).
    */
   maxMessagesPerWorker?: number;
 }
