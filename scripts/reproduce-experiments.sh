@@ -3,7 +3,7 @@
 # (default OUT=out/paper). Everything is seeded: the same commit gives the same numbers.
 # Roughly 2 hours on a 2-core machine, most of it the 100-client thresholds grid; pass a
 # subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, keyrate, association, scoring, split
-# (and kem, soak, split-models, not run by default).
+# (and kem, soak, split-models, ingest, not run by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/paper}
@@ -150,6 +150,8 @@ SETTINGS
     kem) nice -n 10 npx --no-install bfl-node bench kem --testnet --repeats 2 --json > "$out/kem.json" ;;
     # not in the default set: issue 13's soak, 2 miners + 6 clients under an outsider flood (README), ~25 min
     soak) nice -n 10 npx --no-install vitest run --config vitest.slow.config.ts test/e2e/soak.slow.test.ts && cp out/soak/soak.json "$out/soak.json" ;;
+    # not in the default set: update ingestion beside the raw libp2p stream (README "Measured here"), three runs, ~2 min
+    ingest) for r in 1 2 3; do npx --no-install bfl-node bench ingest --clients 4 --seconds 10 --json > "$out/ingest-$r.json"; done ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
 done

@@ -16,7 +16,7 @@
  * LevelDB (sublevel `p`) are still read and pruned.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Level } from 'level';
 import { toHex } from '../core/bytes.ts';
@@ -50,6 +50,20 @@ function dropPayload(e: PoolEntry): PoolEntry {
   e.hasPayload = false;
   e.signature = NO_SIGNATURE;
   return e;
+}
+
+/**
+ * Write a file in one write call where the system takes it whole: fs/promises' writeFile splits
+ * anything above 512 KiB into chunks, one trip to libuv's thread pool each, and a 636 kB payload
+ * took two (issue 12).
+ */
+async function writeWhole(path: string, data: Uint8Array): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    for (let at = 0; at < data.length; ) at += (await fh.write(data, at, data.length - at)).bytesWritten;
+  } finally {
+    await fh.close();
+  }
 }
 
 export class UpdatePool {
@@ -178,7 +192,7 @@ export class UpdatePool {
     const file = this.fileOf(key);
     // a temporary name of its own: two uploads of one update may be stored at once
     const tmp = `${file}.${++this.writes}${TMP}`;
-    await writeFile(tmp, u.payload);
+    await writeWhole(tmp, u.payload);
     await rename(tmp, file);
     await this.meta.put(key, metaValue);
     const { payload: _p, ...announcement } = u;

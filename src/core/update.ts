@@ -99,10 +99,18 @@ export function assertFinitePayload(payload: Uint8Array): void {
   // quarter of the byte loop's time on the miner's event loop); it only finds the first bad
   // parameter, the byte loop below names it.
   if (LITTLE_ENDIAN && payload.byteOffset % 4 === 0 && payload.length % 4 === 0) {
-    const words = new Uint32Array(payload.buffer, payload.byteOffset, payload.length / 4);
+    const w = new Uint32Array(payload.buffer, payload.byteOffset, payload.length / 4);
+    // Branch-free, four words a step: an exponent of all ones plus 2^23 carries into bit 31
+    // (and nothing else reaches it), so the OR of the sums has bit 31 set iff some value is
+    // not finite; half the time of the loop that stopped at the first (issue 12).
+    const EXP = 0x7f800000;
+    const ONE = 0x00800000;
+    let acc = 0;
+    const end4 = w.length & ~3;
     let i = 0;
-    while (i < words.length && (words[i] & 0x7f800000) !== 0x7f800000) i++;
-    if (i === words.length) return;
+    for (; i < end4; i += 4) acc |= ((w[i] & EXP) + ONE) | ((w[i + 1] & EXP) + ONE) | ((w[i + 2] & EXP) + ONE) | ((w[i + 3] & EXP) + ONE);
+    for (; i < w.length; i++) acc |= (w[i] & EXP) + ONE;
+    if ((acc & 0x80000000) === 0) return;
   }
   for (let i = 3; i < payload.length; i += 4) {
     if ((payload[i] & 0x7f) === 0x7f && (payload[i - 1] & 0x80) !== 0) {

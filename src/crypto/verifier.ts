@@ -36,6 +36,8 @@ export class InThreadVerifier implements SignatureVerifier {
 interface Pending {
   resolve: (r: boolean[]) => void;
   reject: (e: Error) => void;
+  /** Jobs of this call: its share of a batch's results. */
+  count: number;
 }
 
 export interface VerifierPoolOptions {
@@ -43,28 +45,45 @@ export interface VerifierPoolOptions {
   workers?: number;
   params?: MlDsaParams;
   implementation?: 'native' | 'noble';
+  /**
+   * Messages one worker holds at once; calls beyond go out together in the next message. 2: the
+   * worker always has the next batch waiting while its answer travels back, and uploads (one
+   * call each) that find it busy cost one postMessage per batch, not one each (issue 12: the
+   * posting was about 5 % of the miner's event loop under `bench ingest`).
+   */
+  maxMessagesPerWorker?: number;
 }
 
 export class WorkerVerifierPool implements SignatureVerifier {
   private readonly workers: Worker[] = [];
-  private readonly pending = new Map<number, Pending>();
+  /** Per message id, the calls whose jobs it carries, in order. */
+  private readonly pending = new Map<number, Pending[]>();
   private readonly load: number[] = [];
+  private readonly maxMessages: number;
+  /** Calls waiting for a worker with room (all full). */
+  private queue: { calls: Pending[]; jobs: VerifyJob[] } = { calls: [], jobs: [] };
   private nextId = 0;
   private closed = false;
 
   constructor(opts: VerifierPoolOptions = {}) {
     const n = opts.workers ?? Math.max(1, availableParallelism() - 1);
+    this.maxMessages = Math.max(1, opts.maxMessagesPerWorker ?? 2);
     for (let i = 0; i < n; i++) {
       const w = new Worker(new URL('./verifier-worker.ts', import.meta.url), {
         workerData: { params: opts.params ?? 'ML-DSA-44', implementation: opts.implementation ?? 'auto' },
       });
       w.on('message', (msg: { id: number; results?: boolean[]; error?: string }) => {
-        const p = this.pending.get(msg.id);
-        if (!p) return;
+        const calls = this.pending.get(msg.id);
+        if (!calls) return;
         this.pending.delete(msg.id);
         this.load[i]--;
-        if (msg.error) p.reject(new Error(msg.error));
-        else p.resolve(msg.results!);
+        let at = 0;
+        for (const p of calls) {
+          if (msg.error) p.reject(new Error(msg.error));
+          else p.resolve(msg.results!.slice(at, at + p.count));
+          at += p.count;
+        }
+        this.dispatch();
       });
       w.on('error', (err) => this.failAll(err));
       w.unref();
@@ -76,23 +95,33 @@ export class WorkerVerifierPool implements SignatureVerifier {
   async verify(jobs: VerifyJob[]): Promise<boolean[]> {
     if (this.closed) throw new Error('verifier pool is closed');
     if (jobs.length === 0) return [];
-    // Least-loaded worker; one batch stays on one worker (batches are small, ordering is kept).
-    let best = 0;
-    for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
-    const id = this.nextId++;
-    this.load[best]++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.workers[best].postMessage({
-        id,
-        jobs: jobs.map((j) => ({ publicKey: j.publicKey, message: j.message, signature: j.signature, context: j.context })),
-      });
+      // One call's jobs stay in one message (ordering is kept); calls queue while every worker is full.
+      this.queue.calls.push({ resolve, reject, count: jobs.length });
+      for (const j of jobs) this.queue.jobs.push(j);
+      this.dispatch();
     });
   }
 
+  /** Send the queued calls as one message to the least-loaded worker, if one has room. */
+  private dispatch(): void {
+    if (this.queue.calls.length === 0) return;
+    let best = 0;
+    for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
+    if (this.load[best] >= this.maxMessages) return;
+    const { calls, jobs } = this.queue;
+    this.queue = { calls: [], jobs: [] };
+    const id = this.nextId++;
+    this.load[best]++;
+    this.pending.set(id, calls);
+    this.workers[best].postMessage({ id, jobs: jobs.map((j) => ({ publicKey: j.publicKey, message: j.message, signature: j.signature, context: j.context })) });
+  }
+
   private failAll(err: Error): void {
-    for (const p of this.pending.values()) p.reject(err);
+    for (const calls of this.pending.values()) for (const p of calls) p.reject(err);
     this.pending.clear();
+    for (const p of this.queue.calls) p.reject(err);
+    this.queue = { calls: [], jobs: [] };
   }
 
   async close(): Promise<void> {

@@ -19,6 +19,7 @@ import { peerIdFromString } from '@libp2p/peer-id';
 import { type ConnectionLimits, defaultConnectionLimits, ipOf } from './limits.ts';
 import { topics } from './protocols.ts';
 import { bufferFor } from './reqres.ts';
+import { withCachedSigningKey } from './signing-key.ts';
 
 export { type ConnectionLimits, defaultConnectionLimits, ipOf };
 
@@ -155,7 +156,7 @@ export async function createP2P(o: P2POptions): Promise<P2PNode> {
   const limits = { ...defaultConnectionLimits, ...o.limits };
   let created: P2PNode | undefined;
   const node = (await createLibp2p({
-    privateKey: o.privateKey,
+    privateKey: withCachedSigningKey(o.privateKey), // gossipsub signs every message we publish
     addresses: { listen: o.listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],

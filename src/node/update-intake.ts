@@ -50,7 +50,7 @@ export interface UpdateIntakeComponents {
 export class UpdateIntake {
   private readonly init: UpdateIntakeInit;
   private readonly c: UpdateIntakeComponents;
-  private readonly unrecorded = new Map<string, PoolEntry>();
+  private readonly unrecorded = new Unrecorded();
   /** Per client, its newest update recorded on the canonical chain (that the pool knows): older ones are superseded. */
   private readonly lastVote = new Map<string, DatedVote>();
   /** Per client, upload tokens and when they were counted (the rate limit). */
@@ -110,9 +110,10 @@ export class UpdateIntake {
    * give the miner nothing to mine, so a quiet network reads 0).
    */
   get size(): number {
-    const voted = new Set(this.c.store.tip.pending.map((p) => p.clientId));
-    let n = 0;
-    for (const e of this.unrecorded.values()) if (!voted.has(e.clientId)) n++;
+    // O(clients voted since the aggregation), not O(pool): read after every stored upload (the
+    // gauge), a scan of the pool made a flood's intake quadratic (issue 12)
+    let n = this.unrecorded.size;
+    for (const c of new Set(this.c.store.tip.pending.map((p) => p.clientId))) n -= this.unrecorded.countOf(c);
     return n;
   }
 
@@ -136,7 +137,7 @@ export class UpdateIntake {
   private noteVote(v: DatedVote): void {
     const last = this.lastVote.get(v.clientId);
     if (!last || newestFirst(v, last) < 0) this.lastVote.set(v.clientId, { clientId: v.clientId, updateDigest: v.updateDigest, createdAt: v.createdAt });
-    for (const [k, e] of this.unrecorded) if (e.clientId === v.clientId && this.superseded(e)) this.unrecorded.delete(k);
+    for (const e of this.unrecorded.ofClient(v.clientId)) if (this.superseded(e)) this.unrecorded.delete(e.key);
   }
 
   /**
@@ -304,16 +305,12 @@ export class UpdateIntake {
    */
   async candidates(max: number): Promise<PoolEntry[]> {
     const voted = new Set(this.c.store.tip.pending.map((p) => p.clientId));
-    const byClient = new Map<string, PoolEntry[]>();
-    for (const e of this.unrecorded.values()) {
-      if (voted.has(e.clientId)) continue;
-      const list = byClient.get(e.clientId);
-      if (list) list.push(e);
-      else byClient.set(e.clientId, [e]);
-    }
     const out: PoolEntry[] = [];
-    for (const list of byClient.values()) {
-      for (const e of list.sort(preferredFirst)) {
+    // per client, not a scan of the pool: the mining loop asks after every stored upload, and
+    // under a flood every client has voted (issue 12: quadratic before)
+    for (const client of this.unrecorded.clients()) {
+      if (voted.has(client)) continue;
+      for (const e of this.unrecorded.ofClient(client).sort(preferredFirst)) {
         if (!this.unrecorded.has(e.key)) continue; // superseded by a vote noted meanwhile
         // The tip handler runs asynchronously: re-check against the chain itself, or a block
         // connected a moment ago could have recorded this update already (then it is the
@@ -363,6 +360,53 @@ export class UpdateIntake {
     const announcer = peers.peerOf(a.minerId);
     this.spawn(() => fetcher.fetch(a.clientId, a.updateDigest, [peer, ...(announcer ? [announcer] : [])]), 'update fetch');
     return 'accept';
+  }
+}
+
+/**
+ * The unrecorded updates by key and by client: counts and one client's updates without a scan
+ * of the whole set (a flood makes it thousands of updates of few clients).
+ */
+class Unrecorded {
+  private readonly byKey = new Map<string, PoolEntry>();
+  private readonly byClient = new Map<string, Map<string, PoolEntry>>();
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  has(key: string): boolean {
+    return this.byKey.has(key);
+  }
+
+  set(key: string, e: PoolEntry): void {
+    this.delete(key);
+    this.byKey.set(key, e);
+    const m = this.byClient.get(e.clientId);
+    if (m) m.set(key, e);
+    else this.byClient.set(e.clientId, new Map([[key, e]]));
+  }
+
+  delete(key: string): void {
+    const e = this.byKey.get(key);
+    if (!e) return;
+    this.byKey.delete(key);
+    const m = this.byClient.get(e.clientId)!;
+    m.delete(key);
+    if (m.size === 0) this.byClient.delete(e.clientId);
+  }
+
+  countOf(clientId: string): number {
+    return this.byClient.get(clientId)?.size ?? 0;
+  }
+
+  /** A snapshot (callers delete while they iterate). */
+  ofClient(clientId: string): PoolEntry[] {
+    return [...(this.byClient.get(clientId)?.values() ?? [])];
+  }
+
+  clients(): string[] {
+    return [...this.byClient.keys()];
   }
 }
 

@@ -123,10 +123,16 @@ describe('bfl-node CLI', () => {
     const r = run('bench', 'ingest', '--json', '--clients', '1', '--seconds', '1');
     expect(r.code).toBe(0);
     const a = JSON.parse(r.out);
-    for (const k of ['accepted', 'acceptedPerSecond', 'mbPerSecond', 'p50Ms', 'p99Ms', 'rawStreamMbPerSecond', 'ratioToRawStream', 'mainThreadCpuMsPerUpdate', 'rawThreadCpuMsPerUpdate', 'cpuRatioToRawStream', 'clientThreadCpuMsPerUpdate']) expect(a[k], k).toBeGreaterThan(0);
+    for (const k of ['accepted', 'acceptedPerSecond', 'mbPerSecond', 'p50Ms', 'p99Ms', 'rawStreamMbPerSecond', 'ratioToRawStream', 'mainThreadCpuMsPerUpdate', 'rawThreadCpuMsPerUpdate', 'cpuRatioToRawStream', 'clientThreadCpuMsPerUpdate', 'processCpuMsPerUpdate', 'rawProcessCpuMsPerUpdate', 'processCpuRatioToRawStream', 'prepared']) expect(a[k], k).toBeGreaterThan(0);
     expect(a.errors).toEqual({});
     expect(a.updateBytes).toBe(159_010 * 4);
     expect(a.upload).toBe('stream');
+    expect(a.prepare).toBe('before');
+    expect(a.rawStreamRuns).toHaveLength(2);
+    expect(a.accepted).toBeLessThanOrEqual(a.prepared);
+    const badPrepare = run('bench', 'ingest', '--prepare', 'never');
+    expect(badPrepare.code).not.toBe(0);
+    expect(badPrepare.err.trim()).toMatch(/^error: option '--prepare <when>' argument 'never' is invalid\. Allowed choices are before, live\.$/);
     const bad = run('bench', 'ingest', '--upload', 'udp');
     expect(bad.code).not.toBe(0);
     expect(bad.err.trim()).toMatch(/^error: option '--upload <mode>' argument 'udp' is invalid\. Allowed choices are stream, request\.$/);

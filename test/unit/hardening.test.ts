@@ -57,6 +57,23 @@ describe('non-finite update payloads (issue 13, item 6)', () => {
     }
   });
 
+  it('a non-finite value is found in every word of the four-word steps and in the tail, and named by its index', () => {
+    for (const bad of [Number.NaN, Number.NEGATIVE_INFINITY]) {
+      for (let at = 0; at < 11; at++) {
+        const values: number[] = Array.from({ length: 11 }, (_, i) => (i % 2 ? -3e38 : 1e-45));
+        values[at] = bad;
+        let err: unknown;
+        try {
+          decodeSignedUpdate(encodeSignedUpdate(signedUpdate(values)), 1024);
+        } catch (e) {
+          err = e;
+        }
+        expect((err as BflError).code, `${bad} at ${at}`).toBe(ErrorCode.NON_FINITE);
+        expect((err as BflError).message).toContain(`parameter ${at} `);
+      }
+    }
+  });
+
   it('a sealed upload is held to the same check when it is opened (NON_FINITE / REJECT)', () => {
     const kem = generateKemKey().key;
     const directory = new KemDirectory([{ id: 'miner-1', kemPublicKey: kem.publicKey }]);

@@ -107,4 +107,16 @@ describe('verifiers', () => {
     }
     await expect(pool.verify(jobs)).rejects.toThrow(/closed/);
   });
+
+  it('calls made while the worker is busy go out as one batch and each gets its own answers, in order', async () => {
+    const pool = new WorkerVerifierPool({ workers: 1, maxMessagesPerWorker: 1 });
+    try {
+      // the first call takes the worker's only slot; the next ones queue and share one message
+      const calls = Array.from({ length: 9 }, (_, i) => jobs.slice(i % jobs.length, (i % jobs.length) + 1 + (i % 3)));
+      const answers = await Promise.all(calls.map((c) => pool.verify(c)));
+      expect(answers).toEqual(calls.map((c) => c.map((j) => j.ok)));
+    } finally {
+      await pool.close();
+    }
+  });
 });

@@ -79,15 +79,17 @@ export function benchCommand(): Command {
     .option('--seconds <s>', 'flooding time', parseNumberFlag('--seconds', 1, 3600), 10)
     .option('--phi <n>', 'ϕ of the bench network (default: the highest allowed, no aggregation during the run)', parseIntFlag('--phi', 1, 100_000))
     .addOption(new Option('--upload <mode>', 'stream: pipelined frames on one stream per client (submit-stream); request: one request-response stream per update').choices(['stream', 'request']).default('stream'))
+    .addOption(new Option('--prepare <when>', 'before: the clients sign and seal a stock of updates before the measured window (about 1 GB; the window ends early if one runs out); live: each update in the window, in the senders\' thread').choices(['before', 'live']).default('before'))
     .option('--json', 'print JSON', false)
-    .action(async (o: { clients: number; seconds: number; phi?: number; upload: 'stream' | 'request'; json: boolean }) => {
-      const r = await benchIngest({ clients: o.clients, seconds: o.seconds, phi: o.phi, upload: o.upload });
+    .action(async (o: { clients: number; seconds: number; phi?: number; upload: 'stream' | 'request'; prepare: 'before' | 'live'; json: boolean }) => {
+      const r = await benchIngest({ clients: o.clients, seconds: o.seconds, phi: o.phi, upload: o.upload, prepare: o.prepare });
       if (o.json) printJson(r);
       else {
-        print(`${r.clients} clients (${r.upload}), ${r.seconds} s, updates of ${r.updateBytes} bytes`);
+        print(`${r.clients} clients (${r.upload}, updates prepared ${r.prepare}${r.prepare === 'before' ? `: ${r.prepared}${r.ranOut ? ', ran out' : ''}` : ''}), ${r.seconds} s, updates of ${r.updateBytes} bytes`);
         print(`accepted ${r.accepted} of ${r.submitted}: ${r.acceptedPerSecond} updates/s = ${r.mbPerSecond} MB/s; submit latency p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`);
         if (Object.keys(r.errors).length) print(`refused or failed: ${JSON.stringify(r.errors)}`);
         print(`raw libp2p stream: ${r.rawStreamMbPerSecond} MB/s; intake / raw = ${r.ratioToRawStream}`);
+        print(`CPU per update: miner thread ${r.mainThreadCpuMsPerUpdate} ms (raw reader ${r.rawThreadCpuMsPerUpdate} ms), whole process ${r.processCpuMsPerUpdate} ms (raw ${r.rawProcessCpuMsPerUpdate} ms)`);
         print(`load average at start: ${r.loadAverage1m}`);
       }
     });
