@@ -192,17 +192,29 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   // the RSS growth of the unflooded slices (a miner's RSS grows with its chain), per ms
   const unfloodedGrowth = MINERS.map(() => 0);
   const totals = { unflooded: { ms: 0, aggregations: 0, latencies: [] as number[], lag: [] as number[][] }, flooded: { ms: 0, aggregations: 0, latencies: [] as number[], lag: [] as number[][] } };
-  const slices: { flooded: boolean; ms: number; perMinute: number; loadavg1: number }[] = [];
+  const slices: { flooded: boolean; ms: number; perMinute: number; loadavg1: number; cpuSecondsPerMinute: { testProcess: number; miners: number; clients: number } }[] = [];
+  // where the 2 cores go per slice: the flood's outsiders run in this test process, so the
+  // attacker's own CPU on this shared machine can be told apart from what the flood costs the miners
+  const CLIENTS = c.init.nodes.filter((n) => n.role === 'client').map((n) => n.id);
+  const cpuOf = async (ids: string[]) => (await Promise.all(ids.map((id) => metric(c, id, 'process_cpu_seconds_total').catch(() => Number.NaN)))).reduce((a, x) => a + x, 0);
   const counts: Record<string, number> = {};
   for (const slice of schedule(BASE_MS, FLOOD_MS, SLICE_MS)) {
     const before = await rss();
+    const cpu0 = { test: process.cpuUsage(), miners: await cpuOf(MINERS), clients: await cpuOf(CLIENTS) };
     const w = slice.flooded ? (await Promise.all([window(c, slice.ms), flood(c, slice.ms).then((k) => Object.entries(k).forEach(([n, v]) => (counts[n] = (counts[n] ?? 0) + v)))]))[0] : await window(c, slice.ms);
     const t = slice.flooded ? totals.flooded : totals.unflooded;
     t.ms += slice.ms;
     t.aggregations += w.aggregations;
     t.latencies.push(...w.latencies);
     t.lag.push(await lag());
-    slices.push({ flooded: slice.flooded, ms: slice.ms, perMinute: w.perMinute, loadavg1: (await import('node:os')).loadavg()[0] });
+    const perMinute = (x: number) => (x * 60_000) / slice.ms;
+    const testCpu = process.cpuUsage(cpu0.test);
+    const cpuSecondsPerMinute = {
+      testProcess: perMinute((testCpu.user + testCpu.system) / 1e6),
+      miners: perMinute((await cpuOf(MINERS)) - cpu0.miners),
+      clients: perMinute((await cpuOf(CLIENTS)) - cpu0.clients),
+    };
+    slices.push({ flooded: slice.flooded, ms: slice.ms, perMinute: w.perMinute, loadavg1: (await import('node:os')).loadavg()[0], cpuSecondsPerMinute });
     const after = await rss();
     if (!slice.flooded) after.forEach((x, i) => (unfloodedGrowth[i] += x - before[i]));
     if (!rssBase) {
