@@ -5,8 +5,7 @@
 // flipped one), and per client its mean over the first 3 and over all aggregations. A study only:
 // nothing is detected with it in the product.
 //   npx node scripts/rootset-flip.ts DUMPDIR
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dumpNames, readRound } from './dumps.ts';
 import { prepareRootSet, rootGradient, rootLoss, selectRootIndices } from '../src/core/aggregation/rootset.ts';
 import { loadDataset, subset } from '../src/learn/data.ts';
 
@@ -27,12 +26,8 @@ const auc = (honest: number[], flipped: number[]) => {
 const range = (xs: number[]) => `${Math.min(...xs).toFixed(3)} … ${Math.max(...xs).toFixed(3)}`;
 type Row = { client: string; attacker: boolean; fl: number; gain: number; fo: number };
 const perClient = new Map<string, { attacker: boolean; rows: Row[] }>();
-for (const d of readdirSync(dir).filter((x) => /^\d+$/.test(x)).sort()) {
-  const meta = JSON.parse(readFileSync(join(dir, d, 'meta.json'), 'utf8'));
-  const raw = readFileSync(join(dir, d, 'deltas.f32'));
-  const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-  const pr = readFileSync(join(dir, d, 'previous.f32'));
-  const previous = new Float32Array(pr.buffer.slice(pr.byteOffset, pr.byteOffset + pr.byteLength));
+for (const d of dumpNames(dir)) {
+  const { meta, deltas: all, previous } = readRound(dir, d);
   const { loss: L0, grad } = rootGradient(prep, previous);
   const gn = Math.sqrt(dot(grad, grad));
   const rows: Row[] = meta.updates.map((u: { clientId: string; attacker: boolean }, i: number) => {

@@ -4,8 +4,7 @@
 // or scripts/scoring-dump.ts: per aggregation the time, and over the run the Spearman correlation of
 // each client's cumulative value between two independent seeds and, at n ≤ 12, with the exact values.
 //   npx node scripts/rootset-mc.ts DUMPDIR [K]
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dumpNames, readRound } from './dumps.ts';
 import { prepareRootSet, rootLogits, selectRootIndices } from '../src/core/aggregation/rootset.ts';
 import { Rng } from '../src/core/random.ts';
 import { loadDataset, subset } from '../src/learn/data.ts';
@@ -59,12 +58,8 @@ function mcShapley(z0: Float64Array, zs: Float64Array[], w: number[], perms: num
 const cum = [new Map<string, number>(), new Map<string, number>(), new Map<string, number>()];
 const add = (m: Map<string, number>, id: string, v: number) => m.set(id, (m.get(id) ?? 0) + v);
 let exact = true;
-for (const d of readdirSync(dir).filter((x) => /^\d+$/.test(x)).sort()) {
-  const meta = JSON.parse(readFileSync(join(dir, d, 'meta.json'), 'utf8'));
-  const raw = readFileSync(join(dir, d, 'deltas.f32'));
-  const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-  const pr = readFileSync(join(dir, d, 'previous.f32'));
-  const previous = new Float32Array(pr.buffer.slice(pr.byteOffset, pr.byteOffset + pr.byteLength));
+for (const d of dumpNames(dir)) {
+  const { meta, deltas: all, previous } = readRound(dir, d);
   const ups: { clientId: string; samples: number }[] = meta.updates;
   const n = ups.length;
   let t = performance.now();

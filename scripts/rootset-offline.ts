@@ -14,8 +14,9 @@
 // The root set: ROOT_PER_CLASS (10) samples per class of the embedded MNIST's test split drawn with
 // ROOT_SEED (1); the references are re-evaluated on the rest of the test split (disjoint from it).
 //   npx node scripts/rootset-offline.ts DUMPDIR...
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { dumpNames, readRound } from './dumps.ts';
 import { AgreementAggregator } from '../src/core/aggregation/agreement.ts';
 import { prepareRootSet, rootGradient, rootLogits, rootLoss, selectRootIndices } from '../src/core/aggregation/rootset.ts';
 import { fromHex } from '../src/core/bytes.ts';
@@ -44,13 +45,9 @@ const fmt = (x: number | null) => (x === null ? '  -   ' : x.toFixed(3).padStart
 
 for (const dir of process.argv.slice(2)) {
   const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'));
-  const rounds = readdirSync(dir).filter((d) => /^\d+$/.test(d)).sort().map((d) => {
-    const meta = JSON.parse(readFileSync(join(dir, d, 'meta.json'), 'utf8'));
-    const raw = readFileSync(join(dir, d, 'deltas.f32'));
-    const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-    const prevRaw = readFileSync(join(dir, d, 'previous.f32'));
-    const previous = new Float32Array(prevRaw.buffer.slice(prevRaw.byteOffset, prevRaw.byteOffset + prevRaw.byteLength));
-    const ups: Up[] = meta.updates.map((u: Omit<Up, 'delta'>, i: number) => ({ ...u, delta: all.slice(i * meta.dim, (i + 1) * meta.dim) }));
+  const rounds = dumpNames(dir).map((d) => {
+    const { meta, previous, delta } = readRound(dir, d);
+    const ups: Up[] = meta.updates.map((u: Omit<Up, 'delta'>, i: number) => ({ ...u, delta: delta(i).slice() }));
     return { name: d, meta, previous, ups };
   });
   // the per-aggregation game (sample-weighted coalitions, as the closed loop) on the test split without the root set

@@ -5,6 +5,7 @@
 import { createAggregator, type AggregatorName } from '../src/core/aggregation/index.ts';
 import { Rng } from '../src/core/random.ts';
 import { sha256 } from '../src/core/hash.ts';
+import { loadDumps } from './dumps.ts';
 const [dir, aggName, attack, fracS, rotateS, optsS] = process.argv.slice(2);
 const dumps = loadDumps(dir);
 const agg = createAggregator(aggName as AggregatorName, { agreement: optsS ? JSON.parse(optsS) : undefined });
@@ -61,18 +62,3 @@ for (const d of dumps) {
   }
 }
 console.log(`TOTAL ${aggName} ${attack}: detection ${(D / A).toFixed(3)} fp ${(FP / H).toFixed(3)} last10 ${(late[0] / late[1]).toFixed(3)} attackerPay ${(pay[1] / (pay[0] + pay[1])).toFixed(4)}`);
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
-export interface Dump { round: number; dim: number; previous: Float32Array; ups: { clientId: string; digest: string; samples: number; attacker: boolean; delta: Float32Array }[] }
-export function loadDumps(dir: string): Dump[] {
-  const out: Dump[] = [];
-  for (const d of readdirSync(dir).filter((x) => /^\d+$/.test(x)).sort()) {
-    const meta = JSON.parse(readFileSync(join(dir, d, 'meta.json'), 'utf8'));
-    const raw = readFileSync(join(dir, d, 'deltas.f32'));
-    const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
-    const pr = readFileSync(join(dir, d, 'previous.f32'));
-    const previous = new Float32Array(pr.buffer.slice(pr.byteOffset, pr.byteOffset + pr.byteLength));
-    out.push({ round: Number(d), dim: meta.dim, previous, ups: meta.updates.map((u: any, i: number) => ({ ...u, delta: all.subarray(i * meta.dim, (i + 1) * meta.dim) })) });
-  }
-  return out;
-}
