@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClientStatus, MinerStatus, NodeStatus } from '../api/status.ts';
 import { type InitOptions, type InitResult, initNetwork } from '../config/local-network.ts';
+import { withNodeMallocEnv } from './malloc-env.ts';
 
 export interface TestnetOptions {
   miners: number;
@@ -170,7 +171,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
       const child = spawn(process.execPath, args, {
         // the IPC channel closes when this process exits, however it dies: the node then stops
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-        env: { ...process.env, BFL_LOG_LEVEL: process.env.BFL_LOG_LEVEL ?? 'info' },
+        env: { ...withNodeMallocEnv(process.env), BFL_LOG_LEVEL: process.env.BFL_LOG_LEVEL ?? 'info' },
       });
       child.stdout!.pipe(out);
       child.stderr!.pipe(out);

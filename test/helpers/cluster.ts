@@ -5,6 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { InitResult } from '../../src/config/local-network.ts';
 import { initLocalNetwork } from '../../src/node/testnet.ts';
+import { withNodeMallocEnv } from '../../src/node/malloc-env.ts';
 import { tmpDir } from './tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
@@ -56,7 +57,7 @@ export class Cluster {
     const out = createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
     const child = spawn(process.execPath, [...nodeArgs(id), BIN, '--role', n.role, '--config', o.config ?? this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'], // a node whose test process dies stops too
-      env: { ...process.env, BFL_LOG_LEVEL: 'info' },
+      env: { ...withNodeMallocEnv(process.env), BFL_LOG_LEVEL: 'info' }, // as bfl-node testnet starts them
     });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
