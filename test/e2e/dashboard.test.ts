@@ -160,6 +160,7 @@ it.skipIf(!executable)('in split mode, a client\'s dashboard shows its head shar
     await shownMatches(page, c, id, 'mode', (s) => s.mode);
     await shownAt(page, c, id, field('mode'), (s) => `${s.mode}: the head trains here, the body on the miners`);
     expect(await page.isVisible('#uploads-card')).toBe(false); // a split client uploads no model
+    expect(await page.textContent('#client-accuracy-of')).toBe('of its own head on the global body, on its own data');
     if (id === 'client-1') {
       await shownMatches(page, c, id, 'head', (s) => int(s.headSharing.shares));
       await shownAt(page, c, id, field('shares'), (s) => int(s.headSharing.shares));

@@ -483,6 +483,7 @@
         // a split client uploads no model: its split-learning card takes the uploads' place
         $('#split-client').hidden = false;
         $('#uploads-card').hidden = true;
+        $('#client-accuracy-of').textContent = 'of its own head on the global body, on its own data';
         renderSplitClient(s);
       } else if (s.uploaded !== lastUploaded) {
         lastUploaded = s.uploaded;
