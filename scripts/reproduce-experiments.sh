@@ -114,6 +114,13 @@ dirichlet-sizes dirichlet:0.5 sizes 1,0.5,0.2 samples
 SETTINGS
       done
       npx --no-install node scripts/rootset-offline.ts $dumps5 $dumps "$s/dump-dirichlet-seed2" "$s/dump-dirichlet-seed3" > "$s/rootset-offline-fifth.txt"
+      # the Dirichlet quality settings in the closed loop with both references, seed 1 (~7 min each loaded)
+      bfl experiment rewards --clients 8 --aggregations 12 --quality 0,0.2,0.5 --shapley round,retrain --partition dirichlet:0.5 --out "$s/quality-shapley-dirichlet" --json > "$s/quality-shapley-dirichlet.json"
+      bfl experiment rewards --clients 8 --aggregations 12 --sizes 1,0.5,0.2 --shapley round,retrain --partition dirichlet:0.5 --out "$s/sizes-shapley-dirichlet" --json > "$s/sizes-shapley-dirichlet.json"
+      for name in quality sizes; do
+        cp "$s/$name-shapley-dirichlet/retrained-coalitions.json" "$s/dump5-dirichlet-$name-seed1/retrain.json"
+      done
+      npx --no-install node scripts/rootset-offline.ts "$s/dump5-dirichlet-quality-seed1" "$s/dump5-dirichlet-sizes-seed1" > "$s/rootset-offline-fifth-retrained.txt"
       # permutation-sampled root-set game at 50 clients (the 50-client dump made above)
       for k in 25 100 400 1600; do npx --no-install node scripts/rootset-mc.ts "$s/dump-noniid50" "$k" | tail -1; done > "$s/rootset-mc50.txt"
       npx --no-install node scripts/scoring-dump.ts "$s/dump-labelflip50" shards 50 10 label-flip 0.3 2> "$s/dump-labelflip50.log"
