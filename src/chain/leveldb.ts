@@ -46,11 +46,47 @@ export function openError(kind: StoreKind, dir: string, e: unknown): BflError {
   return damagedError(kind, dir, `LevelDB: ${cause?.message ?? (e as Error).message}`);
 }
 
+/**
+ * What LevelDB may hold in a node's memory (classic-level's open options, passed through to
+ * leveldb::Options). A miner's chain grows by a global model (~636 kB) per aggregation, ~70 MB a
+ * minute at the soak's pace, so whatever LevelDB keeps per table file grows with the chain unless
+ * bounded here (docs/decisions.md, "A miner's memory: what bounds it").
+ */
+export interface LevelTuning {
+  /**
+   * Files LevelDB keeps open; its table cache holds `maxOpenFiles - 10` tables, and on 64-bit
+   * Linux every open table is mmapped whole (up to 1,000 mmaps a process), its touched pages
+   * counted in the process's RSS. classic-level's default of 1,000 let a miner map every table of
+   * its chain (31 → 217 in 3 minutes, RssFile growing with them).
+   */
+  maxOpenFiles: number;
+  /** LevelDB's LRU block cache (anonymous memory; blocks read from mmapped tables bypass it). */
+  cacheSize: number;
+  /** A memtable's size before it is written as a table; LevelDB holds up to two (anonymous). */
+  writeBufferSize: number;
+  /** Size at which a compaction starts a new table file. */
+  maxFileSize: number;
+}
+
+export const defaultLevelTuning: LevelTuning = {
+  // LevelDB's smallest (it clips to 64 tables + 10 other files): at most 64 tables of ≤ 2 MB
+  // mapped, ~128 MB in the worst case, whatever the chain's length. Reads are of the newest
+  // blocks (memtable and the young tables), sequential (chain verify, sync batches) or rare (a
+  // peer's request for an old block: one table open, an mmap and its index block).
+  maxOpenFiles: 74,
+  // classic-level's defaults, stated: 8 MB holds a dozen global models' blocks or thousands of
+  // index, state and height entries; a 4 MB memtable is ~6 global models per flush.
+  cacheSize: 8 << 20,
+  writeBufferSize: 4 << 20,
+  maxFileSize: 2 << 20,
+};
+
 /** Opens a store's LevelDB, refusing a directory whose CURRENT file is gone. */
-export async function openLevel<V>(kind: StoreKind, dir: string, options: { valueEncoding: string; createIfMissing: boolean }): Promise<{ db: Level<string, V>; existed: boolean }> {
+export async function openLevel<V>(kind: StoreKind, dir: string, options: { valueEncoding: string; createIfMissing: boolean; tuning?: Partial<LevelTuning> }): Promise<{ db: Level<string, V>; existed: boolean }> {
   if (levelFilesWithoutCurrent(dir)) throw damagedError(kind, dir, 'LevelDB files but no CURRENT file');
   const existed = existsSync(join(dir, 'CURRENT'));
-  const db = new Level<string, V>(dir, { keyEncoding: 'utf8', valueEncoding: options.valueEncoding, createIfMissing: options.createIfMissing } as never);
+  const tuning = { ...defaultLevelTuning, ...options.tuning };
+  const db = new Level<string, V>(dir, { keyEncoding: 'utf8', valueEncoding: options.valueEncoding, createIfMissing: options.createIfMissing, ...tuning } as never);
   try {
     await db.open();
   } catch (e) {

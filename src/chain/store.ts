@@ -27,7 +27,7 @@ import { type Clock, systemClock } from '../util/clock.ts';
 import { type Metrics, durationBuckets, timed } from '../util/metrics.ts';
 import type { AggregationChain, ChainAggregationCheck } from './aggregation.ts';
 import { AggregatorStates } from './aggregator-states.ts';
-import { damagedError, levelFilesWithoutCurrent, openLevel } from './leveldb.ts';
+import { type LevelTuning, damagedError, levelFilesWithoutCurrent, openLevel } from './leveldb.ts';
 import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
 import { type StateJson, stateFromJson, stateToJson } from './state-json.ts';
 
@@ -57,6 +57,8 @@ export interface ChainStoreOptions {
   assumeValidDepth?: number;
   /** Entries of the in-memory caches (defaultStoreCaches). */
   caches?: Partial<StoreCaches>;
+  /** LevelDB's open files, block cache and memtables (chain/leveldb.ts, defaultLevelTuning). */
+  level?: Partial<LevelTuning>;
 }
 
 /**
@@ -183,7 +185,7 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
     // open first checks that a database is there.
     if (opts.readOnly && !existsSync(join(opts.datadir, 'CURRENT')) && !levelFilesWithoutCurrent(opts.datadir)) throw new BflError(ErrorCode.NOT_FOUND, `${opts.datadir} holds no chain store`);
     if (!opts.readOnly) await mkdir(opts.datadir, { recursive: true });
-    const { db, existed } = await openLevel<string>('chain', opts.datadir, { valueEncoding: 'utf8', createIfMissing: !opts.readOnly });
+    const { db, existed } = await openLevel<string>('chain', opts.datadir, { valueEncoding: 'utf8', createIfMissing: !opts.readOnly, tuning: opts.level });
     try {
       const storedJson = await db.get('params');
       let params: ChainParams;

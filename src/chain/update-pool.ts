@@ -22,7 +22,7 @@ import type { Level } from 'level';
 import { toHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type SignedUpdate, type UpdateAnnouncement, decodeAnnouncement, encodeAnnouncement } from '../core/update.ts';
-import { damagedError, levelFilesWithoutCurrent, openLevel } from './leveldb.ts';
+import { type LevelTuning, damagedError, levelFilesWithoutCurrent, openLevel } from './leveldb.ts';
 
 export interface PoolEntry extends UpdateAnnouncement {
   key: string;
@@ -108,10 +108,10 @@ export class UpdatePool {
    * node is STORE_LOCKED; a damaged database or entry is POOL_CORRUPT (with `chain repair` as
    * the way out), never a raw LevelDB error.
    */
-  static async open(dir: string, opts: { readOnly?: boolean } = {}): Promise<UpdatePool> {
+  static async open(dir: string, opts: { readOnly?: boolean; level?: Partial<LevelTuning> } = {}): Promise<UpdatePool> {
     if (opts.readOnly && !existsSync(join(dir, 'CURRENT')) && !levelFilesWithoutCurrent(dir)) throw new BflError(ErrorCode.NOT_FOUND, `${dir} holds no update pool`);
     if (!opts.readOnly) await mkdir(dir, { recursive: true });
-    const { db } = await openLevel<Uint8Array>('pool', dir, { valueEncoding: 'view', createIfMissing: !opts.readOnly });
+    const { db } = await openLevel<Uint8Array>('pool', dir, { valueEncoding: 'view', createIfMissing: !opts.readOnly, tuning: opts.level });
     const pool = new UpdatePool(db, dir);
     try {
       if (!opts.readOnly) await mkdir(pool.files, { recursive: true });

@@ -49,6 +49,8 @@ export interface P2POptions {
 export interface Admission {
   /** Refuse a new inbound connection from `peer` at `ip` (a banned member or address)? */
   refuses(peer: string, ip: string | undefined): boolean;
+  /** Refuse it before its handshake, from its address alone (banned, and no member's)? */
+  refusesAddress?(ip: string): boolean;
   /** A proven or configured member: not counted against the unidentified connections. */
   isMember(peer: string): boolean;
 }
@@ -67,6 +69,8 @@ function connectionGater(limits: ConnectionLimits, node: () => P2PNode | undefin
     denyInboundConnection(maConn) {
       const ip = ipOf(maConn.remoteAddr);
       if (!ip) return false;
+      // a banned address costs no Noise handshake (the PeerId check waits for it, below)
+      if (admission()?.refusesAddress?.(ip)) return true;
       if ((inbound.get(ip) ?? 0) >= limits.maxConnectionsPerIp || (pending.get(ip) ?? 0) >= limits.maxPendingPerIp) return true;
       inbound.set(ip, (inbound.get(ip) ?? 0) + 1);
       pending.set(ip, (pending.get(ip) ?? 0) + 1);

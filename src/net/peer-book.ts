@@ -109,6 +109,8 @@ export class PeerBook {
   private readonly bytes: Buckets;
   /** Where each recent peer connected from: a penalty that lands after the hang-up still finds its address. */
   private readonly addresses: Bounded<string>;
+  /** Addresses members connected from (a NAT may hide outsiders behind them): never refused before the handshake. */
+  private readonly memberAddresses: Bounded<true>;
   private readonly record: Uint8Array;
   private readonly m?: { penalties: ReturnType<Metrics['counter']>; limited: ReturnType<Metrics['counter']>; dropped: ReturnType<Metrics['counter']> };
   private readonly unsubscribe: (() => void)[] = [];
@@ -122,6 +124,7 @@ export class PeerBook {
     this.requests = new Buckets(p.maxSubjects);
     this.bytes = new Buckets(p.maxSubjects);
     this.addresses = new Bounded(p.maxSubjects);
+    this.memberAddresses = new Bounded(p.maxSubjects);
     const peerId = o.transport.self;
     // A miner announces its newest KEM key valid now (a rotation takes effect at restart).
     const now = this.clock.now();
@@ -156,6 +159,7 @@ export class PeerBook {
       transport.onConnect((peer) => {
         const ip = transport.remoteAddress?.(peer);
         if (ip) this.addresses.set(peer, ip);
+        if (ip && this.o.configuredPeers?.has(peer)) this.memberAddresses.set(ip, true);
         if (this.isBanned(peer)) {
           void transport.hangUp(peer).catch(() => undefined);
           return;
@@ -216,6 +220,8 @@ export class PeerBook {
     if (kem) this.o.kemDirectory?.learn(kem);
     const info = { memberId: rec.memberId, role: member.role };
     this.peers.set(peer, info);
+    const ip = this.o.transport.remoteAddress?.(peer) ?? this.addresses.peek(peer);
+    if (ip) this.memberAddresses.set(ip, true);
     // a banned member under a fresh libp2p key: known now, and refused (issue 13, item 5)
     if (this.ledger.isBanned(memberKey(rec.memberId), this.clock.now())) {
       void this.o.transport.hangUp(peer).catch(() => undefined);
@@ -358,6 +364,17 @@ export class PeerBook {
     const member = this.peers.get(peer)?.memberId ?? this.o.configuredPeers?.get(peer);
     if (member) return this.ledger.isBanned(memberKey(member), now);
     return ip !== undefined && this.ledger.isBanned(`ip:${ip}`, now);
+  }
+
+  /**
+   * The gate's question before the handshake (p2p.ts), when only the address is known: refuse an
+   * inbound connection from `ip`? Yes while the address is banned, unless a member has connected
+   * from it (then the PeerId decides, after the handshake: `refuses`). A banned outsider's fresh
+   * keys would otherwise each cost a Noise handshake (X25519 and a signature verification) before
+   * their refusal: the largest part of what the soak's flood cost the miners.
+   */
+  refusesAddress(ip: string): boolean {
+    return !this.memberAddresses.peek(ip) && this.ledger.isBanned(`ip:${ip}`, this.clock.now());
   }
 
   /** Proven (hello) or configured member: has reserved connection capacity. */

@@ -137,6 +137,12 @@ it('an outsider pulling models in a loop is refused and banned by address; a mem
   await thief.dial(m.addr).catch(() => undefined);
   await sleep(200);
   expect(m.node.getConnections(thief.peerId)).toEqual([]);
+  // a fresh key from the banned address is refused before the Noise handshake (no handshake
+  // for the miner to do): its dial fails (the socket is reset or its handshake fails), where a
+  // refusal after the handshake let the dial succeed and closed the connection after
+  const fresh = await outsider(false);
+  expect(await codeOf(fresh.dial(m.addr))).not.toBe('OK');
+  expect(m.node.getConnections(fresh.peerId)).toEqual([]);
   // the rogue member: its burst, then RATE_LIMITED, and penalties under its member id
   const rogueCodes = codes.filter((c) => c.startsWith('rogue:'));
   expect(rogueCodes.slice(0, 10)).toEqual(Array(10).fill('rogue:OK'));

@@ -5,6 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { InitResult } from '../../src/config/local-network.ts';
 import { initLocalNetwork } from '../../src/node/testnet.ts';
+import { nodeV8Args, withNodeMallocEnv } from '../../src/node/memory-settings.ts';
 import { tmpDir } from './tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
@@ -54,9 +55,9 @@ export class Cluster {
   start(id: string, o: { config?: string } = {}): void {
     const n = this.node(id);
     const out = createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [...nodeArgs(id), BIN, '--role', n.role, '--config', o.config ?? this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
+    const child = spawn(process.execPath, [...nodeV8Args, ...nodeArgs(id), BIN, '--role', n.role, '--config', o.config ?? this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'], // a node whose test process dies stops too
-      env: { ...process.env, BFL_LOG_LEVEL: 'info' },
+      env: { ...withNodeMallocEnv(process.env), BFL_LOG_LEVEL: 'info' }, // as bfl-node testnet starts them
     });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);

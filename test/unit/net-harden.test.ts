@@ -152,6 +152,33 @@ describe('the peer book: who is penalised, and who is let in', () => {
     expect(miner.peers.penaltyReport()['ip:10.8.8.8']).toBe(10);
   });
 
+  it('a banned address is refused before the handshake, unless a member connected from it', async () => {
+    const hub = new Hub();
+    const clock = testClock();
+    const miner = book(hub, ids.miner, 'M', '10.0.0.1', clock);
+    await miner.peers.start();
+    // client-1 says hello from 10.7.7.7, a NAT that also hides an outsider
+    const honest = book(hub, ids.honest, 'H', '10.7.7.7', clock);
+    await honest.peers.start();
+    hub.connect('M', 'H');
+    expect((await miner.peers.identify('H'))?.memberId).toBe('client-1');
+    for (const [peer, ip] of [['X1', '10.9.9.9'], ['X2', '10.7.7.7']]) {
+      new HubTransport(hub, peer, ip);
+      hub.connect('M', peer);
+      for (let i = 0; i < 10; i++) miner.peers.penalise(peer, 'chain:UNAUTHORIZED');
+    }
+    expect(miner.peers.penaltyReport()).toMatchObject({ 'ip:10.9.9.9': 100, 'ip:10.7.7.7': 100 });
+    expect(miner.peers.refusesAddress('10.9.9.9')).toBe(true);
+    expect(miner.peers.refusesAddress('10.9.9.10')).toBe(false);
+    // the member's address waits for the PeerId: a fresh outsider key from it is refused then
+    expect(miner.peers.refusesAddress('10.7.7.7')).toBe(false);
+    expect(miner.peers.refuses('X3', '10.7.7.7')).toBe(true);
+    expect(miner.peers.refuses('H', '10.7.7.7')).toBe(false);
+    // the ban runs out
+    clock.t += 10 * 60_000 + 1;
+    expect(miner.peers.refusesAddress('10.9.9.9')).toBe(false);
+  });
+
   it('hellos from one address are rate-limited, but not a member\'s: strangers behind its NAT cannot stop it identifying us', async () => {
     const hub = new Hub();
     const clock = testClock();
