@@ -180,23 +180,40 @@ export class UpdatePool {
 
   /** Store an update (its payload file, then its announcement). False if it was known. */
   async add(u: SignedUpdate, now: number): Promise<boolean> {
-    const key = poolKey(u.clientId, u.updateDigest);
+    const a = { ...u, payloadBytes: u.payload.length };
+    if (this.entries.get(poolKey(u.clientId, u.updateDigest))?.hasPayload) return false;
+    const tmp = this.temporaryFile(u.clientId, u.updateDigest);
+    await writeWhole(tmp, u.payload);
+    return this.adopt(a, tmp, now);
+  }
+
+  /**
+   * A name for an update's payload file before it is stored (`adopt`): a worker thread writes
+   * the payload there (crypto/open-sealed.ts). Its own name: two uploads of one update may be
+   * stored at once.
+   */
+  temporaryFile(clientId: string, digest: Uint8Array): string {
+    return `${this.fileOf(poolKey(clientId, digest))}.${++this.writes}${TMP}`;
+  }
+
+  /** Store an update whose payload is in `tmp` (from `temporaryFile`; it is removed if the update was known). False if it was known. */
+  async adopt(a: UpdateAnnouncement, tmp: string, now: number): Promise<boolean> {
+    const key = poolKey(a.clientId, a.updateDigest);
     const known = this.entries.get(key);
-    if (known?.hasPayload) return false;
+    if (known?.hasPayload) {
+      await unlink(tmp).catch(() => undefined);
+      return false;
+    }
     const stamp = new Uint8Array(8);
     new DataView(stamp.buffer).setBigUint64(0, BigInt(known?.receivedAt ?? now));
-    const ann = encodeAnnouncement({ ...u, payloadBytes: u.payload.length });
+    const ann = encodeAnnouncement(a);
     const metaValue = new Uint8Array(8 + ann.length);
     metaValue.set(stamp);
     metaValue.set(ann, 8);
-    const file = this.fileOf(key);
-    // a temporary name of its own: two uploads of one update may be stored at once
-    const tmp = `${file}.${++this.writes}${TMP}`;
-    await writeWhole(tmp, u.payload);
-    await rename(tmp, file);
+    await rename(tmp, this.fileOf(key));
     await this.meta.put(key, metaValue);
-    const { payload: _p, ...announcement } = u;
-    this.entries.set(key, { ...announcement, payloadBytes: u.payload.length, key, receivedAt: known?.receivedAt ?? now, hasPayload: true });
+    const { payload: _p, ...announcement } = a as UpdateAnnouncement & { payload?: Uint8Array };
+    this.entries.set(key, { ...announcement, key, receivedAt: known?.receivedAt ?? now, hasPayload: true });
     return !known;
   }
 
