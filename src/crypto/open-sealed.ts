@@ -58,6 +58,8 @@ export interface OpenResult {
   /** The job's buffer, back for reuse (frames.ts's frame buffers). */
   buffer: ArrayBuffer;
   refusal?: OpenRefusal;
+  /** Our own failure (the payload file could not be written): the upload fails, nobody is blamed. */
+  failure?: string;
   /** Set when the payload passed every check: the signature's verdict (undefined without a signature to check). */
   signatureValid?: boolean;
   /** The payload is in `job.file` (every check passed, the signature too). */
@@ -101,8 +103,16 @@ export class DecapsulationKeys {
   }
 }
 
-/** Run one job (in whichever thread calls it). Throws only for our own failures (a file that cannot be written). */
+/** Run one job (in whichever thread calls it). */
 export function openSealedUpdate(job: OpenJob, keys: DecapsulationKeys, mldsa: MlDsa): OpenResult {
+  try {
+    return openOne(job, keys, mldsa);
+  } catch (e) {
+    return { buffer: job.buffer, failure: (e as Error).message, written: false, openCpuMs: 0 };
+  }
+}
+
+function openOne(job: OpenJob, keys: DecapsulationKeys, mldsa: MlDsa): OpenResult {
   const t0 = cpuNow();
   let payload: Uint8Array;
   try {

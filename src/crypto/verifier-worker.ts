@@ -7,12 +7,12 @@ const mldsa: MlDsa = implementation === 'native' ? new NativeMlDsa(params) : imp
 
 const kemKeys = new DecapsulationKeys();
 
-parentPort!.on('message', (msg: { id: number; jobs?: { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array; context: string }[]; open?: OpenJob }) => {
-  if (msg.open) {
+parentPort!.on('message', (msg: { id: number; jobs?: { publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array; context: string }[]; opens?: OpenJob[] }) => {
+  if (msg.opens) {
     try {
-      const opened = openSealedUpdate(msg.open, kemKeys, mldsa);
-      // the envelope's buffer goes back (the event loop reuses it for the next frame)
-      parentPort!.postMessage({ id: msg.id, opened }, [opened.buffer]);
+      const opened = msg.opens.map((j) => openSealedUpdate(j, kemKeys, mldsa));
+      // the envelopes' buffers go back (the event loop reuses them for the next frames)
+      parentPort!.postMessage({ id: msg.id, opened }, opened.map((o) => o.buffer));
     } catch (e) {
       parentPort!.postMessage({ id: msg.id, error: (e as Error).message });
     }

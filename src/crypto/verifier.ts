@@ -55,6 +55,9 @@ export interface VerifierPoolOptions {
   maxMessagesPerWorker?: number;
 }
 
+/** Sealed uploads in one message at most: a frame stream's maxInFlight (4) for each of a few clients, about 5 MB of envelopes. */
+const MAX_OPENS_PER_MESSAGE = 8;
+
 /**
  * The verifier's threads also open sealed uploads (crypto/open-sealed.ts, issue 12): the same
  * worker, so a miner keeps one thread for the CPU work of its intake, and the envelope crosses
@@ -70,7 +73,7 @@ export class WorkerVerifierPool implements SignatureVerifier, SealedOpener {
   private queue: { calls: Pending[]; jobs: VerifyJob[] } = { calls: [], jobs: [] };
   /** Sealed uploads waiting for a worker with room: one message each (each transfers its own buffer). */
   private opens: { job: OpenJob; resolve: (r: OpenResult) => void; reject: (e: Error) => void }[] = [];
-  private readonly pendingOpens = new Map<number, { resolve: (r: OpenResult) => void; reject: (e: Error) => void }>();
+  private readonly pendingOpens = new Map<number, { resolve: (r: OpenResult) => void; reject: (e: Error) => void }[]>();
   private nextId = 0;
   private closed = false;
 
@@ -81,13 +84,12 @@ export class WorkerVerifierPool implements SignatureVerifier, SealedOpener {
       const w = new Worker(new URL('./verifier-worker.ts', import.meta.url), {
         workerData: { params: opts.params ?? 'ML-DSA-44', implementation: opts.implementation ?? 'auto' },
       });
-      w.on('message', (msg: { id: number; results?: boolean[]; opened?: OpenResult; error?: string }) => {
-        const open = this.pendingOpens.get(msg.id);
-        if (open) {
+      w.on('message', (msg: { id: number; results?: boolean[]; opened?: OpenResult[]; error?: string }) => {
+        const opens = this.pendingOpens.get(msg.id);
+        if (opens) {
           this.pendingOpens.delete(msg.id);
           this.load[i]--;
-          if (msg.error) open.reject(new Error(msg.error));
-          else open.resolve(msg.opened!);
+          opens.forEach((o, k) => (msg.error ? o.reject(new Error(msg.error)) : o.resolve(msg.opened![k])));
           this.dispatch();
           return;
         }
@@ -138,10 +140,11 @@ export class WorkerVerifierPool implements SignatureVerifier, SealedOpener {
       if (this.load[best] >= this.maxMessages) return;
       const id = this.nextId++;
       this.load[best]++;
-      const open = this.opens.shift();
-      if (open) {
-        this.pendingOpens.set(id, open);
-        this.workers[best].postMessage({ id, open: open.job }, [open.job.buffer]);
+      if (this.opens.length > 0) {
+        // those that queued while the worker was busy go together: one message, one wake-up
+        const opens = this.opens.splice(0, MAX_OPENS_PER_MESSAGE);
+        this.pendingOpens.set(id, opens);
+        this.workers[best].postMessage({ id, opens: opens.map((o) => o.job) }, opens.map((o) => o.job.buffer));
         continue;
       }
       const { calls, jobs } = this.queue;
@@ -157,7 +160,7 @@ export class WorkerVerifierPool implements SignatureVerifier, SealedOpener {
     this.pending.clear();
     for (const p of this.queue.calls) p.reject(err);
     this.queue = { calls: [], jobs: [] };
-    for (const o of this.pendingOpens.values()) o.reject(err);
+    for (const opens of this.pendingOpens.values()) for (const o of opens) o.reject(err);
     this.pendingOpens.clear();
     for (const o of this.opens) o.reject(err);
     this.opens = [];

@@ -210,6 +210,7 @@ export class UpdateIntake {
     });
     recycleFrameBuffer(r.buffer);
     if (r.refusal) throw errorOf(r.refusal);
+    if (r.failure) throw new Error(`sealed upload not opened: ${r.failure}`);
     try {
       sealing.opened(p, r.openCpuMs);
       if (a.minerId !== this.init.minerId) throw new BflError(ErrorCode.MALFORMED, `update is addressed to miner ${a.minerId}, this is ${this.init.minerId}`);
