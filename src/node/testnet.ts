@@ -60,6 +60,9 @@ export interface TestnetSummary {
   /** Federated: the global model on the first miner's test set. Split: the mean of the clients'
    * held-out accuracies (each its own head on the global body; a miner holds no head). */
   finalAccuracy: number | null;
+  /** The same measure at the first reading with no aggregation yet (the genesis model): a
+   * network whose final accuracy is not above it did not learn, whatever its tip says. */
+  initialAccuracy: number | null;
   mode: 'federated' | 'split';
   converged: boolean;
   reached: boolean;
@@ -159,7 +162,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
   const bin = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
   const procs: { id: string; role: string; child: ChildProcess; log: string; exited?: number | null }[] = [];
   const t0 = Date.now();
-  const summary: TestnetSummary = { aggregations: 0, height: 0, finalAccuracy: null, mode, converged: false, reached: false, seconds: 0, dir, config: init.config, miners: [], clients: [] };
+  const summary: TestnetSummary = { aggregations: 0, height: 0, finalAccuracy: null, initialAccuracy: null, mode, converged: false, reached: false, seconds: 0, dir, config: init.config, miners: [], clients: [] };
   try {
     for (const n of init.nodes) {
       const log = join(dir, 'logs', `${n.id}.log`);
@@ -224,6 +227,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
         summary.aggregations = Math.min(...miners.map((m) => m.aggregations));
         summary.height = Math.max(...miners.map((m) => m.height));
         summary.finalAccuracy = accuracyOf(miners, clients);
+        if (summary.initialAccuracy === null && summary.aggregations === 0) summary.initialAccuracy = summary.finalAccuracy;
         summary.converged = new Set(miners.map((m) => m.tip)).size === 1;
         o.onProgress?.({
           seconds: (Date.now() - t0) / 1000,

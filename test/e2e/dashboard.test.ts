@@ -18,32 +18,34 @@ const executable = candidates.find((p) => existsSync(p));
 const outDir = new URL('../../out/test/dashboard/', import.meta.url).pathname;
 if (!executable) console.warn(`dashboard browser test skipped: no Chromium at ${candidates.join(', ')}; install it (apt-get install -y chromium) or set BFL_CHROMIUM`);
 
-let cluster: Cluster | undefined;
+const clusters: Cluster[] = [];
 let browser: Browser | undefined;
 afterAll(async () => {
   await browser?.close();
-  await cluster?.stopAll();
+  for (const c of clusters) await c.stopAll();
 });
 
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
 const int = (n: number) => n.toLocaleString('en-US');
 
-/** Poll until what the page shows equals what /status says (both move while the network runs). */
-async function shownMatches(page: Page, c: Cluster, id: string, kpi: string, expected: (s: Status) => string, timeoutMs = 30_000): Promise<string> {
+/** Poll until what the page shows at `selector` equals what /status says (both move while the network runs). */
+async function shownAt(page: Page, c: Cluster, id: string, selector: string, expected: (s: Status) => string, timeoutMs = 30_000): Promise<string> {
   const until = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < until) {
-    const before = (await page.textContent(`[data-kpi="${kpi}"] .value`))?.trim();
+    const before = (await page.textContent(selector, { timeout: 10_000 }))?.trim();
     const s = await c.status(id);
-    const after = (await page.textContent(`[data-kpi="${kpi}"] .value`))?.trim();
+    const after = (await page.textContent(selector, { timeout: 10_000 }))?.trim();
     if (s) {
       last = `page ${before} / ${after}, status ${expected(s)}`;
       if (before === expected(s) || after === expected(s)) return expected(s);
     }
     await page.waitForTimeout(300);
   }
-  throw new Error(`${id}: the ${kpi} on the page never matched /status (${last})`);
+  throw new Error(`${id}: ${selector} on the page never matched /status (${last})`);
 }
+
+const shownMatches = (page: Page, c: Cluster, id: string, kpi: string, expected: (s: Status) => string, timeoutMs = 30_000) => shownAt(page, c, id, `[data-kpi="${kpi}"] .value`, expected, timeoutMs);
 
 /** Wait until a chart on the page has at least `min` points (its data-points attribute). */
 async function chartPoints(page: Page, id: string, min: number): Promise<void> {
@@ -63,7 +65,8 @@ async function open(url: string): Promise<Page> {
 
 it.skipIf(!executable)('each node\'s dashboard shows live data that matches its API, in headless Chromium', { timeout: 300_000 }, async () => {
   await mkdir(outDir, { recursive: true });
-  const c = (cluster = await Cluster.create({ miners: 2, clients: 2, phi: 2 }));
+  const c = await Cluster.create({ miners: 2, clients: 2, phi: 2 });
+  clusters.push(c);
   for (const n of c.init.nodes) c.start(n.id);
   await c.waitFor(['miner-1', 'miner-2'], (s) => s.every((x) => x.aggregations >= 3 && x.lastAccuracy !== null), 120_000, '3 aggregations on both miners');
   await c.waitFor(['client-1', 'client-2'], (s) => s.every((x) => x.lastAccuracy !== null && Number(x.balance) > 0 && x.uploaded >= 2), 60_000, 'clients with accuracy and a reward');
@@ -132,4 +135,63 @@ it.skipIf(!executable)('each node\'s dashboard shows live data that matches its 
     expect(s.id).toBe(id);
     await page.close();
   }
+});
+
+/** (ε, δ) of a head-sharing account as the page and `bfl-node status` print it. */
+const epsDelta = (a: Status) => `(${a.epsilon === null ? '∞, no noise' : Number(a.epsilon).toPrecision(4)}, ${a.delta})`;
+
+it.skipIf(!executable)('in split mode, a client\'s dashboard shows its head sharing (eq. 4) and (ε, δ) as /status has them, a private client says so, and the miner shows that it trains bodies', { timeout: 240_000 }, async () => {
+  await mkdir(outDir, { recursive: true });
+  // client-1 shares its head every 2 local rounds with a noise that gives a finite ε; client-2 keeps it private
+  const sharing = { clients: ['client-1'], clip: 5, noise: 0.5, every: 2 };
+  const c = await Cluster.create({ miners: 1, clients: 2, phi: 1, learning: { mode: 'split', split: { headSharing: sharing } } });
+  clusters.push(c);
+  for (const n of c.init.nodes) c.start(n.id);
+  await c.waitFor(['client-1', 'client-2', 'miner-1'], ([c1, c2, m]) => c1.headSharing?.shares >= 1 && c2.uploaded >= 1 && m.split?.batches > 0 && m.aggregations >= 1, 120_000, 'a head share by client-1, a split round by client-2, an aggregation');
+  browser ??= await chromium.launch({ executablePath: executable, args: ['--no-sandbox'] });
+
+  const field = (f: string) => `#split-client-kv dd[data-field="${f}"]`;
+  for (const id of ['client-1', 'client-2']) {
+    const s0 = (await c.status(id))!;
+    expect(s0.mode).toBe('split');
+    if (id === 'client-1') expect(s0.headSharing).toMatchObject({ every: 2, clip: 5, noise: 0.5, delta: 1e-5 });
+    else expect(s0.headSharing).toBeNull();
+    const page = await open(`${c.node(id).api}/`);
+    await shownMatches(page, c, id, 'mode', (s) => s.mode);
+    await shownAt(page, c, id, field('mode'), (s) => `${s.mode}: the head trains here, the body on the miners`);
+    expect(await page.isVisible('#uploads-card')).toBe(false); // a split client uploads no model
+    expect(await page.textContent('#client-accuracy-of')).toBe('of its own head on the global body, on its own data');
+    if (id === 'client-1') {
+      await shownMatches(page, c, id, 'head', (s) => int(s.headSharing.shares));
+      await shownAt(page, c, id, field('shares'), (s) => int(s.headSharing.shares));
+      await shownAt(page, c, id, field('every'), (s) => `every ${s.headSharing.every} local rounds`);
+      await shownAt(page, c, id, field('clip'), (s) => `C = ${s.headSharing.clip} (L2 norm of a shared head update)`);
+      await shownAt(page, c, id, field('noise'), (s) => `z = ${s.headSharing.noise}, σ = z·C = ${Number((s.headSharing.noise * s.headSharing.clip).toPrecision(4))} per coordinate`);
+      const shown = await shownAt(page, c, id, field('privacy'), (s) => epsDelta(s.headSharing));
+      expect(shown).toMatch(/^\([0-9.e+]+, 0\.00001\)$/); // a finite ε at δ = 1e-5
+      await shownAt(page, c, id, '[data-kpi="head"] .sub', (s) => `(ε, δ) = ${epsDelta(s.headSharing)}`);
+    } else {
+      await shownMatches(page, c, id, 'head', (s) => (s.headSharing === null ? 'none' : int(s.headSharing.shares)));
+      await shownAt(page, c, id, '[data-kpi="mode"] .sub', (s) => (s.headSharing === null ? 'private head, never shared' : 'shared'));
+      await shownAt(page, c, id, field('head'), (s) => (s.headSharing === null ? 'private head, never shared' : 'shared'));
+      await shownAt(page, c, id, field('privacy'), (s) => (s.headSharing === null ? 'nothing released' : epsDelta(s.headSharing)));
+      expect(await page.locator(field('every')).count()).toBe(0);
+    }
+    await page.screenshot({ path: join(outDir, `split-${id}.png`), fullPage: true });
+    await page.close();
+  }
+
+  // the miner: it trains the body on the clients' batches and holds no head
+  const page = await open(`${c.node('miner-1').api}/`);
+  await shownMatches(page, c, 'miner-1', 'mode', (s) => (s.split ? 'split' : 'federated'));
+  await shownMatches(page, c, 'miner-1', 'body', (s) => int(s.split.batches));
+  await shownMatches(page, c, 'miner-1', 'bodyUpdates', (s) => int(s.split.bodyUpdates));
+  await shownMatches(page, c, 'miner-1', 'headShares', (s) => int(s.split.headShares));
+  await shownMatches(page, c, 'miner-1', 'accuracy', (s) => (s.lastAccuracy === null ? '–' : pct(s.lastAccuracy)));
+  // the contribution labels and rewards are the miners' (their body updates are what the chain records)
+  await page.waitForSelector('#labels tbody th', { timeout: 20_000 });
+  expect(await page.locator('#labels tbody th').allTextContents()).toEqual(['miner-1']);
+  expect(await page.textContent('#rewards-who')).toBe('miner');
+  await page.screenshot({ path: join(outDir, 'split-miner-1.png'), fullPage: true });
+  await page.close();
 });

@@ -172,6 +172,26 @@ describe('agreement scoring', () => {
     expect(entry(flipped, 'client-10')).toEqual({ high: false, by: 'history', why: 'against its own past updates' });
   });
 
+  it('the only update of an aggregation (one client, or one split miner) is high and unpaid the first time, then judged by its own past', () => {
+    const rng = new Rng(17);
+    const dim = 3000;
+    const dir = Float64Array.from({ length: dim }, () => rng.normal());
+    const mk = (sign = 1) => up('client-1', Float32Array.from(dir, (x) => sign * (x + 0.8 * rng.normal()) * 0.01));
+    const a = new AgreementAggregator();
+    const s1 = a.aggregate({ previous: new Float32Array(dim), updates: [mk()], baseReward: BASE }, a.initialState());
+    expect(s1.result.entries[0]).toMatchObject({ high: true, weight: 1 });
+    expect(s1.result.diagnostics.references![0]).toBe('no peer');
+    expect(s1.result.rewards.find((x) => x.id === 'client-1')?.amount ?? 0n).toBe(0n);
+    expect(s1.result.model.some((x) => x !== 0)).toBe(true); // the global model moves
+    const s2 = a.aggregate({ previous: s1.result.model, updates: [mk()], baseReward: BASE }, s1.state);
+    expect(s2.result.entries[0].high).toBe(true);
+    expect(s2.result.diagnostics.references![0]).toBe('history');
+    expect(s2.result.rewards.find((x) => x.id === 'client-1')!.amount).toBeGreaterThan(0n);
+    const flipped = a.aggregate({ previous: s2.result.model, updates: [mk(-1)], baseReward: BASE }, s2.state).result;
+    expect(flipped.entries[0].high).toBe(false);
+    expect(flipped.diagnostics.reasons![0]).toBe('against its own past updates');
+  });
+
   it('10 clients, first aggregation: a flipped client that is the hub of its group is found, its group\'s honest clients stay high', () => {
     // 5 centred directions: pairs sharing no label at about −0.1; clients 1-9 in 3 groups of 3,
     // client 10 alone. Group 0 is a chain (the real 10-client two-shard run's clients 1, 3, 7):

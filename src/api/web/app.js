@@ -26,6 +26,8 @@
     tokens: (x) => (x === null || x === undefined ? '–' : Number(x).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })),
     rate: (r) => (r === null || r === undefined ? '–' : r >= 1e6 ? `${(r / 1e6).toFixed(2)} MH/s` : r >= 1e3 ? `${(r / 1e3).toFixed(1)} kH/s` : `${Math.round(r)} H/s`),
     short: (hex, n = 10) => (hex ? `${hex.slice(0, n)}…` : '–'),
+    // ε as `bfl-node status` prints it (4 significant digits); null: no noise, no bound
+    epsDelta: (a) => `(${a.epsilon === null ? '∞, no noise' : Number(a.epsilon).toPrecision(4)}, ${a.delta})`,
     ms: (x) => (x === null || x === undefined ? '–' : `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`),
     time: (ms) => new Date(ms).toLocaleTimeString('en-GB', { hour12: false }),
     ago(ms) {
@@ -165,7 +167,8 @@
   function renderMinerKpis(s) {
     kpi('height', 'Height', fmt.int(s.height), `tip ${fmt.short(s.tip, 12)}`);
     kpi('aggregations', 'Aggregations', fmt.int(s.aggregations), `${fmt.int(s.pending)} updates pending`);
-    kpi('accuracy', 'Model accuracy', fmt.pct(s.lastAccuracy), 'newest model, test set');
+    // split mode (/status has `split`): a miner holds no head, so it evaluates no model
+    kpi('accuracy', 'Model accuracy', fmt.pct(s.lastAccuracy), s.split && s.lastAccuracy === null ? 'split: no head here, clients evaluate theirs' : 'newest model, test set');
     kpi('hashrate', 'Hash rate', fmt.rate(s.hashRate), 'last proof-of-work job');
     kpi('peers', 'Peers', fmt.int(s.peers), s.miners && s.miners.length ? `miners: ${s.miners.join(', ')}` : 'no miner connected', s.miners && s.miners.length ? undefined : 'bad');
     kpi('pool', 'Unrecorded', fmt.int(s.pool ? s.pool.unrecorded : null), s.pool ? `${fmt.int(s.pool.total)} in the update pool` : '');
@@ -173,6 +176,13 @@
     kpi('flagged', 'Labelled low', fmt.int(flagged.length), flagged.length ? flagged.join(', ') : 'none in the last aggregation', flagged.length ? 'bad' : 'good');
     const pens = Object.entries(s.penalties || {});
     kpi('penalties', 'Penalties', fmt.int(pens.reduce((n, [, v]) => n + v, 0)), pens.length ? pens.map(([k, v]) => `${k} ${v}`).join(', ') : 'no peer penalised', pens.length ? 'bad' : undefined);
+    if (s.split) {
+      const sp = s.split;
+      kpi('mode', 'Learning mode', 'split', 'trains the body; heads stay on clients');
+      kpi('body', 'Client batches', fmt.int(sp.batches), `${fmt.int(sp.samples)} samples${sp.lastLoss === null ? '' : `, loss ${sp.lastLoss.toFixed(3)}`}`);
+      kpi('bodyUpdates', 'Body updates', fmt.int(sp.bodyUpdates), `${fmt.int(sp.pending)} samples pending`);
+      kpi('headShares', 'Head shares', fmt.int(sp.headShares), 'received from clients (eq. 4)');
+    }
   }
 
   // one refresh of the chain views at a time; a request while one runs is served once it ends
@@ -204,7 +214,9 @@
     renderBlocks(blocks.blocks);
   }
 
-  const clientIds = () => (node ? node.members.filter((m) => m.role === 'client').map((m) => m.id).sort() : []);
+  // split mode: the updates on chain are the miners' body updates, so the labels and rewards are theirs
+  const updaterRole = () => (status && status.split ? 'miner' : 'client');
+  const updaterIds = () => (node ? node.members.filter((m) => m.role === updaterRole()).map((m) => m.id).sort() : []);
 
   function renderAccuracy(aggs) {
     const asc = [...aggs].reverse();
@@ -213,7 +225,8 @@
 
   function renderRewards(aggs) {
     const asc = [...aggs].reverse().filter((a) => a.round > 0);
-    const ids = clientIds();
+    const ids = updaterIds();
+    $('#rewards-who').textContent = updaterRole();
     const sums = Object.fromEntries(ids.map((id) => [id, 0]));
     const cols = Object.fromEntries(ids.map((id) => [id, []]));
     for (const a of asc) for (const id of ids) cols[id].push((sums[id] += a.rewards[id] || 0));
@@ -228,7 +241,7 @@
       return;
     }
     const head = h('tr', {}, h('th', {}, 'round'), rounds.map((a) => h('th', {}, a.round % 5 === 0 || rounds.length <= 12 ? a.round : '')));
-    const rows = clientIds().map((id) =>
+    const rows = updaterIds().map((id) =>
       h('tr', {}, h('th', {}, id), rounds.map((a) => {
         const l = a.labels[id];
         return h('td', { class: l || '', title: `round ${a.round}: ${id} ${l || 'sent no update'}` });
@@ -382,14 +395,44 @@
   // ---- client ----
 
   function renderClientKpis(s) {
+    // split mode: `uploaded` counts rounds trained with a miner and the accuracy is the client's
+    // own head on the global body (src/api/status.ts); nothing is buffered
+    const split = s.mode === 'split';
     kpi('round', 'Global round', fmt.int(s.round), `model ${fmt.short(s.modelHash, 12)}`);
-    kpi('accuracy', 'Held-out accuracy', fmt.pct(s.lastAccuracy), 'global model, own data');
-    kpi('uploaded', 'Uploaded', fmt.int(s.uploaded), `${fmt.int(s.trained)} local updates trained`);
-    kpi('buffered', 'Buffered', fmt.int(s.buffered), s.buffered ? 'waiting for a reachable miner' : 'nothing waiting', s.buffered ? 'bad' : undefined);
+    kpi('accuracy', 'Held-out accuracy', fmt.pct(s.lastAccuracy), split ? 'own head on the global body' : 'global model, own data');
+    if (split) kpi('uploaded', 'Split rounds', fmt.int(s.uploaded), 'local rounds trained with a miner');
+    else kpi('uploaded', 'Uploaded', fmt.int(s.uploaded), `${fmt.int(s.trained)} local updates trained`);
+    if (!split) kpi('buffered', 'Buffered', fmt.int(s.buffered), s.buffered ? 'waiting for a reachable miner' : 'nothing waiting', s.buffered ? 'bad' : undefined);
     kpi('balance', 'Balance', s.balance === null ? '–' : fmt.tokens(Number(s.balance) / 1e6), 'tokens earned');
-    kpi('nearest', 'Uploads to', s.nearest || 'no miner', s.nearest ? `RTT ${fmt.ms(s.miners[s.nearest])}` : 'none reachable: buffering', s.nearest ? undefined : 'bad');
+    kpi('nearest', split ? 'Trains with' : 'Uploads to', s.nearest || 'no miner', s.nearest ? `RTT ${fmt.ms(s.miners[s.nearest])}` : split ? 'none reachable: samples wait' : 'none reachable: buffering', s.nearest ? undefined : 'bad');
     kpi('fresh', 'Fresh samples', fmt.int(s.freshSamples), 'since the last round');
     if (s.attack && s.attack !== 'none') kpi('attack', 'Attack injected', s.attack, 'experiment: this client misbehaves', 'bad');
+    if (split) {
+      const hs = s.headSharing;
+      kpi('mode', 'Learning mode', 'split', hs ? `head shared every ${plural(hs.every, 'local round')} (eq. 4)` : 'private head, never shared');
+      kpi('head', 'Head shares', hs ? fmt.int(hs.shares) : 'none', hs ? `(ε, δ) = ${fmt.epsDelta(hs)}` : 'private head, never shared', hs ? undefined : 'good');
+    }
+  }
+
+  const plural = (n, what) => (n === 1 ? `${what}` : `${fmt.int(n)} ${what}s`);
+
+  /** The split-learning card: what /status's `headSharing` says (eq. 4 and its privacy account). */
+  function renderSplitClient(s) {
+    const hs = s.headSharing;
+    const rows = [
+      ['mode', 'mode', 'split: the head trains here, the body on the miners'],
+      ['head', 'head', hs ? 'shared (eq. 4): clipped, noised, aggregated on chain' : 'private head, never shared'],
+      ...(hs
+        ? [
+            ['shares', 'shares so far', fmt.int(hs.shares)],
+            ['every', 'shares', `every ${plural(hs.every, 'local round')}`],
+            ['clip', 'clip', `C = ${hs.clip} (L2 norm of a shared head update)`],
+            ['noise', 'noise', `z = ${hs.noise}, σ = z·C = ${Number((hs.noise * hs.clip).toPrecision(4))} per coordinate`],
+            ['privacy', '(ε, δ)', fmt.epsDelta(hs)],
+          ]
+        : [['privacy', '(ε, δ)', 'nothing released']]),
+    ];
+    $('#split-client-kv').replaceChildren(...rows.flatMap(([key, k, v]) => [h('dt', {}, k), h('dd', { 'data-field': key, title: v }, v)]));
   }
 
   function renderMinersTable(s) {
@@ -436,7 +479,13 @@
     } else {
       renderClientKpis(s);
       renderMinersTable(s);
-      if (s.uploaded !== lastUploaded) {
+      if (s.mode === 'split') {
+        // a split client uploads no model: its split-learning card takes the uploads' place
+        $('#split-client').hidden = false;
+        $('#uploads-card').hidden = true;
+        $('#client-accuracy-of').textContent = 'of its own head on the global body, on its own data';
+        renderSplitClient(s);
+      } else if (s.uploaded !== lastUploaded) {
         lastUploaded = s.uploaded;
         refreshUploads().catch((e) => console.warn(e));
       }

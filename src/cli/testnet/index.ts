@@ -73,8 +73,11 @@ export function testnetCommand(): Command {
       if (tty) process.stderr.write('\n');
       if (o.json) printJson(summary);
       else {
-        print(`${summary.reached && summary.converged ? 'done' : 'FAILED'}: ${summary.aggregations} aggregations, height ${summary.height}, ${summary.mode === 'split' ? 'split mode, mean client accuracy' : 'final accuracy'} ${summary.finalAccuracy?.toFixed(4) ?? '-'}, miners ${summary.converged ? 'converged on one tip' : 'NOT converged'}, ${summary.seconds} s`);
+        print(`${summary.reached && summary.converged ? 'done' : 'FAILED'}: ${summary.aggregations} aggregations, height ${summary.height}, ${summary.mode === 'split' ? 'split mode, mean client accuracy' : 'final accuracy'} ${summary.finalAccuracy?.toFixed(4) ?? '-'}${summary.initialAccuracy === null ? '' : ` (initial ${summary.initialAccuracy.toFixed(4)})`}, miners ${summary.converged ? 'converged on one tip' : 'NOT converged'}, ${summary.seconds} s`);
         if (summary.error) print(`error: ${summary.error}`);
+        if (summary.initialAccuracy !== null && summary.finalAccuracy !== null && summary.finalAccuracy <= summary.initialAccuracy) {
+          print(`warning: the model did not learn (accuracy ${summary.finalAccuracy.toFixed(4)}, the initial model's ${summary.initialAccuracy.toFixed(4)}): check the miners' labels on the dashboards (every update low?) and the clients' data`);
+        }
         for (const c of summary.clients) print(`  ${c.id}: uploaded ${c.uploaded}, buffered ${c.buffered}, balance ${c.balance}, held-out accuracy ${c.lastAccuracy?.toFixed(4) ?? '-'}`);
         if (summary.error || o.keep || o.dir) print(`files: ${summary.dir}`);
       }

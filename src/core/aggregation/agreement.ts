@@ -276,7 +276,7 @@ export class AgreementAggregator implements Aggregator<AgreementState> {
       const sq = inPool[i] ? total - 2 * row[i] + 1 : total;
       return sq > 0 ? Math.min(1, Math.max(-1, num / Math.sqrt(sq))) : 0;
     });
-    type Agreement = { a: number; z: number; by: 'history' | 'momentum' | 'consensus' | 'no related peer' };
+    type Agreement = { a: number; z: number; by: 'history' | 'momentum' | 'consensus' | 'no related peer' | 'no peer' };
     const history: (Agreement | null)[] = ups.map((u, i) => {
       const own = o.reference === 'history' ? state.references.get(u.clientId) : undefined;
       if (!own) return null;
@@ -325,6 +325,12 @@ export class AgreementAggregator implements Aggregator<AgreementState> {
       // far from chance: z −12 … −44), unpaid this time (agreement unknown: 0), and from the next
       // aggregation on its own history judges it.
       if (o.consensus === 'signed' && inPool[i] && pool.length > 1 && pool.every((j) => j === i || Math.abs(cos[i * n + j]) < o.relatedMin)) return { a: 0, z: peers[i] * Math.sqrt(dim), by: 'no related peer' };
+      // The only update of the pool with no history and no momentum to judge it (a network of one
+      // client, or a split network of one miner, whose body update is the aggregation's only one):
+      // nothing can judge it, and the chance test would label it low for ever (nothing builds a
+      // history or a momentum while every update is low; the global model never moved). High and
+      // unpaid, as a client related to no peer; its own history judges it from the next one on.
+      if (inPool[i] && pool.length === 1) return { a: 0, z: 0, by: 'no peer' };
       return { a: peers[i], z: peers[i] * Math.sqrt(dim), by: 'consensus' };
     });
     const z = agreement.map((x) => x.z);
@@ -338,8 +344,9 @@ export class AgreementAggregator implements Aggregator<AgreementState> {
     const nullLabel = labels[k - 1];
     const high = ups.map(() => false);
     pool.forEach((i, a) => {
-      if (labels[a] === nullLabel) why[i] = 'agreement at chance level';
-      else if (z[i] < 0 && agreement[i].by !== 'no related peer' && (agreement[i].by !== 'momentum' || sharedReliable)) why[i] = { history: 'against its own past updates', momentum: 'against the descent direction', consensus: 'against its peers', 'no related peer': '' }[agreement[i].by];
+      if (agreement[i].by === 'no peer') high[i] = true;
+      else if (labels[a] === nullLabel) why[i] = 'agreement at chance level';
+      else if (z[i] < 0 && agreement[i].by !== 'no related peer' && (agreement[i].by !== 'momentum' || sharedReliable)) why[i] = { history: 'against its own past updates', momentum: 'against the descent direction', consensus: 'against its peers', 'no related peer': '', 'no peer': '' }[agreement[i].by];
       else high[i] = true;
     });
 
@@ -368,7 +375,7 @@ export class AgreementAggregator implements Aggregator<AgreementState> {
         model: applyUpdate(input.previous, g),
         entries: ups.map((u, i) => ({ clientId: u.clientId, updateDigest: u.digest, high: high[i], weight: w[i] })),
         rewards: rewardsFor(
-          ups.map((u, i) => ({ clientId: u.clientId, weight: pay[i], rewarded: high[i] })),
+          ups.map((u, i) => ({ clientId: u.clientId, weight: pay[i], rewarded: high[i] && agreement[i].by !== 'no peer' })),
           input.baseReward,
         ),
         diagnostics: {

@@ -50,7 +50,7 @@ export interface AggregationResult {
     eps?: number; // the DBSCAN radius used
     reasons?: string[]; // why each entry is low ('' for high)
     sharedReference?: string; // agreement scoring: why the shared reference was not used to exclude
-    references?: string[]; // agreement scoring: what each entry was compared with ('history', 'momentum', 'consensus', 'no related peer')
+    references?: string[]; // agreement scoring: what each entry was compared with ('history', 'momentum', 'consensus', 'no related peer', 'no peer')
     note?: string;
   };
 }
