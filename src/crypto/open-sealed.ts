@@ -2,7 +2,7 @@
  * The per-update work of a sealed upload that needs no shared state, as one job (issue 12, fifth
  * pass): decapsulate and decrypt the envelope, check the payload's length, float32 shape,
  * digest and finiteness, verify the client's ML-DSA signature on its claim, and write the
- * payload to the pool's temporary file. The miner's event loop keeps what needs its state
+ * payload to the pool's file for it. The miner's event loop keeps what needs its state
  * (admission, the envelope's key, window and replay checks, duplicates, base model, the pool's
  * bookkeeping) and hands this job to the verifier's worker thread (crypto/verifier.ts): there
  * the decryption's output, the hash and the NaN scan of 636 kB per update cost the event loop
@@ -42,8 +42,13 @@ export interface OpenJob {
   updateDigest: Uint8Array;
   /** The client's key and signature over `associatedData`; absent for a sender who is no member (the intake refuses it). */
   signature?: { publicKey: Uint8Array; signature: Uint8Array; context: string };
-  /** Where to write the payload once everything, the signature too, verified. */
-  file: string;
+  /**
+   * Where to write the payload once everything, the signature too, verified (none: the caller
+   * will refuse the update anyway, a duplicate). `exclusive`: the file must not exist (the
+   * pool's own name for the payload, UpdatePool.payloadFile: a file already there is another
+   * writer's, and is left alone).
+   */
+  file?: { path: string; exclusive: boolean };
 }
 
 /** A refusal as data (it crosses a thread boundary): rebuilt as a BflError by `errorOf`. */
@@ -62,7 +67,7 @@ export interface OpenResult {
   failure?: string;
   /** Set when the payload passed every check: the signature's verdict (undefined without a signature to check). */
   signatureValid?: boolean;
-  /** The payload is in `job.file` (every check passed, the signature too). */
+  /** The payload is in `job.file` (every check passed, the signature too, and a file was asked for). */
   written: boolean;
   /** CPU ms of the opening alone (decapsulation, decryption, payload checks), for the sealing stats. */
   openCpuMs: number;
@@ -130,9 +135,9 @@ function openOne(job: OpenJob, keys: DecapsulationKeys, mldsa: MlDsa): OpenResul
   const openCpuMs = cpuNow() - t0;
   const s = job.signature;
   const signatureValid = s ? mldsa.verify(s.publicKey, job.associatedData, s.signature, s.context) : undefined;
-  // written under the pool's temporary name; the pool renames it once the intake accepted the update
-  if (signatureValid) writeFileSync(job.file, payload);
-  return { buffer: job.buffer, signatureValid, written: signatureValid === true, openCpuMs };
+  const written = signatureValid === true && job.file !== undefined;
+  if (written) writeFileSync(job.file!.path, payload, { flag: job.file!.exclusive ? 'wx' : 'w' });
+  return { buffer: job.buffer, signatureValid, written, openCpuMs };
 }
 
 /** Where sealed uploads are opened: a worker thread (the daemon: WorkerVerifierPool) or the calling thread. */
