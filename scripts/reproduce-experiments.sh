@@ -96,6 +96,31 @@ SETTINGS
         GAMES=equal npx --no-install node scripts/shapley-offline.ts "$s/dump-dirichlet-seed$seed" > "$s/dump-dirichlet-seed$seed.offline.txt"
       done
       npx --no-install node scripts/rootset-offline.ts "$s/dump-dirichlet-seed2" "$s/dump-dirichlet-seed3" > "$s/rootset-offline-dirichlet-seeds.txt"
+      # fifth wave: quality settings under Dirichlet α = 0.5 and IID (random labels 0/20/50 %, and
+      # 100/50/20 % of the samples), seeds 1-3: dumps, per-aggregation games, root-set candidates
+      # (today's reward, the root-set game, its non-renormalised twin); ~25 min loaded
+      dumps5=""
+      for seed in 1 2 3; do
+        while read -r name part mode shares games; do
+          d="$s/dump5-$name-seed$seed"
+          SEED=$seed npx --no-install node scripts/shapley-dump.ts "$d" "$part" 8 12 "$mode" "$shares" 2> "$d.log"
+          GAMES=$games npx --no-install node scripts/shapley-offline.ts "$d" > "$d.offline.txt"
+          dumps5="$dumps5 $d"
+        done <<'SETTINGS'
+iid-quality iid quality 0,0.2,0.5 equal,samples
+iid-sizes iid sizes 1,0.5,0.2 samples
+dirichlet-quality dirichlet:0.5 quality 0,0.2,0.5 equal,samples
+dirichlet-sizes dirichlet:0.5 sizes 1,0.5,0.2 samples
+SETTINGS
+      done
+      npx --no-install node scripts/rootset-offline.ts $dumps5 $dumps "$s/dump-dirichlet-seed2" "$s/dump-dirichlet-seed3" > "$s/rootset-offline-fifth.txt"
+      # the Dirichlet quality settings in the closed loop with both references, seed 1 (~7 min each loaded)
+      bfl experiment rewards --clients 8 --aggregations 12 --quality 0,0.2,0.5 --shapley round,retrain --partition dirichlet:0.5 --out "$s/quality-shapley-dirichlet" --json > "$s/quality-shapley-dirichlet.json"
+      bfl experiment rewards --clients 8 --aggregations 12 --sizes 1,0.5,0.2 --shapley round,retrain --partition dirichlet:0.5 --out "$s/sizes-shapley-dirichlet" --json > "$s/sizes-shapley-dirichlet.json"
+      for name in quality sizes; do
+        cp "$s/$name-shapley-dirichlet/retrained-coalitions.json" "$s/dump5-dirichlet-$name-seed1/retrain.json"
+      done
+      npx --no-install node scripts/rootset-offline.ts "$s/dump5-dirichlet-quality-seed1" "$s/dump5-dirichlet-sizes-seed1" > "$s/rootset-offline-fifth-retrained.txt"
       # permutation-sampled root-set game at 50 clients (the 50-client dump made above)
       for k in 25 100 400 1600; do npx --no-install node scripts/rootset-mc.ts "$s/dump-noniid50" "$k" | tail -1; done > "$s/rootset-mc50.txt"
       npx --no-install node scripts/scoring-dump.ts "$s/dump-labelflip50" shards 50 10 label-flip 0.3 2> "$s/dump-labelflip50.log"

@@ -4,10 +4,13 @@
 // set (FLTrust's ReLU(cos(Δ_i, −∇L_root)), the first-order gain −∇L_root·Δ_i, the exact loss
 // decrease L_root(w) − L_root(w + Δ_i)), the Shapley values of the per-aggregation game played on
 // the root set (exactly, and with each coalition's logits the sample-weighted mean of its members'
-// logits: n forward passes per aggregation), leave-one-out from the high set; alone and times
+// logits: n forward passes per aggregation; and not renormalised, each member keeping its share of
+// the whole aggregation: "fixed-share"), leave-one-out from the high set; alone and times
 // today's reward share. Each client's cumulative score (per aggregation its share of the positive
 // scores in the high set, as the chain pays; "raw sum": the scores summed) rank-correlated with
-// the per-aggregation Shapley game, the retrained game (DUMP/retrain.json, if there) and quality.
+// the per-aggregation Shapley game, the retrained game (DUMP/retrain.json, if there) and quality;
+// with graded quality also the game's own ρ with quality and the most any reward at ρ ≥ 0.85 with
+// the game can have with quality.
 // Rewards do not change the aggregation weights, so on a dump of today's rule the replayed
 // figures are the closed loop's (the "today" row reproduces `experiment rewards`).
 // ROOT_LOSS_GAME=1 also plays the game with the root set's exact loss (2^n model evaluations).
@@ -41,6 +44,21 @@ const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   for (let k = 0; k < a.length; k++) s += a[k] * b[k];
   return s;
 };
+/** Mean cross-entropy and accuracy of logits z (count × classes) against labels y. */
+function logitLossAcc(z: Float64Array, y: Uint8Array, C: number): { loss: number; acc: number } {
+  let loss = 0;
+  let correct = 0;
+  for (let s = 0; s < y.length; s++) {
+    let m = -Infinity;
+    let best = 0;
+    for (let c = 0; c < C; c++) if (z[s * C + c] > m) { m = z[s * C + c]; best = c; }
+    let sum = 0;
+    for (let c = 0; c < C; c++) sum += Math.exp(z[s * C + c] - m);
+    loss += Math.log(sum) + m - z[s * C + y[s]];
+    if (best === y[s]) correct++;
+  }
+  return { loss: loss / y.length, acc: correct / y.length };
+}
 const fmt = (x: number | null) => (x === null ? '  -   ' : x.toFixed(3).padStart(6));
 
 for (const dir of process.argv.slice(2)) {
@@ -164,6 +182,23 @@ for (const dir of process.argv.slice(2)) {
       lgLoss[mask] = -loss / prep.root.count;
       lgAcc[mask] = correct / prep.root.count;
     }
+    // the same game, not renormalised: each member keeps its share of the whole aggregation,
+    // z(S) = z0 + Σ_{i∈S} (n_i/Σ_all n)(z_i − z0), so a small or noisy member cannot damp a
+    // coalition's step (the grand coalition is the same model as above)
+    const allSamples = r.ups.reduce((t, u) => t + u.samples, 0);
+    const fxLoss = new Float64Array(1 << n);
+    const fxAcc = new Float64Array(1 << n);
+    for (let mask = 0; mask < 1 << n; mask++) {
+      const z = Float64Array.from(z0);
+      r.ups.forEach((u, i) => {
+        if (mask & (1 << i)) for (let k = 0; k < z.length; k++) z[k] += (u.samples / allSamples) * (zs[i][k] - z0[k]);
+      });
+      const ev = logitLossAcc(z, prep.root.y, C);
+      fxLoss[mask] = -ev.loss;
+      fxAcc[mask] = ev.acc;
+    }
+    const phiFxLoss = shapleyValues(n, fxLoss);
+    const phiFxAcc = shapleyValues(n, fxAcc);
     const phiLgLoss = shapleyValues(n, lgLoss);
     const phiLgAcc = shapleyValues(n, lgAcc);
     const phiRootAcc = shapleyValues(n, Float64Array.from(onRoot[r.name]));
@@ -174,6 +209,9 @@ for (const dir of process.argv.slice(2)) {
       'logit-avg loss game': phiLgLoss,
       'logit-avg acc game': phiLgAcc,
       'today*logit-avg loss': today.map((t, i) => t * Math.max(0, phiLgLoss[i])),
+      'fixed-share loss game': phiFxLoss,
+      'fixed-share acc game': phiFxAcc,
+      'today*fixed-share loss': today.map((t, i) => t * Math.max(0, phiFxLoss[i])),
       // leave-one-out from the high set's aggregate in the logit-averaging game
       'logit-avg loss LOO from H': r.ups.map((_, i) => {
         const H = r.ups.reduce((m, _u, j) => (high[j] ? m | (1 << j) : m), 0);
@@ -210,6 +248,14 @@ for (const dir of process.argv.slice(2)) {
   for (const [name, m] of scores) {
     const v = ids.map((id) => m.get(id) ?? 0);
     console.log(`  ${name.padEnd(32)} ${fmt(spearman(ids.map((id) => shapRest.get(id)!), v))} ${retrained ? fmt(spearman(ids.map((id) => retrained.get(id)!), v)) : '  -   '} ${graded ? fmt(spearman(quality, v)) : '  -   '}  ${v.map((x) => x.toFixed(2)).join(' ')}`);
+  }
+  if (graded) {
+    // Spearman is Pearson's on ranks, so the three rank vectors' correlation matrix is positive
+    // semidefinite: a reward at ρ_g with the game has ρ with quality at most
+    // ρ_g·ρ_gq + √((1 − ρ_g²)(1 − ρ_gq²)), ρ_gq the game's own ρ with quality
+    const gq = spearman(ids.map((id) => shapRest.get(id)!), quality)!;
+    const bound = gq >= 0.85 ? 1 : 0.85 * gq + Math.sqrt((1 - 0.85 ** 2) * (1 - gq ** 2));
+    console.log(`  round game vs quality: ρ = ${fmt(gq)}; a reward at ρ ≥ 0.85 with the game has ρ with quality ≤ ${fmt(Math.min(1, bound))}`);
   }
   console.log(`  ${'(round game, ×100)'.padEnd(32)} ${''.padEnd(22)}  ${ids.map((id) => (shapRest.get(id)! * 100).toFixed(2)).join(' ')}`);
   if (retrained) console.log(`  ${'(retrained game, ×100)'.padEnd(32)} ${fmt(spearman(ids.map((id) => shapRest.get(id)!), ids.map((id) => retrained.get(id)!)))} ${''.padEnd(14)}  ${ids.map((id) => (retrained.get(id)! * 100).toFixed(2)).join(' ')}`);
