@@ -233,9 +233,10 @@ export class UpdateIntake {
       if (a.minerId !== this.init.minerId) throw new BflError(ErrorCode.MALFORMED, `update is addressed to miner ${a.minerId}, this is ${this.init.minerId}`);
       await this.acceptFromClient(a, { file: r.written ? file!.path : undefined, signatureValid: r.signatureValid });
     } catch (e) {
-      // refused before it was stored: its payload file goes (a claimed name is still ours: other
-      // stores of the update wait for the release); stored (a later step failed): it stays
-      if (r.written && !this.c.pool.get(a.clientId, a.updateDigest)?.hasPayload) await unlink(file!.path).catch(() => undefined);
+      // refused: its payload file goes. A temporary one always (renamed, it is gone already); a
+      // claimed name is still ours (other stores of the update wait for the release) unless we
+      // stored it and a later step failed
+      if (r.written && (!file!.exclusive || !this.c.pool.get(a.clientId, a.updateDigest)?.hasPayload)) await unlink(file!.path).catch(() => undefined);
       throw e;
     }
   }
