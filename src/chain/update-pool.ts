@@ -74,6 +74,8 @@ export class UpdatePool {
   private readonly files: string;
   private readonly entries = new Map<string, PoolEntry>();
   private writes = 0;
+  /** Claimed payload file names (`claimPayloadFile`), released when their writer is done. */
+  private readonly writers = new Map<string, Promise<void>>();
 
   private constructor(db: Level<string, Uint8Array>, dir: string) {
     this.db = db;
@@ -180,23 +182,67 @@ export class UpdatePool {
 
   /** Store an update (its payload file, then its announcement). False if it was known. */
   async add(u: SignedUpdate, now: number): Promise<boolean> {
-    const key = poolKey(u.clientId, u.updateDigest);
+    const a = { ...u, payloadBytes: u.payload.length };
+    if (this.entries.get(poolKey(u.clientId, u.updateDigest))?.hasPayload) return false;
+    const tmp = this.temporaryFile(u.clientId, u.updateDigest);
+    await writeWhole(tmp, u.payload);
+    return this.adopt(a, tmp, now);
+  }
+
+  /**
+   * A name for an update's payload file before it is stored (`adopt`): a worker thread writes
+   * the payload there (crypto/open-sealed.ts). Its own name: two uploads of one update may be
+   * stored at once.
+   */
+  temporaryFile(clientId: string, digest: Uint8Array): string {
+    return `${this.fileOf(poolKey(clientId, digest))}.${++this.writes}${TMP}`;
+  }
+
+  /**
+   * The payload file's own name, claimed by one writer that creates it exclusively
+   * (crypto/open-sealed.ts: no rename then), while no announcement of the update exists and no
+   * other writer holds it; undefined otherwise. Stores of the update through a temporary file
+   * wait for the release, so nothing replaces or removes the file under its writer. A crash
+   * before the announcement leaves a payload without one, which `open` removes.
+   */
+  claimPayloadFile(clientId: string, digest: Uint8Array): { path: string; release: () => void } | undefined {
+    const key = poolKey(clientId, digest);
+    if (this.entries.has(key) || this.writers.has(key)) return undefined;
+    let done!: () => void;
+    this.writers.set(key, new Promise<void>((r) => (done = r)));
+    return {
+      path: this.fileOf(key),
+      release: () => {
+        this.writers.delete(key);
+        done();
+      },
+    };
+  }
+
+  /**
+   * Store an update whose payload is in `file`: a temporary one (`temporaryFile`, renamed here;
+   * removed if the update was known) or its own (`claimPayloadFile`). False if it was known.
+   */
+  async adopt(a: UpdateAnnouncement, file: string, now: number): Promise<boolean> {
+    const key = poolKey(a.clientId, a.updateDigest);
+    const own = this.fileOf(key);
+    if (file !== own) await this.writers.get(key);
     const known = this.entries.get(key);
-    if (known?.hasPayload) return false;
+    if (known?.hasPayload) {
+      // the payload file is the stored update's (same digest, same bytes)
+      if (file !== own) await unlink(file).catch(() => undefined);
+      return false;
+    }
     const stamp = new Uint8Array(8);
     new DataView(stamp.buffer).setBigUint64(0, BigInt(known?.receivedAt ?? now));
-    const ann = encodeAnnouncement({ ...u, payloadBytes: u.payload.length });
+    const ann = encodeAnnouncement(a);
     const metaValue = new Uint8Array(8 + ann.length);
     metaValue.set(stamp);
     metaValue.set(ann, 8);
-    const file = this.fileOf(key);
-    // a temporary name of its own: two uploads of one update may be stored at once
-    const tmp = `${file}.${++this.writes}${TMP}`;
-    await writeWhole(tmp, u.payload);
-    await rename(tmp, file);
+    if (file !== own) await rename(file, own);
     await this.meta.put(key, metaValue);
-    const { payload: _p, ...announcement } = u;
-    this.entries.set(key, { ...announcement, payloadBytes: u.payload.length, key, receivedAt: known?.receivedAt ?? now, hasPayload: true });
+    const { payload: _p, ...announcement } = a as UpdateAnnouncement & { payload?: Uint8Array };
+    this.entries.set(key, { ...announcement, key, receivedAt: known?.receivedAt ?? now, hasPayload: true });
     return !known;
   }
 

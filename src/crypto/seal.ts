@@ -115,7 +115,8 @@ export function openWith(dk: DecapsulationKey, context: SealContext, envelope: U
   return decrypt(dk, context, envelope, h, associatedData);
 }
 
-function decrypt(dk: DecapsulationKey, context: SealContext, envelope: Uint8Array, h: EnvelopeHeader, associatedData: Uint8Array): Uint8Array {
+/** Decapsulate and decrypt an envelope whose header `parseEnvelope` checked (a worker thread's half of `KemKeyRing.open`). */
+export function decrypt(dk: DecapsulationKey, context: SealContext, envelope: Uint8Array, h: EnvelopeHeader, associatedData: Uint8Array): Uint8Array {
   const { key, nonce } = deriveKeyNonce(dk.decapsulate(h.kemCiphertext), context, h.keyId, h.kemCiphertext, h.length);
   const decipher = nodeCrypto.createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
   decipher.setAAD(associatedData);
@@ -189,17 +190,36 @@ export class KemKeyRing {
    * its window, replay, then decapsulation and the AEAD tag.
    */
   open(context: SealContext, envelope: Uint8Array, associatedData: Uint8Array, now: number, maxPlaintextBytes: number): Uint8Array {
+    const c = this.check(envelope, now, maxPlaintextBytes);
+    const plaintext = decrypt(c.key.dk, context, envelope, c.header, associatedData);
+    this.opened(c.ciphertextId);
+    return plaintext;
+  }
+
+  /**
+   * `open`'s checks before the decryption (shape, which key, its window, replay), for a caller
+   * that decrypts elsewhere (a worker thread: issue 12) and calls `opened` once it authenticated.
+   */
+  check(envelope: Uint8Array, now: number, maxPlaintextBytes: number): { header: EnvelopeHeader; key: KemKeyWindow & { dk: DecapsulationKey }; ciphertextId: string } {
     const h = parseEnvelope(envelope, maxPlaintextBytes);
     const id = toHex(h.keyId);
     const k = this.keys.get(id);
     if (!k) throw new BflError(ErrorCode.KEM_WRONG_KEY, `sealed to KEM key ${id.slice(0, 16)}…, which we do not hold; fetch our current key from our peer record`);
     if (now >= k.notAfter) throw new BflError(ErrorCode.KEM_KEY_EXPIRED, `sealed to KEM key ${id.slice(0, 16)}…, expired at ${new Date(k.notAfter).toISOString()}; use our current key`);
     if (now < k.notBefore) throw new BflError(ErrorCode.KEM_KEY_EXPIRED, `sealed to KEM key ${id.slice(0, 16)}…, not valid before ${new Date(k.notBefore).toISOString()}`);
-    const ctId = toHex(sha256(h.kemCiphertext));
-    if (this.seen.has(ctId)) throw new BflError(ErrorCode.SEAL_REPLAYED, 'sealed payload replayed (its KEM ciphertext was opened before); seal each message afresh');
-    const plaintext = decrypt(k.dk, context, envelope, h, associatedData);
-    this.seen.add(ctId);
-    if (this.seen.size > this.cacheSize) this.seen.delete(this.seen.values().next().value!);
-    return plaintext;
+    const ciphertextId = toHex(sha256(h.kemCiphertext));
+    if (this.seen.has(ciphertextId)) throw replayed();
+    return { header: h, key: k, ciphertextId };
   }
+
+  /** An envelope of this KEM ciphertext authenticated: remember it (SEAL_REPLAYED if another one with it got here first, while this one was being opened elsewhere). */
+  opened(ciphertextId: string): void {
+    if (this.seen.has(ciphertextId)) throw replayed();
+    this.seen.add(ciphertextId);
+    if (this.seen.size > this.cacheSize) this.seen.delete(this.seen.values().next().value!);
+  }
+}
+
+function replayed(): BflError {
+  return new BflError(ErrorCode.SEAL_REPLAYED, 'sealed payload replayed (its KEM ciphertext was opened before); seal each message afresh');
 }

@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { type MlDsa, type MlDsaParams, defaultMlDsa } from './mldsa.ts';
+import type { OpenJob, OpenResult, SealedOpener } from './open-sealed.ts';
 
 export interface VerifyJob {
   publicKey: Uint8Array;
@@ -54,7 +55,15 @@ export interface VerifierPoolOptions {
   maxMessagesPerWorker?: number;
 }
 
-export class WorkerVerifierPool implements SignatureVerifier {
+/** Sealed uploads in one message at most: a frame stream's maxInFlight (4) for each of a few clients, about 5 MB of envelopes. */
+const MAX_OPENS_PER_MESSAGE = 8;
+
+/**
+ * The verifier's threads also open sealed uploads (crypto/open-sealed.ts, issue 12): the same
+ * worker, so a miner keeps one thread for the CPU work of its intake, and the envelope crosses
+ * by transfer (its buffer moves to the worker and back, never copied).
+ */
+export class WorkerVerifierPool implements SignatureVerifier, SealedOpener {
   private readonly workers: Worker[] = [];
   /** Per message id, the calls whose jobs it carries, in order. */
   private readonly pending = new Map<number, Pending[]>();
@@ -62,6 +71,9 @@ export class WorkerVerifierPool implements SignatureVerifier {
   private readonly maxMessages: number;
   /** Calls waiting for a worker with room (all full). */
   private queue: { calls: Pending[]; jobs: VerifyJob[] } = { calls: [], jobs: [] };
+  /** Sealed uploads waiting for a worker with room: one message each (each transfers its own buffer). */
+  private opens: { job: OpenJob; resolve: (r: OpenResult) => void; reject: (e: Error) => void }[] = [];
+  private readonly pendingOpens = new Map<number, { resolve: (r: OpenResult) => void; reject: (e: Error) => void }[]>();
   private nextId = 0;
   private closed = false;
 
@@ -72,7 +84,15 @@ export class WorkerVerifierPool implements SignatureVerifier {
       const w = new Worker(new URL('./verifier-worker.ts', import.meta.url), {
         workerData: { params: opts.params ?? 'ML-DSA-44', implementation: opts.implementation ?? 'auto' },
       });
-      w.on('message', (msg: { id: number; results?: boolean[]; error?: string }) => {
+      w.on('message', (msg: { id: number; results?: boolean[]; opened?: OpenResult[]; error?: string }) => {
+        const opens = this.pendingOpens.get(msg.id);
+        if (opens) {
+          this.pendingOpens.delete(msg.id);
+          this.load[i]--;
+          opens.forEach((o, k) => (msg.error ? o.reject(new Error(msg.error)) : o.resolve(msg.opened![k])));
+          this.dispatch();
+          return;
+        }
         const calls = this.pending.get(msg.id);
         if (!calls) return;
         this.pending.delete(msg.id);
@@ -103,18 +123,36 @@ export class WorkerVerifierPool implements SignatureVerifier {
     });
   }
 
-  /** Send the queued calls as one message to the least-loaded worker, if one has room. */
+  async openSealed(job: OpenJob): Promise<OpenResult> {
+    if (this.closed) throw new Error('verifier pool is closed');
+    return new Promise((resolve, reject) => {
+      this.opens.push({ job, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Send queued work to the least-loaded worker while one has room: sealed uploads one message each in arrival order, then the verify calls as one message. */
   private dispatch(): void {
-    if (this.queue.calls.length === 0) return;
-    let best = 0;
-    for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
-    if (this.load[best] >= this.maxMessages) return;
-    const { calls, jobs } = this.queue;
-    this.queue = { calls: [], jobs: [] };
-    const id = this.nextId++;
-    this.load[best]++;
-    this.pending.set(id, calls);
-    this.workers[best].postMessage({ id, jobs: jobs.map((j) => ({ publicKey: j.publicKey, message: j.message, signature: j.signature, context: j.context })) });
+    for (;;) {
+      if (this.queue.calls.length === 0 && this.opens.length === 0) return;
+      let best = 0;
+      for (let i = 1; i < this.workers.length; i++) if (this.load[i] < this.load[best]) best = i;
+      if (this.load[best] >= this.maxMessages) return;
+      const id = this.nextId++;
+      this.load[best]++;
+      if (this.opens.length > 0) {
+        // those that queued while the worker was busy go together: one message, one wake-up
+        const opens = this.opens.splice(0, MAX_OPENS_PER_MESSAGE);
+        this.pendingOpens.set(id, opens);
+        this.workers[best].postMessage({ id, opens: opens.map((o) => o.job) }, opens.map((o) => o.job.buffer));
+        continue;
+      }
+      const { calls, jobs } = this.queue;
+      this.queue = { calls: [], jobs: [] };
+      this.pending.set(id, calls);
+      this.workers[best].postMessage({ id, jobs: jobs.map((j) => ({ publicKey: j.publicKey, message: j.message, signature: j.signature, context: j.context })) });
+      return;
+    }
   }
 
   private failAll(err: Error): void {
@@ -122,6 +160,10 @@ export class WorkerVerifierPool implements SignatureVerifier {
     this.pending.clear();
     for (const p of this.queue.calls) p.reject(err);
     this.queue = { calls: [], jobs: [] };
+    for (const opens of this.pendingOpens.values()) for (const o of opens) o.reject(err);
+    this.pendingOpens.clear();
+    for (const o of this.opens) o.reject(err);
+    this.opens = [];
   }
 
   async close(): Promise<void> {

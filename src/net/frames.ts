@@ -7,7 +7,7 @@
  * Why beside request-response: one stream per update paid a new yamux stream, a multistream
  * negotiation and a round trip before the next upload could start, and lpStream assembled every
  * request from its pieces into a fresh buffer. Here a frame is read straight into one buffer of
- * its announced length (reused once its handler settled), the next frames are read while the
+ * its announced length (reused once its handler settled or lent to a worker and given back), the next frames are read while the
  * earlier ones are checked, and a stream serves any number of frames.
  *
  * Every frame passes the same checks as a request: the member gate when the stream opens, the
@@ -35,6 +35,39 @@ export interface FrameServeOptions extends ServeOptions {
 
 /** A client holds one stream per miner; a second one covers a reconnect racing the old stream's close. */
 export const defaultFrameServe = { maxInFlight: 4, idleMs: 60_000, maxStreams: 2 } as const;
+
+/**
+ * Frame buffers of the servers: standalone ArrayBuffers, reused across frames and streams. A
+ * buffer is the frame's (`lent`) until its handler settles, then spare again, unless the handler
+ * took it (`takeFrameBuffer`: to transfer it to a worker thread, issue 12), and then it comes
+ * back through `recycleFrameBuffer` or not at all. At most MAX_SPARE are kept: the frames in
+ * flight of a few busy streams (maxInFlight each) find one without allocating.
+ */
+const lent = new WeakSet<ArrayBuffer>();
+const spare: ArrayBuffer[] = [];
+const MAX_SPARE = 16;
+
+function frameBuffer(n: number): Uint8Array {
+  const i = spare.findIndex((b) => b.byteLength >= n);
+  const buffer = i >= 0 ? spare.splice(i, 1)[0] : new ArrayBuffer(n);
+  lent.add(buffer);
+  return new Uint8Array(buffer, 0, n);
+}
+
+/**
+ * The whole buffer of a frame a server handed to its handler, now the caller's (the server will
+ * not reuse it): undefined if `frame` is not such a frame (a request-response body, a frame
+ * already taken), whose buffer the caller must not transfer or keep.
+ */
+export function takeFrameBuffer(frame: Uint8Array): ArrayBuffer | undefined {
+  const b = frame.buffer as ArrayBuffer;
+  return lent.delete(b) ? b : undefined;
+}
+
+/** A buffer the caller owns and is done with, for later frames (any standalone ArrayBuffer). */
+export function recycleFrameBuffer(b: ArrayBuffer): void {
+  if (b.byteLength > 0 && !lent.has(b) && !spare.includes(b) && spare.length < MAX_SPARE) spare.push(b);
+}
 
 /** Frames up to this size are sent with their prefix in one piece (copying them costs less than a second yamux frame). */
 const SMALL_FRAME = 16 * 1024;
@@ -172,12 +205,7 @@ async function serveStream(stream: Stream, peer: PeerId, protocol: string, handl
     await stream.close({ signal: AbortSignal.timeout(opts.timeoutMs) }).catch(() => stream.abort(new Error('refused')));
     return;
   }
-  // Buffers of handled frames, reused for later frames (at most one per frame in flight).
-  const spare: Uint8Array[] = [];
-  const reader = new FrameReader(opts.maxRequestBytes, (n) => {
-    const i = spare.findIndex((b) => b.byteLength >= n);
-    return i >= 0 ? spare.splice(i, 1)[0].subarray(0, n) : new Uint8Array(n);
-  });
+  const reader = new FrameReader(opts.maxRequestBytes, frameBuffer);
   // The responses, in the order of their frames; the writer below sends them as they settle.
   const queue: Promise<Uint8Array>[] = [];
   let inFlight = 0;
@@ -221,7 +249,11 @@ async function serveStream(stream: Stream, peer: PeerId, protocol: string, handl
           opts.onError?.(peer, error as Error);
           return responseOf({ error });
         },
-      ).finally(() => spare.length < opts.maxInFlight && spare.push(new Uint8Array(f.buffer))), // whole: a short frame's view would shrink it
+      ).finally(() => {
+        // still the frame's (the handler did not take it): spare again
+        const b = takeFrameBuffer(f);
+        if (b) recycleFrameBuffer(b);
+      }),
     );
     poke();
   };

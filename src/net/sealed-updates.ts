@@ -29,6 +29,19 @@ export const sealedProtocols = (networkId: string) => ({
 
 export type SealKind = 'upload' | 'serve';
 
+/** A sealed update checked up to its decryption (`UpdateSealing.prepareOpen`). */
+export interface PreparedOpen {
+  announcement: UpdateAnnouncement;
+  /** Where the envelope is in the request's ArrayBuffer. */
+  envelopeOffset: number;
+  envelopeLength: number;
+  kemSeed: Uint8Array;
+  context: SealContext;
+  /** The encoded claim: the envelope's associated data and the message the client signed. */
+  associatedData: Uint8Array;
+  ciphertextId: string;
+}
+
 export interface UpdateSealingOptions {
   networkId: string;
   /** Miners' KEM keys: committed in the config, learnt from signed peer records. */
@@ -117,6 +130,43 @@ export class UpdateSealing {
     this.counts.opened++;
     this.counts.openMs += cpuNow() - t0;
     return { ...a, payload };
+  }
+
+  /**
+   * `decode` in three steps, for a miner that opens uploads in a worker thread (issue 12):
+   * `prepareOpen` makes `decode`'s checks up to the decryption (size, the announcement, the
+   * envelope's key, window and replay) on the caller's thread and says where the envelope is;
+   * crypto/open-sealed.ts decrypts and checks the payload elsewhere; `opened` then records the
+   * authenticated envelope (its replay check again: two copies may have been open at once).
+   */
+  prepareOpen(bytes: Uint8Array, kind: SealKind, now: number, maxUpdateBytes: number): PreparedOpen {
+    const t0 = cpuNow();
+    if (!this.o.keyRing) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this node holds no ML-KEM key and cannot open sealed updates', { action: 'IGNORE' });
+    if (bytes.length > maxUpdateBytes + SEAL_OVERHEAD + 8192) throw new BflError(ErrorCode.OVERSIZED, `sealed update of ${bytes.length} bytes, limit ${maxUpdateBytes}`);
+    if (bytes.length < 4) throw new BflError(ErrorCode.SEAL_TRUNCATED, `sealed update of ${bytes.length} bytes`);
+    const n = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
+    if (n > 8192) throw new BflError(ErrorCode.MALFORMED, `sealed update: announcement of ${n} bytes`);
+    if (bytes.length < 4 + n) throw new BflError(ErrorCode.SEAL_TRUNCATED, `sealed update of ${bytes.length} bytes, its announcement alone takes ${4 + n}`);
+    const announcement = decodeAnnouncement(bytes.subarray(4, 4 + n));
+    if (announcement.payloadBytes > maxUpdateBytes) throw new BflError(ErrorCode.OVERSIZED, `update of ${announcement.payloadBytes} bytes, limit ${maxUpdateBytes}`);
+    const c = this.o.keyRing.check(bytes.subarray(4 + n), now, maxUpdateBytes);
+    this.counts.openMs += cpuNow() - t0;
+    return {
+      announcement,
+      envelopeOffset: bytes.byteOffset + 4 + n,
+      envelopeLength: bytes.length - 4 - n,
+      kemSeed: c.key.seed,
+      context: contextOf(kind),
+      associatedData: encodeUpdateClaim(claimOfRecord(this.o.networkId, announcement)),
+      ciphertextId: c.ciphertextId,
+    };
+  }
+
+  /** The envelope of `prepareOpen` authenticated (elsewhere, in `cpuMs` of CPU): SEAL_REPLAYED if a copy of it got there first. */
+  opened(p: PreparedOpen, cpuMs: number): void {
+    this.o.keyRing!.opened(p.ciphertextId);
+    this.counts.opened++;
+    this.counts.openMs += cpuMs;
   }
 
   /** Any message sealed to `memberId`'s current KEM key (split learning's batches: net/split.ts). */

@@ -17,6 +17,7 @@ import { sha256 } from '../core/hash.ts';
 import { type ChainParams, Membership, createGenesisBlock } from '../core/params.ts';
 import { payloadToDelta } from '../core/update.ts';
 import type { Identity } from '../crypto/keyfile.ts';
+import type { SealedOpener } from '../crypto/open-sealed.ts';
 import type { SignatureVerifier } from '../crypto/verifier.ts';
 import { type TrainTest, subset } from '../learn/data.ts';
 import type { ModelRuntime } from '../learn/runtime.ts';
@@ -59,6 +60,8 @@ export interface NodeParts {
   /** Seal raw updates with ML-KEM (the daemon: `p2p.sealUpdates`); off by default, as in the
    * simulator, whose in-process network has no wire to protect. */
   sealUpdates?: boolean;
+  /** Where a miner opens sealed uploads (the daemon: the verifier's worker); default this thread. */
+  opener?: SealedOpener;
 }
 
 export interface CreateMinerOptions extends NodeParts {
@@ -170,7 +173,7 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
     const store = await ChainStore.open({ datadir: join(o.datadir, 'chain'), params: o.params, signatures: o.verifier, aggregation, assumeValidDepth: options.pruneDepth, now: () => clock.now(), clock, logger: o.logger.child({ sub: 'chain' }), metrics: o.metrics });
     closers.add('chain', () => store.close());
     // our protocols in libp2p's service shape: init, then the narrow components
-    const intake = updateIntake({ config: o.config, minerId: o.identity.id })({ store, pool, fetcher, transport: o.transport, peers, verdicts, clock, logger: log, metrics: o.metrics, sealing });
+    const intake = updateIntake({ config: o.config, minerId: o.identity.id })({ store, pool, fetcher, transport: o.transport, peers, verdicts, clock, logger: log, metrics: o.metrics, sealing, opener: o.opener });
     const sync = blockSync({ config: o.config, syncIntervalMs: options.syncIntervalMs })({ store, transport: o.transport, peers, verdicts, clock, logger: log });
     const service = chainService({ networkId: o.config.networkId, timeoutMs: o.config.p2p.requestTimeoutMs })({ store, transport: o.transport, peers, verdicts, load: minerLoad(o.identity.id, pool, intake, () => clock.now()) });
     const split = splitPart(o, () =>

@@ -105,7 +105,8 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
 
   try {
     const params = chainParamsOf(cfg, new Uint8Array(initialModelOf(cfg).buffer));
-    const verifier = timedVerifier(new WorkerVerifierPool({ workers: 1 }), metrics);
+    const workerPool = new WorkerVerifierPool({ workers: 1 });
+    const verifier = timedVerifier(workerPool, metrics);
     closers.push({ name: 'verifier', close: () => verifier.close() });
     const miners = cfg.members.filter((m) => m.role === 'miner' && m.id !== identity.id);
     const bootstrapList = miners.map((m) => cfg.addresses.get(m.id)).filter((a) => (a?.dial ?? a?.listen) && a.peerId).map((a) => `${a!.dial ?? a!.listen}/p2p/${a!.peerId}`);
@@ -126,7 +127,8 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     });
     closers.push({ name: 'libp2p', close: () => p2p.stop() });
     const transport = new Libp2pTransport(p2p);
-    const parts = { config: cfg, params, identity, transport, verifier, logger: log, metrics, sealUpdates: cfg.p2p.sealUpdates };
+    // sealed uploads are opened in the verifier's worker too (crypto/open-sealed.ts, issue 12)
+    const parts = { config: cfg, params, identity, transport, verifier, opener: workerPool, logger: log, metrics, sealUpdates: cfg.p2p.sealUpdates };
 
     const runtime = await ModelRuntime.create(modelSpecOf(cfg), { threads: cfg.learning.threads });
     closers.push({ name: 'runtime', close: () => runtime.close() });

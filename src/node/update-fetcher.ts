@@ -80,12 +80,32 @@ export class UpdateFetcher implements UpdateSource {
   async checkSignature(u: UpdateAnnouncement): Promise<void> {
     const member = this.c.membership.ofRole(u.clientId, contributorRoleOf(this.c.config))!;
     const [ok] = await this.c.verifier.verify([{ publicKey: member.publicKey, message: encodeUpdateClaim(claimOfRecord(this.c.config.networkId, u)), signature: u.signature, context: SigningContext.update }]);
-    if (!ok) throw new BflError(ErrorCode.BAD_SIGNATURE, `update signature of client ${u.clientId} does not verify`);
+    if (!ok) throw badSignature(u);
+  }
+
+  /** The key and signature to verify on `u`'s claim where the check runs elsewhere (crypto/open-sealed.ts); undefined for a sender who is no member (`checkShape` refuses it). */
+  signatureOf(u: UpdateAnnouncement): { publicKey: Uint8Array; signature: Uint8Array; context: string } | undefined {
+    const member = this.c.membership.ofRole(u.clientId, contributorRoleOf(this.c.config));
+    return member && { publicKey: member.publicKey, signature: u.signature, context: SigningContext.update };
+  }
+
+  /** `checkSignature` where the verdict came from elsewhere. */
+  checkSignatureVerdict(u: UpdateAnnouncement, valid: boolean | undefined): void {
+    if (valid !== true) throw badSignature(u);
   }
 
   /** Store a checked update; tell the listeners if it is new. */
   async store(u: SignedUpdate, source: 'client' | 'miner'): Promise<void> {
-    if (!(await this.c.pool.add(u, this.c.clock.now()))) return;
+    await this.afterStore(await this.c.pool.add(u, this.c.clock.now()), u, source);
+  }
+
+  /** Store a checked update whose payload a worker wrote to `tmp` (UpdatePool.temporaryFile); tell the listeners if it is new. */
+  async storeFile(u: UpdateAnnouncement, tmp: string, source: 'client' | 'miner'): Promise<void> {
+    await this.afterStore(await this.c.pool.adopt(u, tmp, this.c.clock.now()), u, source);
+  }
+
+  private async afterStore(added: boolean, u: UpdateAnnouncement | SignedUpdate, source: 'client' | 'miner'): Promise<void> {
+    if (!added) return;
     const entry = this.c.pool.get(u.clientId, u.updateDigest)!;
     this.count?.inc({ source, result: 'accepted' });
     for (const f of this.stored) await f(entry, source);
@@ -133,4 +153,8 @@ export class UpdateFetcher implements UpdateSource {
     }
     return undefined;
   }
+}
+
+function badSignature(u: { clientId: string }): BflError {
+  return new BflError(ErrorCode.BAD_SIGNATURE, `update signature of client ${u.clientId} does not verify`);
 }

@@ -9,17 +9,19 @@
  * an older one that a newer recorded update supersedes is never recorded. Uploads are limited per client (token bucket,
  * `p2p.clientUpdatesPerMinute`, CLIENT_RATE_LIMITED).
  */
+import { unlink } from 'node:fs/promises';
 import { Reader, equalBytes, toHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
-import { type SignedUpdate, decodeAnnouncement, decodeSignedUpdate, encodeAnnouncement, encodeSignedUpdate } from '../core/update.ts';
+import { type SignedUpdate, type UpdateAnnouncement, decodeAnnouncement, decodeSignedUpdate, encodeAnnouncement, encodeSignedUpdate } from '../core/update.ts';
 import { type DatedVote, newestFirst, preferredFirst } from '../core/votes.ts';
 import type { ChainStore } from '../chain/store.ts';
 import { type PoolEntry, type UpdatePool, poolKey } from '../chain/update-pool.ts';
 import { type NetworkConfig, contributorRoleOf } from '../config/network.ts';
-import { defaultFrameServe } from '../net/frames.ts';
+import { type SealedOpener, errorOf } from '../crypto/open-sealed.ts';
+import { defaultFrameServe, recycleFrameBuffer, takeFrameBuffer } from '../net/frames.ts';
 import type { PeerBook } from '../net/peer-book.ts';
 import { protocols, topics } from '../net/protocols.ts';
-import { type UpdateSealing, sealedProtocols } from '../net/sealed-updates.ts';
+import { type PreparedOpen, type UpdateSealing, sealedProtocols } from '../net/sealed-updates.ts';
 import type { Transport, Verdict } from '../net/transport.ts';
 import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
@@ -45,6 +47,8 @@ export interface UpdateIntakeComponents {
   metrics?: Metrics;
   /** With `p2p.sealUpdates`: raw updates travel only sealed (ML-KEM); the clear protocols refuse. */
   sealing?: UpdateSealing;
+  /** Where sealed uploads are opened (the daemon: the verifier's worker thread, crypto/open-sealed.ts); without it, in this thread by `sealing`. */
+  opener?: SealedOpener;
 }
 
 export class UpdateIntake {
@@ -165,10 +169,76 @@ export class UpdateIntake {
     await this.c.peers.admit(peer, 'submit');
     const sealing = this.c.sealing;
     if (sealing && !sealed) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this network seals updates (p2p.sealUpdates): upload with the submit-sealed protocol');
+    if (sealed && this.c.opener) {
+      await this.submitSealed(req, sealing!, this.c.opener);
+      return new Uint8Array(0);
+    }
     const u = sealed ? sealing!.decode(req, 'upload', this.c.clock.now(), this.init.config.p2p.maxUpdateBytes) : decodeSignedUpdate(req, this.init.config.p2p.maxUpdateBytes);
     if (u.minerId !== this.init.minerId) throw new BflError(ErrorCode.MALFORMED, `update is addressed to miner ${u.minerId}, this is ${this.init.minerId}`);
-    await this.acceptFromClient(u);
+    await this.acceptFromClient({ ...u, payloadBytes: u.payload.length }, { payload: u.payload });
     return new Uint8Array(0);
+  }
+
+  /**
+   * A sealed upload opened by `opener` (a worker thread: crypto/open-sealed.ts), with the codes
+   * and order of the in-thread path: the envelope's checks that need our state here, then the
+   * decryption and the payload's checks there (the signature verified beside them), then the
+   * intake's checks here, the signature's verdict last. The request's buffer is transferred to
+   * the worker when it is a frame's (frames.ts lends it), else a copy; the payload never comes
+   * back: the worker writes it to the pool's temporary file, which the pool renames.
+   */
+  private async submitSealed(req: Uint8Array, sealing: UpdateSealing, opener: SealedOpener): Promise<void> {
+    const { config } = this.init;
+    const p = sealing.prepareOpen(req, 'upload', this.c.clock.now(), config.p2p.maxUpdateBytes);
+    const a = p.announcement;
+    const { pool } = this.c;
+    // The payload goes to its own file name when no announcement of it exists and no other
+    // upload of it is being written (the pool's claim): no rename (3 % of the event loop under
+    // `bench ingest`). A second upload of one update in flight writes a temporary file; a known
+    // one none (it is refused as a duplicate).
+    const known = pool.get(a.clientId, a.updateDigest) !== undefined;
+    const claim = known ? undefined : pool.claimPayloadFile(a.clientId, a.updateDigest);
+    const file = claim ? { path: claim.path, exclusive: true } : known ? undefined : { path: pool.temporaryFile(a.clientId, a.updateDigest), exclusive: false };
+    try {
+      await this.openAndAccept(req, p, opener, sealing, file);
+    } finally {
+      claim?.release();
+    }
+  }
+
+  private async openAndAccept(req: Uint8Array, p: PreparedOpen, opener: SealedOpener, sealing: UpdateSealing, file: { path: string; exclusive: boolean } | undefined): Promise<void> {
+    const { config } = this.init;
+    const a = p.announcement;
+    const lent = takeFrameBuffer(req);
+    const buffer = lent ?? (req.slice().buffer as ArrayBuffer);
+    const offset = lent ? p.envelopeOffset : p.envelopeOffset - req.byteOffset;
+    const r = await opener.openSealed({
+      buffer,
+      offset,
+      length: p.envelopeLength,
+      kemSeed: p.kemSeed,
+      context: p.context,
+      associatedData: p.associatedData,
+      maxPlaintextBytes: config.p2p.maxUpdateBytes,
+      payloadBytes: a.payloadBytes,
+      updateDigest: a.updateDigest,
+      signature: this.c.fetcher.signatureOf(a),
+      file,
+    });
+    recycleFrameBuffer(r.buffer);
+    if (r.refusal) throw errorOf(r.refusal);
+    if (r.failure) throw new Error(`sealed upload not opened: ${r.failure}`);
+    try {
+      sealing.opened(p, r.openCpuMs);
+      if (a.minerId !== this.init.minerId) throw new BflError(ErrorCode.MALFORMED, `update is addressed to miner ${a.minerId}, this is ${this.init.minerId}`);
+      await this.acceptFromClient(a, { file: r.written ? file!.path : undefined, signatureValid: r.signatureValid });
+    } catch (e) {
+      // refused: its payload file goes. A temporary one always (renamed, it is gone already); a
+      // claimed name is still ours (other stores of the update wait for the release) unless we
+      // stored it and a later step failed
+      if (r.written && (!file!.exclusive || !this.c.pool.get(a.clientId, a.updateDigest)?.hasPayload)) await unlink(file!.path).catch(() => undefined);
+      throw e;
+    }
   }
 
   /**
@@ -176,26 +246,32 @@ export class UpdateIntake {
    * announcement as a client's upload, so every block rule applies to it unchanged.
    */
   submitOwn(u: SignedUpdate): Promise<void> {
-    return this.acceptFromClient(u);
+    return this.acceptFromClient({ ...u, payloadBytes: u.payload.length }, { payload: u.payload });
   }
 
-  /** Cheapest first: seen, shape, admission, base model, signature; then store and announce. */
-  private async acceptFromClient(u: SignedUpdate): Promise<void> {
+  /**
+   * Cheapest first: seen, shape, admission, base model, signature; then store and announce. The
+   * payload is in memory, or (sealed uploads opened in a worker) in a temporary file with the
+   * signature's verdict beside it.
+   */
+  private async acceptFromClient(a: UpdateAnnouncement, body: { payload: Uint8Array } | { file?: string; signatureValid?: boolean }): Promise<void> {
     const { fetcher } = this.c;
     try {
-      fetcher.checkShape({ ...u, payloadBytes: u.payload.length });
-      this.rateLimit(u.clientId, false);
+      fetcher.checkShape(a);
+      this.rateLimit(a.clientId, false);
       // Clients learn at once if they trained on a model we do not know. Updates from miners are
       // not held to our tip: one fetched to validate a block of a better chain is built on that
       // chain's models; the block rules check every record's base model against its own chain.
-      if (!(await this.baseModelKnown(u.baseModelHash))) {
-        throw new BflError(ErrorCode.UNKNOWN_BASE_MODEL, `update built on model ${toHex(u.baseModelHash)}, not a global model of our chain`, { action: 'IGNORE' });
+      if (!(await this.baseModelKnown(a.baseModelHash))) {
+        throw new BflError(ErrorCode.UNKNOWN_BASE_MODEL, `update built on model ${toHex(a.baseModelHash)}, not a global model of our chain`, { action: 'IGNORE' });
       }
-      await fetcher.checkSignature({ ...u, payloadBytes: u.payload.length });
-      this.rateLimit(u.clientId, true);
-      await fetcher.store(u, 'client');
-      this.c.logger.debug({ client: u.clientId, digest: toHex(u.updateDigest).slice(0, 16) }, 'update accepted');
-      await this.c.transport.publish(topics(this.init.config.networkId).updates, encodeAnnouncement({ ...u, payloadBytes: u.payload.length })).catch((e) => this.c.logger.debug({ err: (e as Error).message }, 'announcement not published'));
+      if ('payload' in body) await fetcher.checkSignature(a);
+      else fetcher.checkSignatureVerdict(a, body.signatureValid);
+      this.rateLimit(a.clientId, true);
+      if ('payload' in body) await fetcher.store({ ...a, payload: body.payload }, 'client');
+      else await fetcher.storeFile(a, body.file!, 'client');
+      this.c.logger.debug({ client: a.clientId, digest: toHex(a.updateDigest).slice(0, 16) }, 'update accepted');
+      await this.c.transport.publish(topics(this.init.config.networkId).updates, encodeAnnouncement(a)).catch((e) => this.c.logger.debug({ err: (e as Error).message }, 'announcement not published'));
     } catch (e) {
       fetcher.countRefused('client', e);
       throw e;

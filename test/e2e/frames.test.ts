@@ -3,10 +3,11 @@
  * error codes and onError as request-response, a bad frame does not end the stream, an oversized
  * frame and a slow frame do, an idle stream closes without blame, and the member gate.
  */
+import { MessageChannel } from 'node:worker_threads';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BflError, ErrorCode } from '../../src/core/errors.ts';
-import { FrameChannel, FrameReader, type FrameServeOptions, serveFrames } from '../../src/net/frames.ts';
+import { FrameChannel, FrameReader, type FrameServeOptions, recycleFrameBuffer, serveFrames, takeFrameBuffer } from '../../src/net/frames.ts';
 import { type P2PNode, createP2P } from '../../src/net/p2p.ts';
 import { RemoteError } from '../../src/net/reqres.ts';
 
@@ -61,6 +62,53 @@ describe('FrameReader', () => {
 });
 
 describe('serveFrames and FrameChannel', () => {
+  it('a handler may take its frame\'s buffer (to transfer it): the server then never reuses it, and a buffer given back serves later frames', { timeout: 30_000 }, async () => {
+    const [a, b] = await pair();
+    const seen: { taken: boolean; buffer: ArrayBuffer }[] = [];
+    const { port1, port2 } = new MessageChannel();
+    await serveFrames(
+      b,
+      P,
+      async (req) => {
+        const sum = req.reduce((x, y) => x + y, 0);
+        const first = req[0];
+        // odd frames are taken and transferred away (as the intake does to the verifier's worker)
+        const taken = first % 2 === 1 ? takeFrameBuffer(req) : undefined;
+        if (taken) {
+          expect(takeFrameBuffer(req)).toBeUndefined(); // once only
+          port1.postMessage(taken, [taken]);
+          expect(req.byteLength).toBe(0); // detached: the frame's view is gone with it
+        }
+        seen.push({ taken: taken !== undefined, buffer: req.buffer as ArrayBuffer });
+        return Uint8Array.of(first, sum & 0xff);
+      },
+      serveOpts(),
+    );
+    const back: ArrayBuffer[] = [];
+    port2.on('message', (data: ArrayBuffer) => back.push(data));
+    const ch = new FrameChannel(a, b.peerId, P, { maxResponseBytes: 100, timeoutMs: 5000, maxInFlight: 4 });
+    const frame = (i: number) => new Uint8Array(50_000).fill(i);
+    const sums = (i: number) => (i * 50_000) & 0xff;
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => ch.send(frame(i))));
+    expect(answers.map((r) => [...r])).toEqual(Array.from({ length: 12 }, (_, i) => [i, sums(i)]));
+    // a request's bytes that are no frame's are never handed out
+    expect(takeFrameBuffer(new Uint8Array(8))).toBeUndefined();
+    // the transferred buffers arrived whole; given back, the next frames are read into them
+    await until(() => back.length === 6);
+    expect(back.map((x) => x.byteLength)).toEqual(Array(6).fill(50_000));
+    for (const x of back) recycleFrameBuffer(x);
+    const before = seen.length;
+    // even frames only (kept by the server): the spare buffers go round, the given-back ones among them
+    const again = await Promise.all(Array.from({ length: 16 }, (_, i) => ch.send(frame(2 * i))));
+    expect(again.map((r) => [...r])).toEqual(Array.from({ length: 16 }, (_, i) => [2 * i, sums(2 * i)]));
+    const used = new Set(seen.slice(before).map((x) => x.buffer));
+    expect(back.filter((x) => used.has(x)).length).toBeGreaterThan(0);
+    // never a buffer that was taken (it is detached: a frame read into it would have thrown)
+    expect(seen.slice(before).every((x) => x.buffer.byteLength > 0)).toBe(true);
+    await ch.close();
+    port1.close();
+  });
+
   it('answers pipelined frames in order, at most maxInFlight handled at once; a refused frame keeps its code and the stream goes on', { timeout: 30_000 }, async () => {
     const [a, b] = await pair();
     let now = 0;

@@ -19,6 +19,36 @@ function update(k: number, clientId = 'client-1'): SignedUpdate {
 const bytes = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString('hex') : undefined);
 
 describe('update pool storage', () => {
+  it('a claimed payload file name has one writer: no second claim, no claim of a known update, and a store through a temporary file waits for the release', async () => {
+    const dir = await tmpDir('bfl-pool-claim-');
+    const pool = await UpdatePool.open(dir);
+    try {
+      const [a, b] = [update(1), update(2)];
+      const claim = pool.claimPayloadFile(a.clientId, a.updateDigest)!;
+      expect(claim.path).toBe(join(dir, 'payloads', poolKey(a.clientId, a.updateDigest).replace(':', '+')));
+      expect(pool.claimPayloadFile(a.clientId, a.updateDigest)).toBeUndefined();
+      // a fetch of the same update meanwhile (temporary file, renamed): waits for the claim
+      let fetched: boolean | undefined;
+      const other = pool.add(a, 9).then((x) => (fetched = x));
+      writeFileSync(claim.path, a.payload, { flag: 'wx' });
+      expect(await pool.adopt({ ...a, payloadBytes: a.payload.length }, claim.path, 5)).toBe(true);
+      await new Promise((r) => setTimeout(r, 20));
+      expect(fetched).toBeUndefined();
+      claim.release();
+      await other;
+      expect(fetched).toBe(false); // stored by the claimant: the waiting store finds it known
+      expect(pool.get(a.clientId, a.updateDigest)).toMatchObject({ hasPayload: true, receivedAt: 5 });
+      expect(bytes(await pool.payload(a.clientId, a.updateDigest))).toBe(bytes(a.payload));
+      expect(pool.claimPayloadFile(a.clientId, a.updateDigest)).toBeUndefined(); // known now
+      // released without storing: the name is free again, and a store no longer waits
+      pool.claimPayloadFile(b.clientId, b.updateDigest)!.release();
+      expect(await pool.add(b, 6)).toBe(true);
+      expect(readdirSync(join(dir, 'payloads')).sort()).toEqual([a, b].map((u) => poolKey(u.clientId, u.updateDigest).replace(':', '+')).sort());
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('stores, reads, prunes and reopens: a payload is one file, its announcement stays after the prune', async () => {
     const dir = await tmpDir('bfl-pool-');
     let pool = await UpdatePool.open(dir);
