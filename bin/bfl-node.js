@@ -13,18 +13,18 @@ if (major < 24) {
   );
   process.exit(3);
 }
-// V8's background threads (concurrent marking and sweeping for every isolate of the process):
-// Node starts 4 whatever the machine. On 2 cores they cost more CPU than they save (issue 12,
-// `bench ingest`: 10-15 % less CPU per update with one, `bench pow` unchanged; docs/decisions.md,
-// "Update ingestion", fifth pass). The pool is sized when the process starts, so Node is
-// re-executed in place (same pid, signals and exit code) with the flag, unless the operator
-// chose a size (NODE_OPTIONS or a node flag) or the machine has more cores.
-const poolSizeSet = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--v8-pool-size'));
-if (!poolSizeSet && availableParallelism() <= 2 && typeof process.execve === 'function') {
+// Settings that only take effect when a process starts (V8's thread pool on 2 cores, its young
+// generation, glibc's mmap threshold: src/node/memory-settings.ts): Node is re-executed in place
+// (same pid, signals and exit code) with those the operator has not set. Not when a parent
+// talks to us over IPC: the channel's descriptor closes on exec, so such a parent (bfl-node
+// testnet, the e2e cluster) passes them itself.
+const { launchSettings } = await import('../src/node/memory-settings.ts');
+const launch = launchSettings(process.execArgv, process.env, availableParallelism());
+if ((launch.args.length > 0 || Object.keys(launch.env).length > 0) && process.env.NODE_CHANNEL_FD === undefined && typeof process.execve === 'function') {
   try {
-    process.execve(process.execPath, [process.execPath, '--v8-pool-size=1', ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], process.env);
+    process.execve(process.execPath, [process.execPath, ...launch.args, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { ...process.env, ...launch.env });
   } catch {
-    // not replaced (a platform without execve): run with Node's default pool
+    // not replaced (a platform without execve): run with Node's defaults
   }
 }
 const { main } = await import('../src/cli/main.ts');

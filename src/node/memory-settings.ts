@@ -10,19 +10,15 @@
  * The cost is a fresh mapping, zeroed by the kernel, per large buffer.
  *
  * glibc reads these variables once, at start: they must be in a node's environment before it
- * runs, so whoever starts nodes sets them (bfl-node testnet, the Docker image, the e2e cluster;
- * an operator's own unit: README). musl and other allocators ignore them.
+ * runs. The bfl-node launcher (bin/bfl-node.js) re-executes Node with them (launchSettings below);
+ * a parent that talks to its node over IPC (bfl-node testnet, the e2e cluster) passes them itself,
+ * since a re-executed process loses the IPC channel. musl and other allocators ignore them.
  */
 export const nodeMallocEnv: Readonly<Record<string, string>> = {
   // 128 kB, glibc's own starting threshold: models, updates and blocks (≥ 100s of kB) get their
   // own mappings; the small objects of LevelDB, libp2p and V8 stay in the heap and arenas
   MALLOC_MMAP_THRESHOLD_: String(128 * 1024),
 };
-
-/** The environment for a spawned node: these settings unless the caller's environment sets them. */
-export function withNodeMallocEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { ...nodeMallocEnv, ...env };
-}
 
 /**
  * V8 options for a node process. Node 24 sizes the young generation from the machine's memory:
@@ -33,3 +29,23 @@ export function withNodeMallocEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
  * scavenge's cost is the live objects it copies, ~3 MB here).
  */
 export const nodeV8Args: readonly string[] = ['--max-semi-space-size=16'];
+
+/** Node's background thread pool for V8 on machines of this many cores or fewer: 1 (issue 12,
+ * `bench ingest`: 10-15 % less CPU per update; `bench pow` unchanged; docs/decisions.md, "Update
+ * ingestion", fifth pass). Node starts 4 whatever the machine; on 2 cores their concurrent marking
+ * and sweeping cost more CPU than they save. */
+export const singleV8ThreadMaxCores = 2;
+
+/** What a bfl-node process is started with, beyond the operator's own settings: the node
+ * options and environment variables above that the operator has not set (in the node's flags,
+ * NODE_OPTIONS or the environment). One list for the launcher and for parents that spawn nodes. */
+export function launchSettings(execArgv: readonly string[], env: NodeJS.ProcessEnv, cores: number): { args: string[]; env: Record<string, string> } {
+  const given = [...execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)];
+  const has = (flag: string) => given.some((a) => a === flag || a.startsWith(`${flag}=`) || a.startsWith(`${flag.replaceAll('-', '_')}=`));
+  const args: string[] = [];
+  if (cores <= singleV8ThreadMaxCores && !has('--v8-pool-size')) args.push('--v8-pool-size=1');
+  for (const a of nodeV8Args) if (!has(a.split('=')[0])) args.push(a);
+  const extra: Record<string, string> = {};
+  for (const [k, v] of Object.entries(nodeMallocEnv)) if (env[k] === undefined) extra[k] = v;
+  return { args, env: extra };
+}

@@ -7,11 +7,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClientStatus, MinerStatus, NodeStatus } from '../api/status.ts';
 import { type InitOptions, type InitResult, initNetwork } from '../config/local-network.ts';
-import { nodeV8Args, withNodeMallocEnv } from './memory-settings.ts';
+import { launchSettings } from './memory-settings.ts';
 
 export interface TestnetOptions {
   miners: number;
@@ -171,10 +171,12 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
       const clientIndex = n.role === 'client' ? Number(n.id.split('-')[1]) : 0;
       const attacking = o.attack && o.attackers && clientIndex > o.clients - o.attackers;
       const args = [bin, '--role', n.role, '--config', init.config, '--identity', n.identity, '--datadir', n.datadir, ...(attacking ? ['--attack', o.attack!] : [])];
-      const child = spawn(process.execPath, [...nodeV8Args, ...args], {
+      // what the launcher would re-execute with (it does not here: the IPC channel would close)
+      const launch = launchSettings([], process.env, availableParallelism());
+      const child = spawn(process.execPath, [...launch.args, ...args], {
         // the IPC channel closes when this process exits, however it dies: the node then stops
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-        env: { ...withNodeMallocEnv(process.env), BFL_LOG_LEVEL: process.env.BFL_LOG_LEVEL ?? 'info' },
+        env: { ...process.env, ...launch.env, BFL_LOG_LEVEL: process.env.BFL_LOG_LEVEL ?? 'info' },
       });
       child.stdout!.pipe(out);
       child.stderr!.pipe(out);

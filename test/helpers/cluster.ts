@@ -5,7 +5,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { InitResult } from '../../src/config/local-network.ts';
 import { initLocalNetwork } from '../../src/node/testnet.ts';
-import { nodeV8Args, withNodeMallocEnv } from '../../src/node/memory-settings.ts';
+import { availableParallelism } from 'node:os';
+import { launchSettings } from '../../src/node/memory-settings.ts';
 import { tmpDir } from './tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
@@ -55,9 +56,10 @@ export class Cluster {
   start(id: string, o: { config?: string } = {}): void {
     const n = this.node(id);
     const out = createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [...nodeV8Args, ...nodeArgs(id), BIN, '--role', n.role, '--config', o.config ?? this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
+    const launch = launchSettings(nodeArgs(id), process.env, availableParallelism()); // as the launcher would (IPC: it does not re-execute)
+    const child = spawn(process.execPath, [...launch.args, ...nodeArgs(id), BIN, '--role', n.role, '--config', o.config ?? this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'], // a node whose test process dies stops too
-      env: { ...withNodeMallocEnv(process.env), BFL_LOG_LEVEL: 'info' }, // as bfl-node testnet starts them
+      env: { ...process.env, ...launch.env, BFL_LOG_LEVEL: 'info' }, // as bfl-node testnet starts them
     });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);

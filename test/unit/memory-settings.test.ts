@@ -4,11 +4,11 @@
  * live on. Each case runs in a fresh Node process (glibc reads the variables at start). Linux
  * with glibc only: the [heap] mapping is read from /proc/self/smaps.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { totalmem } from 'node:os';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { nodeMallocEnv, nodeV8Args, withNodeMallocEnv } from '../../src/node/memory-settings.ts';
+import { launchSettings, nodeMallocEnv, nodeV8Args } from '../../src/node/memory-settings.ts';
 
 // ~300 model-sized buffers (8 alive at a time) between small buffers that stay: a miner's main
 // thread decoding models, updates and blocks while its tables grow. Then everything large is freed.
@@ -40,16 +40,11 @@ function heldHeapMB(env: NodeJS.ProcessEnv): number {
 const glibc = existsSync('/proc/self/smaps') && Boolean((process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime);
 
 describe('malloc settings of a node', () => {
-  it('the caller\'s environment wins over ours', () => {
-    expect(withNodeMallocEnv({ PATH: '/bin' })).toEqual({ PATH: '/bin', MALLOC_MMAP_THRESHOLD_: '131072' });
-    expect(withNodeMallocEnv({ MALLOC_MMAP_THRESHOLD_: '65536' }).MALLOC_MMAP_THRESHOLD_).toBe('65536');
-  });
-
   it.runIf(glibc)('freed model-sized buffers are not held in the heap behind small ones', () => {
     const plain = { ...process.env };
     for (const k of Object.keys(nodeMallocEnv)) delete plain[k];
     const without = heldHeapMB(plain);
-    const withEnv = heldHeapMB(withNodeMallocEnv(plain));
+    const withEnv = heldHeapMB({ ...plain, ...nodeMallocEnv });
     // glibc's dynamic threshold kept ~30 MB here (the 8 live buffers and the holes between the
     // small ones); with the fixed one the heap holds the small buffers only (~3 MB)
     expect(without).toBeGreaterThan(15);
@@ -75,4 +70,38 @@ describe('malloc settings of a node', () => {
     // Node sizes it from the machine's memory: 128 MB on the 24 GiB machine this was measured on
     if (totalmem() >= 16 * 2 ** 30) expect(newSpaceMB([])).toBeGreaterThan(32);
   }, 60_000);
+});
+
+describe('launch settings (bin/bfl-node.js re-executes Node with them; IPC parents pass them)', () => {
+  it('adds what the operator has not set, the single V8 thread only on 2 cores or fewer', () => {
+    expect(launchSettings([], {}, 2)).toEqual({ args: ['--v8-pool-size=1', '--max-semi-space-size=16'], env: { MALLOC_MMAP_THRESHOLD_: '131072' } });
+    expect(launchSettings([], {}, 8).args).toEqual(['--max-semi-space-size=16']);
+    // the operator's flags, NODE_OPTIONS and environment win
+    expect(launchSettings(['--v8-pool-size=4'], { NODE_OPTIONS: '--max-semi-space-size=64', MALLOC_MMAP_THRESHOLD_: '65536' }, 2)).toEqual({ args: [], env: {} });
+  });
+
+  it('a process started through the launcher runs with them, under the same pid', () => {
+    const bin = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    delete env.MALLOC_MMAP_THRESHOLD_;
+    const child = spawn(process.execPath, [bin, 'bench', 'pow', '--seconds', '1', '--workers', '1', '--json'], { env, stdio: 'ignore' });
+    return new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => {
+        try {
+          const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+          const environ = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
+          expect(cmdline).toContain('--max-semi-space-size=16');
+          if (availableParallelism() <= 2) expect(cmdline).toContain('--v8-pool-size=1');
+          expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=131072');
+          resolve();
+        } catch (e) {
+          reject(e);
+        } finally {
+          child.kill('SIGKILL');
+        }
+      }, 1500);
+      child.once('exit', (code, sig) => { if (sig !== 'SIGKILL') { clearTimeout(t); reject(new Error(`exited early: ${code}`)); } });
+    });
+  }, 30_000);
 });
