@@ -107,21 +107,28 @@ export class UpdateSealing {
     return out;
   }
 
+  /** The checks before any decryption: our key, the sizes, the announcement's length and shape. */
+  private header(bytes: Uint8Array, maxUpdateBytes: number) {
+    const keyRing = this.o.keyRing;
+    if (!keyRing) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this node holds no ML-KEM key and cannot open sealed updates', { action: 'IGNORE' });
+    if (bytes.length > maxUpdateBytes + SEAL_OVERHEAD + 8192) throw new BflError(ErrorCode.OVERSIZED, `sealed update of ${bytes.length} bytes, limit ${maxUpdateBytes}`);
+    if (bytes.length < 4) throw new BflError(ErrorCode.SEAL_TRUNCATED, `sealed update of ${bytes.length} bytes`);
+    const n = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
+    if (n > 8192) throw new BflError(ErrorCode.MALFORMED, `sealed update: announcement of ${n} bytes`);
+    if (bytes.length < 4 + n) throw new BflError(ErrorCode.SEAL_TRUNCATED, `sealed update of ${bytes.length} bytes, its announcement alone takes ${4 + n}`);
+    const announcement = decodeAnnouncement(bytes.subarray(4, 4 + n));
+    if (announcement.payloadBytes > maxUpdateBytes) throw new BflError(ErrorCode.OVERSIZED, `update of ${announcement.payloadBytes} bytes, limit ${maxUpdateBytes}`);
+    return { n, announcement, keyRing };
+  }
+
   /**
    * Open a sealed update addressed to us. Cheapest first: size, the announcement's shape, the
    * envelope (its key, window, replay, then decapsulation and tag), then the payload's digest.
    */
   decode(bytes: Uint8Array, kind: SealKind, now: number, maxUpdateBytes: number): SignedUpdate {
     const t0 = cpuNow();
-    if (!this.o.keyRing) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this node holds no ML-KEM key and cannot open sealed updates', { action: 'IGNORE' });
-    if (bytes.length > maxUpdateBytes + SEAL_OVERHEAD + 8192) throw new BflError(ErrorCode.OVERSIZED, `sealed update of ${bytes.length} bytes, limit ${maxUpdateBytes}`);
-    if (bytes.length < 4) throw new BflError(ErrorCode.SEAL_TRUNCATED, `sealed update of ${bytes.length} bytes`);
-    const n = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
-    if (n > 8192) throw new BflError(ErrorCode.MALFORMED, `sealed update: announcement of ${n} bytes`);
-    if (bytes.length < 4 + n) throw new BflError(ErrorCode.SEAL_TRUNCATED, `sealed update of ${bytes.length} bytes, its announcement alone takes ${4 + n}`);
-    const a = decodeAnnouncement(bytes.subarray(4, 4 + n));
-    if (a.payloadBytes > maxUpdateBytes) throw new BflError(ErrorCode.OVERSIZED, `update of ${a.payloadBytes} bytes, limit ${maxUpdateBytes}`);
-    const payload = this.o.keyRing.open(contextOf(kind), bytes.subarray(4 + n), encodeUpdateClaim(claimOfRecord(this.o.networkId, a)), now, maxUpdateBytes);
+    const { n, announcement: a, keyRing } = this.header(bytes, maxUpdateBytes);
+    const payload = keyRing.open(contextOf(kind), bytes.subarray(4 + n), encodeUpdateClaim(claimOfRecord(this.o.networkId, a)), now, maxUpdateBytes);
     if (payload.length !== a.payloadBytes) throw new BflError(ErrorCode.MALFORMED, `payload is ${payload.length} bytes, announced ${a.payloadBytes}`);
     if (payload.length % 4 !== 0) throw new BflError(ErrorCode.MALFORMED, 'payload is not a whole number of float32 values');
     if (!equalBytes(sha256(payload), a.updateDigest)) throw new BflError(ErrorCode.MALFORMED, 'payload does not hash to the update digest');
@@ -141,15 +148,8 @@ export class UpdateSealing {
    */
   prepareOpen(bytes: Uint8Array, kind: SealKind, now: number, maxUpdateBytes: number): PreparedOpen {
     const t0 = cpuNow();
-    if (!this.o.keyRing) throw new BflError(ErrorCode.SEAL_REQUIRED, 'this node holds no ML-KEM key and cannot open sealed updates', { action: 'IGNORE' });
-    if (bytes.length > maxUpdateBytes + SEAL_OVERHEAD + 8192) throw new BflError(ErrorCode.OVERSIZED, `sealed update of ${bytes.length} bytes, limit ${maxUpdateBytes}`);
-    if (bytes.length < 4) throw new BflError(ErrorCode.SEAL_TRUNCATED, `sealed update of ${bytes.length} bytes`);
-    const n = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0);
-    if (n > 8192) throw new BflError(ErrorCode.MALFORMED, `sealed update: announcement of ${n} bytes`);
-    if (bytes.length < 4 + n) throw new BflError(ErrorCode.SEAL_TRUNCATED, `sealed update of ${bytes.length} bytes, its announcement alone takes ${4 + n}`);
-    const announcement = decodeAnnouncement(bytes.subarray(4, 4 + n));
-    if (announcement.payloadBytes > maxUpdateBytes) throw new BflError(ErrorCode.OVERSIZED, `update of ${announcement.payloadBytes} bytes, limit ${maxUpdateBytes}`);
-    const c = this.o.keyRing.check(bytes.subarray(4 + n), now, maxUpdateBytes);
+    const { n, announcement, keyRing } = this.header(bytes, maxUpdateBytes);
+    const c = keyRing.check(bytes.subarray(4 + n), now, maxUpdateBytes);
     this.counts.openMs += cpuNow() - t0;
     return {
       announcement,
