@@ -185,7 +185,8 @@ export class UpdateIntake {
    * decryption and the payload's checks there (the signature verified beside them), then the
    * intake's checks here, the signature's verdict last. The request's buffer is transferred to
    * the worker when it is a frame's (frames.ts lends it), else a copy; the payload never comes
-   * back: the worker writes it to the pool's temporary file, which the pool renames.
+   * back: the worker writes it under the name the pool granted (its own, or a temporary one the
+   * pool renames when it stores the update).
    */
   private async submitSealed(req: Uint8Array, sealing: UpdateSealing, opener: SealedOpener): Promise<void> {
     const { config } = this.init;
