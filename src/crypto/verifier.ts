@@ -71,7 +71,7 @@ export class WorkerVerifierPool implements SignatureVerifier, SealedOpener {
   private readonly maxMessages: number;
   /** Calls waiting for a worker with room (all full). */
   private queue: { calls: Pending[]; jobs: VerifyJob[] } = { calls: [], jobs: [] };
-  /** Sealed uploads waiting for a worker with room: one message each (each transfers its own buffer). */
+  /** Sealed uploads waiting for a worker with room: sent together, up to MAX_OPENS_PER_MESSAGE a message (each buffer transferred). */
   private opens: { job: OpenJob; resolve: (r: OpenResult) => void; reject: (e: Error) => void }[] = [];
   private readonly pendingOpens = new Map<number, { resolve: (r: OpenResult) => void; reject: (e: Error) => void }[]>();
   private nextId = 0;
