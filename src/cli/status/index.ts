@@ -121,7 +121,11 @@ export function formatStatus(s: S, o: { health?: S; node?: S; base: string }): s
 
 export function statusCommand(): Command {
   return new Command('status')
-    .description("one running node's status, from its HTTP API")
+    .summary("one running node's status, from its HTTP API")
+    .description(
+      "one running node's status, from its HTTP API: a miner's chain, hash rate, peers, pool, labels and penalties, a client's round, accuracy, updates, balance and miners; " +
+        'in split mode (learning.mode "split") a miner\'s clients served, batches answered and refused, body updates and the last error, and a client\'s split rounds, last error and head sharing',
+    )
     .option('--api <url>', `the node's API: host:port or URL (env BFL_API; default ${DEFAULT_API})`)
     .option('--timeout <ms>', 'give up after this many milliseconds', parseIntFlag('--timeout', 100, 600_000), 5000)
     .option('--json', "print the node's /status JSON", false)
