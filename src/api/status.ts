@@ -73,7 +73,8 @@ export interface SplitError {
   code: string;
   /** One line, at most 200 characters. */
   message: string;
-  /** The other end: the sending member (miner side) or the miner (client side); null if unknown or none (a body update). */
+  /** The other end: the sending member (miner side; its PeerId if refused before its request was admitted) or the
+   * miner (client side); null if unknown or none (a body update). */
   peer: string | null;
   /** When, ms since the epoch (the node's clock). */
   at: number;

@@ -166,7 +166,7 @@ export class SplitMiner {
             peers?.charge(peer, res.length);
             return res;
           } catch (e) {
-            if (!(typeof e === 'object' && e !== null && this.counted.has(e))) this.refused(name === 'split' ? 'batch' : 'head share', e, who?.memberId);
+            if (!(typeof e === 'object' && e !== null && this.counted.has(e))) this.refused(name === 'split' ? 'batch' : 'head share', e, who?.memberId ?? peer);
             throw e;
           }
         },

@@ -289,7 +289,7 @@ describe('what a split node reports on /status', () => {
     expect(m.status()).toMatchObject({ refused: 1, lastError: { what: 'batch', code: 'BATCH_REPLAYED', peer: 'client-1', at: NOW } });
     limited = true;
     expect(await codeOf(send(batch().bytes))).toBe('RATE_LIMITED'); // refused before handle
-    expect(m.status()).toMatchObject({ batches: 4, refused: 2, lastError: { what: 'batch', code: 'RATE_LIMITED', message: 'client-1 is over its split budget', peer: null } });
+    expect(m.status()).toMatchObject({ batches: 4, refused: 2, lastError: { what: 'batch', code: 'RATE_LIMITED', message: 'client-1 is over its split budget', peer: 'peer' } }); // its PeerId: not admitted
     limited = false;
     await send(batch().bytes); // 40 samples: a body update, which our intake refuses
     expect(m.status()).toMatchObject({ batches: 5, bodyUpdates: 0, bodyUpdatesRefused: 1, sinceUpdate: 0, pending: 40, lastError: { what: 'body update', code: 'RATE_LIMITED', peer: null } });
