@@ -17,6 +17,7 @@ import { DEFAULT_MODEL } from '../../src/learn/model.ts';
 import { headShareAccount } from '../../src/learn/privacy.ts';
 import { splitParams } from '../../src/learn/split.ts';
 import { runTestnet } from '../../src/node/testnet.ts';
+import { formatStatus } from '../../src/cli/status/index.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
@@ -77,7 +78,12 @@ it('testnet --mode split: split rounds happen, blocks carry the miners\' body ag
     expect(sp.clients).toEqual([...sp.clients].sort());
     sp.clients.forEach((id) => served.add(id));
     if (sp.batches > 0) expect(sp.lastLoss).toBeGreaterThan(0);
+    // `bfl-node status` on this miner's /status: its split rows
+    const text = formatStatus(m, { base: 'http://127.0.0.1:1' }).join('\n');
+    expect(text).toMatch(new RegExp(`^ {2}split batches +${sp.batches} answered \\(${sp.samples} samples, last loss \\d\\.\\d{4}\\), ${sp.refused} refused$`, 'm'));
+    expect(text).toMatch(new RegExp(`^ {2}body updates +${sp.bodyUpdates} made, ${sp.bodyUpdatesRefused} refused by its intake; the next after ${sp.sinceUpdate} of 500 samples`, 'm'));
   }
+  for (const c of s.clients) expect(formatStatus(c, { base: 'http://127.0.0.1:1' }).join('\n')).toMatch(new RegExp(`^ {2}split rounds +${c.split!.rounds} trained with a miner \\(the last with miner-[12] at `, 'm'));
   // every client trains a round every few seconds: each was served within the window
   expect([...served].sort()).toEqual(['client-1', 'client-2', 'client-3']);
   expect(s.miners.reduce((n, m) => n + m.split!.bodyUpdates, 0)).toBeGreaterThanOrEqual(1);
