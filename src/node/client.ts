@@ -472,7 +472,7 @@ export class Client {
       freshSamples: this.d.stream.fresh(this.now()),
       attack: this.behaviour.forRound().label,
       sealing: this.d.sealing?.stats() ?? null,
-      ...(this.d.split ? { mode: 'split' as const, headSharing: this.d.split.privacyAccount() } : {}),
+      ...(this.d.split ? { mode: 'split' as const, headSharing: this.d.split.privacyAccount(), split: this.d.split.status() } : {}),
       association: this.selector.wantsLoad ? { selector: this.selector.name, loads: Object.fromEntries(this.d.miners.map((m) => [m.id, this.loads.get(m.id) ?? null])) } : null,
     };
   }

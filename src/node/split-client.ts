@@ -14,7 +14,8 @@ import { type UpdateSealing, isStaleKeyCode } from '../net/sealed-updates.ts';
 import { SigningContext } from '../core/contexts.ts';
 import { Rng } from '../core/random.ts';
 import { type NetworkConfig, sharesHead } from '../config/network.ts';
-import type { HeadSharingStatus } from '../api/status.ts';
+import type { HeadSharingStatus, SplitClientStatus } from '../api/status.ts';
+import { splitErrorOf } from './split-miner.ts';
 import { toHex } from '../core/bytes.ts';
 import { headShareAccount } from '../learn/privacy.ts';
 import type { Identity } from '../crypto/keyfile.ts';
@@ -63,6 +64,8 @@ export class SplitLearner {
   /** Hex hash of the global model the last share was built on: the client takes the head of the
    * first global model after it; '' before any share (takes the first it sees); null: taken. */
   private takeAfter: string | null = '';
+  /** What /status shows of the rounds (in memory, since the start). */
+  private readonly stats: SplitClientStatus = { rounds: 0, failed: 0, miner: null, lastLoss: null, lastRoundAt: null, lastError: null };
 
   constructor(o: { config: NetworkConfig; identity: Identity; transport: Pick<Transport, 'request'>; runtime: SplitRuntime; clock: Clock; sealing?: Pick<UpdateSealing, 'sealTo' | 'refresh'> }) {
     this.sealing = o.sealing;
@@ -83,8 +86,25 @@ export class SplitLearner {
     return joinParams(head, splitParams(global, this.runtime.spec, this.runtime.cut).body);
   }
 
+  /** Rounds, their miner and loss, the last error (/status `split`). */
+  status(): SplitClientStatus {
+    return { ...this.stats };
+  }
+
   /** One local round with miner `miner` (PeerId `peerId`); throws on the first failed batch. */
   async round(head: Float32Array, data: Dataset, miner: { id: string; peerId: string }, seed: number): Promise<SplitRoundResult> {
+    try {
+      const r = await this.train(head, data, miner, seed);
+      Object.assign(this.stats, { rounds: this.stats.rounds + 1, miner: miner.id, lastLoss: r.loss, lastRoundAt: this.clock.now() });
+      return r;
+    } catch (e) {
+      this.stats.failed++;
+      this.stats.lastError = splitErrorOf('round', e, miner.id, this.clock.now());
+      throw e;
+    }
+  }
+
+  private async train(head: Float32Array, data: Dataset, miner: { id: string; peerId: string }, seed: number): Promise<SplitRoundResult> {
     const L = this.config.learning;
     const rt = this.runtime;
     const dim = inputSize(rt.spec);
@@ -192,7 +212,12 @@ export class SplitLearner {
     this.lastCreatedAt = createdAt;
     const share = { clientId: this.identity.id, minerId: miner.id, baseModelHash, createdAt, samples, delta: floatsToBytes(delta) };
     const signature = this.identity.key.sign(encodeHeadClaim(this.config.networkId, share), SigningContext.splitHead);
-    await this.call(miner, 'head', encodeHeadShare({ ...share, signature }), 2048);
+    try {
+      await this.call(miner, 'head', encodeHeadShare({ ...share, signature }), 2048);
+    } catch (e) {
+      this.stats.lastError = splitErrorOf('head share', e, miner.id, this.clock.now());
+      throw e;
+    }
   }
 
   /**

@@ -59,6 +59,7 @@ import type { Clock } from '../util/clock.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Metrics } from '../util/metrics.ts';
 import type { Verdicts } from './verdicts.ts';
+import type { SplitError, SplitMinerStatus } from '../api/status.ts';
 
 /** Global models a head share may start from (the newest and the ones before it). */
 export const RECENT_BASES = 4;
@@ -86,15 +87,25 @@ export interface SplitMinerComponents {
   metrics?: Metrics;
 }
 
-export interface SplitMinerStats {
-  batches: number;
-  samples: number;
-  /** Samples trained since the newest global model (what the next body update will carry). */
-  pending: number;
-  bodyUpdates: number;
-  /** Head shares accepted (eq. 4). */
-  headShares: number;
-  lastLoss: number | null;
+/** The counts a split miner keeps for /status (api/status.ts SplitMinerStatus). */
+type SplitMinerCounts = Pick<SplitMinerStatus, 'batches' | 'refused' | 'samples' | 'bodyUpdates' | 'bodyUpdatesRefused' | 'headShares' | 'headSharesRefused' | 'lastLoss' | 'lastError'>;
+
+/**
+ * How long a client counts as served (/status `split.clients`) after its last batch trained on:
+ * ten local rounds' worth of new samples (N / rate seconds each: 5 s at the defaults), at least
+ * a minute. A client that sent nothing for that long is not training with this miner.
+ */
+export function clientWindowMs(config: NetworkConfig): number {
+  const L = config.learning;
+  return Math.max(60_000, Math.ceil((10 * 1000 * L.N) / L.rate));
+}
+
+/** An error as /status reports it: its code and one line of at most 200 characters. */
+export function splitErrorOf(what: SplitError['what'], e: unknown, peer: string | undefined, at: number): SplitError {
+  const err = e as { code?: unknown; name?: unknown; message?: unknown };
+  const code = typeof err?.code === 'string' ? err.code : typeof err?.name === 'string' ? err.name : 'Error';
+  const line = String(err?.message ?? e).split('\n')[0];
+  return { what, code, message: line.length > 200 ? `${line.slice(0, 199)}…` : line, peer: peer ?? null, at };
 }
 
 export class SplitMiner {
@@ -118,7 +129,11 @@ export class SplitMiner {
   private submitted = 0;
   /** Steps run one at a time: each reads the body the previous one wrote. */
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly stats: SplitMinerStats = { batches: 0, samples: 0, pending: 0, bodyUpdates: 0, headShares: 0, lastLoss: null };
+  private readonly stats: SplitMinerCounts = { batches: 0, refused: 0, samples: 0, bodyUpdates: 0, bodyUpdatesRefused: 0, headShares: 0, headSharesRefused: 0, lastLoss: null, lastError: null };
+  /** When each client's last batch was trained on (this miner's clock); at most one entry per admitted client. */
+  private readonly seen = new Map<string, number>();
+  /** Refusals already counted where they were thrown (handle, handleHead), so the protocol handler does not count them again. */
+  private readonly counted = new WeakSet<object>();
   private readonly count?: ReturnType<Metrics['counter']>;
 
   constructor(init: SplitMinerInit, c: SplitMinerComponents) {
@@ -138,15 +153,22 @@ export class SplitMiner {
     // other protocols: an outsider's batch is not buffered, opened (ML-KEM) or trained on. The
     // batch and the answer both count against the member's byte budget: the miner's work is in
     // proportion to them (a forward and backward pass of the body per sample).
+    // A refusal before handle/handleHead (budget, sealing) is counted here, for /status.
     const serve = async (protocol: string, name: string, budget: RequestBudget | undefined, handler: (req: Uint8Array, sender?: string) => Promise<Uint8Array>, maxRequestBytes: number) =>
       this.c.transport.serve(
         protocol,
         async (req, peer) => {
-          const who = await peers?.admit(peer, name, budget);
-          peers?.charge(peer, req.length);
-          const res = await handler(req, who?.memberId);
-          peers?.charge(peer, res.length);
-          return res;
+          let who: { memberId: string } | undefined;
+          try {
+            who = await peers?.admit(peer, name, budget);
+            peers?.charge(peer, req.length);
+            const res = await handler(req, who?.memberId);
+            peers?.charge(peer, res.length);
+            return res;
+          } catch (e) {
+            if (!(typeof e === 'object' && e !== null && this.counted.has(e))) this.refused(name === 'split' ? 'batch' : 'head share', e, who?.memberId ?? peer);
+            throw e;
+          }
         },
         { maxRequestBytes, timeoutMs: config.p2p.requestTimeoutMs, gate: peers && ((peer) => peers.member(peer, name)), onError: (peer, e) => this.c.verdicts?.refused(peer, 'split', e) },
       );
@@ -180,8 +202,22 @@ export class SplitMiner {
     await this.queue.catch(() => undefined);
   }
 
-  status(): SplitMinerStats {
-    return { ...this.stats, pending: this.pending };
+  status(): SplitMinerStatus {
+    const window = clientWindowMs(this.init.config);
+    const since = this.c.clock.now() - window;
+    const clients = [...this.seen].flatMap(([id, at]) => (at >= since ? [id] : [])).sort();
+    return { ...this.stats, pending: this.pending, sinceUpdate: this.pending - this.submitted, samplesPerUpdate: this.init.config.learning.split.samplesPerUpdate, clients, clientWindowMs: window };
+  }
+
+  /** Count a refused batch or head share (or a body update our intake refused) and keep it as the last error. */
+  private refused(what: SplitError['what'], e: unknown, peer?: string): void {
+    if (typeof e === 'object' && e !== null) this.counted.add(e);
+    if (what === 'batch') {
+      this.stats.refused++;
+      this.count?.inc({ result: 'refused' });
+    } else if (what === 'head share') this.stats.headSharesRefused++;
+    else this.stats.bodyUpdatesRefused++;
+    this.stats.lastError = splitErrorOf(what, e, peer, this.c.clock.now());
   }
 
   /** One batch (from member `sender`, if known): checked, trained on, answered with the cut-layer gradients. */
@@ -192,7 +228,7 @@ export class SplitMiner {
       this.count?.inc({ result: 'trained' });
       return answer;
     } catch (e) {
-      this.count?.inc({ result: 'refused' });
+      this.refused('batch', e, sender);
       throw e;
     }
   }
@@ -221,6 +257,15 @@ export class SplitMiner {
 
   /** A head share (eq. 4): checked like a batch, then added to the sum of this update's shares. */
   async handleHead(req: Uint8Array, sender?: string): Promise<Uint8Array> {
+    try {
+      return await this.takeHead(req, sender);
+    } catch (e) {
+      this.refused('head share', e, sender);
+      throw e;
+    }
+  }
+
+  private async takeHead(req: Uint8Array, sender?: string): Promise<Uint8Array> {
     const { config } = this.init;
     const h = decodeHeadShare(req, this.c.runtime.headParams);
     if (h.minerId !== this.init.identity.id) throw new BflError(ErrorCode.MALFORMED, `head share is addressed to miner ${h.minerId}, this is ${this.init.identity.id}`);
@@ -313,6 +358,7 @@ export class SplitMiner {
     this.stats.batches++;
     this.stats.samples += b.count;
     this.stats.lastLoss = loss;
+    this.seen.set(b.clientId, this.c.clock.now());
     if (this.pending - this.submitted >= this.init.config.learning.split.samplesPerUpdate) await this.emit();
     return encodeAnswer({ loss, gradients: floatsToBytes(ga) });
   }
@@ -338,6 +384,7 @@ export class SplitMiner {
       this.stats.bodyUpdates++;
       this.c.logger.info({ samples, headSamples: heads, digest: toHex(claim.updateDigest).slice(0, 16), base: toHex(base.modelHash).slice(0, 16) }, 'body update submitted');
     } catch (e) {
+      this.refused('body update', e);
       this.c.logger.warn({ err: (e as Error).message, code: (e as BflError).code }, 'body update refused by our own intake');
     }
   }

@@ -17,6 +17,7 @@ import { DEFAULT_MODEL } from '../../src/learn/model.ts';
 import { headShareAccount } from '../../src/learn/privacy.ts';
 import { splitParams } from '../../src/learn/split.ts';
 import { runTestnet } from '../../src/node/testnet.ts';
+import { formatStatus } from '../../src/cli/status/index.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
@@ -51,7 +52,41 @@ it('testnet --mode split: split rounds happen, blocks carry the miners\' body ag
       expect(shares).toBeGreaterThanOrEqual(1); // every round (every: 1), and it trained rounds
       expect(c.headSharing).toEqual({ every: 1, shares, clip: 5, noise: 0.0002, delta: 1e-5, epsilon: headShareAccount({ clip: 5, noise: 0.0002, releases: shares, delta: 1e-5 }).epsilon });
     }
+    // /status `split`: its rounds with a miner (counted just before `uploaded`), that miner, the last loss
+    const sp = c.split!;
+    expect(sp.rounds).toBeGreaterThanOrEqual(c.uploaded);
+    expect(sp.rounds).toBeLessThanOrEqual(c.uploaded + 1);
+    expect(['miner-1', 'miner-2']).toContain(sp.miner);
+    expect(sp.lastLoss).toBeGreaterThan(0);
+    expect(sp.lastLoss).toBeLessThan(10);
+    expect(sp.lastRoundAt).toBeGreaterThan(Date.now() - 300_000);
+    expect(sp.failed).toBeGreaterThanOrEqual(0);
   }
+  // a miner's /status `split` (what `bfl-node status` prints): the clients it served in the last
+  // minute, batches answered and refused, body updates, samples towards the next one
+  const served = new Set<string>();
+  for (const m of s.miners) {
+    const sp = m.split!;
+    expect(sp.samplesPerUpdate).toBe(500); // learning.split.samplesPerUpdate's default
+    expect(sp.sinceUpdate).toBeGreaterThanOrEqual(0);
+    expect(sp.sinceUpdate).toBeLessThan(sp.samplesPerUpdate);
+    expect(sp.sinceUpdate).toBeLessThanOrEqual(sp.pending);
+    expect(sp.clientWindowMs).toBeGreaterThanOrEqual(60_000);
+    expect(sp.refused).toBeGreaterThanOrEqual(0);
+    expect(sp.bodyUpdatesRefused).toBeGreaterThanOrEqual(0);
+    if (sp.lastError) expect(sp.lastError.code).toMatch(/^[A-Z_]+$|Error$/);
+    expect(sp.clients).toEqual([...sp.clients].sort());
+    sp.clients.forEach((id) => served.add(id));
+    if (sp.batches > 0) expect(sp.lastLoss).toBeGreaterThan(0);
+    // `bfl-node status` on this miner's /status: its split rows
+    const text = formatStatus(m, { base: 'http://127.0.0.1:1' }).join('\n');
+    expect(text).toMatch(new RegExp(`^ {2}split batches +${sp.batches} answered \\(${sp.samples} samples, last loss \\d\\.\\d{4}\\), ${sp.refused} refused$`, 'm'));
+    expect(text).toMatch(new RegExp(`^ {2}body updates +${sp.bodyUpdates} made, ${sp.bodyUpdatesRefused} refused by its intake; the next after ${sp.sinceUpdate} of 500 samples`, 'm'));
+  }
+  for (const c of s.clients) expect(formatStatus(c, { base: 'http://127.0.0.1:1' }).join('\n')).toMatch(new RegExp(`^ {2}split rounds +${c.split!.rounds} trained with a miner \\(the last with miner-[12] at `, 'm'));
+  // every client trains a round every few seconds: each was served within the window
+  expect([...served].sort()).toEqual(['client-1', 'client-2', 'client-3']);
+  expect(s.miners.reduce((n, m) => n + m.split!.bodyUpdates, 0)).toBeGreaterThanOrEqual(1);
   const batches = s.miners.reduce((n, m) => n + m.split!.batches, 0);
   expect(batches).toBeGreaterThan(0);
   // p2p.sealUpdates is on (the default): every batch reached its miner sealed with ML-KEM

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type NetworkConfig, chainParamsOf, defaultAggregationConfig, defaultSplitConfig, parseNetworkConfig, rulesOf } from '../../src/config/network.ts';
 import { SigningContext } from '../../src/core/contexts.ts';
 import { claimOfRecord, encodeUpdateClaim } from '../../src/core/encoding.ts';
-import { BflError } from '../../src/core/errors.ts';
+import { BflError, ErrorCode } from '../../src/core/errors.ts';
 import { sha256 } from '../../src/core/hash.ts';
 import type { AggregationTx } from '../../src/core/types.ts';
 import { Membership, contributorRole, createGenesisBlock, genesisHash } from '../../src/core/params.ts';
@@ -62,7 +62,7 @@ afterAll(async () => {
   await verifier.close();
 });
 
-function setUp(cfg = config(), extra: { sealing?: UpdateSealing } = {}) {
+function setUp(cfg = config(), extra: { sealing?: UpdateSealing; submit?: (u: SignedUpdate) => Promise<void>; peers?: ConstructorParameters<typeof SplitMiner>[1]['peers'] } = {}) {
   const initial = initParams(DEFAULT_MODEL, 1);
   const params = chainParamsOf(cfg, deltaToPayload(initial));
   const genesis = createGenesisBlock(params);
@@ -264,6 +264,53 @@ describe('sealed split traffic (p2p.sealUpdates)', () => {
     expect(await codeOf(handle(other))).toBe('SEAL_TAMPERED');
     expect(() => openAnswer(new Uint8Array(32), sealAnswer(key, new Uint8Array(8)))).toThrow(expect.objectContaining({ code: 'SEAL_TAMPERED' }));
     expect(m.status().batches).toBe(1);
+  });
+});
+
+describe('what a split node reports on /status', () => {
+  it('a miner counts batches answered and refused (in its checks or before them, once each), its clients of the last minute, samples towards the next body update, a body update its intake refused, and the last error', async () => {
+    let limited = false;
+    const peers = {
+      admit: async () => {
+        if (limited) throw new BflError(ErrorCode.RATE_LIMITED, 'client-1 is over its split budget');
+        return { memberId: 'client-1' } as never;
+      },
+      charge: () => undefined,
+      member: async () => ({ memberId: 'client-1' }) as never,
+    };
+    const { m, served, advance } = setUp(config(), { peers, submit: async () => Promise.reject(new BflError(ErrorCode.RATE_LIMITED, 'own updates: one a second')) });
+    await m.start();
+    const send = served.get('/bfl/split-test/split/1.0.0')!;
+    const good = batch();
+    await send(good.bytes);
+    for (let i = 0; i < 3; i++) await send(batch().bytes); // 4 × 8 = 32 samples of samplesPerUpdate 40
+    expect(m.status()).toMatchObject({ batches: 4, refused: 0, samples: 32, pending: 32, sinceUpdate: 32, samplesPerUpdate: 40, bodyUpdates: 0, clients: ['client-1'], clientWindowMs: 60_000, lastError: null });
+    expect(await codeOf(send(good.bytes))).toBe('BATCH_REPLAYED'); // refused in handle: counted once
+    expect(m.status()).toMatchObject({ refused: 1, lastError: { what: 'batch', code: 'BATCH_REPLAYED', peer: 'client-1', at: NOW } });
+    limited = true;
+    expect(await codeOf(send(batch().bytes))).toBe('RATE_LIMITED'); // refused before handle
+    expect(m.status()).toMatchObject({ batches: 4, refused: 2, lastError: { what: 'batch', code: 'RATE_LIMITED', message: 'client-1 is over its split budget', peer: 'peer' } }); // its PeerId: not admitted
+    limited = false;
+    await send(batch().bytes); // 40 samples: a body update, which our intake refuses
+    expect(m.status()).toMatchObject({ batches: 5, bodyUpdates: 0, bodyUpdatesRefused: 1, sinceUpdate: 0, pending: 40, lastError: { what: 'body update', code: 'RATE_LIMITED', peer: null } });
+    expect(await codeOf(m.handleHead(new Uint8Array([1, 2, 3]), 'client-1'))).toBe('MALFORMED');
+    expect(m.status()).toMatchObject({ headShares: 0, headSharesRefused: 1, refused: 2, lastError: { what: 'head share', code: 'MALFORMED', peer: 'client-1' } });
+    advance(60_001); // no batch for longer than the window: no client served
+    expect(m.status().clients).toEqual([]);
+  });
+
+  it('a client reports its rounds, the miner and loss of the last, and a failed round', async () => {
+    const cfg = config({ samplesPerUpdate: 100_000 });
+    const { m } = setUp(cfg);
+    let down = false;
+    const learner = new SplitLearner({ config: cfg, identity: client.identity, transport: { request: (_peer, _protocol, body) => (down ? Promise.reject(new BflError(ErrorCode.UNAVAILABLE, 'miner-1 is not answering')) : m.handle(body)) }, runtime, clock: { ...systemClock, now: () => NOW } });
+    expect(learner.status()).toEqual({ rounds: 0, failed: 0, miner: null, lastLoss: null, lastRoundAt: null, lastError: null });
+    const data = subset(loadEmbeddedMnist().train, Array.from({ length: 20 }, (_, i) => i));
+    const r = await learner.round(learner.headOf(initParams(DEFAULT_MODEL, 1)), data, { id: 'miner-1', peerId: 'p' }, 1);
+    expect(learner.status()).toEqual({ rounds: 1, failed: 0, miner: 'miner-1', lastLoss: r.loss, lastRoundAt: NOW, lastError: null });
+    down = true;
+    await expect(learner.round(r.head, data, { id: 'miner-2', peerId: 'q' }, 2)).rejects.toThrow('not answering');
+    expect(learner.status()).toEqual({ rounds: 1, failed: 1, miner: 'miner-1', lastLoss: r.loss, lastRoundAt: NOW, lastError: { what: 'round', code: 'UNAVAILABLE', message: 'miner-1 is not answering', peer: 'miner-2', at: NOW } });
   });
 });
 

@@ -44,6 +44,44 @@ type S = Record<string, any>;
 const pct = (x: number | null | undefined) => (typeof x === 'number' ? `${(x * 100).toFixed(2)} %` : '-');
 const rate = (r: number) => (r >= 1e6 ? `${(r / 1e6).toFixed(2)} MH/s` : r >= 1e3 ? `${(r / 1e3).toFixed(1)} kH/s` : `${r} H/s`);
 const tokens = (units: string | null | undefined) => (units === null || units === undefined ? '-' : (Number(units) / 1e6).toFixed(2));
+/** A count, or '-' where an older node's /status lacks it. */
+const num = (x: unknown) => (typeof x === 'number' ? String(x) : '-');
+const loss = (x: unknown) => (typeof x === 'number' ? x.toFixed(4) : '-');
+/** ms since the epoch as a UTC time of day (the node's clock). */
+const clock = (at: unknown) => (typeof at === 'number' ? `${new Date(at).toISOString().slice(11, 19)} UTC` : '-');
+
+/** /status `split.lastError` (api/status.ts SplitError) as one line. */
+function splitError(e: S | null | undefined, role: 'miner' | 'client'): string {
+  if (!e) return 'none since the node started';
+  const peer = e.peer ? (role === 'miner' ? ` from ${e.peer}` : e.what === 'round' ? ` with ${e.peer}` : ` to ${e.peer}`) : '';
+  return `${e.what}${peer} at ${clock(e.at)}: ${e.code}: ${e.message}`;
+}
+
+/** The rows of a split miner (/status `split`, api/status.ts SplitMinerStatus). */
+function splitMinerRows(s: S, sp: S): [string, string][] {
+  const window = typeof sp.clientWindowMs === 'number' ? `${Math.round(sp.clientWindowMs / 1000)} s` : 'a while';
+  const clients = Array.isArray(sp.clients) ? (sp.clients as string[]) : undefined;
+  const shown = clients && (clients.length > 8 ? `${clients.slice(0, 8).join(', ')}, … (${clients.length - 8} more)` : clients.join(', '));
+  const low = Array.isArray(s.flagged) && s.flagged.includes(s.id) ? '; labelled low in the newest aggregation' : '';
+  const next = typeof sp.sinceUpdate === 'number' ? `; the next after ${sp.sinceUpdate} of ${num(sp.samplesPerUpdate)} samples` : '';
+  return [
+    ['split clients', !clients ? '-' : clients.length ? `${clients.length} trained with it in the last ${window}: ${shown}` : `none in the last ${window} (no client is training with this miner)`],
+    ['split batches', `${num(sp.batches)} answered (${num(sp.samples)} samples, last loss ${loss(sp.lastLoss)}), ${num(sp.refused)} refused`],
+    ['body updates', `${num(sp.bodyUpdates)} made, ${num(sp.bodyUpdatesRefused)} refused by its intake${next}${low}`],
+    ['head shares', `${num(sp.headShares)} received (eq. 4), ${num(sp.headSharesRefused)} refused`],
+    ['split error', splitError(sp.lastError, 'miner')],
+  ];
+}
+
+/** The rows of a split client (/status `split`, api/status.ts SplitClientStatus). */
+function splitClientRows(sp: S | undefined): [string, string][] {
+  if (!sp) return [];
+  const last = sp.rounds > 0 ? ` (the last with ${sp.miner} at ${clock(sp.lastRoundAt)}, loss ${loss(sp.lastLoss)})` : ' (no miner has answered a round yet)';
+  return [
+    ['split rounds', `${num(sp.rounds)} trained with a miner${last}, ${num(sp.failed)} failed`],
+    ['split error', splitError(sp.lastError, 'client')],
+  ];
+}
 
 /** The status as aligned `label  value` lines. */
 export function formatStatus(s: S, o: { health?: S; node?: S; base: string }): string[] {
@@ -51,23 +89,26 @@ export function formatStatus(s: S, o: { health?: S; node?: S; base: string }): s
   if (s.role === 'miner') {
     rows.push(['height', `${s.height}  tip ${String(s.tip).slice(0, 16)}…`]);
     rows.push(['aggregations', `${s.aggregations}  (${s.pending} recorded updates pending)`]);
-    rows.push(['accuracy', `${pct(s.lastAccuracy)}  (newest global model, test set)`]);
+    rows.push(['accuracy', s.split ? '-  (split mode: the heads are on the clients, whose status has their accuracy)' : `${pct(s.lastAccuracy)}  (newest global model, test set)`]);
     rows.push(['hash rate', rate(s.hashRate ?? 0)]);
     rows.push(['peers', `${s.peers}  (miners: ${s.miners?.length ? s.miners.join(', ') : 'none connected'})`]);
     rows.push(['update pool', `${s.pool?.unrecorded} unrecorded of ${s.pool?.total}`]);
     rows.push(['labelled low', s.flagged?.length ? [...new Set(s.flagged as string[])].join(', ') : 'none in the last aggregation']);
     const pens = Object.entries((s.penalties ?? {}) as Record<string, number>);
     rows.push(['penalties', pens.length ? pens.map(([k, v]) => `${k} ${v}`).join(', ') : 'none']);
+    if (s.split) rows.push(...splitMinerRows(s, s.split as S));
   } else {
     rows.push(['round', `${s.round}  (global model ${String(s.modelHash).slice(0, 16)}…)`]);
     rows.push(['accuracy', `${pct(s.lastAccuracy)}  (held-out data)`]);
-    rows.push(['updates', `${s.trained} trained, ${s.uploaded} uploaded, ${s.buffered} buffered`]);
+    // split mode uploads no model: its rounds are in the split rows below
+    if (s.mode !== 'split' || !s.split) rows.push(['updates', `${s.trained} trained, ${s.uploaded} uploaded, ${s.buffered} buffered`]);
     rows.push(['balance', `${tokens(s.balance)} tokens`]);
     const miners = Object.entries((s.miners ?? {}) as Record<string, number | null>);
     rows.push(['miners', miners.length ? miners.map(([id, rtt]) => `${id} ${rtt === null ? 'unreachable' : `${Math.round(rtt)} ms`}${id === s.nearest ? ' (nearest)' : ''}`).join(', ') : 'none measured yet']);
     if (s.attack && s.attack !== 'none') rows.push(['attack', `${s.attack} (experiment)`]);
     if (s.mode === 'split') {
       const h = s.headSharing as S | null | undefined;
+      rows.push(...splitClientRows(s.split as S | undefined));
       rows.push(['head sharing', !h ? 'none (split mode: the head stays private)' : `${h.shares} shares every ${h.every} rounds (eq. 4, clip ${h.clip}, noise ${h.noise}): (ε, δ) = (${h.epsilon === null ? '∞, no noise' : Number(h.epsilon).toPrecision(4)}, ${h.delta})`]);
     }
   }
@@ -80,7 +121,11 @@ export function formatStatus(s: S, o: { health?: S; node?: S; base: string }): s
 
 export function statusCommand(): Command {
   return new Command('status')
-    .description("one running node's status, from its HTTP API")
+    .summary("one running node's status, from its HTTP API")
+    .description(
+      "one running node's status, from its HTTP API: a miner's chain, hash rate, peers, pool, labels and penalties, a client's round, accuracy, updates, balance and miners; " +
+        'in split mode (learning.mode "split") a miner\'s clients served, batches answered and refused, body updates and the last error, and a client\'s split rounds, last error and head sharing',
+    )
     .option('--api <url>', `the node's API: host:port or URL (env BFL_API; default ${DEFAULT_API})`)
     .option('--timeout <ms>', 'give up after this many milliseconds', parseIntFlag('--timeout', 100, 600_000), 5000)
     .option('--json', "print the node's /status JSON", false)
