@@ -18,6 +18,7 @@
  * real network belongs to the clients' devices. The raw stream is measured just before and just
  * after the intake, and the mean taken: the load of a shared machine moves between the two.
  */
+import { readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +72,15 @@ export interface IngestBench {
   processCpuMsPerUpdate: number;
   rawProcessCpuMsPerUpdate: number;
   processCpuRatioToRawStream: number;
+  /**
+   * Where the process's CPU goes during the intake, per update, by thread (Linux: /proc/self/task;
+   * absent elsewhere): `main` the miner's event loop, the others by thread name (`verifier`, V8's
+   * `V8Worker` helpers, `libuv-worker`, ...), user and system (kernel: socket and file copies)
+   * ms apart. Threads that ended within the window (the senders' thread) are not in it.
+   */
+  threadsCpuMsPerUpdate?: Record<string, { user: number; system: number }>;
+  /** The same for the raw stream (per 636 kB), both its runs. */
+  rawThreadsCpuMsPerUpdate?: Record<string, { user: number; system: number }>;
   loadAverage1m: number;
 }
 
@@ -104,10 +114,64 @@ function threadCpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
+/** Per thread of this process (Linux), its name and user and system CPU ms; empty where /proc is missing. */
+function threadsCpu(): Map<string, { name: string; user: number; system: number }> {
+  const out = new Map<string, { name: string; user: number; system: number }>();
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  const tick = 1000 / 100; // USER_HZ: 100 on every Linux ABI Node supports
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      // fields after the parenthesised name: state is field 3, utime 14, stime 15
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const name = Number(tid) === process.pid ? 'main' : readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      out.set(tid, { name, user: Number(f[11]) * tick, system: Number(f[12]) * tick });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
+/** CPU ms per `per` by thread name between two `threadsCpu()` snapshots (threads present in both), added into `into`. */
+function threadsDelta(before: ReturnType<typeof threadsCpu>, after: ReturnType<typeof threadsCpu>, per: number, into: Record<string, { user: number; system: number }> = {}): Record<string, { user: number; system: number }> {
+  for (const [tid, a] of after) {
+    const b = before.get(tid);
+    if (!b) continue;
+    const t = (into[a.name] ??= { user: 0, system: 0 });
+    t.user += (a.user - b.user) / per;
+    t.system += (a.system - b.system) / per;
+  }
+  return into;
+}
+
+/** The mean of two per-MB breakdowns, times `mb`. */
+function meanThreads(a: Record<string, { user: number; system: number }>, b: Record<string, { user: number; system: number }>, mb: number): Record<string, { user: number; system: number }> {
+  const out: Record<string, { user: number; system: number }> = {};
+  for (const t of [a, b])
+    for (const [k, v] of Object.entries(t)) {
+      const o = (out[k] ??= { user: 0, system: 0 });
+      o.user += (v.user * mb) / 2;
+      o.system += (v.system * mb) / 2;
+    }
+  return out;
+}
+
+function roundThreads(t: Record<string, { user: number; system: number }>): Record<string, { user: number; system: number }> | undefined {
+  const r = (x: number) => Number(x.toFixed(2));
+  const entries = Object.entries(t).filter(([, v]) => v.user + v.system > 0);
+  return entries.length ? Object.fromEntries(entries.sort((a, b) => b[1].user + b[1].system - (a[1].user + a[1].system)).map(([k, v]) => [k, { user: r(v.user), system: r(v.system) }])) : undefined;
+}
+
 /** Run one sender job in a thread of its own; resolves with its result. `started` is called when its senders begin. */
 function inWorker(job: IngestWorkerJob, started?: () => void): Promise<IngestWorkerResult> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(new URL('./ingest-worker.ts', import.meta.url), { workerData: job });
+    const w = new Worker(new URL('./ingest-worker.ts', import.meta.url), { workerData: job, name: 'ingest-senders' });
     let result: IngestWorkerResult | undefined;
     w.on('message', (m: IngestWorkerResult | { kind: 'started' }) => (m.kind === 'started' ? started?.() : (result = m)));
     w.once('error', reject);
@@ -120,7 +184,7 @@ function inWorker(job: IngestWorkerJob, started?: () => void): Promise<IngestWor
  * a sender in another thread (as the clients are): the receiving thread's bytes between its first
  * and its last piece.
  */
-export async function rawStreamMbPerSecond(seconds: number, chunk: number): Promise<{ mbPerSecond: number; cpuMsPerMb: number; processCpuMsPerMb: number }> {
+export async function rawStreamMbPerSecond(seconds: number, chunk: number): Promise<{ mbPerSecond: number; cpuMsPerMb: number; processCpuMsPerMb: number; threads: Record<string, { user: number; system: number }> }> {
   const b = await p2pNode('bench');
   try {
     let received = 0;
@@ -130,12 +194,14 @@ export async function rawStreamMbPerSecond(seconds: number, chunk: number): Prom
     let lastCpu = 0;
     let firstProcessCpu = 0;
     let lastProcessCpu = 0;
+    let firstThreads: ReturnType<typeof threadsCpu> = new Map();
     await b.handle(RAW_PROTOCOL, async (stream) => {
       for await (const piece of stream) {
         if (received === 0) {
           first = performance.now();
           firstCpu = threadCpuMs();
           firstProcessCpu = processCpuMs();
+          firstThreads = threadsCpu();
         }
         received += piece.byteLength;
         last = performance.now();
@@ -147,7 +213,8 @@ export async function rawStreamMbPerSecond(seconds: number, chunk: number): Prom
     // the last pieces may still be in flight when the sender's thread ends
     for (let quiet = 0; quiet < 5 && performance.now() - last < 200; quiet++) await new Promise((r) => setTimeout(r, 50));
     const mb = received / 1e6;
-    return { mbPerSecond: mb / ((last - first) / 1000), cpuMsPerMb: (lastCpu - firstCpu) / mb, processCpuMsPerMb: (lastProcessCpu - firstProcessCpu) / mb };
+    const threads = threadsDelta(firstThreads, threadsCpu(), mb); // per MB; the sender's thread has ended
+    return { mbPerSecond: mb / ((last - first) / 1000), cpuMsPerMb: (lastCpu - firstCpu) / mb, processCpuMsPerMb: (lastProcessCpu - firstProcessCpu) / mb, threads };
   } finally {
     await b.stop();
   }
@@ -176,6 +243,7 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
 
     let cpu0 = 0;
     let processCpu0 = 0;
+    let threads0: ReturnType<typeof threadsCpu> = new Map();
     const r = await inWorker(
       {
         kind: 'clients',
@@ -191,10 +259,12 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
       () => {
         cpu0 = threadCpuMs();
         processCpu0 = processCpuMs();
+        threads0 = threadsCpu();
       },
     );
     const mainCpu = threadCpuMs() - cpu0;
     const processCpu = processCpuMs() - processCpu0;
+    const threads1 = threadsCpu();
     const rawAfter = await rawStreamMbPerSecond(rawSeconds, updateBytes);
     const mean = (f: (x: typeof rawBefore) => number) => (f(rawBefore) + f(rawAfter)) / 2;
     const raw = { mbPerSecond: mean((x) => x.mbPerSecond), cpuMsPerMb: mean((x) => x.cpuMsPerMb), processCpuMsPerMb: mean((x) => x.processCpuMsPerMb) };
@@ -229,6 +299,9 @@ export async function benchIngest(opts: IngestOptions = {}): Promise<IngestBench
       processCpuMsPerUpdate: round(processCpu / Math.max(1, accepted), 2),
       rawProcessCpuMsPerUpdate: round((raw.processCpuMsPerMb * updateBytes) / 1e6, 2),
       processCpuRatioToRawStream: round((raw.processCpuMsPerMb * updateBytes) / 1e6 / (processCpu / Math.max(1, accepted)), 3),
+      threadsCpuMsPerUpdate: roundThreads(threadsDelta(threads0, threads1, Math.max(1, accepted))),
+      // the mean of the two raw runs, per update's bytes
+      rawThreadsCpuMsPerUpdate: roundThreads(meanThreads(rawBefore.threads, rawAfter.threads, updateBytes / 1e6)),
       loadAverage1m: round(loadAverage1m, 2),
     };
   } finally {

@@ -29,6 +29,7 @@ import type { AggregationChain, ChainAggregationCheck } from './aggregation.ts';
 import { AggregatorStates } from './aggregator-states.ts';
 import { type LevelTuning, damagedError, levelFilesWithoutCurrent, openLevel } from './leveldb.ts';
 import { OrphanPool, type OrphanPoolOptions } from './orphans.ts';
+import { RecordFilter } from './record-filter.ts';
 import { type StateJson, stateFromJson, stateToJson } from './state-json.ts';
 
 export interface ChainStoreOptions {
@@ -144,6 +145,8 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
   private readonly states;
   private readonly heights;
   private readonly recordIdx;
+  /** The record index's keys in memory, as a Bloom filter: most look-ups are of updates no block records (new uploads), answered without a read. */
+  private readonly recordFilter = new RecordFilter();
   private readonly modelIdx;
   private readonly balancesDb;
   /** Blocks whose aggregation was accepted on the work built on them (not recomputed). */
@@ -216,6 +219,7 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
         throw new BflError(ErrorCode.NETWORK_MISMATCH, `${opts.datadir} belongs to network "${params.networkId}" with other parameters than the config; use another datadir`);
       }
       await store.loadTip();
+      await store.loadRecordFilter();
       return store;
     } catch (e) {
       await db.close();
@@ -297,7 +301,16 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
   }
 
   async blocksWithRecord(clientId: string, digest: Bytes): Promise<Bytes[]> {
+    if (!this.recordFilter.mayHave(clientId, digest)) return [];
     return ((await this.recordIdx.get(`${clientId}:${toHex(digest)}`)) ?? []).map((h) => fromHex(h));
+  }
+
+  /** The record index's keys into the filter (at open: the filter is derived from the stored chain). */
+  private async loadRecordFilter(): Promise<void> {
+    for await (const key of this.recordIdx.keys()) {
+      const at = key.lastIndexOf(':');
+      this.recordFilter.add(key.slice(0, at), fromHex(key.slice(at + 1)));
+    }
   }
 
   async blocksWithModel(modelHash: Bytes): Promise<Bytes[]> {
@@ -481,6 +494,8 @@ export class ChainStore extends EventEmitter implements ChainView, AggregationCh
     for (const tx of block.txs) {
       if (tx.type === 'record') {
         const key = `${tx.clientId}:${toHex(tx.updateDigest)}`;
+        // in the filter before the batch: it never misses a key the index holds (a batch that fails leaves a false positive)
+        this.recordFilter.add(tx.clientId, tx.updateDigest);
         ops.push({ type: 'put', sublevel: this.recordIdx, key, value: [...((await this.recordIdx.get(key)) ?? []), h] });
       } else if (tx.type === 'aggregation') {
         const key = toHex(tx.modelHash);

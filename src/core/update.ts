@@ -89,6 +89,27 @@ export function decodeSignedUpdate(bytes: Uint8Array, maxBytes: number): SignedU
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 /**
+ * True if every float32 of `payload` (little-endian, aligned: byteOffset and length multiples of
+ * 4, which the caller checks) is finite. For callers that scan a payload piece by piece as it is
+ * decrypted (crypto/open-sealed.ts) and name the bad parameter with `assertFinitePayload` after.
+ */
+export function allFinite(payload: Uint8Array): boolean {
+  if (!LITTLE_ENDIAN || payload.byteOffset % 4 !== 0 || payload.length % 4 !== 0) throw new Error('allFinite needs aligned little-endian float32 words');
+  const w = new Uint32Array(payload.buffer, payload.byteOffset, payload.length / 4);
+  // Branch-free, four words a step: an exponent of all ones plus 2^23 carries into bit 31
+  // (and nothing else reaches it), so the OR of the sums has bit 31 set iff some value is
+  // not finite; half the time of the loop that stopped at the first (issue 12).
+  const EXP = 0x7f800000;
+  const ONE = 0x00800000;
+  let acc = 0;
+  const end4 = w.length & ~3;
+  let i = 0;
+  for (; i < end4; i += 4) acc |= ((w[i] & EXP) + ONE) | ((w[i + 1] & EXP) + ONE) | ((w[i + 2] & EXP) + ONE) | ((w[i + 3] & EXP) + ONE);
+  for (; i < w.length; i++) acc |= (w[i] & EXP) + ONE;
+  return (acc & 0x80000000) === 0;
+}
+
+/**
  * Refuse NaN and ±Infinity (REJECT: a client's trainer never produces them honestly). They would
  * poison every aggregation rule (a NaN global model, a NaN reward weight that BigInt() throws on),
  * so they stop at decode, before anything reads the floats. Checked on the bit pattern (exponent
@@ -98,20 +119,7 @@ export function assertFinitePayload(payload: Uint8Array): void {
   // Fast path: whole little-endian words where the bytes are aligned (a 636 kB update takes a
   // quarter of the byte loop's time on the miner's event loop); it only finds the first bad
   // parameter, the byte loop below names it.
-  if (LITTLE_ENDIAN && payload.byteOffset % 4 === 0 && payload.length % 4 === 0) {
-    const w = new Uint32Array(payload.buffer, payload.byteOffset, payload.length / 4);
-    // Branch-free, four words a step: an exponent of all ones plus 2^23 carries into bit 31
-    // (and nothing else reaches it), so the OR of the sums has bit 31 set iff some value is
-    // not finite; half the time of the loop that stopped at the first (issue 12).
-    const EXP = 0x7f800000;
-    const ONE = 0x00800000;
-    let acc = 0;
-    const end4 = w.length & ~3;
-    let i = 0;
-    for (; i < end4; i += 4) acc |= ((w[i] & EXP) + ONE) | ((w[i + 1] & EXP) + ONE) | ((w[i + 2] & EXP) + ONE) | ((w[i + 3] & EXP) + ONE);
-    for (; i < w.length; i++) acc |= (w[i] & EXP) + ONE;
-    if ((acc & 0x80000000) === 0) return;
-  }
+  if (LITTLE_ENDIAN && payload.byteOffset % 4 === 0 && payload.length % 4 === 0 && allFinite(payload)) return;
   for (let i = 3; i < payload.length; i += 4) {
     if ((payload[i] & 0x7f) === 0x7f && (payload[i - 1] & 0x80) !== 0) {
       const k = (i - 3) / 4;

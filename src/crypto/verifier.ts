@@ -83,6 +83,7 @@ export class WorkerVerifierPool implements SignatureVerifier, SealedOpener {
     for (let i = 0; i < n; i++) {
       const w = new Worker(new URL('./verifier-worker.ts', import.meta.url), {
         workerData: { params: opts.params ?? 'ML-DSA-44', implementation: opts.implementation ?? 'auto' },
+        name: 'verifier', // the thread's name in /proc and profilers (bench ingest's per-thread CPU)
       });
       w.on('message', (msg: { id: number; results?: boolean[]; opened?: OpenResult[]; error?: string }) => {
         const opens = this.pendingOpens.get(msg.id);

@@ -130,6 +130,11 @@ describe('bfl-node CLI', () => {
     expect(a.prepare).toBe('before');
     expect(a.rawStreamRuns).toHaveLength(2);
     expect(a.accepted).toBeLessThanOrEqual(a.prepared);
+    if (process.platform === 'linux') {
+      // per thread from /proc: the miner's event loop and the verifier's worker did the intake's work
+      for (const t of ['main', 'verifier']) expect(a.threadsCpuMsPerUpdate[t].user + a.threadsCpuMsPerUpdate[t].system, t).toBeGreaterThan(0);
+      expect(a.rawThreadsCpuMsPerUpdate.main.user + a.rawThreadsCpuMsPerUpdate.main.system).toBeGreaterThan(0);
+    }
     const badPrepare = run('bench', 'ingest', '--prepare', 'never');
     expect(badPrepare.code).not.toBe(0);
     expect(badPrepare.err.trim()).toMatch(/^error: option '--prepare <when>' argument 'never' is invalid\. Allowed choices are before, live\.$/);

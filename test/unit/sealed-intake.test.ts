@@ -32,7 +32,8 @@ afterAll(() => pool.close());
 
 /** A miner's intake with sealing on, its submit-sealed handler, and a client's sealing towards it. */
 async function setUp(opener: SealedOpener | undefined) {
-  const net = makeNetwork({ phi: 2, clients: 2 });
+  // 160 kB payloads: three pieces of the worker's decryption (seal.ts, DECRYPT_PIECE_BYTES)
+  const net = makeNetwork({ phi: 2, clients: 2, modelFloats: 40_000 });
   const clock = { now: () => NOW } as never;
   const store = await ChainStore.open({ datadir: await tmpDir('bfl-sealed-intake-chain-'), params: net.params, signatures: new InThreadVerifier(), now: () => NOW });
   const poolDir = await tmpDir('bfl-sealed-intake-pool-');
@@ -82,6 +83,11 @@ describe('sealed uploads opened off the event loop', () => {
         nan[7] = Number.NaN;
         const tampered = s.upload();
         tampered[tampered.length - 3] ^= 1;
+        // past the first 64 KiB piece of the worker's decryption (seal.ts, DECRYPT_PIECE_BYTES)
+        const lateNan = Float32Array.from(s.model);
+        lateNan[lateNan.length - 2] = Number.POSITIVE_INFINITY;
+        const tamperedNan = s.upload({ payload: nan });
+        tamperedNan[tamperedNan.length - 3] ^= 1;
         const other = Float32Array.from(s.model, (x) => x + 1);
         const whole = s.upload();
         const cases: [string, Uint8Array][] = [
@@ -91,6 +97,9 @@ describe('sealed uploads opened off the event loop', () => {
           ['truncated', whole.subarray(0, whole.length - 10)],
           ['wrong digest', s.upload({ payload: other, digestOf: new Uint8Array(8) })],
           ['NaN', s.upload({ payload: nan })],
+          ['infinity in the last piece', s.upload({ payload: lateNan })],
+          ['tampered NaN', tamperedNan],
+          ['wrong digest of a NaN payload', s.upload({ payload: nan, digestOf: new Uint8Array(8) })],
           ['forged signature', s.upload({ signer: 1 })],
           ['other miner', s.upload({ to: s.net.miners[1].id })],
           ['unknown base model', s.upload({ base: sha256(new Uint8Array([1])) })],
@@ -114,6 +123,9 @@ describe('sealed uploads opened off the event loop', () => {
           'truncated: SEAL_TRUNCATED',
           'wrong digest: MALFORMED',
           'NaN: NON_FINITE',
+          'infinity in the last piece: NON_FINITE',
+          'tampered NaN: SEAL_TAMPERED',
+          'wrong digest of a NaN payload: MALFORMED',
           'forged signature: BAD_SIGNATURE',
           'other miner: MALFORMED',
           'unknown base model: UNKNOWN_BASE_MODEL',

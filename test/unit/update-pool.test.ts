@@ -70,6 +70,28 @@ describe('update pool storage', () => {
     await pool.close();
   });
 
+  it('announcements stored at once go to LevelDB in groups: each store resolves stored, all are there after a reopen', async () => {
+    const dir = await tmpDir('bfl-pool-group-');
+    let pool = await UpdatePool.open(dir);
+    const many = Array.from({ length: 150 }, (_, k) => update(k + 1, `client-${k % 7}`));
+    let batches = 0;
+    const db = (pool as unknown as { meta: { batch: (...a: unknown[]) => Promise<void> } }).meta;
+    const batch = db.batch.bind(db);
+    db.batch = (...a: unknown[]) => (batches++, batch(...a));
+    expect(await Promise.all(many.map((u, k) => pool.add(u, 100 + k)))).toEqual(many.map(() => true));
+    // more than one announcement per write (150 stores, at most 64 a batch), and none lost
+    expect(batches).toBeGreaterThanOrEqual(3);
+    expect(batches).toBeLessThan(many.length);
+    await pool.close();
+    pool = await UpdatePool.open(dir);
+    try {
+      for (const [k, u] of many.entries()) expect(pool.get(u.clientId, u.updateDigest)).toMatchObject({ hasPayload: true, receivedAt: 100 + k });
+      expect(await pool.payloadsWithoutEntry()).toEqual([]);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('a crash between the payload and its announcement leaves nothing behind after the next open', async () => {
     const dir = await tmpDir('bfl-pool-');
     let pool = await UpdatePool.open(dir);

@@ -90,6 +90,8 @@ export function benchCommand(): Command {
         if (Object.keys(r.errors).length) print(`refused or failed: ${JSON.stringify(r.errors)}`);
         print(`raw libp2p stream: ${r.rawStreamMbPerSecond} MB/s; intake / raw = ${r.ratioToRawStream}`);
         print(`CPU per update: miner thread ${r.mainThreadCpuMsPerUpdate} ms (raw reader ${r.rawThreadCpuMsPerUpdate} ms), whole process ${r.processCpuMsPerUpdate} ms (raw ${r.rawProcessCpuMsPerUpdate} ms)`);
+        const threads = (t?: Record<string, { user: number; system: number }>) => (t ? Object.entries(t).map(([k, v]) => `${k} ${v.user}+${v.system}`).join(', ') : 'n/a');
+        print(`  by thread, ms user+system per update: ${threads(r.threadsCpuMsPerUpdate)} (raw: ${threads(r.rawThreadsCpuMsPerUpdate)})`);
         print(`load average at start: ${r.loadAverage1m}`);
       }
     });
