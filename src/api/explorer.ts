@@ -105,7 +105,7 @@ function summary(b: Block, bytes: number): BlockSummary {
 }
 
 /** Bounded memo of what a block hash maps to: blocks never change, so entries never go stale. */
-class Memo<V> {
+export class Memo<V> {
   private readonly m = new Map<string, V>();
   private readonly capacity: number;
 
@@ -122,6 +122,10 @@ class Memo<V> {
     if (this.m.size > this.capacity) this.m.delete(this.m.keys().next().value!);
     return v;
   }
+
+  get size(): number {
+    return this.m.size;
+  }
 }
 
 // An aggregation block carries the whole global model (~640 KB for the default MLP): reading
@@ -130,10 +134,19 @@ class Memo<V> {
 // what can change (canonical or not, accuracy measured later) is looked up on each request.
 const summaries = new WeakMap<ChainStore, Memo<BlockSummary>>();
 const aggSummaries = new WeakMap<ChainStore, Memo<{ s: Omit<AggregationSummary, 'accuracy'>; prevHash: Uint8Array }>>();
-const memoOf = <V>(w: WeakMap<ChainStore, Memo<V>>, store: ChainStore): Memo<V> => w.get(store) ?? (w.set(store, new Memo<V>(20_000)), w.get(store)!);
+/**
+ * Entries of the two memos (issue 13, a miner's memory). The dashboard summarises every new block
+ * and aggregation as it arrives, watched or not, so each memo fills to its bound: ~350 bytes a
+ * block summary, ~1.2 kB an aggregation's on the JS heap (measured). Their former 20,000 each
+ * (~30 MB) grew a miner's heap by ~2 kB per aggregation for hours. A page asks for at most 500
+ * blocks and 5,000 aggregations (the dashboard 30 and 300): the newest pages stay in memory;
+ * deeper ones read their blocks again.
+ */
+export const EXPLORER_MEMO = { blocks: 2048, aggregations: 5000 };
+const memoOf = <V>(w: WeakMap<ChainStore, Memo<V>>, store: ChainStore, capacity: number): Memo<V> => w.get(store) ?? (w.set(store, new Memo<V>(capacity)), w.get(store)!);
 
 async function summaryAt(store: ChainStore, hash: string): Promise<BlockSummary | undefined> {
-  const memo = memoOf(summaries, store);
+  const memo = memoOf(summaries, store, EXPLORER_MEMO.blocks);
   const known = memo.get(hash);
   if (known) return known;
   const bytes = await store.getBlockBytes(hash);
@@ -201,7 +214,7 @@ export async function blockDetail(store: ChainStore, id: string, accuracyOf?: Ac
  * so the walk reads one block per round, not every block.
  */
 export async function recentAggregations(store: ChainStore, limit: number, accuracyOf?: AccuracyOf): Promise<AggregationSummary[]> {
-  const memo = memoOf(aggSummaries, store);
+  const memo = memoOf(aggSummaries, store, EXPLORER_MEMO.aggregations);
   const out: AggregationSummary[] = [];
   let anchor: Uint8Array | undefined = store.tip.anchor;
   while (anchor && out.length < limit) {

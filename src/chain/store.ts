@@ -75,8 +75,12 @@ export interface StoreCaches {
 
 export const defaultStoreCaches: StoreCaches = {
   // Block validation, the fork choice and the miner's loop read the states of the newest
-  // blocks and their branches: 10,000 (a few MB) covers hours of blocks at the testnet's pace.
-  states: 10_000,
+  // blocks and their branches (a syncing miner's, each block's parent's: the one just added).
+  // A state with its pending records is ~1 kB on the JS heap (measured, issue 13): 2048 is ~2 MB,
+  // the newest ~8 minutes of blocks at the soak's fastest pace (~250 a minute), far deeper than
+  // a fork; an older state is one LevelDB read. 10,000 before grew a miner's heap by ~1 MB per
+  // 1,000 blocks up to ~10 MB (~5,600 blocks in a 20-minute soak).
+  states: 2048,
   // isAncestor, the update intake and block sync ask for the hashes near the tip on every block
   // (each a LevelDB read, a hop to the thread pool: 11 % of a miner's main thread in the soak);
   // 4096 covers the pruning depth, assumeValidDepth and a sync batch of 1024 hashes.

@@ -61,6 +61,14 @@ async function metric(c: Cluster, id: string, name: string): Promise<number> {
   return m ? Number(m[1]) : Number.NaN;
 }
 
+/** A miner's resident memory by kind (bfl_memory_bytes: rss_anon, rss_file, array_buffers), in MB. */
+async function memoryMB(c: Cluster, id: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${c.node(id).api}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^bfl_memory_bytes\{[^}]*kind="(\w+)"[^}]*\} ([0-9.e+-]+)$/gm)) out[m[1]] = Number(m[2]) / 2 ** 20;
+  return out;
+}
+
 /** /status latencies (ms) sampled every second for `ms`. */
 async function statusLatencies(c: Cluster, ms: number): Promise<number[]> {
   const out: number[] = [];
@@ -184,10 +192,12 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
 
   const rss = () => Promise.all(MINERS.map((id) => metric(c, id, 'process_resident_memory_bytes')));
   const heap = () => Promise.all(MINERS.map((id) => metric(c, id, 'nodejs_heap_size_used_bytes')));
+  const memory = () => Promise.all(MINERS.map((id) => memoryMB(c, id)));
   const lag = () => Promise.all(MINERS.map((id) => metric(c, id, 'nodejs_eventloop_lag_p50_seconds')));
   const rssStart = await rss();
   let rssBase: number[] | undefined;
   let heapBase: number[] = [];
+  let memoryBase: Record<string, number>[] = [];
   let tBase = 0;
   // the RSS growth of the unflooded slices (a miner's RSS grows with its chain), per ms
   const unfloodedGrowth = MINERS.map(() => 0);
@@ -221,6 +231,7 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
       // the baseline: after the first unflooded slice, before any flood
       rssBase = after;
       heapBase = await heap();
+      memoryBase = await memory();
       tBase = Date.now();
     }
     if (slice.flooded && GAP_MS > 0) await sleep(GAP_MS);
@@ -230,6 +241,7 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   await sleep(SETTLE_MS);
   const rssAfter = await rss();
   const heapAfter = await heap();
+  const memoryAfter = await memory();
   // a miner's RSS grows with its chain even unflooded (blocks, states, caches): that growth,
   // measured over the unflooded slices and extended from the baseline to the last reading, is
   // not the flood's
@@ -261,6 +273,8 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
       ratioToBaselinePlusDrift: rssAfter.map((x, i) => x / (baseline[i] + Math.max(0, drift[i]))),
     },
     heapUsedMB: { baseline: heapBase.map((x) => x / 2 ** 20), endOfSlices: heapPeak.map((x) => x / 2 ** 20), after: heapAfter.map((x) => x / 2 ** 20) },
+    // what the RSS above is made of (anonymous, file-backed, ArrayBuffers), at the baseline and after
+    memoryMB: { baseline: memoryBase, after: memoryAfter },
     flood: counts,
     penalties: statuses.map((s) => s?.penalties),
     clientsUploaded: clients.map((s) => s?.uploaded),

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DashboardSource, createDashboard } from '../../src/api/dashboard.ts';
 import { AccuracyLog, Sampler, UploadLog, sampleOf } from '../../src/api/history.ts';
+import { EXPLORER_MEMO, Memo } from '../../src/api/explorer.ts';
 import { startApi, stopApi } from '../../src/api/server.ts';
 import type { ClientStatus, MinerStatus } from '../../src/api/status.ts';
 import { ChainStore } from '../../src/chain/store.ts';
@@ -284,5 +285,17 @@ describe('dashboard history', () => {
     const u = new UploadLog(2);
     for (let i = 0; i < 3; i++) u.note({ at: i, miner: 'm', digest: String(i), samples: 1, averaged: 1 });
     expect(u.list().map((e) => e.digest)).toEqual(['1', '2']);
+  });
+
+  it("the explorer's memos hold at most their bound, the oldest summary going first (issue 13)", () => {
+    const memo = new Memo<number>(3);
+    for (let i = 0; i < 5; i++) memo.set(`h${i}`, i);
+    expect(memo.size).toBe(3);
+    expect(memo.get('h1')).toBeUndefined();
+    expect([memo.get('h2'), memo.get('h3'), memo.get('h4')]).toEqual([2, 3, 4]);
+    // the largest page the API serves (/api/blocks limit 500, /api/aggregations 5000) fits, so
+    // polling it again reads no block
+    expect(EXPLORER_MEMO.blocks).toBeGreaterThanOrEqual(500);
+    expect(EXPLORER_MEMO.aggregations).toBeGreaterThanOrEqual(5000);
   });
 });

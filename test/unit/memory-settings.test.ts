@@ -51,6 +51,53 @@ describe('malloc settings of a node', () => {
     expect(withEnv).toBeLessThan(without / 3);
   }, 30_000);
 
+  it.runIf(glibc)('socket reads do not leave holes in the heap (the threshold is below the 64 kB read buffers)', () => {
+    // loopback TCP: 300 messages of 636 kB read in socket chunks, assembled, copied and dropped,
+    // small buffers kept between them: what a miner's libp2p streams do with uploads (issue 13)
+    const reads = `
+      const net = require('node:net');
+      const { readFileSync } = require('node:fs');
+      const MSG = 636000, N = 300, keep = [];
+      const done = () => { gc(); setTimeout(() => {
+        gc();
+        const s = readFileSync('/proc/self/smaps', 'utf8');
+        const at = s.indexOf('[heap]');
+        console.log(at < 0 ? 0 : Number(/Rss:\\s+(\\d+)/.exec(s.slice(at))[1]) / 1024);
+        process.exit(0);
+      }, 100); };
+      const srv = net.createServer((s) => {
+        let chunks = [], got = 0, n = 0;
+        s.on('data', (d) => {
+          chunks.push(d); got += d.length;
+          while (got >= MSG) {
+            const all = Buffer.concat(chunks), rest = all.subarray(MSG);
+            const model = new Float32Array(all.buffer.slice(all.byteOffset, all.byteOffset + MSG));
+            keep.push(new Uint8Array(2000 + (n % 13) * 100).fill(2), 'k' + n + model[0]);
+            chunks = rest.length ? [Buffer.from(rest)] : []; got = rest.length;
+            if (++n === N) setTimeout(done, 200);
+          }
+        });
+      });
+      srv.listen(0, '127.0.0.1', () => {
+        const c = net.connect(srv.address().port, '127.0.0.1', async () => {
+          const buf = Buffer.alloc(MSG, 1);
+          for (let i = 0; i < N; i++) {
+            if (!c.write(buf)) await new Promise((r) => c.once('drain', r));
+            await new Promise((r) => setImmediate(r));
+          }
+        });
+      });
+    `;
+    const plain = { ...process.env };
+    for (const k of Object.keys(nodeMallocEnv)) delete plain[k];
+    const held = (env: NodeJS.ProcessEnv) => Number(execFileSync(process.execPath, ['--expose-gc', '-e', reads], { env, encoding: 'utf8' }).trim());
+    // measured: 66-72 MB held at the former 128 kB, 7-11 MB at 32 kB
+    const at128k = held({ ...plain, MALLOC_MMAP_THRESHOLD_: String(128 * 1024) });
+    const withEnv = held({ ...plain, ...nodeMallocEnv });
+    expect(at128k).toBeGreaterThan(30);
+    expect(withEnv).toBeLessThan(at128k / 3);
+  }, 30_000);
+
   it('the young generation stays within two 16 MB semi-spaces under allocation pressure', () => {
     // short-lived objects at a high rate, many surviving a scavenge: what makes V8 grow it
     const churn = `
@@ -74,7 +121,7 @@ describe('malloc settings of a node', () => {
 
 describe('launch settings (bin/bfl-node.js re-executes Node with them; IPC parents pass them)', () => {
   it('adds what the operator has not set, the single V8 thread only on 2 cores or fewer', () => {
-    expect(launchSettings([], {}, 2)).toEqual({ args: ['--v8-pool-size=1', '--max-semi-space-size=16'], env: { MALLOC_MMAP_THRESHOLD_: '131072' } });
+    expect(launchSettings([], {}, 2)).toEqual({ args: ['--v8-pool-size=1', '--max-semi-space-size=16'], env: { MALLOC_MMAP_THRESHOLD_: '32768' } });
     expect(launchSettings([], {}, 8).args).toEqual(['--max-semi-space-size=16']);
     // the operator's flags, NODE_OPTIONS and environment win
     expect(launchSettings(['--v8-pool-size=4'], { NODE_OPTIONS: '--max-semi-space-size=64', MALLOC_MMAP_THRESHOLD_: '65536' }, 2)).toEqual({ args: [], env: {} });
@@ -93,7 +140,7 @@ describe('launch settings (bin/bfl-node.js re-executes Node with them; IPC paren
           const environ = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
           expect(cmdline).toContain('--max-semi-space-size=16');
           if (availableParallelism() <= 2) expect(cmdline).toContain('--v8-pool-size=1');
-          expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=131072');
+          expect(environ).toContain('MALLOC_MMAP_THRESHOLD_=32768');
           resolve();
         } catch (e) {
           reject(e);

@@ -8,7 +8,7 @@ import { ChainStore } from '../../src/chain/store.ts';
 import { SigningContext } from '../../src/core/contexts.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { Metrics } from '../../src/util/metrics.ts';
-import { buildInfo, registerBuildInfo, registerPeersGauge, timedVerifier } from '../../src/api/node-metrics.ts';
+import { buildInfo, parseProcStatus, registerBuildInfo, registerMemoryGauge, registerPeersGauge, timedVerifier } from '../../src/api/node-metrics.ts';
 import { makeNetwork, mineBlock, nextAggregation, signedRecord } from '../helpers/network.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -38,6 +38,26 @@ it('bfl_peers counts connections by role at scrape time', async () => {
   expect(await m.text()).toMatch(/^bfl_peers\{role="unknown"\} 1$/m);
   peers = [];
   expect(await m.text()).toMatch(/^bfl_peers\{role="client"\} 0$/m);
+});
+
+it('parseProcStatus reads the resident split of /proc/PID/status in bytes', () => {
+  const text = 'Name:\tnode\nVmRSS:\t  452000 kB\nRssAnon:\t  350000 kB\nRssFile:\t  101000 kB\nRssShmem:\t    1000 kB\nThreads:\t14\n';
+  expect(parseProcStatus(text)).toEqual({ anon: 350000 * 1024, file: 101000 * 1024, shmem: 1000 * 1024 });
+  expect(parseProcStatus('Name:\tnode\nVmRSS:\t 1 kB\n')).toBeUndefined(); // an older kernel: no split
+});
+
+it('bfl_memory_bytes reports the ArrayBuffers held and, on Linux, anonymous and file-backed RSS', async () => {
+  const m = new Metrics();
+  registerMemoryGauge(m);
+  const read = async (kind: string) => Number(new RegExp(`^bfl_memory_bytes\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(await m.text())?.[1]);
+  const before = await read('array_buffers');
+  const held = new Uint8Array(32 * 1024 * 1024).fill(1); // touched: resident and counted
+  expect((await read('array_buffers')) - before).toBeGreaterThanOrEqual(held.byteLength);
+  if (process.platform === 'linux') {
+    expect(await read('rss_anon')).toBeGreaterThan(held.byteLength);
+    expect(await read('rss_file')).toBeGreaterThan(0);
+  }
+  expect(held[held.length - 1]).toBe(1);
 });
 
 it('timedVerifier: same answers as the verifier, a duration per batch and counts by result', async () => {
