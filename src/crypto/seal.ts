@@ -133,13 +133,14 @@ export function decrypt(dk: DecapsulationKey, context: SealContext, envelope: Ui
 }
 
 /**
- * Plaintext pieces of `decryptInto`: 64 KiB, below glibc's mmap threshold (128 kB, the
+ * Plaintext pieces of `decryptInto`: 16 KiB, below glibc's mmap threshold (32 kB, the
  * launcher's MALLOC_MMAP_THRESHOLD_, memory-settings.ts), so node:crypto's output for each
  * piece comes from the heap: one payload-sized output per update was a fresh mapping, zeroed by
  * the kernel page by page and unmapped again (issue 12: the verifier's job alone, 0.65 ms of
- * kernel time per 636 kB update before, 0.28 ms now). A multiple of 4: pieces hold whole float32s.
+ * kernel time per 636 kB update before, 0.28 ms with pieces below the threshold). A multiple of
+ * 4: pieces hold whole float32s. Keep it below the threshold if either changes.
  */
-export const DECRYPT_PIECE_BYTES = 64 * 1024;
+export const DECRYPT_PIECE_BYTES = 16 * 1024;
 
 /**
  * `decrypt` into `out` (at least `h.length` bytes, which the caller reuses across envelopes):

@@ -32,7 +32,7 @@ afterAll(() => pool.close());
 
 /** A miner's intake with sealing on, its submit-sealed handler, and a client's sealing towards it. */
 async function setUp(opener: SealedOpener | undefined) {
-  // 160 kB payloads: three pieces of the worker's decryption (seal.ts, DECRYPT_PIECE_BYTES)
+  // 160 kB payloads: several pieces of the worker's decryption (seal.ts, DECRYPT_PIECE_BYTES)
   const net = makeNetwork({ phi: 2, clients: 2, modelFloats: 40_000 });
   const clock = { now: () => NOW } as never;
   const store = await ChainStore.open({ datadir: await tmpDir('bfl-sealed-intake-chain-'), params: net.params, signatures: new InThreadVerifier(), now: () => NOW });
@@ -83,7 +83,7 @@ describe('sealed uploads opened off the event loop', () => {
         nan[7] = Number.NaN;
         const tampered = s.upload();
         tampered[tampered.length - 3] ^= 1;
-        // past the first 64 KiB piece of the worker's decryption (seal.ts, DECRYPT_PIECE_BYTES)
+        // in the last piece of the worker's decryption (seal.ts, DECRYPT_PIECE_BYTES)
         const lateNan = Float32Array.from(s.model);
         lateNan[lateNan.length - 2] = Number.POSITIVE_INFINITY;
         const tamperedNan = s.upload({ payload: nan });
