@@ -24,7 +24,8 @@ export const nodeMallocEnv: Readonly<Record<string, string>> = {
   // loopback (300 messages of 636 kB read, assembled and dropped, small buffers kept between
   // them: the unit test): [heap] 66-72 MB left at 128 kB, 36 at 64 kB, 7-11 at 32 kB, 6-8 at
   // 16 kB. The cost is system time for a mapping per buffer (~1.3 ms per MB received there: ~1 %
-  // of a core at the soak's upload rate). Below 32 kB are LevelDB's 4 kB blocks, libp2p's frames
+  // of a core at the soak's upload rate; at saturation, `bench ingest` takes ~12 % fewer updates a
+  // second than at 128 kB, docs/decisions.md "Update ingestion"). Below 32 kB are LevelDB's 4 kB blocks, libp2p's frames
   // and V8's and OpenSSL's small objects: they stay in the heap and arenas.
   MALLOC_MMAP_THRESHOLD_: String(32 * 1024),
 };
