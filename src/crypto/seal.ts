@@ -115,21 +115,32 @@ export function openWith(dk: DecapsulationKey, context: SealContext, envelope: U
   return decrypt(dk, context, envelope, h, associatedData);
 }
 
-/** Decapsulate and decrypt an envelope whose header `parseEnvelope` checked (a worker thread's half of `KemKeyRing.open`). */
-export function decrypt(dk: DecapsulationKey, context: SealContext, envelope: Uint8Array, h: EnvelopeHeader, associatedData: Uint8Array): Uint8Array {
+/** The AES-GCM decipher of an envelope whose header `parseEnvelope` checked (decapsulation and key derivation), and its ciphertext. */
+function decipherOf(dk: DecapsulationKey, context: SealContext, envelope: Uint8Array, h: EnvelopeHeader, associatedData: Uint8Array) {
   const { key, nonce } = deriveKeyNonce(dk.decapsulate(h.kemCiphertext), context, h.keyId, h.kemCiphertext, h.length);
   const decipher = nodeCrypto.createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
   decipher.setAAD(associatedData);
   decipher.setAuthTag(envelope.subarray(SEAL_HEADER_BYTES + h.length));
-  const body = decipher.update(envelope.subarray(SEAL_HEADER_BYTES, SEAL_HEADER_BYTES + h.length));
+  return { decipher, body: envelope.subarray(SEAL_HEADER_BYTES, SEAL_HEADER_BYTES + h.length) };
+}
+
+/** The decipher's last bytes once the tag authenticated; SEAL_TAMPERED otherwise. */
+function finalOrTampered(decipher: nodeCrypto.DecipherGCM): Buffer {
   try {
-    const tail = decipher.final();
-    return tail.length === 0 ? new Uint8Array(body.buffer, body.byteOffset, body.length) : new Uint8Array(Buffer.concat([body, tail]));
+    return decipher.final();
   } catch {
     // ML-KEM's implicit rejection turns a tampered KEM ciphertext into a random key, so every
     // alteration (KEM ciphertext, AEAD ciphertext, tag, associated data, context) ends here.
     throw new BflError(ErrorCode.SEAL_TAMPERED, 'sealed payload does not authenticate (altered in transit, or sealed for another message)');
   }
+}
+
+/** Decapsulate and decrypt an envelope whose header `parseEnvelope` checked (a worker thread's half of `KemKeyRing.open`). */
+export function decrypt(dk: DecapsulationKey, context: SealContext, envelope: Uint8Array, h: EnvelopeHeader, associatedData: Uint8Array): Uint8Array {
+  const { decipher, body: ciphertext } = decipherOf(dk, context, envelope, h, associatedData);
+  const body = decipher.update(ciphertext);
+  const tail = finalOrTampered(decipher);
+  return tail.length === 0 ? new Uint8Array(body.buffer, body.byteOffset, body.length) : new Uint8Array(Buffer.concat([body, tail]));
 }
 
 /**
@@ -153,11 +164,7 @@ export const DECRYPT_PIECE_BYTES = 16 * 1024;
  */
 export function decryptInto(dk: DecapsulationKey, context: SealContext, envelope: Uint8Array, h: EnvelopeHeader, associatedData: Uint8Array, out: Uint8Array, piece?: (offset: number, length: number) => void): Uint8Array {
   if (out.length < h.length) throw new Error(`decryptInto: a ${out.length}-byte buffer for ${h.length} bytes`);
-  const { key, nonce } = deriveKeyNonce(dk.decapsulate(h.kemCiphertext), context, h.keyId, h.kemCiphertext, h.length);
-  const decipher = nodeCrypto.createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
-  decipher.setAAD(associatedData);
-  decipher.setAuthTag(envelope.subarray(SEAL_HEADER_BYTES + h.length));
-  const body = envelope.subarray(SEAL_HEADER_BYTES, SEAL_HEADER_BYTES + h.length);
+  const { decipher, body } = decipherOf(dk, context, envelope, h, associatedData);
   let at = 0;
   const take = (p: Buffer) => {
     if (p.length === 0) return;
@@ -166,11 +173,7 @@ export function decryptInto(dk: DecapsulationKey, context: SealContext, envelope
     at += p.length;
   };
   for (let i = 0; i < body.length; i += DECRYPT_PIECE_BYTES) take(decipher.update(body.subarray(i, Math.min(body.length, i + DECRYPT_PIECE_BYTES))));
-  try {
-    take(decipher.final());
-  } catch {
-    throw new BflError(ErrorCode.SEAL_TAMPERED, 'sealed payload does not authenticate (altered in transit, or sealed for another message)');
-  }
+  take(finalOrTampered(decipher));
   return out.subarray(0, h.length);
 }
 
