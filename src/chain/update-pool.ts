@@ -52,14 +52,14 @@ function dropPayload(e: PoolEntry): PoolEntry {
   return e;
 }
 
+/** Announcements in one LevelDB batch at most (`putMeta`). */
+const MAX_META_BATCH = 64;
+
 /**
  * Write a file in one write call where the system takes it whole: fs/promises' writeFile splits
  * anything above 512 KiB into chunks, one trip to libuv's thread pool each, and a 636 kB payload
  * took two (issue 12).
  */
-/** Announcements in one LevelDB batch at most (`putMeta`). */
-const MAX_META_BATCH = 64;
-
 async function writeWhole(path: string, data: Uint8Array): Promise<void> {
   const fh = await open(path, 'w');
   try {
