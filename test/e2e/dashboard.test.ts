@@ -265,10 +265,10 @@ it.skipIf(!executable)("in split mode, a miner's and a client's pages show /stat
   expect(await mp.textContent(mf('bodyUpdates'))).toBe('24 made, 2 refused by its intake; the next after 140 of 500 samples; labelled low in the newest aggregation');
   expect(await mp.textContent(mf('headShares'))).toBe('5 received (eq. 4), 1 refused');
   const at = (t: number) => `${new Date(t).toISOString().slice(11, 19)} UTC`;
-  expect(await mp.textContent(mf('error'))).toMatch(new RegExp(`^batch from client-3, [5-9] s ago \\(${at(now - 5_000)}\\): REPLAY: batch nonce 41 already seen: send each batch once$`));
+  expect(await mp.textContent(mf('error'))).toMatch(new RegExp(`^batch from client-3, \\d+ s ago \\(${at(now - 5_000)}\\): REPLAY: batch nonce 41 already seen: send each batch once$`));
   expect(await classOf(mp, mf('error'))).toBe('bad');
   expect(await mp.textContent('[data-kpi="splitError"] .value')).toBe('REPLAY');
-  expect(await mp.textContent('[data-kpi="splitError"] .sub')).toMatch(/^batch from client-3, [5-9] s ago: batch nonce 41 already seen/);
+  expect(await mp.textContent('[data-kpi="splitError"] .sub')).toMatch(/^batch from client-3, \d+ s ago: batch nonce 41 already seen/);
   expect(await mp.getAttribute('[data-kpi="splitError"]', 'data-tone')).toBe('bad');
   expect(await mp.textContent('[data-kpi="clients"] .value')).toBe('10');
   expect(await mp.textContent('[data-kpi="body"] .sub')).toBe('answered, 7 refused; 12,340 samples, last loss 0.1235');
@@ -291,13 +291,13 @@ it.skipIf(!executable)("in split mode, a miner's and a client's pages show /stat
   // the client: 9 rounds, no error; then a round that failed with miner-2, after its last completed round
   const cp = await open(`${clientUrl}/`);
   const cf = (f: string) => `#split-client-kv dd[data-field="${f}"]`;
-  await textMatches(cp, cf('rounds'), /^9 trained with a miner \(the last with miner-1, [2-6] s ago, loss 0\.5000\), 0 failed$/);
+  await textMatches(cp, cf('rounds'), /^9 trained with a miner \(the last with miner-1, \d+ s ago, loss 0\.5000\), 0 failed$/);
   expect(await cp.textContent(cf('error'))).toBe('none since the node started');
   expect(await cp.textContent('[data-kpi="splitError"] .value')).toBe('none');
   expect(await cp.textContent('[data-kpi="uploaded"] .value')).toBe('9');
-  expect(await cp.textContent('[data-kpi="uploaded"] .sub')).toMatch(/^0 failed; the last with miner-1, [2-6] s ago, loss 0\.5000$/);
+  expect(await cp.textContent('[data-kpi="uploaded"] .sub')).toMatch(/^0 failed; the last with miner-1, \d+ s ago, loss 0\.5000$/);
   client = { ...client, split: { ...client.split!, failed: 1, lastError: { what: 'round', code: 'UNAVAILABLE', message: 'miner-2 did not answer batch 3 within 10000 ms', peer: 'miner-2', at: now - 1_000 } } };
-  await textMatches(cp, cf('error'), new RegExp(`^round with miner-2, [1-5] s ago \\(${at(now - 1_000)}\\): UNAVAILABLE: miner-2 did not answer batch 3 within 10000 ms$`));
+  await textMatches(cp, cf('error'), new RegExp(`^round with miner-2, \\d+ s ago \\(${at(now - 1_000)}\\): UNAVAILABLE: miner-2 did not answer batch 3 within 10000 ms$`));
   expect(await classOf(cp, cf('error'))).toBe('bad');
   expect(await cp.textContent('[data-kpi="splitError"] .value')).toBe('UNAVAILABLE');
   expect(await cp.getAttribute('[data-kpi="splitError"]', 'data-tone')).toBe('bad');
