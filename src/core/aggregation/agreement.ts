@@ -183,7 +183,12 @@ export function sketch(v: Float32Array | Float64Array, size: number): Float64Arr
     sketchMaps.set(key, m);
   }
   const out = new Float64Array(size);
-  for (let k = 0; k < v.length; k++) out[m.bucket[k]] += m.sign[k] * v[k];
+  const { bucket, sign } = m;
+  // one loop per array type, as in vectors.ts (Vector): the updates are float32, g float64, and V8
+  // specialises a loop to the types it has met (measured here: 162-172 ms of CPU per aggregation
+  // against 171-188 with one loop, within the noise of a shared machine)
+  if (v instanceof Float32Array) for (let k = 0; k < v.length; k++) out[bucket[k]] += sign[k] * v[k];
+  else for (let k = 0; k < v.length; k++) out[bucket[k]] += sign[k] * v[k];
   return out;
 }
 
