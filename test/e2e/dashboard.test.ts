@@ -9,6 +9,11 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { afterAll, expect, it } from 'vitest';
+import type { Server } from 'node:http';
+import { createDashboard } from '../../src/api/dashboard.ts';
+import { startApi, stopApi } from '../../src/api/server.ts';
+import type { ClientStatus, MinerStatus, NodeStatus } from '../../src/api/status.ts';
+import { Metrics } from '../../src/util/metrics.ts';
 import { Cluster, type Status } from '../helpers/cluster.ts';
 import { grafanaMetricNames } from '../helpers/grafana.ts';
 
@@ -19,10 +24,15 @@ const outDir = new URL('../../out/test/dashboard/', import.meta.url).pathname;
 if (!executable) console.warn(`dashboard browser test skipped: no Chromium at ${candidates.join(', ')}; install it (apt-get install -y chromium) or set BFL_CHROMIUM`);
 
 const clusters: Cluster[] = [];
+const servers: { server: Server; dashboard: { close(): void } }[] = [];
 let browser: Browser | undefined;
 afterAll(async () => {
   await browser?.close();
   for (const c of clusters) await c.stopAll();
+  for (const s of servers) {
+    s.dashboard.close();
+    await stopApi(s.server);
+  }
 });
 
 const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
@@ -160,6 +170,9 @@ it.skipIf(!executable)('in split mode, a client\'s dashboard shows its head shar
     await shownMatches(page, c, id, 'mode', (s) => s.mode);
     await shownAt(page, c, id, field('mode'), (s) => `${s.mode}: the head trains here, the body on the miners`);
     expect(await page.isVisible('#uploads-card')).toBe(false); // a split client uploads no model
+    // its rounds with the miners (/status `split`); the rest of the line has an age, checked in the test with fixed statuses
+    await shownMatches(page, c, id, 'uploaded', (s) => int(s.split.rounds));
+    expect(await page.textContent(field('rounds'))).toMatch(/^[\d,]+ trained with a miner \(the last with miner-1, \d+ s ago, loss \d+\.\d{4}\), [\d,]+ failed$/);
     expect(await page.textContent('#client-accuracy-of')).toBe('of its own head on the global body, on its own data');
     if (id === 'client-1') {
       await shownMatches(page, c, id, 'head', (s) => int(s.headSharing.shares));
@@ -187,6 +200,11 @@ it.skipIf(!executable)('in split mode, a client\'s dashboard shows its head shar
   await shownMatches(page, c, 'miner-1', 'body', (s) => int(s.split.batches));
   await shownMatches(page, c, 'miner-1', 'bodyUpdates', (s) => int(s.split.bodyUpdates));
   await shownMatches(page, c, 'miner-1', 'headShares', (s) => int(s.split.headShares));
+  // the "Split learning" card, in `bfl-node status`'s words
+  const mf = (f: string) => `#split-miner-kv dd[data-field="${f}"]`;
+  await shownAt(page, c, 'miner-1', mf('batches'), (s) => `${int(s.split.batches)} answered (${int(s.split.samples)} samples, last loss ${s.split.lastLoss.toFixed(4)}), ${int(s.split.refused)} refused`);
+  await shownAt(page, c, 'miner-1', mf('headShares'), (s) => `${int(s.split.headShares)} received (eq. 4), ${int(s.split.headSharesRefused)} refused`);
+  expect(await page.textContent(mf('clients'))).toMatch(/^2 trained with it in the last \d+ s: client-1, client-2$|^1 trained with it in the last \d+ s: client-[12]$/);
   await shownMatches(page, c, 'miner-1', 'accuracy', (s) => (s.lastAccuracy === null ? '–' : pct(s.lastAccuracy)));
   // the contribution labels and rewards are the miners' (their body updates are what the chain records)
   await page.waitForSelector('#labels tbody th', { timeout: 20_000 });
@@ -194,4 +212,101 @@ it.skipIf(!executable)('in split mode, a client\'s dashboard shows its head shar
   expect(await page.textContent('#rewards-who')).toBe('miner');
   await page.screenshot({ path: join(outDir, 'split-miner-1.png'), fullPage: true });
   await page.close();
+});
+
+/** A node's real API and page serving `status()` (what it returns may change: the page follows it), no node behind it. */
+async function serveStatus(status: () => NodeStatus): Promise<string> {
+  const s0 = status();
+  const dashboard = createDashboard({ role: s0.role, id: s0.id, networkId: 'net-split', members: [], status, healthy: () => true, peers: () => [] }, { pushMs: 100 });
+  const server = await startApi({ host: '127.0.0.1', port: 0, status, metrics: new Metrics(), dashboard });
+  servers.push({ server, dashboard });
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+const classOf = async (page: Page, selector: string) => (await page.getAttribute(selector, 'class')) ?? '';
+
+/** Wait until the text at `selector` matches. */
+async function textMatches(page: Page, selector: string, want: string | RegExp, timeoutMs = 10_000): Promise<string> {
+  const until = Date.now() + timeoutMs;
+  let t = '';
+  while (Date.now() < until) {
+    t = ((await page.textContent(selector, { timeout: timeoutMs })) ?? '').trim();
+    if (typeof want === 'string' ? t === want : want.test(t)) return t;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`${selector}: "${t}" never matched ${want}`);
+}
+
+it.skipIf(!executable)("in split mode, a miner's and a client's pages show /status's refusals, clients served, rounds and last error, in `bfl-node status`'s words", { timeout: 60_000 }, async () => {
+  await mkdir(outDir, { recursive: true });
+  const now = Date.now();
+  let miner: MinerStatus = {
+    role: 'miner', id: 'miner-1', peerId: '12D3KooWm', height: 12, tip: 'ab'.repeat(32), work: '100', aggregations: 4, pending: 0, peers: 2, miners: [], pool: { unrecorded: 0, total: 3 }, lastAccuracy: null, flagged: ['miner-1'], hashRate: 900, penalties: {}, orphans: 0,
+    split: {
+      batches: 1234, refused: 7, samples: 12340, pending: 140, sinceUpdate: 140, samplesPerUpdate: 500, bodyUpdates: 24, bodyUpdatesRefused: 2, headShares: 5, headSharesRefused: 1, lastLoss: 0.123456,
+      clients: Array.from({ length: 10 }, (_, i) => `client-${i + 1}`), clientWindowMs: 60_000,
+      lastError: { what: 'batch', code: 'REPLAY', message: 'batch nonce 41 already seen: send each batch once', peer: 'client-3', at: now - 5_000 },
+    },
+  };
+  let client: ClientStatus = {
+    role: 'client', id: 'client-1', peerId: '12D3KooWc', round: 4, anchor: 'ef'.repeat(32), modelHash: 'cd'.repeat(32), lastAccuracy: 0.71, trained: 0, uploaded: 9, buffered: 0, lastUpload: null, lastAveragedUpload: null, balance: '0',
+    miners: { 'miner-1': 3.2 }, nearest: 'miner-1', freshSamples: 20, attack: 'none', mode: 'split', headSharing: null,
+    split: { rounds: 9, failed: 0, miner: 'miner-1', lastLoss: 0.5, lastRoundAt: now - 2_000, lastError: null },
+  };
+  const minerUrl = await serveStatus(() => miner);
+  const clientUrl = await serveStatus(() => client);
+  browser ??= await chromium.launch({ executablePath: executable, args: ['--no-sandbox'] });
+
+  // the miner: a batch refused 5 s ago is its last error, shown in red
+  const mp = await open(`${minerUrl}/`);
+  const mf = (f: string) => `#split-miner-kv dd[data-field="${f}"]`;
+  await textMatches(mp, mf('clients'), '10 trained with it in the last 60 s: client-1, client-2, client-3, client-4, client-5, client-6, client-7, client-8, … (2 more)');
+  expect(await mp.textContent(mf('batches'))).toBe('1,234 answered (12,340 samples, last loss 0.1235), 7 refused');
+  expect(await mp.textContent(mf('bodyUpdates'))).toBe('24 made, 2 refused by its intake; the next after 140 of 500 samples; labelled low in the newest aggregation');
+  expect(await mp.textContent(mf('headShares'))).toBe('5 received (eq. 4), 1 refused');
+  const at = (t: number) => `${new Date(t).toISOString().slice(11, 19)} UTC`;
+  expect(await mp.textContent(mf('error'))).toMatch(new RegExp(`^batch from client-3, \\d+ s ago \\(${at(now - 5_000)}\\): REPLAY: batch nonce 41 already seen: send each batch once$`));
+  expect(await classOf(mp, mf('error'))).toBe('bad');
+  expect(await mp.textContent('[data-kpi="splitError"] .value')).toBe('REPLAY');
+  expect(await mp.textContent('[data-kpi="splitError"] .sub')).toMatch(/^batch from client-3, \d+ s ago: batch nonce 41 already seen/);
+  expect(await mp.getAttribute('[data-kpi="splitError"]', 'data-tone')).toBe('bad');
+  expect(await mp.textContent('[data-kpi="clients"] .value')).toBe('10');
+  expect(await mp.textContent('[data-kpi="body"] .sub')).toBe('answered, 7 refused; 12,340 samples, last loss 0.1235');
+  expect(await mp.textContent('[data-kpi="bodyUpdates"] .sub')).toBe('made, 2 refused by its intake; next after 140 of 500 samples');
+  expect(await mp.textContent('[data-kpi="headShares"] .sub')).toBe('received (eq. 4), 1 refused');
+  await mp.screenshot({ path: join(outDir, 'split-status-miner.png'), fullPage: true });
+  // an error older than the clients' window is still shown, no longer in red; no client served reads so
+  miner = { ...miner, split: { ...miner.split!, clients: [], lastError: { ...miner.split!.lastError!, at: now - 10 * 60_000 } } };
+  await textMatches(mp, mf('clients'), 'none in the last 60 s (no client is training with this miner)');
+  await textMatches(mp, mf('error'), /^batch from client-3, 10 min ago .*: REPLAY: /);
+  expect(await classOf(mp, mf('error'))).toBe('');
+  expect(await mp.getAttribute('[data-kpi="splitError"]', 'data-tone')).toBeNull();
+  // none since the start: "none"
+  miner = { ...miner, split: { ...miner.split!, lastError: null } };
+  await textMatches(mp, '[data-kpi="splitError"] .value', 'none');
+  expect(await mp.textContent(mf('error'))).toBe('none since the node started');
+  expect(await mp.getAttribute('[data-kpi="splitError"]', 'data-tone')).toBe('good');
+  await mp.close();
+
+  // the client: 9 rounds, no error; then a round that failed with miner-2, after its last completed round
+  const cp = await open(`${clientUrl}/`);
+  const cf = (f: string) => `#split-client-kv dd[data-field="${f}"]`;
+  await textMatches(cp, cf('rounds'), /^9 trained with a miner \(the last with miner-1, \d+ s ago, loss 0\.5000\), 0 failed$/);
+  expect(await cp.textContent(cf('error'))).toBe('none since the node started');
+  expect(await cp.textContent('[data-kpi="splitError"] .value')).toBe('none');
+  expect(await cp.textContent('[data-kpi="uploaded"] .value')).toBe('9');
+  expect(await cp.textContent('[data-kpi="uploaded"] .sub')).toMatch(/^0 failed; the last with miner-1, \d+ s ago, loss 0\.5000$/);
+  client = { ...client, split: { ...client.split!, failed: 1, lastError: { what: 'round', code: 'UNAVAILABLE', message: 'miner-2 did not answer batch 3 within 10000 ms', peer: 'miner-2', at: now - 1_000 } } };
+  await textMatches(cp, cf('error'), new RegExp(`^round with miner-2, \\d+ s ago \\(${at(now - 1_000)}\\): UNAVAILABLE: miner-2 did not answer batch 3 within 10000 ms$`));
+  expect(await classOf(cp, cf('error'))).toBe('bad');
+  expect(await cp.textContent('[data-kpi="splitError"] .value')).toBe('UNAVAILABLE');
+  expect(await cp.getAttribute('[data-kpi="splitError"]', 'data-tone')).toBe('bad');
+  expect(await cp.textContent(cf('rounds'))).toMatch(/, 1 failed$/);
+  await cp.screenshot({ path: join(outDir, 'split-status-client.png'), fullPage: true });
+  // a round completed since: the error stays, no longer in red
+  client = { ...client, split: { ...client.split!, rounds: 10, lastRoundAt: Date.now() } };
+  await textMatches(cp, '[data-kpi="uploaded"] .value', '10');
+  expect(await cp.getAttribute('[data-kpi="splitError"]', 'data-tone')).toBeNull();
+  expect(await classOf(cp, cf('error'))).toBe('');
+  await cp.close();
 });

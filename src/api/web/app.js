@@ -30,6 +30,9 @@
     epsDelta: (a) => `(${a.epsilon === null ? '∞, no noise' : Number(a.epsilon).toPrecision(4)}, ${a.delta})`,
     ms: (x) => (x === null || x === undefined ? '–' : `${x < 10 ? x.toFixed(1) : Math.round(x)} ms`),
     time: (ms) => new Date(ms).toLocaleTimeString('en-GB', { hour12: false }),
+    // a loss as `bfl-node status` prints it
+    loss: (x) => (typeof x === 'number' ? x.toFixed(4) : '–'),
+    utc: (ms) => `${new Date(ms).toISOString().slice(11, 19)} UTC`,
     ago(ms) {
       const s = Math.max(0, (Date.now() - ms) / 1000);
       return s < 60 ? `${Math.round(s)} s ago` : s < 3600 ? `${Math.round(s / 60)} min ago` : `${(s / 3600).toFixed(1)} h ago`;
@@ -179,11 +182,61 @@
     if (s.split) {
       const sp = s.split;
       kpi('mode', 'Learning mode', 'split', 'trains the body; heads stay on clients');
-      kpi('body', 'Client batches', fmt.int(sp.batches), `${fmt.int(sp.samples)} samples${sp.lastLoss === null ? '' : `, loss ${sp.lastLoss.toFixed(3)}`}`);
-      kpi('bodyUpdates', 'Body updates', fmt.int(sp.bodyUpdates), `${fmt.int(sp.pending)} samples pending`);
-      kpi('headShares', 'Head shares', fmt.int(sp.headShares), 'received from clients (eq. 4)');
+      kpi('clients', 'Split clients', fmt.int(sp.clients.length), sp.clients.length ? `in the last ${windowOf(sp)}: ${listed(sp.clients)}` : `none in the last ${windowOf(sp)}`);
+      kpi('body', 'Client batches', fmt.int(sp.batches), `answered, ${fmt.int(sp.refused)} refused; ${fmt.int(sp.samples)} samples, last loss ${fmt.loss(sp.lastLoss)}`);
+      kpi('bodyUpdates', 'Body updates', fmt.int(sp.bodyUpdates), `made, ${fmt.int(sp.bodyUpdatesRefused)} refused by its intake; next after ${fmt.int(sp.sinceUpdate)} of ${fmt.int(sp.samplesPerUpdate)} samples`);
+      kpi('headShares', 'Head shares', fmt.int(sp.headShares), `received (eq. 4), ${fmt.int(sp.headSharesRefused)} refused`);
+      splitErrorKpi(s, 'miner');
     }
   }
+
+  // ---- split mode: what /status's `split` says, worded as `bfl-node status` prints it ----
+
+  const windowOf = (sp) => `${Math.round(sp.clientWindowMs / 1000)} s`;
+  // the first 8, as `bfl-node status` prints them
+  const listed = (ids) => (ids.length > 8 ? `${ids.slice(0, 8).join(', ')}, … (${ids.length - 8} more)` : ids.join(', '));
+
+  /** An error's other end: a miner hears from a client; a client's round is with a miner, its head share goes to one. */
+  const errorPeer = (e, role) => (e.peer ? (role === 'miner' ? ` from ${e.peer}` : e.what === 'round' ? ` with ${e.peer}` : ` to ${e.peer}`) : '');
+
+  /** /status `split.lastError` (SplitError) as one line: what, with whom, how long ago, code and message. */
+  const splitError = (e, role) => (e ? `${e.what}${errorPeer(e, role)}, ${fmt.ago(e.at)} (${fmt.utc(e.at)}): ${e.code}: ${e.message}` : 'none since the node started');
+
+  /** Whether the newest split error still matters: a miner's within its clients' window (the span it calls recent for
+   * the clients it serves); a client's when no round has completed since (it is still failing). Shown in red. */
+  function errorIsRecent(s) {
+    const e = s.split.lastError;
+    if (!e) return false;
+    return s.role === 'miner' ? Date.now() - e.at < s.split.clientWindowMs : s.split.lastRoundAt === null || e.at >= s.split.lastRoundAt;
+  }
+
+  /** The newest split error as a key figure. */
+  function splitErrorKpi(s, role) {
+    const e = s.split.lastError;
+    kpi('splitError', 'Split error', e ? e.code : 'none', e ? `${e.what}${errorPeer(e, role)}, ${fmt.ago(e.at)}: ${e.message}` : 'none since the node started', e ? (errorIsRecent(s) ? 'bad' : undefined) : 'good');
+  }
+
+  /** Rows of a definition list: [data-field, term, value]. */
+  const kvRows = (rows) => rows.flatMap(([key, k, v]) => [h('dt', {}, k), h('dd', { 'data-field': key, title: v }, v)]);
+
+  /** The miner's "Split learning" card: the rows of `bfl-node status` for a split miner. */
+  function renderSplitMiner(s) {
+    const sp = s.split;
+    const low = (s.flagged || []).includes(s.id) ? '; labelled low in the newest aggregation' : '';
+    $('#split-miner-kv').replaceChildren(
+      ...kvRows([
+        ['clients', 'split clients', sp.clients.length ? `${sp.clients.length} trained with it in the last ${windowOf(sp)}: ${listed(sp.clients)}` : `none in the last ${windowOf(sp)} (no client is training with this miner)`],
+        ['batches', 'split batches', `${fmt.int(sp.batches)} answered (${fmt.int(sp.samples)} samples, last loss ${fmt.loss(sp.lastLoss)}), ${fmt.int(sp.refused)} refused`],
+        ['bodyUpdates', 'body updates', `${fmt.int(sp.bodyUpdates)} made, ${fmt.int(sp.bodyUpdatesRefused)} refused by its intake; the next after ${fmt.int(sp.sinceUpdate)} of ${fmt.int(sp.samplesPerUpdate)} samples${low}`],
+        ['headShares', 'head shares', `${fmt.int(sp.headShares)} received (eq. 4), ${fmt.int(sp.headSharesRefused)} refused`],
+        ['error', 'split error', splitError(sp.lastError, 'miner')],
+      ]),
+    );
+    $('#split-miner-kv dd[data-field="error"]').classList.toggle('bad', errorIsRecent(s));
+  }
+
+  /** A split client's rounds line, as `bfl-node status` prints it (the time as an age). */
+  const splitRounds = (sp) => `${fmt.int(sp.rounds)} trained with a miner${sp.rounds > 0 ? ` (the last with ${sp.miner}, ${fmt.ago(sp.lastRoundAt)}, loss ${fmt.loss(sp.lastLoss)})` : ' (no miner has answered a round yet)'}, ${fmt.int(sp.failed)} failed`;
 
   // one refresh of the chain views at a time; a request while one runs is served once it ends
   let chainBusy = null;
@@ -400,7 +453,8 @@
     const split = s.mode === 'split';
     kpi('round', 'Global round', fmt.int(s.round), `model ${fmt.short(s.modelHash, 12)}`);
     kpi('accuracy', 'Held-out accuracy', fmt.pct(s.lastAccuracy), split ? 'own head on the global body' : 'global model, own data');
-    if (split) kpi('uploaded', 'Split rounds', fmt.int(s.uploaded), 'local rounds trained with a miner');
+    if (split && s.split) kpi('uploaded', 'Split rounds', fmt.int(s.split.rounds), `${fmt.int(s.split.failed)} failed${s.split.rounds > 0 ? `; the last with ${s.split.miner}, ${fmt.ago(s.split.lastRoundAt)}, loss ${fmt.loss(s.split.lastLoss)}` : '; no miner has answered a round yet'}`, s.split.rounds === 0 && s.split.failed > 0 ? 'bad' : undefined);
+    else if (split) kpi('uploaded', 'Split rounds', fmt.int(s.uploaded), 'local rounds trained with a miner');
     else kpi('uploaded', 'Uploaded', fmt.int(s.uploaded), `${fmt.int(s.trained)} local updates trained`);
     if (!split) kpi('buffered', 'Buffered', fmt.int(s.buffered), s.buffered ? 'waiting for a reachable miner' : 'nothing waiting', s.buffered ? 'bad' : undefined);
     kpi('balance', 'Balance', s.balance === null ? '–' : fmt.tokens(Number(s.balance) / 1e6), 'tokens earned');
@@ -411,16 +465,24 @@
       const hs = s.headSharing;
       kpi('mode', 'Learning mode', 'split', hs ? `head shared every ${plural(hs.every, 'local round')} (eq. 4)` : 'private head, never shared');
       kpi('head', 'Head shares', hs ? fmt.int(hs.shares) : 'none', hs ? `(ε, δ) = ${fmt.epsDelta(hs)}` : 'private head, never shared', hs ? undefined : 'good');
+      if (s.split) splitErrorKpi(s, 'client');
     }
   }
 
   const plural = (n, what) => (n === 1 ? `${what}` : `${fmt.int(n)} ${what}s`);
 
-  /** The split-learning card: what /status's `headSharing` says (eq. 4 and its privacy account). */
+  /** The split-learning card: what /status's `split` says of its rounds and `headSharing` of eq. 4 and its privacy account. */
   function renderSplitClient(s) {
     const hs = s.headSharing;
+    const sp = s.split;
     const rows = [
       ['mode', 'mode', 'split: the head trains here, the body on the miners'],
+      ...(sp
+        ? [
+            ['rounds', 'split rounds', splitRounds(sp)],
+            ['error', 'split error', splitError(sp.lastError, 'client')],
+          ]
+        : []),
       ['head', 'head', hs ? 'shared (eq. 4): clipped, noised, aggregated on chain' : 'private head, never shared'],
       ...(hs
         ? [
@@ -432,7 +494,8 @@
           ]
         : [['privacy', '(ε, δ)', 'nothing released']]),
     ];
-    $('#split-client-kv').replaceChildren(...rows.flatMap(([key, k, v]) => [h('dt', {}, k), h('dd', { 'data-field': key, title: v }, v)]));
+    $('#split-client-kv').replaceChildren(...kvRows(rows));
+    if (sp) $('#split-client-kv dd[data-field="error"]').classList.toggle('bad', errorIsRecent(s));
   }
 
   function renderMinersTable(s) {
@@ -472,6 +535,10 @@
     status = s;
     if (s.role === 'miner') {
       renderMinerKpis(s);
+      if (s.split) {
+        $('#split-miner').hidden = false;
+        renderSplitMiner(s);
+      }
       if (s.height !== lastHeight) {
         lastHeight = s.height;
         refreshChain();
@@ -507,7 +574,16 @@
     } catch (e) {
       console.warn(e);
     }
-    // relative ages in the blocks table move on between blocks
+    // relative ages in the blocks table move on between blocks, and so do a split node's (its last round, its last error)
+    if (status && status.split) {
+      if (status.role === 'miner') {
+        renderMinerKpis(status);
+        renderSplitMiner(status);
+      } else if (status.mode === 'split') {
+        renderClientKpis(status);
+        renderSplitClient(status);
+      }
+    }
     for (const td of document.querySelectorAll('[data-ts]')) td.textContent = fmt.ago(Number(td.dataset.ts));
   }
 
