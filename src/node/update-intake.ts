@@ -466,9 +466,9 @@ export class UpdateIntake {
     const a = decodeAnnouncement(data);
     if (pool.has(a.clientId, a.updateDigest)) return 'ignore';
     const who = await peers.identify(peer);
-    // an update the pool forgot (a miner re-announcing an old one): nothing to fetch
-    if (who?.role === 'miner' && (await this.refuseReplay(a).then(() => false, () => true))) return 'ignore';
     if (who?.role !== 'miner') return 'ignore';
+    // an update the pool forgot (a miner re-announcing an old one) or that can never be recorded: nothing to fetch
+    if (await this.refuseReplay(a).then(() => false, () => true)) return 'ignore';
     if (!store.membership.ofRole(a.clientId, contributorRoleOf(this.init.config))) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `announcement of an update from unknown ${contributorRoleOf(this.init.config)} ${a.clientId}`);
     if (!store.membership.ofRole(a.minerId, 'miner')) throw new BflError(ErrorCode.UNKNOWN_MINER, `announcement names unknown miner ${a.minerId}`);
     fetcher.checkShape(a);
