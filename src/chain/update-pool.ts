@@ -1,9 +1,16 @@
 /**
  * The miner's pool of raw updates (never on chain), beside the chain: on LevelDB the small
- * announcement of every update ever accepted (this is the replay store, keyed by
- * (client, digest): gossipsub's two-minute seen cache is not enough), and the payloads until they
- * are aggregated and buried, one file each in `payloads/`. Metadata lives in memory; payloads
- * are read on demand.
+ * announcement of every update it holds (keyed by (client, digest): gossipsub's two-minute seen
+ * cache is not enough), and the payloads until they are aggregated and buried, one file each in
+ * `payloads/`. Metadata lives in memory; payloads are read on demand.
+ *
+ * What it holds is bounded (issue 13, eighth wave): the updates with their payload (until they
+ * are aggregated, or superseded, 32 blocks deep: node/miner.ts), and of the updates whose payload
+ * is gone only those the chain cannot answer for: per client, its newest update recorded on the
+ * chain (its vote: what makes its older updates superseded, node/update-intake.ts). The others
+ * are forgotten (`forget`); a replay of them is refused by the chain's record index (recorded)
+ * or by the client's vote (superseded), with DUPLICATE_RECORD as before. It kept every update
+ * ever accepted before, loaded them all at open and was scanned whole on every block.
  *
  * Why files and not LevelDB values (issue 12, `bench ingest`): a 636 kB payload in LevelDB is
  * written to its log, then to a level-0 table, then rewritten by every compaction it takes part
@@ -52,6 +59,13 @@ function dropPayload(e: PoolEntry): PoolEntry {
   return e;
 }
 
+/**
+ * How long the pool remembers what it received, in arrival order (`receivedSince`): the load a
+ * miner announces counts its clients of the last 30 s (node/assemble.ts, LOAD_WINDOW_MS); twice
+ * that leaves room for a reader a little late.
+ */
+export const RECEIVED_LOG_MS = 60_000;
+
 /** Announcements in one LevelDB batch at most (`putMeta`). */
 const MAX_META_BATCH = 64;
 
@@ -76,15 +90,27 @@ export class UpdatePool {
   private readonly legacy;
   private readonly files: string;
   private readonly entries = new Map<string, PoolEntry>();
+  /** The entries with their payload (the live updates), by client and by base model: the intake's per-block questions without a scan of the pool. */
+  private readonly liveByClient = new Index();
+  private readonly liveByModel = new Index();
+  /** The entries whose payload is gone (replay records the chain cannot answer for), by client. */
+  private readonly settledByClient = new Index();
+  /** New entries in arrival order, the last `receivedLogMs` (`receivedSince`); `receivedHead` is the oldest still held. */
+  private readonly receivedLog: { at: number; clientId: string; minerId: string }[] = [];
+  private receivedHead = 0;
+  private readonly receivedLogMs: number;
   private writes = 0;
-  /** Announcements waiting for the next group write (`putMeta`), and whether one is on LevelDB. */
-  private readonly metaQueue: { key: string; value: Uint8Array; resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** Announcements (a value) and deletions (none) waiting for the next group write (`putMeta`), and whether one is on LevelDB. */
+  private readonly metaQueue: { key: string; value?: Uint8Array; resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** Keys being stored (`adopt`, from its announcement's write to the entry in memory): a deletion of them queued meanwhile is dropped. */
+  private readonly adopting = new Map<string, number>();
   private metaWriting?: Promise<void>;
   /** Claimed payload file names (`claimPayloadFile`), released when their writer is done. */
   private readonly writers = new Map<string, Promise<void>>();
 
-  private constructor(db: Level<string, Uint8Array>, dir: string) {
+  private constructor(db: Level<string, Uint8Array>, dir: string, receivedLogMs: number) {
     this.db = db;
+    this.receivedLogMs = receivedLogMs;
     this.meta = db.sublevel<string, Uint8Array>('m', { valueEncoding: 'view' });
     this.legacy = db.sublevel<string, Uint8Array>('p', { valueEncoding: 'view' });
     this.files = join(dir, 'payloads');
@@ -116,11 +142,11 @@ export class UpdatePool {
    * node is STORE_LOCKED; a damaged database or entry is POOL_CORRUPT (with `chain repair` as
    * the way out), never a raw LevelDB error.
    */
-  static async open(dir: string, opts: { readOnly?: boolean; level?: Partial<LevelTuning> } = {}): Promise<UpdatePool> {
+  static async open(dir: string, opts: { readOnly?: boolean; level?: Partial<LevelTuning>; receivedLogMs?: number } = {}): Promise<UpdatePool> {
     if (opts.readOnly && !existsSync(join(dir, 'CURRENT')) && !levelFilesWithoutCurrent(dir)) throw new BflError(ErrorCode.NOT_FOUND, `${dir} holds no update pool`);
     if (!opts.readOnly) await mkdir(dir, { recursive: true });
     const { db } = await openLevel<Uint8Array>('pool', dir, { valueEncoding: 'view', createIfMissing: !opts.readOnly, tuning: opts.level });
-    const pool = new UpdatePool(db, dir);
+    const pool = new UpdatePool(db, dir, opts.receivedLogMs ?? RECEIVED_LOG_MS);
     try {
       if (!opts.readOnly) await mkdir(pool.files, { recursive: true });
       const withPayload = new Set<string>(await pool.payloadFiles(opts.readOnly === true));
@@ -136,7 +162,7 @@ export class UpdatePool {
         if (k !== poolKey(a.clientId, a.updateDigest)) throw new Error(`entry ${k} holds the update ${poolKey(a.clientId, a.updateDigest)}`);
         const receivedAt = Number(new DataView(v.buffer, v.byteOffset, 8).getBigUint64(0));
         const e = { ...a, key: k, receivedAt, hasPayload: withPayload.has(k) };
-        pool.entries.set(k, e.hasPayload ? e : dropPayload(e));
+        pool.put(e.hasPayload ? e : dropPayload(e));
       }
       // a payload file whose announcement was never written (a crash between the two): unreachable
       if (!opts.readOnly) for (const k of withPayload) if (!pool.entries.has(k)) await unlink(pool.fileOf(k)).catch(() => undefined);
@@ -171,8 +197,63 @@ export class UpdatePool {
     return this.entries.get(poolKey(clientId, digest));
   }
 
-  all(): PoolEntry[] {
-    return [...this.entries.values()];
+  /** The entries with their payload (a snapshot). */
+  live(): PoolEntry[] {
+    return this.liveByClient.all();
+  }
+
+  /** A client's entries with their payload (a snapshot). */
+  liveOfClient(clientId: string): PoolEntry[] {
+    return this.liveByClient.of(clientId);
+  }
+
+  /** The entries with their payload built on global model `modelHash` (a snapshot). */
+  liveOnModel(modelHash: Uint8Array): PoolEntry[] {
+    return this.liveByModel.of(toHex(modelHash));
+  }
+
+  /** The entries whose payload is gone (a snapshot). */
+  settled(): PoolEntry[] {
+    return this.settledByClient.all();
+  }
+
+  /** A client's entries whose payload is gone (a snapshot). */
+  settledOf(clientId: string): PoolEntry[] {
+    return this.settledByClient.of(clientId);
+  }
+
+  /** The updates received since `t` (as far back as the log reaches: `receivedLogMs`), newest first. */
+  *receivedSince(t: number): Generator<{ at: number; clientId: string; minerId: string }> {
+    for (let i = this.receivedLog.length - 1; i >= this.receivedHead && this.receivedLog[i].at >= t; i--) yield this.receivedLog[i];
+  }
+
+  /** One entry in and out of the map and the indexes (the only places that change them). */
+  private put(e: PoolEntry): void {
+    this.unput(e.key);
+    this.entries.set(e.key, e);
+    if (e.hasPayload) {
+      this.liveByClient.add(e.clientId, e);
+      this.liveByModel.add(toHex(e.baseModelHash), e);
+    } else this.settledByClient.add(e.clientId, e);
+  }
+
+  private unput(key: string): void {
+    const e = this.entries.get(key);
+    if (!e) return;
+    this.entries.delete(key);
+    this.liveByClient.delete(e.clientId, key);
+    this.liveByModel.delete(toHex(e.baseModelHash), key);
+    this.settledByClient.delete(e.clientId, key);
+  }
+
+  private logReceived(e: PoolEntry, now: number): void {
+    this.receivedLog.push({ at: now, clientId: e.clientId, minerId: e.minerId });
+    while (this.receivedHead < this.receivedLog.length && this.receivedLog[this.receivedHead].at < now - this.receivedLogMs) this.receivedHead++;
+    // compacted once the dropped head is half of the array: amortised O(1) an entry
+    if (this.receivedHead > 1024 && this.receivedHead * 2 > this.receivedLog.length) {
+      this.receivedLog.splice(0, this.receivedHead);
+      this.receivedHead = 0;
+    }
   }
 
   async payload(clientId: string, digest: Uint8Array): Promise<Uint8Array | undefined> {
@@ -246,9 +327,18 @@ export class UpdatePool {
     metaValue.set(stamp);
     metaValue.set(ann, 8);
     if (file !== own) await rename(file, own);
-    await this.putMeta(key, metaValue);
-    const { payload: _p, ...announcement } = a as UpdateAnnouncement & { payload?: Uint8Array };
-    this.entries.set(key, { ...announcement, key, receivedAt: known?.receivedAt ?? now, hasPayload: true });
+    this.adopting.set(key, (this.adopting.get(key) ?? 0) + 1);
+    try {
+      await this.putMeta(key, metaValue);
+      const { payload: _p, ...announcement } = a as UpdateAnnouncement & { payload?: Uint8Array };
+      const entry = { ...announcement, key, receivedAt: known?.receivedAt ?? now, hasPayload: true };
+      this.put(entry);
+      if (!known) this.logReceived(entry, now);
+    } finally {
+      const n = this.adopting.get(key)! - 1;
+      if (n === 0) this.adopting.delete(key);
+      else this.adopting.set(key, n);
+    }
     return !known;
   }
 
@@ -258,7 +348,7 @@ export class UpdatePool {
    * its own to be written). Issue 12, sixth pass: under a flood every stored upload was its own
    * put, a trip to the thread pool each (2-3 % of the miner's event loop under `bench ingest`).
    */
-  private putMeta(key: string, value: Uint8Array): Promise<void> {
+  private putMeta(key: string, value: Uint8Array | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
       this.metaQueue.push({ key, value, resolve, reject });
       this.metaWriting ??= this.flushMeta();
@@ -270,7 +360,13 @@ export class UpdatePool {
       // a bound on one batch's size (~0.2 kB an announcement): the frames in flight of a few dozen clients
       const group = this.metaQueue.splice(0, MAX_META_BATCH);
       try {
-        await this.meta.batch(group.map((g) => ({ type: 'put' as const, key: g.key, value: g.value })));
+        // in queue order, so a key's deletion and a later store of it land in that order
+        const ops: ({ type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string })[] = [];
+        for (const g of group) {
+          if (g.value) ops.push({ type: 'put', key: g.key, value: g.value });
+          else if (!this.adopting.has(g.key)) ops.push({ type: 'del', key: g.key });
+        }
+        await this.meta.batch(ops);
         for (const g of group) g.resolve();
       } catch (e) {
         for (const g of group) g.reject(e as Error);
@@ -279,7 +375,7 @@ export class UpdatePool {
     this.metaWriting = undefined;
   }
 
-  /** Drop payloads (aggregated and buried); the announcements stay as the replay record (without their signatures in memory). */
+  /** Drop payloads (aggregated and buried); the announcements stay as the replay record (without their signatures in memory) until `forget`. */
   async prunePayloads(keys: string[]): Promise<void> {
     const present = keys.filter((k) => this.entries.get(k)?.hasPayload);
     if (present.length === 0) return;
@@ -289,11 +385,51 @@ export class UpdatePool {
       });
     }
     await this.legacy.batch(present.map((key) => ({ type: 'del' as const, key })));
-    for (const k of present) dropPayload(this.entries.get(k)!);
+    for (const k of present) this.put(dropPayload(this.entries.get(k)!));
+  }
+
+  /**
+   * Forget entries whose payload is gone, from memory and LevelDB (batched with the
+   * announcements' writes, in their order): the caller has made sure a replay of them is
+   * refused without them (update-intake.ts, `forgettable`). Entries with their payload, and one
+   * stored again meanwhile, stay.
+   */
+  async forget(keys: string[]): Promise<void> {
+    const gone = keys.filter((k) => this.entries.get(k)?.hasPayload === false);
+    if (gone.length === 0) return;
+    await Promise.all(gone.map((k) => this.putMeta(k, undefined)));
+    for (const k of gone) if (this.entries.get(k)?.hasPayload === false && !this.adopting.has(k)) this.unput(k);
   }
 
   async close(): Promise<void> {
     await this.metaWriting; // queued announcements are written first
     await this.db.close();
+  }
+}
+
+/** Entries by a string (client id, base model): each group a map by key, kept in insertion order. */
+class Index {
+  private readonly groups = new Map<string, Map<string, PoolEntry>>();
+
+  add(group: string, e: PoolEntry): void {
+    const m = this.groups.get(group);
+    if (m) m.set(e.key, e);
+    else this.groups.set(group, new Map([[e.key, e]]));
+  }
+
+  delete(group: string, key: string): void {
+    const m = this.groups.get(group);
+    if (!m?.delete(key)) return;
+    if (m.size === 0) this.groups.delete(group);
+  }
+
+  of(group: string): PoolEntry[] {
+    return [...(this.groups.get(group)?.values() ?? [])];
+  }
+
+  all(): PoolEntry[] {
+    const out: PoolEntry[] = [];
+    for (const m of this.groups.values()) for (const e of m.values()) out.push(e);
+    return out;
   }
 }

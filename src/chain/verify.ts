@@ -213,8 +213,7 @@ async function checkPool(pool: UpdatePool, dir: string): Promise<VerifyReport['p
   const stray = await pool.payloadsWithoutEntry();
   if (stray.length > 0) throw damagedError('pool', dir, `payload ${stray[0]} has no announcement`);
   let payloads = 0;
-  for (const e of pool.all()) {
-    if (!e.hasPayload) continue;
+  for (const e of pool.live()) {
     const p = await pool.payload(e.clientId, e.updateDigest);
     if (!p || p.length !== e.payloadBytes || !equalBytes(sha256(p), e.updateDigest)) throw damagedError('pool', dir, `the payload of ${e.key} does not hash to its digest`);
     payloads++;

@@ -43,6 +43,13 @@ let embedded: TrainTest | undefined;
 
 export function loadEmbeddedMnist(): TrainTest {
   if (embedded) return embedded;
+  const { all, perm } = readEmbeddedMnist();
+  embedded = { train: subset(all, perm.slice(0, EMBEDDED_SPLIT.train), 'mnist'), test: subset(all, perm.slice(EMBEDDED_SPLIT.train), 'mnist') };
+  return embedded;
+}
+
+/** The 10,000 digits in file order and the seeded permutation that splits them. */
+function readEmbeddedMnist(): { all: Dataset; perm: number[] } {
   const require = createRequire(import.meta.url);
   const dir = join(dirname(require.resolve('mnist/package.json')), 'src', 'digits');
   const xs: number[][] = [];
@@ -62,9 +69,7 @@ export function loadEmbeddedMnist(): TrainTest {
     all.x.set(d, o);
     o += d.length;
   }
-  const perm = new Rng(EMBEDDED_SPLIT.seed).shuffle(Array.from({ length: n }, (_, i) => i));
-  embedded = { train: subset(all, perm.slice(0, EMBEDDED_SPLIT.train), 'mnist'), test: subset(all, perm.slice(EMBEDDED_SPLIT.train), 'mnist') };
-  return embedded;
+  return { all, perm: new Rng(EMBEDDED_SPLIT.seed).shuffle(Array.from({ length: n }, (_, i) => i)) };
 }
 
 /** Read one IDX file (plain or gzip): its dimensions and its unsigned-byte data. */
@@ -124,12 +129,36 @@ export function loadDataset(spec: string): TrainTest {
   return d;
 }
 
+/**
+ * Only the test half of `spec`, the same samples as `loadDataset(spec).test`: what a miner uses
+ * (it evaluates global models, never trains). Not kept by this module unless `loadDataset` read
+ * the whole set already; the training half is never held (issue 13: 25 MB of the embedded MNIST
+ * a miner carried for nothing).
+ */
+export function loadTestSet(spec: string): Dataset {
+  const d = loaded.get(spec) ?? (spec === 'mnist' ? embedded : undefined);
+  if (d) return d.test;
+  if (spec === 'mnist') {
+    const { all, perm } = readEmbeddedMnist();
+    return subset(all, perm.slice(EMBEDDED_SPLIT.train), 'mnist');
+  }
+  if (spec === 'fashion') return idxPair(fashionDir(), 't10k', 'fashion');
+  if (spec.startsWith('idx:')) return idxPair(spec.slice(4), 't10k', `idx:${spec.slice(4)}`);
+  throw unknownDataset(spec);
+}
+
+function fashionDir(): string {
+  if (!existsSync(FASHION_DIR)) throw new BflError(ErrorCode.DATA_NOT_FOUND, `Fashion-MNIST not found in ${FASHION_DIR}: apt-get install dataset-fashion-mnist`);
+  return FASHION_DIR;
+}
+
+function unknownDataset(spec: string): BflError {
+  return new BflError(ErrorCode.BAD_CONFIG, `unknown data set "${spec}": use mnist, fashion or idx:DIR`);
+}
+
 function readDataset(spec: string): TrainTest {
   if (spec === 'mnist') return loadEmbeddedMnist();
-  if (spec === 'fashion') {
-    if (!existsSync(FASHION_DIR)) throw new BflError(ErrorCode.DATA_NOT_FOUND, `Fashion-MNIST not found in ${FASHION_DIR}: apt-get install dataset-fashion-mnist`);
-    return loadIdxDataset(FASHION_DIR, 'fashion');
-  }
+  if (spec === 'fashion') return loadIdxDataset(fashionDir(), 'fashion');
   if (spec.startsWith('idx:')) return loadIdxDataset(spec.slice(4));
-  throw new BflError(ErrorCode.BAD_CONFIG, `unknown data set "${spec}": use mnist, fashion or idx:DIR`);
+  throw unknownDataset(spec);
 }

@@ -157,7 +157,7 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
   closers.add('pow', () => o.pow.close());
   try {
     const { peers, sealing } = await peerBook(o, closers);
-    const pool = await UpdatePool.open(join(o.datadir, 'updates'));
+    const pool = await UpdatePool.open(join(o.datadir, 'updates'), { receivedLogMs: 2 * LOAD_WINDOW_MS });
     closers.add('pool', () => pool.close());
     const verdicts = new Verdicts({ peers, logger: o.logger.child({ sub: 'miner' }), metrics: o.metrics });
     const fetcher = new UpdateFetcher(
@@ -215,8 +215,8 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
  */
 export const LOAD_WINDOW_MS = 30_000;
 
-/** What a miner announces of its load (the `load` chain request). The client count scans the
- * pool, so it is recomputed at most once a second however many clients ask. */
+/** What a miner announces of its load (the `load` chain request). The client count reads the
+ * pool's arrival log (its last 2 × LOAD_WINDOW_MS), at most once a second however many clients ask. */
 export function minerLoad(id: string, pool: UpdatePool, intake: { size: number }, now: () => number): () => MinerLoad {
   let at = -Infinity;
   let clients = 0;
@@ -224,7 +224,7 @@ export function minerLoad(id: string, pool: UpdatePool, intake: { size: number }
     const t = now();
     if (t - at >= 1000) {
       const seen = new Set<string>();
-      for (const e of pool.all()) if (e.minerId === id && e.receivedAt >= t - LOAD_WINDOW_MS) seen.add(e.clientId);
+      for (const e of pool.receivedSince(t - LOAD_WINDOW_MS)) if (e.minerId === id) seen.add(e.clientId);
       clients = seen.size;
       at = t;
     }

@@ -11,7 +11,7 @@ import { toHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type Identity, loadKeyFile, loadPeerKey } from '../crypto/keyfile.ts';
 import { WorkerVerifierPool } from '../crypto/verifier.ts';
-import { loadDataset } from '../learn/data.ts';
+import { loadDataset, loadTestSet } from '../learn/data.ts';
 import { type ModelSpec, initParams } from '../learn/model.ts';
 import { partition } from '../learn/partition.ts';
 import { ModelRuntime } from '../learn/runtime.ts';
@@ -133,7 +133,6 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
 
     const runtime = await ModelRuntime.create(modelSpecOf(cfg), { threads: cfg.learning.threads });
     closers.push({ name: 'runtime', close: () => runtime.close() });
-    const data = loadDataset(cfg.learning.dataset);
     // split learning: the head's graphs on a client, the body's on a miner (compiled on first use)
     const split = cfg.learning.mode === 'split' ? SplitRuntime.create(modelSpecOf(cfg), cfg.learning.split.cut, { threads: cfg.learning.threads }) : undefined;
     if (split) closers.push({ name: 'split runtime', close: () => split.close() });
@@ -143,6 +142,8 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     let node: MinerNode | ClientNode;
     let rewards: (() => Promise<Record<string, string>>) | undefined;
     if (o.role === 'miner') {
+      // the test half only: a miner evaluates global models and never trains (learn/data.ts)
+      const test = split ? undefined : loadTestSet(cfg.learning.dataset);
       const m = await createMiner({
         ...parts,
         datadir: o.datadir,
@@ -150,13 +151,14 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         aggregationEngine: timedEngine(new WorkerAggregationEngine(cfg.aggregation), metrics),
         // A split network's global model has no trained head (heads stay on the clients): its
         // accuracy would measure nothing, so a split miner does not evaluate (clients do).
-        evaluate: split ? undefined : async (model) => accuracy.note(model, (await evaluate(runtime, model, data.test)).accuracy),
+        evaluate: split ? undefined : async (model) => accuracy.note(model, (await evaluate(runtime, model, test!)).accuracy),
         options: o.miner,
         split,
       });
       node = m;
       rewards = m.rewards;
     } else {
+      const data = loadDataset(cfg.learning.dataset);
       const clients = cfg.members.filter((m) => m.role === 'client').map((m) => m.id).sort();
       const index = clients.indexOf(identity.id);
       for (const m of miners) if (!cfg.addresses.get(m.id)?.peerId) throw new BflError(ErrorCode.BAD_CONFIG, `members: miner ${m.id} has no peerId; a client needs it to reach the miner (bfl-node init writes it)`);

@@ -59,6 +59,22 @@ export function pruneRange(prunedTo: number, height: number, depth: number, maxP
   return { from, to, prunedTo: Math.max(prunedTo, to) };
 }
 
+/**
+ * What a block buried `pruneDepth` deep lets the pool drop: the payloads it aggregated and those
+ * its records superseded, then their replay records but each client's vote (update-pool.ts: what
+ * bounds the pool). A client's entries lose their payload only here, in a block that names it.
+ */
+export async function pruneBlock(block: Block, pool: UpdatePool, intake: Pick<UpdateIntake, 'supersededBy' | 'forgettable'>): Promise<void> {
+  const agg = aggregationTxOf(block);
+  if (agg) await pool.prunePayloads(agg.entries.map((e) => poolKey(e.clientId, e.updateDigest)));
+  // Updates this block's records superseded are dropped as deep: else a flood within the rate
+  // limit fills the disk.
+  const records = block.txs.flatMap((tx) => (tx.type === 'record' ? [tx] : []));
+  await pool.prunePayloads(await intake.supersededBy(records));
+  const clients = new Set([...(agg?.entries ?? []), ...records].map((e) => e.clientId));
+  await pool.forget(await intake.forgettable([...clients].flatMap((c) => pool.settledOf(c))));
+}
+
 export const defaultMinerOptions: MinerOptions = { maxRecordsPerBlock: 64, syncIntervalMs: 3000, pruneDepth: 32 };
 
 export interface MinerComponents {
@@ -174,12 +190,7 @@ export class Miner {
 
   private async pruneHeight(h: number): Promise<void> {
     const block = await this.c.store.blockAt(h);
-    if (!block) return;
-    const agg = aggregationTxOf(block);
-    if (agg) await this.c.pool.prunePayloads(agg.entries.map((e) => poolKey(e.clientId, e.updateDigest)));
-    // Updates this block's records superseded are dropped as deep: else a flood within the rate
-    // limit fills the disk.
-    await this.c.pool.prunePayloads(await this.c.intake.supersededBy(block.txs.flatMap((tx) => (tx.type === 'record' ? [tx] : []))));
+    if (block) await pruneBlock(block, this.c.pool, this.c.intake);
   }
 
   private evaluateTip(): Promise<void> {

@@ -88,8 +88,10 @@ export class UpdateIntake {
     const { transport, pool } = this.c;
     const { config } = this.init;
     const proto = protocols(config.networkId);
-    for (const e of pool.all()) if (e.hasPayload) this.unrecorded.set(e.key, e);
+    for (const e of pool.live()) this.unrecorded.set(e.key, e);
     await this.recompute();
+    // the replay records the chain answers for (and, on a datadir of an older version, every update it ever accepted)
+    await pool.forget(await this.forgettable(pool.settled()));
     const t = config.p2p.requestTimeoutMs;
     const gate = (peer: string) => this.c.peers.member(peer);
     const submitRefused = (peer: string, e: Error) => this.c.verdicts.refused(peer, 'submit', e);
@@ -259,6 +261,7 @@ export class UpdateIntake {
     const { fetcher } = this.c;
     try {
       fetcher.checkShape(a);
+      await this.refuseReplay(a);
       this.rateLimit(a.clientId, false);
       // Clients learn at once if they trained on a model we do not know. Updates from miners are
       // not held to our tip: one fetched to validate a block of a better chain is built on that
@@ -313,6 +316,37 @@ export class UpdateIntake {
   }
 
   /**
+   * A replay of an update the pool forgot (`forgettable`), refused as a replay of one it holds
+   * is (DUPLICATE_RECORD, in UpdateFetcher.checkShape): superseded by its client's vote, or
+   * recorded on the canonical chain. An update created before its client's recorded vote that
+   * this miner never saw is refused too: it could never be recorded.
+   */
+  private async refuseReplay(a: UpdateAnnouncement): Promise<void> {
+    const key = poolKey(a.clientId, a.updateDigest);
+    const vote = this.lastVote.get(a.clientId);
+    if (vote && newestFirst(a, vote) > 0) {
+      throw new BflError(ErrorCode.DUPLICATE_RECORD, `update ${key} was created before ${a.clientId}'s update ${toHex(vote.updateDigest).slice(0, 16)} recorded on the chain: superseded (one vote per client per aggregation), it can never be recorded`);
+    }
+    if (await this.isRecorded(a)) throw new BflError(ErrorCode.DUPLICATE_RECORD, `update ${key} is already recorded on the chain`);
+  }
+
+  /**
+   * Of these entries whose payload is gone, those a replay of which is refused without them
+   * (`refuseReplay`): recorded on the canonical chain or superseded by their client's vote, but
+   * not the vote itself (after a restart, `recompute` finds the client's vote in the pool).
+   */
+  async forgettable(settled: PoolEntry[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const e of settled) {
+      if (e.hasPayload) continue;
+      const vote = this.lastVote.get(e.clientId);
+      if (vote && equalBytes(vote.updateDigest, e.updateDigest)) continue;
+      if (this.superseded(e) || (await this.isRecorded(e))) out.push(e.key);
+    }
+    return out;
+  }
+
+  /**
    * Not recorded on the canonical chain yet, and built on one of its global models (a block may
    * only record such an update). An update built on a model of a branch that lost a reorg can
    * never go into a block on this chain: counted as unrecorded, it kept the miner mining for it
@@ -323,12 +357,16 @@ export class UpdateIntake {
     return !(await this.isRecorded(e)) && (await this.baseModelKnown(e.baseModelHash));
   }
 
-  /** After a reorg: which pool updates the new canonical chain has not recorded and could. */
+  /**
+   * After a reorg (and at start): which pool updates the new canonical chain has not recorded
+   * and could. The clients' votes come from the pool's updates the chain records, with or
+   * without their payload (the pool keeps each client's vote: `forgettable`).
+   */
   async recompute(): Promise<void> {
     this.lastVote.clear();
+    for (const e of this.c.pool.settled()) if (await this.isRecorded(e)) this.noteVote(e);
     const open: PoolEntry[] = [];
-    for (const e of this.c.pool.all()) {
-      if (!e.hasPayload) continue;
+    for (const e of this.c.pool.live()) {
       if (await this.isRecorded(e)) {
         this.unrecorded.delete(e.key);
         this.noteVote(e);
@@ -343,8 +381,8 @@ export class UpdateIntake {
 
   /** A block on the tip brought global model `modelHash`: pool updates built on it become recordable. */
   async readmit(modelHash: Uint8Array): Promise<void> {
-    for (const e of this.c.pool.all()) {
-      if (!e.hasPayload || this.unrecorded.has(e.key) || !equalBytes(e.baseModelHash, modelHash) || this.superseded(e)) continue;
+    for (const e of this.c.pool.liveOnModel(modelHash)) {
+      if (this.unrecorded.has(e.key) || this.superseded(e)) continue;
       if (!(await this.isRecorded(e))) this.unrecorded.set(e.key, e);
     }
     this.updateGauge();
@@ -366,11 +404,10 @@ export class UpdateIntake {
    * aggregated ones).
    */
   async supersededBy(records: DatedVote[]): Promise<string[]> {
-    const byClient = new Map(records.map((r) => [r.clientId, r]));
     const out: string[] = [];
-    for (const e of this.c.pool.all()) {
-      const r = byClient.get(e.clientId);
-      if (r && e.hasPayload && newestFirst(e, r) > 0 && !(await this.isRecorded(e))) out.push(e.key);
+    // a block records one update per client (core/votes.ts): each client's live updates once
+    for (const r of records) {
+      for (const e of this.c.pool.liveOfClient(r.clientId)) if (newestFirst(e, r) > 0 && !(await this.isRecorded(e))) out.push(e.key);
     }
     return out;
   }
@@ -430,6 +467,8 @@ export class UpdateIntake {
     if (pool.has(a.clientId, a.updateDigest)) return 'ignore';
     const who = await peers.identify(peer);
     if (who?.role !== 'miner') return 'ignore';
+    // an update the pool forgot (a miner re-announcing an old one) or that can never be recorded: nothing to fetch
+    if (await this.refuseReplay(a).then(() => false, () => true)) return 'ignore';
     if (!store.membership.ofRole(a.clientId, contributorRoleOf(this.init.config))) throw new BflError(ErrorCode.UNKNOWN_CLIENT, `announcement of an update from unknown ${contributorRoleOf(this.init.config)} ${a.clientId}`);
     if (!store.membership.ofRole(a.minerId, 'miner')) throw new BflError(ErrorCode.UNKNOWN_MINER, `announcement names unknown miner ${a.minerId}`);
     fetcher.checkShape(a);

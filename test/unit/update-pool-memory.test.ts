@@ -25,7 +25,7 @@ it('a pruned update keeps its replay record without its signature in memory, on 
   const intakeHolds = pool.get(ups[0].clientId, ups[0].updateDigest)!; // the intake keeps entry objects
   await pool.prunePayloads(pruned);
   expect(intakeHolds.hasPayload).toBe(false);
-  const held = () => pool.all().reduce((n, e) => n + e.signature.length, 0);
+  const held = () => [...pool.live(), ...pool.settled()].reduce((n, e) => n + e.signature.length, 0);
   expect(held()).toBe(5 * 2420);
   for (const u of ups) expect(pool.has(u.clientId, u.updateDigest)).toBe(true);
   expect(pool.get(ups[19].clientId, ups[19].updateDigest)!.signature).toEqual(ups[19].signature);
