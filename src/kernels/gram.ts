@@ -16,7 +16,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { CHUNK, pairwise as referencePairwise, type GramKernel } from '../core/aggregation/vectors.ts';
+import { CHUNK, pairwise as referencePairwise, type GramKernel, type Vector } from '../core/aggregation/vectors.ts';
 
 export interface GramExports {
   chunk(kind: number, vecs: number, n: number, dim: number, c: number, out: number, add: number): void;
@@ -79,15 +79,15 @@ function layout(n: number, dim: number, partBudget: number): Layout {
 }
 
 /** Vectors of equal length, in a memory the kernel can address: otherwise the reference does it. */
-function fits(v: Float64Array[], L: Layout): boolean {
+function fits(v: readonly Vector[], L: Layout): boolean {
   return v.every((x) => x.length === L.dim) && L.end <= MAX_PAGES * PAGE;
 }
 
-function prepare(memory: WebAssembly.Memory, v: Float64Array[], L: Layout): void {
+function prepare(memory: WebAssembly.Memory, v: readonly Vector[], L: Layout): void {
   const have = memory.buffer.byteLength;
   if (L.end > have) memory.grow(Math.ceil((L.end - have) / PAGE));
   const f = new Float64Array(memory.buffer);
-  for (let i = 0; i < L.n; i++) f.set(v[i], L.vecs / 8 + i * L.dim);
+  for (let i = 0; i < L.n; i++) f.set(v[i], L.vecs / 8 + i * L.dim); // float32 rows widen exactly
   f.fill(0, L.vecs / 8 + L.n * L.dim, L.acc / 8 + L.nPad * L.nPad); // padding rows and the sums
 }
 
@@ -122,7 +122,7 @@ export class WasmGramKernel implements GramKernel {
     return m ? new WasmGramKernel(m) : null;
   }
 
-  pairwise(v: Float64Array[], kind: 'dot' | 'sqdist'): Float64Array {
+  pairwise(v: readonly Vector[], kind: 'dot' | 'sqdist'): Float64Array {
     if (v.length === 0) return new Float64Array(0);
     const L = layout(v.length, v[0].length, 0);
     if (!fits(v, L)) return referencePairwise(v, kind);
@@ -199,7 +199,7 @@ export class ThreadedGramKernel implements GramKernel {
     return new ThreadedGramKernel(module, memory, ctrl, workers, opts);
   }
 
-  pairwise(v: Float64Array[], kind: 'dot' | 'sqdist'): Float64Array {
+  pairwise(v: readonly Vector[], kind: 'dot' | 'sqdist'): Float64Array {
     if (v.length === 0) return new Float64Array(0);
     if (this.fallback !== undefined) return this.fallback ? this.fallback.pairwise(v, kind) : referencePairwise(v, kind);
     const L = layout(v.length, v[0].length, this.partBudget);

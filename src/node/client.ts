@@ -355,7 +355,11 @@ export class Client {
       this.sent++;
       this.lastUpload = { miner: miner.id, digest: '', samples: r.samples, averaged: 1 };
       this.m?.updates.inc({ result: 'uploaded' });
-      this.log.info({ miner: miner.id, batches: r.batches, samples: r.samples, loss: Number(r.loss.toFixed(4)) }, 'split round done');
+      // the head just trained is the model this client now holds: evaluated now, not at the start
+      // of the next round (until then /status showed the head before this round: after a
+      // client's first round, the genesis model's chance accuracy)
+      await this.evaluateModel();
+      this.log.info({ miner: miner.id, batches: r.batches, samples: r.samples, loss: Number(r.loss.toFixed(4)), accuracy: this.lastAccuracy }, 'split round done');
     } catch (e) {
       if (!(e instanceof RemoteError)) this.rtts.set(miner.id, null);
       this.m?.updates.inc({ result: 'failed' });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { AGGREGATORS, createAggregator } from '../../src/core/aggregation/index.ts';
 import { BflMecAggregator } from '../../src/core/aggregation/bflmec.ts';
 import type { AggregationInput, AggregationResult, UpdateInput } from '../../src/core/aggregation/types.ts';
-import { dot, pairwise, toFloat64 } from '../../src/core/aggregation/vectors.ts';
+import { CHUNK, dot, dotsWith, pairwise, toFloat64 } from '../../src/core/aggregation/vectors.ts';
 import { Rng } from '../../src/core/random.ts';
 import { makeUpdates, resultDigest } from '../helpers/updates.ts';
 import type { Json } from '../../src/config/schema.ts';
@@ -155,6 +155,23 @@ describe('determinism (a consensus rule)', () => {
     const g = pairwise(vs, 'dot');
     for (let i = 0; i < 5; i++) for (let j = 0; j < 5; j++) expect(g[i * 5 + j]).toBe(dot(vs[i], vs[j]));
     expect(Object.is(dot(toFloat64(new Float32Array([1, 2, 3])), toFloat64(new Float32Array([4, 5, 6]))), 32)).toBe(true);
+  });
+
+  it('dotsWith gives the bits of dot, for float32 vectors (read in place) and float64 ones', () => {
+    // across chunk boundaries, a count of vectors that is not a multiple of the 4 per pass, and
+    // sums whose rounding depends on the order (1e16 + x − 1e16 inside one chunk)
+    const rng = new Rng(12);
+    for (const dim of [0, 7, CHUNK, 3 * CHUNK + 5]) {
+      for (const n of [1, 4, 7]) {
+        const v32 = Array.from({ length: n }, () => Float32Array.from({ length: dim }, (_, k) => rng.normal() * (k % 61 === 0 ? 1e8 : 1)));
+        const v64 = v32.map((v) => toFloat64(v));
+        const x = Float64Array.from({ length: dim }, (_, k) => rng.normal() + (k % 97 === 0 ? 1e16 * (k % 2 ? 1 : -1) : 0));
+        const want = v64.map((v) => dot(v, x));
+        expect(Buffer.from(dotsWith(v32, x).buffer)).toEqual(Buffer.from(Float64Array.from(want).buffer));
+        expect(Buffer.from(dotsWith(v64, x).buffer)).toEqual(Buffer.from(Float64Array.from(want).buffer));
+      }
+    }
+    expect(dotsWith([], new Float64Array(3)).length).toBe(0);
   });
 });
 

@@ -89,6 +89,23 @@ describe('Gram kernels (WebAssembly SIMD, threads) against the reference', () =>
     expect(forward).not.toBe(backward);
   });
 
+  it('read float32 rows (the updates, in place) with the bits of their float64 copies', () => {
+    // the aggregation hands the kernels the received float32 deltas instead of float64 copies
+    const rows = fc
+      .record({ n: fc.integer({ min: 1, max: 9 }), dim: fc.oneof(fc.integer({ min: 0, max: CHUNK - 1 }), fc.integer({ min: CHUNK - 3, max: 2 * CHUNK + 5 })) })
+      .chain(({ n, dim }) => fc.array(fc.array(fc.float({ noNaN: true }), { minLength: dim, maxLength: dim }), { minLength: n, maxLength: n }));
+    fc.assert(
+      fc.property(rows, fc.constantFrom('dot' as const, 'sqdist' as const), (xs, kind) => {
+        const v32 = xs.map((x) => Float32Array.from(x));
+        const ref = pairwise(v32.map((x) => new Float64Array(x)), kind);
+        expect(sameBits(pairwise(v32, kind), ref)).toBe(true);
+        expect(sameBits(wasm.pairwise(v32, kind), ref)).toBe(true);
+        expect(sameBits(threaded.pairwise(v32, kind), ref)).toBe(true);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
   it('many waves of partial sums, and vectors of unequal length left to the reference', async () => {
     // 18 vectors (20 padded): partial matrices of 3,200 bytes, 5 per wave, 43 chunks: 9 waves
     const k = (await ThreadedGramKernel.create({ threads: 2, partBudgetBytes: 5 * 3200 + 100 }))!;

@@ -13,6 +13,28 @@
 
 export const CHUNK = 512;
 
+/** An update as received (float32) or a float64 quantity derived from updates. Every float32 is
+ * a float64 exactly and is widened before any arithmetic, so a float32 vector gives the bits of
+ * its float64 copy: the aggregation reads updates in place instead of copying each into a float64
+ * array first (100 copies of 1.27 MB, each a fresh mapping under the launcher's mmap threshold:
+ * docs/decisions.md, "What grew in the default aggregation job"). Each inner loop below sees one
+ * array type only: V8 specialises a loop to the array types it has met, and the reference
+ * pairwise fed both kinds ran at half speed (measured). pairwise widens a chunk of every vector
+ * at a time into a float64 scratch (n·D copies against its n²·D/2 products); dotsWith, where a
+ * copy would cost as much as the products, has a loop of its own for float32 vectors. */
+export type Vector = Float32Array | Float64Array;
+
+/** Coordinates lo..hi of x into row (from 0): exact for float32 and float64 alike. */
+function widen(x: Vector, lo: number, hi: number, row: Float64Array): void {
+  for (let k = lo; k < hi; k++) row[k - lo] = x[k];
+}
+
+/** n float64 rows of CHUNK coordinates in one allocation (pairwise's scratch). */
+function scratchRows(n: number): Float64Array[] {
+  const all = new Float64Array(n * CHUNK);
+  return Array.from({ length: n }, (_, i) => all.subarray(i * CHUNK, (i + 1) * CHUNK));
+}
+
 function dotRange(a: Float64Array, b: Float64Array, lo: number, hi: number): number {
   let s = 0;
   for (let k = lo; k < hi; k++) s += a[k] * b[k];
@@ -61,6 +83,32 @@ function block4(kind: 'dot' | 'sqdist', a: Float64Array, b0: Float64Array, b1: F
   out[at + 3] += s3;
 }
 
+/** block4's dot products for float32 columns: the same arithmetic (each element widened, then
+ * multiplied and added in float64), a separate loop so that V8 keeps both specialised. */
+function block4Dot32(a: Float64Array, b0: Float32Array, b1: Float32Array, b2: Float32Array, b3: Float32Array, lo: number, hi: number, out: Float64Array, at: number): void {
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0;
+  for (let k = lo; k < hi; k++) {
+    const x = a[k];
+    s0 += x * b0[k];
+    s1 += x * b1[k];
+    s2 += x * b2[k];
+    s3 += x * b3[k];
+  }
+  out[at] += s0;
+  out[at + 1] += s1;
+  out[at + 2] += s2;
+  out[at + 3] += s3;
+}
+
+function dotRange32(a: Float64Array, b: Float32Array, lo: number, hi: number): number {
+  let s = 0;
+  for (let k = lo; k < hi; k++) s += a[k] * b[k];
+  return s;
+}
+
 function chunked(kernel: typeof dotRange, a: Float64Array, b: Float64Array): number {
   let s = 0;
   for (let lo = 0; lo < a.length; lo += CHUNK) s += kernel(a, b, lo, Math.min(a.length, lo + CHUNK));
@@ -76,22 +124,55 @@ export function sqDistance(a: Float64Array, b: Float64Array): number {
 }
 
 /**
+ * [dot(v[0], x), dot(v[1], x), ...] with exactly those bits (a product is commutative, each
+ * pair's order is dot's), four vectors per pass over x as in `pairwise`: one accumulator per pair
+ * is a chain of dependent additions, four chains keep the adder busy. Measured at 100 updates ×
+ * 159,010: about a third of the time of 100 calls of dot.
+ */
+export function dotsWith(v: readonly Float32Array[] | readonly Float64Array[], x: Float64Array): Float64Array {
+  const n = v.length;
+  const out = new Float64Array(n);
+  const dim = x.length;
+  if (isFloat32(v)) {
+    for (let lo = 0; lo < dim; lo += CHUNK) {
+      const hi = Math.min(dim, lo + CHUNK);
+      let j = 0;
+      for (; j + 3 < n; j += 4) block4Dot32(x, v[j], v[j + 1], v[j + 2], v[j + 3], lo, hi, out, j);
+      for (; j < n; j++) out[j] += dotRange32(x, v[j], lo, hi);
+    }
+  } else {
+    for (let lo = 0; lo < dim; lo += CHUNK) {
+      const hi = Math.min(dim, lo + CHUNK);
+      let j = 0;
+      for (; j + 3 < n; j += 4) block4('dot', x, v[j], v[j + 1], v[j + 2], v[j + 3], lo, hi, out, j);
+      for (; j < n; j++) out[j] += dotRange(x, v[j], lo, hi);
+    }
+  }
+  return out;
+}
+
+const isFloat32 = (v: readonly Float32Array[] | readonly Float64Array[]): v is readonly Float32Array[] => v.length > 0 && v[0] instanceof Float32Array;
+
+/**
  * Symmetric n×n matrix (row-major) of dot products or squared distances. Entry (i, j) has
  * exactly the bits of `dot(v[i], v[j])` / `sqDistance(v[i], v[j])`.
  */
-export function pairwise(v: Float64Array[], kind: 'dot' | 'sqdist'): Float64Array {
+export function pairwise(v: readonly Vector[], kind: 'dot' | 'sqdist'): Float64Array {
   const n = v.length;
   const out = new Float64Array(n * n);
   if (n === 0) return out;
   const dim = v[0].length;
   const kernel = kind === 'dot' ? dotRange : sqDistRange;
+  const rows = scratchRows(n);
   for (let lo = 0; lo < dim; lo += CHUNK) {
     const hi = Math.min(dim, lo + CHUNK);
+    const len = hi - lo;
+    for (let i = 0; i < n; i++) widen(v[i], lo, hi, rows[i]);
     for (let i = 0; i < n; i++) {
-      const a = v[i];
+      const a = rows[i];
       let j = kind === 'dot' ? i : i + 1;
-      for (; j + 3 < n; j += 4) block4(kind, a, v[j], v[j + 1], v[j + 2], v[j + 3], lo, hi, out, i * n + j);
-      for (; j < n; j++) out[i * n + j] += kernel(a, v[j], lo, hi);
+      for (; j + 3 < n; j += 4) block4(kind, a, rows[j], rows[j + 1], rows[j + 2], rows[j + 3], 0, len, out, i * n + j);
+      for (; j < n; j++) out[i * n + j] += kernel(a, rows[j], 0, len);
     }
   }
   for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) out[i * n + j] = out[j * n + i];
@@ -105,13 +186,13 @@ export function pairwise(v: Float64Array[], kind: 'dot' | 'sqdist'): Float64Arra
  */
 export interface GramKernel {
   readonly name: string;
-  pairwise(v: Float64Array[], kind: 'dot' | 'sqdist'): Float64Array;
+  pairwise(v: readonly Vector[], kind: 'dot' | 'sqdist'): Float64Array;
 }
 
 export const referenceGramKernel: GramKernel = { name: 'js', pairwise };
 
 /** Coordinate-wise mean over the vectors in the given order. */
-export function mean(v: Float64Array[]): Float64Array {
+export function mean(v: readonly Vector[]): Float64Array {
   const out = new Float64Array(v[0].length);
   for (const x of v) for (let k = 0; k < out.length; k++) out[k] += x[k];
   for (let k = 0; k < out.length; k++) out[k] /= v.length;
@@ -119,7 +200,7 @@ export function mean(v: Float64Array[]): Float64Array {
 }
 
 /** Σ w_i v_i over the vectors in the given order (zero weights skipped: same bits as adding 0·x, faster). */
-export function weightedSum(v: Float64Array[], w: number[]): Float64Array {
+export function weightedSum(v: readonly Vector[], w: readonly number[]): Float64Array {
   const out = new Float64Array(v[0]?.length ?? 0);
   for (let i = 0; i < v.length; i++) {
     const wi = w[i];
@@ -131,7 +212,8 @@ export function weightedSum(v: Float64Array[], w: number[]): Float64Array {
 }
 
 export function toFloat64(v: Float32Array): Float64Array {
-  return Float64Array.from(v);
+  // the typed-array constructor converts natively; Float64Array.from went through the iterator
+  return new Float64Array(v);
 }
 
 /** Cosine similarity matrix from a Gram matrix; a zero vector has similarity 0 with everything
