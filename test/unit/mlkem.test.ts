@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { type MlKem, KEM_SIZES, NativeMlKem, NobleMlKem, nativeMlKemAvailable } from '../../src/crypto/mlkem.ts';
-import { KemKeyRing, SEAL_OVERHEAD, SealContext, kemKeyId, openWith, parseEnvelope, seal } from '../../src/crypto/seal.ts';
+import { KemKeyRing, SEAL_OVERHEAD, SealContext, kemKeyId, openWith, parseEnvelope, replayKey, seal } from '../../src/crypto/seal.ts';
 import { codeOf } from '../helpers/errors.ts';
 
 const native = new NativeMlKem();
@@ -175,5 +175,22 @@ describe('bad input', () => {
     for (const e of envs) ring.open(SealContext.upload, e, aad, 1, 1e6);
     expect(codeOf(() => ring.open(SealContext.upload, envs[2], aad, 1, 1e6))).toBe('SEAL_REPLAYED');
     expect(codeOf(() => ring.open(SealContext.upload, envs[0], aad, 1, 1e6))).toBe('NO_ERROR'); // evicted (FIFO)
+  });
+
+  it('a replay-cache key is the whole digest, one char a byte (distinct digests, distinct keys)', () => {
+    const digests = [new Uint8Array(32), new Uint8Array(32).fill(0xff), Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 128) & 0xff)];
+    const last = new Uint8Array(32).fill(0xff);
+    last[31] = 0xfe; // differs from the second in its last byte only
+    digests.push(last);
+    const keys = digests.map(replayKey);
+    for (const [i, k] of keys.entries()) {
+      expect(k.length).toBe(32); // ~69 bytes of heap per cache entry where hex's 64 chars took ~101
+      expect(new Uint8Array(Buffer.from(k, 'latin1'))).toEqual(digests[i]);
+    }
+    expect(new Set(keys).size).toBe(digests.length);
+    // a subarray of a larger buffer keys by its own bytes
+    const big = new Uint8Array(40).fill(7);
+    big.set(digests[2], 5);
+    expect(replayKey(big.subarray(5, 37))).toBe(keys[2]);
   });
 });
