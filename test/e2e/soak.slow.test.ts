@@ -37,6 +37,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { afterAll, expect, it } from 'vitest';
+import { median } from '../../bench/stats.ts';
 import { encodeChainRequest } from '../../src/net/messages.ts';
 import { protocols } from '../../src/net/protocols.ts';
 import { RemoteError, request } from '../../src/net/reqres.ts';
@@ -97,11 +98,6 @@ interface MemoryReading {
 const READINGS = 5;
 const READING_GAP_MS = 2000;
 
-function medianOf(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
 async function readMemory(c: Cluster): Promise<{ first: MemoryReading; median: MemoryReading; spreadMB: number[] }> {
   const one = async (): Promise<MemoryReading> => ({
     rss: await Promise.all(MINERS.map((id) => metric(c, id, 'process_resident_memory_bytes'))),
@@ -113,14 +109,14 @@ async function readMemory(c: Cluster): Promise<{ first: MemoryReading; median: M
     if (i > 0) await sleep(READING_GAP_MS);
     rs.push(await one());
   }
-  const median: MemoryReading = {
-    rss: MINERS.map((_, m) => medianOf(rs.map((r) => r.rss[m]))),
-    heap: MINERS.map((_, m) => medianOf(rs.map((r) => r.heap[m]))),
-    memory: MINERS.map((_, m) => Object.fromEntries(Object.keys(rs[0].memory[m]).map((k) => [k, medianOf(rs.map((r) => r.memory[m][k]))]))),
+  const medians: MemoryReading = {
+    rss: MINERS.map((_, m) => median(rs.map((r) => r.rss[m]))),
+    heap: MINERS.map((_, m) => median(rs.map((r) => r.heap[m]))),
+    memory: MINERS.map((_, m) => Object.fromEntries(Object.keys(rs[0].memory[m]).map((k) => [k, median(rs.map((r) => r.memory[m][k]))]))),
   };
   // the swing of one reading: max - min of the RSS readings, per miner
   const spreadMB = MINERS.map((_, m) => (Math.max(...rs.map((r) => r.rss[m])) - Math.min(...rs.map((r) => r.rss[m]))) / 2 ** 20);
-  return { first: rs[0], median, spreadMB };
+  return { first: rs[0], median: medians, spreadMB };
 }
 
 /** Aggregations on miner-1's chain and the statuses, over a window. */
@@ -330,7 +326,7 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
     heapUsedMedianMB: heapFigures('median'),
     memoryMedianMB: { baseline: baseline.median.memory, after: after.median.memory },
     // max - min of the RSS readings at each reading point, per miner: the swing of one reading
-    rssSpreadMB: { max: MINERS.map((_, m) => Math.max(...spreads.map((x) => x[m]))), median: MINERS.map((_, m) => medianOf(spreads.map((x) => x[m]))) },
+    rssSpreadMB: { max: MINERS.map((_, m) => Math.max(...spreads.map((x) => x[m]))), median: MINERS.map((_, m) => median(spreads.map((x) => x[m]))) },
     flood: counts,
     penalties: statuses.map((s) => s?.penalties),
     clientsUploaded: clients.map((s) => s?.uploaded),
