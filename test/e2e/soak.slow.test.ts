@@ -92,15 +92,18 @@ const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length
  */
 interface MemoryReading {
   rss: number[];
+  /** process RSS read right after the miner's latest full collection (bfl_memory_after_gc_bytes): what it holds, without the garbage awaiting V8 */
+  rssAfterGc: number[];
   heap: number[];
   memory: Record<string, number>[];
 }
 const READINGS = 5;
 const READING_GAP_MS = 2000;
 
-async function readMemory(c: Cluster): Promise<{ first: MemoryReading; median: MemoryReading; spreadMB: number[] }> {
+async function readMemory(c: Cluster): Promise<{ first: MemoryReading; median: MemoryReading; spreadMB: number[]; spreadAfterGcMB: number[] }> {
   const one = async (): Promise<MemoryReading> => ({
     rss: await Promise.all(MINERS.map((id) => metric(c, id, 'process_resident_memory_bytes'))),
+    rssAfterGc: await Promise.all(MINERS.map((id) => metric(c, id, 'bfl_memory_after_gc_bytes\\{[^}]*kind="rss"[^}]*\\}'))),
     heap: await Promise.all(MINERS.map((id) => metric(c, id, 'nodejs_heap_size_used_bytes'))),
     memory: await Promise.all(MINERS.map((id) => memoryMB(c, id))),
   });
@@ -111,12 +114,13 @@ async function readMemory(c: Cluster): Promise<{ first: MemoryReading; median: M
   }
   const medians: MemoryReading = {
     rss: MINERS.map((_, m) => median(rs.map((r) => r.rss[m]))),
+    rssAfterGc: MINERS.map((_, m) => median(rs.map((r) => r.rssAfterGc[m]))),
     heap: MINERS.map((_, m) => median(rs.map((r) => r.heap[m]))),
     memory: MINERS.map((_, m) => Object.fromEntries(Object.keys(rs[0].memory[m]).map((k) => [k, median(rs.map((r) => r.memory[m][k]))]))),
   };
   // the swing of one reading: max - min of the RSS readings, per miner
-  const spreadMB = MINERS.map((_, m) => (Math.max(...rs.map((r) => r.rss[m])) - Math.min(...rs.map((r) => r.rss[m]))) / 2 ** 20);
-  return { first: rs[0], median: medians, spreadMB };
+  const spreadOf = (f: (r: MemoryReading) => number[]) => MINERS.map((_, m) => (Math.max(...rs.map((r) => f(r)[m])) - Math.min(...rs.map((r) => f(r)[m]))) / 2 ** 20);
+  return { first: rs[0], median: medians, spreadMB: spreadOf((r) => r.rss), spreadAfterGcMB: spreadOf((r) => r.rssAfterGc) };
 }
 
 /** Aggregations on miner-1's chain and the statuses, over a window. */
@@ -236,8 +240,9 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   let base: Readings | undefined;
   let tBase = 0;
   const spreads: number[][] = [start.spreadMB];
+  const spreadsAfterGc: number[][] = [start.spreadAfterGcMB];
   // the RSS growth of the unflooded slices (a miner's RSS grows with its chain), per ms: of the first readings and of the medians
-  const unfloodedGrowth = { first: MINERS.map(() => 0), median: MINERS.map(() => 0) };
+  const unfloodedGrowth = { first: MINERS.map(() => 0), median: MINERS.map(() => 0), afterGc: MINERS.map(() => 0) };
   const totals = { unflooded: { ms: 0, aggregations: 0, latencies: [] as number[], lag: [] as number[][] }, flooded: { ms: 0, aggregations: 0, latencies: [] as number[], lag: [] as number[][] } };
   const slices: { flooded: boolean; ms: number; perMinute: number; loadavg1: number; cpuSecondsPerMinute: { testProcess: number; miners: number; clients: number } }[] = [];
   // where the 2 cores go per slice: the flood's outsiders run in this test process, so the
@@ -249,7 +254,10 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   for (const slice of schedule(BASE_MS, FLOOD_MS, SLICE_MS)) {
     // only the unflooded slices' growth is used: read before them (or reuse the reading that just ended the previous slice)
     const before = slice.flooded ? undefined : (last ?? (await readMemory(c)));
-    if (before && before !== last) spreads.push(before.spreadMB);
+    if (before && before !== last) {
+      spreads.push(before.spreadMB);
+      spreadsAfterGc.push(before.spreadAfterGcMB);
+    }
     const cpu0 = { test: process.cpuUsage(), miners: await cpuOf(MINERS), clients: await cpuOf(CLIENTS) };
     const w = slice.flooded ? (await Promise.all([window(c, slice.ms), flood(c, slice.ms).then((k) => Object.entries(k).forEach(([n, v]) => (counts[n] = (counts[n] ?? 0) + v)))]))[0] : await window(c, slice.ms);
     const t = slice.flooded ? totals.flooded : totals.unflooded;
@@ -269,7 +277,9 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
     last = slice.flooded ? undefined : await readMemory(c);
     if (last) {
       spreads.push(last.spreadMB);
+      spreadsAfterGc.push(last.spreadAfterGcMB);
       for (const k of ['first', 'median'] as const) last[k].rss.forEach((x, i) => (unfloodedGrowth[k][i] += x - before![k].rss[i]));
+      last.median.rssAfterGc.forEach((x, i) => (unfloodedGrowth.afterGc[i] += x - before!.median.rssAfterGc[i]));
     }
     if (!base && last) {
       // the baseline: after the first unflooded slice, before any flood
@@ -282,21 +292,22 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   await sleep(SETTLE_MS);
   const after = await readMemory(c);
   spreads.push(peak.spreadMB, after.spreadMB);
+  spreadsAfterGc.push(peak.spreadAfterGcMB, after.spreadAfterGcMB);
   const baseline = base ?? start;
   // a miner's RSS grows with its chain even unflooded (blocks, states, caches): that growth,
   // measured over the unflooded slices and extended from the baseline to the last reading, is
   // not the flood's
-  const rssFigures = (k: 'first' | 'median') => {
-    const drift = unfloodedGrowth[k].map((g) => (g / totals.unflooded.ms) * (Date.now() - tBase));
-    const b = baseline[k].rss;
+  const rssFigures = (k: 'first' | 'median', field: 'rss' | 'rssAfterGc' = 'rss') => {
+    const drift = unfloodedGrowth[field === 'rss' ? k : 'afterGc'].map((g) => (g / totals.unflooded.ms) * (Date.now() - tBase));
+    const b = baseline[k][field];
     return {
-      start: start[k].rss.map((x) => x / 2 ** 20),
+      start: start[k][field].map((x) => x / 2 ** 20),
       baseline: b.map((x) => x / 2 ** 20),
-      endOfSlices: peak[k].rss.map((x) => x / 2 ** 20),
-      after: after[k].rss.map((x) => x / 2 ** 20),
-      ratio: after[k].rss.map((x, i) => x / b[i]),
+      endOfSlices: peak[k][field].map((x) => x / 2 ** 20),
+      after: after[k][field].map((x) => x / 2 ** 20),
+      ratio: after[k][field].map((x, i) => x / b[i]),
       unfloodedDriftSinceBaseline: drift.map((x) => x / 2 ** 20),
-      ratioToBaselinePlusDrift: after[k].rss.map((x, i) => x / (b[i] + Math.max(0, drift[i]))),
+      ratioToBaselinePlusDrift: after[k][field].map((x, i) => x / (b[i] + Math.max(0, drift[i]))),
     };
   };
   const heapFigures = (k: 'first' | 'median') => ({ baseline: baseline[k].heap.map((x) => x / 2 ** 20), endOfSlices: peak[k].heap.map((x) => x / 2 ** 20), after: after[k].heap.map((x) => x / 2 ** 20) });
@@ -323,10 +334,13 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
     memoryMB: { baseline: baseline.first.memory, after: after.first.memory },
     // the medians of READINGS readings READING_GAP_MS apart: what the target is checked on
     rssMedianMB: rssFigures('median'),
+    // the same medians of the RSS read right after each miner's latest full collection (bfl_memory_after_gc_bytes)
+    rssAfterGcMedianMB: rssFigures('median', 'rssAfterGc'),
     heapUsedMedianMB: heapFigures('median'),
     memoryMedianMB: { baseline: baseline.median.memory, after: after.median.memory },
     // max - min of the RSS readings at each reading point, per miner: the swing of one reading
     rssSpreadMB: { max: MINERS.map((_, m) => Math.max(...spreads.map((x) => x[m]))), median: MINERS.map((_, m) => median(spreads.map((x) => x[m]))) },
+    rssAfterGcSpreadMB: { max: MINERS.map((_, m) => Math.max(...spreadsAfterGc.map((x) => x[m]))), median: MINERS.map((_, m) => median(spreadsAfterGc.map((x) => x[m]))) },
     flood: counts,
     penalties: statuses.map((s) => s?.penalties),
     clientsUploaded: clients.map((s) => s?.uploaded),
