@@ -128,6 +128,18 @@ export function registerMemoryAfterGcGauge(m: Metrics): () => void {
   return () => observer.disconnect();
 }
 
+/** `bfl_worker_memory_bytes{worker, kind}`: a worker thread's own V8 heap (heap_used) and external
+ * memory (its ArrayBuffers), which process-wide RSS includes and the nodejs_* gauges (the main
+ * thread's isolate) do not. Read at each scrape. */
+export function registerWorkerMemoryGauge(m: Metrics, worker: string, stats: () => Promise<{ heapUsed: number; external: number } | undefined>): void {
+  m.gauge('bfl_worker_memory_bytes', "a worker thread's V8 heap used and external memory (ArrayBuffers), by worker and kind", ['worker', 'kind'], async (g) => {
+    const s = await stats().catch(() => undefined);
+    if (!s) return;
+    g.set({ worker, kind: 'heap_used' }, s.heapUsed);
+    g.set({ worker, kind: 'external' }, s.external);
+  });
+}
+
 /** Buckets for one verify call (a batch): ML-DSA-44 verifies in ~0.15 ms natively, a block's
  * batch of 64 records in ~10 ms, plus the worker round trip. */
 const verifyBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1];

@@ -24,7 +24,7 @@ import { startApi, stopApi } from '../api/server.ts';
 import type { NodeStatus } from '../api/status.ts';
 import { type DashboardSource, createDashboard } from '../api/dashboard.ts';
 import { AccuracyLog, UploadLog } from '../api/history.ts';
-import { registerBuildInfo, registerMemoryAfterGcGauge, registerMemoryGauge, registerPeersGauge, timedEngine, timedVerifier } from '../api/node-metrics.ts';
+import { registerBuildInfo, registerMemoryAfterGcGauge, registerMemoryGauge, registerPeersGauge, registerWorkerMemoryGauge, timedEngine, timedVerifier } from '../api/node-metrics.ts';
 import type { Logger } from '../util/logger.ts';
 import { Metrics } from '../util/metrics.ts';
 import type { PeerBook } from '../net/peer-book.ts';
@@ -144,11 +144,13 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     if (o.role === 'miner') {
       // the test half only: a miner evaluates global models and never trains (learn/data.ts)
       const test = split ? undefined : loadTestSet(cfg.learning.dataset);
+      const engine = new WorkerAggregationEngine(cfg.aggregation);
+      registerWorkerMemoryGauge(metrics, 'aggregation', () => engine.heapStatistics());
       const m = await createMiner({
         ...parts,
         datadir: o.datadir,
         pow: new WorkerMinerPool({ workers: o.miningWorkers ?? 1 }),
-        aggregationEngine: timedEngine(new WorkerAggregationEngine(cfg.aggregation), metrics),
+        aggregationEngine: timedEngine(engine, metrics),
         // A split network's global model has no trained head (heads stay on the clients): its
         // accuracy would measure nothing, so a split miner does not evaluate (clients do).
         evaluate: split ? undefined : async (model) => accuracy.note(model, (await evaluate(runtime, model, test!)).accuracy),

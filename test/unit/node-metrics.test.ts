@@ -10,7 +10,7 @@ import { ChainStore } from '../../src/chain/store.ts';
 import { SigningContext } from '../../src/core/contexts.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { Metrics } from '../../src/util/metrics.ts';
-import { buildInfo, parseProcStatus, registerBuildInfo, registerMemoryAfterGcGauge, registerMemoryGauge, registerPeersGauge, timedVerifier } from '../../src/api/node-metrics.ts';
+import { buildInfo, parseProcStatus, registerBuildInfo, registerMemoryAfterGcGauge, registerMemoryGauge, registerWorkerMemoryGauge, registerPeersGauge, timedVerifier } from '../../src/api/node-metrics.ts';
 import { makeNetwork, mineBlock, nextAggregation, signedRecord } from '../helpers/network.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -126,4 +126,18 @@ it('bfl_memory_after_gc_bytes is read after each full collection: it holds what 
   } finally {
     stop();
   }
+});
+
+it("bfl_worker_memory_bytes reads a worker's heap at each scrape, and nothing once the worker is gone", async () => {
+  const m = new Metrics();
+  let stats: { heapUsed: number; external: number } | undefined = { heapUsed: 5_000_000, external: 42_000_000 };
+  registerWorkerMemoryGauge(m, 'aggregation', async () => stats);
+  expect(await m.text()).toMatch(/^bfl_worker_memory_bytes\{worker="aggregation",kind="external"\} 42000000$/m);
+  stats = { heapUsed: 6_000_000, external: 1_000_000 };
+  const text = await m.text();
+  expect(text).toMatch(/^bfl_worker_memory_bytes\{worker="aggregation",kind="heap_used"\} 6000000$/m);
+  expect(text).toMatch(/^bfl_worker_memory_bytes\{worker="aggregation",kind="external"\} 1000000$/m);
+  const gone = new Metrics();
+  registerWorkerMemoryGauge(gone, 'aggregation', async () => Promise.reject(new Error('worker exited')));
+  expect(await gone.text()).not.toMatch(/^bfl_worker_memory_bytes\{/m); // a failed read is no scrape error, and no value
 });
