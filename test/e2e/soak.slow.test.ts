@@ -39,7 +39,11 @@
  * scripts/heapsnapshot-diff.ts, the smaps with scripts/smaps-summary.ts; the JSON's
  * `diagnostics` has the readings and the smaps grouped ([heap], glibc's arenas, other anonymous
  * mappings by size, files). The snapshots stall the miners and allocate (a snapshot's own
- * native memory): a diagnostic run's RSS target and rates are not the soak's figures.
+ * native memory: ~96 MB of glibc's main heap kept, and V8's object-id map, ~20 MB): a diagnostic
+ * run's RSS target and rates are not the soak's figures.
+ * SOAK_GC=1 (without SOAK_SNAPSHOT_DIR) does the same with a full collection alone, asked through
+ * the inspector (`--inspect=127.0.0.1:0`, `HeapProfiler.collectGarbage`: no snapshot, none of its
+ * residue), the smaps only summarised: what each miner retains, read beside the soak's figures.
  */
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
@@ -65,6 +69,7 @@ const SLICE_MS = Number(process.env.SOAK_SLICE_MS ?? 60_000);
 const GAP_MS = Number(process.env.SOAK_GAP_MS ?? 10_000);
 const MINERS = ['miner-1', 'miner-2'];
 const SNAPSHOT_DIR = process.env.SOAK_SNAPSHOT_DIR;
+const DIAGNOSE = Boolean(SNAPSHOT_DIR || process.env.SOAK_GC);
 
 let cluster: Cluster | undefined;
 afterAll(async () => {
@@ -163,16 +168,42 @@ async function fullReading(c: Cluster, id: string) {
 }
 
 /** /proc/<pid>/smaps (saved as `<name>.smaps`, with smaps_rollup) grouped by scripts/smaps-summary.ts. */
-async function smapsOf(pid: number, dir: string, name: string) {
+async function smapsOf(pid: number, dir: string | undefined, name: string) {
   const text = await readFile(`/proc/${pid}/smaps`, 'utf8');
-  await writeFile(join(dir, `${name}.smaps`), text);
-  await writeFile(join(dir, `${name}.smaps_rollup`), await readFile(`/proc/${pid}/smaps_rollup`, 'utf8'));
+  if (dir) {
+    await writeFile(join(dir, `${name}.smaps`), text);
+    await writeFile(join(dir, `${name}.smaps_rollup`), await readFile(`/proc/${pid}/smaps_rollup`, 'utf8'));
+  }
   return smapsSummary(text);
 }
 
+/** SOAK_GC: a full collection of a miner through its inspector (the address Node logs at start). */
+async function collectGarbage(c: Cluster, id: string): Promise<void> {
+  const url = /ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.exec(await c.log(id))?.[0];
+  if (!url) throw new Error(`no inspector address in ${id}'s log`);
+  const ws = new WebSocket(url);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no answer to HeapProfiler.collectGarbage within 120 s')), 120_000);
+      ws.onerror = () => reject(new Error(`inspector ${url}: connection failed`));
+      ws.onopen = () => ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+      ws.onmessage = (m) => {
+        const r = JSON.parse(String(m.data));
+        if (r.id !== 1) return;
+        clearTimeout(timer);
+        if (r.error) reject(new Error(`HeapProfiler.collectGarbage: ${r.error.message}`));
+        else resolve();
+      };
+    });
+  } finally {
+    ws.close();
+  }
+}
+
 /**
- * SOAK_SNAPSHOT_DIR's diagnostic at one point (see the header): per miner, a reading and its smaps,
- * a heap snapshot (a full collection first), then the readings and smaps of what it left.
+ * The diagnostic at one point (see the header): per miner, a reading and its smaps, a heap
+ * snapshot (SOAK_SNAPSHOT_DIR: a full collection first) or a full collection alone (SOAK_GC),
+ * then the readings and smaps of what it left.
  * Only the pids of this test's own miners are signalled. A failure is reported, not thrown:
  * the soak's own figures are taken either way.
  */
@@ -181,21 +212,24 @@ async function diagnose(c: Cluster, point: string) {
     await Promise.all(
       MINERS.map(async (id) => {
         const pid = c.pid(id);
-        const dir = join(SNAPSHOT_DIR!, id);
+        const dir = SNAPSHOT_DIR ? join(SNAPSHOT_DIR, id) : undefined;
         try {
           if (pid === undefined) throw new Error(`${id} is not running`);
           const beforeGc = await fullReading(c, id);
           const smapsBefore = await smapsOf(pid, dir, `${point}-before-gc`);
-          const had = new Set(await readdir(dir));
           const t0 = performance.now();
-          process.kill(pid, 'SIGUSR2');
-          let file: string | undefined;
-          for (const until = Date.now() + 120_000; !file && Date.now() < until; await sleep(250)) file = (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !had.has(f));
-          if (!file) throw new Error('no heap snapshot within 120 s');
-          // the snapshot is written on the main thread, synchronously: /metrics answers once it is whole
-          const afterGc = await fullReading(c, id);
+          if (dir) {
+            const had = new Set(await readdir(dir));
+            process.kill(pid, 'SIGUSR2');
+            let file: string | undefined;
+            for (const until = Date.now() + 120_000; !file && Date.now() < until; await sleep(250)) file = (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !had.has(f));
+            if (!file) throw new Error('no heap snapshot within 120 s');
+            // the snapshot is written on the main thread, synchronously: /metrics answers once it is whole
+            await fullReading(c, id);
+            await rename(join(dir, file), join(dir, `${point}.heapsnapshot`));
+          } else await collectGarbage(c, id);
           const stallMs = performance.now() - t0;
-          await rename(join(dir, file), join(dir, `${point}.heapsnapshot`));
+          const afterGc = await fullReading(c, id);
           const smapsAfter = await smapsOf(pid, dir, `${point}-after-gc`);
           await sleep(5000); // ArrayBuffers' backing stores are freed by V8's sweeper after the collection
           const afterGc5s = await fullReading(c, id);
@@ -342,7 +376,7 @@ function retainedSummary(d: Record<string, Awaited<ReturnType<typeof diagnose>>>
 it('a mixed outsider flood keeps honest aggregations within 20 % of the unflooded rate; RSS comes back within 10 %', async () => {
   const c = (cluster = await Cluster.create({ miners: 2, clients: 6, phi: 3 }));
   if (SNAPSHOT_DIR) for (const id of MINERS) await mkdir(join(SNAPSHOT_DIR, id), { recursive: true });
-  const diagnosticArgs = (id: string) => (SNAPSHOT_DIR && MINERS.includes(id) ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(SNAPSHOT_DIR, id)}`] : []);
+  const diagnosticArgs = (id: string) => (!MINERS.includes(id) ? [] : SNAPSHOT_DIR ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(SNAPSHOT_DIR, id)}`] : DIAGNOSE ? ['--inspect=127.0.0.1:0'] : []);
   for (const n of c.init.nodes) c.start(n.id, { nodeArgs: diagnosticArgs(n.id) });
   const diagnostics: Record<string, Awaited<ReturnType<typeof diagnose>>> = {};
   await c.waitFor(MINERS, (s) => s.every((x) => x.aggregations >= 3), 300_000, 'the network to warm up (3 aggregations)');
@@ -394,7 +428,7 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
       // the baseline: after the first unflooded slice, before any flood
       base = last;
       tBase = Date.now();
-      if (SNAPSHOT_DIR) diagnostics.baseline = await diagnose(c, 'baseline');
+      if (DIAGNOSE) diagnostics.baseline = await diagnose(c, 'baseline');
     }
     if (slice.flooded && GAP_MS > 0) await sleep(GAP_MS);
   }
@@ -402,7 +436,7 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   await sleep(SETTLE_MS);
   const after = await readMemory(c);
   spreads.push(peak.spreadMB, after.spreadMB);
-  if (SNAPSHOT_DIR) diagnostics.after = await diagnose(c, 'after');
+  if (DIAGNOSE) diagnostics.after = await diagnose(c, 'after');
   const baseline = base ?? start;
   // a miner's RSS grows with its chain even unflooded (blocks, states, caches): that growth,
   // measured over the unflooded slices and extended from the baseline to the last reading, is
@@ -452,8 +486,8 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
     penalties: statuses.map((s) => s?.penalties),
     clientsUploaded: clients.map((s) => s?.uploaded),
     loadavg: (await import('node:os')).loadavg(),
-    // SOAK_SNAPSHOT_DIR only: what a full collection leaves at the baseline and after, and its smaps
-    ...(SNAPSHOT_DIR ? { diagnostics: { points: diagnostics, retained: retainedSummary(diagnostics) } } : {}),
+    // SOAK_SNAPSHOT_DIR or SOAK_GC only: what a full collection leaves at the baseline and after, and its smaps
+    ...(DIAGNOSE ? { diagnostics: { points: diagnostics, retained: retainedSummary(diagnostics) } } : {}),
   };
   await mkdir('out/soak', { recursive: true });
   await writeFile('out/soak/soak.json', `${JSON.stringify(report, null, 2)}\n`);
