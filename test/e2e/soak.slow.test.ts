@@ -1,8 +1,10 @@
 /**
  * The soak of issue 13: a 2-miner, 6-client network of real processes under a mixed outsider
  * flood. Honest aggregations during the flood must stay within 20 % of the unflooded rate, and
- * each miner's RSS must come back within 10 % of its baseline after the flood (its baseline plus
- * the growth of an unflooded window as long: a miner's RSS grows with its chain).
+ * each miner's RSS must come back within 10 % of its baseline after the flood: read right after a
+ * full collection of the miner (asked through its inspector, `--inspect=127.0.0.1:0`, loopback),
+ * at the baseline and 60 s after the flood (`rssRetainedMB`), so that it measures what the miner
+ * holds, not where V8's collection cycle is (the plain medians are reported beside it).
  *
  *   SOAK_FLOOD_MS (default 600000) flooded time; SOAK_BASE_MS (default the same) unflooded
  *   time; SOAK_SLICE_MS (default 60000) the two alternate in slices of this length, in the
@@ -41,9 +43,9 @@
  * mappings by size, files). The snapshots stall the miners and allocate (a snapshot's own
  * native memory: ~96 MB of glibc's main heap kept, and V8's object-id map, ~20 MB): a diagnostic
  * run's RSS target and rates are not the soak's figures.
- * SOAK_GC=1 (without SOAK_SNAPSHOT_DIR) does the same with a full collection alone, asked through
- * the inspector (`--inspect=127.0.0.1:0`, `HeapProfiler.collectGarbage`: no snapshot, none of its
- * residue), the smaps only summarised: what each miner retains, read beside the soak's figures.
+ * Without SOAK_SNAPSHOT_DIR (and unless SOAK_GC=0) the same points take a full collection alone,
+ * asked through the inspector (`--inspect=127.0.0.1:0`, `HeapProfiler.collectGarbage`: no
+ * snapshot, none of its residue), the smaps only summarised: the target's retained readings.
  */
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
@@ -69,7 +71,9 @@ const SLICE_MS = Number(process.env.SOAK_SLICE_MS ?? 60_000);
 const GAP_MS = Number(process.env.SOAK_GAP_MS ?? 10_000);
 const MINERS = ['miner-1', 'miner-2'];
 const SNAPSHOT_DIR = process.env.SOAK_SNAPSHOT_DIR;
-const DIAGNOSE = Boolean(SNAPSHOT_DIR || process.env.SOAK_GC);
+/** The retained figures (a full collection of each miner at the baseline and after: the target's
+ * reading) are on unless SOAK_GC=0; SOAK_SNAPSHOT_DIR takes snapshots instead (figures void). */
+const DIAGNOSE = Boolean(SNAPSHOT_DIR) || process.env.SOAK_GC !== '0';
 
 let cluster: Cluster | undefined;
 afterAll(async () => {
@@ -503,6 +507,11 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
     // SOAK_SNAPSHOT_DIR or SOAK_GC only: what a full collection leaves at the baseline and after, and its smaps
     ...(DIAGNOSE ? { diagnostics: { points: diagnostics, retained: retainedSummary(diagnostics) } } : {}),
   };
+  // the target's figure: each miner's RSS right after a full collection, at the baseline and 60 s after the flood
+  const retained = DIAGNOSE ? retainedSummary(diagnostics) : {};
+  const rssRetained = MINERS.map((id) => (retained[id] as { rss?: { afterGc: number[] } })?.rss?.afterGc);
+  const rssRetainedMB = { baseline: rssRetained.map((x) => x?.[0] ?? Number.NaN), after: rssRetained.map((x) => x?.[1] ?? Number.NaN), ratio: rssRetained.map((x) => (x ? x[1] / x[0] : Number.NaN)) };
+  Object.assign(report, { rssRetainedMB });
   await mkdir('out/soak', { recursive: true });
   await writeFile('out/soak/soak.json', `${JSON.stringify(report, null, 2)}\n`);
   console.log(JSON.stringify(report, null, 2));
@@ -511,7 +520,14 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   for (const p of report.penalties) for (const id of c.init.nodes.map((n) => n.id)) expect(p?.[id]).toBeUndefined();
   expect(counts['pull:served'] ?? 0).toBe(0);
   expect(report.aggregationsPerMinute.ratio).toBeGreaterThanOrEqual(0.8);
-  // the issue's target, on the medians, against the baseline plus the growth the unflooded window
-  // showed (both ratios are in the report; the plain one is the issue's literal figure)
-  for (const r of report.rssMedianMB.ratioToBaselinePlusDrift) expect(r).toBeLessThanOrEqual(1.1);
+  // the issue's RSS target on what each miner holds: its RSS right after a full collection (through
+  // the inspector), 60 s after the flood against the baseline. A plain reading is the moment of
+  // V8's collection cycle it falls on: with no flood at all the medians moved -4 %/+17 % (the
+  // control, docs/decisions.md "A miner's memory", ninth look); they stay in the report
+  // (rssMedianMB, rssMB) beside this one. A snapshot run (SOAK_SNAPSHOT_DIR) keeps the snapshots'
+  // own memory: no RSS verdict there.
+  if (!SNAPSHOT_DIR) {
+    expect(DIAGNOSE, 'the RSS target needs the retained readings (SOAK_GC is not 0)').toBe(true);
+    for (const r of rssRetainedMB.ratio) expect(r).toBeLessThanOrEqual(1.1);
+  }
 });
