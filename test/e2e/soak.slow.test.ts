@@ -27,6 +27,23 @@
  * - junk: garbage hellos and 1 MiB garbage uploads.
  * Its own CPU is bounded (a few workers, pauses between requests): on a real network the
  * attacker pays for its own machine.
+ *
+ * Diagnostics (off by default; docs/decisions.md "A miner's memory: what bounds it", ninth look):
+ * SOAK_SNAPSHOT_DIR=dir starts the miners with `--heapsnapshot-signal=SIGUSR2` and
+ * `--diagnostic-dir=dir/<miner>`, and at two points, right after the baseline reading and right
+ * after the final one, sends each miner the signal (a heap snapshot collects all garbage first,
+ * and blocks the miner's main thread while it is written: seconds) and reads its memory again,
+ * at once and 5 s later (what a full collection leaves: heap used and committed, external memory,
+ * RSS, bfl_memory_bytes); /proc/<pid>/smaps and smaps_rollup are saved before and after the
+ * snapshot. The snapshots (dir/<miner>/<point>.heapsnapshot) compare with
+ * scripts/heapsnapshot-diff.ts, the smaps with scripts/smaps-summary.ts; the JSON's
+ * `diagnostics` has the readings and the smaps grouped ([heap], glibc's arenas, other anonymous
+ * mappings by size, files). The snapshots stall the miners and allocate (a snapshot's own
+ * native memory: ~96 MB of glibc's main heap kept, and V8's object-id map, ~20 MB): a diagnostic
+ * run's RSS target and rates are not the soak's figures.
+ * SOAK_GC=1 (without SOAK_SNAPSHOT_DIR) does the same with a full collection alone, asked through
+ * the inspector (`--inspect=127.0.0.1:0`, `HeapProfiler.collectGarbage`: no snapshot, none of its
+ * residue), the smaps only summarised: what each miner retains, read beside the soak's figures.
  */
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
@@ -35,13 +52,15 @@ import type { Libp2p } from '@libp2p/interface';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { median } from '../../bench/stats.ts';
 import { encodeChainRequest } from '../../src/net/messages.ts';
 import { protocols } from '../../src/net/protocols.ts';
 import { RemoteError, request } from '../../src/net/reqres.ts';
 import { Cluster, type Status } from '../helpers/cluster.ts';
+import { type SmapsGroup, smapsDiff, smapsSummary } from '../../scripts/smaps-summary.ts';
 
 const FLOOD_MS = Number(process.env.SOAK_FLOOD_MS ?? 600_000);
 const BASE_MS = Number(process.env.SOAK_BASE_MS ?? FLOOD_MS);
@@ -49,6 +68,8 @@ const SETTLE_MS = Number(process.env.SOAK_SETTLE_MS ?? 60_000);
 const SLICE_MS = Number(process.env.SOAK_SLICE_MS ?? 60_000);
 const GAP_MS = Number(process.env.SOAK_GAP_MS ?? 10_000);
 const MINERS = ['miner-1', 'miner-2'];
+const SNAPSHOT_DIR = process.env.SOAK_SNAPSHOT_DIR;
+const DIAGNOSE = Boolean(SNAPSHOT_DIR || process.env.SOAK_GC);
 
 let cluster: Cluster | undefined;
 afterAll(async () => {
@@ -117,6 +138,108 @@ async function readMemory(c: Cluster): Promise<{ first: MemoryReading; median: M
   // the swing of one reading: max - min of the RSS readings, per miner
   const spreadMB = MINERS.map((_, m) => (Math.max(...rs.map((r) => r.rss[m])) - Math.min(...rs.map((r) => r.rss[m]))) / 2 ** 20);
   return { first: rs[0], median: medians, spreadMB };
+}
+
+/** One reading of a miner's memory in full (bytes, except `kinds`: bfl_memory_bytes in MB). */
+async function fullReading(c: Cluster, id: string) {
+  // retried: while a snapshot blocks the miner its HTTP server's idle connections time out, and
+  // fetch may send on one as it is closed ("fetch failed")
+  let text = '';
+  for (const until = Date.now() + 180_000; ; await sleep(500)) {
+    try {
+      text = await (await fetch(`${c.node(id).api}/metrics`, { signal: AbortSignal.timeout(Math.max(1000, until - Date.now())) })).text();
+      break;
+    } catch (e) {
+      if (Date.now() > until) throw e;
+    }
+  }
+  const one = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+  const bySpace = (name: string) => Object.fromEntries([...text.matchAll(new RegExp(`^${name}\\{space="(\\w+)"[^}]*\\} ([0-9.e+-]+)$`, 'gm'))].map((m) => [m[1], Number(m[2])]));
+  return {
+    at: new Date().toISOString(),
+    rss: one('process_resident_memory_bytes'),
+    heapUsed: one('nodejs_heap_size_used_bytes'),
+    heapTotal: one('nodejs_heap_size_total_bytes'),
+    external: one('nodejs_external_memory_bytes'),
+    spaceUsed: bySpace('nodejs_heap_space_size_used_bytes'),
+    spaceTotal: bySpace('nodejs_heap_space_size_total_bytes'),
+    kinds: await memoryMB(c, id),
+  };
+}
+
+/** /proc/<pid>/smaps (saved as `<name>.smaps`, with smaps_rollup) grouped by scripts/smaps-summary.ts. */
+async function smapsOf(pid: number, dir: string | undefined, name: string) {
+  const text = await readFile(`/proc/${pid}/smaps`, 'utf8');
+  if (dir) {
+    await writeFile(join(dir, `${name}.smaps`), text);
+    await writeFile(join(dir, `${name}.smaps_rollup`), await readFile(`/proc/${pid}/smaps_rollup`, 'utf8'));
+  }
+  return smapsSummary(text);
+}
+
+/** SOAK_GC: a full collection of a miner through its inspector (the address Node logs at start). */
+async function collectGarbage(c: Cluster, id: string): Promise<void> {
+  const url = /ws:\/\/127\.0\.0\.1:\d+\/[\w-]+/.exec(await c.log(id))?.[0];
+  if (!url) throw new Error(`no inspector address in ${id}'s log`);
+  const ws = new WebSocket(url);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no answer to HeapProfiler.collectGarbage within 120 s')), 120_000);
+      ws.onerror = () => reject(new Error(`inspector ${url}: connection failed`));
+      ws.onopen = () => ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+      ws.onmessage = (m) => {
+        const r = JSON.parse(String(m.data));
+        if (r.id !== 1) return;
+        clearTimeout(timer);
+        if (r.error) reject(new Error(`HeapProfiler.collectGarbage: ${r.error.message}`));
+        else resolve();
+      };
+    });
+  } finally {
+    ws.close();
+  }
+}
+
+/**
+ * The diagnostic at one point (see the header): per miner, a reading and its smaps, a heap
+ * snapshot (SOAK_SNAPSHOT_DIR: a full collection first) or a full collection alone (SOAK_GC),
+ * then the readings and smaps of what it left.
+ * Only the pids of this test's own miners are signalled. A failure is reported, not thrown:
+ * the soak's own figures are taken either way.
+ */
+async function diagnose(c: Cluster, point: string) {
+  return Object.fromEntries(
+    await Promise.all(
+      MINERS.map(async (id) => {
+        const pid = c.pid(id);
+        const dir = SNAPSHOT_DIR ? join(SNAPSHOT_DIR, id) : undefined;
+        try {
+          if (pid === undefined) throw new Error(`${id} is not running`);
+          const beforeGc = await fullReading(c, id);
+          const smapsBefore = await smapsOf(pid, dir, `${point}-before-gc`);
+          const t0 = performance.now();
+          if (dir) {
+            const had = new Set(await readdir(dir));
+            process.kill(pid, 'SIGUSR2');
+            let file: string | undefined;
+            for (const until = Date.now() + 120_000; !file && Date.now() < until; await sleep(250)) file = (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !had.has(f));
+            if (!file) throw new Error('no heap snapshot within 120 s');
+            // the snapshot is written on the main thread, synchronously: /metrics answers once it is whole
+            await fullReading(c, id);
+            await rename(join(dir, file), join(dir, `${point}.heapsnapshot`));
+          } else await collectGarbage(c, id);
+          const stallMs = performance.now() - t0;
+          const afterGc = await fullReading(c, id);
+          const smapsAfter = await smapsOf(pid, dir, `${point}-after-gc`);
+          await sleep(5000); // ArrayBuffers' backing stores are freed by V8's sweeper after the collection
+          const afterGc5s = await fullReading(c, id);
+          return [id, { pid, stallMs, beforeGc, afterGc, afterGc5s, smapsBefore, smapsAfter }] as const;
+        } catch (e) {
+          return [id, { pid, error: String((e as Error)?.message ?? e) }] as const;
+        }
+      }),
+    ),
+  );
 }
 
 /** Aggregations on miner-1's chain and the statuses, over a window. */
@@ -223,9 +346,39 @@ async function flood(c: Cluster, ms: number): Promise<Record<string, number>> {
   return counts;
 }
 
+/** The diagnostics' headline figures per miner, in MB: baseline → after, of what a full collection left. */
+function retainedSummary(d: Record<string, Awaited<ReturnType<typeof diagnose>>>) {
+  const mb = (x: number) => x / 2 ** 20;
+  return Object.fromEntries(
+    MINERS.map((id) => {
+      const [b, a] = [d.baseline?.[id], d.after?.[id]];
+      if (!b || !a || 'error' in b || 'error' in a) return [id, { error: (b as { error?: string })?.error ?? (a as { error?: string })?.error ?? 'missing' }];
+      const pair = (f: (x: typeof b.afterGc) => number) => ({ beforeGc: [mb(f(b.beforeGc)), mb(f(a.beforeGc))], afterGc: [mb(f(b.afterGc)), mb(f(a.afterGc))], afterGc5s: [mb(f(b.afterGc5s)), mb(f(a.afterGc5s))] });
+      const groupsMB = (g: Record<string, SmapsGroup>) => Object.fromEntries(Object.entries(g).map(([k, v]) => [k, { count: v.count, rssMB: v.rssKB / 1024 }]));
+      return [
+        id,
+        {
+          rss: pair((x) => x.rss),
+          heapUsed: pair((x) => x.heapUsed),
+          heapTotal: pair((x) => x.heapTotal),
+          external: pair((x) => x.external),
+          rssAnon: pair((x) => x.kinds.rss_anon * 2 ** 20),
+          arrayBuffers: pair((x) => x.kinds.array_buffers * 2 ** 20),
+          stallMs: [b.stallMs, a.stallMs],
+          // after the collection, baseline → after, by mapping group
+          smapsGrowthMB: groupsMB(smapsDiff(b.smapsAfter.groups, a.smapsAfter.groups)),
+        },
+      ];
+    }),
+  );
+}
+
 it('a mixed outsider flood keeps honest aggregations within 20 % of the unflooded rate; RSS comes back within 10 %', async () => {
   const c = (cluster = await Cluster.create({ miners: 2, clients: 6, phi: 3 }));
-  for (const n of c.init.nodes) c.start(n.id);
+  if (SNAPSHOT_DIR) for (const id of MINERS) await mkdir(join(SNAPSHOT_DIR, id), { recursive: true });
+  const diagnosticArgs = (id: string) => (!MINERS.includes(id) ? [] : SNAPSHOT_DIR ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${join(SNAPSHOT_DIR, id)}`] : DIAGNOSE ? ['--inspect=127.0.0.1:0'] : []);
+  for (const n of c.init.nodes) c.start(n.id, { nodeArgs: diagnosticArgs(n.id) });
+  const diagnostics: Record<string, Awaited<ReturnType<typeof diagnose>>> = {};
   await c.waitFor(MINERS, (s) => s.every((x) => x.aggregations >= 3), 300_000, 'the network to warm up (3 aggregations)');
 
   const lag = () => Promise.all(MINERS.map((id) => metric(c, id, 'nodejs_eventloop_lag_p50_seconds')));
@@ -275,6 +428,7 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
       // the baseline: after the first unflooded slice, before any flood
       base = last;
       tBase = Date.now();
+      if (DIAGNOSE) diagnostics.baseline = await diagnose(c, 'baseline');
     }
     if (slice.flooded && GAP_MS > 0) await sleep(GAP_MS);
   }
@@ -282,6 +436,7 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   await sleep(SETTLE_MS);
   const after = await readMemory(c);
   spreads.push(peak.spreadMB, after.spreadMB);
+  if (DIAGNOSE) diagnostics.after = await diagnose(c, 'after');
   const baseline = base ?? start;
   // a miner's RSS grows with its chain even unflooded (blocks, states, caches): that growth,
   // measured over the unflooded slices and extended from the baseline to the last reading, is
@@ -331,6 +486,8 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
     penalties: statuses.map((s) => s?.penalties),
     clientsUploaded: clients.map((s) => s?.uploaded),
     loadavg: (await import('node:os')).loadavg(),
+    // SOAK_SNAPSHOT_DIR or SOAK_GC only: what a full collection leaves at the baseline and after, and its smaps
+    ...(DIAGNOSE ? { diagnostics: { points: diagnostics, retained: retainedSummary(diagnostics) } } : {}),
   };
   await mkdir('out/soak', { recursive: true });
   await writeFile('out/soak/soak.json', `${JSON.stringify(report, null, 2)}\n`);

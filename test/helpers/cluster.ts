@@ -52,18 +52,27 @@ export class Cluster {
     return this.init.nodes.find((n) => n.id === id)!;
   }
 
-  /** Start a node; `config` another network file of the same network (e.g. one that leaves some members' addresses out). */
-  start(id: string, o: { config?: string } = {}): void {
+  /** Start a node; `config` another network file of the same network (e.g. one that leaves some
+   * members' addresses out); `nodeArgs` Node flags for this node alone, after BFL_E2E_NODE_ARGS's
+   * (the soak's diagnostics: `--heapsnapshot-signal` on the miners only). */
+  start(id: string, o: { config?: string; nodeArgs?: string[] } = {}): void {
     const n = this.node(id);
     const out = createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
-    const launch = launchSettings(nodeArgs(id), process.env, availableParallelism()); // as the launcher would (IPC: it does not re-execute)
-    const child = spawn(process.execPath, [...launch.args, ...nodeArgs(id), BIN, '--role', n.role, '--config', o.config ?? this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
+    const flags = [...nodeArgs(id), ...(o.nodeArgs ?? [])];
+    const launch = launchSettings(flags, process.env, availableParallelism()); // as the launcher would (IPC: it does not re-execute)
+    const child = spawn(process.execPath, [...launch.args, ...flags, BIN, '--role', n.role, '--config', o.config ?? this.init.config, '--identity', n.identity, '--datadir', n.datadir], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'], // a node whose test process dies stops too
       env: { ...process.env, ...launch.env, BFL_LOG_LEVEL: 'info' }, // as bfl-node testnet starts them
     });
     child.stdout!.pipe(out);
     child.stderr!.pipe(out);
     this.procs.set(id, child);
+  }
+
+  /** The pid of a node this cluster started and that still runs (for /proc and signals). */
+  pid(id: string): number | undefined {
+    const child = this.procs.get(id);
+    return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
   }
 
   async stop(id: string, signal: NodeJS.Signals = 'SIGINT'): Promise<void> {
