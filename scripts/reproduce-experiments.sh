@@ -3,7 +3,7 @@
 # (default OUT=out/paper). Everything is seeded: the same commit gives the same numbers.
 # Roughly 2 hours on a 2-core machine, most of it the 100-client thresholds grid; pass a
 # subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, keyrate, association, scoring, split
-# (and kem, soak, split-models, ingest, not run by default).
+# (and kem, soak, split-models, split-regularise, ingest, not run by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/paper}
@@ -170,6 +170,18 @@ SETTINGS
       done
       nice -n 10 npx --no-install bfl-node experiment split --hidden 200,200 --head-init private --head-lr-scale 0 --schedulers none --variants none --out "$out/split-models/frozen-own" --json > "$out/split-models-frozen-own.json"
       nice -n 10 npx --no-install bfl-node experiment inversion --hidden 400 --batches 1 --drift 0 --out "$out/inversion-400" --json > "$out/inversion-400.json"
+      ;;
+    # not in the default set: regularisers against the private heads' overfitting, every run alike
+    # (docs/experiments.md, "fifth look"); 0.5-1 min each on an idle machine, 5-15 min at load average 10-15
+    split-regularise)
+      for m in "1 --augment=none" "2 --augment=none" "3 --augment=none" "1 --cut-dropout=0.3" "1 --cut-dropout=0.5" "1 --augment=shift:1" "1 --augment=shift:1 --cut-dropout=0.3" "1 --augment=shift:2" "2 --augment=shift:2" "3 --augment=shift:2" "1 --augment=shift:2 --cut-dropout=0.3" "2 --augment=shift:2 --cut-dropout=0.3" "3 --augment=shift:2 --cut-dropout=0.3"; do
+        # shellcheck disable=SC2086
+        set -- $m
+        seed=$1
+        shift
+        tag=$(echo "$seed $*" | sed 's/[ =:]/_/g')
+        nice -n 10 npx --no-install bfl-node experiment split --seed "$seed" "$@" --schedulers none --variants none --no-heads-averaged --eval-every 50 --out "$out/split-regularise/$tag" --json > "$out/split-regularise-$tag.json"
+      done
       ;;
     # not in the default set: ML-KEM micro-benchmarks and the testnet sealed vs clear (README), ~10 min
     kem) nice -n 10 npx --no-install bfl-node bench kem --testnet --repeats 2 --json > "$out/kem.json" ;;

@@ -30,12 +30,13 @@ import { Rng } from '../core/random.ts';
 import { type Scheduler, type SchedulerName, SCHEDULERS, heuristicScheduler, nearestScheduler } from '../association/schedulers.ts';
 import { d3qnScheduler } from '../association/d3qn.ts';
 import { type TwinParams, Twin, checkOneToOne, roundCost, twinParams } from '../association/twin.ts';
+import { type AugmentSpec, NO_AUGMENT, augmentImage, augments, drawKey, drawOf, imageSide } from '../learn/augment.ts';
 import { type Dataset, loadDataset, subset } from '../learn/data.ts';
 import { DEFAULT_MODEL, type ModelSpec, classCount, initParams, paramCount } from '../learn/model.ts';
 import { type Partition, formatPartition, partition } from '../learn/partition.ts';
 import { ModelRuntime } from '../learn/runtime.ts';
 import { type HeadShareAccount, headShareAccount } from '../learn/privacy.ts';
-import { DEFAULT_CUT, SplitRuntime, joinParams, splitParams } from '../learn/split.ts';
+import { type CutScratch, DEFAULT_CUT, SplitRuntime, cutDropoutMask, joinParams, splitParams, stepThroughCut } from '../learn/split.ts';
 import { evaluate } from '../learn/train.ts';
 import { lineChart } from './plot.ts';
 import { Report, tail } from './report.ts';
@@ -83,6 +84,18 @@ export interface SplitExperimentOptions {
   dpDelta: number;
   /** Named variants (SPLIT_VARIANTS) run beside the product default; [] for none. */
   variants: string[];
+  /** Regularisers against the private heads' overfitting, applied to every run alike (split,
+   * FedAvg, centralized) so the comparison stays the same recipe: random translations (and
+   * rotations) of each training image as it enters a batch, keyed by (seed, client, round,
+   * position) so all runs see the same images (learn/augment.ts). */
+  augment: AugmentSpec;
+  /** Dropout rate p on the cut activations (the smashed data; the hidden layer in FedAvg and
+   * centralized, trained through the same head/body pair with the same masks), inverted
+   * (kept ones scaled by 1/(1 − p)); the cut gradient goes back through the same mask. 0: none. */
+  cutDropout: number;
+  /** Also run the split run with every client in eq. (4) every round (accuracySplitHeadsAveraged);
+   * false skips it (null in the result), a quarter of the time of a run without schedulers. */
+  headsAveraged: boolean;
   /** Energy budgets, as fractions of R rounds at the median client energy per round: U(lo, hi) per client. */
   budget: [number, number];
   /** Evaluate on the test set every this many rounds (and after the last). */
@@ -123,6 +136,10 @@ export const defaultSplitExperiment: Omit<SplitExperimentOptions, 'out'> = {
   headNoise: 0.01,
   dpDelta: 1e-5,
   variants: [],
+  // no regulariser by default: the product's training has none (docs/decisions.md, fifth look)
+  augment: NO_AUGMENT,
+  cutDropout: 0,
+  headsAveraged: true,
   budget: [0.3, 1.5],
   evalEvery: 5,
 };
@@ -210,7 +227,7 @@ export interface SplitExperimentResult {
    * conditions; centralized. */
   accuracySplit: number;
   /** The same split run with every client in eq. (4) every round (clip and noise as above). */
-  accuracySplitHeadsAveraged: number;
+  accuracySplitHeadsAveraged: number | null;
   accuracyFederated: number;
   accuracyCentralized: number;
   /** accuracyFederated − accuracySplit, in points (target: at most 2). */
@@ -220,7 +237,7 @@ export interface SplitExperimentResult {
   trainAccuracy: { split: number; federated: number };
   /** Mean bytes one client sends (up) and receives (down) per round, payload only (float32
    * tensors, one byte per label; no signatures or framing). */
-  bytesPerClientRound: { split: { up: number; down: number }; splitHeadsAveraged: { up: number; down: number }; federated: { up: number; down: number } };
+  bytesPerClientRound: { split: { up: number; down: number }; splitHeadsAveraged: { up: number; down: number } | null; federated: { up: number; down: number } };
   /** (ε, δ) of the split run's head sharing (null: heads private). */
   privacy: HeadShareAccount | null;
   /** The split run's mean distance of the final heads from the initial ones, and mean norm of
@@ -274,29 +291,45 @@ function sampleStream(o: SplitExperimentOptions, parts: Dataset[]): (n: number, 
   };
 }
 
-class Batcher {
+/** Minibatches of one run: rows copied (or augmented) from a client's data, one-hot labels. */
+export class Batcher {
   readonly x: Float32Array;
   readonly y: Float32Array;
   readonly labels: Uint8Array;
   private readonly dim: number;
   private readonly classes: number;
-  constructor(dim: number, classes: number, batch: number) {
+  private readonly o: Pick<SplitExperimentOptions, 'augment' | 'seed'>;
+  private readonly side: number;
+  constructor(dim: number, classes: number, batch: number, o: Pick<SplitExperimentOptions, 'augment' | 'seed'> = { augment: NO_AUGMENT, seed: 0 }) {
     this.dim = dim;
     this.classes = classes;
     this.x = new Float32Array(batch * dim);
     this.y = new Float32Array(batch * classes);
     this.labels = new Uint8Array(batch);
+    this.o = o;
+    this.side = augments(o.augment) ? imageSide(dim) : 0;
   }
-  /** Fills rows 0..idx.length-1 from `data`; returns the batch size. */
-  fill(data: Dataset, idx: number[]): number {
-    this.y.fill(0, 0, idx.length * this.classes);
-    idx.forEach((j, i) => {
-      this.x.set(data.x.subarray(j * this.dim, (j + 1) * this.dim), i * this.dim);
-      this.y[i * this.classes + data.y[j]] = 1;
-      this.labels[i] = data.y[j];
-    });
+  /** Fills rows 0..idx.length-1 from `data` (client n's round r, from position `start` of its
+   * stream: the augmentation's key); returns the batch size. */
+  fill(data: Dataset, idx: number[], n = 0, r = 0, start = 0): number {
+    idx.forEach((j, i) => this.row(i, data, j, n, r, start + i));
     return idx.length;
   }
+  /** Row i: sample j of `data`, client n's sample at position k of its round r. */
+  row(i: number, data: Dataset, j: number, n: number, r: number, k: number): void {
+    const src = data.x.subarray(j * this.dim, (j + 1) * this.dim);
+    if (this.side) augmentImage(src, this.side, drawOf(this.o.augment, drawKey(this.o.seed, 0xa0, n, r, k)), this.x.subarray(i * this.dim, (i + 1) * this.dim));
+    else this.x.set(src, i * this.dim);
+    this.y.fill(0, i * this.classes, (i + 1) * this.classes);
+    this.y[i * this.classes + data.y[j]] = 1;
+    this.labels[i] = data.y[j];
+  }
+}
+
+/** The dropout mask of client n's batch at `start` in round r (n = −1: the centralized run's
+ * batch), the same in every run; null without dropout. */
+function maskOf(o: SplitExperimentOptions, n: number, r: number, start: number, rows: number, width: number, out: Float32Array): Float32Array | null {
+  return o.cutDropout > 0 ? cutDropoutMask(new Rng(drawKey(o.seed, 0xd0, n, r, start)), o.cutDropout, rows, width, out) : null;
 }
 
 const weightedMean = (vs: Float32Array[], ws: number[]): Float32Array => {
@@ -367,9 +400,9 @@ async function runSplitLearning(ctx: Ctx, label: string, associate: Association,
   let body: Float32Array = Float32Array.from(body0);
   const bodies = Array.from({ length: o.miners }, () => new Float32Array(split.bodyParams));
   const scratchBody = new Float32Array(split.bodyParams);
-  const batcher = new Batcher(spec.layers[0], classCount(spec), o.batchSize);
-  const a = new Float32Array(o.batchSize * split.width);
-  const ga = new Float32Array(o.batchSize * split.width);
+  const batcher = new Batcher(spec.layers[0], classCount(spec), o.batchSize, o);
+  const cut: CutScratch = { a: new Float32Array(o.batchSize * split.width), ga: new Float32Array(o.batchSize * split.width) };
+  const mask = new Float32Array(o.batchSize * split.width);
   const inNC = new Set(new Rng(o.seed * 31 + 5).shuffle(Array.from({ length: N }, (_, n) => n)).slice(0, Math.round(o.headShare * N)));
   const noise = new Rng(o.seed * 131 + 17);
   const headLr = o.lr * o.headLrScale;
@@ -392,13 +425,12 @@ async function runSplitLearning(ctx: Ctx, label: string, associate: Association,
       for (let n = 0; n < N; n++) {
         const m = server[n];
         if (m < 0) continue;
-        const b = batcher.fill(ctx.parts[n], streams[n].slice(start, start + o.batchSize));
+        const b = batcher.fill(ctx.parts[n], streams[n].slice(start, start + o.batchSize), n, r, start);
         const x = batcher.x.subarray(0, b * spec.layers[0]);
-        await split.headForward(heads[n], x, b, a);
-        const loss = await split.bodySgdStep(bodies[m], a.subarray(0, b * split.width), batcher.y.subarray(0, b * classCount(spec)), b, o.lr, scratchBody, ga);
+        const drop = maskOf(o, n, r, start, b, split.width, mask);
+        const loss = await stepThroughCut(split, heads[n], bodies[m], x, batcher.y.subarray(0, b * classCount(spec)), b, { head: headLr, body: o.lr }, drop, { head: scratchHead, body: scratchBody }, cut);
         bodies[m].set(scratchBody);
         if (headLr > 0) {
-          await split.headSgdStep(heads[n], x, ga.subarray(0, b * split.width), b, headLr, scratchHead);
           const h = heads[n];
           if (pull > 0) {
             const h0 = initial[n];
@@ -468,14 +500,32 @@ const headPolicy = (o: HeadPolicy): HeadPolicy => ({ headInit: o.headInit, headL
 
 const perRound = (b: { up: number; down: number; clientRounds: number }) => ({ up: Math.round(b.up / b.clientRounds), down: Math.round(b.down / b.clientRounds) });
 
+/**
+ * The whole model's SGD step for FedAvg and centralized: the whole-model graph, or with cut
+ * dropout the head/body pair through the cut with the batch's mask (stepThroughCut: the same
+ * step as split learning's, so the regulariser is the same in every run).
+ */
+function throughCut(ctx: Ctx): (w: Float32Array, x: Float32Array, y: Float32Array, b: number, next: Float32Array, n: number, r: number, start: number) => Promise<number> {
+  const { o, spec, split, whole } = ctx;
+  if (o.cutDropout === 0) return (w, x, y, b, next) => whole.sgdStep(w, x, y, b, o.lr, next);
+  const cut: CutScratch = { a: new Float32Array(o.batchSize * split.width), ga: new Float32Array(o.batchSize * split.width) };
+  const mask = new Float32Array(o.batchSize * split.width);
+  return (w, x, y, b, next, n, r, start) => {
+    const p = splitParams(w, spec, o.cut);
+    const q = splitParams(next, spec, o.cut);
+    return stepThroughCut(split, p.head, p.body, x, y, b, { head: o.lr, body: o.lr }, maskOf(o, n, r, start, b, split.width, mask), q, cut);
+  };
+}
+
 /** FedAvg on the same samples and minibatches: local SGD from the global model, sample-weighted mean. */
 async function runFederated(ctx: Ctx, bytes: { up: number; down: number; clientRounds: number }): Promise<{ curve: Curve; trainAccuracy: number }> {
   const { o, spec, whole } = ctx;
   const P = paramCount(spec);
   let global: Float32Array = Float32Array.from(ctx.init);
-  const batcher = new Batcher(spec.layers[0], classCount(spec), o.batchSize);
+  const batcher = new Batcher(spec.layers[0], classCount(spec), o.batchSize, o);
   let w = new Float32Array(P);
   let next = new Float32Array(P);
+  const through = throughCut(ctx);
   const curve = newCurve();
   for (let r = 0; r < o.rounds; r++) {
     const locals: Float32Array[] = [];
@@ -485,8 +535,8 @@ async function runFederated(ctx: Ctx, bytes: { up: number; down: number; clientR
       const idx = ctx.samples(n, r);
       w.set(global);
       for (let start = 0; start < idx.length; start += o.batchSize) {
-        const b = batcher.fill(ctx.parts[n], idx.slice(start, start + o.batchSize));
-        const loss = await whole.sgdStep(w, batcher.x.subarray(0, b * spec.layers[0]), batcher.y.subarray(0, b * classCount(spec)), b, o.lr, next);
+        const b = batcher.fill(ctx.parts[n], idx.slice(start, start + o.batchSize), n, r, start);
+        const loss = await through(w, batcher.x.subarray(0, b * spec.layers[0]), batcher.y.subarray(0, b * classCount(spec)), b, next, n, r, start);
         [w, next] = [next, w];
         lossSum += loss * b;
         lossN += b;
@@ -511,22 +561,19 @@ async function runCentralizedRounds(ctx: Ctx): Promise<Curve> {
   const { o, spec, whole } = ctx;
   let w = Float32Array.from(ctx.init);
   let next = new Float32Array(w.length);
-  const batcher = new Batcher(spec.layers[0], classCount(spec), o.batchSize);
+  const batcher = new Batcher(spec.layers[0], classCount(spec), o.batchSize, o);
   const rng = new Rng(o.seed * 17 + 3);
+  const through = throughCut(ctx);
   const curve = newCurve();
   for (let r = 0; r < o.rounds; r++) {
-    const all = rng.shuffle(Array.from({ length: o.clients }, (_, n) => ctx.samples(n, r).map((j) => [n, j] as const)).flat());
+    // each sample with its client and its position in that client's round (the augmentation's key)
+    const all = rng.shuffle(Array.from({ length: o.clients }, (_, n) => ctx.samples(n, r).map((j, k) => [n, j, k] as const)).flat());
     let lossSum = 0;
     for (let start = 0; start < all.length; start += o.batchSize) {
       const chunk = all.slice(start, start + o.batchSize);
-      batcher.y.fill(0);
-      chunk.forEach(([n, j], i) => {
-        const d = ctx.parts[n];
-        batcher.x.set(d.x.subarray(j * d.dim, (j + 1) * d.dim), i * d.dim);
-        batcher.y[i * d.classes + d.y[j]] = 1;
-      });
+      chunk.forEach(([n, j, k], i) => batcher.row(i, ctx.parts[n], j, n, r, k));
       const b = chunk.length;
-      lossSum += b * (await whole.sgdStep(w, batcher.x.subarray(0, b * spec.layers[0]), batcher.y.subarray(0, b * classCount(spec)), b, o.lr, next));
+      lossSum += b * (await through(w, batcher.x.subarray(0, b * spec.layers[0]), batcher.y.subarray(0, b * classCount(spec)), b, next, -1, r, start));
       [w, next] = [next, w];
     }
     curve.trainLoss.push(lossSum / all.length);
@@ -595,8 +642,8 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
     curves.split = main.curve;
     // the same with every client in N_C every round (eq. 4 with C and z as above), unless that was the run above
     const everyRound = { ...o, headShare: 1, headShareEvery: 1 };
-    const averaged = o.headShare === 1 && o.headShareEvery === 1 ? main : await runSplitLearning(ctx, 'split/heads-averaged', nearestAssociation(), everyRound);
-    curves['split/heads-averaged'] = averaged.curve;
+    const averaged = o.headShare === 1 && o.headShareEvery === 1 ? main : o.headsAveraged ? await runSplitLearning(ctx, 'split/heads-averaged', nearestAssociation(), everyRound) : null;
+    if (averaged) curves['split/heads-averaged'] = averaged.curve;
     const variants: Record<string, SplitVariantResult> = {};
     for (const name of o.variants) {
       const v = SPLIT_VARIANTS[name];
@@ -674,12 +721,12 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
       epochs: o.epochs,
       head: headPolicy(o),
       accuracySplit: main.stats.accuracy,
-      accuracySplitHeadsAveraged: averaged.stats.accuracy,
+      accuracySplitHeadsAveraged: averaged?.stats.accuracy ?? null,
       accuracyFederated: last(curves.federated),
       accuracyCentralized: last(curves.centralized),
       gapPoints: points(last(curves.federated) - main.stats.accuracy),
       trainAccuracy: { split: main.stats.trainAccuracy, federated: fed.trainAccuracy },
-      bytesPerClientRound: { split: main.stats.bytes, splitHeadsAveraged: averaged.stats.bytes, federated: perRound(fedBytes) },
+      bytesPerClientRound: { split: main.stats.bytes, splitHeadsAveraged: averaged?.stats.bytes ?? null, federated: perRound(fedBytes) },
       privacy: main.stats.privacy,
       headDrift: main.stats.headDrift,
       sharedUpdateNorm: main.stats.sharedUpdateNorm,

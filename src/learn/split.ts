@@ -18,6 +18,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { BflError, ErrorCode } from '../core/errors.ts';
+import type { Rng } from '../core/random.ts';
 import { type ModelSpec, type ParamSlice, classCount, inputSize, paramLayout } from './model.ts';
 import { type ElemType, GraphBuilder } from './onnx.ts';
 import type { RuntimeOptions } from './runtime.ts';
@@ -332,4 +333,63 @@ export class SplitRuntime {
     this.sessions.clear();
     await Promise.all(all.map((s) => s.release()));
   }
+}
+
+/**
+ * Dropout on the smashed data (issue 19, fifth look; Srivastava et al. 2014, "inverted" dropout):
+ * each activation at the cut is kept with probability 1 − p and scaled by 1/(1 − p), so its
+ * expectation is unchanged and evaluation uses no mask. The mask (0 or 1/(1 − p) per activation
+ * of `rows` × `width`) is drawn from `rng` into `out`.
+ */
+export function cutDropoutMask(rng: Rng, p: number, rows: number, width: number, out: Float32Array): Float32Array {
+  if (!(p >= 0 && p < 1)) throw new BflError(ErrorCode.BAD_CONFIG, `cut dropout ${p}: a rate in [0, 1)`);
+  const keep = 1 / (1 - p);
+  const n = rows * width;
+  for (let k = 0; k < n; k++) out[k] = rng.float() < p ? 0 : keep;
+  return out.subarray(0, n);
+}
+
+/** v ⊙ mask, in place, over the mask's length. */
+export function applyMask(v: Arr, mask: Float32Array): void {
+  for (let k = 0; k < mask.length; k++) v[k] *= mask[k];
+}
+
+/** Buffers of one batch's step through the cut: smashed data and cut gradient, [batch, width]. */
+export interface CutScratch {
+  a: Arr;
+  ga: Arr;
+}
+
+/**
+ * One SGD step of a head and a body through the cut, as split learning runs it: the client's
+ * head forward, the miner's body step on the smashed data, the client's head step with the cut
+ * gradient. With a dropout `mask` the miner steps on a ⊙ mask, and the cut gradient it answers
+ * is taken back through the same mask (d loss / d a = (d loss / d (a ⊙ mask)) ⊙ mask), so the
+ * head is trained on the same thinned network. With lr for both and no mask it is the whole
+ * model's SGD step (tested); `headLr` 0 leaves the head (a frozen head). Writes the body into
+ * `nextBody` and, if headLr > 0, the head into `nextHead`; returns the body's loss.
+ */
+export async function stepThroughCut(
+  rt: SplitRuntime,
+  head: Arr,
+  body: Arr,
+  x: Arr,
+  yOneHot: Arr,
+  batch: number,
+  lr: { head: number; body: number },
+  mask: Float32Array | null,
+  next: { head: Arr; body: Arr },
+  scratch: CutScratch,
+): Promise<number> {
+  const n = batch * rt.width;
+  const a = scratch.a.subarray(0, n);
+  const ga = scratch.ga.subarray(0, n);
+  await rt.headForward(head, x, batch, a);
+  if (mask) applyMask(a, mask);
+  const loss = await rt.bodySgdStep(body, a, yOneHot, batch, lr.body, next.body, ga);
+  if (lr.head > 0) {
+    if (mask) applyMask(ga, mask);
+    await rt.headSgdStep(head, x, ga, batch, lr.head, next.head);
+  }
+  return loss;
 }

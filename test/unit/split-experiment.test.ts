@@ -22,6 +22,11 @@ describe('bfl-node experiment split', () => {
     expect(sched.err).not.toMatch(/\n\s+at /);
     expect(run('experiment', 'split', '--head-init', 'public').err).toMatch(/--head-init must be private or shared/);
     expect(run('experiment', 'split', '--budget', '2,1').err).toMatch(/--budget takes lo,hi/);
+    const augment = run('experiment', 'split', '--augment', 'shift:20');
+    expect(augment.code).toBe(2);
+    expect(augment.err).toMatch(/--augment "shift:20": use none, shift:K \(whole pixels, 0-10\), rotate:D \(degrees, 0-45\) or shift:K,rotate:D/);
+    expect(augment.err).not.toMatch(/\n\s+at /);
+    expect(run('experiment', 'split', '--cut-dropout', '1').err).toMatch(/--cut-dropout must be a number from 0 to 0.95, got "1"/);
     const variant = run('experiment', 'split', '--variants', 'private-genesis,bigger-heads');
     expect(variant.code).toBe(2);
     expect(variant.err).toMatch(/unknown variant bigger-heads: use private-own-init, .*, all or none/);
@@ -36,7 +41,7 @@ describe('bfl-node experiment split', () => {
     const deeper = run('experiment', 'split', '--hidden', '64,32', '--cut', '3', '--rounds', '1', '--schedulers', 'none');
     expect(deeper.code).not.toBe(0);
     expect(deeper.err).toMatch(/split cut 3 for MLP 784-64-32-10: .* an integer from 1 to 2/);
-  });
+  }, 300_000); // twelve CLI starts: 140 s at load average ~12
 
   it('a short run: split, FedAvg and centralized learn, bytes are the tensors sent, budgets make clients quit', async () => {
     const out = await tmpDir('bfl-split-');

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { type SchedulerName, SCHEDULERS } from '../../association/schedulers.ts';
 import { SPLIT_VARIANTS, defaultSplitExperiment, runSplitExperiment } from '../../experiments/split.ts';
 import { progress } from '../../experiments/progress.ts';
+import { type AugmentSpec, parseAugment } from '../../learn/augment.ts';
 import { type Partition, parsePartition } from '../../learn/partition.ts';
 import { UsageError, parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
@@ -30,6 +31,9 @@ export function splitCommand(): Command {
     .option('--head-noise <z>', 'Gaussian noise on a shared head update, N(0, (z·C)²) per coordinate (eq. 4)', parseNumberFlag('--head-noise', 0, 1000), d.headNoise)
     .option('--dp-delta <δ>', 'δ of the (ε, δ) reported for head sharing', parseNumberFlag('--dp-delta', 1e-12, 0.5), d.dpDelta)
     .option('--variants <list>', `head-handling variants run beside the default: ${Object.keys(SPLIT_VARIANTS).join(', ')}; all or none`, 'all')
+    .option('--augment <spec>', 'augment training images in every run alike (split, FedAvg, centralized): none, shift:K (random translation of up to K pixels), rotate:D (up to D degrees) or shift:K,rotate:D', 'none')
+    .option('--cut-dropout <p>', 'dropout rate on the cut activations (smashed data; the same hidden layer and masks in FedAvg and centralized), 0 for none', parseNumberFlag('--cut-dropout', 0, 0.95), d.cutDropout)
+    .option('--no-heads-averaged', 'skip the split run with every head in eq. (4) every round (accuracySplitHeadsAveraged: null)')
     .option('--budget <lo,hi>', 'energy budgets: U(lo, hi) × R rounds at the median client energy per round', `${d.budget[0]},${d.budget[1]}`)
     .option('--eval-every <k>', 'evaluate on the test set every k rounds', parseIntFlag('--eval-every', 1, 100_000), d.evalEvery)
     .option('--partition <p>', 'iid, shards[:K], dirichlet:α or noniid', 'iid')
@@ -37,7 +41,7 @@ export function splitCommand(): Command {
     .option('--seed <n>', 'seed', parseIntFlag('--seed', 0, 2 ** 32 - 1), d.seed)
     .option('--out <dir>', 'write CSV, JSON and plots here', 'out')
     .option('--json', 'print the summary as JSON (curves in <out>/split.json)', false)
-    .action(async (o: { rounds: number; clients: number; miners: number; schedulers: string; samples: number; B: number; lr: number; hidden: string; cut: number; epochs: number; headInit: string; headLrScale: number; headDecay: number; headShare: number; headShareEvery: number; headClip: number; headNoise: number; dpDelta: number; variants: string; budget: string; evalEvery: number; partition: string; dataset: string; seed: number; out: string; json: boolean }) => {
+    .action(async (o: { rounds: number; clients: number; miners: number; schedulers: string; samples: number; B: number; lr: number; hidden: string; cut: number; epochs: number; headInit: string; headLrScale: number; headDecay: number; headShare: number; headShareEvery: number; headClip: number; headNoise: number; dpDelta: number; variants: string; augment: string; cutDropout: number; headsAveraged: boolean; budget: string; evalEvery: number; partition: string; dataset: string; seed: number; out: string; json: boolean }) => {
       const schedulers = o.schedulers === 'none' ? [] : o.schedulers.split(',');
       for (const s of schedulers) if (!(SCHEDULERS as readonly string[]).includes(s)) throw new UsageError(`unknown scheduler ${s}: use ${SCHEDULERS.join(', ')} or none`);
       if (o.headInit !== 'private' && o.headInit !== 'shared') throw new UsageError('--head-init must be private or shared');
@@ -47,6 +51,12 @@ export function splitCommand(): Command {
       if (!hidden.every((w) => Number.isInteger(w) && w >= 1 && w <= 100_000)) throw new UsageError(`--hidden takes a comma-separated list of layer widths, integers from 1 to 100000, got "${o.hidden}"`);
       const budget = o.budget.split(',').map(Number);
       if (budget.length !== 2 || !(budget[0] >= 0 && budget[1] >= budget[0])) throw new UsageError(`--budget takes lo,hi with 0 <= lo <= hi, got "${o.budget}"`);
+      let augment: AugmentSpec;
+      try {
+        augment = parseAugment(o.augment);
+      } catch (e) {
+        throw new UsageError(`--${(e as Error).message}`);
+      }
       let partition: Partition;
       try {
         partition = parsePartition(o.partition);
@@ -54,7 +64,7 @@ export function splitCommand(): Command {
         throw new UsageError(`--${(e as Error).message}`);
       }
       const extraFedAvg = variants.filter((v) => (SPLIT_VARIANTS[v].epochs ?? o.epochs) !== o.epochs).length; // (a variant equal to the default's run is not run again: the bar may end early)
-      const bar = progress((3 + (o.headShare === 1 && o.headShareEvery === 1 ? 0 : 1) + schedulers.length + variants.length + extraFedAvg) * o.rounds);
+      const bar = progress((3 + ((o.headShare === 1 && o.headShareEvery === 1) || !o.headsAveraged ? 0 : 1) + schedulers.length + variants.length + extraFedAvg) * o.rounds);
       const r = await runSplitExperiment({
         ...d,
         rounds: o.rounds,
@@ -76,6 +86,9 @@ export function splitCommand(): Command {
         headNoise: o.headNoise,
         dpDelta: o.dpDelta,
         variants,
+        augment,
+        cutDropout: o.cutDropout,
+        headsAveraged: o.headsAveraged,
         budget: budget as [number, number],
         evalEvery: o.evalEvery,
         partition,
@@ -89,11 +102,11 @@ export function splitCommand(): Command {
       if (o.json) printJson(summary);
       else {
         print(`${r.dataset} (${r.partition}), ${r.clients} clients, ${r.miners} miners, ${r.rounds} rounds, MLP ${r.layers.join('-')} cut after layer ${r.cut} (head ${r.headParams}, body ${r.bodyParams} parameters):`);
-        print(`  accuracy: split ${r.accuracySplit.toFixed(4)} (heads averaged by eq. 4: ${r.accuracySplitHeadsAveraged.toFixed(4)}), federated ${r.accuracyFederated.toFixed(4)} (split ${r.gapPoints} points lower), centralized ${r.accuracyCentralized.toFixed(4)}`);
+        print(`  accuracy: split ${r.accuracySplit.toFixed(4)} (heads averaged by eq. 4: ${r.accuracySplitHeadsAveraged?.toFixed(4) ?? 'not run'}), federated ${r.accuracyFederated.toFixed(4)} (split ${r.gapPoints} points lower), centralized ${r.accuracyCentralized.toFixed(4)}`);
         const b = r.bytesPerClientRound;
         const eps = (p: typeof r.privacy) => (p ? `, (ε, δ) = (${p.epsilon.toPrecision(3)}, ${p.delta}) over ${p.releases} head shares` : ', heads private');
         print(`  default heads: init ${r.head.headInit}, head η ×${r.head.headLrScale}, decay ${r.head.headDecay}, eq. (4) share ${r.head.headShare} every ${r.head.headShareEvery} rounds${eps(r.privacy)}; train accuracy split ${r.trainAccuracy.split.toFixed(4)}, federated ${r.trainAccuracy.federated.toFixed(4)}`);
-        print(`  bytes per client per round: split ${b.split.up} up / ${b.split.down} down (heads averaged: ${b.splitHeadsAveraged.up} / ${b.splitHeadsAveraged.down}), federated ${b.federated.up} up / ${b.federated.down} down`);
+        print(`  bytes per client per round: split ${b.split.up} up / ${b.split.down} down (heads averaged: ${b.splitHeadsAveraged ? `${b.splitHeadsAveraged.up} / ${b.splitHeadsAveraged.down}` : 'not run'}), federated ${b.federated.up} up / ${b.federated.down} down`);
         for (const [n, v] of Object.entries(r.variants)) print(`  variant ${n.padEnd(20)} accuracy ${v.accuracy.toFixed(4)} (train ${v.trainAccuracy.toFixed(4)}; FedAvg ${v.accuracyFederated.toFixed(4)}, ${v.gapPoints} points), ${v.bytes.up} B up / ${v.bytes.down} B down per round${eps(v.privacy)}`);
         for (const [n, s] of Object.entries(r.schedulers)) print(`  ${n.padEnd(14)} with energy budgets: accuracy ${s.finalAccuracy.toFixed(4)}, test loss ${s.finalTestLoss.toFixed(4)}, ${s.clientsAtEnd} clients left, ${s.clientRounds} client-rounds`);
         print(`  ${r.seconds} s; wrote ${r.files.join(', ')}`);
