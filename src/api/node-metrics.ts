@@ -5,6 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import type { AggregationEngine } from '../chain/aggregation-engine.ts';
 import type { SignatureVerifier } from '../crypto/verifier.ts';
 import { type Metrics, durationBuckets } from '../util/metrics.ts';
@@ -84,6 +85,58 @@ export function registerMemoryGauge(m: Metrics): void {
       g.set({ kind: 'rss_file' }, status.file);
       g.set({ kind: 'rss_shmem' }, status.shmem);
     }
+  });
+}
+
+/**
+ * `bfl_memory_after_gc_bytes{kind}` and `bfl_memory_after_gc_timestamp_seconds` (issue 13, the
+ * soak): the process's memory read right after V8's latest full (mark-compact) collection: rss,
+ * rss_anon (Linux), heap_used and array_buffers. A reading at a random moment includes whatever
+ * garbage awaits the next collection; on a miner that is mostly ArrayBuffers (models, updates,
+ * blocks: ~10 MB per aggregation read, sent, verified), which V8 frees only when a collection
+ * runs, and it collects when their total has grown by some 64 MB since the last one. So the
+ * plain RSS saws up and down by that much within seconds (the soak's 5 readings 2 s apart spanned
+ * up to 151 MB with no flood at all), while right after a collection it is what the process
+ * holds: the figure a leak grows, as "heap after GC" is in the JVM's tooling. The observer is the
+ * one prom-client's nodejs_gc_duration_seconds already uses (an entry per collection, delivered
+ * after it, so freed ArrayBuffers are unmapped by then). Returns the observer's disconnect.
+ */
+export function registerMemoryAfterGcGauge(m: Metrics): () => void {
+  let last: { at: number; rss: number; heapUsed: number; arrayBuffers: number; anon?: number } | undefined;
+  const observer = new PerformanceObserver((list) => {
+    if (!list.getEntries().some((e) => (e as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR)) return;
+    const u = process.memoryUsage();
+    let anon: number | undefined;
+    try {
+      anon = parseProcStatus(readFileSync('/proc/self/status', 'utf8'))?.anon;
+    } catch {
+      anon = undefined; // not Linux
+    }
+    last = { at: Date.now() / 1000, rss: u.rss, heapUsed: u.heapUsed, arrayBuffers: u.arrayBuffers, anon };
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  m.gauge('bfl_memory_after_gc_bytes', "this process's memory right after V8's latest full collection, by kind: rss, rss_anon (Linux), heap_used, array_buffers", ['kind'], (g) => {
+    if (!last) return; // no full collection yet
+    g.set({ kind: 'rss' }, last.rss);
+    g.set({ kind: 'heap_used' }, last.heapUsed);
+    g.set({ kind: 'array_buffers' }, last.arrayBuffers);
+    if (last.anon !== undefined) g.set({ kind: 'rss_anon' }, last.anon);
+  });
+  m.gauge('bfl_memory_after_gc_timestamp_seconds', 'when bfl_memory_after_gc_bytes was read (unix seconds; absent before the first full collection)', [], (g) => {
+    if (last) g.set(last.at);
+  });
+  return () => observer.disconnect();
+}
+
+/** `bfl_worker_memory_bytes{worker, kind}`: a worker thread's own V8 heap (heap_used) and external
+ * memory (its ArrayBuffers), which process-wide RSS includes and the nodejs_* gauges (the main
+ * thread's isolate) do not. Read at each scrape. */
+export function registerWorkerMemoryGauge(m: Metrics, worker: string, stats: () => Promise<{ heapUsed: number; external: number } | undefined>): void {
+  m.gauge('bfl_worker_memory_bytes', "a worker thread's V8 heap used and external memory (ArrayBuffers), by worker and kind", ['worker', 'kind'], async (g) => {
+    const s = await stats().catch(() => undefined);
+    if (!s) return;
+    g.set({ worker, kind: 'heap_used' }, s.heapUsed);
+    g.set({ worker, kind: 'external' }, s.external);
   });
 }
 

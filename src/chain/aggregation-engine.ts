@@ -160,6 +160,8 @@ interface Pending {
  */
 export class WorkerAggregationEngine implements AggregationEngine {
   private worker!: Worker;
+  /** Resolves once the current worker runs (its heap can be read from then on). */
+  private online!: Promise<unknown>;
   private readonly config: AggregationConfig;
   private readonly pending = new Map<number, Pending>();
   readonly stateless: boolean;
@@ -184,6 +186,7 @@ export class WorkerAggregationEngine implements AggregationEngine {
   private spawn(): void {
     let lastError: Error | undefined;
     this.worker = new Worker(new URL('./aggregation-worker.ts', import.meta.url), { workerData: { config: this.config } });
+    this.online = new Promise((resolve) => this.worker.once('online', resolve));
     this.worker.on('error', (err) => (lastError = err));
     this.worker.on('exit', (code) => {
       if (this.closed) return;
@@ -203,6 +206,15 @@ export class WorkerAggregationEngine implements AggregationEngine {
 
   initialState(): Uint8Array {
     return this.initial;
+  }
+
+  /** The worker's own V8 heap: used bytes and external memory (its ArrayBuffers among it), for
+   * bfl_worker_memory_bytes; undefined once closed. */
+  async heapStatistics(): Promise<{ heapUsed: number; external: number } | undefined> {
+    if (this.closed) return undefined;
+    await this.online;
+    const h = await this.worker.getHeapStatistics();
+    return { heapUsed: h.used_heap_size, external: h.external_memory };
   }
 
   async aggregate(job: AggregationJob): Promise<AggregationOutcome> {

@@ -24,7 +24,7 @@ import { startApi, stopApi } from '../api/server.ts';
 import type { NodeStatus } from '../api/status.ts';
 import { type DashboardSource, createDashboard } from '../api/dashboard.ts';
 import { AccuracyLog, UploadLog } from '../api/history.ts';
-import { registerBuildInfo, registerMemoryGauge, registerPeersGauge, timedEngine, timedVerifier } from '../api/node-metrics.ts';
+import { registerBuildInfo, registerMemoryAfterGcGauge, registerMemoryGauge, registerPeersGauge, registerWorkerMemoryGauge, timedEngine, timedVerifier } from '../api/node-metrics.ts';
 import type { Logger } from '../util/logger.ts';
 import { Metrics } from '../util/metrics.ts';
 import type { PeerBook } from '../net/peer-book.ts';
@@ -93,7 +93,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const metrics = new Metrics({ defaultMetrics: true, labels: { node: identity.id } });
   registerBuildInfo(metrics);
   registerMemoryGauge(metrics);
-  const closers: { name: string; close: () => Promise<unknown> | unknown }[] = [];
+  const closers: { name: string; close: () => Promise<unknown> | unknown }[] = [{ name: 'memory-after-gc gauge', close: registerMemoryAfterGcGauge(metrics) }];
   const stop = async () => {
     for (const c of closers.splice(0).reverse()) {
       try {
@@ -144,11 +144,13 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     if (o.role === 'miner') {
       // the test half only: a miner evaluates global models and never trains (learn/data.ts)
       const test = split ? undefined : loadTestSet(cfg.learning.dataset);
+      const engine = new WorkerAggregationEngine(cfg.aggregation);
+      registerWorkerMemoryGauge(metrics, 'aggregation', () => engine.heapStatistics());
       const m = await createMiner({
         ...parts,
         datadir: o.datadir,
         pow: new WorkerMinerPool({ workers: o.miningWorkers ?? 1 }),
-        aggregationEngine: timedEngine(new WorkerAggregationEngine(cfg.aggregation), metrics),
+        aggregationEngine: timedEngine(engine, metrics),
         // A split network's global model has no trained head (heads stay on the clients): its
         // accuracy would measure nothing, so a split miner does not evaluate (clients do).
         evaluate: split ? undefined : async (model) => accuracy.note(model, (await evaluate(runtime, model, test!)).accuracy),

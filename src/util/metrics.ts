@@ -19,11 +19,12 @@ export class Metrics {
     return (this.registry.getSingleMetric(name) as Counter<L>) ?? new Counter({ name, help, labelNames, registers: [this.registry] });
   }
 
-  /** `collect`, if given, runs at every scrape (values read from elsewhere, e.g. open connections). */
-  gauge<L extends string = string>(name: string, help: string, labelNames: L[] = [], collect?: (g: Gauge<L>) => void): Gauge<L> {
+  /** `collect`, if given, runs at every scrape (values read from elsewhere, e.g. open connections);
+   * the scrape waits for it if it returns a promise. */
+  gauge<L extends string = string>(name: string, help: string, labelNames: L[] = [], collect?: (g: Gauge<L>) => void | Promise<void>): Gauge<L> {
     return (
       (this.registry.getSingleMetric(name) as Gauge<L>) ??
-      new Gauge({ name, help, labelNames, registers: [this.registry], ...(collect ? { collect() { collect(this); } } : {}) })
+      new Gauge({ name, help, labelNames, registers: [this.registry], ...(collect ? { collect() { return collect(this); } } : {}) })
     );
   }
 

@@ -1,8 +1,10 @@
 /**
  * The soak of issue 13: a 2-miner, 6-client network of real processes under a mixed outsider
  * flood. Honest aggregations during the flood must stay within 20 % of the unflooded rate, and
- * each miner's RSS must come back within 10 % of its baseline after the flood (its baseline plus
- * the growth of an unflooded window as long: a miner's RSS grows with its chain).
+ * each miner's RSS must come back within 10 % of its baseline after the flood: read right after a
+ * full collection of the miner (asked through its inspector, `--inspect=127.0.0.1:0`, loopback),
+ * at the baseline and 60 s after the flood (`rssRetainedMB`), so that it measures what the miner
+ * holds, not where V8's collection cycle is (the plain medians are reported beside it).
  *
  *   SOAK_FLOOD_MS (default 600000) flooded time; SOAK_BASE_MS (default the same) unflooded
  *   time; SOAK_SLICE_MS (default 60000) the two alternate in slices of this length, in the
@@ -41,9 +43,9 @@
  * mappings by size, files). The snapshots stall the miners and allocate (a snapshot's own
  * native memory: ~96 MB of glibc's main heap kept, and V8's object-id map, ~20 MB): a diagnostic
  * run's RSS target and rates are not the soak's figures.
- * SOAK_GC=1 (without SOAK_SNAPSHOT_DIR) does the same with a full collection alone, asked through
- * the inspector (`--inspect=127.0.0.1:0`, `HeapProfiler.collectGarbage`: no snapshot, none of its
- * residue), the smaps only summarised: what each miner retains, read beside the soak's figures.
+ * Without SOAK_SNAPSHOT_DIR (and unless SOAK_GC=0) the same points take a full collection alone,
+ * asked through the inspector (`--inspect=127.0.0.1:0`, `HeapProfiler.collectGarbage`: no
+ * snapshot, none of its residue), the smaps only summarised: the target's retained readings.
  */
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
@@ -69,7 +71,9 @@ const SLICE_MS = Number(process.env.SOAK_SLICE_MS ?? 60_000);
 const GAP_MS = Number(process.env.SOAK_GAP_MS ?? 10_000);
 const MINERS = ['miner-1', 'miner-2'];
 const SNAPSHOT_DIR = process.env.SOAK_SNAPSHOT_DIR;
-const DIAGNOSE = Boolean(SNAPSHOT_DIR || process.env.SOAK_GC);
+/** The retained figures (a full collection of each miner at the baseline and after: the target's
+ * reading) are on unless SOAK_GC=0; SOAK_SNAPSHOT_DIR takes snapshots instead (figures void). */
+const DIAGNOSE = Boolean(SNAPSHOT_DIR) || process.env.SOAK_GC !== '0';
 
 let cluster: Cluster | undefined;
 afterAll(async () => {
@@ -113,15 +117,18 @@ const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length
  */
 interface MemoryReading {
   rss: number[];
+  /** process RSS read right after the miner's latest full collection (bfl_memory_after_gc_bytes): what it holds, without the garbage awaiting V8 */
+  rssAfterGc: number[];
   heap: number[];
   memory: Record<string, number>[];
 }
 const READINGS = 5;
 const READING_GAP_MS = 2000;
 
-async function readMemory(c: Cluster): Promise<{ first: MemoryReading; median: MemoryReading; spreadMB: number[] }> {
+async function readMemory(c: Cluster): Promise<{ first: MemoryReading; median: MemoryReading; spreadMB: number[]; spreadAfterGcMB: number[] }> {
   const one = async (): Promise<MemoryReading> => ({
     rss: await Promise.all(MINERS.map((id) => metric(c, id, 'process_resident_memory_bytes'))),
+    rssAfterGc: await Promise.all(MINERS.map((id) => metric(c, id, 'bfl_memory_after_gc_bytes\\{[^}]*kind="rss"[^}]*\\}'))),
     heap: await Promise.all(MINERS.map((id) => metric(c, id, 'nodejs_heap_size_used_bytes'))),
     memory: await Promise.all(MINERS.map((id) => memoryMB(c, id))),
   });
@@ -132,12 +139,13 @@ async function readMemory(c: Cluster): Promise<{ first: MemoryReading; median: M
   }
   const medians: MemoryReading = {
     rss: MINERS.map((_, m) => median(rs.map((r) => r.rss[m]))),
+    rssAfterGc: MINERS.map((_, m) => median(rs.map((r) => r.rssAfterGc[m]))),
     heap: MINERS.map((_, m) => median(rs.map((r) => r.heap[m]))),
     memory: MINERS.map((_, m) => Object.fromEntries(Object.keys(rs[0].memory[m]).map((k) => [k, median(rs.map((r) => r.memory[m][k]))]))),
   };
   // the swing of one reading: max - min of the RSS readings, per miner
-  const spreadMB = MINERS.map((_, m) => (Math.max(...rs.map((r) => r.rss[m])) - Math.min(...rs.map((r) => r.rss[m]))) / 2 ** 20);
-  return { first: rs[0], median: medians, spreadMB };
+  const spreadOf = (f: (r: MemoryReading) => number[]) => MINERS.map((_, m) => (Math.max(...rs.map((r) => f(r)[m])) - Math.min(...rs.map((r) => f(r)[m]))) / 2 ** 20);
+  return { first: rs[0], median: medians, spreadMB: spreadOf((r) => r.rss), spreadAfterGcMB: spreadOf((r) => r.rssAfterGc) };
 }
 
 /** One reading of a miner's memory in full (bytes, except `kinds`: bfl_memory_bytes in MB). */
@@ -389,8 +397,9 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   let base: Readings | undefined;
   let tBase = 0;
   const spreads: number[][] = [start.spreadMB];
+  const spreadsAfterGc: number[][] = [start.spreadAfterGcMB];
   // the RSS growth of the unflooded slices (a miner's RSS grows with its chain), per ms: of the first readings and of the medians
-  const unfloodedGrowth = { first: MINERS.map(() => 0), median: MINERS.map(() => 0) };
+  const unfloodedGrowth = { first: MINERS.map(() => 0), median: MINERS.map(() => 0), afterGc: MINERS.map(() => 0) };
   const totals = { unflooded: { ms: 0, aggregations: 0, latencies: [] as number[], lag: [] as number[][] }, flooded: { ms: 0, aggregations: 0, latencies: [] as number[], lag: [] as number[][] } };
   const slices: { flooded: boolean; ms: number; perMinute: number; loadavg1: number; cpuSecondsPerMinute: { testProcess: number; miners: number; clients: number } }[] = [];
   // where the 2 cores go per slice: the flood's outsiders run in this test process, so the
@@ -402,7 +411,10 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   for (const slice of schedule(BASE_MS, FLOOD_MS, SLICE_MS)) {
     // only the unflooded slices' growth is used: read before them (or reuse the reading that just ended the previous slice)
     const before = slice.flooded ? undefined : (last ?? (await readMemory(c)));
-    if (before && before !== last) spreads.push(before.spreadMB);
+    if (before && before !== last) {
+      spreads.push(before.spreadMB);
+      spreadsAfterGc.push(before.spreadAfterGcMB);
+    }
     const cpu0 = { test: process.cpuUsage(), miners: await cpuOf(MINERS), clients: await cpuOf(CLIENTS) };
     const w = slice.flooded ? (await Promise.all([window(c, slice.ms), flood(c, slice.ms).then((k) => Object.entries(k).forEach(([n, v]) => (counts[n] = (counts[n] ?? 0) + v)))]))[0] : await window(c, slice.ms);
     const t = slice.flooded ? totals.flooded : totals.unflooded;
@@ -422,7 +434,9 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
     last = slice.flooded ? undefined : await readMemory(c);
     if (last) {
       spreads.push(last.spreadMB);
+      spreadsAfterGc.push(last.spreadAfterGcMB);
       for (const k of ['first', 'median'] as const) last[k].rss.forEach((x, i) => (unfloodedGrowth[k][i] += x - before![k].rss[i]));
+      last.median.rssAfterGc.forEach((x, i) => (unfloodedGrowth.afterGc[i] += x - before!.median.rssAfterGc[i]));
     }
     if (!base && last) {
       // the baseline: after the first unflooded slice, before any flood
@@ -436,22 +450,23 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   await sleep(SETTLE_MS);
   const after = await readMemory(c);
   spreads.push(peak.spreadMB, after.spreadMB);
+  spreadsAfterGc.push(peak.spreadAfterGcMB, after.spreadAfterGcMB);
   if (DIAGNOSE) diagnostics.after = await diagnose(c, 'after');
   const baseline = base ?? start;
   // a miner's RSS grows with its chain even unflooded (blocks, states, caches): that growth,
   // measured over the unflooded slices and extended from the baseline to the last reading, is
   // not the flood's
-  const rssFigures = (k: 'first' | 'median') => {
-    const drift = unfloodedGrowth[k].map((g) => (g / totals.unflooded.ms) * (Date.now() - tBase));
-    const b = baseline[k].rss;
+  const rssFigures = (k: 'first' | 'median', field: 'rss' | 'rssAfterGc' = 'rss') => {
+    const drift = unfloodedGrowth[field === 'rss' ? k : 'afterGc'].map((g) => (g / totals.unflooded.ms) * (Date.now() - tBase));
+    const b = baseline[k][field];
     return {
-      start: start[k].rss.map((x) => x / 2 ** 20),
+      start: start[k][field].map((x) => x / 2 ** 20),
       baseline: b.map((x) => x / 2 ** 20),
-      endOfSlices: peak[k].rss.map((x) => x / 2 ** 20),
-      after: after[k].rss.map((x) => x / 2 ** 20),
-      ratio: after[k].rss.map((x, i) => x / b[i]),
+      endOfSlices: peak[k][field].map((x) => x / 2 ** 20),
+      after: after[k][field].map((x) => x / 2 ** 20),
+      ratio: after[k][field].map((x, i) => x / b[i]),
       unfloodedDriftSinceBaseline: drift.map((x) => x / 2 ** 20),
-      ratioToBaselinePlusDrift: after[k].rss.map((x, i) => x / (b[i] + Math.max(0, drift[i]))),
+      ratioToBaselinePlusDrift: after[k][field].map((x, i) => x / (b[i] + Math.max(0, drift[i]))),
     };
   };
   const heapFigures = (k: 'first' | 'median') => ({ baseline: baseline[k].heap.map((x) => x / 2 ** 20), endOfSlices: peak[k].heap.map((x) => x / 2 ** 20), after: after[k].heap.map((x) => x / 2 ** 20) });
@@ -478,10 +493,13 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
     memoryMB: { baseline: baseline.first.memory, after: after.first.memory },
     // the medians of READINGS readings READING_GAP_MS apart: what the target is checked on
     rssMedianMB: rssFigures('median'),
+    // the same medians of the RSS read right after each miner's latest full collection (bfl_memory_after_gc_bytes)
+    rssAfterGcMedianMB: rssFigures('median', 'rssAfterGc'),
     heapUsedMedianMB: heapFigures('median'),
     memoryMedianMB: { baseline: baseline.median.memory, after: after.median.memory },
     // max - min of the RSS readings at each reading point, per miner: the swing of one reading
     rssSpreadMB: { max: MINERS.map((_, m) => Math.max(...spreads.map((x) => x[m]))), median: MINERS.map((_, m) => median(spreads.map((x) => x[m]))) },
+    rssAfterGcSpreadMB: { max: MINERS.map((_, m) => Math.max(...spreadsAfterGc.map((x) => x[m]))), median: MINERS.map((_, m) => median(spreadsAfterGc.map((x) => x[m]))) },
     flood: counts,
     penalties: statuses.map((s) => s?.penalties),
     clientsUploaded: clients.map((s) => s?.uploaded),
@@ -489,6 +507,11 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
     // SOAK_SNAPSHOT_DIR or SOAK_GC only: what a full collection leaves at the baseline and after, and its smaps
     ...(DIAGNOSE ? { diagnostics: { points: diagnostics, retained: retainedSummary(diagnostics) } } : {}),
   };
+  // the target's figure: each miner's RSS right after a full collection, at the baseline and 60 s after the flood
+  const retained = DIAGNOSE ? retainedSummary(diagnostics) : {};
+  const rssRetained = MINERS.map((id) => (retained[id] as { rss?: { afterGc: number[] } })?.rss?.afterGc);
+  const rssRetainedMB = { baseline: rssRetained.map((x) => x?.[0] ?? Number.NaN), after: rssRetained.map((x) => x?.[1] ?? Number.NaN), ratio: rssRetained.map((x) => (x ? x[1] / x[0] : Number.NaN)) };
+  Object.assign(report, { rssRetainedMB });
   await mkdir('out/soak', { recursive: true });
   await writeFile('out/soak/soak.json', `${JSON.stringify(report, null, 2)}\n`);
   console.log(JSON.stringify(report, null, 2));
@@ -497,7 +520,14 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   for (const p of report.penalties) for (const id of c.init.nodes.map((n) => n.id)) expect(p?.[id]).toBeUndefined();
   expect(counts['pull:served'] ?? 0).toBe(0);
   expect(report.aggregationsPerMinute.ratio).toBeGreaterThanOrEqual(0.8);
-  // the issue's target, on the medians, against the baseline plus the growth the unflooded window
-  // showed (both ratios are in the report; the plain one is the issue's literal figure)
-  for (const r of report.rssMedianMB.ratioToBaselinePlusDrift) expect(r).toBeLessThanOrEqual(1.1);
+  // the issue's RSS target on what each miner holds: its RSS right after a full collection (through
+  // the inspector), 60 s after the flood against the baseline. A plain reading is the moment of
+  // V8's collection cycle it falls on: with no flood at all the medians moved -4 %/+17 % (the
+  // control, docs/decisions.md "A miner's memory", ninth look); they stay in the report
+  // (rssMedianMB, rssMB) beside this one. A snapshot run (SOAK_SNAPSHOT_DIR) keeps the snapshots'
+  // own memory: no RSS verdict there.
+  if (!SNAPSHOT_DIR) {
+    expect(DIAGNOSE, 'the RSS target needs the retained readings (SOAK_GC is not 0)').toBe(true);
+    for (const r of rssRetainedMB.ratio) expect(r).toBeLessThanOrEqual(1.1);
+  }
 });

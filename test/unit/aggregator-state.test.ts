@@ -190,6 +190,36 @@ describe('aggregator state per block', () => {
     }
   });
 
+  it("the worker hands each job's input buffers back: it holds none of them between jobs (issue 13, a miner's memory)", async () => {
+    // 8 updates of 1 MB and a 1 MB model a job, 6 jobs: 54 MB, below the 64 MB of new external
+    // memory at which V8 would collect in the worker by itself, so a worker that kept them would show them
+    const { updates, previous } = makeUpdates({ seed: 8, honest: 8, attackers: 0, dim: 262_144 });
+    const engine = new WorkerAggregationEngine(defaultAggregationConfig);
+    const job = () => ({
+      previous: deltaToPayload(previous),
+      updates: updates.map((u) => ({ clientId: u.clientId, digest: u.digest, payload: deltaToPayload(u.delta), sampleCount: u.sampleCount, staleness: u.staleness })),
+      baseReward: 1_000n,
+      state: engine.initialState(),
+      context: { round: 1, parentHash: new Uint8Array(32) },
+    });
+    try {
+      const digests = new Set<string>();
+      const run = async () => {
+        const o = await engine.aggregate(job());
+        digests.add(resultDigest({ model: o.model, entries: o.entries, rewards: o.rewards, diagnostics: {} }));
+      };
+      await run(); // the kernel's own memory (its WebAssembly rows) is sized at the first job and reused
+      const after1 = (await engine.heapStatistics())!.external;
+      for (let i = 0; i < 5; i++) await run();
+      expect(digests.size).toBe(1); // the same job gives the same answer each time
+      // 5 jobs more: 45 MB of inputs; kept until the worker collects, they would all be there
+      expect((await engine.heapStatistics())!.external - after1).toBeLessThan(4 * 2 ** 20);
+    } finally {
+      await engine.close();
+    }
+    expect(await engine.heapStatistics()).toBeUndefined();
+  });
+
   it('a worker that dies fails its jobs and is replaced: the next job is answered', async () => {
     const { updates, previous } = makeUpdates({ seed: 6, honest: 8, attackers: 0, dim: 500 });
     const engine = new WorkerAggregationEngine(defaultAggregationConfig);

@@ -3,12 +3,14 @@
  * signature verification, block validation and aggregation durations, and the health of stores.
  */
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { expect, it } from 'vitest';
 import { ChainStore } from '../../src/chain/store.ts';
 import { SigningContext } from '../../src/core/contexts.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { Metrics } from '../../src/util/metrics.ts';
-import { buildInfo, parseProcStatus, registerBuildInfo, registerMemoryGauge, registerPeersGauge, timedVerifier } from '../../src/api/node-metrics.ts';
+import { buildInfo, parseProcStatus, registerBuildInfo, registerMemoryAfterGcGauge, registerMemoryGauge, registerWorkerMemoryGauge, registerPeersGauge, timedVerifier } from '../../src/api/node-metrics.ts';
 import { makeNetwork, mineBlock, nextAggregation, signedRecord } from '../helpers/network.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -90,4 +92,51 @@ it('the chain store times block validation and says whether it is open (GET /hea
   expect(await m.text()).toMatch(/^bfl_block_validation_seconds_count 3$/m);
   await store.close();
   expect(store.isOpen).toBe(false);
+});
+
+it('bfl_memory_after_gc_bytes is read after each full collection: it holds what is live, not the garbage awaiting V8', async () => {
+  // a full collection on demand, as the daemon never asks for one (tests only)
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (o?: { type: 'major' | 'minor' }) => void;
+  const m = new Metrics();
+  registerMemoryGauge(m);
+  const stop = registerMemoryAfterGcGauge(m);
+  try {
+    const read = async (kind: string) => Number(new RegExp(`^bfl_memory_after_gc_bytes\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(await m.text())?.[1]);
+    const collect = async () => {
+      gc({ type: 'major' });
+      await new Promise((r) => setTimeout(r, 50)); // the observer's entries arrive after the collection
+    };
+    let held: Uint8Array | undefined = new Uint8Array(48 * 1024 * 1024).fill(1);
+    await collect();
+    const at = Number(/^bfl_memory_after_gc_timestamp_seconds (\S+)$/m.exec(await m.text())?.[1]);
+    expect(Math.abs(at - Date.now() / 1000)).toBeLessThan(5);
+    const live = await read('array_buffers');
+    expect(live).toBeGreaterThanOrEqual(held.byteLength);
+    expect(await read('rss')).toBeGreaterThan(held.byteLength);
+    expect(await read('heap_used')).toBeGreaterThan(0);
+    if (process.platform === 'linux') expect(await read('rss_anon')).toBeGreaterThan(held.byteLength);
+    expect(held[7]).toBe(1);
+    held = undefined; // garbage now: the plain gauge still counts it until V8 collects
+    const plain = Number(/^bfl_memory_bytes\{kind="array_buffers"\} (\d+)$/m.exec(await m.text())?.[1]);
+    expect(plain).toBeGreaterThanOrEqual(48 * 1024 * 1024);
+    await collect();
+    expect(live - (await read('array_buffers'))).toBeGreaterThan(47 * 1024 * 1024); // (other small buffers come and go meanwhile)
+  } finally {
+    stop();
+  }
+});
+
+it("bfl_worker_memory_bytes reads a worker's heap at each scrape, and nothing once the worker is gone", async () => {
+  const m = new Metrics();
+  let stats: { heapUsed: number; external: number } | undefined = { heapUsed: 5_000_000, external: 42_000_000 };
+  registerWorkerMemoryGauge(m, 'aggregation', async () => stats);
+  expect(await m.text()).toMatch(/^bfl_worker_memory_bytes\{worker="aggregation",kind="external"\} 42000000$/m);
+  stats = { heapUsed: 6_000_000, external: 1_000_000 };
+  const text = await m.text();
+  expect(text).toMatch(/^bfl_worker_memory_bytes\{worker="aggregation",kind="heap_used"\} 6000000$/m);
+  expect(text).toMatch(/^bfl_worker_memory_bytes\{worker="aggregation",kind="external"\} 1000000$/m);
+  const gone = new Metrics();
+  registerWorkerMemoryGauge(gone, 'aggregation', async () => Promise.reject(new Error('worker exited')));
+  expect(await gone.text()).not.toMatch(/^bfl_worker_memory_bytes\{/m); // a failed read is no scrape error, and no value
 });
