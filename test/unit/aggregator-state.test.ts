@@ -15,6 +15,18 @@ import { makeUpdates, resultDigest } from '../helpers/updates.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const NOW = 1_700_001_000_000;
+
+/** A fresh job of 8 honest updates of `dim` coordinates for `engine` (its arrays are transferred, so one per call). */
+function honestJob(engine: WorkerAggregationEngine, seed: number, dim: number) {
+  const { updates, previous } = makeUpdates({ seed, honest: 8, attackers: 0, dim });
+  return () => ({
+    previous: deltaToPayload(previous),
+    updates: updates.map((u) => ({ clientId: u.clientId, digest: u.digest, payload: deltaToPayload(u.delta), sampleCount: u.sampleCount, staleness: u.staleness })),
+    baseReward: 1_000n,
+    state: engine.initialState(),
+    context: { round: 1, parentHash: new Uint8Array(32) },
+  });
+}
 const verifier = new InThreadVerifier();
 
 /** A history-based toy rule: counts each client's past updates; rewards grow with the count. */
@@ -193,15 +205,8 @@ describe('aggregator state per block', () => {
   it("the worker hands each job's input buffers back: it holds none of them between jobs (issue 13, a miner's memory)", async () => {
     // 8 updates of 1 MB and a 1 MB model a job, 6 jobs: 54 MB, below the 64 MB of new external
     // memory at which V8 would collect in the worker by itself, so a worker that kept them would show them
-    const { updates, previous } = makeUpdates({ seed: 8, honest: 8, attackers: 0, dim: 262_144 });
     const engine = new WorkerAggregationEngine(defaultAggregationConfig);
-    const job = () => ({
-      previous: deltaToPayload(previous),
-      updates: updates.map((u) => ({ clientId: u.clientId, digest: u.digest, payload: deltaToPayload(u.delta), sampleCount: u.sampleCount, staleness: u.staleness })),
-      baseReward: 1_000n,
-      state: engine.initialState(),
-      context: { round: 1, parentHash: new Uint8Array(32) },
-    });
+    const job = honestJob(engine, 8, 262_144);
     try {
       const digests = new Set<string>();
       const run = async () => {
@@ -221,15 +226,8 @@ describe('aggregator state per block', () => {
   });
 
   it('a worker that dies fails its jobs and is replaced: the next job is answered', async () => {
-    const { updates, previous } = makeUpdates({ seed: 6, honest: 8, attackers: 0, dim: 500 });
     const engine = new WorkerAggregationEngine(defaultAggregationConfig);
-    const job = () => ({
-      previous: deltaToPayload(previous),
-      updates: updates.map((u) => ({ clientId: u.clientId, digest: u.digest, payload: deltaToPayload(u.delta), sampleCount: u.sampleCount, staleness: u.staleness })),
-      baseReward: 1_000n,
-      state: engine.initialState(),
-      context: { round: 1, parentHash: new Uint8Array(32) },
-    });
+    const job = honestJob(engine, 6, 500);
     try {
       const inFlight = engine.aggregate(job());
       await (engine as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
