@@ -64,6 +64,15 @@ export function parseProcStatus(text: string): { anon: number; file: number; shm
   return anon === undefined || file === undefined || shmem === undefined ? undefined : { anon, file, shmem };
 }
 
+/** This process's resident split (parseProcStatus), or undefined where there is no /proc (not Linux). */
+function ownProcStatus(): ReturnType<typeof parseProcStatus> {
+  try {
+    return parseProcStatus(readFileSync('/proc/self/status', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * `bfl_memory_bytes{kind}` (issue 13, a miner's memory): what process_resident_memory_bytes and
  * the nodejs_* heap gauges do not split. `rss_anon` is what a leak or the allocators grow;
@@ -74,12 +83,7 @@ export function parseProcStatus(text: string): { anon: number; file: number; shm
 export function registerMemoryGauge(m: Metrics): void {
   m.gauge('bfl_memory_bytes', "this process's memory by kind: rss_anon, rss_file, rss_shmem (Linux), array_buffers", ['kind'], (g) => {
     g.set({ kind: 'array_buffers' }, process.memoryUsage().arrayBuffers);
-    let status: ReturnType<typeof parseProcStatus>;
-    try {
-      status = parseProcStatus(readFileSync('/proc/self/status', 'utf8'));
-    } catch {
-      status = undefined; // not Linux: the resident split is not available
-    }
+    const status = ownProcStatus();
     if (status) {
       g.set({ kind: 'rss_anon' }, status.anon);
       g.set({ kind: 'rss_file' }, status.file);
@@ -106,13 +110,7 @@ export function registerMemoryAfterGcGauge(m: Metrics): () => void {
   const observer = new PerformanceObserver((list) => {
     if (!list.getEntries().some((e) => (e as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR)) return;
     const u = process.memoryUsage();
-    let anon: number | undefined;
-    try {
-      anon = parseProcStatus(readFileSync('/proc/self/status', 'utf8'))?.anon;
-    } catch {
-      anon = undefined; // not Linux
-    }
-    last = { at: Date.now() / 1000, rss: u.rss, heapUsed: u.heapUsed, arrayBuffers: u.arrayBuffers, anon };
+    last = { at: Date.now() / 1000, rss: u.rss, heapUsed: u.heapUsed, arrayBuffers: u.arrayBuffers, anon: ownProcStatus()?.anon };
   });
   observer.observe({ entryTypes: ['gc'] });
   m.gauge('bfl_memory_after_gc_bytes', "this process's memory right after V8's latest full collection, by kind: rss, rss_anon (Linux), heap_used, array_buffers", ['kind'], (g) => {

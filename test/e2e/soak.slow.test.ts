@@ -476,6 +476,7 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
   const statuses = await Promise.all(MINERS.map((id) => c.status(id)));
   const clients = await Promise.all(c.init.nodes.filter((n) => n.role === 'client').map((n) => c.status(n.id)));
 
+  const retained = DIAGNOSE ? retainedSummary(diagnostics) : {};
   const report = {
     floodMs: FLOOD_MS,
     baseMs: BASE_MS,
@@ -505,10 +506,9 @@ it('a mixed outsider flood keeps honest aggregations within 20 % of the unfloode
     clientsUploaded: clients.map((s) => s?.uploaded),
     loadavg: (await import('node:os')).loadavg(),
     // SOAK_SNAPSHOT_DIR or SOAK_GC only: what a full collection leaves at the baseline and after, and its smaps
-    ...(DIAGNOSE ? { diagnostics: { points: diagnostics, retained: retainedSummary(diagnostics) } } : {}),
+    ...(DIAGNOSE ? { diagnostics: { points: diagnostics, retained } } : {}),
   };
   // the target's figure: each miner's RSS right after a full collection, at the baseline and 60 s after the flood
-  const retained = DIAGNOSE ? retainedSummary(diagnostics) : {};
   const rssRetained = MINERS.map((id) => (retained[id] as { rss?: { afterGc: number[] } })?.rss?.afterGc);
   const rssRetainedMB = { baseline: rssRetained.map((x) => x?.[0] ?? Number.NaN), after: rssRetained.map((x) => x?.[1] ?? Number.NaN), ratio: rssRetained.map((x) => (x ? x[1] / x[0] : Number.NaN)) };
   Object.assign(report, { rssRetainedMB });
