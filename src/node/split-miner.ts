@@ -116,9 +116,12 @@ export class SplitMiner {
   /** The client's last accepted createdAt (replay nonce), of batches and of head shares. */
   private readonly last = new Map<string, number>();
   private readonly lastShare = new Map<string, number>();
-  /** Head shares since the last body update (eq. 4): Σ D_n·Δ_n^H and Σ D_n. */
+  /** Head shares in this base's body updates (eq. 4): Σ D_n·Δ_n^H and Σ D_n (cumulative, like the body). */
   private headSum = new Float64Array(0);
   private headWeight = 0;
+  /** The shares that arrived since the last body update was submitted: in no update yet. */
+  private headUnsent = new Float64Array(0);
+  private headUnsentWeight = 0;
   private recentBases: string[] = [];
   /** The global model the body is trained from: its hash and body part. */
   private base?: { modelHash: Uint8Array; anchor: Uint8Array; body: Float32Array };
@@ -287,8 +290,12 @@ export class SplitMiner {
       // an older one would pull the head back: dropped (the client was not at fault).
       if (!this.recentBases.includes(toHex(h.baseModelHash))) throw new BflError(ErrorCode.UNKNOWN_BASE_MODEL, `head share of ${h.clientId} starts from model ${toHex(h.baseModelHash).slice(0, 16)}, not one of the last ${RECENT_BASES} global models: dropped`, { action: 'IGNORE' });
       const d = bytesToFloats(h.delta);
-      for (let k = 0; k < d.length; k++) this.headSum[k] += h.samples * d[k];
+      for (let k = 0; k < d.length; k++) {
+        this.headSum[k] += h.samples * d[k];
+        this.headUnsent[k] += h.samples * d[k];
+      }
       this.headWeight += h.samples;
+      this.headUnsentWeight += h.samples;
       this.stats.headShares++;
     });
     return new Uint8Array(0);
@@ -342,8 +349,14 @@ export class SplitMiner {
     this.next = new Float32Array(this.body.length);
     this.pending = 0;
     this.submitted = 0;
-    this.headSum = new Float64Array(this.c.runtime.headParams);
-    this.headWeight = 0;
+    // Shares in no update yet are carried into the new base's first update, as a stale update
+    // (a share is a head delta, accepted from any of the last RECENT_BASES models). Dropping
+    // them lost most shares: a client shares right after its round, whose last batch often
+    // triggered the update the aggregation then took, so the share reached the old base after
+    // its last update.
+    if (this.headUnsent.length !== this.c.runtime.headParams) this.headUnsent = new Float64Array(this.c.runtime.headParams);
+    this.headSum = Float64Array.from(this.headUnsent);
+    this.headWeight = this.headUnsentWeight;
   }
 
   private async train(b: SplitBatch): Promise<Uint8Array> {
@@ -381,6 +394,8 @@ export class SplitMiner {
     this.submitted = this.pending;
     try {
       await this.c.submit({ ...claim, signature, payload });
+      this.headUnsent.fill(0);
+      this.headUnsentWeight = 0;
       this.stats.bodyUpdates++;
       this.c.logger.info({ samples, headSamples: heads, digest: toHex(claim.updateDigest).slice(0, 16), base: toHex(base.modelHash).slice(0, 16) }, 'body update submitted');
     } catch (e) {

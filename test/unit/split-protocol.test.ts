@@ -375,6 +375,33 @@ describe('head aggregation with differential privacy (eq. 4)', () => {
     expect(m.status().headShares).toBe(2);
   });
 
+  it('a share that reaches a miner after its last update on a base goes into its first update on the next global model; one already sent does not', async () => {
+    const cfg = parseNetworkConfig({
+      networkId: 'split-test',
+      genesisTime: NOW - 3600_000,
+      learning: { mode: 'split', split: { samplesPerUpdate: 40, maxBatch: 16, ...sharing } },
+      members: [
+        { id: 'miner-1', role: 'miner', publicKey: miner.json.publicKey },
+        { id: 'client-1', role: 'client', publicKey: client.json.publicKey },
+      ],
+    }, '(test)', new Map(), NOW);
+    const { m, initial, submitted, newGlobal } = setUp(cfg);
+    const base = sha256(deltaToPayload(initial));
+    const H = runtime.headParams;
+    await m.handleHead(share({ base, delta: new Float32Array(H).fill(2), samples: 10 }));
+    for (let i = 0; i < 5; i++) await m.handle(batch().bytes); // the update: 40 samples, this share
+    // a client's round ends with the batch that made the update; its share comes after it
+    await m.handleHead(share({ base, delta: new Float32Array(H).fill(3), samples: 20 }));
+    // the aggregation takes that update: a new global model, nothing left of the old base to send
+    newGlobal(Float32Array.from(initial, (v) => v + 0.001));
+    for (let i = 0; i < 5; i++) await m.handle(batch().bytes);
+    expect(submitted).toHaveLength(2);
+    const headOf = (u: SignedUpdate) => splitParams(payloadToDelta(u.payload), DEFAULT_MODEL, 1).head;
+    expect(headOf(submitted[0]).every((v) => v === 2)).toBe(true);
+    expect(submitted[1].sampleCount).toBe(40); // the new base's body, from its first sample
+    expect(headOf(submitted[1]).every((v) => v === 3)).toBe(true); // the late share, alone
+  });
+
   it('a client with headSharing.every = 3 shares at its rounds 3 and 6 only, clipped and noised as every round, takes the global head once after each share, and reports the accountant\'s (ε, δ)', async () => {
     const C = 1;
     const z = 0.02; // small enough that the clipping shows through the noise (below)
