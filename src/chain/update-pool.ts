@@ -142,7 +142,7 @@ export class UpdatePool {
    * node is STORE_LOCKED; a damaged database or entry is POOL_CORRUPT (with `chain repair` as
    * the way out), never a raw LevelDB error.
    */
-  static async open(dir: string, opts: { readOnly?: boolean; level?: Partial<LevelTuning>; receivedLogMs?: number } = {}): Promise<UpdatePool> {
+  static async open(dir: string, opts: { readOnly?: boolean; level?: Partial<LevelTuning>; receivedLogMs?: number; now?: number } = {}): Promise<UpdatePool> {
     if (opts.readOnly && !existsSync(join(dir, 'CURRENT')) && !levelFilesWithoutCurrent(dir)) throw new BflError(ErrorCode.NOT_FOUND, `${dir} holds no update pool`);
     if (!opts.readOnly) await mkdir(dir, { recursive: true });
     const { db } = await openLevel<Uint8Array>('pool', dir, { valueEncoding: 'view', createIfMissing: !opts.readOnly, tuning: opts.level });
@@ -164,6 +164,7 @@ export class UpdatePool {
         const e = { ...a, key: k, receivedAt, hasPayload: withPayload.has(k) };
         pool.put(e.hasPayload ? e : dropPayload(e));
       }
+      pool.reloadReceivedLog(opts.now ?? Date.now());
       // a payload file whose announcement was never written (a crash between the two): unreachable
       if (!opts.readOnly) for (const k of withPayload) if (!pool.entries.has(k)) await unlink(pool.fileOf(k)).catch(() => undefined);
     } catch (e) {
@@ -244,6 +245,17 @@ export class UpdatePool {
     this.liveByClient.delete(e.clientId, key);
     this.liveByModel.delete(toHex(e.baseModelHash), key);
     this.settledByClient.delete(e.clientId, key);
+  }
+
+  /**
+   * The arrival log after a restart: the stored entries received within `receivedLogMs` of
+   * `now` (their arrival time is on disk), oldest first. Without it a restarted miner announced
+   * 0 clients for a load window (30 s): unloaded, to the clients' association policies.
+   */
+  private reloadReceivedLog(now: number): void {
+    const recent = [...this.entries.values()].filter((e) => e.receivedAt >= now - this.receivedLogMs && e.receivedAt <= now);
+    recent.sort((a, b) => a.receivedAt - b.receivedAt || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const e of recent) this.receivedLog.push({ at: e.receivedAt, clientId: e.clientId, minerId: e.minerId });
   }
 
   private logReceived(e: PoolEntry, now: number): void {

@@ -157,7 +157,7 @@ export async function createMiner(o: CreateMinerOptions): Promise<MinerNode> {
   closers.add('pow', () => o.pow.close());
   try {
     const { peers, sealing } = await peerBook(o, closers);
-    const pool = await UpdatePool.open(join(o.datadir, 'updates'), { receivedLogMs: 2 * LOAD_WINDOW_MS });
+    const pool = await UpdatePool.open(join(o.datadir, 'updates'), { receivedLogMs: 2 * LOAD_WINDOW_MS, now: clock.now() });
     closers.add('pool', () => pool.close());
     const verdicts = new Verdicts({ peers, logger: o.logger.child({ sub: 'miner' }), metrics: o.metrics });
     const fetcher = new UpdateFetcher(

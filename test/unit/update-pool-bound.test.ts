@@ -218,3 +218,34 @@ it("the pool's arrival log answers the load window (newest first) and holds only
     await pool.close();
   }
 });
+
+it('a restarted pool rebuilds its arrival log from the stored arrival times: a miner does not announce 0 clients after a restart', async () => {
+  const dir = await tmpDir('bfl-bound-relog-');
+  const t0 = 1_800_000_000_000;
+  let pool = await UpdatePool.open(dir, { receivedLogMs: 1000 });
+  const since = (t: number) => [...pool.receivedSince(t)].map((r) => `${r.clientId}@${r.at - t0}/${r.minerId}`);
+  try {
+    for (let i = 0; i < 4; i++) {
+      const payload = new Uint8Array(8).fill(i);
+      await pool.add({ clientId: `client-${i}`, minerId: i === 3 ? 'miner-2' : 'miner-1', baseModelHash: new Uint8Array(32), updateDigest: sha256(payload), sampleCount: 1, createdAt: t0 + i * 400, signature: new Uint8Array(4), payloadBytes: 8, payload }, t0 + i * 400);
+    }
+  } finally {
+    await pool.close();
+  }
+  const before = ['client-3@1200/miner-2', 'client-2@800/miner-1', 'client-1@400/miner-1', 'client-0@0/miner-1'];
+  // 300 ms after the last arrival: the entries of the last 1000 ms, newest first, as the log held them
+  pool = await UpdatePool.open(dir, { receivedLogMs: 1000, now: t0 + 1500 });
+  try {
+    expect(since(t0)).toEqual(before.slice(0, 2)); // client-1 and client-0 arrived more than 1000 ms before: out of the log
+  } finally {
+    await pool.close();
+  }
+  // long after: nothing in the window (the pool still holds the entries)
+  pool = await UpdatePool.open(dir, { receivedLogMs: 1000, now: t0 + 60_000 });
+  try {
+    expect(since(0)).toEqual([]);
+    expect(pool.size).toBe(4);
+  } finally {
+    await pool.close();
+  }
+});
