@@ -126,16 +126,31 @@ export function registerMemoryAfterGcGauge(m: Metrics): () => void {
   return () => observer.disconnect();
 }
 
+type WorkerHeap = { heapUsed: number; external: number };
+/** The worker sources of each registry's bfl_worker_memory_bytes (one gauge, any number of registrations). */
+const workerSources = new WeakMap<Metrics, Map<string, () => Promise<WorkerHeap | undefined>>>();
+
 /** `bfl_worker_memory_bytes{worker, kind}`: a worker thread's own V8 heap (heap_used) and external
  * memory (its ArrayBuffers), which process-wide RSS includes and the nodejs_* gauges (the main
- * thread's isolate) do not. Read at each scrape. */
-export function registerWorkerMemoryGauge(m: Metrics, worker: string, stats: () => Promise<{ heapUsed: number; external: number } | undefined>): void {
-  m.gauge('bfl_worker_memory_bytes', "a worker thread's V8 heap used and external memory (ArrayBuffers), by worker and kind", ['worker', 'kind'], async (g) => {
-    const s = await stats().catch(() => undefined);
-    if (!s) return;
-    g.set({ worker, kind: 'heap_used' }, s.heapUsed);
-    g.set({ worker, kind: 'external' }, s.external);
-  });
+ * thread's isolate) do not. Read at each scrape; each call adds one worker (or pool) by name. */
+export function registerWorkerMemoryGauge(m: Metrics, worker: string, stats: () => Promise<WorkerHeap | undefined>): void {
+  let sources = workerSources.get(m);
+  if (!sources) {
+    const all = (sources = new Map());
+    workerSources.set(m, all);
+    m.gauge('bfl_worker_memory_bytes', "a worker thread's V8 heap used and external memory (ArrayBuffers), by worker and kind", ['worker', 'kind'], async (g) => {
+      g.reset(); // a worker gone since the last scrape leaves no stale value
+      await Promise.all(
+        [...all].map(async ([name, read]) => {
+          const s = await read().catch(() => undefined);
+          if (!s) return;
+          g.set({ worker: name, kind: 'heap_used' }, s.heapUsed);
+          g.set({ worker: name, kind: 'external' }, s.external);
+        }),
+      );
+    });
+  }
+  sources.set(worker, stats);
 }
 
 /** Buckets for one verify call (a batch): ML-DSA-44 verifies in ~0.15 ms natively, a block's

@@ -113,6 +113,14 @@ export class WorkerVerifierPool implements SignatureVerifier, SealedOpener {
     }
   }
 
+  /** The pool's workers' V8 heaps together (used bytes and external memory: the sealed uploads
+   * they hold among it), for bfl_worker_memory_bytes; undefined once closed. */
+  async heapStatistics(): Promise<{ heapUsed: number; external: number } | undefined> {
+    if (this.closed) return undefined;
+    const all = await Promise.all(this.workers.map((w) => w.getHeapStatistics()));
+    return { heapUsed: all.reduce((n, h) => n + h.used_heap_size, 0), external: all.reduce((n, h) => n + h.external_memory, 0) };
+  }
+
   async verify(jobs: VerifyJob[]): Promise<boolean[]> {
     if (this.closed) throw new Error('verifier pool is closed');
     if (jobs.length === 0) return [];

@@ -107,6 +107,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   try {
     const params = chainParamsOf(cfg, new Uint8Array(initialModelOf(cfg).buffer));
     const workerPool = new WorkerVerifierPool({ workers: 1 });
+    registerWorkerMemoryGauge(metrics, 'verifier', () => workerPool.heapStatistics());
     const verifier = timedVerifier(workerPool, metrics);
     closers.push({ name: 'verifier', close: () => verifier.close() });
     const miners = cfg.members.filter((m) => m.role === 'miner' && m.id !== identity.id);

@@ -102,10 +102,15 @@ describe('verifiers', () => {
       expect(batches[1]).toEqual(jobs.slice(2).map((j) => j.ok));
       expect(batches[2]).toEqual([]);
       expect(batches[3]).toEqual([true]);
+      // bfl_worker_memory_bytes{worker="verifier"}: both workers' heaps together (each isolate holds a few MB)
+      const heap = await pool.heapStatistics();
+      expect(heap!.heapUsed).toBeGreaterThan(2 * 1_000_000);
+      expect(heap!.external).toBeGreaterThan(0);
     } finally {
       await pool.close();
     }
     await expect(pool.verify(jobs)).rejects.toThrow(/closed/);
+    expect(await pool.heapStatistics()).toBeUndefined();
   });
 
   it('calls made while the worker is busy go out as one batch and each gets its own answers, in order', async () => {

@@ -136,6 +136,16 @@ it("bfl_worker_memory_bytes reads a worker's heap at each scrape, and nothing on
   const text = await m.text();
   expect(text).toMatch(/^bfl_worker_memory_bytes\{worker="aggregation",kind="heap_used"\} 6000000$/m);
   expect(text).toMatch(/^bfl_worker_memory_bytes\{worker="aggregation",kind="external"\} 1000000$/m);
+  // a second worker joins the same gauge; one whose read fails loses its values at the next scrape
+  let verifier: () => Promise<{ heapUsed: number; external: number } | undefined> = async () => ({ heapUsed: 3_000_000, external: 7_000_000 });
+  registerWorkerMemoryGauge(m, 'verifier', () => verifier());
+  const both = await m.text();
+  expect(both).toMatch(/^bfl_worker_memory_bytes\{worker="verifier",kind="external"\} 7000000$/m);
+  expect(both).toMatch(/^bfl_worker_memory_bytes\{worker="aggregation",kind="external"\} 1000000$/m);
+  verifier = async () => Promise.reject(new Error('worker exited'));
+  const one = await m.text();
+  expect(one).not.toMatch(/worker="verifier"/);
+  expect(one).toMatch(/^bfl_worker_memory_bytes\{worker="aggregation",kind="heap_used"\} 6000000$/m);
   const gone = new Metrics();
   registerWorkerMemoryGauge(gone, 'aggregation', async () => Promise.reject(new Error('worker exited')));
   expect(await gone.text()).not.toMatch(/^bfl_worker_memory_bytes\{/m); // a failed read is no scrape error, and no value
