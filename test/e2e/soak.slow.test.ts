@@ -172,6 +172,9 @@ async function fullReading(c: Cluster, id: string) {
     spaceUsed: bySpace('nodejs_heap_space_size_used_bytes'),
     spaceTotal: bySpace('nodejs_heap_space_size_total_bytes'),
     kinds: await memoryMB(c, id),
+    // the worker isolates' heaps (bfl_worker_memory_bytes, MB): the inspector's collection is the
+    // main isolate's only, so what the workers hold stays in the retained RSS
+    workersMB: Object.fromEntries([...text.matchAll(/^bfl_worker_memory_bytes\{[^}]*worker="(\w+)"[^}]*kind="(\w+)"[^}]*\} ([0-9.e+-]+)$/gm)].map((m) => [`${m[1]}.${m[2]}`, Number(m[3]) / 2 ** 20])),
   };
 }
 
