@@ -316,6 +316,18 @@ describe('what a split node reports on /status', () => {
 
 describe('head aggregation with differential privacy (eq. 4)', () => {
   const sharing = { headSharing: { clients: ['client-1'], clip: 1, noise: 0 } };
+  /** client-1 shares its head; client-9 is admitted and does not. */
+  const sharingConfig = () =>
+    parseNetworkConfig({
+      networkId: 'split-test',
+      genesisTime: NOW - 3600_000,
+      learning: { mode: 'split', split: { samplesPerUpdate: 40, maxBatch: 16, ...sharing } },
+      members: [
+        { id: 'miner-1', role: 'miner', publicKey: miner.json.publicKey },
+        { id: 'client-1', role: 'client', publicKey: client.json.publicKey },
+        { id: 'client-9', role: 'client', publicKey: stranger.json.publicKey },
+      ],
+    }, '(test)', new Map(), NOW);
   function share(o: { who?: typeof client; base: Uint8Array; delta: Float32Array; samples?: number; createdAt?: number }): Uint8Array {
     const who = o.who ?? client;
     const body = { clientId: who.identity.id, minerId: 'miner-1', baseModelHash: o.base, createdAt: o.createdAt ?? NOW + ++seq, samples: o.samples ?? 10, delta: floatsToBytes(o.delta) };
@@ -342,17 +354,7 @@ describe('head aggregation with differential privacy (eq. 4)', () => {
   });
 
   it('a miner refuses shares of clients who did not opt in, forged, replayed or stale, and puts the weighted mean of the others in its update', async () => {
-    const cfg = parseNetworkConfig({
-      networkId: 'split-test',
-      genesisTime: NOW - 3600_000,
-      learning: { mode: 'split', split: { samplesPerUpdate: 40, maxBatch: 16, ...sharing } },
-      members: [
-        { id: 'miner-1', role: 'miner', publicKey: miner.json.publicKey },
-        { id: 'client-1', role: 'client', publicKey: client.json.publicKey },
-        { id: 'client-9', role: 'client', publicKey: stranger.json.publicKey },
-      ],
-    }, '(test)', new Map(), NOW);
-    const { m, initial, submitted } = setUp(cfg);
+    const { m, initial, submitted } = setUp(sharingConfig());
     const base = sha256(deltaToPayload(initial));
     const H = runtime.headParams;
     expect(await codeOf(m.handleHead(share({ who: stranger, base, delta: new Float32Array(H) })))).toBe('UNAUTHORIZED');
@@ -376,16 +378,7 @@ describe('head aggregation with differential privacy (eq. 4)', () => {
   });
 
   it('a share that reaches a miner after its last update on a base goes into its first update on the next global model; one already sent does not', async () => {
-    const cfg = parseNetworkConfig({
-      networkId: 'split-test',
-      genesisTime: NOW - 3600_000,
-      learning: { mode: 'split', split: { samplesPerUpdate: 40, maxBatch: 16, ...sharing } },
-      members: [
-        { id: 'miner-1', role: 'miner', publicKey: miner.json.publicKey },
-        { id: 'client-1', role: 'client', publicKey: client.json.publicKey },
-      ],
-    }, '(test)', new Map(), NOW);
-    const { m, initial, submitted, newGlobal } = setUp(cfg);
+    const { m, initial, submitted, newGlobal } = setUp(sharingConfig());
     const base = sha256(deltaToPayload(initial));
     const H = runtime.headParams;
     await m.handleHead(share({ base, delta: new Float32Array(H).fill(2), samples: 10 }));
