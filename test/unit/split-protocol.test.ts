@@ -39,7 +39,7 @@ const client = generateIdentity('client-1', 'client');
 const stranger = generateIdentity('client-9', 'client');
 const WIDTH = DEFAULT_MODEL.layers[1];
 
-function config(split: Record<string, unknown> = {}): NetworkConfig {
+function config(split: Record<string, unknown> = {}, more: { id: string; role: string; publicKey: string }[] = []): NetworkConfig {
   return parseNetworkConfig({
     networkId: 'split-test',
     genesisTime: NOW - 3600_000,
@@ -47,6 +47,7 @@ function config(split: Record<string, unknown> = {}): NetworkConfig {
     members: [
       { id: 'miner-1', role: 'miner', publicKey: miner.json.publicKey },
       { id: 'client-1', role: 'client', publicKey: client.json.publicKey },
+      ...more,
     ],
   }, '(test)', new Map(), NOW);
 }
@@ -317,17 +318,7 @@ describe('what a split node reports on /status', () => {
 describe('head aggregation with differential privacy (eq. 4)', () => {
   const sharing = { headSharing: { clients: ['client-1'], clip: 1, noise: 0 } };
   /** client-1 shares its head; client-9 is admitted and does not. */
-  const sharingConfig = () =>
-    parseNetworkConfig({
-      networkId: 'split-test',
-      genesisTime: NOW - 3600_000,
-      learning: { mode: 'split', split: { samplesPerUpdate: 40, maxBatch: 16, ...sharing } },
-      members: [
-        { id: 'miner-1', role: 'miner', publicKey: miner.json.publicKey },
-        { id: 'client-1', role: 'client', publicKey: client.json.publicKey },
-        { id: 'client-9', role: 'client', publicKey: stranger.json.publicKey },
-      ],
-    }, '(test)', new Map(), NOW);
+  const sharingConfig = () => config(sharing, [{ id: 'client-9', role: 'client', publicKey: stranger.json.publicKey }]);
   function share(o: { who?: typeof client; base: Uint8Array; delta: Float32Array; samples?: number; createdAt?: number }): Uint8Array {
     const who = o.who ?? client;
     const body = { clientId: who.identity.id, minerId: 'miner-1', baseModelHash: o.base, createdAt: o.createdAt ?? NOW + ++seq, samples: o.samples ?? 10, delta: floatsToBytes(o.delta) };
