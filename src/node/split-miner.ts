@@ -120,7 +120,7 @@ export class SplitMiner {
   private headSum = new Float64Array(0);
   private headWeight = 0;
   /** The shares that arrived since the last body update was submitted: in no update yet. */
-  private headUnsent = new Float64Array(0);
+  private readonly headUnsent: Float64Array;
   private headUnsentWeight = 0;
   private recentBases: string[] = [];
   /** The global model the body is trained from: its hash and body part. */
@@ -144,6 +144,7 @@ export class SplitMiner {
     this.c = c;
     this.width = c.runtime.width;
     this.classes = classCount(c.runtime.spec);
+    this.headUnsent = new Float64Array(c.runtime.headParams);
     this.count = c.metrics?.counter('bfl_split_batches_total', 'split-learning batches offered to the miner, by result', ['result']);
   }
 
@@ -354,7 +355,6 @@ export class SplitMiner {
     // them lost most shares: a client shares right after its round, whose last batch often
     // triggered the update the aggregation then took, so the share reached the old base after
     // its last update.
-    if (this.headUnsent.length !== this.c.runtime.headParams) this.headUnsent = new Float64Array(this.c.runtime.headParams);
     this.headSum = Float64Array.from(this.headUnsent);
     this.headWeight = this.headUnsentWeight;
   }
