@@ -172,15 +172,16 @@ SETTINGS
       nice -n 10 npx --no-install bfl-node experiment inversion --hidden 400 --batches 1 --drift 0 --out "$out/inversion-400" --json > "$out/inversion-400.json"
       ;;
     # not in the default set: regularisers against the private heads' overfitting, every run alike
-    # (docs/experiments.md, "fifth look"); 0.5-1 min each on an idle machine, 5-15 min at load average 10-15
+    # (docs/experiments.md, "fifth look" and "sixth look": seed, augment spec, dropout rate; the
+    # sixth look's recipe is the product's split default); 0.5-1 min each on an idle machine,
+    # 5-15 min at load average 10-15
     split-regularise)
-      for m in "1 --augment=none" "2 --augment=none" "3 --augment=none" "1 --cut-dropout=0.3" "1 --cut-dropout=0.5" "1 --augment=shift:1" "1 --augment=shift:1 --cut-dropout=0.3" "1 --augment=shift:2" "2 --augment=shift:2" "3 --augment=shift:2" "1 --augment=shift:2 --cut-dropout=0.3" "2 --augment=shift:2 --cut-dropout=0.3" "3 --augment=shift:2 --cut-dropout=0.3"; do
+      for m in "1 none 0" "2 none 0" "3 none 0" "1 none 0.3" "1 none 0.5" "1 shift:1 0" "1 shift:1 0.3" "1 shift:2 0" "2 shift:2 0" "3 shift:2 0" "1 shift:2 0.3" "2 shift:2 0.3" "3 shift:2 0.3" \
+        "2 shift:1 0.3" "3 shift:1 0.3" "1 shift:1 0.5" "2 shift:1 0.5" "3 shift:1 0.5" "1 shift:1,rotate:10 0" "1 shift:1,rotate:10 0.3" "2 shift:1,rotate:10 0.3" "3 shift:1,rotate:10 0.3" "1 shift:1,rotate:10 0.5" "1 shift:1,rotate:15 0.3"; do
         # shellcheck disable=SC2086
         set -- $m
-        seed=$1
-        shift
-        tag=$(echo "$seed $*" | sed 's/[ =:]/_/g')
-        nice -n 10 npx --no-install bfl-node experiment split --seed "$seed" "$@" --schedulers none --variants none --no-heads-averaged --eval-every 50 --out "$out/split-regularise/$tag" --json > "$out/split-regularise-$tag.json"
+        tag=$(echo "$1 $2 $3" | sed 's/[ =:,]/_/g')
+        nice -n 10 npx --no-install bfl-node experiment split --seed "$1" --augment "$2" --split-augment "$2" --cut-dropout "$3" --split-cut-dropout "$3" --schedulers none --variants none --no-heads-averaged --eval-every 50 --out "$out/split-regularise/$tag" --json > "$out/split-regularise-$tag.json"
       done
       ;;
     # not in the default set: ML-KEM micro-benchmarks and the testnet sealed vs clear (README), ~10 min

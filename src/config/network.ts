@@ -12,6 +12,7 @@ import { type AggregatorName, defaultAggregatorOptions, defaultBflMecOptions } f
 import type { Partition } from '../learn/partition.ts';
 import { parseKeyFile } from '../crypto/keyfile.ts';
 import { paramCount } from '../learn/model.ts';
+import { augmentOrNull, augments } from '../learn/augment.ts';
 import { type ConfigIssue, type Json, issuesOf, networkSchema, stripComments, toJsonSchema } from './schema.ts';
 
 export type { ConfigIssue, Json };
@@ -106,6 +107,14 @@ export interface SplitConfig {
   /** Head aggregation with differential privacy (the paper's eq. 4), for the clients who opt in;
    * null: every head stays private. */
   headSharing: HeadSharingConfig | null;
+  /** A client's random distortion of each training image as it enters a batch (learn/augment.ts:
+   * "none", "shift:K", "rotate:D" or "shift:K,rotate:D"): a regulariser of the private heads,
+   * which overfit the client's own few hundred samples (docs/decisions.md, "the sixth look"). */
+  augment: string;
+  /** Dropout rate p a miner applies to the smashed data of each batch before its body step (the
+   * cut gradient it answers goes back through the same mask, so the head trains on the same
+   * thinned network); 0: none. */
+  cutDropout: number;
 }
 
 export interface HeadSharingConfig {
@@ -133,6 +142,10 @@ export const defaultSplitConfig: SplitConfig = {
   // and bounds what a restarted miner (which forgets the last batch per client) can be replayed.
   replayWindowMs: 60_000,
   headSharing: null,
+  // The private heads' regularisers: measured in `experiment split` on seeds 1-3, split +1.8-2.1
+  // points with FedAvg unchanged under the same recipe (docs/decisions.md, "the sixth look").
+  augment: 'shift:1,rotate:10',
+  cutDropout: 0.3,
 };
 
 export const defaultLearningConfig: LearningConfig = {
@@ -341,6 +354,13 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
     if (r.data.p2p.maxUnidentifiedConnections >= r.data.p2p.maxConnections) fail('p2p.maxUnidentifiedConnections', `fewer than p2p.maxConnections (${r.data.p2p.maxConnections}), so that members keep reserved slots`, r.data.p2p.maxUnidentifiedConnections);
     const hidden = r.data.learning.layers.length - 2;
     if (r.data.learning.mode === 'split' && r.data.learning.split.cut > hidden) fail('learning.split.cut', `at most ${hidden}, the hidden layers of learning.layers ${JSON.stringify(r.data.learning.layers)} (head and body need a dense layer each)`, r.data.learning.split.cut);
+    if (r.data.learning.mode === 'split') {
+      const spec = r.data.learning.split.augment;
+      const parsed = augmentOrNull(spec);
+      const inputs = r.data.learning.layers[0];
+      if (!parsed) fail('learning.split.augment', 'none, shift:K (whole pixels, 0-10), rotate:D (degrees, 0-45) or shift:K,rotate:D', spec);
+      else if (augments(parsed) && Math.round(Math.sqrt(inputs)) ** 2 !== inputs) fail('learning.split.augment', `"none" (augmentation needs square images, and learning.layers[0] is ${inputs})`, spec);
+    }
     const sharing = r.data.learning.split.headSharing;
     if (sharing && sharing.clients !== 'all') {
       const clients = new Set(r.data.members.filter((m) => m.role === 'client').map((m) => m.id));

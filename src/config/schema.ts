@@ -145,6 +145,8 @@ export function networkSchema(d: SectionDefaults) {
       })
         .nullable()
         .default(l.split.headSharing),
+      augment: str().default(l.split.augment),
+      cutDropout: num({ min: 0, max: 0.9 }).default(l.split.cutDropout),
     }).prefault({}),
   });
   const p2p = section({

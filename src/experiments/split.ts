@@ -30,7 +30,8 @@ import { Rng } from '../core/random.ts';
 import { type Scheduler, type SchedulerName, SCHEDULERS, heuristicScheduler, nearestScheduler } from '../association/schedulers.ts';
 import { d3qnScheduler } from '../association/d3qn.ts';
 import { type TwinParams, Twin, checkOneToOne, roundCost, twinParams } from '../association/twin.ts';
-import { type AugmentSpec, NO_AUGMENT, augmentImage, augments, drawKey, drawOf, imageSide } from '../learn/augment.ts';
+import { type AugmentSpec, NO_AUGMENT, augmentImage, augments, drawKey, drawOf, formatAugment, imageSide, parseAugment } from '../learn/augment.ts';
+import { defaultSplitConfig } from '../config/network.ts';
 import { type Dataset, loadDataset, subset } from '../learn/data.ts';
 import { DEFAULT_MODEL, type ModelSpec, classCount, initParams, paramCount } from '../learn/model.ts';
 import { type Partition, formatPartition, partition } from '../learn/partition.ts';
@@ -84,15 +85,20 @@ export interface SplitExperimentOptions {
   dpDelta: number;
   /** Named variants (SPLIT_VARIANTS) run beside the product default; [] for none. */
   variants: string[];
-  /** Regularisers against the private heads' overfitting, applied to every run alike (split,
-   * FedAvg, centralized) so the comparison stays the same recipe: random translations (and
-   * rotations) of each training image as it enters a batch, keyed by (seed, client, round,
-   * position) so all runs see the same images (learn/augment.ts). */
+  /** Regularisers of the FedAvg and centralized runs (federated mode has none: NO_AUGMENT, 0):
+   * random translations (and rotations) of each training image as it enters a batch, keyed by
+   * (seed, client, round, position) so all runs with the same spec see the same images
+   * (learn/augment.ts). */
   augment: AugmentSpec;
-  /** Dropout rate p on the cut activations (the smashed data; the hidden layer in FedAvg and
-   * centralized, trained through the same head/body pair with the same masks), inverted
+  /** Dropout rate p on the cut activations in the FedAvg and centralized runs (their hidden
+   * layer, trained through the same head/body pair with the same masks as split's), inverted
    * (kept ones scaled by 1/(1 − p)); the cut gradient goes back through the same mask. 0: none. */
   cutDropout: number;
+  /** The split runs' regularisers (every split run: the main one, eq. (4), variants, schedulers):
+   * the product's learning.split.augment and learning.split.cutDropout by default. Where they
+   * differ from the FedAvg run's, FedAvg is also run with them (accuracyFederatedSplitRecipe). */
+  splitAugment: AugmentSpec;
+  splitCutDropout: number;
   /** Also run the split run with every client in eq. (4) every round (accuracySplitHeadsAveraged);
    * false skips it (null in the result), a quarter of the time of a run without schedulers. */
   headsAveraged: boolean;
@@ -136,9 +142,12 @@ export const defaultSplitExperiment: Omit<SplitExperimentOptions, 'out'> = {
   headNoise: 0.01,
   dpDelta: 1e-5,
   variants: [],
-  // no regulariser by default: the product's training has none (docs/decisions.md, fifth look)
+  // federated mode's training has no regulariser; split mode's are the product's
+  // (docs/decisions.md, "Split learning: the 2-point target, sixth look")
   augment: NO_AUGMENT,
   cutDropout: 0,
+  splitAugment: parseAugment(defaultSplitConfig.augment),
+  splitCutDropout: defaultSplitConfig.cutDropout,
   headsAveraged: true,
   budget: [0.3, 1.5],
   evalEvery: 5,
@@ -232,6 +241,13 @@ export interface SplitExperimentResult {
   accuracyCentralized: number;
   /** accuracyFederated − accuracySplit, in points (target: at most 2). */
   gapPoints: number;
+  /** The regularisers of the split runs and of the FedAvg/centralized runs (augment spec, cut dropout). */
+  splitRecipe: { augment: string; cutDropout: number };
+  federatedRecipe: { augment: string; cutDropout: number };
+  /** FedAvg trained with the split runs' regularisers (null where the recipes are the same), and
+   * its gap to accuracySplit in points: a gap closed by lowering FedAvg shows here. */
+  accuracyFederatedSplitRecipe: number | null;
+  gapPointsSplitRecipe: number | null;
   /** Accuracy of the final models on the training data (FedAvg: the global model on every
    * client's data; split: each client's model on its own). */
   trainAccuracy: { split: number; federated: number };
@@ -388,8 +404,12 @@ async function trainAccuracyOf(ctx: Ctx, heads: Float32Array[], body: Float32Arr
   return correct / w;
 }
 
-async function runSplitLearning(ctx: Ctx, label: string, associate: Association, o: SplitExperimentOptions = ctx.o): Promise<{ curve: Curve; stats: SplitRunStats }> {
+/** `o` with the split runs' regularisers in the place of the FedAvg run's (Batcher and maskOf read those). */
+const splitRecipe = (o: SplitExperimentOptions): SplitExperimentOptions => ({ ...o, augment: o.splitAugment, cutDropout: o.splitCutDropout });
+
+async function runSplitLearning(ctx: Ctx, label: string, associate: Association, given: SplitExperimentOptions = ctx.o): Promise<{ curve: Curve; stats: SplitRunStats }> {
   const { spec, split } = ctx;
+  const o = splitRecipe(given);
   const N = o.clients;
   const { head: head0, body: body0 } = splitParams(ctx.init, spec, o.cut);
   const initial = Array.from({ length: N }, (_, n) => (o.headInit === 'shared' ? Float32Array.from(head0) : Float32Array.from(splitParams(initParams(spec, o.seed * 7919 + 1000 + n), spec, o.cut).head)));
@@ -637,6 +657,13 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
     const fedBytes = { up: 0, down: 0, clientRounds: 0 };
     const fed = await runFederated(ctx, fedBytes);
     curves.federated = fed.curve;
+    // FedAvg with split's regularisers too: what the recipe does to federated learning, so a gap
+    // closed by the regularisers can be told from one closed by lowering FedAvg
+    const sameRecipe = JSON.stringify(o.augment) === JSON.stringify(o.splitAugment) && o.cutDropout === o.splitCutDropout;
+    if (!sameRecipe) {
+      const f = await runFederated({ ...ctx, o: { ...splitRecipe(o), onRound: (_r, round, acc) => o.onRound?.("FedAvg with split's regularisers", round, acc) } }, { up: 0, down: 0, clientRounds: 0 });
+      curves['federated/split-recipe'] = f.curve;
+    }
     const nearestAssociation = () => twinAssociation(p, nearestScheduler(o.seed + 1), o.seed);
     const main = await runSplitLearning(ctx, 'split', nearestAssociation());
     curves.split = main.curve;
@@ -700,7 +727,7 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
     // accuracy axes from just below the lowest evaluation of the figure's own runs: they differ
     // by points, not tens (a noisy variant's first rounds near chance must not flatten Fig. 11)
     const accRange = (runs: string[]): [number, number] => [Math.max(0, Math.floor((Math.min(...runs.flatMap((n) => curves[n].testAccuracy)) - 0.02) * 20) / 20), 1];
-    const vsRuns = ['centralized', 'federated', 'split', 'split/heads-averaged'].filter((n) => curves[n]);
+    const vsRuns = ['centralized', 'federated', 'federated/split-recipe', 'split', 'split/heads-averaged'].filter((n) => curves[n]);
     await report.plot('split-fig10-loss', lineChart({ title: 'Test loss over rounds (split learning with energy budgets)', xLabel: 'round', yLabel: 'test loss (cross-entropy)', series: figRuns.map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testLoss[i]] as [number, number]) })) }));
     await report.plot('split-fig11-accuracy', lineChart({ title: 'Test accuracy over rounds (split learning with energy budgets)', xLabel: 'round', yLabel: 'test accuracy', yRange: accRange(figRuns), series: figRuns.map((n) => ({ name: n, points: curves[n].round.map((r, i) => [r, curves[n].testAccuracy[i]] as [number, number]) })) }));
     await report.plot('split-clients', lineChart({ title: 'Clients taking part (energy budgets)', xLabel: 'round', yLabel: 'clients', yRange: [0, o.clients], series: o.schedulers.map((n) => ({ name: `split/${n}`, points: curves[`split/${n}`].active.map((v, i) => [i + 1, v] as [number, number]) })) }));
@@ -725,6 +752,10 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
       accuracyFederated: last(curves.federated),
       accuracyCentralized: last(curves.centralized),
       gapPoints: points(last(curves.federated) - main.stats.accuracy),
+      splitRecipe: { augment: formatAugment(o.splitAugment), cutDropout: o.splitCutDropout },
+      federatedRecipe: { augment: formatAugment(o.augment), cutDropout: o.cutDropout },
+      accuracyFederatedSplitRecipe: curves['federated/split-recipe'] ? last(curves['federated/split-recipe']) : null,
+      gapPointsSplitRecipe: curves['federated/split-recipe'] ? points(last(curves['federated/split-recipe']) - main.stats.accuracy) : null,
       trainAccuracy: { split: main.stats.trainAccuracy, federated: fed.trainAccuracy },
       bytesPerClientRound: { split: main.stats.bytes, splitHeadsAveraged: averaged?.stats.bytes ?? null, federated: perRound(fedBytes) },
       privacy: main.stats.privacy,

@@ -48,6 +48,22 @@ export function parseAugment(s: string): AugmentSpec {
   return out;
 }
 
+/** parseAugment's spec, or null where it refuses `s`. */
+export function augmentOrNull(s: string): AugmentSpec | null {
+  try {
+    return parseAugment(s);
+  } catch (e) {
+    if (e instanceof BflError) return null;
+    throw e;
+  }
+}
+
+/** The spec as parseAugment reads it: "none", "shift:K", "rotate:D" or "shift:K,rotate:D". */
+export function formatAugment(a: AugmentSpec): string {
+  const parts = [...(a.shift > 0 ? [`shift:${a.shift}`] : []), ...(a.rotate > 0 ? [`rotate:${a.rotate}`] : [])];
+  return parts.length ? parts.join(',') : 'none';
+}
+
 /** `src` (side × side, row-major) translated by (dx, dy) whole pixels into `out`: out(x, y) = src(x − dx, y − dy), 0 outside. */
 export function translate(src: Float32Array, side: number, dx: number, dy: number, out: Float32Array): void {
   out.fill(0, 0, side * side);

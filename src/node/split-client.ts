@@ -21,6 +21,7 @@ import { headShareAccount } from '../learn/privacy.ts';
 import type { Identity } from '../crypto/keyfile.ts';
 import type { Dataset } from '../learn/data.ts';
 import { inputSize } from '../learn/model.ts';
+import { augmentImage, augments, drawKey, drawOf, imageSide, parseAugment } from '../learn/augment.ts';
 import { type SplitRuntime, joinParams, splitParams } from '../learn/split.ts';
 import {
   ANSWER_KEY_BYTES,
@@ -113,6 +114,10 @@ export class SplitLearner {
     let next = new Float32Array(w.length);
     const xb = new Float32Array(B * dim);
     const rng = new Rng(seed);
+    // learning.split.augment: each sample distorted as it enters a batch, keyed by (round seed,
+    // epoch, position), the private head's regulariser (learn/augment.ts)
+    const aug = parseAugment(L.split.augment);
+    const side = augments(aug) ? imageSide(dim) : 0;
     const order = Array.from({ length: data.n }, (_, i) => i);
     let batches = 0;
     let lossSum = 0;
@@ -126,7 +131,9 @@ export class SplitLearner {
         const labels = new Uint8Array(b);
         for (let i = 0; i < b; i++) {
           const j = order[start + i];
-          xb.set(data.x.subarray(j * dim, (j + 1) * dim), i * dim);
+          const src = data.x.subarray(j * dim, (j + 1) * dim);
+          if (side) augmentImage(src, side, drawOf(aug, drawKey(seed, e, start + i)), xb.subarray(i * dim, (i + 1) * dim));
+          else xb.set(src, i * dim);
           labels[i] = data.y[j];
         }
         const x = xb.subarray(0, b * dim);

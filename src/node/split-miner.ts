@@ -32,7 +32,8 @@ import { type NetworkConfig, sharesHead } from '../config/network.ts';
 import type { Identity } from '../crypto/keyfile.ts';
 import type { SignatureVerifier } from '../crypto/verifier.ts';
 import { classCount } from '../learn/model.ts';
-import { type SplitRuntime, splitParams } from '../learn/split.ts';
+import { type SplitRuntime, applyMask, cutDropoutMask, splitParams } from '../learn/split.ts';
+import { Rng } from '../core/random.ts';
 import { SEAL_OVERHEAD, SealContext } from '../crypto/seal.ts';
 import { type PeerBook, type RequestBudget, defaultPeerPolicy } from '../net/peer-book.ts';
 import type { UpdateSealing } from '../net/sealed-updates.ts';
@@ -365,7 +366,15 @@ export class SplitMiner {
     const y = new Float32Array(b.count * this.classes);
     for (let i = 0; i < b.count; i++) y[i * this.classes + b.labels[i]] = 1;
     const ga = new Float32Array(b.count * this.width);
+    // Dropout on the smashed data (learning.split.cutDropout): the body steps on a ⊙ mask and the
+    // cut gradient goes back through the same mask, so the client's head trains on the thinned
+    // network without knowing the mask (learn/split.ts, stepThroughCut). The mask is drawn from
+    // the batch's signature: one per batch, reproducible from what the client signed.
+    const p = this.init.config.learning.split.cutDropout;
+    const mask = p > 0 ? cutDropoutMask(new Rng(batchMaskSeed(b.signature)), p, b.count, this.width, new Float32Array(b.count * this.width)) : null;
+    if (mask) applyMask(a, mask);
     const loss = await this.c.runtime.bodySgdStep(this.body, a, y, b.count, this.init.config.learning.lr, this.next, ga);
+    if (mask) applyMask(ga, mask);
     [this.body, this.next] = [this.next, this.body];
     this.pending += b.count;
     this.stats.batches++;
@@ -435,4 +444,9 @@ export function assertFiniteFloats(bytes: Uint8Array, what: string): void {
 /** libp2p-style factory: `splitMiner(init)(components)`. */
 export function splitMiner(init: SplitMinerInit): (c: SplitMinerComponents) => SplitMiner {
   return (c) => new SplitMiner(init, c);
+}
+
+/** The seed of a batch's dropout mask: the first four bytes of its signature (little-endian). */
+export function batchMaskSeed(signature: Uint8Array): number {
+  return (signature[0] | (signature[1] << 8) | (signature[2] << 16) | (signature[3] << 24)) >>> 0;
 }

@@ -4,6 +4,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultSplitExperiment, runSplitExperiment } from '../../src/experiments/split.ts';
+import { defaultSplitConfig } from '../../src/config/network.ts';
+import { NO_AUGMENT } from '../../src/learn/augment.ts';
+
+const NO_REGULARISER = { splitAugment: NO_AUGMENT, splitCutDropout: 0 };
 import { headShareAccount } from '../../src/learn/privacy.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
@@ -59,6 +63,9 @@ describe('bfl-node experiment split', () => {
       privacy: unknown;
       variants: Record<string, unknown>;
       layers: number[];
+      splitRecipe: unknown;
+      federatedRecipe: unknown;
+      accuracyFederatedSplitRecipe: number;
     };
     // 3 rounds of 20 samples (6 head steps) from an untrained model: clearly above chance (0.1)
     for (const k of ['accuracySplit', 'accuracySplitHeadsAveraged', 'accuracyFederated', 'accuracyCentralized'] as const) {
@@ -85,7 +92,11 @@ describe('bfl-node experiment split', () => {
     expect(j.layers).toEqual([784, 200, 10]);
     expect(j).not.toHaveProperty('curves');
     const full = JSON.parse(await readFile(join(out, 'split.json'), 'utf8')) as { curves: Record<string, { round: number[]; testAccuracy: number[] }> };
-    expect(Object.keys(full.curves)).toEqual(['centralized', 'federated', 'split', 'split/heads-averaged', 'split/nearest', 'split/swap']);
+    // the split runs take the product's regularisers, FedAvg none, and FedAvg runs once more with split's
+    expect(j.splitRecipe).toEqual({ augment: defaultSplitConfig.augment, cutDropout: defaultSplitConfig.cutDropout });
+    expect(j.federatedRecipe).toEqual({ augment: 'none', cutDropout: 0 });
+    expect(j.accuracyFederatedSplitRecipe).toBeGreaterThan(0.2);
+    expect(Object.keys(full.curves)).toEqual(['centralized', 'federated', 'federated/split-recipe', 'split', 'split/heads-averaged', 'split/nearest', 'split/swap']);
     expect(full.curves.split.round).toEqual([3]);
     for (const f of ['split-rounds.csv', 'split-fig10-loss.png', 'split-fig11-accuracy.svg', 'split-vs-federated.png']) expect(existsSync(join(out, f)), f).toBe(true);
   }, 120_000);
@@ -93,7 +104,8 @@ describe('bfl-node experiment split', () => {
   it('one client, one miner, one shared head averaged without noise: split learning is FedAvg, step for step', async () => {
     // the body step's cut gradient and the head step together are the whole model's SGD step,
     // and FedAvg over one client is that client's SGD: the two runs must agree to float rounding
-    const r = await runSplitExperiment({ ...defaultSplitExperiment, rounds: 3, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], headInit: 'shared', headShare: 1, headClip: 1e6, headNoise: 0, evalEvery: 1, out: await tmpDir('bfl-split-') });
+    // (the same recipe in both: no regulariser)
+    const r = await runSplitExperiment({ ...defaultSplitExperiment, ...NO_REGULARISER, rounds: 3, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], headInit: 'shared', headShare: 1, headClip: 1e6, headNoise: 0, evalEvery: 1, out: await tmpDir('bfl-split-') });
     const [split, fed] = [r.curves.split, r.curves.federated];
     expect(split.round).toEqual([1, 2, 3]);
     for (let i = 0; i < 3; i++) {
@@ -105,7 +117,7 @@ describe('bfl-node experiment split', () => {
     const p = await runSplitExperiment({ ...defaultSplitExperiment, rounds: 1, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], headInit: 'private', evalEvery: 1, out: await tmpDir('bfl-split-') });
     expect(Math.abs(p.curves.split.trainLoss[0] - p.curves.federated.trainLoss[0])).toBeGreaterThan(1e-3);
     // another model (--hidden) is every run's model: cut after its second layer, still FedAvg step for step
-    const d = await runSplitExperiment({ ...defaultSplitExperiment, rounds: 2, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], hidden: [16, 8], cut: 2, headInit: 'shared', headShare: 1, headClip: 1e6, headNoise: 0, evalEvery: 1, out: await tmpDir('bfl-split-') });
+    const d = await runSplitExperiment({ ...defaultSplitExperiment, ...NO_REGULARISER, rounds: 2, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], hidden: [16, 8], cut: 2, headInit: 'shared', headShare: 1, headClip: 1e6, headNoise: 0, evalEvery: 1, out: await tmpDir('bfl-split-') });
     expect(d.layers).toEqual([784, 16, 8, 10]);
     expect([d.headParams, d.bodyParams]).toEqual([784 * 16 + 16 + 16 * 8 + 8, 8 * 10 + 10]);
     for (let i = 0; i < 2; i++) expect(Math.abs(d.curves.split.testLoss[i] - d.curves.federated.testLoss[i]), `round ${i + 1} test loss`).toBeLessThan(1e-5);

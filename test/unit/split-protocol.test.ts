@@ -16,8 +16,10 @@ import { type SignedUpdate, deltaToPayload, payloadToDelta } from '../../src/cor
 import { generateIdentity } from '../../src/crypto/keyfile.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { DEFAULT_MODEL, initParams } from '../../src/learn/model.ts';
-import { SplitRuntime, splitParams } from '../../src/learn/split.ts';
-import { type SplitBatch, bytesToFloats, decodeAnswer, decodeHeadShare, encodeBatch, encodeBatchClaim, encodeHeadClaim, encodeHeadShare, floatsToBytes, splitHeadProtocol } from '../../src/net/split.ts';
+import { SplitRuntime, cutDropoutMask, splitParams } from '../../src/learn/split.ts';
+import { augmentImage, augments, drawKey, drawOf, parseAugment } from '../../src/learn/augment.ts';
+import { Rng } from '../../src/core/random.ts';
+import { type SplitBatch, bytesToFloats, decodeAnswer, decodeBatch, decodeHeadShare, encodeBatch, encodeBatchClaim, encodeHeadClaim, encodeHeadShare, floatsToBytes, splitHeadProtocol } from '../../src/net/split.ts';
 import { headShareAccount } from '../../src/learn/privacy.ts';
 import { SplitLearner, privatise } from '../../src/node/split-client.ts';
 import { loadEmbeddedMnist, subset } from '../../src/learn/data.ts';
@@ -25,7 +27,7 @@ import { openAnswer, sealAnswer, splitSealAd } from '../../src/net/split.ts';
 import { UpdateSealing } from '../../src/net/sealed-updates.ts';
 import { KemDirectory } from '../../src/crypto/kem-keys.ts';
 import { KemKeyRing, SealContext } from '../../src/crypto/seal.ts';
-import { SplitMiner } from '../../src/node/split-miner.ts';
+import { SplitMiner, batchMaskSeed } from '../../src/node/split-miner.ts';
 import { UpdateFetcher } from '../../src/node/update-fetcher.ts';
 import { ChainStore } from '../../src/chain/store.ts';
 import { makeNetwork, mineBlock, signedRecord } from '../helpers/network.ts';
@@ -117,20 +119,57 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   return 'NO_ERROR';
 }
 
+/** The miner's step on batch `b` from global model `model`, computed here: with cut dropout p the
+ * body steps on a ⊙ mask (the mask drawn from the batch's signature) and the cut gradient is
+ * taken back through it. Returns the loss and the cut gradient the miner must answer. */
+async function minerStep(model: Float32Array, b: SplitBatch, p: number): Promise<{ loss: number; ga: Float32Array; mask: Float32Array | null }> {
+  const body = Float32Array.from(splitParams(model, DEFAULT_MODEL, 1).body);
+  const y = new Float32Array(b.count * 10);
+  for (let i = 0; i < b.count; i++) y[i * 10 + b.labels[i]] = 1;
+  const a = payloadToDelta(b.activations);
+  const mask = p > 0 ? cutDropoutMask(new Rng(batchMaskSeed(b.signature)), p, b.count, WIDTH, new Float32Array(b.count * WIDTH)) : null;
+  if (mask) for (let k = 0; k < a.length; k++) a[k] *= mask[k];
+  const ga = new Float32Array(b.count * WIDTH);
+  const loss = await runtime.bodySgdStep(body, a, y, b.count, 0.01, new Float32Array(body.length), ga);
+  if (mask) for (let k = 0; k < ga.length; k++) ga[k] *= mask[k];
+  return { loss, ga, mask };
+}
+
 describe('split protocol, miner side', () => {
-  it('trains on a good batch and answers the cut gradients, which the body step gives for those activations', async () => {
-    const { m, initial } = setUp();
+  it('trains on a good batch and answers the cut gradients, which the body step gives for those activations (without cut dropout)', async () => {
+    const { m, initial } = setUp(config({ cutDropout: 0 }));
     const { bytes, b } = batch();
     const answer = decodeAnswer(await m.handle(bytes), b.count * WIDTH);
     // the same step on the global body, computed here
-    const body = Float32Array.from(splitParams(initial, DEFAULT_MODEL, 1).body);
-    const y = new Float32Array(b.count * 10);
-    for (let i = 0; i < b.count; i++) y[i * 10 + b.labels[i]] = 1;
-    const ga = new Float32Array(b.count * WIDTH);
-    const loss = await runtime.bodySgdStep(body, payloadToDelta(b.activations), y, b.count, 0.01, new Float32Array(body.length), ga);
-    expect(answer.loss).toBeCloseTo(loss, 6);
-    expect(new Float32Array(answer.gradients.slice().buffer)).toEqual(ga);
+    const want = await minerStep(initial, b, 0);
+    expect(answer.loss).toBeCloseTo(want.loss, 6);
+    expect(new Float32Array(answer.gradients.slice().buffer)).toEqual(want.ga);
     expect(m.status()).toMatchObject({ batches: 1, samples: 8, pending: 8, bodyUpdates: 0 });
+  });
+
+  it('with learning.split.cutDropout (default 0.3) the body steps on the thinned smashed data and the cut gradient goes back through the same mask, drawn from the batch signature', async () => {
+    expect(config().learning.split.cutDropout).toBe(defaultSplitConfig.cutDropout);
+    expect(defaultSplitConfig.cutDropout).toBe(0.3);
+    const { m, initial } = setUp();
+    const { bytes, b } = batch({ count: 16 });
+    const got = new Float32Array(decodeAnswer(await m.handle(bytes), b.count * WIDTH).gradients.slice().buffer);
+    const want = await minerStep(initial, b, 0.3);
+    expect(got).toEqual(want.ga);
+    // the dropped activations get no gradient; about 30 % of them are dropped
+    const dropped = want.mask!.reduce((n, v) => n + (v === 0 ? 1 : 0), 0);
+    expect(dropped / want.mask!.length).toBeGreaterThan(0.25);
+    expect(dropped / want.mask!.length).toBeLessThan(0.35);
+    want.mask!.forEach((v, k) => v === 0 && expect(Math.abs(got[k])).toBe(0));
+    // and it is not the unthinned step
+    expect(got).not.toEqual((await minerStep(initial, b, 0)).ga);
+  });
+
+  it('an augment spec the client cannot use, or on inputs that are not square images, is a BAD_CONFIG naming learning.split.augment', () => {
+    expect(() => config({ augment: 'shift:20' })).toThrow(/learning\.split\.augment: expected none, shift:K/);
+    expect(() => config({ augment: 'blur:2' })).toThrow(/learning\.split\.augment: expected none, shift:K/);
+    expect(() => config({ cutDropout: 1 })).toThrow(/learning\.split\.cutDropout/);
+    expect(() => parseNetworkConfig({ networkId: 'split-test', genesisTime: NOW - 3600_000, learning: { mode: 'split', layers: [780, 200, 10] }, members: [{ id: 'miner-1', role: 'miner', publicKey: miner.json.publicKey }] }, '(test)', new Map(), NOW)).toThrow(/learning\.split\.augment: expected "none" \(augmentation needs square images, and learning\.layers\[0\] is 780\)/);
+    expect(config({ augment: 'none' }).learning.split.augment).toBe('none');
   });
 
   it('refuses bad batches with their own codes, before training', async () => {
@@ -206,12 +245,7 @@ describe('split protocol, miner side', () => {
     expect(submitted[0]).toMatchObject({ sampleCount: 24, baseModelHash: sha256(deltaToPayload(initial)) });
     expect(m.status().pending).toBe(8);
     // the answer is the body step at the new global body
-    const body = Float32Array.from(splitParams(next, DEFAULT_MODEL, 1).body);
-    const y = new Float32Array(b.count * 10);
-    for (let i = 0; i < b.count; i++) y[i * 10 + b.labels[i]] = 1;
-    const ga = new Float32Array(b.count * WIDTH);
-    await runtime.bodySgdStep(body, payloadToDelta(b.activations), y, b.count, 0.01, new Float32Array(body.length), ga);
-    expect(new Float32Array(answer.gradients.slice().buffer)).toEqual(ga);
+    expect(new Float32Array(answer.gradients.slice().buffer)).toEqual((await minerStep(next, b, defaultSplitConfig.cutDropout)).ga);
   });
 });
 
@@ -229,6 +263,41 @@ describe('split protocol, client side', () => {
     expect(r2.loss).toBeLessThan(r1.loss);
     expect(r1.head).not.toEqual(head0);
     expect(r1.head.length).toBe(runtime.headParams);
+  });
+});
+
+describe('split protocol, client side: augmentation (learning.split.augment)', () => {
+  it("a client's batches are its head's activations of its images distorted by the spec, keyed by (round seed, epoch, position); \"none\" sends them as they are", async () => {
+    const data = subset(loadEmbeddedMnist().train, Array.from({ length: 20 }, (_, i) => i));
+    const head0 = splitParams(initParams(DEFAULT_MODEL, 1), DEFAULT_MODEL, 1).head;
+    const firstBatch = async (augment: string): Promise<SplitBatch> => {
+      const cfg = config({ samplesPerUpdate: 100_000, augment });
+      const { m } = setUp(cfg);
+      const sent: SplitBatch[] = [];
+      const learner = new SplitLearner({ config: cfg, identity: client.identity, transport: { request: (_peer, _protocol, body) => (sent.push(decodeBatch(body, { maxBatch: 16, width: WIDTH })), m.handle(body)) }, runtime, clock: { ...systemClock, now: () => NOW } });
+      await learner.round(Float32Array.from(head0), data, { id: 'miner-1', peerId: 'p' }, 7);
+      return sent[0];
+    };
+    // the client's first batch: the first B of its epoch-0 order (Rng(round seed) shuffles it)
+    const B = config().learning.B;
+    const order = new Rng(7).shuffle(Array.from({ length: 20 }, (_, i) => i)).slice(0, B);
+    const expectFrom = async (b: SplitBatch, image: (j: number, pos: number) => Float32Array) => {
+      const x = new Float32Array(B * 784);
+      order.forEach((j, pos) => x.set(image(j, pos), pos * 784));
+      const want = Float32Array.from(await runtime.headForward(head0, x, B));
+      expect(bytesToFloats(b.activations)).toEqual(want);
+      expect(Array.from(b.labels)).toEqual(order.map((j) => data.y[j]));
+    };
+    const raw = (j: number) => data.x.slice(j * 784, (j + 1) * 784);
+    const spec = parseAugment(defaultSplitConfig.augment);
+    expect(augments(spec)).toBe(true);
+    const augmented = (j: number, pos: number) => {
+      const out = new Float32Array(784);
+      augmentImage(raw(j), 28, drawOf(spec, drawKey(7, 0, pos)), out);
+      return out;
+    };
+    await expectFrom(await firstBatch(defaultSplitConfig.augment), augmented);
+    await expectFrom(await firstBatch('none'), raw);
   });
 });
 

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, isBflError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/random.ts';
 import { Batcher, defaultSplitExperiment, runSplitExperiment } from '../../src/experiments/split.ts';
-import { augmentImage, drawKey, drawOf, parseAugment, rotateTranslate, translate } from '../../src/learn/augment.ts';
+import { NO_AUGMENT, augmentImage, drawKey, drawOf, parseAugment, rotateTranslate, translate } from '../../src/learn/augment.ts';
+import { defaultSplitConfig } from '../../src/config/network.ts';
 import { loadDataset, subset } from '../../src/learn/data.ts';
 import { type ModelSpec, initParams } from '../../src/learn/model.ts';
 import { ModelRuntime } from '../../src/learn/runtime.ts';
@@ -187,8 +188,10 @@ describe('regularisers in experiment split apply to every run alike', () => {
   const base = { ...defaultSplitExperiment, rounds: 2, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], evalEvery: 1, headsAveraged: false };
   it('one client, one miner, its head shared without noise: split is FedAvg step for step with the same shifted images and dropout masks', async () => {
     const shared = { ...base, headInit: 'shared' as const, headShare: 1, headClip: 1e6, headNoise: 0 };
-    const r = await runSplitExperiment({ ...shared, augment: parseAugment('shift:2'), cutDropout: 0.3, out: await tmpDir('bfl-split-reg-') });
-    const plain = await runSplitExperiment({ ...shared, out: await tmpDir('bfl-split-reg-') });
+    const r = await runSplitExperiment({ ...shared, augment: parseAugment('shift:2'), cutDropout: 0.3, splitAugment: parseAugment('shift:2'), splitCutDropout: 0.3, out: await tmpDir('bfl-split-reg-') });
+    const plain = await runSplitExperiment({ ...shared, splitAugment: NO_AUGMENT, splitCutDropout: 0, out: await tmpDir('bfl-split-reg-') });
+    expect(r.accuracyFederatedSplitRecipe).toBeNull(); // one recipe: no second FedAvg run
+    expect(r.curves).not.toHaveProperty('federated/split-recipe');
     for (let i = 0; i < 2; i++) {
       expect(Math.abs(r.curves.split.trainLoss[i] - r.curves.federated.trainLoss[i]), `round ${i + 1} train loss`).toBeLessThan(1e-5);
       expect(Math.abs(r.curves.split.testLoss[i] - r.curves.federated.testLoss[i]), `round ${i + 1} test loss`).toBeLessThan(1e-5);
@@ -198,12 +201,30 @@ describe('regularisers in experiment split apply to every run alike', () => {
     expect(r.accuracySplitHeadsAveraged).toBe(r.accuracySplit); // the main run shares every round already
   }, 60_000);
 
+  it("by default the split runs take the product's regularisers and FedAvg none; FedAvg with split's is the FedAvg run of that recipe", async () => {
+    const one = { ...base, clients: 2, headsAveraged: false };
+    const d = await runSplitExperiment({ ...one, out: await tmpDir('bfl-split-reg-') });
+    expect(d.splitRecipe).toEqual({ augment: defaultSplitConfig.augment, cutDropout: defaultSplitConfig.cutDropout });
+    expect(d.federatedRecipe).toEqual({ augment: 'none', cutDropout: 0 });
+    // every run with split's recipe: its FedAvg is the default run's second FedAvg, bit for bit
+    const alike = await runSplitExperiment({ ...one, augment: parseAugment(d.splitRecipe.augment), cutDropout: d.splitRecipe.cutDropout, out: await tmpDir('bfl-split-reg-') });
+    expect(alike.accuracyFederatedSplitRecipe).toBeNull();
+    expect(d.curves['federated/split-recipe']).toEqual(alike.curves.federated);
+    expect(d.accuracyFederatedSplitRecipe).toBe(alike.accuracyFederated);
+    expect(d.gapPointsSplitRecipe).toBeCloseTo((alike.accuracyFederated - d.accuracySplit) * 100, 1);
+    // and the split run is alike's split run; without the regularisers it is another
+    expect(d.curves.split).toEqual(alike.curves.split);
+    const plain = await runSplitExperiment({ ...one, splitAugment: NO_AUGMENT, splitCutDropout: 0, out: await tmpDir('bfl-split-reg-') });
+    expect(plain.curves.federated).toEqual(d.curves.federated);
+    expect(Math.abs(plain.curves.split.trainLoss[0] - d.curves.split.trainLoss[0])).toBeGreaterThan(1e-3);
+  }, 60_000);
+
   it('--no-heads-averaged skips that run and changes no other run, bit for bit', async () => {
     const a = await runSplitExperiment({ ...base, out: await tmpDir('bfl-split-reg-') });
     const b = await runSplitExperiment({ ...base, headsAveraged: true, out: await tmpDir('bfl-split-reg-') });
     expect(a.accuracySplitHeadsAveraged).toBeNull();
     expect(a.bytesPerClientRound.splitHeadsAveraged).toBeNull();
-    expect(Object.keys(a.curves)).toEqual(['centralized', 'federated', 'split']);
+    expect(Object.keys(a.curves)).toEqual(['centralized', 'federated', 'federated/split-recipe', 'split']);
     expect(b.accuracySplitHeadsAveraged).toBeGreaterThan(0.1);
     const { 'split/heads-averaged': _h, ...rest } = b.curves;
     expect(a.curves).toEqual(rest);

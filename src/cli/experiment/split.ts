@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { type SchedulerName, SCHEDULERS } from '../../association/schedulers.ts';
 import { SPLIT_VARIANTS, defaultSplitExperiment, runSplitExperiment } from '../../experiments/split.ts';
 import { progress } from '../../experiments/progress.ts';
-import { type AugmentSpec, parseAugment } from '../../learn/augment.ts';
+import { type AugmentSpec, formatAugment, parseAugment } from '../../learn/augment.ts';
 import { type Partition, parsePartition } from '../../learn/partition.ts';
 import { UsageError, parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
@@ -31,8 +31,10 @@ export function splitCommand(): Command {
     .option('--head-noise <z>', 'Gaussian noise on a shared head update, N(0, (z·C)²) per coordinate (eq. 4)', parseNumberFlag('--head-noise', 0, 1000), d.headNoise)
     .option('--dp-delta <δ>', 'δ of the (ε, δ) reported for head sharing', parseNumberFlag('--dp-delta', 1e-12, 0.5), d.dpDelta)
     .option('--variants <list>', `head-handling variants run beside the default: ${Object.keys(SPLIT_VARIANTS).join(', ')}; all or none`, 'all')
-    .option('--augment <spec>', 'augment training images in every run alike (split, FedAvg, centralized): none, shift:K (random translation of up to K pixels), rotate:D (up to D degrees) or shift:K,rotate:D', 'none')
-    .option('--cut-dropout <p>', 'dropout rate on the cut activations (smashed data; the same hidden layer and masks in FedAvg and centralized), 0 for none', parseNumberFlag('--cut-dropout', 0, 0.95), d.cutDropout)
+    .option('--split-augment <spec>', "augment the split runs' training images (the product's learning.split.augment): none, shift:K (random translation of up to K pixels), rotate:D (up to D degrees) or shift:K,rotate:D", formatAugment(d.splitAugment))
+    .option('--split-cut-dropout <p>', "dropout rate on the split runs' cut activations (smashed data; the product's learning.split.cutDropout), 0 for none", parseNumberFlag('--split-cut-dropout', 0, 0.95), d.splitCutDropout)
+    .option('--augment <spec>', 'augment the FedAvg and centralized runs\' training images (federated mode has none); where the recipes differ, FedAvg also runs with the split runs\' (accuracyFederatedSplitRecipe)', 'none')
+    .option('--cut-dropout <p>', 'dropout rate on the FedAvg and centralized runs\' hidden layer at the cut (the same masks as split\'s), 0 for none', parseNumberFlag('--cut-dropout', 0, 0.95), d.cutDropout)
     .option('--no-heads-averaged', 'skip the split run with every head in eq. (4) every round (accuracySplitHeadsAveraged: null)')
     .option('--budget <lo,hi>', 'energy budgets: U(lo, hi) × R rounds at the median client energy per round', `${d.budget[0]},${d.budget[1]}`)
     .option('--eval-every <k>', 'evaluate on the test set every k rounds', parseIntFlag('--eval-every', 1, 100_000), d.evalEvery)
@@ -41,7 +43,7 @@ export function splitCommand(): Command {
     .option('--seed <n>', 'seed', parseIntFlag('--seed', 0, 2 ** 32 - 1), d.seed)
     .option('--out <dir>', 'write CSV, JSON and plots here', 'out')
     .option('--json', 'print the summary as JSON (curves in <out>/split.json)', false)
-    .action(async (o: { rounds: number; clients: number; miners: number; schedulers: string; samples: number; B: number; lr: number; hidden: string; cut: number; epochs: number; headInit: string; headLrScale: number; headDecay: number; headShare: number; headShareEvery: number; headClip: number; headNoise: number; dpDelta: number; variants: string; augment: string; cutDropout: number; headsAveraged: boolean; budget: string; evalEvery: number; partition: string; dataset: string; seed: number; out: string; json: boolean }) => {
+    .action(async (o: { rounds: number; clients: number; miners: number; schedulers: string; samples: number; B: number; lr: number; hidden: string; cut: number; epochs: number; headInit: string; headLrScale: number; headDecay: number; headShare: number; headShareEvery: number; headClip: number; headNoise: number; dpDelta: number; variants: string; augment: string; cutDropout: number; splitAugment: string; splitCutDropout: number; headsAveraged: boolean; budget: string; evalEvery: number; partition: string; dataset: string; seed: number; out: string; json: boolean }) => {
       const schedulers = o.schedulers === 'none' ? [] : o.schedulers.split(',');
       for (const s of schedulers) if (!(SCHEDULERS as readonly string[]).includes(s)) throw new UsageError(`unknown scheduler ${s}: use ${SCHEDULERS.join(', ')} or none`);
       if (o.headInit !== 'private' && o.headInit !== 'shared') throw new UsageError('--head-init must be private or shared');
@@ -52,11 +54,18 @@ export function splitCommand(): Command {
       const budget = o.budget.split(',').map(Number);
       if (budget.length !== 2 || !(budget[0] >= 0 && budget[1] >= budget[0])) throw new UsageError(`--budget takes lo,hi with 0 <= lo <= hi, got "${o.budget}"`);
       let augment: AugmentSpec;
+      let splitAugment: AugmentSpec;
       try {
         augment = parseAugment(o.augment);
       } catch (e) {
         throw new UsageError(`--${(e as Error).message}`);
       }
+      try {
+        splitAugment = parseAugment(o.splitAugment);
+      } catch (e) {
+        throw new UsageError(`--split-${(e as Error).message}`);
+      }
+      const sameRecipe = JSON.stringify(augment) === JSON.stringify(splitAugment) && o.cutDropout === o.splitCutDropout;
       let partition: Partition;
       try {
         partition = parsePartition(o.partition);
@@ -64,7 +73,7 @@ export function splitCommand(): Command {
         throw new UsageError(`--${(e as Error).message}`);
       }
       const extraFedAvg = variants.filter((v) => (SPLIT_VARIANTS[v].epochs ?? o.epochs) !== o.epochs).length; // (a variant equal to the default's run is not run again: the bar may end early)
-      const bar = progress((3 + ((o.headShare === 1 && o.headShareEvery === 1) || !o.headsAveraged ? 0 : 1) + schedulers.length + variants.length + extraFedAvg) * o.rounds);
+      const bar = progress((3 + (sameRecipe ? 0 : 1) + ((o.headShare === 1 && o.headShareEvery === 1) || !o.headsAveraged ? 0 : 1) + schedulers.length + variants.length + extraFedAvg) * o.rounds);
       const r = await runSplitExperiment({
         ...d,
         rounds: o.rounds,
@@ -88,6 +97,8 @@ export function splitCommand(): Command {
         variants,
         augment,
         cutDropout: o.cutDropout,
+        splitAugment,
+        splitCutDropout: o.splitCutDropout,
         headsAveraged: o.headsAveraged,
         budget: budget as [number, number],
         evalEvery: o.evalEvery,
@@ -103,6 +114,7 @@ export function splitCommand(): Command {
       else {
         print(`${r.dataset} (${r.partition}), ${r.clients} clients, ${r.miners} miners, ${r.rounds} rounds, MLP ${r.layers.join('-')} cut after layer ${r.cut} (head ${r.headParams}, body ${r.bodyParams} parameters):`);
         print(`  accuracy: split ${r.accuracySplit.toFixed(4)} (heads averaged by eq. 4: ${r.accuracySplitHeadsAveraged?.toFixed(4) ?? 'not run'}), federated ${r.accuracyFederated.toFixed(4)} (split ${r.gapPoints} points lower), centralized ${r.accuracyCentralized.toFixed(4)}`);
+        print(`  regularisers: split ${r.splitRecipe.augment}, cut dropout ${r.splitRecipe.cutDropout}; federated ${r.federatedRecipe.augment}, cut dropout ${r.federatedRecipe.cutDropout}${r.accuracyFederatedSplitRecipe === null ? '' : `; FedAvg with split's ${r.accuracyFederatedSplitRecipe.toFixed(4)} (split ${r.gapPointsSplitRecipe} points lower)`}`);
         const b = r.bytesPerClientRound;
         const eps = (p: typeof r.privacy) => (p ? `, (ε, δ) = (${p.epsilon.toPrecision(3)}, ${p.delta}) over ${p.releases} head shares` : ', heads private');
         print(`  default heads: init ${r.head.headInit}, head η ×${r.head.headLrScale}, decay ${r.head.headDecay}, eq. (4) share ${r.head.headShare} every ${r.head.headShareEvery} rounds${eps(r.privacy)}; train accuracy split ${r.trainAccuracy.split.toFixed(4)}, federated ${r.trainAccuracy.federated.toFixed(4)}`);
