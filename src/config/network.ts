@@ -142,7 +142,7 @@ export const defaultSplitConfig: SplitConfig = {
   // and bounds what a restarted miner (which forgets the last batch per client) can be replayed.
   replayWindowMs: 60_000,
   headSharing: null,
-  // The private heads' regularisers: measured in `experiment split` on seeds 1-3, split +1.8-2.1
+  // The private heads' regularisers: measured in `experiment split` on seeds 1-3, split +2.0-2.2
   // points with FedAvg unchanged under the same recipe (docs/decisions.md, "the sixth look").
   augment: 'shift:1,rotate:10',
   cutDropout: 0.3,

@@ -644,6 +644,10 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
   const t0 = performance.now();
   const { train, test } = loadDataset(o.dataset);
   const spec: ModelSpec = { ...DEFAULT_MODEL, layers: [train.dim, ...o.hidden, train.classes] };
+  // before any run: a recipe that augments needs square images
+  for (const [flag, a] of [['--split-augment', o.splitAugment], ['--augment', o.augment]] as const) {
+    if (augments(a) && Math.round(Math.sqrt(train.dim)) ** 2 !== train.dim) throw new BflError(ErrorCode.BAD_CONFIG, `${flag} ${formatAugment(a)}: augmentation needs square images, but ${o.dataset}'s samples have ${train.dim} values: use ${flag} none`);
+  }
   // the radio twin of the paper with our numbers of clients and miners (validates N ≤ M·K)
   const p = twinParams({ clients: o.clients, servers: o.miners });
   const parts = partition(train.y, o.clients, o.partition, o.seed).map((idx, n) => subset(train, idx, `client${n}`));

@@ -138,6 +138,6 @@ export function augmentImage(src: Float32Array, side: number, d: Draw, out: Floa
 /** Side of a square image of `dim` pixels; BAD_CONFIG for a data set whose rows are not square images. */
 export function imageSide(dim: number): number {
   const side = Math.round(Math.sqrt(dim));
-  if (side * side !== dim) throw new BflError(ErrorCode.BAD_CONFIG, `augmentation needs square images, but samples have ${dim} values: use --augment none`);
+  if (side * side !== dim) throw new BflError(ErrorCode.BAD_CONFIG, `augmentation needs square images, but samples have ${dim} values: augment none`);
   return side;
 }

@@ -114,7 +114,7 @@ describe('bfl-node experiment split', () => {
     }
     expect(split.testLoss[2]).toBeLessThan(split.testLoss[0]);
     // with private heads (each client its own draw) the runs differ
-    const p = await runSplitExperiment({ ...defaultSplitExperiment, rounds: 1, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], headInit: 'private', evalEvery: 1, out: await tmpDir('bfl-split-') });
+    const p = await runSplitExperiment({ ...defaultSplitExperiment, ...NO_REGULARISER, rounds: 1, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], headInit: 'private', evalEvery: 1, out: await tmpDir('bfl-split-') });
     expect(Math.abs(p.curves.split.trainLoss[0] - p.curves.federated.trainLoss[0])).toBeGreaterThan(1e-3);
     // another model (--hidden) is every run's model: cut after its second layer, still FedAvg step for step
     const d = await runSplitExperiment({ ...defaultSplitExperiment, ...NO_REGULARISER, rounds: 2, clients: 1, miners: 1, samplesPerRound: 30, schedulers: [], hidden: [16, 8], cut: 2, headInit: 'shared', headShare: 1, headClip: 1e6, headNoise: 0, evalEvery: 1, out: await tmpDir('bfl-split-') });

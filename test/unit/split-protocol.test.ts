@@ -162,6 +162,12 @@ describe('split protocol, miner side', () => {
     want.mask!.forEach((v, k) => v === 0 && expect(Math.abs(got[k])).toBe(0));
     // and it is not the unthinned step
     expect(got).not.toEqual((await minerStep(initial, b, 0)).ga);
+    // each batch has a mask of its own: the same activations and labels signed again (a later
+    // createdAt) are answered through other zeros
+    const zerosOf = (g: Float32Array) => Array.from(g, (v) => v === 0);
+    const first = await m.handle(batch({ count: 16 }).bytes);
+    const second = await m.handle(batch({ count: 16 }).bytes);
+    expect(zerosOf(new Float32Array(decodeAnswer(second, 16 * WIDTH).gradients.slice().buffer))).not.toEqual(zerosOf(new Float32Array(decodeAnswer(first, 16 * WIDTH).gradients.slice().buffer)));
   });
 
   it('an augment spec the client cannot use, or on inputs that are not square images, is a BAD_CONFIG naming learning.split.augment', () => {

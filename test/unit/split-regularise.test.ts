@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, isBflError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/random.ts';
@@ -217,6 +219,32 @@ describe('regularisers in experiment split apply to every run alike', () => {
     const plain = await runSplitExperiment({ ...one, splitAugment: NO_AUGMENT, splitCutDropout: 0, out: await tmpDir('bfl-split-reg-') });
     expect(plain.curves.federated).toEqual(d.curves.federated);
     expect(Math.abs(plain.curves.split.trainLoss[0] - d.curves.split.trainLoss[0])).toBeGreaterThan(1e-3);
+  }, 60_000);
+
+  it('a recipe that augments on a data set of non-square samples is refused before any run, naming the flag', async () => {
+    // an IDX data set of 2 × 3 images (6 values a sample): written here, 40 training and 10 test samples
+    const dir = await tmpDir('bfl-split-idx-');
+    const idx = (dims: number[], data: Uint8Array) => {
+      const head = Buffer.alloc(4 + 4 * dims.length);
+      head[2] = 0x08;
+      head[3] = dims.length;
+      dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
+      return Buffer.concat([head, data]);
+    };
+    await writeFile(join(dir, 'train-images-idx3-ubyte'), idx([40, 2, 3], Uint8Array.from({ length: 240 }, (_, k) => k % 256)));
+    await writeFile(join(dir, 'train-labels-idx1-ubyte'), idx([40], Uint8Array.from({ length: 40 }, (_, k) => k % 10)));
+    await writeFile(join(dir, 't10k-images-idx3-ubyte'), idx([10, 2, 3], Uint8Array.from({ length: 60 }, (_, k) => k)));
+    await writeFile(join(dir, 't10k-labels-idx1-ubyte'), idx([10], Uint8Array.from({ length: 10 }, (_, k) => k)));
+    const o = { ...base, clients: 2, dataset: `idx:${dir}`, hidden: [4], samplesPerRound: 10 };
+    const refused = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e);
+    for (const [more, flag] of [[{}, '--split-augment'], [{ splitAugment: NO_AUGMENT, augment: parseAugment('shift:1') }, '--augment']] as const) {
+      const e = await refused(runSplitExperiment({ ...o, ...more, out: await tmpDir('bfl-split-reg-') }));
+      expect(isBflError(e) && e.code).toBe(ErrorCode.BAD_CONFIG);
+      expect((e as Error).message).toMatch(new RegExp(`^${flag} shift:1(,rotate:10)?: augmentation needs square images, but idx:.* samples have 6 values: use ${flag} none$`));
+    }
+    // without augmentation it runs
+    const r = await runSplitExperiment({ ...o, splitAugment: NO_AUGMENT, out: await tmpDir('bfl-split-reg-') });
+    expect(r.layers).toEqual([6, 4, 10]);
   }, 60_000);
 
   it('--no-heads-averaged skips that run and changes no other run, bit for bit', async () => {

@@ -32,7 +32,7 @@ export function splitCommand(): Command {
     .option('--dp-delta <δ>', 'δ of the (ε, δ) reported for head sharing', parseNumberFlag('--dp-delta', 1e-12, 0.5), d.dpDelta)
     .option('--variants <list>', `head-handling variants run beside the default: ${Object.keys(SPLIT_VARIANTS).join(', ')}; all or none`, 'all')
     .option('--split-augment <spec>', "augment the split runs' training images (the product's learning.split.augment): none, shift:K (random translation of up to K pixels), rotate:D (up to D degrees) or shift:K,rotate:D", formatAugment(d.splitAugment))
-    .option('--split-cut-dropout <p>', "dropout rate on the split runs' cut activations (smashed data; the product's learning.split.cutDropout), 0 for none", parseNumberFlag('--split-cut-dropout', 0, 0.95), d.splitCutDropout)
+    .option('--split-cut-dropout <p>', "dropout rate on the split runs' cut activations (smashed data; the product's learning.split.cutDropout), 0 for none", parseNumberFlag('--split-cut-dropout', 0, 0.9), d.splitCutDropout)
     .option('--augment <spec>', 'augment the FedAvg and centralized runs\' training images (federated mode has none); where the recipes differ, FedAvg also runs with the split runs\' (accuracyFederatedSplitRecipe)', 'none')
     .option('--cut-dropout <p>', 'dropout rate on the FedAvg and centralized runs\' hidden layer at the cut (the same masks as split\'s), 0 for none', parseNumberFlag('--cut-dropout', 0, 0.95), d.cutDropout)
     .option('--no-heads-averaged', 'skip the split run with every head in eq. (4) every round (accuracySplitHeadsAveraged: null)')
