@@ -30,6 +30,12 @@ describe('bfl-node experiment split', () => {
     expect(augment.code).toBe(2);
     expect(augment.err).toMatch(/--augment "shift:20": use none, shift:K \(whole pixels, 0-10\), rotate:D \(degrees, 0-45\) or shift:K,rotate:D/);
     expect(augment.err).not.toMatch(/\n\s+at /);
+    const splitAugment = run('experiment', 'split', '--split-augment', 'blur:1');
+    expect(splitAugment.code).toBe(2);
+    expect(splitAugment.err).toMatch(/--split-augment "blur:1": use none, shift:K/);
+    const splitDropout = run('experiment', 'split', '--split-cut-dropout', '0.95');
+    expect(splitDropout.code).toBe(2);
+    expect(splitDropout.err).toMatch(/--split-cut-dropout/);
     expect(run('experiment', 'split', '--cut-dropout', '1').err).toMatch(/--cut-dropout must be a number from 0 to 0.95, got "1"/);
     const variant = run('experiment', 'split', '--variants', 'private-genesis,bigger-heads');
     expect(variant.code).toBe(2);
