@@ -8,9 +8,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ChainStore } from '../chain/store.ts';
+import type { ChainStore, Reorg } from '../chain/store.ts';
+import type { ChainState } from '../core/validation.ts';
+import type { AggregationTx } from '../core/types.ts';
 import { type AggregationConfig, type LearningConfig, type NetworkConfig, chainParamsOf, loadNetworkConfig, parseNetworkConfig } from '../config/network.ts';
-import { toHex } from '../core/bytes.ts';
+import { fromHex, toHex } from '../core/bytes.ts';
 import { Rng } from '../core/random.ts';
 import { sha256 } from '../core/hash.ts';
 import { aggregationTxOf } from '../core/chain.ts';
@@ -260,11 +262,13 @@ async function perClientHooks(h: ClientHooks, o: SimAssociationOptions, miners: 
  * what the omniscient attackers (ALIE, IPM) know (the latest honest update of each client), and
  * one RoundReport per aggregation on the watched miner's canonical chain.
  */
-class Recorder {
+export class Recorder {
   private readonly o: SimOptions;
   private readonly runtime: ModelRuntime;
   private readonly data: TrainTest;
   private readonly rounds: { r: RoundReport; hash: string }[] = [];
+  /** Hex hashes of the aggregation blocks reported (or being evaluated). */
+  private readonly reported = new Set<string>();
   private readonly evaluations: Promise<void>[] = [];
   private readonly attackOfDigest = new Map<string, string>();
   private readonly latestHonest = new Map<string, Float32Array>();
@@ -325,8 +329,30 @@ class Recorder {
 
   /** Report every aggregation that becomes canonical on `store` (seconds: the run's clock). */
   watch(store: ChainStore, seconds: () => number, track: (task: () => Promise<void>) => Promise<void> = (t) => t()): void {
-    store.on('tip', (state) => {
+    store.on('tip', (state: ChainState, reorg?: Reorg) => {
+      // A branch that wins a race connects several blocks at once: an aggregation among them
+      // below the new tip was never this store's tip, and the report lacked its round (the
+      // libp2p e2e saw 2 rounds of 3). Those are reported too, as what became canonical at this
+      // instant, but the experiment's callbacks and the attackers' copies follow the tips seen,
+      // as before: the simulator's runs are unchanged.
+      const below = (reorg?.connected ?? []).filter((h) => h !== toHex(state.hash) && !this.reported.has(h));
+      if (below.length > 0) {
+        const at = seconds();
+        this.evaluations.push(
+          track(async () => {
+            for (const h of below) {
+              const block = (await store.getBlock(fromHex(h)))!;
+              const agg = aggregationTxOf(block);
+              if (!agg || this.reported.has(h)) continue;
+              this.reported.add(h);
+              const ev = await evaluate(this.runtime, payloadToDelta(agg.model), this.data.test);
+              this.rounds.push({ r: this.roundReport(agg, block.header.height, at, ev), hash: h });
+            }
+          }),
+        );
+      }
       if (toHex(state.anchor) !== toHex(state.hash)) return;
+      this.reported.add(toHex(state.hash));
       const at = seconds();
       // Tracked as an activity of the virtual clock (issue 11): the report's callbacks (rotating
       // attackers) and the global update the attackers copy then take effect at this virtual
@@ -341,18 +367,7 @@ class Recorder {
           this.lastModel = model;
           this.stats = undefined;
           const ev = await evaluate(this.runtime, model, this.data.test);
-          const r: RoundReport = {
-            round: agg.round,
-            height: state.height,
-            seconds: at,
-            accuracy: ev.accuracy,
-            loss: ev.loss,
-            updates: agg.entries.map((e) => {
-              const digest = toHex(e.updateDigest);
-              return { clientId: e.clientId, digest, high: e.high, weight: e.weight, attack: this.attackOfDigest.get(digest) ?? 'none' };
-            }),
-            rewards: Object.fromEntries(agg.rewards.map((x) => [x.id, x.amount.toString()])),
-          };
+          const r = this.roundReport(agg, state.height, at, ev);
           this.rounds.push({ r, hash: toHex(state.hash) });
           this.o.onRound?.(r);
           const base = before ?? this.genesisModel;
@@ -363,6 +378,22 @@ class Recorder {
       );
       this.round = Math.max(this.round, state.rounds - 1);
     });
+  }
+
+  /** The report of aggregation `agg` at `height`, canonical here since `at` s, evaluated as `ev`. */
+  private roundReport(agg: AggregationTx, height: number, at: number, ev: { accuracy: number; loss: number }): RoundReport {
+    return {
+      round: agg.round,
+      height,
+      seconds: at,
+      accuracy: ev.accuracy,
+      loss: ev.loss,
+      updates: agg.entries.map((e) => {
+        const digest = toHex(e.updateDigest);
+        return { clientId: e.clientId, digest, high: e.high, weight: e.weight, attack: this.attackOfDigest.get(digest) ?? 'none' };
+      }),
+      rewards: Object.fromEntries(agg.rewards.map((x) => [x.id, x.amount.toString()])),
+    };
   }
 
   async settled(): Promise<void> {
