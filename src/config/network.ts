@@ -12,7 +12,7 @@ import { type AggregatorName, defaultAggregatorOptions, defaultBflMecOptions } f
 import type { Partition } from '../learn/partition.ts';
 import { parseKeyFile } from '../crypto/keyfile.ts';
 import { paramCount } from '../learn/model.ts';
-import { augmentOrNull, augments } from '../learn/augment.ts';
+import { augmentOrNull, augments, isSquare } from '../learn/augment.ts';
 import { type ConfigIssue, type Json, issuesOf, networkSchema, stripComments, toJsonSchema } from './schema.ts';
 
 export type { ConfigIssue, Json };
@@ -359,7 +359,7 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
       const parsed = augmentOrNull(spec);
       const inputs = r.data.learning.layers[0];
       if (!parsed) fail('learning.split.augment', 'none, shift:K (whole pixels, 0-10), rotate:D (degrees, 0-45) or shift:K,rotate:D', spec);
-      else if (augments(parsed) && Math.round(Math.sqrt(inputs)) ** 2 !== inputs) fail('learning.split.augment', `"none" (augmentation needs square images, and learning.layers[0] is ${inputs})`, spec);
+      else if (augments(parsed) && !isSquare(inputs)) fail('learning.split.augment', `"none" (augmentation needs square images, and learning.layers[0] is ${inputs})`, spec);
     }
     const sharing = r.data.learning.split.headSharing;
     if (sharing && sharing.clients !== 'all') {

@@ -30,7 +30,7 @@ import { Rng } from '../core/random.ts';
 import { type Scheduler, type SchedulerName, SCHEDULERS, heuristicScheduler, nearestScheduler } from '../association/schedulers.ts';
 import { d3qnScheduler } from '../association/d3qn.ts';
 import { type TwinParams, Twin, checkOneToOne, roundCost, twinParams } from '../association/twin.ts';
-import { type AugmentSpec, NO_AUGMENT, augmentImage, augments, drawKey, drawOf, formatAugment, imageSide, parseAugment } from '../learn/augment.ts';
+import { type AugmentSpec, NO_AUGMENT, augmentImage, augments, drawKey, drawOf, formatAugment, imageSide, isSquare, parseAugment } from '../learn/augment.ts';
 import { defaultSplitConfig } from '../config/network.ts';
 import { type Dataset, loadDataset, subset } from '../learn/data.ts';
 import { DEFAULT_MODEL, type ModelSpec, classCount, initParams, paramCount } from '../learn/model.ts';
@@ -404,6 +404,10 @@ async function trainAccuracyOf(ctx: Ctx, heads: Float32Array[], body: Float32Arr
   return correct / w;
 }
 
+/** Do the split runs and the FedAvg run train with the same regularisers (then FedAvg runs once)? */
+export const sameRecipe = (o: Pick<SplitExperimentOptions, 'augment' | 'cutDropout' | 'splitAugment' | 'splitCutDropout'>): boolean =>
+  formatAugment(o.augment) === formatAugment(o.splitAugment) && o.cutDropout === o.splitCutDropout;
+
 /** `o` with the split runs' regularisers in the place of the FedAvg run's (Batcher and maskOf read those). */
 const splitRecipe = (o: SplitExperimentOptions): SplitExperimentOptions => ({ ...o, augment: o.splitAugment, cutDropout: o.splitCutDropout });
 
@@ -646,7 +650,7 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
   const spec: ModelSpec = { ...DEFAULT_MODEL, layers: [train.dim, ...o.hidden, train.classes] };
   // before any run: a recipe that augments needs square images
   for (const [flag, a] of [['--split-augment', o.splitAugment], ['--augment', o.augment]] as const) {
-    if (augments(a) && Math.round(Math.sqrt(train.dim)) ** 2 !== train.dim) throw new BflError(ErrorCode.BAD_CONFIG, `${flag} ${formatAugment(a)}: augmentation needs square images, but ${o.dataset}'s samples have ${train.dim} values: use ${flag} none`);
+    if (augments(a) && !isSquare(train.dim)) throw new BflError(ErrorCode.BAD_CONFIG, `${flag} ${formatAugment(a)}: augmentation needs square images, but ${o.dataset}'s samples have ${train.dim} values: use ${flag} none`);
   }
   // the radio twin of the paper with our numbers of clients and miners (validates N ≤ M·K)
   const p = twinParams({ clients: o.clients, servers: o.miners });
@@ -663,8 +667,7 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
     curves.federated = fed.curve;
     // FedAvg with split's regularisers too: what the recipe does to federated learning, so a gap
     // closed by the regularisers can be told from one closed by lowering FedAvg
-    const sameRecipe = JSON.stringify(o.augment) === JSON.stringify(o.splitAugment) && o.cutDropout === o.splitCutDropout;
-    if (!sameRecipe) {
+    if (!sameRecipe(o)) {
       const f = await runFederated({ ...ctx, o: { ...splitRecipe(o), onRound: (_r, round, acc) => o.onRound?.("FedAvg with split's regularisers", round, acc) } }, { up: 0, down: 0, clientRounds: 0 });
       curves['federated/split-recipe'] = f.curve;
     }

@@ -135,9 +135,12 @@ export function augmentImage(src: Float32Array, side: number, d: Draw, out: Floa
   else rotateTranslate(src, side, d.angle, d.dx, d.dy, out);
 }
 
+/** Are samples of `dim` values square images (what augmentation needs)? */
+export const isSquare = (dim: number): boolean => Math.round(Math.sqrt(dim)) ** 2 === dim;
+
 /** Side of a square image of `dim` pixels; BAD_CONFIG for a data set whose rows are not square images. */
 export function imageSide(dim: number): number {
   const side = Math.round(Math.sqrt(dim));
-  if (side * side !== dim) throw new BflError(ErrorCode.BAD_CONFIG, `augmentation needs square images, but samples have ${dim} values: augment none`);
+  if (!isSquare(dim)) throw new BflError(ErrorCode.BAD_CONFIG, `augmentation needs square images, but samples have ${dim} values: augment none`);
   return side;
 }

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { type SchedulerName, SCHEDULERS } from '../../association/schedulers.ts';
-import { SPLIT_VARIANTS, defaultSplitExperiment, runSplitExperiment } from '../../experiments/split.ts';
+import { SPLIT_VARIANTS, defaultSplitExperiment, runSplitExperiment, sameRecipe } from '../../experiments/split.ts';
 import { progress } from '../../experiments/progress.ts';
 import { type AugmentSpec, formatAugment, parseAugment } from '../../learn/augment.ts';
 import { type Partition, parsePartition } from '../../learn/partition.ts';
@@ -65,7 +65,6 @@ export function splitCommand(): Command {
       } catch (e) {
         throw new UsageError(`--split-${(e as Error).message}`);
       }
-      const sameRecipe = JSON.stringify(augment) === JSON.stringify(splitAugment) && o.cutDropout === o.splitCutDropout;
       let partition: Partition;
       try {
         partition = parsePartition(o.partition);
@@ -73,7 +72,7 @@ export function splitCommand(): Command {
         throw new UsageError(`--${(e as Error).message}`);
       }
       const extraFedAvg = variants.filter((v) => (SPLIT_VARIANTS[v].epochs ?? o.epochs) !== o.epochs).length; // (a variant equal to the default's run is not run again: the bar may end early)
-      const bar = progress((3 + (sameRecipe ? 0 : 1) + ((o.headShare === 1 && o.headShareEvery === 1) || !o.headsAveraged ? 0 : 1) + schedulers.length + variants.length + extraFedAvg) * o.rounds);
+      const bar = progress((3 + (sameRecipe({ augment, splitAugment, cutDropout: o.cutDropout, splitCutDropout: o.splitCutDropout }) ? 0 : 1) + ((o.headShare === 1 && o.headShareEvery === 1) || !o.headsAveraged ? 0 : 1) + schedulers.length + variants.length + extraFedAvg) * o.rounds);
       const r = await runSplitExperiment({
         ...d,
         rounds: o.rounds,
