@@ -1,5 +1,4 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseNetworkConfig, loadNetworkConfig } from '../../src/config/network.ts';
@@ -10,6 +9,7 @@ import { paramsDigest, type ChainParams, paramsFromJson, paramsToJson } from '..
 import { KemDirectory, NO_END, decodeKemAnnouncement, encodeKemAnnouncement, kemAnnouncementMessage, rotateKemKeys, signKemAnnouncement } from '../../src/crypto/kem-keys.ts';
 import { generateIdentity, loadKeyFile, parseKeyFile, rotateKemInKeyFile, writeKeyFile } from '../../src/crypto/keyfile.ts';
 import { NativeMlDsa } from '../../src/crypto/mldsa.ts';
+import { tmpDir } from '../helpers/tmp.ts';
 import { KEM_SIZES, NativeMlKem } from '../../src/crypto/mlkem.ts';
 import { KemKeyRing, SealContext, seal } from '../../src/crypto/seal.ts';
 import { decodePeerRecord, encodePeerRecord } from '../../src/net/messages.ts';
@@ -29,7 +29,7 @@ const kem = new NativeMlKem();
 
 describe('KEM keys in key files', () => {
   it('a miner key file holds one ML-KEM-768 key (seed form) that loads back; a client has none', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'bfl-kem-'));
+    const dir = await tmpDir('bfl-kem-');
     const { identity, json } = generateIdentity('miner-1', 'miner');
     expect(json.kem).toHaveLength(1);
     expect(json.kem![0]).toMatchObject({ algorithm: 'ML-KEM-768', secretKeyFormat: 'fips203-seed', notBefore: 0, notAfter: null });
@@ -58,7 +58,7 @@ describe('KEM keys in key files', () => {
   });
 
   it('rotation appends a key valid from now and ends the older ones after the overlap; the first stays first', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'bfl-kem-'));
+    const dir = await tmpDir('bfl-kem-');
     const file = join(dir, 'm.json');
     const { json } = generateIdentity('miner-1', 'miner');
     await writeKeyFile(file, json);
@@ -117,7 +117,7 @@ describe('KEM keys in the network config and genesis', () => {
   });
 
   it('a keyFile member gets the first KEM key of its file, also after a rotation', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'bfl-kem-'));
+    const dir = await tmpDir('bfl-kem-');
     const { json } = generateIdentity('miner-1', 'miner');
     await writeKeyFile(join(dir, 'm.json'), json);
     const c = { networkId: 't', genesisTime: 1, members: [{ id: 'miner-1', role: 'miner', keyFile: 'm.json' }] };

@@ -1,13 +1,13 @@
-import { chmod, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BflError } from '../../src/core/errors.ts';
 import { generateIdentity, loadKeyFile, writeKeyFile } from '../../src/crypto/keyfile.ts';
 import { NobleMlDsa } from '../../src/crypto/mldsa.ts';
+import { tmpDir } from '../helpers/tmp.ts';
 
 async function tmp(): Promise<string> {
-  return mkdtemp(join(tmpdir(), 'bfl-key-'));
+  return tmpDir('bfl-key-');
 }
 
 async function code(p: Promise<unknown>): Promise<string> {

@@ -1,6 +1,5 @@
 /** The retrained Shapley game of `experiment rewards --shapley retrain` (issue 11). */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultLearningConfig } from '../../src/config/network.ts';
@@ -11,6 +10,7 @@ import { loadDataset } from '../../src/learn/data.ts';
 import { initParams } from '../../src/learn/model.ts';
 import { ModelRuntime } from '../../src/learn/runtime.ts';
 import { evaluate } from '../../src/learn/train.ts';
+import { tmpDir } from '../helpers/tmp.ts';
 
 describe('retrained Shapley game', () => {
   it('the empty coalition is the genesis model; clean data are worth more than random labels, fewer samples less than more', async () => {
@@ -47,7 +47,7 @@ describe('experiment rewards flags (issue 11)', () => {
       [['--shapley', 'retrain'], /--shapley retrain needs --quality or --sizes/],
       [['--quality', '--shapley', 'round', '--retrained-from', 'x.json'], /--retrained-from needs --shapley retrain/],
     ];
-    const dir = mkdtempSync(join(tmpdir(), 'bfl-retrained-'));
+    const dir = await tmpDir('bfl-retrained-');
     writeFileSync(join(dir, 'other.json'), JSON.stringify({ key: '{"clients":4}', accuracy: [], loss: [] }));
     cases.push([['--quality', '--shapley', 'retrain', '--retrained-from', join(dir, 'missing.json')], /cannot read the retrained coalition values .*missing\.json/]);
     cases.push([['--quality', '--shapley', 'retrain', '--retrained-from', join(dir, 'other.json')], /holds the retrained game of other settings/]);
