@@ -121,6 +121,18 @@ SETTINGS
         cp "$s/$name-shapley-dirichlet/retrained-coalitions.json" "$s/dump5-dirichlet-$name-seed1/retrain.json"
       done
       npx --no-install node scripts/rootset-offline.ts "$s/dump5-dirichlet-quality-seed1" "$s/dump5-dirichlet-sizes-seed1" > "$s/rootset-offline-fifth-retrained.txt"
+      # sixth look: 48 aggregations of the Dirichlet setting (seeds 1-3) and of two-shard random
+      # labels; today's reward against the game after 12/24/36/48 of them, the reference's
+      # split-half reliability, the clients' label mixes, the new candidates; ~12 min
+      for run in dirichlet:0.5:1:0 dirichlet:0.5:2:0 dirichlet:0.5:3:0 shards:1:0,0.2,0.5; do
+        shares=${run##*:}; rest=${run%:*}; seed=${rest##*:}; part=${rest%:*}
+        d="$s/dump6-${part%%:*}-seed$seed"
+        SEED=$seed npx --no-install node scripts/shapley-dump.ts "$d" "$part" 8 48 quality "$shares" 2> "$d.log"
+        GAMES=equal npx --no-install node scripts/shapley-offline.ts "$d" > "$d.offline.txt"
+        for k in 12 24 36; do FIRST=$k GAMES=equal npx --no-install node scripts/shapley-offline.ts "$d" | awk -v k=$k '/Spearman/ && !x { print "first " k ": " $0; x = 1 }'; done > "$d.first.txt"
+        [ "$part" = shards ] || npx --no-install node scripts/label-mix.ts "$d" "$part" "$seed" > "$d.labels.txt"
+      done
+      npx --no-install node scripts/rootset-offline.ts "$s"/dump6-dirichlet-seed{1,2,3} "$s/dump6-shards-seed1" > "$s/rootset-offline-sixth.txt"
       # permutation-sampled root-set game at 50 clients (the 50-client dump made above)
       for k in 25 100 400 1600; do npx --no-install node scripts/rootset-mc.ts "$s/dump-noniid50" "$k" | tail -1; done > "$s/rootset-mc50.txt"
       npx --no-install node scripts/scoring-dump.ts "$s/dump-labelflip50" shards 50 10 label-flip 0.3 2> "$s/dump-labelflip50.log"

@@ -131,6 +131,7 @@ for (const dir of process.argv.slice(2)) {
     m.set(id, (m.get(id) ?? 0) + v);
   };
   const perRound: string[] = [];
+  const lastOf = new Map<string, Float32Array>();
   for (const r of rounds) {
     const out = agg.aggregate({ previous: r.previous, updates: r.ups.map((u) => ({ clientId: u.clientId, digest: fromHex(u.digest), sampleCount: u.samples, staleness: 0, delta: u.delta })), baseReward: 100_000_000n }, state);
     state = out.state;
@@ -158,6 +159,7 @@ for (const dir of process.argv.slice(2)) {
     const C = 10;
     const lgLoss = new Float64Array(1 << n);
     const lgAcc = new Float64Array(1 << n);
+    const clsLoss = Array.from({ length: C }, () => new Float64Array(1 << n));
     for (let mask = 0; mask < 1 << n; mask++) {
       let all = 0;
       const z = new Float64Array(z0.length);
@@ -181,7 +183,21 @@ for (const dir of process.argv.slice(2)) {
       }
       lgLoss[mask] = -loss / prep.root.count;
       lgAcc[mask] = correct / prep.root.count;
+      // the same game per class of the root set (its samples of class c only)
+      for (let s2 = 0; s2 < prep.root.count; s2++) {
+        const y = prep.root.y[s2];
+        let m = -Infinity;
+        for (let c = 0; c < C; c++) m = Math.max(m, z[s2 * C + c]);
+        let sum = 0;
+        for (let c = 0; c < C; c++) sum += Math.exp(z[s2 * C + c] - m);
+        clsLoss[y][mask] -= Math.log(sum) + m - z[s2 * C + y];
+      }
     }
+    // "teaching credit": each client's positive Shapley values summed over the per-class games
+    // (what it adds to the classes it helps; the harm a skewed step does to the others not charged)
+    const phiCls = clsLoss.map((v) => shapleyValues(n, v));
+    const teach = r.ups.map((_, i) => phiCls.reduce((t, p) => t + Math.max(0, p[i]), 0));
+    const teachNet = r.ups.map((_, i) => phiCls.reduce((t, p) => t + p[i], 0));
     // the same game, not renormalised: each member keeps its share of the whole aggregation,
     // z(S) = z0 + Σ_{i∈S} (n_i/Σ_all n)(z_i − z0), so a small or noisy member cannot damp a
     // coalition's step (the grand coalition is the same model as above)
@@ -197,6 +213,65 @@ for (const dir of process.argv.slice(2)) {
       fxLoss[mask] = -ev.loss;
       fxAcc[mask] = ev.acc;
     }
+    // data-free label signals: the output layer's bias step Δb_c ∝ Σ (y_c − p_c) over the client's
+    // batches (its label mix less the model's predictions); its breadth, and how far each update's
+    // output-layer step points away from the others' (complementarity)
+    const dim = r.previous.length;
+    const cosv = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+      const d = Math.sqrt(dot(a, a) * dot(b, b));
+      return d > 0 ? dot(a, b) / d : 0;
+    };
+    const tail = (u: Up, k: number) => u.delta.subarray(dim - k);
+    const rest = (k: number, i: number) => {
+      const t = new Float64Array(k);
+      r.ups.forEach((u, j) => {
+        if (j !== i) for (let q = 0; q < k; q++) t[q] += u.samples * tail(u, k)[q];
+      });
+      return t;
+    };
+    // CGSV's factor alone: cos(Δ_i, g), g the sample-weighted mean of the high updates
+    const gH = new Float64Array(dim);
+    r.ups.forEach((u, j) => {
+      if (high[j]) for (let q = 0; q < dim; q++) gH[q] += u.samples * u.delta[q];
+    });
+    const cosG = r.ups.map((u) => Math.max(0, cosv(u.delta, gH)));
+    // agreement with the client's own previous update, per layer (is a's narrowness in the output layer?)
+    const cut = 784 * 200 + 200;
+    const aL1 = r.ups.map((u) => {
+      const p = lastOf.get(u.clientId);
+      return p ? cosv(u.delta.subarray(0, cut), p.subarray(0, cut)) : 0;
+    });
+    const aOut = r.ups.map((u) => {
+      const p = lastOf.get(u.clientId);
+      return p ? cosv(u.delta.subarray(cut), p.subarray(cut)) : 0;
+    });
+    r.ups.forEach((u, j) => {
+      if (high[j]) lastOf.set(u.clientId, u.delta);
+    });
+    const biasEntropy = r.ups.map((u) => {
+      const pos = Array.from(tail(u, 10), (x) => Math.max(0, x));
+      const t = pos.reduce((a, b) => a + b, 0);
+      return t > 0 ? -pos.reduce((h, x) => (x > 0 ? h + (x / t) * Math.log(x / t) : h), 0) : 0;
+    });
+    const biasComp = r.ups.map((u, i) => 1 - cosv(tail(u, 10), rest(10, i)));
+    const outComp = r.ups.map((u, i) => 1 - cosv(tail(u, 2010), rest(2010, i)));
+    // the same game with every update scaled to the median length (its direction valued at equal step)
+    const lens = r.ups.map((u) => Math.sqrt(dot(u.delta, u.delta)));
+    const medLen = [...lens].sort((a, b) => a - b)[Math.floor((lens.length - 1) / 2)];
+    const zEq = r.ups.map((u, i) => rootLogits(prep, r.previous, u.delta.map((x) => (lens[i] > 0 ? (x * medLen) / lens[i] : 0))).logits);
+    const eqLoss = new Float64Array(1 << n);
+    for (let mask = 0; mask < 1 << n; mask++) {
+      let all = 0;
+      r.ups.forEach((u, i) => {
+        if (mask & (1 << i)) all += u.samples;
+      });
+      const z = all === 0 ? Float64Array.from(z0) : new Float64Array(z0.length);
+      if (all > 0) r.ups.forEach((u, i) => {
+        if (mask & (1 << i)) for (let k = 0; k < z.length; k++) z[k] += (u.samples / all) * zEq[i][k];
+      });
+      eqLoss[mask] = -logitLossAcc(z, prep.root.y, C).loss;
+    }
+    const phiEqLoss = shapleyValues(n, eqLoss);
     const phiFxLoss = shapleyValues(n, fxLoss);
     const phiFxAcc = shapleyValues(n, fxAcc);
     const phiLgLoss = shapleyValues(n, lgLoss);
@@ -209,6 +284,21 @@ for (const dir of process.argv.slice(2)) {
       'logit-avg loss game': phiLgLoss,
       'logit-avg acc game': phiLgAcc,
       'today*logit-avg loss': today.map((t, i) => t * Math.max(0, phiLgLoss[i])),
+      'history agreement, first layer': aL1,
+      'history agreement, output layer': aOut,
+      'n*cos*a first layer': r.ups.map((u, i) => u.samples * cosG[i] * Math.max(0, aL1[i])),
+      'cos with aggregate': cosG,
+      'today / cos (n·a)': today.map((t, i) => (cosG[i] > 0 ? t / cosG[i] : 0)),
+      'equal-length loss game': phiEqLoss,
+      'today*equal-length loss game': today.map((t, i) => t * Math.max(0, phiEqLoss[i])),
+      'bias entropy': biasEntropy,
+      'bias complement': biasComp,
+      'out-layer complement': outComp,
+      'today*bias complement': today.map((t, i) => t * biasComp[i]),
+      'today*out-layer complement': today.map((t, i) => t * outComp[i]),
+      'class-positive loss game': teach,
+      'class-net loss game (check)': teachNet,
+      'today*class-positive': today.map((t, i) => t * teach[i]),
       'fixed-share loss game': phiFxLoss,
       'fixed-share acc game': phiFxAcc,
       'today*fixed-share loss': today.map((t, i) => t * Math.max(0, phiFxLoss[i])),

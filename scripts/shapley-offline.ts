@@ -4,7 +4,7 @@
 // updates; utility = test accuracy | −test cross-entropy), cached in DUMP/values-*.json, and the
 // Spearman correlation of each game's cumulative values with the rewards of the aggregator replayed
 // over the same inputs (AGREEMENT-OPTIONS-JSON: options of the default rule to try):
-//   npx node scripts/shapley-offline.ts DUMPDIR [AGREEMENT-OPTIONS-JSON]
+//   [FIRST=K] npx node scripts/shapley-offline.ts DUMPDIR [AGREEMENT-OPTIONS-JSON]
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgreementAggregator } from '../src/core/aggregation/agreement.ts';
@@ -15,7 +15,9 @@ import { evaluate } from '../src/learn/train.ts';
 import { shapleyValues, spearman } from '../src/experiments/report.ts';
 
 const [dir, optsS] = process.argv.slice(2);
-const rounds = readdirSync(dir).filter((d) => /^\d+$/.test(d)).sort().map((d) => {
+// FIRST=K: only the dump's first K aggregations (a shorter run of the same seed: the closed loop is
+// deterministic, so its first K aggregations are these)
+const rounds = readdirSync(dir).filter((d) => /^\d+$/.test(d)).sort().slice(0, Number(process.env.FIRST ?? Infinity)).map((d) => {
   const meta = JSON.parse(readFileSync(join(dir, d, 'meta.json'), 'utf8'));
   const raw = readFileSync(join(dir, d, 'deltas.f32'));
   const all = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
@@ -107,4 +109,19 @@ for (const game of games) {
       if (from === 0) console.log(`   ↑ Spearman with rewards ${rho?.toFixed(3)}, with share ${q?.toFixed(3)}`);
     }
   }
+}
+// How reliable is the reference itself? Its cumulative values over the first and the second half
+// of the aggregations, rank-correlated (split-half), and over consecutive blocks of 12.
+{
+  const game = games.includes('samples') ? 'samples' : games[0];
+  const cum = (rs: typeof rounds) => {
+    const m = new Map<string, number>();
+    for (const r of rs) shapleyValues(r.ups.length, Float64Array.from(values[r.name][game].acc)).forEach((phi, i) => m.set(r.ups[i].clientId, (m.get(r.ups[i].clientId) ?? 0) + phi));
+    return ids.map((id) => m.get(id) ?? 0);
+  };
+  const h = Math.floor(rounds.length / 2);
+  console.log(`reference split-half: ρ(game over aggregations 1-${h}, over ${h + 1}-${rounds.length}) = ${spearman(cum(rounds.slice(0, h)), cum(rounds.slice(h)))?.toFixed(3)}`);
+  const blocks: number[][] = [];
+  for (let b = 0; b + 12 <= rounds.length; b += 12) blocks.push(cum(rounds.slice(b, b + 12)));
+  if (blocks.length > 1) console.log(`reference over blocks of 12, each against the next: ${blocks.slice(1).map((x, b) => spearman(blocks[b], x)?.toFixed(3)).join(' ')}; first 12 against all: ${spearman(blocks[0], cum(rounds))?.toFixed(3)}`);
 }
