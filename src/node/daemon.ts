@@ -147,10 +147,12 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       const test = split ? undefined : loadTestSet(cfg.learning.dataset);
       const engine = new WorkerAggregationEngine(cfg.aggregation);
       registerWorkerMemoryGauge(metrics, 'aggregation', () => engine.heapStatistics());
+      const pow = new WorkerMinerPool({ workers: o.miningWorkers ?? 1 });
+      registerWorkerMemoryGauge(metrics, 'pow', () => pow.heapStatistics());
       const m = await createMiner({
         ...parts,
         datadir: o.datadir,
-        pow: new WorkerMinerPool({ workers: o.miningWorkers ?? 1 }),
+        pow,
         aggregationEngine: timedEngine(engine, metrics),
         // A split network's global model has no trained head (heads stay on the clients): its
         // accuracy would measure nothing, so a split miner does not evaluate (clients do).

@@ -32,6 +32,8 @@ it('2 miners and 3 clients reach 3 aggregations and converge on one tip; chain v
   expect(metrics).toMatch(/^bfl_chain_height\{node="miner-1"\} \d+$/m);
   expect(metrics).toMatch(/^bfl_miner_blocks_mined_total\{node="miner-1"\} \d+$/m);
   expect(metrics).toMatch(/^bfl_model_accuracy_ratio\{node="miner-1"\} 0\.\d+$/m);
+  // every worker isolate's heap, the proof-of-work workers' too (read while they search)
+  for (const w of ['aggregation', 'verifier', 'pow']) expect(metrics).toMatch(new RegExp(`^bfl_worker_memory_bytes\\{[^}]*worker="${w}"[^}]*kind="heap_used"[^}]*\\} [1-9]\\d*$`, 'm'));
   const [m1, m2] = await quiesce(c, minerIds(2), ['client-1', 'client-2', 'client-3']);
   expect(m1.tip).toBe(m2.tip);
   expect(m1.aggregations).toBeGreaterThanOrEqual(3);

@@ -99,6 +99,28 @@ describe('miners', () => {
     }
   });
 
+  it("the pool's heaps can be read in the middle of a job (bfl_worker_memory_bytes), and not once it is closed", async () => {
+    const pool = new WorkerMinerPool({ workers: 2 });
+    const ac = new AbortController();
+    let pending: Promise<unknown> | undefined;
+    try {
+      pending = pool.mine(header({ difficulty: 1n << 60n }), ac.signal);
+      const start = pool.totalHashes();
+      for (const until = Date.now() + 20_000; pool.totalHashes() === start && Date.now() < until; ) await new Promise((res) => setTimeout(res, 20));
+      expect(pool.totalHashes()).toBeGreaterThan(start); // the workers are searching
+      const h = await Promise.race([pool.heapStatistics(), new Promise<'no answer'>((res) => setTimeout(() => res('no answer'), 10_000))]);
+      expect(h).not.toBe('no answer');
+      const { heapUsed, external } = h as { heapUsed: number; external: number };
+      expect(heapUsed).toBeGreaterThan(0);
+      expect(external).toBeGreaterThan(0);
+    } finally {
+      ac.abort();
+      await pending;
+      await pool.close();
+    }
+    expect(await pool.heapStatistics()).toBeUndefined();
+  });
+
   it('a second job makes the first one resolve null (stale work dropped)', async () => {
     const pool = new WorkerMinerPool({ workers: 1 });
     try {
