@@ -25,7 +25,7 @@
  */
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import { ort } from '../learn/ort.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { Rng } from '../core/random.ts';
 import { type ElemType } from '../learn/onnx.ts';

@@ -4,7 +4,7 @@
  * gradients are written by onnxruntime straight into views of one flat gradient vector
  * (pre-allocated outputs), so a step allocates nothing of model size.
  */
-import * as ort from 'onnxruntime-node';
+import { ort } from './ort.ts';
 import { type ElemType } from './onnx.ts';
 import { type ModelSpec, buildInferenceGraph, buildSgdGraph, buildSgdLoopGraph, buildTrainGraph, classCount, inputSize, paramCount, paramLayout } from './model.ts';
 

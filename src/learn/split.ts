@@ -16,7 +16,7 @@
  * is its prefix (W1..bc) and the body its suffix (W_{c+1}..bL). Head and body vectors are
  * those slices, with the same names and shapes; `splitParams`/`joinParams` move between them.
  */
-import * as ort from 'onnxruntime-node';
+import { ort } from './ort.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import type { Rng } from '../core/random.ts';
 import { type ModelSpec, type ParamSlice, classCount, inputSize, paramLayout } from './model.ts';

@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import { ort } from '../../src/learn/ort.ts';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/random.ts';
 import { DEFAULT_MODEL, type ModelSpec, buildInferenceGraph, initParams, paramCount, paramLayout } from '../../src/learn/model.ts';

@@ -3,7 +3,7 @@
  * vector per network (the layout of graphs.ts), so averaging policies (FedAvg, eq. 39) and
  * soft target updates are plain vector arithmetic.
  */
-import * as ort from 'onnxruntime-node';
+import { ort } from '../../learn/ort.ts';
 import type { ElemType } from '../../learn/onnx.ts';
 import { type MlpShape, mlpForwardGraph, mlpInputGradGraph, mlpLayout, mlpMseGraph, mlpSize, ppoActorGraph, sacActorGraph } from './graphs.ts';
 
