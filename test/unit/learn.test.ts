@@ -1,12 +1,13 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { codeOf } from '../helpers/errors.ts';
 import { BflError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/random.ts';
-import { type Dataset, FASHION_DIR, loadDataset, loadEmbeddedMnist, loadIdxDataset, readIdx, subset } from '../../src/learn/data.ts';
+import { type Dataset, FASHION_DIR, loadDataset, loadEmbeddedMnist, loadIdxDataset, readDigitsJson, readIdx, subset } from '../../src/learn/data.ts';
 import { type ModelSpec, initParams } from '../../src/learn/model.ts';
 import { labelCounts, partition } from '../../src/learn/partition.ts';
 import { ModelRuntime } from '../../src/learn/runtime.ts';
@@ -40,6 +41,25 @@ describe('data sets', () => {
     expect([min, max]).toEqual([0, 1]);
     // the split is a fixed permutation: the first labels never change
     expect(Array.from(train.y.subarray(0, 12))).toEqual(Array.from(loadEmbeddedMnist().train.y.subarray(0, 12)));
+  });
+
+  it("the embedded digit files' fast reader gives JSON.parse's float32 bits, falls back to it on other JSON, and names a damaged file", () => {
+    const dir = join(dirname(createRequire(import.meta.url).resolve('mnist/package.json')), 'src', 'digits');
+    for (let d = 0; d < 10; d++) {
+      const file = join(dir, `${d}.json`);
+      const buf = readFileSync(file);
+      const fast = readDigitsJson(buf, file);
+      const reference = Float32Array.from((JSON.parse(buf.toString('utf8')) as { data: number[] }).data);
+      expect(fast.length).toBe(reference.length);
+      expect(Buffer.from(fast.buffer).equals(Buffer.from(reference.buffer))).toBe(true);
+    }
+    const read = (text: string) => Array.from(readDigitsJson(Buffer.from(text), 'x.json'));
+    // decimals the fast path takes, with spaces and newlines, and ones it leaves to JSON.parse
+    expect(read('{ "data": [ 0, 1,0.5 ,\n0.003921568627451 ]}')).toEqual([0, 1, 0.5, Math.fround(0.003921568627451)]);
+    expect(read('{"data":[1e-3,-0.25,0.1234567890123456789]}')).toEqual([Math.fround(1e-3), -0.25, Math.fround(0.1234567890123456789)]);
+    expect(read('{"data":[]}')).toEqual([]);
+    expect(() => read('{"data":[0.1,0.2')).toThrow(/x\.json: not JSON .*npm ci/);
+    expect(() => read('{"data":[0.1,"a"]}')).toThrow(/x\.json: no "data" array of numbers/);
   });
 
   it('reads IDX files, plain and gzip, into the MNIST layout', async () => {
