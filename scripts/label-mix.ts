@@ -44,4 +44,4 @@ console.log(`${dir}: ${part}, seed ${seedS}, ${dumpNames(dir).length} aggregatio
 counts.forEach((h, c) => console.log(`client-${c + 1} game ×100 ${(g[c] * 100).toFixed(1).padStart(7)}  entropy ${entropy[c].toFixed(2)}  samples ${String(size[c]).padStart(5)}  largest class ${maxShare[c].toFixed(2)}  cos with all ${cosAll[c].toFixed(2)}  n·a paid ${na[c].toFixed(2)}  labels ${h.join(',')}`));
 const f = (x: number | null) => (x === null ? '-' : x.toFixed(3));
 console.log(`game vs entropy ${f(spearman(g, entropy))}, vs samples ${f(spearman(g, size))}, vs −largest class share ${f(spearman(g, maxShare.map((x) => -x)))}, vs cos with all ${f(spearman(g, cosAll))}`);
-console.log(`n·a paid vs entropy ${f(spearman(na, entropy))}, vs the game ${f(spearman(na, g))}`);
+console.log(`n·a paid vs entropy ${f(spearman(na, entropy))}, vs samples ${f(spearman(na, size))}, vs the game ${f(spearman(na, g))}`);

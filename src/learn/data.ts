@@ -81,12 +81,32 @@ const POW10 = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12,
  * (1.0 s and ~125 MB of garbage in every process that loads the embedded MNIST: each testnet
  * node); this reads the bytes once into the result (the same bits: a decimal m/10^k with m < 2^53
  * and k ≤ 22 is one correctly rounded division, which is the double JSON.parse returns, and that
- * double rounds to the same float32). Anything but plain non-negative decimals falls back to
- * JSON.parse.
+ * double rounds to the same float32). Anything but `{"data":[...]}` of plain non-negative JSON
+ * decimals (15 digits at most) goes to JSON.parse, which reads it or names the damage.
  */
 export function readDigitsJson(buf: Uint8Array, file: string): Float32Array {
-  const open = buf.indexOf(0x5b); // [
-  const close = buf.lastIndexOf(0x5d); // ]
+  const ws = (c: number) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+  const skip = (i: number) => {
+    while (i < buf.length && ws(buf[i])) i++;
+    return i;
+  };
+  const back = (i: number) => {
+    while (i >= 0 && ws(buf[i])) i--;
+    return i;
+  };
+  // the frame exactly: { "data" : [ ... ] } with any whitespace between, nothing else around
+  let open = skip(0);
+  if (buf[open] === 0x7b) open = skip(open + 1);
+  else open = -1;
+  if (open >= 0 && String.fromCharCode(...buf.subarray(open, open + 6)) === '"data"') open = skip(open + 6);
+  else open = -1;
+  if (open >= 0 && buf[open] === 0x3a) open = skip(open + 1);
+  else open = -1;
+  if (open >= 0 && buf[open] !== 0x5b) open = -1;
+  let close = back(buf.length - 1);
+  if (buf[close] === 0x7d) close = back(close - 1);
+  else close = -1;
+  if (close >= 0 && buf[close] !== 0x5d) close = -1;
   if (open >= 0 && close > open) {
     let count = 1;
     for (let i = open + 1; i < close; i++) if (buf[i] === 0x2c) count++;
@@ -95,14 +115,17 @@ export function readDigitsJson(buf: Uint8Array, file: string): Float32Array {
     let i = open + 1;
     let ok = true;
     while (ok && at < count) {
-      while (i < close && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x0d || buf[i] === 0x09)) i++;
+      while (i < close && ws(buf[i])) i++;
       let m = 0;
       let digits = 0;
       let k = 0;
+      const first = i;
       while (i < close && buf[i] >= 0x30 && buf[i] <= 0x39) {
         m = m * 10 + (buf[i++] - 0x30);
         digits++;
       }
+      // JSON's grammar: an integer part without leading zeros, a fraction with at least one digit
+      let bad = digits === 0 || (buf[first] === 0x30 && digits > 1);
       if (i < close && buf[i] === 0x2e) {
         i++;
         while (i < close && buf[i] >= 0x30 && buf[i] <= 0x39) {
@@ -110,9 +133,10 @@ export function readDigitsJson(buf: Uint8Array, file: string): Float32Array {
           digits++;
           k++;
         }
+        bad ||= k === 0;
       }
-      while (i < close && (buf[i] === 0x20 || buf[i] === 0x0a || buf[i] === 0x0d || buf[i] === 0x09)) i++;
-      if (digits === 0 || digits > 15 || k > 22 || (at < count - 1 ? buf[i] !== 0x2c : i !== close)) ok = false;
+      while (i < close && ws(buf[i])) i++;
+      if (bad || digits > 15 || (at < count - 1 ? buf[i] !== 0x2c : i !== close)) ok = false;
       else {
         out[at++] = k === 0 ? m : m / POW10[k];
         i++;

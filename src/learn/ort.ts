@@ -9,7 +9,10 @@
  * should not report home to a third party, so bfl-node opts out unless the operator chose
  * otherwise: `ORT_DISABLE_TELEMETRY=1` is ONNX Runtime's full opt-out, read once when the runtime
  * initialises, which onnxruntime-node does at the first session, after this module has run.
- * An operator who wants ONNX Runtime's telemetry sets ORT_DISABLE_TELEMETRY=0 (docs/decisions.md).
+ * bin/bfl-node.js sets the same at its start, for the whole process: a worker thread's process.env
+ * is a copy the native library does not see, so this line alone would not reach a worker that ran
+ * a graph (none does today). An operator who wants ONNX Runtime's telemetry sets
+ * ORT_DISABLE_TELEMETRY=0 (docs/decisions.md).
  */
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
 

@@ -58,6 +58,10 @@ describe('data sets', () => {
     expect(read('{ "data": [ 0, 1,0.5 ,\n0.003921568627451 ]}')).toEqual([0, 1, 0.5, Math.fround(0.003921568627451)]);
     expect(read('{"data":[1e-3,-0.25,0.1234567890123456789]}')).toEqual([Math.fround(1e-3), -0.25, Math.fround(0.1234567890123456789)]);
     expect(read('{"data":[]}')).toEqual([]);
+    // what JSON.parse refuses is refused, whatever the fast path could have read
+    for (const bad of ['{"data":[00.5]}', '{"data":[007]}', '{"data":[1.]}', '{"data":[.5]}', '{"data":[1,2]', '{"data":[1,2]} x', '{"data":[1,,2]}', '{"data":[1,2,]}'])
+      expect(() => read(bad), bad).toThrow(/not JSON/);
+    for (const other of ['{"x":[1,2]}', '[1,2]', '{"data":"[1]"}']) expect(() => read(other), other).toThrow(/no "data" array of numbers/);
     expect(() => read('{"data":[0.1,0.2')).toThrow(/x\.json: not JSON .*npm ci/);
     expect(() => read('{"data":[0.1,"a"]}')).toThrow(/x\.json: no "data" array of numbers/);
   });
