@@ -3,6 +3,7 @@
 // previous.f32 (the model they start from).
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { shapleyValues } from '../src/experiments/report.ts';
 
 export interface DumpRound {
   name: string;
@@ -37,3 +38,9 @@ export const loadDumps = (dir: string): Dump[] =>
     const r = readRound(dir, d);
     return { round: Number(d), dim: r.meta.dim, previous: r.previous, ups: r.meta.updates.map((u, i) => ({ ...u, delta: r.delta(i) })) };
   });
+
+/** Add each client's Shapley value of one aggregation's game (its 2^n coalition values, in the
+ * mask order of shapleyValues) to `into`, the clients being the round's updates in order. */
+export function addShapley(into: Map<string, number>, clientIds: readonly string[], coalitionValues: ArrayLike<number>): void {
+  shapleyValues(clientIds.length, Float64Array.from(coalitionValues)).forEach((phi, i) => into.set(clientIds[i], (into.get(clientIds[i]) ?? 0) + phi));
+}

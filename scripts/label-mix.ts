@@ -8,10 +8,10 @@
 //   npx node scripts/label-mix.ts DUMPDIR PARTITION SEED
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dumpNames, readRound } from './dumps.ts';
+import { addShapley, dumpNames, readRound } from './dumps.ts';
 import { AgreementAggregator } from '../src/core/aggregation/agreement.ts';
 import { fromHex } from '../src/core/bytes.ts';
-import { shapleyValues, spearman } from '../src/experiments/report.ts';
+import { spearman } from '../src/experiments/report.ts';
 import { loadDataset } from '../src/learn/data.ts';
 import { labelCounts, parsePartition, partition } from '../src/learn/partition.ts';
 
@@ -28,7 +28,7 @@ for (const d of dumpNames(dir)) {
   const r = readRound(dir, d);
   const ups = r.meta.updates;
   const v = values[d].samples ?? values[d].equal;
-  shapleyValues(ups.length, Float64Array.from(v.acc)).forEach((phi, i) => game.set(ups[i].clientId, (game.get(ups[i].clientId) ?? 0) + phi));
+  addShapley(game, ups.map((u) => u.clientId), v.acc);
   const out = agg.aggregate({ previous: r.previous, updates: ups.map((u, i) => ({ clientId: u.clientId, digest: fromHex(u.digest), sampleCount: u.samples, staleness: 0, delta: r.delta(i) })), baseReward: 100_000_000n }, state);
   state = out.state;
   for (const x of out.result.rewards) agreementPaid.set(x.id, (agreementPaid.get(x.id) ?? 0) + Number(x.amount) / 1e8);

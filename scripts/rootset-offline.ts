@@ -19,7 +19,7 @@
 //   npx node scripts/rootset-offline.ts DUMPDIR...
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dumpNames, readRound } from './dumps.ts';
+import { addShapley, dumpNames, readRound } from './dumps.ts';
 import { AgreementAggregator } from '../src/core/aggregation/agreement.ts';
 import { prepareRootSet, rootGradient, rootLogits, rootLoss, selectRootIndices } from '../src/core/aggregation/rootset.ts';
 import { fromHex } from '../src/core/bytes.ts';
@@ -115,8 +115,8 @@ for (const dir of process.argv.slice(2)) {
   for (const r of rounds) {
     const full = Float64Array.from((values[r.name].samples ?? values[r.name].equal).acc as number[]);
     const rest = full.map((a, m) => (a * testN - onRoot[r.name][m] * rootData.n) / (testN - rootData.n));
-    shapleyValues(r.ups.length, rest).forEach((phi, i) => shapRest.set(r.ups[i].clientId, (shapRest.get(r.ups[i].clientId) ?? 0) + phi));
-    shapleyValues(r.ups.length, full).forEach((phi, i) => shapFull.set(r.ups[i].clientId, (shapFull.get(r.ups[i].clientId) ?? 0) + phi));
+    addShapley(shapRest, r.ups.map((u) => u.clientId), rest);
+    addShapley(shapFull, r.ups.map((u) => u.clientId), full);
   }
   const retrainFile = join(dir, 'retrain.json');
   const retrained = existsSync(retrainFile) ? new Map(shapleyValues(ids.length, Float64Array.from(JSON.parse(readFileSync(retrainFile, 'utf8')).accuracy)).map((phi, c) => [`client-${c + 1}`, phi])) : undefined;

@@ -12,7 +12,8 @@ import { fromHex } from '../src/core/bytes.ts';
 import { loadDataset } from '../src/learn/data.ts';
 import { ModelRuntime } from '../src/learn/runtime.ts';
 import { evaluate } from '../src/learn/train.ts';
-import { shapleyValues, spearman } from '../src/experiments/report.ts';
+import { spearman } from '../src/experiments/report.ts';
+import { addShapley } from './dumps.ts';
 
 const [dir, optsS] = process.argv.slice(2);
 // FIRST=K: only the dump's first K aggregations (a shorter run of the same seed: the closed loop is
@@ -102,7 +103,7 @@ for (const game of games) {
       shap.clear();
       for (const r of rounds.slice(from)) {
         const v = values[r.name][game][u];
-        shapleyValues(r.ups.length, Float64Array.from(v)).forEach((phi, i) => shap.set(r.ups[i].clientId, (shap.get(r.ups[i].clientId) ?? 0) + phi));
+        addShapley(shap, r.ups.map((u: { clientId: string }) => u.clientId), v);
       }
       const rw = from ? rewardLater : reward;
       const rho = spearman(ids.map((id) => shap.get(id) ?? 0), ids.map((id) => rw.get(id) ?? 0));
@@ -118,7 +119,7 @@ for (const game of games) {
   const game = games.includes('samples') ? 'samples' : games[0];
   const cum = (rs: typeof rounds) => {
     const m = new Map<string, number>();
-    for (const r of rs) shapleyValues(r.ups.length, Float64Array.from(values[r.name][game].acc)).forEach((phi, i) => m.set(r.ups[i].clientId, (m.get(r.ups[i].clientId) ?? 0) + phi));
+    for (const r of rs) addShapley(m, r.ups.map((u: { clientId: string }) => u.clientId), values[r.name][game].acc);
     return ids.map((id) => m.get(id) ?? 0);
   };
   const h = Math.floor(rounds.length / 2);
