@@ -128,7 +128,8 @@ export interface ClientStatus {
   /** Updates sealed and their CPU ms (null with sealing off). */
   sealing?: SealingStats | null;
   /** The learning mode: in "split" mode `uploaded` counts local rounds trained with a miner,
-   * and `lastAccuracy` is the client's own head on the global body. */
+   * and `lastAccuracy` is the client's own head on the global body, as evaluated when its latest
+   * round ended (before its first: the model it holds). */
   mode?: 'federated' | 'split';
   /** Split mode: this client's head sharing (eq. 4) and its differential-privacy account; null
    * for a client whose head stays private (nothing released). */

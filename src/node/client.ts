@@ -314,7 +314,11 @@ export class Client {
     // eq. 4: a client who shares its head takes the aggregated head of the first global model
     // after each share (and trains on from its own head until its next share)
     if (this.d.split?.takesGlobalHead(this.modelHash)) this.head = this.d.split.headOf(this.model);
-    await this.evaluateModel();
+    // Split: the client's figure is its head after a round (evaluated when the round ends), so
+    // only a client that has trained none is evaluated here. Its head on a newer body before it
+    // trains on it is a passing state (0.34 where the round then ended at 0.65) that /status and
+    // the testnet's final figure showed whenever they were read at a round's start.
+    if (!this.d.split || this.trained === 0) await this.evaluateModel();
     if (this.d.split) return this.splitRound(this.d.split, online);
     const L = this.d.config.learning;
     const behaviour = this.behaviour.forRound();
@@ -351,14 +355,16 @@ export class Client {
       await split.afterRound(miner, r.head, this.model, this.modelHash, r.samples).catch((e) => this.log.info({ miner: miner.id, err: (e as Error).message, code: (e as RemoteError).code }, 'head share refused'));
       // the privacy account outlives a restart: a released share stays released
       if (split.headShares !== shares) await this.db.put('headShares', new Writer(4).u32(split.headShares).finish());
+      // the head just trained is the model this client now holds: evaluated now, not at the start
+      // of the next round (until then /status showed the head before this round: after a
+      // client's first round, the genesis model's chance accuracy). Evaluated before the round
+      // is counted, so that /status never shows the new count beside the old head's accuracy (a
+      // reader that waits for `uploaded` to move, as the testnet does, reads this round's figure).
+      await this.evaluateModel(this.trained + 1);
       this.trained++;
       this.sent++;
       this.lastUpload = { miner: miner.id, digest: '', samples: r.samples, averaged: 1 };
       this.m?.updates.inc({ result: 'uploaded' });
-      // the head just trained is the model this client now holds: evaluated now, not at the start
-      // of the next round (until then /status showed the head before this round: after a
-      // client's first round, the genesis model's chance accuracy)
-      await this.evaluateModel();
       this.log.info({ miner: miner.id, batches: r.batches, samples: r.samples, loss: Number(r.loss.toFixed(4)), accuracy: this.lastAccuracy }, 'split round done');
     } catch (e) {
       if (!(e instanceof RemoteError)) this.rtts.set(miner.id, null);
@@ -441,9 +447,11 @@ export class Client {
     }
   }
 
-  private async evaluateModel(): Promise<void> {
+  /** `trained`: the local rounds the evaluated head has had (split), this.trained unless a
+   * round's end evaluates its head before the round is counted. */
+  private async evaluateModel(trained = this.trained): Promise<void> {
     // split: the model is this client's head on the global body, and the head moves every round
-    const h = toHex(this.modelHash) + (this.d.split ? `/${this.trained}` : '');
+    const h = toHex(this.modelHash) + (this.d.split ? `/${trained}` : '');
     if (this.evaluatedHash === h || this.d.heldOut.n === 0) return;
     const model = this.d.split ? this.d.split.compose(this.head!, this.model) : this.model;
     this.lastAccuracy = (await evaluate(this.d.runtime, model, this.d.heldOut)).accuracy;

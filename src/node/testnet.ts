@@ -59,7 +59,8 @@ export interface TestnetSummary {
   aggregations: number;
   height: number;
   /** Federated: the global model on the first miner's test set. Split: the mean of the clients'
-   * held-out accuracies (each its own head on the global body; a miner holds no head). */
+   * held-out accuracies (each its own head on the global body; a miner holds no head), read once
+   * every client has trained a round after the target was reached (60 s at most). */
   finalAccuracy: number | null;
   /** The same measure at the first reading with no aggregation yet (the genesis model): a
    * network whose final accuracy is not above it did not learn, whatever its tip says. */
@@ -190,6 +191,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
     // stop mining and must agree on one tip. Mining never pauses while updates arrive, so tips
     // compared mid-run differ by the block in flight.
     const quiesce = async () => {
+      if (mode === 'split') await lastRounds();
       const clients = procs.filter((p) => p.role === 'client');
       for (const p of clients) p.child.kill('SIGINT');
       await Promise.all(clients.map((p) => (p.exited !== undefined ? undefined : new Promise((r) => p.child.once('exit', r)))));
@@ -213,6 +215,23 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
       summary.error = 'miners did not converge on one tip within 60 s of the clients stopping';
     };
     const deadline = t0 + o.timeoutSeconds * 1000;
+    // Split: a client's accuracy is its own head after its latest round (node/client.ts), and
+    // when the target is reached a client may not have finished a round on a recent body (before
+    // its first, it shows the genesis model's ~0.1). The final figure is each client's after one
+    // more round of its own: wait (60 s at most) until every client's `uploaded` has moved, which
+    // /status counts only once that round's head is evaluated.
+    const lastRounds = async () => {
+      const from = new Map(summary.clients.map((c) => [c.id, c.uploaded]));
+      const until = Math.min(Date.now() + 60_000, deadline);
+      while (Date.now() < until && !o.signal?.aborted) {
+        const clients = (await Promise.all(apis.filter((a) => a.role === 'client').map((a) => getStatus(a.api)))).filter(isClient);
+        if (clients.length === o.clients) {
+          summary.clients = clients;
+          if (clients.every((c) => c.uploaded > (from.get(c.id) ?? -1))) return;
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    };
     for (;;) {
       await new Promise((r) => setTimeout(r, 1000));
       if (o.signal?.aborted) throw new Error(`stopped: ${o.signal.reason ?? 'aborted'}`);
