@@ -24,6 +24,14 @@ const f32 = (path: string) => {
 /** The dump's rounds, in order (read one at a time with readRound: a 50-client round is ~32 MB). */
 export const dumpNames = (dir: string): string[] => readdirSync(dir).filter((x) => /^\d+$/.test(x)).sort();
 
+/** FIRST=K in the environment: only a dump's first K aggregations (a shorter run of the same
+ * seed: the closed loop is deterministic, so its first K aggregations are these); else all. */
+export function firstAggregations(): number {
+  const first = process.env.FIRST === undefined ? Infinity : Number(process.env.FIRST);
+  if (!(first >= 1)) throw new Error(`FIRST must be a positive number of aggregations, got ${JSON.stringify(process.env.FIRST)}`);
+  return first;
+}
+
 export function readRound(dir: string, name: string): DumpRound {
   const meta = JSON.parse(readFileSync(join(dir, name, 'meta.json'), 'utf8'));
   const deltas = f32(join(dir, name, 'deltas.f32'));

@@ -133,6 +133,11 @@ SETTINGS
         [ "$part" = shards ] || npx --no-install node scripts/label-mix.ts "$d" "$part" "$seed" > "$d.labels.txt"
       done
       npx --no-install node scripts/rootset-offline.ts "$s"/dump6-dirichlet-seed{1,2,3} "$s/dump6-shards-seed1" > "$s/rootset-offline-sixth.txt"
+      # seventh look: the game against rewards from each client's true label mix and size, after 12
+      # and 48 aggregations, and one weight tuned on the three seeds (seconds)
+      for k in 12 48; do
+        FIRST=$k npx --no-install node scripts/label-mix.ts "$s/dump6-dirichlet-seed1" dirichlet:0.5 1 "$s/dump6-dirichlet-seed2" dirichlet:0.5 2 "$s/dump6-dirichlet-seed3" dirichlet:0.5 3 | grep -E '^/|^ceiling|^one rule'
+      done > "$s/label-mix-ceiling.txt"
       # permutation-sampled root-set game at 50 clients (the 50-client dump made above)
       for k in 25 100 400 1600; do npx --no-install node scripts/rootset-mc.ts "$s/dump-noniid50" "$k" | tail -1; done > "$s/rootset-mc50.txt"
       npx --no-install node scripts/scoring-dump.ts "$s/dump-labelflip50" shards 50 10 label-flip 0.3 2> "$s/dump-labelflip50.log"

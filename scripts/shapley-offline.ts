@@ -13,13 +13,10 @@ import { loadDataset } from '../src/learn/data.ts';
 import { ModelRuntime } from '../src/learn/runtime.ts';
 import { evaluate } from '../src/learn/train.ts';
 import { spearman } from '../src/experiments/report.ts';
-import { addShapley } from './dumps.ts';
+import { addShapley, firstAggregations } from './dumps.ts';
 
 const [dir, optsS] = process.argv.slice(2);
-// FIRST=K: only the dump's first K aggregations (a shorter run of the same seed: the closed loop is
-// deterministic, so its first K aggregations are these)
-const first = process.env.FIRST === undefined ? Infinity : Number(process.env.FIRST);
-if (!(first >= 1)) throw new Error(`FIRST must be a positive number of aggregations, got ${JSON.stringify(process.env.FIRST)}`);
+const first = firstAggregations();
 const rounds = readdirSync(dir).filter((d) => /^\d+$/.test(d)).sort().slice(0, first).map((d) => {
   const meta = JSON.parse(readFileSync(join(dir, d, 'meta.json'), 'utf8'));
   const raw = readFileSync(join(dir, d, 'deltas.f32'));
