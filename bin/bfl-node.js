@@ -2,7 +2,8 @@
 // Entry point. The sources are TypeScript run directly by Node's type stripping (Node >= 22.18,
 // we require 24 for libp2p 3 and OpenSSL 3.5's native ML-DSA). `npm ci` installs Node 24 into
 // node_modules/.bin, which npm scripts and npx put first on PATH.
-import { availableParallelism } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const [major] = process.versions.node.split('.').map(Number);
@@ -13,6 +14,18 @@ if (major < 24) {
   );
   process.exit(3);
 }
+// Node's compile cache: the V8 code of every module (TypeScript already stripped), keyed by the
+// source's hash, so a node starts in ~2.5-3.4 s instead of ~3.6-4.7 s, and a testnet's 8 nodes
+// are up in 15 s instead of 22 on 2 cores. In the user's own cache directory
+// ($XDG_CACHE_HOME or ~/.cache, then bfl-node/compile-cache), not Node's default under the shared
+// temp directory: whoever writes the cache chooses the code that runs. Set in the environment so
+// that the re-executed process below, its worker threads and the nodes a testnet starts use it
+// from their first module on. NODE_COMPILE_CACHE chooses another directory,
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off; without a home directory there is none.
+const home = homedir();
+const cacheBase = process.env.XDG_CACHE_HOME || (home && home !== '/' ? join(home, '.cache') : '');
+if (process.env.NODE_COMPILE_CACHE === undefined && cacheBase) process.env.NODE_COMPILE_CACHE = join(cacheBase, 'bfl-node', 'compile-cache');
+if (process.env.NODE_COMPILE_CACHE !== undefined) (await import('node:module')).enableCompileCache?.(); // this process, if not re-executed below
 // ONNX Runtime's telemetry off for the whole process, worker threads included (their process.env
 // is a copy that the native library does not read): src/learn/ort.ts says why.
 process.env.ORT_DISABLE_TELEMETRY ??= '1';

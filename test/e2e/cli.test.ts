@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,6 +23,23 @@ describe('bfl-node CLI', () => {
       expect(r.out).toMatch(/Usage: bfl-node/);
     }
     expect(run().code).toBe(2);
+  });
+
+  it("keeps Node's compile cache in the user's cache directory, not the shared temp directory; none with NODE_DISABLE_COMPILE_CACHE=1", async () => {
+    const entries = (dir: string) => (existsSync(dir) ? readdirSync(dir, { recursive: true }).length : 0);
+    for (const disable of [false, true]) {
+      const cache = await tmpDir('bfl-ncc-');
+      const tmp = await tmpDir('bfl-ncc-tmp-');
+      const env: NodeJS.ProcessEnv = { ...process.env, XDG_CACHE_HOME: cache, TMPDIR: tmp };
+      delete env.NODE_COMPILE_CACHE;
+      delete env.NODE_DISABLE_COMPILE_CACHE;
+      if (disable) env.NODE_DISABLE_COMPILE_CACHE = '1';
+      const r = spawnSync(process.execPath, [BIN, '--help'], { env, encoding: 'utf8', timeout: 120_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(entries(join(tmp, 'node-compile-cache'))).toBe(0); // never Node's default place
+      if (disable) expect(entries(join(cache, 'bfl-node', 'compile-cache'))).toBe(0);
+      else expect(entries(join(cache, 'bfl-node', 'compile-cache'))).toBeGreaterThan(10); // the CLI's modules
+    }
   });
 
   it('bad flags exit 2 with a clear message', () => {
