@@ -9,6 +9,7 @@ import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks
 import type { AggregationEngine } from '../chain/aggregation-engine.ts';
 import type { SignatureVerifier } from '../crypto/verifier.ts';
 import { type Metrics, durationBuckets } from '../util/metrics.ts';
+import type { WorkerHeap } from '../util/worker-heap.ts';
 
 export interface BuildInfo {
   version: string;
@@ -126,7 +127,6 @@ export function registerMemoryAfterGcGauge(m: Metrics): () => void {
   return () => observer.disconnect();
 }
 
-type WorkerHeap = { heapUsed: number; external: number };
 /** The worker sources of each registry's bfl_worker_memory_bytes (one gauge, any number of registrations). */
 const workerSources = new WeakMap<Metrics, Map<string, () => Promise<WorkerHeap | undefined>>>();
 

@@ -13,6 +13,7 @@ import { AgreementAggregator } from '../core/aggregation/agreement.ts';
 import type { GramKernel } from '../core/aggregation/vectors.ts';
 import type { AggregationEntry, RewardEntry } from '../core/types.ts';
 import type { AggregationConfig } from '../config/network.ts';
+import { type WorkerHeap, workersHeap } from '../util/worker-heap.ts';
 
 /** The aggregator a network's config names, with its settings; BFL-MEC computes its pairwise
  * matrices with `kernel` when given one (same bits as without: src/kernels/gram.ts). */
@@ -210,11 +211,10 @@ export class WorkerAggregationEngine implements AggregationEngine {
 
   /** The worker's own V8 heap: used bytes and external memory (its ArrayBuffers among it), for
    * bfl_worker_memory_bytes; undefined once closed. */
-  async heapStatistics(): Promise<{ heapUsed: number; external: number } | undefined> {
+  async heapStatistics(): Promise<WorkerHeap | undefined> {
     if (this.closed) return undefined;
     await this.online;
-    const h = await this.worker.getHeapStatistics();
-    return { heapUsed: h.used_heap_size, external: h.external_memory };
+    return workersHeap([this.worker]);
   }
 
   async aggregate(job: AggregationJob): Promise<AggregationOutcome> {

@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { type WorkerHeap, workersHeap } from '../util/worker-heap.ts';
 import { type MlDsa, type MlDsaParams, defaultMlDsa } from './mldsa.ts';
 import type { OpenJob, OpenResult, SealedOpener } from './open-sealed.ts';
 
@@ -115,10 +116,8 @@ export class WorkerVerifierPool implements SignatureVerifier, SealedOpener {
 
   /** The pool's workers' V8 heaps together (used bytes and external memory: the sealed uploads
    * they hold among it), for bfl_worker_memory_bytes; undefined once closed. */
-  async heapStatistics(): Promise<{ heapUsed: number; external: number } | undefined> {
-    if (this.closed) return undefined;
-    const all = await Promise.all(this.workers.map((w) => w.getHeapStatistics()));
-    return { heapUsed: all.reduce((n, h) => n + h.used_heap_size, 0), external: all.reduce((n, h) => n + h.external_memory, 0) };
+  async heapStatistics(): Promise<WorkerHeap | undefined> {
+    return this.closed ? undefined : workersHeap(this.workers);
   }
 
   async verify(jobs: VerifyJob[]): Promise<boolean[]> {

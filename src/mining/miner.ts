@@ -5,6 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { type WorkerHeap, workersHeap } from '../util/worker-heap.ts';
 import { encodeHeaderPrefix } from '../core/encoding.ts';
 import { PowSearcher } from '../core/pow.ts';
 import type { BlockHeader } from '../core/types.ts';
@@ -144,11 +145,9 @@ export class WorkerMinerPool implements PowMiner {
 
   /** The workers' V8 heaps together (used bytes and external memory), for
    * bfl_worker_memory_bytes; undefined once closed. A worker answers while it searches: V8 serves
-   * the request at the search loop's interrupt checks (measured: 0.1-0.4 ms in the middle of a job). */
-  async heapStatistics(): Promise<{ heapUsed: number; external: number } | undefined> {
-    if (this.closed) return undefined;
-    const all = await Promise.all(this.threads.map((w) => w.getHeapStatistics()));
-    return { heapUsed: all.reduce((n, h) => n + h.used_heap_size, 0), external: all.reduce((n, h) => n + h.external_memory, 0) };
+   * the request at the search loop's interrupt checks. */
+  async heapStatistics(): Promise<WorkerHeap | undefined> {
+    return this.closed ? undefined : workersHeap(this.threads);
   }
 
   private stop(): void {
