@@ -30,7 +30,7 @@ import { Rng } from '../core/random.ts';
 import { type Scheduler, type SchedulerName, SCHEDULERS, heuristicScheduler, nearestScheduler } from '../association/schedulers.ts';
 import { d3qnScheduler } from '../association/d3qn.ts';
 import { type TwinParams, Twin, checkOneToOne, roundCost, twinParams } from '../association/twin.ts';
-import { type AugmentSpec, NO_AUGMENT, augmentImage, augments, drawKey, drawOf, formatAugment, imageSide, isSquare, parseAugment } from '../learn/augment.ts';
+import { type AugmentSpec, NO_AUGMENT, augmentImage, augments, drawKey, drawOf, formatAugment, imageSide, isSquareImage, parseAugment, samplesAre } from '../learn/augment.ts';
 import { defaultSplitConfig } from '../config/network.ts';
 import { type Dataset, loadDataset, subset } from '../learn/data.ts';
 import { DEFAULT_MODEL, type ModelSpec, classCount, initParams, paramCount } from '../learn/model.ts';
@@ -650,7 +650,7 @@ export async function runSplitExperiment(o: SplitExperimentOptions): Promise<Spl
   const spec: ModelSpec = { ...DEFAULT_MODEL, layers: [train.dim, ...o.hidden, train.classes] };
   // before any run: a recipe that augments needs square images
   for (const [flag, a] of [['--split-augment', o.splitAugment], ['--augment', o.augment]] as const) {
-    if (augments(a) && !isSquare(train.dim)) throw new BflError(ErrorCode.BAD_CONFIG, `${flag} ${formatAugment(a)}: augmentation needs square images, but ${o.dataset}'s samples have ${train.dim} values: use ${flag} none`);
+    if (augments(a) && !isSquareImage(train)) throw new BflError(ErrorCode.BAD_CONFIG, `${flag} ${formatAugment(a)}: augmentation needs square images, but ${o.dataset}'s samples ${samplesAre(train)}: use ${flag} none`);
   }
   // the radio twin of the paper with our numbers of clients and miners (validates N ≤ M·K)
   const p = twinParams({ clients: o.clients, servers: o.miners });

@@ -16,6 +16,7 @@
  */
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { Rng } from '../core/random.ts';
+import type { Dataset, ImageShape } from './data.ts';
 
 export interface AugmentSpec {
   /** Largest translation in pixels, along x and along y (each uniform in −shift..shift). */
@@ -138,9 +139,16 @@ export function augmentImage(src: Float32Array, side: number, d: Draw, out: Floa
 /** Are samples of `dim` values square images (what augmentation needs)? */
 export const isSquare = (dim: number): boolean => Math.round(Math.sqrt(dim)) ** 2 === dim;
 
-/** Side of a square image of `dim` pixels; BAD_CONFIG for a data set whose rows are not square images. */
-export function imageSide(dim: number): number {
-  const side = Math.round(Math.sqrt(dim));
-  if (!isSquare(dim)) throw new BflError(ErrorCode.BAD_CONFIG, `augmentation needs square images, but samples have ${dim} values: augment none`);
-  return side;
+/** Are a data set's samples square images? Its image shape decides where it has one (16 × 36
+ * has as many values as 24 × 24); else the count of values. */
+export const isSquareImage = (d: Pick<Dataset, 'dim' | 'image'>): boolean => (d.image ? d.image.height === d.image.width : isSquare(d.dim));
+
+/** What a data set's samples are, for an error that refuses augmenting them. */
+export const samplesAre = (d: Pick<Dataset, 'dim' | 'image'>): string => (d.image ? `are ${d.image.height}×${d.image.width} images` : `have ${d.dim} values`);
+
+/** Side of a square image of `dim` pixels (of that shape, where the data set gives one);
+ * BAD_CONFIG for a data set whose rows are not square images. */
+export function imageSide(dim: number, image?: ImageShape): number {
+  if (!isSquareImage({ dim, image })) throw new BflError(ErrorCode.BAD_CONFIG, `augmentation needs square images, but samples ${samplesAre({ dim, image })}: augment none`);
+  return Math.round(Math.sqrt(dim));
 }

@@ -17,6 +17,14 @@ export interface Dataset {
   n: number;
   dim: number;
   classes: number;
+  /** The samples' image shape (height × width = dim), where the source gives one: the embedded
+   * MNIST and IDX files. What augmentation checks: dim alone cannot tell 16 × 36 from 24 × 24. */
+  image?: ImageShape;
+}
+
+export interface ImageShape {
+  height: number;
+  width: number;
 }
 
 export interface TrainTest {
@@ -33,7 +41,7 @@ export function subset(ds: Dataset, indices: ArrayLike<number>, name = ds.name):
     x.set(ds.x.subarray(j * ds.dim, (j + 1) * ds.dim), i * ds.dim);
     y[i] = ds.y[j];
   }
-  return { name, x, y, n, dim: ds.dim, classes: ds.classes };
+  return { name, x, y, n, dim: ds.dim, classes: ds.classes, ...(ds.image ? { image: ds.image } : {}) };
 }
 
 /** The embedded default: 8,000 train and 2,000 test digits, split by a fixed seeded permutation. */
@@ -63,7 +71,7 @@ function readEmbeddedMnist(): { all: Dataset; perm: number[] } {
     for (let i = 0; i < data.length / 784; i++) ys.push(d);
   }
   const n = ys.length;
-  const all: Dataset = { name: 'mnist', x: new Float32Array(n * 784), y: Uint8Array.from(ys), n, dim: 784, classes: 10 };
+  const all: Dataset = { name: 'mnist', x: new Float32Array(n * 784), y: Uint8Array.from(ys), n, dim: 784, classes: 10, image: { height: 28, width: 28 } };
   let o = 0;
   for (const d of xs) {
     all.x.set(d, o);
@@ -188,7 +196,7 @@ function idxPair(dir: string, prefix: 'train' | 't10k', name: string): Dataset {
   for (let i = 0; i < x.length; i++) x[i] = img.data[i] / 255;
   let classes = 0;
   for (const v of lab.data) classes = Math.max(classes, v + 1);
-  return { name, x, y: Uint8Array.from(lab.data), n, dim: h * w, classes: Math.max(classes, 10) };
+  return { name, x, y: Uint8Array.from(lab.data), n, dim: h * w, classes: Math.max(classes, 10), image: { height: h, width: w } };
 }
 
 /** A directory with the four MNIST-layout IDX files (train-*, t10k-*, plain or .gz). */

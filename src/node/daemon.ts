@@ -11,6 +11,7 @@ import { toHex } from '../core/bytes.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { type Identity, loadKeyFile, loadPeerKey } from '../crypto/keyfile.ts';
 import { WorkerVerifierPool } from '../crypto/verifier.ts';
+import { augments, isSquareImage, parseAugment, samplesAre } from '../learn/augment.ts';
 import { loadDataset, loadTestSet } from '../learn/data.ts';
 import { type ModelSpec, initParams } from '../learn/model.ts';
 import { partition } from '../learn/partition.ts';
@@ -164,6 +165,11 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       rewards = m.rewards;
     } else {
       const data = loadDataset(cfg.learning.dataset);
+      // the config check sees learning.layers[0] only: 16 × 36 images pass it as 24² values
+      const augment = cfg.learning.split.augment;
+      if (split && augments(parseAugment(augment)) && !isSquareImage(data.train)) {
+        throw new BflError(ErrorCode.BAD_CONFIG, `learning.split.augment: "${augment}" needs square images, but ${cfg.learning.dataset}'s samples ${samplesAre(data.train)}: set it to "none"`);
+      }
       const clients = cfg.members.filter((m) => m.role === 'client').map((m) => m.id).sort();
       const index = clients.indexOf(identity.id);
       for (const m of miners) if (!cfg.addresses.get(m.id)?.peerId) throw new BflError(ErrorCode.BAD_CONFIG, `members: miner ${m.id} has no peerId; a client needs it to reach the miner (bfl-node init writes it)`);

@@ -117,7 +117,7 @@ export class SplitLearner {
     // learning.split.augment: each sample distorted as it enters a batch, keyed by (round seed,
     // epoch, position), the private head's regulariser (learn/augment.ts)
     const aug = parseAugment(L.split.augment);
-    const side = augments(aug) ? imageSide(dim) : 0;
+    const side = augments(aug) ? imageSide(dim, data.image) : 0;
     const order = Array.from({ length: data.n }, (_, i) => i);
     let batches = 0;
     let lossSum = 0;

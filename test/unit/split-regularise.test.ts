@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, isBflError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/random.ts';
 import { Batcher, defaultSplitExperiment, runSplitExperiment } from '../../src/experiments/split.ts';
-import { NO_AUGMENT, augmentImage, drawKey, drawOf, parseAugment, rotateTranslate, translate } from '../../src/learn/augment.ts';
+import { NO_AUGMENT, augmentImage, drawKey, drawOf, imageSide, parseAugment, rotateTranslate, translate } from '../../src/learn/augment.ts';
 import { defaultSplitConfig } from '../../src/config/network.ts';
 import { loadDataset, subset } from '../../src/learn/data.ts';
 import { type ModelSpec, initParams } from '../../src/learn/model.ts';
@@ -240,8 +240,22 @@ describe('regularisers in experiment split apply to every run alike', () => {
     for (const [more, flag] of [[{}, '--split-augment'], [{ splitAugment: NO_AUGMENT, augment: parseAugment('shift:1') }, '--augment']] as const) {
       const e = await refused(runSplitExperiment({ ...o, ...more, out: await tmpDir('bfl-split-reg-') }));
       expect(isBflError(e) && e.code).toBe(ErrorCode.BAD_CONFIG);
-      expect((e as Error).message).toMatch(new RegExp(`^${flag} shift:1(,rotate:10)?: augmentation needs square images, but idx:.* samples have 6 values: use ${flag} none$`));
+      expect((e as Error).message).toMatch(new RegExp(`^${flag} shift:1(,rotate:10)?: augmentation needs square images, but idx:.* samples are 2×3 images: use ${flag} none$`));
     }
+    // 1 × 4 images have a square count of values (2²): the images' shape, not the count, decides
+    const flat = await tmpDir('bfl-split-idx-');
+    await writeFile(join(flat, 'train-images-idx3-ubyte'), idx([40, 1, 4], Uint8Array.from({ length: 160 }, (_, k) => k % 256)));
+    await writeFile(join(flat, 'train-labels-idx1-ubyte'), idx([40], Uint8Array.from({ length: 40 }, (_, k) => k % 10)));
+    await writeFile(join(flat, 't10k-images-idx3-ubyte'), idx([10, 1, 4], Uint8Array.from({ length: 40 }, (_, k) => k)));
+    await writeFile(join(flat, 't10k-labels-idx1-ubyte'), idx([10], Uint8Array.from({ length: 10 }, (_, k) => k)));
+    const e = await refused(runSplitExperiment({ ...o, dataset: `idx:${flat}`, out: await tmpDir('bfl-split-reg-') }));
+    expect(isBflError(e) && e.code).toBe(ErrorCode.BAD_CONFIG);
+    expect((e as Error).message).toMatch(/^--split-augment shift:1(,rotate:10)?: augmentation needs square images, but idx:.* samples are 1×4 images: use --split-augment none$/);
+    // the shape as the loaders give it, kept by subsets; the learner's own check says the same
+    expect(loadDataset(`idx:${flat}`).train.image).toEqual({ height: 1, width: 4 });
+    expect(subset(loadDataset('mnist').train, [0, 1]).image).toEqual({ height: 28, width: 28 });
+    expect(() => imageSide(4, { height: 1, width: 4 })).toThrow(/augmentation needs square images, but samples are 1×4 images: augment none/);
+    expect(imageSide(4)).toBe(2);
     // without augmentation it runs
     const r = await runSplitExperiment({ ...o, splitAugment: NO_AUGMENT, out: await tmpDir('bfl-split-reg-') });
     expect(r.layers).toEqual([6, 4, 10]);

@@ -1,0 +1,51 @@
+/** A split client whose data set's images are not square refuses to start when its network
+ * augments (learning.split.augment), even where the count of values is a square: 16 × 36 or,
+ * here, 1 × 4 pass the config's check on learning.layers[0] and would be distorted as 2 × 2. */
+import { spawnSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { freePort } from '../../src/node/testnet.ts';
+import { tmpDir } from '../helpers/tmp.ts';
+
+const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
+const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+
+/** An IDX file: magic (unsigned bytes, rank), dimensions, data. */
+const idx = (dims: number[], data: Uint8Array) => {
+  const head = Buffer.alloc(4 + 4 * dims.length);
+  head[2] = 0x08;
+  head[3] = dims.length;
+  dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
+  return Buffer.concat([head, data]);
+};
+
+it('a split client on 1 × 4 images refuses to start while the network augments, saying what to set; with augment "none" the check passes', { timeout: 120_000 }, async () => {
+  const dir = await tmpDir('bfl-split-augment-');
+  const data = join(dir, 'idx');
+  await mkdir(data);
+  await writeFile(join(data, 'train-images-idx3-ubyte'), idx([200, 1, 4], Uint8Array.from({ length: 800 }, (_, k) => (k * 37) % 256)));
+  await writeFile(join(data, 'train-labels-idx1-ubyte'), idx([200], Uint8Array.from({ length: 200 }, (_, k) => k % 10)));
+  await writeFile(join(data, 't10k-images-idx3-ubyte'), idx([20, 1, 4], Uint8Array.from({ length: 80 }, (_, k) => k)));
+  await writeFile(join(data, 't10k-labels-idx1-ubyte'), idx([20], Uint8Array.from({ length: 20 }, (_, k) => k % 10)));
+  // ports free on loopback (a client listens on base + 1 and base + 1001)
+  const base = (await freePort({ from: 20_000, to: 28_000 })) - 1;
+  const init = run('init', '--dir', dir, '--miners', '1', '--clients', '1', '--base-port', String(base), '--json');
+  expect(init.status, init.stderr).toBe(0);
+  const configFile = join(dir, 'network.json');
+  const config = JSON.parse(await readFile(configFile, 'utf8'));
+  const start = async (augment: string, stopAfterMs?: number) => {
+    config.learning = { ...config.learning, dataset: `idx:${data}`, layers: [4, 8, 10], mode: 'split', split: { ...config.learning.split, augment } };
+    await writeFile(configFile, JSON.stringify(config));
+    const args = ['--role', 'client', '--config', configFile, '--identity', join(dir, 'keys', 'client-1.json'), '--datadir', join(dir, `data-${augment}`)];
+    return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: stopAfterMs ?? 120_000, killSignal: 'SIGINT', env: { ...process.env, BFL_LOG_LEVEL: 'info' } });
+  };
+  const r = await start('shift:1', 30_000);
+  expect(r.status, r.stderr).toBe(1);
+  expect(r.stderr.trim()).toMatch(/^error: learning\.split\.augment: "shift:1" needs square images, but idx:.*'s samples are 1×4 images: set it to "none" \(BAD_CONFIG\)$/);
+  // the same network with augment "none": the client starts (stopped here with SIGINT)
+  const ok = await start('none', 15_000);
+  expect(ok.stderr + ok.stdout).not.toMatch(/needs square images/);
+  expect(ok.stderr, ok.stderr).toMatch(/"msg":"node started"/);
+  expect(ok.status).toBe(0); // stopped by the signal, cleanly
+});
