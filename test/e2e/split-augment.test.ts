@@ -6,28 +6,17 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { freePort } from '../../src/node/testnet.ts';
+import { writeIdxImages } from '../helpers/idx.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
 const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
 
-/** An IDX file: magic (unsigned bytes, rank), dimensions, data. */
-const idx = (dims: number[], data: Uint8Array) => {
-  const head = Buffer.alloc(4 + 4 * dims.length);
-  head[2] = 0x08;
-  head[3] = dims.length;
-  dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([head, data]);
-};
-
 it('a split client on 1 × 4 images refuses to start while the network augments, saying what to set; with augment "none" the check passes', { timeout: 120_000 }, async () => {
   const dir = await tmpDir('bfl-split-augment-');
   const data = join(dir, 'idx');
   await mkdir(data);
-  await writeFile(join(data, 'train-images-idx3-ubyte'), idx([200, 1, 4], Uint8Array.from({ length: 800 }, (_, k) => (k * 37) % 256)));
-  await writeFile(join(data, 'train-labels-idx1-ubyte'), idx([200], Uint8Array.from({ length: 200 }, (_, k) => k % 10)));
-  await writeFile(join(data, 't10k-images-idx3-ubyte'), idx([20, 1, 4], Uint8Array.from({ length: 80 }, (_, k) => k)));
-  await writeFile(join(data, 't10k-labels-idx1-ubyte'), idx([20], Uint8Array.from({ length: 20 }, (_, k) => k % 10)));
+  await writeIdxImages(data, { height: 1, width: 4, train: 200, test: 20 });
   // ports free on loopback (a client listens on base + 1 and base + 1001)
   const base = (await freePort({ from: 20_000, to: 28_000 })) - 1;
   const init = run('init', '--dir', dir, '--miners', '1', '--clients', '1', '--base-port', String(base), '--json');

@@ -1,5 +1,3 @@
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, isBflError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/random.ts';
@@ -10,6 +8,7 @@ import { loadDataset, subset } from '../../src/learn/data.ts';
 import { type ModelSpec, initParams } from '../../src/learn/model.ts';
 import { ModelRuntime } from '../../src/learn/runtime.ts';
 import { SplitRuntime, applyMask, cutDropoutMask, splitParams, stepThroughCut } from '../../src/learn/split.ts';
+import { writeIdxImages } from '../helpers/idx.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const SIDE = 28;
@@ -224,17 +223,7 @@ describe('regularisers in experiment split apply to every run alike', () => {
   it('a recipe that augments on a data set of non-square samples is refused before any run, naming the flag', async () => {
     // an IDX data set of 2 × 3 images (6 values a sample): written here, 40 training and 10 test samples
     const dir = await tmpDir('bfl-split-idx-');
-    const idx = (dims: number[], data: Uint8Array) => {
-      const head = Buffer.alloc(4 + 4 * dims.length);
-      head[2] = 0x08;
-      head[3] = dims.length;
-      dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
-      return Buffer.concat([head, data]);
-    };
-    await writeFile(join(dir, 'train-images-idx3-ubyte'), idx([40, 2, 3], Uint8Array.from({ length: 240 }, (_, k) => k % 256)));
-    await writeFile(join(dir, 'train-labels-idx1-ubyte'), idx([40], Uint8Array.from({ length: 40 }, (_, k) => k % 10)));
-    await writeFile(join(dir, 't10k-images-idx3-ubyte'), idx([10, 2, 3], Uint8Array.from({ length: 60 }, (_, k) => k)));
-    await writeFile(join(dir, 't10k-labels-idx1-ubyte'), idx([10], Uint8Array.from({ length: 10 }, (_, k) => k)));
+    await writeIdxImages(dir, { height: 2, width: 3, train: 40, test: 10 });
     const o = { ...base, clients: 2, dataset: `idx:${dir}`, hidden: [4], samplesPerRound: 10 };
     const refused = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e);
     for (const [more, flag] of [[{}, '--split-augment'], [{ splitAugment: NO_AUGMENT, augment: parseAugment('shift:1') }, '--augment']] as const) {
@@ -244,10 +233,7 @@ describe('regularisers in experiment split apply to every run alike', () => {
     }
     // 1 × 4 images have a square count of values (2²): the images' shape, not the count, decides
     const flat = await tmpDir('bfl-split-idx-');
-    await writeFile(join(flat, 'train-images-idx3-ubyte'), idx([40, 1, 4], Uint8Array.from({ length: 160 }, (_, k) => k % 256)));
-    await writeFile(join(flat, 'train-labels-idx1-ubyte'), idx([40], Uint8Array.from({ length: 40 }, (_, k) => k % 10)));
-    await writeFile(join(flat, 't10k-images-idx3-ubyte'), idx([10, 1, 4], Uint8Array.from({ length: 40 }, (_, k) => k)));
-    await writeFile(join(flat, 't10k-labels-idx1-ubyte'), idx([10], Uint8Array.from({ length: 10 }, (_, k) => k)));
+    await writeIdxImages(flat, { height: 1, width: 4, train: 40, test: 10 });
     const e = await refused(runSplitExperiment({ ...o, dataset: `idx:${flat}`, out: await tmpDir('bfl-split-reg-') }));
     expect(isBflError(e) && e.code).toBe(ErrorCode.BAD_CONFIG);
     expect((e as Error).message).toMatch(/^--split-augment shift:1(,rotate:10)?: augmentation needs square images, but idx:.* samples are 1×4 images: use --split-augment none$/);
