@@ -13,15 +13,8 @@ import { labelCounts, partition } from '../../src/learn/partition.ts';
 import { ModelRuntime } from '../../src/learn/runtime.ts';
 import { DataStream } from '../../src/learn/stream.ts';
 import { evaluate, trainLocal } from '../../src/learn/train.ts';
+import { idxFile as idx } from '../helpers/idx.ts';
 import { tmpDir } from '../helpers/tmp.ts';
-
-function idx(dims: number[], data: Uint8Array): Buffer {
-  const head = Buffer.alloc(4 + 4 * dims.length);
-  head[2] = 0x08;
-  head[3] = dims.length;
-  dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([head, data]);
-}
 
 
 describe('data sets', () => {
