@@ -15,8 +15,8 @@ if (major < 24) {
   process.exit(3);
 }
 // Node's compile cache: the V8 code of every module (TypeScript already stripped), keyed by the
-// source's hash, so a node starts in ~2.5-3.4 s instead of ~3.6-4.7 s, and a testnet's 8 nodes
-// are up in 15 s instead of 22 on 2 cores. In the user's own cache directory
+// source's hash, so a warm miner starts in 2.5-3.9 s instead of 3.6-5.6 s, and a testnet's 8
+// nodes are up in 14-15 s instead of 22 on 2 cores (docs/decisions.md). In the user's own cache directory
 // ($XDG_CACHE_HOME or ~/.cache, then bfl-node/compile-cache), not Node's default under the shared
 // temp directory: whoever writes the cache chooses the code that runs. Set in the environment so
 // that the re-executed process below, its worker threads and the nodes a testnet starts use it

@@ -10,7 +10,8 @@ import { writeIdxImages } from '../helpers/idx.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
-const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
+/** bfl-node with `args`; SIGINT after `stopAfterMs` (a node that started runs until stopped). */
+const run = (args: string[], stopAfterMs = 120_000) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: stopAfterMs, killSignal: 'SIGINT', env: { ...process.env, BFL_LOG_LEVEL: 'info' } });
 
 it('a split client on 1 × 4 images refuses to start while the network augments, saying what to set; with augment "none" the check passes', { timeout: 120_000 }, async () => {
   const dir = await tmpDir('bfl-split-augment-');
@@ -19,15 +20,14 @@ it('a split client on 1 × 4 images refuses to start while the network augments,
   await writeIdxImages(data, { height: 1, width: 4, train: 200, test: 20 });
   // ports free on loopback (a client listens on base + 1 and base + 1001)
   const base = (await freePort({ from: 20_000, to: 28_000 })) - 1;
-  const init = run('init', '--dir', dir, '--miners', '1', '--clients', '1', '--base-port', String(base), '--json');
+  const init = run(['init', '--dir', dir, '--miners', '1', '--clients', '1', '--base-port', String(base), '--json']);
   expect(init.status, init.stderr).toBe(0);
   const configFile = join(dir, 'network.json');
   const config = JSON.parse(await readFile(configFile, 'utf8'));
   const start = async (augment: string, stopAfterMs?: number) => {
     config.learning = { ...config.learning, dataset: `idx:${data}`, layers: [4, 8, 10], mode: 'split', split: { ...config.learning.split, augment } };
     await writeFile(configFile, JSON.stringify(config));
-    const args = ['--role', 'client', '--config', configFile, '--identity', join(dir, 'keys', 'client-1.json'), '--datadir', join(dir, `data-${augment}`)];
-    return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: stopAfterMs ?? 120_000, killSignal: 'SIGINT', env: { ...process.env, BFL_LOG_LEVEL: 'info' } });
+    return run(['--role', 'client', '--config', configFile, '--identity', join(dir, 'keys', 'client-1.json'), '--datadir', join(dir, `data-${augment}`)], stopAfterMs);
   };
   const r = await start('shift:1', 30_000);
   expect(r.status, r.stderr).toBe(1);
