@@ -20,7 +20,8 @@
 import type { Libp2p, PeerId, Stream, StreamMessageEvent } from '@libp2p/interface';
 import { Reader, Writer } from '../core/bytes.ts';
 import { BflError, ErrorCode, isBflError } from '../core/errors.ts';
-import { type Handler, RemoteError, type ServeOptions } from './reqres.ts';
+import { RemoteError } from './remote-error.ts';
+import type { Handler, ServeOptions } from './reqres.ts';
 
 export interface FrameServeOptions extends ServeOptions {
   /** Frames of one stream handled at once: the next ones are read while earlier ones are being

@@ -8,16 +8,9 @@ import type { Multiaddr } from '@multiformats/multiaddr';
 import { lpStream } from '@libp2p/utils';
 import { Reader, Writer } from '../core/bytes.ts';
 import { BflError, ErrorCode, isBflError } from '../core/errors.ts';
+import { RemoteError } from './remote-error.ts';
 
-export class RemoteError extends Error {
-  readonly code: string;
-
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'RemoteError';
-    this.code = code;
-  }
-}
+export { RemoteError } from './remote-error.ts';
 
 export interface ServeOptions {
   maxRequestBytes: number;

@@ -25,7 +25,7 @@ import { type SignedUpdate, deltaToPayload, encodeSignedUpdate, payloadToDelta }
 import { decodeMinerLoad, decodeModelAfter, encodeChainRequest } from '../net/messages.ts';
 import { protocols } from '../net/protocols.ts';
 import { type UpdateSealing, isStaleKeyCode, sealedProtocols } from '../net/sealed-updates.ts';
-import { RemoteError } from '../net/reqres.ts';
+import { RemoteError } from '../net/remote-error.ts';
 import type { Transport } from '../net/transport.ts';
 import { type Clock, systemClock } from '../util/clock.ts';
 import type { ClientStatus } from '../api/status.ts';

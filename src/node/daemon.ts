@@ -19,8 +19,6 @@ import { ModelRuntime } from '../learn/runtime.ts';
 import { SplitRuntime } from '../learn/split.ts';
 import { evaluate } from '../learn/train.ts';
 import { WorkerMinerPool } from '../mining/miner.ts';
-import { createP2P, maxFrameBytes } from '../net/p2p.ts';
-import { Libp2pTransport } from '../net/transport.ts';
 import { startApi, stopApi } from '../api/server.ts';
 import type { NodeStatus } from '../api/status.ts';
 import { type DashboardSource, createDashboard } from '../api/dashboard.ts';
@@ -114,6 +112,9 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     const miners = cfg.members.filter((m) => m.role === 'miner' && m.id !== identity.id);
     const bootstrapList = miners.map((m) => cfg.addresses.get(m.id)).filter((a) => (a?.dial ?? a?.listen) && a.peerId).map((a) => `${a!.dial ?? a!.listen}/p2p/${a!.peerId}`);
     let admission: PeerBook | undefined;
+    // libp2p is loaded when a node starts, not with this module: the simulator and every CLI
+    // command that runs no node import it and would pay ~0.5 s for libp2p's modules
+    const [{ createP2P, maxFrameBytes }, { Libp2pTransport }] = await Promise.all([import('../net/p2p.ts'), import('../net/transport.ts')]);
     const p2p = await createP2P({
       privateKey: await loadPeerKey(o.identity),
       listen: [listen],

@@ -9,7 +9,7 @@
 import { randomBytes, randomFillSync } from 'node:crypto';
 import { ErrorCode } from '../core/errors.ts';
 import { SealContext } from '../crypto/seal.ts';
-import { RemoteError } from '../net/reqres.ts';
+import { RemoteError } from '../net/remote-error.ts';
 import { type UpdateSealing, isStaleKeyCode } from '../net/sealed-updates.ts';
 import { SigningContext } from '../core/contexts.ts';
 import { Rng } from '../core/random.ts';

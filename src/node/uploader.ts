@@ -4,7 +4,7 @@
  * one request. A refusal on the stream is final, as it is over request-response; a miner that
  * does not serve the stream protocol (an older version) gets requests from then on.
  */
-import { RemoteError } from '../net/reqres.ts';
+import { RemoteError } from '../net/remote-error.ts';
 import type { Transport, UploadChannel } from '../net/transport.ts';
 import type { Logger } from '../util/logger.ts';
 

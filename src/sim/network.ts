@@ -8,7 +8,8 @@
 import { createHash } from 'node:crypto';
 import { isBflError } from '../core/errors.ts';
 import type { Clock } from '../util/clock.ts';
-import { RemoteError, type RequestOptions, type ServeOptions } from '../net/reqres.ts';
+import { RemoteError } from '../net/remote-error.ts';
+import type { RequestOptions, ServeOptions } from '../net/reqres.ts';
 import type { Transport, Verdict } from '../net/transport.ts';
 import type { Mobility } from './mobility.ts';
 

@@ -1,10 +1,5 @@
 import { Command, Option } from 'commander';
-import { DEFAULT_MLP_PARAMS, benchAggregate } from '../../../bench/aggregate.ts';
-import { benchIngest } from '../../../bench/ingest.ts';
-import { benchPow } from '../../../bench/pow.ts';
-import { benchTrain } from '../../../bench/train.ts';
-import { benchSignatures, formatSignatureTable } from '../../../bench/signatures.ts';
-import { benchKem, benchKemTestnet, formatKemTable } from '../../../bench/kem.ts';
+import { DEFAULT_MLP_PARAMS } from '../../../bench/aggregate.ts';
 import { parseIntFlag, parseNumberFlag } from '../exit.ts';
 import { print, printJson } from '../output.ts';
 
@@ -17,7 +12,8 @@ export function benchCommand(): Command {
     .option('--runs <n>', 'runs per measurement for the fast schemes (slow ones use fewer)', parseIntFlag('--runs', 3, 100_000), 50)
     .option('--filter <regex>', 'only schemes whose "name implementation" matches')
     .option('--json', 'print the rows as JSON', false)
-    .action((o: { runs: number; filter?: string; json: boolean }) => {
+    .action(async (o: { runs: number; filter?: string; json: boolean }) => {
+      const { benchSignatures, formatSignatureTable } = await import('../../../bench/signatures.ts');
       const rows = benchSignatures({ runs: o.runs, filter: o.filter ? new RegExp(o.filter, 'i') : undefined, onRow: o.json ? undefined : (r) => process.stderr.write(`  measured ${r.scheme} (${r.implementation})\n`) });
       if (o.json) printJson(rows);
       else print(formatSignatureTable(rows));
@@ -30,6 +26,7 @@ export function benchCommand(): Command {
     .option('--workers <n>', 'mining worker threads (default: one per core)', parseIntFlag('--workers', 1, 512))
     .option('--json', 'print the result as JSON', false)
     .action(async (o: { seconds: number; workers?: number; json: boolean }) => {
+      const { benchPow } = await import('../../../bench/pow.ts');
       const r = await benchPow({ seconds: o.seconds, workers: o.workers });
       if (o.json) printJson(r);
       else {
@@ -54,6 +51,7 @@ export function benchCommand(): Command {
     .option('--reference-blas', 'also time numpy (OpenBLAS) on the same float64 Gram matrix (needs python3 with numpy, e.g. Debian python3-numpy)', false)
     .option('--json', 'print JSON', false)
     .action(async (o: { clients: number; dim: number; runs: number; grid: boolean; referenceBlas: boolean; json: boolean }) => {
+      const { benchAggregate } = await import('../../../bench/aggregate.ts');
       const main = await benchAggregate({ clients: o.clients, dim: o.dim, runs: o.runs, referenceBlas: o.referenceBlas });
       const grid: (typeof main)[] = [];
       if (o.grid) {
@@ -82,6 +80,7 @@ export function benchCommand(): Command {
     .addOption(new Option('--prepare <when>', 'before: the clients sign and seal a stock of updates before the measured window (about 1 GB; the window ends early if one runs out); live: each update in the window, in the senders\' thread').choices(['before', 'live']).default('before'))
     .option('--json', 'print JSON', false)
     .action(async (o: { clients: number; seconds: number; phi?: number; upload: 'stream' | 'request'; prepare: 'before' | 'live'; json: boolean }) => {
+      const { benchIngest } = await import('../../../bench/ingest.ts');
       const r = await benchIngest({ clients: o.clients, seconds: o.seconds, phi: o.phi, upload: o.upload, prepare: o.prepare });
       if (o.json) printJson(r);
       else {
@@ -102,6 +101,7 @@ export function benchCommand(): Command {
     .option('--threads <n>', 'onnxruntime threads', parseIntFlag('--threads', 1, 256), 1)
     .option('--json', 'print JSON', false)
     .action(async (o: { seconds: number; threads: number; json: boolean }) => {
+      const { benchTrain } = await import('../../../bench/train.ts');
       const r = await benchTrain({ seconds: o.seconds, threads: o.threads });
       if (o.json) printJson(r);
       else {
@@ -121,6 +121,7 @@ export function benchCommand(): Command {
     .option('--repeats <n>', 'with --testnet: sealed/clear pairs of runs', parseIntFlag('--repeats', 1, 20), 1)
     .option('--json', 'print the rows as JSON', false)
     .action(async (o: { runs: number; params: number; testnet: boolean; aggregations: number; repeats: number; json: boolean }) => {
+      const { benchKem, benchKemTestnet, formatKemTable } = await import('../../../bench/kem.ts');
       const rows = benchKem({ runs: o.runs, params: o.params });
       const testnet = o.testnet
         ? await benchKemTestnet({ aggregations: o.aggregations, repeats: o.repeats, onRun: (r) => process.stderr.write(`  testnet ${r.sealUpdates ? 'sealed' : 'clear '}: ${r.secondsToTarget ?? '-'} s to target, ${r.secondsFromFirstUpload ?? '-'} s from the first upload${r.sealingShareOfCpu === null ? '' : `, sealing ${(r.sealingShareOfCpu * 100).toFixed(2)} % of CPU`}${r.error ? ` (${r.error})` : ''}\n`) })

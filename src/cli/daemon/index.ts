@@ -5,7 +5,7 @@
  */
 import { Exit, UsageError } from '../exit.ts';
 import { type Attack, attackBehaviour, parseAttack } from '../../experiments/attacks.ts';
-import { type RunningNode, startNode } from '../../node/daemon.ts';
+import type { RunningNode } from '../../node/daemon.ts';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, createLogger } from '../../util/logger.ts';
 import { watchParent } from './parent.ts';
 import { isLockError, lockedError, portInUseError, prepareDatadir, removePidFile, writePidFile } from '../datadir.ts';
@@ -111,6 +111,8 @@ export async function runDaemon(flags: DaemonFlags): Promise<number> {
   process.on('SIGTERM', onTerm);
   const watch = watchParent((parent) => stop({ parent }));
   try {
+    // loaded here, not with the CLI: the node's modules (libp2p's among them) are for this command only
+    const { startNode } = await import('../../node/daemon.ts');
     // the attack comes from the experiments (the top layer builds it; the node knows only behaviours)
     node = await startNode({ ...o, behaviour: attack && attackBehaviour(attack), logger });
   } catch (e) {

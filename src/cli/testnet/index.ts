@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { runTestnet } from '../../node/testnet.ts';
 import { Exit, UsageError, parseIntFlag } from '../exit.ts';
 import { ATTACK_HELP, parseAttack } from '../../experiments/attacks.ts';
 import { print, printJson } from '../output.ts';
@@ -42,6 +41,7 @@ export function testnetCommand(): Command {
       process.on('SIGINT', onInt);
       process.on('SIGTERM', onTerm);
       const watch = watchParent((why) => onSignal(why));
+      const { runTestnet } = await import('../../node/testnet.ts');
       const summary = await runTestnet({
         signal: abort.signal,
         miners: o.miners,
