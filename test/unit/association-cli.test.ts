@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { cli } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
@@ -12,12 +13,12 @@ function run(...args: string[]) {
 }
 
 describe('bfl-node experiment association', () => {
-  it('bad flags exit 2 with one line that says what to use', () => {
-    const sched = run('experiment', 'association', '--schedulers', 'nearest,hungarian');
+  it('bad flags exit 2 with one line that says what to use', async () => {
+    const sched = await cli(['experiment', 'association', '--schedulers', 'nearest,hungarian']);
     expect(sched.code).toBe(2);
     expect(sched.err).toMatch(/unknown scheduler hungarian: use nearest, greedy, decomposition, swap, d3qn/);
     expect(sched.err).not.toMatch(/\n\s+at /);
-    const mob = run('experiment', 'association', '--mobility', 'fly');
+    const mob = await cli(['experiment', 'association', '--mobility', 'fly']);
     expect(mob.code).toBe(2);
     expect(mob.err).toMatch(/--mobility must be iid or walk/);
   });

@@ -1,10 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, isBflError } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/random.ts';
 import { dlgObjective, mlp1Gradient, mlp1Of, mse, runInversion, scoreBatch, smashedObjective, ssim } from '../../src/experiments/inversion.ts';
 import { type ModelSpec, initParams } from '../../src/learn/model.ts';
 import { ModelRuntime } from '../../src/learn/runtime.ts';
+import { cli } from '../helpers/cli.ts';
 
 const spec: ModelSpec = { kind: 'mlp', layers: [6, 5, 3] };
 
@@ -142,19 +142,18 @@ describe('the attack on one MNIST image', () => {
 });
 
 describe('bfl-node experiment inversion', () => {
-  const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
-  const run = (...args: string[]) => spawnSync(process.execPath, [BIN, 'experiment', 'inversion', ...args], { encoding: 'utf8', timeout: 120_000 });
+  const run = (...args: string[]) => cli(['experiment', 'inversion', ...args]);
 
-  it('bad flags exit 2 with one line that says what to use', () => {
-    const batches = run('--batches', '1,7');
-    expect(batches.status).toBe(2);
-    expect(batches.stderr).toMatch(/--batches takes comma-separated batch sizes from 1 to 6, got "1,7"/);
-    expect(batches.stderr).not.toMatch(/\n\s+at /);
-    const images = run('--batches', '4', '--images', '2');
-    expect(images.status).toBe(2);
-    expect(images.stderr).toMatch(/--images 2 is fewer than the largest batch 4/);
-    const drift = run('--drift', '0,-5');
-    expect(drift.status).toBe(2);
-    expect(drift.stderr).toMatch(/--drift takes comma-separated step counts from 0 to 1000000, got "0,-5"/);
+  it('bad flags exit 2 with one line that says what to use', async () => {
+    const batches = await run('--batches', '1,7');
+    expect(batches.code).toBe(2);
+    expect(batches.err).toMatch(/--batches takes comma-separated batch sizes from 1 to 6, got "1,7"/);
+    expect(batches.err).not.toMatch(/\n\s+at /);
+    const images = await run('--batches', '4', '--images', '2');
+    expect(images.code).toBe(2);
+    expect(images.err).toMatch(/--images 2 is fewer than the largest batch 4/);
+    const drift = await run('--drift', '0,-5');
+    expect(drift.code).toBe(2);
+    expect(drift.err).toMatch(/--drift takes comma-separated step counts from 0 to 1000000, got "0,-5"/);
   }, 60_000);
 });

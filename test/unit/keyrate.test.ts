@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -6,9 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from '../../src/core/random.ts';
 import { defaultKeyrate, loadSklearn, runKeyrateExperiment, taylorLoss } from '../../src/experiments/keyrate.ts';
 import { ModelRuntime } from '../../src/learn/runtime.ts';
+import { cli } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
-const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
 
 /** A data set in scikit-learn's bundled CSV layout: 3 classes, 4 features, class k centred at 3k. */
 async function sklearnDir(n = 90): Promise<string> {
@@ -69,12 +68,12 @@ describe('experiment keyrate (the QKD paper Fig. 4)', () => {
     expect(pts[2].taylor).toBeLessThan(pts[0].taylor);
   });
 
-  it('bad flags exit 2 with one line', () => {
-    const r = spawnSync(process.execPath, [BIN, 'experiment', 'keyrate', '--datasets', 'mnist'], { encoding: 'utf8', timeout: 60_000 });
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/unknown data set mnist: use breast_cancer, digits, iris, wine/);
-    const p = spawnSync(process.execPath, [BIN, 'experiment', 'keyrate', '--partition', 'zipf'], { encoding: 'utf8', timeout: 60_000 });
-    expect(p.status).toBe(2);
-    expect(p.stderr).not.toMatch(/\n\s+at /);
+  it('bad flags exit 2 with one line', async () => {
+    const r = await cli(['experiment', 'keyrate', '--datasets', 'mnist']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown data set mnist: use breast_cancer, digits, iris, wine/);
+    const p = await cli(['experiment', 'keyrate', '--partition', 'zipf']);
+    expect(p.code).toBe(2);
+    expect(p.err).not.toMatch(/\n\s+at /);
   });
 });

@@ -9,6 +9,7 @@ import { NO_AUGMENT } from '../../src/learn/augment.ts';
 
 const NO_REGULARISER = { splitAugment: NO_AUGMENT, splitCutDropout: 0 };
 import { headShareAccount } from '../../src/learn/privacy.ts';
+import { cli } from '../helpers/cli.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
@@ -19,39 +20,39 @@ function run(...args: string[]) {
 }
 
 describe('bfl-node experiment split', () => {
-  it('bad flags exit 2 with one line that says what to use', () => {
-    const sched = run('experiment', 'split', '--schedulers', 'nearest,hungarian');
+  it('bad flags exit 2 with one line that says what to use', async () => {
+    const sched = await cli(['experiment', 'split', '--schedulers', 'nearest,hungarian']);
     expect(sched.code).toBe(2);
     expect(sched.err).toMatch(/unknown scheduler hungarian: use nearest, greedy, decomposition, swap, d3qn or none/);
     expect(sched.err).not.toMatch(/\n\s+at /);
-    expect(run('experiment', 'split', '--head-init', 'public').err).toMatch(/--head-init must be private or shared/);
-    expect(run('experiment', 'split', '--budget', '2,1').err).toMatch(/--budget takes lo,hi/);
-    const augment = run('experiment', 'split', '--augment', 'shift:20');
+    expect((await cli(['experiment', 'split', '--head-init', 'public'])).err).toMatch(/--head-init must be private or shared/);
+    expect((await cli(['experiment', 'split', '--budget', '2,1'])).err).toMatch(/--budget takes lo,hi/);
+    const augment = await cli(['experiment', 'split', '--augment', 'shift:20']);
     expect(augment.code).toBe(2);
     expect(augment.err).toMatch(/--augment "shift:20": use none, shift:K \(whole pixels, 0-10\), rotate:D \(degrees, 0-45\) or shift:K,rotate:D/);
     expect(augment.err).not.toMatch(/\n\s+at /);
-    const splitAugment = run('experiment', 'split', '--split-augment', 'blur:1');
+    const splitAugment = await cli(['experiment', 'split', '--split-augment', 'blur:1']);
     expect(splitAugment.code).toBe(2);
     expect(splitAugment.err).toMatch(/--split-augment "blur:1": use none, shift:K/);
-    const splitDropout = run('experiment', 'split', '--split-cut-dropout', '0.95');
+    const splitDropout = await cli(['experiment', 'split', '--split-cut-dropout', '0.95']);
     expect(splitDropout.code).toBe(2);
     expect(splitDropout.err).toMatch(/--split-cut-dropout/);
-    expect(run('experiment', 'split', '--cut-dropout', '1').err).toMatch(/--cut-dropout must be a number from 0 to 0.95, got "1"/);
-    const variant = run('experiment', 'split', '--variants', 'private-genesis,bigger-heads');
+    expect((await cli(['experiment', 'split', '--cut-dropout', '1'])).err).toMatch(/--cut-dropout must be a number from 0 to 0.95, got "1"/);
+    const variant = await cli(['experiment', 'split', '--variants', 'private-genesis,bigger-heads']);
     expect(variant.code).toBe(2);
     expect(variant.err).toMatch(/unknown variant bigger-heads: use private-own-init, .*, all or none/);
-    const cut = run('experiment', 'split', '--cut', '2', '--rounds', '1', '--schedulers', 'none');
+    const cut = await cli(['experiment', 'split', '--cut', '2', '--rounds', '1', '--schedulers', 'none']);
     expect(cut.code).not.toBe(0);
     expect(cut.err).toMatch(/split cut 2 for MLP 784-200-10: the cut is the number of dense layers on the client, an integer from 1 to 1/);
     expect(cut.err).not.toMatch(/\n\s+at /);
-    const hidden = run('experiment', 'split', '--hidden', '64,0');
+    const hidden = await cli(['experiment', 'split', '--hidden', '64,0']);
     expect(hidden.code).toBe(2);
     expect(hidden.err).toMatch(/--hidden takes a comma-separated list of layer widths, integers from 1 to 100000, got "64,0"/);
     // another model takes the cuts its hidden layers allow
-    const deeper = run('experiment', 'split', '--hidden', '64,32', '--cut', '3', '--rounds', '1', '--schedulers', 'none');
+    const deeper = await cli(['experiment', 'split', '--hidden', '64,32', '--cut', '3', '--rounds', '1', '--schedulers', 'none']);
     expect(deeper.code).not.toBe(0);
     expect(deeper.err).toMatch(/split cut 3 for MLP 784-64-32-10: .* an integer from 1 to 2/);
-  }, 300_000); // twelve CLI starts: 140 s at load average ~12
+  }, 120_000); // twelve calls of the CLI in this process (a spawned CLI each took 1-2 s, 140 s at load average ~12)
 
   it('a short run: split, FedAvg and centralized learn, bytes are the tensors sent, budgets make clients quit', async () => {
     const out = await tmpDir('bfl-split-');
