@@ -4,7 +4,7 @@
  * Pixels are float32 in [0, 1], one row of 784 per sample; labels are 0..9.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -109,11 +109,13 @@ function readEmbeddedMnist(files: readonly string[]): { all: Dataset; perm: numb
  * package's 21 MB of JSON and splitting took 0.55-0.75 s of CPU in every process that loads the
  * embedded MNIST (each testnet node, each experiment and test file). The cache holds the two
  * halves as they are used (labels, then float32 pixels), so a miner reads only the test half's
- * 6 MB. Its name is a hash of the format and the ten files' paths, sizes and modification times
- * (a reinstalled package is parsed again); each half carries its SHA-256, checked on every read,
- * so a short or damaged file is parsed again and replaced. Written to a temporary name and
- * renamed: nodes that start together (a testnet) never read a half-written one; a cache that
- * cannot be written is no error. BFL_DATA_CACHE=0 turns it off.
+ * 6 MB. Its name is a hash of the format and the ten files' paths, sizes, times and inodes (a
+ * reinstalled package is parsed again); each half carries its SHA-256, checked on every read, so
+ * a short or damaged file is parsed again and replaced. Written to a temporary name and renamed:
+ * nodes that start together (a testnet) never read a half-written one; a cache that cannot be
+ * written is no error. Each install (each clone of the project) has its own file, 31 MB: writing
+ * one removes all but the newest few, and one removed while still in use is written again.
+ * BFL_DATA_CACHE=0 turns it off.
  */
 const SPLIT_CACHE_MAGIC = 'bfl-mnist-split1';
 const PARTS = ['train', 'test'] as const;
@@ -141,9 +143,28 @@ function splitCacheFile(files: readonly string[]): string | undefined {
     } catch {
       return undefined; // missing: the parser names it
     }
-    key.update(`\n${f}\n${st.size}\n${st.mtimeMs}`);
+    // npm gives every installed file the same modification time (1985): the change time and
+    // the inode tell a reinstalled file
+    key.update(`\n${f}\n${st.size}\n${st.mtimeMs}\n${st.ctimeMs}\n${st.ino}`);
   }
   return join(dir, `mnist-${key.digest('hex').slice(0, 32)}.bin`);
+}
+
+/** Cache files kept when one is written, the newest by modification time. */
+const KEEP_SPLIT_CACHES = 4;
+
+function pruneSplitCache(dir: string): void {
+  const files = readdirSync(dir)
+    .filter((f) => /^mnist-[0-9a-f]{32}\.bin$/.test(f))
+    .flatMap((f) => {
+      try {
+        return [{ f, t: statSync(join(dir, f)).mtimeMs }];
+      } catch {
+        return []; // removed meanwhile by another process
+      }
+    })
+    .sort((a, b) => b.t - a.t || (a.f < b.f ? -1 : 1));
+  for (const { f } of files.slice(KEEP_SPLIT_CACHES)) rmSync(join(dir, f), { force: true });
 }
 
 const bytesOf = (a: Float32Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -190,6 +211,7 @@ function writeSplitCache(file: string, halves: readonly [Dataset, Dataset]): voi
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     writeFileSync(tmp, Buffer.concat([header, ...halves.flatMap((h) => [h.y, bytesOf(h.x)])]), { mode: 0o600 });
     renameSync(tmp, file);
+    pruneSplitCache(dirname(file));
   } catch {
     try {
       rmSync(tmp, { force: true });

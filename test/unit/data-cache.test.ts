@@ -5,7 +5,7 @@
  * per-process memo reset) with XDG_CACHE_HOME in a temporary directory.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -93,4 +93,22 @@ it('a damaged or short cache is parsed again and replaced; one that cannot be wr
   writeFileSync(join(blocked, 'bfl-node'), 'not a directory');
   process.env.XDG_CACHE_HOME = blocked;
   expect(bits((await fresh()).loadTestSet('mnist').x).equals(bits(parsed.test.x))).toBe(true);
+}, 60_000);
+
+it('writing a cache keeps the newest few of the directory\'s split caches and nothing else is touched', async () => {
+  mkdirSync(cacheDir, { recursive: true });
+  const now = Date.now() / 1000;
+  const old = Array.from({ length: 5 }, (_, i) => `mnist-${String(i).repeat(32)}.bin`);
+  old.forEach((f, i) => {
+    writeFileSync(join(cacheDir, f), 'an older install');
+    utimesSync(join(cacheDir, f), now - 86_400 * (i + 1), now - 86_400 * (i + 1)); // i + 1 days old
+  });
+  writeFileSync(join(cacheDir, 'notes.txt'), 'not a cache');
+  (await fresh()).loadTestSet('mnist'); // parses and writes its own cache
+  const left = readdirSync(cacheDir).sort();
+  expect(left).toContain('notes.txt');
+  const caches = left.filter((f) => f.endsWith('.bin'));
+  expect(caches).toHaveLength(4);
+  expect(caches.filter((f) => !old.includes(f))).toHaveLength(1); // the new one
+  expect(caches.filter((f) => old.includes(f)).sort()).toEqual(old.slice(0, 3).sort()); // the 3 newest of the older ones
 }, 60_000);
