@@ -95,8 +95,10 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const closers: { name: string; close: () => Promise<unknown> | unknown }[] = [{ name: 'memory-after-gc gauge', close: registerMemoryAfterGcGauge(metrics) }];
   const stop = async () => {
     for (const c of closers.splice(0).reverse()) {
+      const t0 = performance.now();
       try {
         await c.close();
+        log.debug({ part: c.name, ms: Math.round(performance.now() - t0) }, 'stopped');
       } catch (e) {
         log.warn({ part: c.name, err: (e as Error).message }, 'error while stopping');
       }

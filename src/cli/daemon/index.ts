@@ -126,5 +126,9 @@ export async function runDaemon(flags: DaemonFlags): Promise<number> {
   if (stopping) void shutdown();
   const code = await done;
   watch.stop();
-  return code;
+  // The node has closed what it opened and flushed its stores (the log is written synchronously).
+  // A library may still hold a timer: libp2p's address manager arms a 1 s debounce as its
+  // listeners close, which kept every stopped node up for another second (an operator's restart,
+  // each node of a testnet, each stop in the e2e tests). Exit now, with the code.
+  process.exit(code);
 }
