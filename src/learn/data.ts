@@ -3,11 +3,12 @@
  * default) and IDX files (full MNIST, Fashion-MNIST from Debian's `dataset-fashion-mnist`).
  * Pixels are float32 in [0, 1], one row of 784 per sample; labels are 0..9.
  */
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { homedir } from 'node:os';
+import { endianness, homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { gunzipSync } from 'node:zlib';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { Rng } from '../core/random.ts';
@@ -105,16 +106,21 @@ function readEmbeddedMnist(files: readonly string[]): { all: Dataset; perm: numb
 
 /**
  * The embedded split, cached in the user's cache directory ($XDG_CACHE_HOME or ~/.cache, then
- * bfl-node/data, beside the launcher's compile cache; none without a home directory): parsing the
+ * bfl-node/data, beside the launcher's compile cache; none if neither is known, and none in a
+ * directory that others may write: it must be the user's own, without group or other write
+ * permission, not a symbolic link): parsing the
  * package's 21 MB of JSON and splitting took 0.55-0.75 s of CPU in every process that loads the
  * embedded MNIST (each testnet node, each experiment and test file). The cache holds the two
  * halves as they are used (labels, then float32 pixels), so a miner reads only the test half's
- * 6 MB. Its name is a hash of the format and the ten files' paths, sizes, times and inodes (a
- * reinstalled package is parsed again); each half carries its SHA-256, checked on every read, so
+ * 6 MB. Its name is a hash of the format, the byte order, the code that makes the split (this
+ * module and core/random.ts: an edited parser or shuffle is a new cache) and the ten files'
+ * paths, sizes, times and inodes (a reinstalled package is parsed again); each half carries its
+ * SHA-256, checked on every read, so
  * a short or damaged file is parsed again and replaced. Written to a temporary name and renamed:
  * nodes that start together (a testnet) never read a half-written one; a cache that cannot be
  * written is no error. Each install (each clone of the project) has its own file, 31 MB: writing
- * one removes all but the newest few, and one removed while still in use is written again.
+ * one removes all but the newest few by last use (a read touches its file) and temporary files an
+ * hour old (a writer killed mid-write); one removed while still in use is written again.
  * BFL_DATA_CACHE=0 turns it off.
  */
 const SPLIT_CACHE_MAGIC = 'bfl-mnist-split1';
@@ -127,15 +133,43 @@ const SAMPLE_BYTES = 1 + 784 * 4;
 
 export function dataCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env.BFL_DATA_CACHE === '0') return undefined;
-  const home = homedir();
-  const base = env.XDG_CACHE_HOME || (home && home !== '/' ? join(home, '.cache') : '');
+  let base = env.XDG_CACHE_HOME;
+  if (!base) {
+    let home = '';
+    try {
+      home = homedir();
+    } catch {
+      // no home directory: HOME unset and no passwd entry for this user
+    }
+    base = home && home !== '/' ? join(home, '.cache') : '';
+  }
   return base ? join(base, 'bfl-node', 'data') : undefined;
 }
+
+/** Whether `dir` is a directory (not a symbolic link) of this user that nobody else may write;
+ * created (0700) first when `create`. A cache elsewhere would let others choose the data. */
+function privateDir(dir: string, create: boolean): boolean {
+  try {
+    if (create) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const st = lstatSync(dir);
+    return st.isDirectory() && (process.getuid === undefined || st.uid === process.getuid()) && (st.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** The code that makes the split, as bytes: part of the cache's name. */
+let codeKey: Buffer | undefined;
+const splitCode = () =>
+  (codeKey ??= createHash('sha256')
+    .update(readFileSync(new URL(import.meta.url)))
+    .update(readFileSync(new URL('../core/random.ts', import.meta.url)))
+    .digest());
 
 function splitCacheFile(files: readonly string[]): string | undefined {
   const dir = dataCacheDir();
   if (dir === undefined) return undefined;
-  const key = createHash('sha256').update(`${SPLIT_CACHE_MAGIC}\n${JSON.stringify(EMBEDDED_SPLIT)}`);
+  const key = createHash('sha256').update(`${SPLIT_CACHE_MAGIC}\n${endianness()}\n${JSON.stringify(EMBEDDED_SPLIT)}\n`).update(splitCode());
   for (const f of files) {
     let st;
     try {
@@ -150,11 +184,22 @@ function splitCacheFile(files: readonly string[]): string | undefined {
   return join(dir, `mnist-${key.digest('hex').slice(0, 32)}.bin`);
 }
 
-/** Cache files kept when one is written, the newest by modification time. */
+/** Cache files kept when one is written, the newest by modification time (a read touches its file). */
 const KEEP_SPLIT_CACHES = 4;
 
+/** Temporary files older than this are a killed writer's. */
+const STALE_TMP_MS = 3600_000;
+
 function pruneSplitCache(dir: string): void {
-  const files = readdirSync(dir)
+  const names = readdirSync(dir);
+  for (const f of names.filter((x) => /^mnist-[0-9a-f]{32}\.bin\..*\.tmp$/.test(x))) {
+    try {
+      if (Date.now() - statSync(join(dir, f)).mtimeMs > STALE_TMP_MS) rmSync(join(dir, f), { force: true });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const files = names
     .filter((f) => /^mnist-[0-9a-f]{32}\.bin$/.test(f))
     .flatMap((f) => {
       try {
@@ -172,6 +217,7 @@ const partHash = (y: Uint8Array, x: Float32Array) => createHash('sha256').update
 
 /** The halves asked for, or undefined if the cache is absent, short or damaged. */
 function readSplitCache(file: string, want: readonly Part[]): Dataset[] | undefined {
+  if (!privateDir(dirname(file), false)) return undefined;
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -193,6 +239,12 @@ function readSplitCache(file: string, want: readonly Part[]): Dataset[] | undefi
       if (!partHash(y, x).equals(header.subarray(20 + 36 * i, 52 + 36 * i))) return undefined;
       out.push({ name: 'mnist', x, y, n: n[i], dim: 784, classes: 10, image: { height: 28, width: 28 } });
     }
+    try {
+      const now = new Date();
+      utimesSync(file, now, now); // in use: pruning keeps the newest
+    } catch {
+      // read-only: it is still good
+    }
     return out;
   } finally {
     closeSync(fd);
@@ -206,10 +258,11 @@ function writeSplitCache(file: string, halves: readonly [Dataset, Dataset]): voi
     header.writeUInt32LE(h.n, 16 + 36 * i);
     partHash(h.y, h.x).copy(header, 20 + 36 * i);
   });
-  const tmp = `${file}.${process.pid}.tmp`;
+  if (!privateDir(dirname(file), true)) return;
+  // unique to this writer (threads of one process too); 'wx' never follows or reuses a name
+  const tmp = `${file}.${process.pid}.${threadId}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-    writeFileSync(tmp, Buffer.concat([header, ...halves.flatMap((h) => [h.y, bytesOf(h.x)])]), { mode: 0o600 });
+    writeFileSync(tmp, Buffer.concat([header, ...halves.flatMap((h) => [h.y, bytesOf(h.x)])]), { mode: 0o600, flag: 'wx' });
     renameSync(tmp, file);
     pruneSplitCache(dirname(file));
   } catch {

@@ -5,7 +5,7 @@
  * per-process memo reset) with XDG_CACHE_HOME in a temporary directory.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it, vi } from 'vitest';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -60,9 +60,17 @@ it('the cache gives the parser\'s bits; read back, it serves the whole split and
   raw.writeFloatLE(0.5, t.x);
   createHash('sha256').update(raw.subarray(t.y, t.y + t.n)).update(raw.subarray(t.x)).digest().copy(raw, t.hashAt);
   writeFileSync(file, raw);
+  const twoDaysAgo = Date.now() / 1000 - 2 * 86_400;
+  utimesSync(file, twoDaysAgo, twoDaysAgo);
+  // in a directory others may write, a cache is neither read nor written
+  chmodSync(cacheDir, 0o777);
+  expect((await fresh()).loadTestSet('mnist').x[0]).toBe(parsed.test.x[0]);
+  expect(readFileSync(file).equals(raw)).toBe(true);
+  chmodSync(cacheDir, 0o700);
   const m = await fresh();
   const test = m.loadTestSet('mnist');
   expect(test.x[0]).toBe(0.5);
+  expect(statSync(file).mtimeMs / 1000).toBeGreaterThan(twoDaysAgo + 86_400); // a read marks it used (pruning keeps the newest)
   expect(bits(test.y).equals(bits(parsed.test.y))).toBe(true);
   expect(bits(test.x.subarray(1)).equals(bits(parsed.test.x.subarray(1)))).toBe(true);
   const whole = (await fresh()).loadEmbeddedMnist();
@@ -104,9 +112,17 @@ it('writing a cache keeps the newest few of the directory\'s split caches and no
     utimesSync(join(cacheDir, f), now - 86_400 * (i + 1), now - 86_400 * (i + 1)); // i + 1 days old
   });
   writeFileSync(join(cacheDir, 'notes.txt'), 'not a cache');
+  // a writer killed mid-write two hours ago left its temporary file; one writing now has its own
+  const stale = `${old[0]}.4242.0.0a0b0c0d0e0f.tmp`;
+  const busy = `${old[1]}.4343.0.0a0b0c0d0e0f.tmp`;
+  writeFileSync(join(cacheDir, stale), 'half');
+  utimesSync(join(cacheDir, stale), now - 7200, now - 7200);
+  writeFileSync(join(cacheDir, busy), 'half');
   (await fresh()).loadTestSet('mnist'); // parses and writes its own cache
   const left = readdirSync(cacheDir).sort();
   expect(left).toContain('notes.txt');
+  expect(left).toContain(busy);
+  expect(left).not.toContain(stale);
   const caches = left.filter((f) => f.endsWith('.bin'));
   expect(caches).toHaveLength(4);
   expect(caches.filter((f) => !old.includes(f))).toHaveLength(1); // the new one
