@@ -21,8 +21,13 @@ if (major < 24) {
 // temp directory: whoever writes the cache chooses the code that runs. Set in the environment so
 // that the re-executed process below, its worker threads and the nodes a testnet starts use it
 // from their first module on. NODE_COMPILE_CACHE chooses another directory,
-// NODE_DISABLE_COMPILE_CACHE=1 turns it off; without a home directory there is none.
-const home = homedir();
+// NODE_DISABLE_COMPILE_CACHE=1 turns it off; without either directory there is none.
+let home = '';
+try {
+  home = homedir();
+} catch {
+  // no home directory: HOME unset and no passwd entry for this user
+}
 const cacheBase = process.env.XDG_CACHE_HOME || (home && home !== '/' ? join(home, '.cache') : '');
 if (process.env.NODE_COMPILE_CACHE === undefined && cacheBase) process.env.NODE_COMPILE_CACHE = join(cacheBase, 'bfl-node', 'compile-cache');
 if (process.env.NODE_COMPILE_CACHE !== undefined) (await import('node:module')).enableCompileCache?.(); // this process, if not re-executed below
@@ -44,4 +49,7 @@ if ((launch.args.length > 0 || Object.keys(launch.env).length > 0) && process.en
   }
 }
 const { main } = await import('../src/cli/main.ts');
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// a node that has stopped exits now, not when a library's last timer fires (src/cli/daemon/index.ts)
+if ((await import('../src/cli/daemon/index.ts')).nodeStopped()) process.exit(code);

@@ -21,10 +21,13 @@ function run(...args: string[]) {
 
 describe('bfl-node experiment split', () => {
   it('bad flags exit 2 with one line that says what to use', async () => {
-    const sched = await cli(['experiment', 'split', '--schedulers', 'nearest,hungarian']);
+    // one through a real process: its exit code and its whole stderr, one line
+    const sched = run('experiment', 'split', '--schedulers', 'nearest,hungarian');
     expect(sched.code).toBe(2);
     expect(sched.err).toMatch(/unknown scheduler hungarian: use nearest, greedy, decomposition, swap, d3qn or none/);
+    expect(sched.err.trim().split('\n')).toHaveLength(1);
     expect(sched.err).not.toMatch(/\n\s+at /);
+    // the rest through the CLI in this process
     expect((await cli(['experiment', 'split', '--head-init', 'public'])).err).toMatch(/--head-init must be private or shared/);
     expect((await cli(['experiment', 'split', '--budget', '2,1'])).err).toMatch(/--budget takes lo,hi/);
     const augment = await cli(['experiment', 'split', '--augment', 'shift:20']);

@@ -23,6 +23,17 @@ export interface DaemonFlags {
   logFormat?: string;
 }
 
+let stopped = false;
+
+/**
+ * Whether a node ran in this process and has stopped: it closed what it opened and flushed its
+ * stores (its log is written synchronously). A library may still hold a timer (libp2p's address
+ * manager arms a 1 s debounce as its listeners close), which kept every stopped node up for
+ * another second: an operator's restart, each node of a testnet, each stop in the e2e tests. The
+ * launcher (bin/bfl-node.js) then exits at once, with the code.
+ */
+export const nodeStopped = (): boolean => stopped;
+
 export const ENV = {
   role: 'BFL_ROLE',
   config: 'BFL_CONFIG',
@@ -126,9 +137,6 @@ export async function runDaemon(flags: DaemonFlags): Promise<number> {
   if (stopping) void shutdown();
   const code = await done;
   watch.stop();
-  // The node has closed what it opened and flushed its stores (the log is written synchronously).
-  // A library may still hold a timer: libp2p's address manager arms a 1 s debounce as its
-  // listeners close, which kept every stopped node up for another second (an operator's restart,
-  // each node of a testnet, each stop in the e2e tests). Exit now, with the code.
-  process.exit(code);
+  stopped = true;
+  return code;
 }
