@@ -2,8 +2,7 @@
 // Entry point. The sources are TypeScript run directly by Node's type stripping (Node >= 22.18,
 // we require 24 for libp2p 3 and OpenSSL 3.5's native ML-DSA). `npm ci` installs Node 24 into
 // node_modules/.bin, which npm scripts and npx put first on PATH.
-import { availableParallelism, homedir } from 'node:os';
-import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 const [major] = process.versions.node.split('.').map(Number);
@@ -22,14 +21,8 @@ if (major < 24) {
 // that the re-executed process below, its worker threads and the nodes a testnet starts use it
 // from their first module on. NODE_COMPILE_CACHE chooses another directory,
 // NODE_DISABLE_COMPILE_CACHE=1 turns it off; without either directory there is none.
-let home = '';
-try {
-  home = homedir();
-} catch {
-  // no home directory: HOME unset and no passwd entry for this user
-}
-const cacheBase = process.env.XDG_CACHE_HOME || (home && home !== '/' ? join(home, '.cache') : '');
-if (process.env.NODE_COMPILE_CACHE === undefined && cacheBase) process.env.NODE_COMPILE_CACHE = join(cacheBase, 'bfl-node', 'compile-cache');
+const compileCache = (await import('../src/util/cache-dir.ts')).userCacheDir('compile-cache');
+if (process.env.NODE_COMPILE_CACHE === undefined && compileCache) process.env.NODE_COMPILE_CACHE = compileCache;
 if (process.env.NODE_COMPILE_CACHE !== undefined) (await import('node:module')).enableCompileCache?.(); // this process, if not re-executed below
 // ONNX Runtime's telemetry off for the whole process, worker threads included (their process.env
 // is a copy that the native library does not read): src/learn/ort.ts says why.

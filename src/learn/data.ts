@@ -6,12 +6,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { endianness, homedir } from 'node:os';
+import { endianness } from 'node:os';
 import { dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { gunzipSync } from 'node:zlib';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { Rng } from '../core/random.ts';
+import { userCacheDir } from '../util/cache-dir.ts';
 
 export interface Dataset {
   name: string;
@@ -105,18 +106,16 @@ function readEmbeddedMnist(files: readonly string[]): { all: Dataset; perm: numb
 }
 
 /**
- * The embedded split, cached in the user's cache directory ($XDG_CACHE_HOME or ~/.cache, then
- * bfl-node/data, beside the launcher's compile cache; none if neither is known, and none in a
- * directory that others may write: it must be the user's own, without group or other write
- * permission, not a symbolic link): parsing the
- * package's 21 MB of JSON and splitting took 0.55-0.75 s of CPU in every process that loads the
- * embedded MNIST (each testnet node, each experiment and test file). The cache holds the two
+ * The embedded split, cached in the user's cache directory (bfl-node/data, util/cache-dir.ts,
+ * beside the launcher's compile cache), and only in one of the user's own that nobody else may
+ * write (not a symbolic link): parsing the package's 21 MB of JSON and splitting took
+ * 0.55-0.75 s of CPU in every process that loads the embedded MNIST (each testnet node, each
+ * experiment and test file). The cache holds the two
  * halves as they are used (labels, then float32 pixels), so a miner reads only the test half's
  * 6 MB. Its name is a hash of the format, the byte order, the code that makes the split (this
  * module and core/random.ts: an edited parser or shuffle is a new cache) and the ten files'
  * paths, sizes, times and inodes (a reinstalled package is parsed again); each half carries its
- * SHA-256, checked on every read, so
- * a short or damaged file is parsed again and replaced. Written to a temporary name and renamed:
+ * SHA-256, checked on every read, so a short or damaged file is parsed again and replaced. Written to a temporary name and renamed:
  * nodes that start together (a testnet) never read a half-written one; a cache that cannot be
  * written is no error. Each install (each clone of the project) has its own file, 31 MB: writing
  * one removes all but the newest few by last use (a read touches its file) and temporary files an
@@ -131,19 +130,8 @@ const SPLIT_HEADER = 16 + 2 * (4 + 32);
 /** A sample's label byte and its 784 float32 pixels. */
 const SAMPLE_BYTES = 1 + 784 * 4;
 
-export function dataCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (env.BFL_DATA_CACHE === '0') return undefined;
-  let base = env.XDG_CACHE_HOME;
-  if (!base) {
-    let home = '';
-    try {
-      home = homedir();
-    } catch {
-      // no home directory: HOME unset and no passwd entry for this user
-    }
-    base = home && home !== '/' ? join(home, '.cache') : '';
-  }
-  return base ? join(base, 'bfl-node', 'data') : undefined;
+function dataCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return env.BFL_DATA_CACHE === '0' ? undefined : userCacheDir('data', env);
 }
 
 /** Whether `dir` is a directory (not a symbolic link) of this user that nobody else may write;
