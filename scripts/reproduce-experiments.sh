@@ -2,13 +2,13 @@
 # Re-run the experiments behind docs/experiments.md: `bash scripts/reproduce-experiments.sh [OUT]`
 # (default OUT=out/paper). Everything is seeded: the same commit gives the same numbers.
 # Roughly 2 hours on a 2-core machine, most of it the 100-client thresholds grid; pass a
-# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, keyrate, association, scoring, split
+# subset as further arguments: attack, robustness, strategies, rewards, thresholds, provisioning, fedsac, keyrate, association, scoring, split, stale
 # (and kem, soak, split-models, split-regularise, ingest, not run by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-out/paper}
 shift || true
-parts=${*:-attack robustness strategies rewards thresholds provisioning fedsac keyrate association scoring split}
+parts=${*:-attack robustness strategies rewards thresholds provisioning fedsac keyrate association scoring split stale}
 bfl() { npx --no-install bfl-node "$@"; }
 mkdir -p "$out"
 for part in $parts; do
@@ -208,6 +208,15 @@ SETTINGS
     kem) nice -n 10 npx --no-install bfl-node bench kem --testnet --repeats 2 --json > "$out/kem.json" ;;
     # not in the default set: issue 13's soak, 2 miners + 6 clients under an outsider flood (README), ~25 min
     soak) nice -n 10 npx --no-install vitest run --config vitest.slow.config.ts test/e2e/soak.slow.test.ts && cp out/soak/soak.json "$out/soak.json" ;;
+    # stale updates in the testnet's learning, replayed offline (docs/decisions.md, "Stale updates
+    # take a shorter step"): no damping, the testnet's a = 0.5, a = 1, and every update fresh; ~6 min
+    stale)
+      for a in 0 0.5 1; do npx --no-install node scripts/stale-steps.ts "$a" 30 13 > "$out/stale-steps-a$a.txt"; done
+      npx --no-install node scripts/stale-steps.ts 0 30 13 fresh > "$out/stale-steps-fresh.txt"
+      # a staler mix, as on a loaded machine (τ = 0-3: 5 / 55 / 35 / 5 %)
+      for a in 0 0.5; do STALE_MIX=0.05,0.55,0.35,0.05 npx --no-install node scripts/stale-steps.ts "$a" 30 13 > "$out/stale-steps-loaded-a$a.txt"; done
+      tail -qn1 "$out"/stale-steps-*.txt
+      ;;
     # not in the default set: update ingestion beside the raw libp2p stream (README "Measured here"), three runs, ~2 min
     ingest) for r in 1 2 3; do npx --no-install bfl-node bench ingest --clients 4 --seconds 10 --json > "$out/ingest-$r.json"; done ;;
     *) echo "unknown part $part" >&2; exit 2 ;;

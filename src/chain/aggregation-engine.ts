@@ -8,7 +8,7 @@
  * transferred, not cloned; the result's model comes back the same way.
  */
 import { Worker } from 'node:worker_threads';
-import { type Aggregator, type AggregationContext, BflMecAggregator, createAggregator, stateCodecOf } from '../core/aggregation/index.ts';
+import { type Aggregator, type AggregationContext, BflMecAggregator, createAggregator, dampStaleSteps, stateCodecOf } from '../core/aggregation/index.ts';
 import { AgreementAggregator } from '../core/aggregation/agreement.ts';
 import type { GramKernel } from '../core/aggregation/vectors.ts';
 import type { AggregationEntry, RewardEntry } from '../core/types.ts';
@@ -27,7 +27,7 @@ export function aggregatorOf(c: AggregationConfig, kernel?: GramKernel): Aggrega
   });
   // both BFL-MEC rules: the default agreement scoring (issue 11) had been left on the JS reference
   if (kernel && (aggregator instanceof BflMecAggregator || aggregator instanceof AgreementAggregator)) aggregator.kernel = kernel;
-  return aggregator;
+  return dampStaleSteps(aggregator, c.stalenessDamping);
 }
 
 export interface AggregationJob {

@@ -50,6 +50,8 @@ export interface AggregationConfig {
   minPts: number | 'majority';
   maxNormRatio: number | null;
   stalenessExponent: number;
+  /** a in σ = weighted mean of (1 + τ_i)^(−a): the global step is shortened by σ (core/aggregation/damping.ts); 0 = off. */
+  stalenessDamping: number;
   fedproxDrop: number;
   krumF: number | null;
   trim: number;
@@ -64,6 +66,9 @@ export const defaultAggregationConfig: AggregationConfig = {
   minPts: defaultBflMecOptions.minPts,
   maxNormRatio: defaultBflMecOptions.maxNormRatio,
   stalenessExponent: defaultBflMecOptions.stalenessExponent,
+  // off by default: on, it changes every network's rule and every experiment's figures (the
+  // testnet turns it on: node/testnet.ts; docs/decisions.md, "Stale updates take a shorter step")
+  stalenessDamping: 0,
   fedproxDrop: defaultAggregatorOptions.fedproxDrop,
   krumF: null, // Multi-Krum's f: ⌊(n − 3) / 2⌋ of each aggregation's n
   trim: defaultAggregatorOptions.trim,
@@ -399,10 +404,14 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
  * Canonical JSON (sorted keys) of the aggregation rules: the genesis commits to these bytes. In
  * split mode the learning mode and cut join them (whose updates are recorded is a block rule:
  * core/params.ts contributorRole); federated networks keep the bytes, and the genesis, they had.
+ * So does stalenessDamping, only when it is on.
  */
 export function rulesOf(a: AggregationConfig, learning?: Pick<LearningConfig, 'mode' | 'split'>): string {
   const split = learning?.mode === 'split' ? { learningMode: 'split', splitCut: learning.split.cut } : {};
-  const sorted = Object.fromEntries(Object.entries({ ...a, ...split }).sort(([x], [y]) => (x < y ? -1 : 1)));
+  // staleness damping joins the bytes only when on: networks made before it keep their genesis
+  const { stalenessDamping, ...rest } = a;
+  const damping = stalenessDamping === 0 ? {} : { stalenessDamping };
+  const sorted = Object.fromEntries(Object.entries({ ...rest, ...damping, ...split }).sort(([x], [y]) => (x < y ? -1 : 1)));
   return JSON.stringify(sorted);
 }
 

@@ -103,6 +103,7 @@ export function networkSchema(d: SectionDefaults) {
     minPts: z.union([z.literal('majority'), int({ min: 1 })], expected('"majority" or an integer >= 1')).default(a.minPts),
     maxNormRatio: num({ min: 1, max: 1000 }).nullable().default(a.maxNormRatio),
     stalenessExponent: num({ min: 0, max: 10 }).default(a.stalenessExponent),
+    stalenessDamping: num({ min: 0, max: 10 }).default(a.stalenessDamping),
     fedproxDrop: num({ min: 0, max: 0.99 }).default(a.fedproxDrop),
     krumF: int({ min: 0 }).nullable().default(a.krumF),
     trim: num({ min: 0, max: 0.49 }).default(a.trim),

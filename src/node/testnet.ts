@@ -42,8 +42,11 @@ export interface TestnetOptions {
 // ~0.1 s of one core per block (the WebAssembly search does ~10 M hashes per CPU second; at
 // 200,000, the JS search's figure, blocks came so fast that the two miners forked all the
 // time), 50 samples/s per client (an update every ~2 s), and a rate that moves the model
-// visibly per round. Every value is written into the testnet's config.
-export const testnetDefaults = { difficulty: 1_000_000, rate: 50, lr: 0.05 };
+// visibly per round. Every value is written into the testnet's config. Federated mode shortens
+// stale steps (aggregation.stalenessDamping, FedBuff's 1/√(1 + τ)): here every update is 1-2
+// aggregations old when it is aggregated, and at full length the model fell 4-5 points within
+// two aggregations in some runs (docs/decisions.md, "Stale updates take a shorter step").
+export const testnetDefaults = { difficulty: 1_000_000, rate: 50, lr: 0.05, stalenessDamping: 0.5 };
 
 
 export interface Progress {
@@ -158,7 +161,7 @@ export async function runTestnet(o: TestnetOptions): Promise<TestnetSummary> {
     // split: the miners make the updates, so ϕ = one body update per miner by default
     chain: { difficulty: o.difficulty ?? testnetDefaults.difficulty, phi: o.phi ?? (mode === 'split' ? o.miners : o.clients) },
     learning: { rate: testnetDefaults.rate, lr: testnetDefaults.lr, ...(mode === 'split' ? { mode } : {}), ...o.learning },
-    aggregation: o.aggregation,
+    aggregation: mode === 'split' ? o.aggregation : { stalenessDamping: testnetDefaults.stalenessDamping, ...o.aggregation },
     p2p: o.p2p,
   });
   const bin = new URL('../../bin/bfl-node.js', import.meta.url).pathname;

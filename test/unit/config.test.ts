@@ -63,6 +63,7 @@ describe('network config', () => {
     expect(configError(() => parseNetworkConfig({ ...base, chain: { phi: 0 } }))).toMatch(/^chain\.phi: expected an integer >= 1/);
     expect(configError(() => parseNetworkConfig({ ...base, chain: { difficulty: '-5' } }))).toMatch(/^chain\.difficulty/);
     expect(configError(() => parseNetworkConfig({ ...base, chain: { phy: 3 } }))).toMatch(/chain\.phy: unknown setting/);
+    expect(configError(() => parseNetworkConfig({ ...base, aggregation: { stalenessDamping: -0.5 } }))).toMatch(/^aggregation\.stalenessDamping: expected a number >= 0 <= 10, got -0\.5$/);
     expect(configError(() => parseNetworkConfig({ ...base, networkId: 'has space' }))).toMatch(/^networkId/);
     expect(configError(() => parseNetworkConfig({ ...base, members: [{ id: 'miner-1', role: 'boss', publicKey: pk }] }))).toMatch(/members\[0\]\.role: expected one of "miner", "client"/);
     expect(configError(() => parseNetworkConfig({ ...base, members: [{ id: 'miner-1', role: 'miner', publicKey: 'abcd' }] }))).toMatch(/members\[0\]\.publicKey: expected 1312 bytes/);

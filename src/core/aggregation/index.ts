@@ -71,3 +71,4 @@ export function stateCodecOf<S>(a: Aggregator<S>): { stateless: boolean; encode(
 
 export type { Aggregator, AggregationContext, AggregationInput, AggregationResult, UpdateInput } from './types.ts';
 export { BflMecAggregator, defaultBflMecOptions, scoreAndAggregate } from './bflmec.ts';
+export { dampStaleSteps } from './damping.ts';

@@ -51,6 +51,8 @@ export interface AggregationResult {
     reasons?: string[]; // why each entry is low ('' for high)
     sharedReference?: string; // agreement scoring: why the shared reference was not used to exclude
     references?: string[]; // agreement scoring: what each entry was compared with ('history', 'momentum', 'consensus', 'no related peer', 'no peer')
+    /** staleness damping (damping.ts): the factor σ the rule's step was multiplied by, when not 1 */
+    stepScale?: number;
     note?: string;
   };
 }
