@@ -209,12 +209,16 @@ SETTINGS
     # not in the default set: issue 13's soak, 2 miners + 6 clients under an outsider flood (README), ~25 min
     soak) nice -n 10 npx --no-install vitest run --config vitest.slow.config.ts test/e2e/soak.slow.test.ts && cp out/soak/soak.json "$out/soak.json" ;;
     # stale updates in the testnet's learning, replayed offline (docs/decisions.md, "Stale updates
-    # take a shorter step"): no damping, the testnet's a = 0.5, a = 1, and every update fresh; ~6 min
+    # take a shorter step"): no damping, the testnet's a = 0.5, a = 1, and every update fresh; then a staler mix; ~9 min
     stale)
       for a in 0 0.5 1; do npx --no-install node scripts/stale-steps.ts "$a" 30 13 > "$out/stale-steps-a$a.txt"; done
       npx --no-install node scripts/stale-steps.ts 0 30 13 fresh > "$out/stale-steps-fresh.txt"
       # a staler mix, as on a loaded machine (τ = 0-3: 5 / 55 / 35 / 5 %)
       for a in 0 0.5; do STALE_MIX=0.05,0.55,0.35,0.05 npx --no-install node scripts/stale-steps.ts "$a" 30 13 > "$out/stale-steps-loaded-a$a.txt"; done
+      # a gentler step instead of damping, on the staler mix: η = 0.03, η = 0.02, E = 2
+      STALE_MIX=0.05,0.55,0.35,0.05 STALE_LR=0.03 npx --no-install node scripts/stale-steps.ts 0 30 13 > "$out/stale-steps-loaded-lr0.03.txt"
+      STALE_MIX=0.05,0.55,0.35,0.05 STALE_LR=0.02 npx --no-install node scripts/stale-steps.ts 0 30 13 > "$out/stale-steps-loaded-lr0.02.txt"
+      STALE_MIX=0.05,0.55,0.35,0.05 STALE_E=2 npx --no-install node scripts/stale-steps.ts 0 30 13 > "$out/stale-steps-loaded-e2.txt"
       tail -qn1 "$out"/stale-steps-*.txt
       ;;
     # not in the default set: update ingestion beside the raw libp2p stream (README "Measured here"), three runs, ~2 min

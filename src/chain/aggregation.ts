@@ -166,7 +166,9 @@ export class ChainAggregation implements ChainAggregationCheck {
       const u = await this.source.get(r.clientId, r.updateDigest);
       if (!u) throw new BflError(ErrorCode.UNAVAILABLE, `update ${r.clientId}:${toHex(r.updateDigest)} is not available to aggregate`, { action: 'IGNORE' });
       if (u.payload.length !== prevTx.model.length) throw new BflError(ErrorCode.BAD_AGGREGATION, `update ${toHex(r.updateDigest)} has ${u.payload.length / 4} parameters, the model ${prevTx.model.length / 4}`);
-      updates.push({ clientId: r.clientId, digest: r.updateDigest, payload: u.payload, sampleCount: u.sampleCount, staleness: Math.max(0, parent.rounds - 1 - (await this.roundOf(chain, u.baseModelHash))) });
+      // the recorded claim's base and count (PendingRecord), not the pool's: every miner the same
+      const base = r.baseModelHash ?? u.baseModelHash;
+      updates.push({ clientId: r.clientId, digest: r.updateDigest, payload: u.payload, sampleCount: r.sampleCount ?? u.sampleCount, staleness: Math.max(0, parent.rounds - 1 - (await this.roundOf(chain, base))) });
     }
     const job: AggregationJob = {
       previous: prevTx.model,

@@ -10,7 +10,8 @@ export interface StateJson {
   rounds: number;
   anchor: string;
   modelHash: string;
-  pending: [string, string][];
+  /** [client, digest, base model, sample count]; states stored before the claim was kept: [client, digest] */
+  pending: ([string, string] | [string, string, string, number])[];
 }
 
 export function stateToJson(s: ChainState): StateJson {
@@ -23,7 +24,7 @@ export function stateToJson(s: ChainState): StateJson {
     rounds: s.rounds,
     anchor: toHex(s.anchor),
     modelHash: toHex(s.modelHash),
-    pending: s.pending.map((p) => [p.clientId, toHex(p.updateDigest)]),
+    pending: s.pending.map((p) => (p.baseModelHash && p.sampleCount !== undefined ? [p.clientId, toHex(p.updateDigest), toHex(p.baseModelHash), p.sampleCount] : [p.clientId, toHex(p.updateDigest)])),
   };
 }
 
@@ -37,6 +38,6 @@ export function stateFromJson(j: StateJson): ChainState {
     rounds: j.rounds,
     anchor: fromHex(j.anchor),
     modelHash: fromHex(j.modelHash),
-    pending: j.pending.map(([clientId, d]) => ({ clientId, updateDigest: fromHex(d) })),
+    pending: j.pending.map(([clientId, d, base, sampleCount]) => (base === undefined ? { clientId, updateDigest: fromHex(d) } : { clientId, updateDigest: fromHex(d), baseModelHash: fromHex(base), sampleCount })),
   };
 }

@@ -415,6 +415,12 @@ export function rulesOf(a: AggregationConfig, learning?: Pick<LearningConfig, 'm
   return JSON.stringify(sorted);
 }
 
+/** The aggregation settings a genesis committed to (rulesOf's bytes, read back): a key rulesOf
+ * leaves out when off is off. The split keys stay (an aggregator ignores them). */
+export function aggregationConfigOfRules(rules: string): AggregationConfig {
+  return { stalenessDamping: 0, ...(JSON.parse(rules) as Partial<AggregationConfig>) } as AggregationConfig;
+}
+
 export function chainParamsOf(cfg: NetworkConfig, initialModel: Uint8Array): ChainParams {
   return { networkId: cfg.networkId, genesisTime: cfg.genesisTime, ...cfg.chain, members: cfg.members, initialModel, rules: rulesOf(cfg.aggregation, cfg.learning) };
 }

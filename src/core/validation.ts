@@ -20,6 +20,17 @@ import { checkOneVotePerClient, distinctClients } from './votes.ts';
 export interface PendingRecord {
   clientId: string;
   updateDigest: Uint8Array;
+  /** The recorded claim's base model and sample count: what an aggregation uses, not the claim a
+   * miner's pool happened to keep (a client may sign two claims for one payload, and two miners
+   * would then weigh it differently). Absent only in chain states stored before they were kept
+   * (chain/state-json.ts); the pool's claim is used then. */
+  baseModelHash?: Uint8Array;
+  sampleCount?: number;
+}
+
+/** A record's entry in the pending list. */
+export function pendingOf(r: RecordTx): PendingRecord {
+  return { clientId: r.clientId, updateDigest: r.updateDigest, baseModelHash: r.baseModelHash, sampleCount: r.sampleCount };
 }
 
 /** The chain state after a block: what the next block is validated against. */
@@ -164,7 +175,7 @@ export async function validateBlock(block: Block, ctx: ValidationContext): Promi
 
   // one vote per client per aggregation (core/votes.ts), so the ϕ rule counts clients
   checkOneVotePerClient(parent.pending, l.records);
-  const pending: PendingRecord[] = [...parent.pending, ...l.records.map((r) => ({ clientId: r.clientId, updateDigest: r.updateDigest }))];
+  const pending: PendingRecord[] = [...parent.pending, ...l.records.map(pendingOf)];
   const voters = distinctClients(pending);
   const mustAggregate = voters >= params.phi;
   if (mustAggregate && !l.aggregation) fail(ErrorCode.AGGREGATION_REQUIRED, `${voters} clients with unaggregated updates reach ϕ=${params.phi}: the block must aggregate`);

@@ -16,7 +16,7 @@ import { encodeBlock } from '../core/encoding.ts';
 import { isBflError } from '../core/errors.ts';
 import type { Block } from '../core/types.ts';
 import { payloadToDelta, recordOf } from '../core/update.ts';
-import { type ChainState, sortedPending } from '../core/validation.ts';
+import { type ChainState, pendingOf, sortedPending } from '../core/validation.ts';
 import { distinctClients } from '../core/votes.ts';
 import type { ChainAggregation } from '../chain/aggregation.ts';
 import type { ChainStore, Reorg } from '../chain/store.ts';
@@ -218,7 +218,7 @@ export class Miner {
           continue;
         }
         const records = entries.map(recordOf);
-        const pending = [...tip.pending, ...records.map((r) => ({ clientId: r.clientId, updateDigest: r.updateDigest }))];
+        const pending = [...tip.pending, ...records.map(pendingOf)];
         const agg = distinctClients(pending) >= store.params.phi ? await aggregation.compute(store, tip, sortedPending(pending)) : undefined;
         const template = buildBlockTemplate({ parent: tip, params: store.params, minerId: identity.id, timestamp: this.clock.now(), records, aggregation: agg });
         this.mining = new AbortController();

@@ -43,9 +43,9 @@ export interface TestnetOptions {
 // 200,000, the JS search's figure, blocks came so fast that the two miners forked all the
 // time), 50 samples/s per client (an update every ~2 s), and a rate that moves the model
 // visibly per round. Every value is written into the testnet's config. Federated mode shortens
-// stale steps (aggregation.stalenessDamping, FedBuff's 1/√(1 + τ)): here every update is 1-2
-// aggregations old when it is aggregated, and at full length the model fell 4-5 points within
-// two aggregations in some runs (docs/decisions.md, "Stale updates take a shorter step").
+// stale steps (aggregation.stalenessDamping, FedBuff's 1/√(1 + τ)): here four updates in five
+// are 1-2 aggregations old when they are aggregated, and at full length the model fell 4-5
+// points within two aggregations in some runs (docs/decisions.md, "Stale updates take a shorter step").
 export const testnetDefaults = { difficulty: 1_000_000, rate: 50, lr: 0.05, stalenessDamping: 0.5 };
 
 

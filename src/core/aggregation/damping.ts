@@ -14,9 +14,11 @@
  * an old base). For the weighted-sum rules with equal staleness this is FedBuff's per-update
  * discount exactly; with mixed staleness it keeps the direction the rule chose.
  *
- * Deterministic: g is recovered as model − previous, which float64 holds exactly (both are
- * float32), scaled in float64 and applied with applyUpdate, so it is rounded to float32 a second
- * time; every miner does the same operations in the same order.
+ * Deterministic: g is recovered as model − previous in float64 (exact unless the two differ by
+ * more than ~2^29 in magnitude, and then rounded the same way everywhere), scaled in float64 and
+ * applied with applyUpdate, so it is rounded to float32 a second time; every miner does the same
+ * operations in the same order. The rule's own state (e.g. the agreement rule's sketch of its
+ * step) holds the undamped step; the chain's previous global update is the damped one.
  */
 import { toHex } from '../bytes.ts';
 import { applyUpdate, stalenessWeight } from './common.ts';
