@@ -26,8 +26,8 @@ export interface DaemonFlags {
 let stopped = false;
 
 /**
- * Whether a node ran in this process and has stopped: it closed what it opened and flushed its
- * stores (its log is written synchronously). A library may still hold a timer (libp2p's address
+ * Whether a node ran in this process and has stopped, or failed to start: it closed what it
+ * opened and flushed its stores (its log is written synchronously). A library may still hold a timer (libp2p's address
  * manager arms a 1 s debounce as its listeners close), which kept every stopped node up for
  * another second: an operator's restart, each node of a testnet, each stop in the e2e tests. The
  * launcher (bin/bfl-node.js) then exits at once, with the code.
@@ -130,6 +130,8 @@ export async function runDaemon(flags: DaemonFlags): Promise<number> {
     watch.stop();
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
+    // startNode closed what it had opened before it threw: the launcher need not wait for timers either
+    stopped = true;
     if (isLockError(e)) throw lockedError(o.datadir);
     throw portInUseError(e) ?? e;
   }
