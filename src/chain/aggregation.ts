@@ -19,7 +19,7 @@ import { BflError, ErrorCode } from '../core/errors.ts';
 import { sha256 } from '../core/hash.ts';
 import type { AggregationTx, Block } from '../core/types.ts';
 import { payloadToDelta } from '../core/update.ts';
-import type { ChainState, PendingRecord } from '../core/validation.ts';
+import { type ChainState, type PendingRecord, pendingOf, sortedPending } from '../core/validation.ts';
 import type { AggregationEngine, AggregationJob } from './aggregation-engine.ts';
 import { Bounded } from '../util/bounded.ts';
 
@@ -71,7 +71,9 @@ interface Computed {
 /** Global models whose round is remembered: far more than the staleness an update may have. */
 export const ROUNDS_CACHED = 1024;
 
-const inputKey = (parent: ChainState, records: PendingRecord[]) => `${toHex(parent.hash)}/${records.map((r) => `${r.clientId}:${toHex(r.updateDigest)}`).join(',')}`;
+// the recorded claims are inputs too: two blocks on one parent may record other claims for one payload
+const inputKey = (parent: ChainState, records: PendingRecord[]) =>
+  `${toHex(parent.hash)}/${records.map((r) => `${r.clientId}:${toHex(r.updateDigest)}:${r.baseModelHash ? toHex(r.baseModelHash) : ''}:${r.sampleCount ?? ''}`).join(',')}`;
 
 export class ChainAggregation implements ChainAggregationCheck {
   private readonly engine: AggregationEngine;
@@ -136,7 +138,9 @@ export class ChainAggregation implements ChainAggregationCheck {
     }
     const parent = await chain.getState(block.header.prevHash);
     if (!parent) throw new BflError(ErrorCode.STORE_CORRUPT, `no state for the parent of ${toHex(anchor)}`);
-    const c = await this.run(chain, parent, tx.entries.map((e) => ({ clientId: e.clientId, updateDigest: e.updateDigest })));
+    // the updates it aggregated: the parent's pending records and the block's own, as recorded
+    const records = sortedPending([...parent.pending, ...block.txs.flatMap((t) => (t.type === 'record' ? [pendingOf(t)] : []))]);
+    const c = await this.run(chain, parent, records);
     if (!equalBytes(c.txBytes, encodeTx(tx))) throw new BflError(ErrorCode.STORE_CORRUPT, `the stored aggregation of ${toHex(anchor)} does not recompute`);
     await chain.putAggregatorState(anchor, c.state);
     return c.state;

@@ -87,10 +87,11 @@ function poolSource(pool: UpdatePool): UpdateSource {
 
 /** A stored state against the recomputed one. A state stored before the recorded claims were
  * kept lists its pending records as [client, digest] (chain/state-json.ts): those two are compared. */
-function sameState(stored: ChainState, recomputed: ChainState): boolean {
+export function sameState(stored: ChainState, recomputed: ChainState): boolean {
   const a = stateToJson(stored);
   const b = stateToJson(recomputed);
-  if (a.pending.some((p) => p.length === 2)) b.pending = b.pending.map((p) => [p[0], p[1]]);
+  // entry by entry: a node upgraded while records were pending stores both forms in one state
+  b.pending = b.pending.map((p, i) => (a.pending[i]?.length === 2 ? [p[0], p[1]] : p));
   return JSON.stringify(a) === JSON.stringify(b);
 }
 

@@ -8,7 +8,7 @@ import { sha256 } from '../../src/core/hash.ts';
 import type { ChainParams } from '../../src/core/params.ts';
 import { mineHeaderSync } from '../../src/core/pow.ts';
 import type { AggregationTx, Block, RecordTx } from '../../src/core/types.ts';
-import { type ChainState, type PendingRecord, sortedPending } from '../../src/core/validation.ts';
+import { type ChainState, type PendingRecord, pendingOf, sortedPending } from '../../src/core/validation.ts';
 import { generateIdentity, type Identity } from '../../src/crypto/keyfile.ts';
 
 export interface TestNetwork {
@@ -73,7 +73,7 @@ export function mineBlock(net: TestNetwork, parent: ChainState, miner: Identity,
 
 /** Pending records after adding `records` to `parent`, and an aggregation if ϕ is reached. */
 export function nextAggregation(net: TestNetwork, parent: ChainState, records: RecordTx[]): AggregationTx | undefined {
-  const pending = [...parent.pending, ...records.map((r) => ({ clientId: r.clientId, updateDigest: r.updateDigest }))];
+  const pending = [...parent.pending, ...records.map(pendingOf)];
   return pending.length >= net.params.phi ? simpleAggregation(net, parent, pending) : undefined;
 }
 

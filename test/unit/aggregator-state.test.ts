@@ -8,7 +8,7 @@ import { toHex } from '../../src/core/bytes.ts';
 import { sha256 } from '../../src/core/hash.ts';
 import type { Block } from '../../src/core/types.ts';
 import { deltaToPayload } from '../../src/core/update.ts';
-import { type ChainState, sortedPending } from '../../src/core/validation.ts';
+import { type ChainState, pendingOf, sortedPending } from '../../src/core/validation.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { type TestNetwork, makeNetwork, mineBlock, signedRecord } from '../helpers/network.ts';
 import { makeUpdates, resultDigest } from '../helpers/updates.ts';
@@ -102,7 +102,7 @@ describe('aggregator state per block', () => {
       for (let i = 0; i < count; i++) {
         const delta = Float32Array.from({ length: 8 }, (_, k) => Math.sin(++n + k) / 10);
         const r = [signedRecord(net, net.clients[n % 3], net.miners[miner].id, tip.modelHash, { digest: add(deltaToPayload(delta), tip.modelHash) })];
-        const pending = [...tip.pending, ...r.map((x) => ({ clientId: x.clientId, updateDigest: x.updateDigest }))];
+        const pending = [...tip.pending, ...r.map(pendingOf)];
         const aggregation = pending.length >= net.params.phi ? await p.aggregation!.compute(p.store, tip, sortedPending(pending)) : undefined;
         const b = mineBlock(net, tip, net.miners[miner], { records: r, aggregation, timestamp: ts + i });
         const res = await p.store.addBlock(b);
@@ -169,7 +169,7 @@ describe('aggregator state per block', () => {
     const forgetful = new ChainAggregation({ engine: new InThreadAggregationEngine(new Forgetful()), updates: source });
     const tip = y.store.tip;
     const r = [signedRecord(net, net.clients[0], net.miners[0].id, tip.modelHash, { digest: add(deltaToPayload(new Float32Array(8).fill(0.01)), tip.modelHash) })];
-    const pending = sortedPending([...tip.pending, { clientId: r[0].clientId, updateDigest: r[0].updateDigest }]);
+    const pending = sortedPending([...tip.pending, pendingOf(r[0])]);
     const bad = mineBlock(net, tip, net.miners[0], { records: r, aggregation: await forgetful.compute(y.store, tip, pending) });
     await expect(y.store.addBlock(bad)).rejects.toMatchObject({ code: 'BAD_AGGREGATION' });
     const good = mineBlock(net, tip, net.miners[0], { records: r, aggregation: await y.aggregation!.compute(y.store, tip, pending) });

@@ -11,7 +11,7 @@ import { toHex } from '../../src/core/bytes.ts';
 import { sha256 } from '../../src/core/hash.ts';
 import type { Block } from '../../src/core/types.ts';
 import { deltaToPayload } from '../../src/core/update.ts';
-import { type ChainState, sortedPending } from '../../src/core/validation.ts';
+import { type ChainState, pendingOf, sortedPending } from '../../src/core/validation.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { makeNetwork, mineBlock, signedRecord } from '../helpers/network.ts';
 import { tmpDir } from '../helpers/tmp.ts';
@@ -42,7 +42,7 @@ describe('agreement scoring on the chain', () => {
         const payload = deltaToPayload(delta);
         pool.set(toHex(sha256(payload)), { payload, sampleCount: 100, baseModelHash: tip.modelHash });
         const r = [signedRecord(net, net.clients[c], net.miners[miner].id, tip.modelHash, { digest: sha256(payload) })];
-        const pending = [...tip.pending, ...r.map((x) => ({ clientId: x.clientId, updateDigest: x.updateDigest }))];
+        const pending = [...tip.pending, ...r.map(pendingOf)];
         const aggregation = pending.length >= net.params.phi ? await p.aggregation.compute(p.store, tip, sortedPending(pending)) : undefined;
         const b = mineBlock(net, tip, net.miners[miner], { records: r, aggregation, timestamp: ts + i });
         const res = await p.store.addBlock(b);

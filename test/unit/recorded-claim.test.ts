@@ -10,7 +10,8 @@ import { sha256 } from '../../src/core/hash.ts';
 import { deltaToPayload } from '../../src/core/update.ts';
 import { pendingOf, sortedPending } from '../../src/core/validation.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
-import { makeNetwork, signedRecord } from '../helpers/network.ts';
+import { makeNetwork, mineBlock, signedRecord } from '../helpers/network.ts';
+import { sameState } from '../../src/chain/verify.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
 const NOW = 1_700_001_000_000;
@@ -41,6 +42,74 @@ describe('an aggregation weighs the claim the chain recorded, not the one a pool
     const b2 = new ChainAggregation({ engine: fedavg(), updates: pool((i) => ({ sampleCount: 100 + 900 * i, baseModelHash: records[i].baseModelHash })) });
     expect(toHex(encodeTx(await b2.compute(store, tip, bare)))).not.toBe(toHex(encodeTx(txA)));
     await store.close();
+  });
+
+  it('one miner\'s kept results are keyed by the recorded claims too: another claim on the same parent is computed, not taken from the cache', async () => {
+    const net = makeNetwork({ phi: 3, clients: 3 });
+    const store = await ChainStore.open({ datadir: await tmpDir('bfl-claim-'), params: net.params, signatures: new InThreadVerifier(), now: () => NOW });
+    const tip = store.tip;
+    const payloads = [0.1, -0.2, 0.3].map((x, i) => deltaToPayload(Float32Array.from({ length: 8 }, (_, k) => x * (k + 1 + i))));
+    const records = payloads.map((p, i) => signedRecord(net, net.clients[i], net.miners[0].id, tip.modelHash, { digest: sha256(p) }));
+    const source: UpdateSource = { get: async (_c, d) => ({ payload: payloads.find((p) => toHex(sha256(p)) === toHex(d))!, sampleCount: 100, baseModelHash: tip.modelHash }) };
+    const one = new ChainAggregation({ engine: new InThreadAggregationEngine(aggregatorOf({ ...defaultAggregationConfig, aggregator: 'fedavg' })), updates: source });
+    const mine = sortedPending(records.map(pendingOf));
+    const theirs = mine.map((p, i) => ({ ...p, sampleCount: 100 + 900 * i })); // a block by another miner, with the clients' other claims
+    const a = toHex(encodeTx(await one.compute(store, tip, mine)));
+    const b = toHex(encodeTx(await one.compute(store, tip, theirs)));
+    expect(b).not.toBe(a);
+    const fresh = new ChainAggregation({ engine: new InThreadAggregationEngine(aggregatorOf({ ...defaultAggregationConfig, aggregator: 'fedavg' })), updates: source });
+    expect(toHex(encodeTx(await fresh.compute(store, tip, theirs)))).toBe(b);
+    await store.close();
+  });
+
+  it('a missing aggregator state is rebuilt from the recorded claims, whatever claims the pool kept', async () => {
+    const net = makeNetwork({ phi: 3, clients: 3, modelFloats: 64 });
+    // bfl-mec keeps a state; with damping the base each claim names (its τ) changes the model
+    const engine = () => new InThreadAggregationEngine(aggregatorOf({ ...defaultAggregationConfig, stalenessDamping: 0.5 }));
+    // nearly parallel updates, so that the rule rates them high and the model moves
+    const payloads = [0, 1].map((round) => [1, 1.1, 0.9].map((x, i) => deltaToPayload(Float32Array.from({ length: 64 }, (_, k) => 0.01 * (x * Math.sin(k + 1 + round) + 0.05 * Math.cos(7 * k + i))))));
+    const recorded = new Map<string, Uint8Array>(); // digest → the base its record names
+    const right: UpdateSource = { get: async (_c, d) => ({ payload: payloads.flat().find((p) => toHex(sha256(p)) === toHex(d))!, sampleCount: 100, baseModelHash: recorded.get(toHex(d))! }) };
+    const producer = new ChainAggregation({ engine: engine(), updates: right });
+    const p = await ChainStore.open({ datadir: await tmpDir('bfl-claim-'), params: net.params, signatures: new InThreadVerifier(), aggregation: producer, now: () => NOW });
+    const genesisModel = p.tip.modelHash;
+    const blocks = [];
+    let firstModel = genesisModel;
+    for (const round of [0, 1]) {
+      const tip = p.tip;
+      // both rounds' records name the genesis model: the second round's are one aggregation old
+      const records = payloads[round].map((x, i) => signedRecord(net, net.clients[i], net.miners[0].id, genesisModel, { digest: sha256(x), createdAt: net.params.genesisTime + 1000 + round }));
+      for (const r of records) recorded.set(toHex(r.updateDigest), r.baseModelHash);
+      const block = mineBlock(net, tip, net.miners[0], { records, aggregation: await producer.compute(p, tip, sortedPending(records.map(pendingOf))), timestamp: net.params.genesisTime + 2000 + round });
+      expect((await p.addBlock(block)).status).toBe('connected');
+      blocks.push(block);
+      if (round === 0) firstModel = p.tip.modelHash;
+    }
+    const hash = p.tip.hash;
+    const expected = await p.aggregatorState(hash);
+    expect(expected).toBeDefined();
+    // a store written without the check keeps no states; its pool kept the clients' other claims,
+    // which name the newest model as the second round's base (τ = 0 instead of 1)
+    const z = await ChainStore.open({ datadir: await tmpDir('bfl-claim-'), params: net.params, signatures: new InThreadVerifier(), now: () => NOW });
+    for (const b of blocks) await z.addBlock(b);
+    expect(await z.aggregatorState(hash)).toBeUndefined();
+    const second = new Set(payloads[1].map((x) => toHex(sha256(x))));
+    const other: UpdateSource = { get: async (c, d) => ({ ...(await right.get(c, d))!, baseModelHash: second.has(toHex(d)) ? firstModel : genesisModel }) };
+    const rebuilt = await new ChainAggregation({ engine: engine(), updates: other }).stateAt(z, hash);
+    expect(toHex(rebuilt)).toBe(toHex(expected!));
+    await p.close();
+    await z.close();
+  });
+
+  it('chain verify compares a stored state entry by entry, also one stored half before the recorded claims were kept', () => {
+    const net = makeNetwork({ clients: 2 });
+    const rs = [0, 1].map((i) => signedRecord(net, net.clients[i], net.miners[0].id, new Uint8Array(32).fill(9)));
+    const state = { hash: new Uint8Array(32).fill(1), parentHash: new Uint8Array(32), height: 1, timestamp: NOW, work: 5n, rounds: 1, anchor: new Uint8Array(32), modelHash: new Uint8Array(32), pending: rs.map(pendingOf) };
+    const mixed = { ...state, pending: [{ clientId: rs[0].clientId, updateDigest: rs[0].updateDigest }, pendingOf(rs[1])] };
+    expect(sameState(mixed, state)).toBe(true);
+    expect(sameState(state, state)).toBe(true);
+    const wrong = { ...state, pending: [pendingOf(rs[0]), { ...pendingOf(rs[1]), sampleCount: 7 }] };
+    expect(sameState(wrong, state)).toBe(false);
   });
 
   it('a chain state keeps the recorded claims through its stored form, and reads the older form without them', () => {
