@@ -16,13 +16,19 @@ import { tmpDir } from '../helpers/tmp.ts';
 
 const NOW = 1_700_001_000_000;
 
+/** A fresh chain with three clients' records of three payloads on the genesis model (ϕ = 3). */
+async function threeRecords() {
+  const net = makeNetwork({ phi: 3, clients: 3 });
+  const store = await ChainStore.open({ datadir: await tmpDir('bfl-claim-'), params: net.params, signatures: new InThreadVerifier(), now: () => NOW });
+  const tip = store.tip;
+  const payloads = [0.1, -0.2, 0.3].map((x, i) => deltaToPayload(Float32Array.from({ length: 8 }, (_, k) => x * (k + 1 + i))));
+  const records = payloads.map((p, i) => signedRecord(net, net.clients[i], net.miners[0].id, tip.modelHash, { digest: sha256(p) }));
+  return { store, tip, payloads, records };
+}
+
 describe('an aggregation weighs the claim the chain recorded, not the one a pool kept', () => {
   it('two miners whose pools kept other claims for the same payloads (other sample counts and bases) compute the same aggregation', async () => {
-    const net = makeNetwork({ phi: 3, clients: 3 });
-    const store = await ChainStore.open({ datadir: await tmpDir('bfl-claim-'), params: net.params, signatures: new InThreadVerifier(), now: () => NOW });
-    const tip = store.tip;
-    const payloads = [0.1, -0.2, 0.3].map((x, i) => deltaToPayload(Float32Array.from({ length: 8 }, (_, k) => x * (k + 1 + i))));
-    const records = payloads.map((p, i) => signedRecord(net, net.clients[i], net.miners[0].id, tip.modelHash, { digest: sha256(p) }));
+    const { store, tip, payloads, records } = await threeRecords();
     // miner A's pool holds the recorded claims; miner B's holds other claims by the same clients for the same payloads
     const pool = (claim: (i: number) => { sampleCount: number; baseModelHash: Uint8Array }): UpdateSource => ({
       get: async (_c, d) => {
@@ -45,11 +51,7 @@ describe('an aggregation weighs the claim the chain recorded, not the one a pool
   });
 
   it('one miner\'s kept results are keyed by the recorded claims too: another claim on the same parent is computed, not taken from the cache', async () => {
-    const net = makeNetwork({ phi: 3, clients: 3 });
-    const store = await ChainStore.open({ datadir: await tmpDir('bfl-claim-'), params: net.params, signatures: new InThreadVerifier(), now: () => NOW });
-    const tip = store.tip;
-    const payloads = [0.1, -0.2, 0.3].map((x, i) => deltaToPayload(Float32Array.from({ length: 8 }, (_, k) => x * (k + 1 + i))));
-    const records = payloads.map((p, i) => signedRecord(net, net.clients[i], net.miners[0].id, tip.modelHash, { digest: sha256(p) }));
+    const { store, tip, payloads, records } = await threeRecords();
     const source: UpdateSource = { get: async (_c, d) => ({ payload: payloads.find((p) => toHex(sha256(p)) === toHex(d))!, sampleCount: 100, baseModelHash: tip.modelHash }) };
     const one = new ChainAggregation({ engine: new InThreadAggregationEngine(aggregatorOf({ ...defaultAggregationConfig, aggregator: 'fedavg' })), updates: source });
     const mine = sortedPending(records.map(pendingOf));
