@@ -160,7 +160,23 @@ export class ChainAggregation implements ChainAggregationCheck {
     return d;
   }
 
-  private async run(chain: AggregationChain, parent: ChainState, records: PendingRecord[]): Promise<Computed> {
+  /** Pending records of a chain state stored before the claims were kept name none: the record
+   * transactions since the anchor give them (one walk back over those blocks, only for such states). */
+  private async withClaims(chain: AggregationChain, parent: ChainState, records: PendingRecord[]): Promise<PendingRecord[]> {
+    const claimed = (r: PendingRecord) => r.baseModelHash !== undefined && r.sampleCount !== undefined;
+    if (records.every(claimed)) return records;
+    const recorded = new Map<string, PendingRecord>();
+    for (let h = parent.hash; !equalBytes(h, parent.anchor); ) {
+      const block = await chain.getBlock(h);
+      if (!block) break;
+      for (const t of block.txs) if (t.type === 'record') recorded.set(`${t.clientId}/${toHex(t.updateDigest)}`, pendingOf(t));
+      h = block.header.prevHash;
+    }
+    return records.map((r) => (claimed(r) ? r : (recorded.get(`${r.clientId}/${toHex(r.updateDigest)}`) ?? r)));
+  }
+
+  private async run(chain: AggregationChain, parent: ChainState, given: PendingRecord[]): Promise<Computed> {
+    const records = await this.withClaims(chain, parent, given);
     const key = inputKey(parent, records);
     const kept = this.results.get(key);
     if (kept) return kept;

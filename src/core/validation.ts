@@ -23,7 +23,7 @@ export interface PendingRecord {
   /** The recorded claim's base model and sample count: what an aggregation uses, not the claim a
    * miner's pool happened to keep (a client may sign two claims for one payload, and two miners
    * would then weigh it differently). Absent only in chain states stored before they were kept
-   * (chain/state-json.ts); the pool's claim is used then. */
+   * (chain/state-json.ts); the aggregation then reads them from the record transactions. */
   baseModelHash?: Uint8Array;
   sampleCount?: number;
 }

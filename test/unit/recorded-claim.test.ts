@@ -8,7 +8,7 @@ import { toHex } from '../../src/core/bytes.ts';
 import { encodeTx } from '../../src/core/encoding.ts';
 import { sha256 } from '../../src/core/hash.ts';
 import { deltaToPayload } from '../../src/core/update.ts';
-import { pendingOf, sortedPending } from '../../src/core/validation.ts';
+import { type ChainState, pendingOf, sortedPending } from '../../src/core/validation.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
 import { makeNetwork, mineBlock, signedRecord } from '../helpers/network.ts';
 import { sameState } from '../../src/chain/verify.ts';
@@ -23,7 +23,7 @@ async function threeRecords() {
   const tip = store.tip;
   const payloads = [0.1, -0.2, 0.3].map((x, i) => deltaToPayload(Float32Array.from({ length: 8 }, (_, k) => x * (k + 1 + i))));
   const records = payloads.map((p, i) => signedRecord(net, net.clients[i], net.miners[0].id, tip.modelHash, { digest: sha256(p) }));
-  return { store, tip, payloads, records };
+  return { net, store, tip, payloads, records };
 }
 
 describe('an aggregation weighs the claim the chain recorded, not the one a pool kept', () => {
@@ -61,6 +61,27 @@ describe('an aggregation weighs the claim the chain recorded, not the one a pool
     expect(b).not.toBe(a);
     const fresh = new ChainAggregation({ engine: new InThreadAggregationEngine(aggregatorOf({ ...defaultAggregationConfig, aggregator: 'fedavg' })), updates: source });
     expect(toHex(encodeTx(await fresh.compute(store, tip, theirs)))).toBe(b);
+    await store.close();
+  });
+
+  it('pending records of a state stored before the claims were kept are weighed by their record transactions, not the pool\'s claims', async () => {
+    const { net, store, tip, payloads, records } = await threeRecords();
+    // two records in a block without an aggregation (ϕ = 3); the next block's record makes three
+    expect((await store.addBlock(mineBlock(net, tip, net.miners[0], { records: records.slice(0, 2) }))).status).toBe('connected');
+    const parent = store.tip;
+    expect(parent.pending).toHaveLength(2);
+    const oldForm = { ...parent, pending: parent.pending.map((p) => ({ clientId: p.clientId, updateDigest: p.updateDigest })) }; // as read back from a state stored before
+    const withThird = (s: ChainState) => sortedPending([...s.pending, pendingOf(records[2])]);
+    const source = (sampleCount: (i: number) => number): UpdateSource => ({
+      get: async (_c, d) => {
+        const i = payloads.findIndex((p) => toHex(sha256(p)) === toHex(d));
+        return { payload: payloads[i], sampleCount: sampleCount(i), baseModelHash: tip.modelHash };
+      },
+    });
+    const fedavg = () => new InThreadAggregationEngine(aggregatorOf({ ...defaultAggregationConfig, aggregator: 'fedavg' }));
+    const want = await new ChainAggregation({ engine: fedavg(), updates: source(() => 100) }).compute(store, parent, withThird(parent));
+    const got = await new ChainAggregation({ engine: fedavg(), updates: source((i) => 100 + 900 * i) }).compute(store, oldForm, withThird(oldForm));
+    expect(toHex(encodeTx(got))).toBe(toHex(encodeTx(want)));
     await store.close();
   });
 
