@@ -120,8 +120,15 @@ it('bfl_memory_after_gc_bytes is read after each full collection: it holds what 
     held = undefined; // garbage now: the plain gauge still counts it until V8 collects
     const plain = Number(/^bfl_memory_bytes\{kind="array_buffers"\} (\d+)$/m.exec(await m.text())?.[1]);
     expect(plain).toBeGreaterThanOrEqual(48 * 1024 * 1024);
-    await collect();
-    expect(live - (await read('array_buffers'))).toBeGreaterThan(47 * 1024 * 1024); // (other small buffers come and go meanwhile)
+    // V8 may release an ArrayBuffer's backing store on a concurrent task after the collection
+    // that found it dead, so the reading of that collection can still count it (once in CI:
+    // 45 bytes more than before); the next full collection's does not. At most 10 collections.
+    let freed = 0;
+    for (let i = 0; i < 10 && freed <= 47 * 1024 * 1024; i++) {
+      await collect();
+      freed = live - (await read('array_buffers'));
+    }
+    expect(freed).toBeGreaterThan(47 * 1024 * 1024); // (other small buffers come and go meanwhile)
   } finally {
     stop();
   }
