@@ -27,10 +27,10 @@ let stopped = false;
 
 /**
  * Whether a node ran in this process and has stopped, or failed to start: it closed what it
- * opened and flushed its stores (its log is written synchronously). A library may still hold a timer (libp2p's address
- * manager arms a 1 s debounce as its listeners close), which kept every stopped node up for
- * another second: an operator's restart, each node of a testnet, each stop in the e2e tests. The
- * launcher (bin/bfl-node.js) then exits at once, with the code.
+ * opened and flushed its stores (its log is written synchronously). A library may still hold a
+ * timer (libp2p's address manager arms a 1 s debounce as its listeners close), which kept every
+ * stopped node up for another second: an operator's restart, each node of a testnet, each stop
+ * in the e2e tests. The launcher (bin/bfl-node.js) then exits at once, with the code.
  */
 export const nodeStopped = (): boolean => stopped;
 
