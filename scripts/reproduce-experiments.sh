@@ -138,6 +138,29 @@ SETTINGS
       for k in 12 48; do
         FIRST=$k npx --no-install node scripts/label-mix.ts "$s/dump6-dirichlet-seed1" dirichlet:0.5 1 "$s/dump6-dirichlet-seed2" dirichlet:0.5 2 "$s/dump6-dirichlet-seed3" dirichlet:0.5 3 | grep -E '^/|^ceiling|^one rule'
       done > "$s/label-mix-ceiling.txt"
+      # eighth look: teaching and the two-pool reward; λ picked on (c) seeds 1-3 and the seed-1
+      # quality runs, held out on (c) seeds 4-6 and quality seeds 2-3; three root-set draws; the
+      # 48-aggregation dumps of the sixth look (~15 min on the idle 2 cores)
+      dumps8=""
+      while read -r name part mode shares seeds; do
+        for seed in $seeds; do
+          d="$s/dump8-$name-seed$seed"
+          SEED=$seed npx --no-install node scripts/shapley-dump.ts "$d" "$part" 8 12 "$mode" "$shares" 2> "$d.log"
+          GAMES=equal npx --no-install node scripts/shapley-offline.ts "$d" > "$d.offline.txt"
+          dumps8="$dumps8 $d"
+        done
+      done <<'SETTINGS'
+shards-quality shards quality 0,0.2,0.5 1 2 3
+shards-sizes shards sizes 1,0.5,0.2 1 2 3
+dirichlet-quality dirichlet:0.5 quality 0,0.2,0.5 1 2 3
+dirichlet-sizes dirichlet:0.5 sizes 1,0.5,0.2 1 2
+dirichlet dirichlet:0.5 quality 0 1 2 3 4 5 6
+SETTINGS
+      for r in 1 2 3; do
+        # shellcheck disable=SC2086
+        ROOT_SEED=$r MIX_LAMBDAS=0.25,0.3,0.33,0.35,0.4,0.5 npx --no-install node scripts/rootset-offline.ts $dumps8 > "$s/rootset-offline-eighth-root$r.txt"
+      done
+      MIX_LAMBDAS=0.25,0.4 npx --no-install node scripts/rootset-offline.ts "$s"/dump6-dirichlet-seed{1,2,3} "$s/dump6-shards-seed1" > "$s/rootset-offline-eighth-48.txt"
       # permutation-sampled root-set game at 50 clients (the 50-client dump made above)
       for k in 25 100 400 1600; do npx --no-install node scripts/rootset-mc.ts "$s/dump-noniid50" "$k" | tail -1; done > "$s/rootset-mc50.txt"
       npx --no-install node scripts/scoring-dump.ts "$s/dump-labelflip50" shards 50 10 label-flip 0.3 2> "$s/dump-labelflip50.log"

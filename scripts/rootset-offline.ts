@@ -14,6 +14,11 @@
 // Rewards do not change the aggregation weights, so on a dump of today's rule the replayed
 // figures are the closed loop's (the "today" row reproduces `experiment rewards`).
 // ROOT_LOSS_GAME=1 also plays the game with the root set's exact loss (2^n model evaluations).
+// Eighth look: the label alignment q and the "teaching" t of each update (its change of the root
+// set's log-probabilities, double-centred, against the double-centred one-hot labels: cosine and
+// inner product), the root-set game on logit changes less their per-class means ("debiased"), and
+// two-pool rewards: per aggregation the share of n·t plus λ times the share of the root-set game
+// (MIX_LAMBDAS, default 0.25,0.5,1,2,4).
 // The root set: ROOT_PER_CLASS (10) samples per class of the embedded MNIST's test split drawn with
 // ROOT_SEED (1); the references are re-evaluated on the rest of the test split (disjoint from it).
 //   npx node scripts/rootset-offline.ts DUMPDIR...
@@ -271,6 +276,85 @@ for (const dir of process.argv.slice(2)) {
       });
       eqLoss[mask] = -logitLossAcc(z, prep.root.y, C).loss;
     }
+    // label alignment ("precision"): each update's change of the root set's log-probabilities,
+    // double-centred (per sample over classes, then per class over samples, so "raise class c on
+    // every image", a narrow label mix's bias, is removed), cosine with the double-centred one-hot
+    // labels: how much of what the update teaches on the root set is the right label; label noise
+    // teaches images of one class other classes, a narrow clean mix teaches few classes rightly
+    const R = prep.root.count;
+    const logp = (z: Float64Array) => {
+      const o = new Float64Array(z.length);
+      for (let s2 = 0; s2 < R; s2++) {
+        let m = -Infinity;
+        for (let c = 0; c < C; c++) m = Math.max(m, z[s2 * C + c]);
+        let sum = 0;
+        for (let c = 0; c < C; c++) sum += Math.exp(z[s2 * C + c] - m);
+        for (let c = 0; c < C; c++) o[s2 * C + c] = z[s2 * C + c] - m - Math.log(sum);
+      }
+      return o;
+    };
+    const dcentre = (x: Float64Array) => {
+      const o = Float64Array.from(x);
+      for (let s2 = 0; s2 < R; s2++) {
+        let m = 0;
+        for (let c = 0; c < C; c++) m += o[s2 * C + c];
+        for (let c = 0; c < C; c++) o[s2 * C + c] -= m / C;
+      }
+      for (let c = 0; c < C; c++) {
+        let m = 0;
+        for (let s2 = 0; s2 < R; s2++) m += o[s2 * C + c];
+        for (let s2 = 0; s2 < R; s2++) o[s2 * C + c] -= m / R;
+      }
+      return o;
+    };
+    const Y = new Float64Array(R * C);
+    for (let s2 = 0; s2 < R; s2++) Y[s2 * C + prep.root.y[s2]] = 1;
+    const Ydc = dcentre(Y);
+    const lp0 = logp(z0);
+    const align = zs.map((z) => {
+      const lp = logp(z);
+      return cosv(dcentre(lp.map((v, k) => v - lp0[k])), Ydc);
+    });
+    const alignQ = (k: number) => align.map((a) => Math.max(0, a) ** k);
+    r.ups.forEach((u, i) => add('(mean q per update, all)', u.clientId, align[i] / rounds.length));
+    // "teaching": the unnormalised inner product (how much right labelling, not what share); on a
+    // class-balanced root set it equals (1/R) Σ_s (Δz_{s,y_s} − mean_c Δz_{s,c}), the log-sum-exp
+    // cancelling (checked to 1e-16 on a dump)
+    const teachR = zs.map((z) => {
+      const lp = logp(z);
+      return dot(dcentre(lp.map((v, k) => v - lp0[k])), Ydc) / R;
+    });
+    // the root-set game with each update's logit change less its per-class mean over the root set
+    // (the "raise class c on every image" part a skewed step carries removed)
+    const zDeb = zs.map((z) => {
+      const d = z.map((v, k) => v - z0[k]);
+      for (let c = 0; c < C; c++) {
+        let m = 0;
+        for (let s2 = 0; s2 < R; s2++) m += d[s2 * C + c];
+        for (let s2 = 0; s2 < R; s2++) d[s2 * C + c] -= m / R;
+      }
+      return d;
+    });
+    const debLoss = new Float64Array(1 << n);
+    const fxDebLoss = new Float64Array(1 << n);
+    for (let mask = 0; mask < 1 << n; mask++) {
+      let all = 0;
+      r.ups.forEach((u, i) => {
+        if (mask & (1 << i)) all += u.samples;
+      });
+      const z = Float64Array.from(z0);
+      const zf = Float64Array.from(z0);
+      r.ups.forEach((u, i) => {
+        if (mask & (1 << i)) for (let k = 0; k < z.length; k++) {
+          z[k] += (u.samples / all) * zDeb[i][k];
+          zf[k] += (u.samples / allSamples) * zDeb[i][k];
+        }
+      });
+      debLoss[mask] = -logitLossAcc(z, prep.root.y, C).loss;
+      fxDebLoss[mask] = -logitLossAcc(zf, prep.root.y, C).loss;
+    }
+    const phiDeb = shapleyValues(n, debLoss);
+    const phiFxDeb = shapleyValues(n, fxDebLoss);
     const phiEqLoss = shapleyValues(n, eqLoss);
     const phiFxLoss = shapleyValues(n, fxLoss);
     const phiFxAcc = shapleyValues(n, fxAcc);
@@ -280,6 +364,18 @@ for (const dir of process.argv.slice(2)) {
     const phiRootLoss = rootLossGame[r.name] ? shapleyValues(n, Float64Array.from(rootLossGame[r.name])) : undefined;
     const cands: Record<string, number[]> = {
       'root acc game (exact)': phiRootAcc,
+      'label alignment q': align,
+      'teaching t': teachR,
+      'n*t': teachR.map((t, i) => r.ups[i].samples * t),
+      'debiased game': phiDeb,
+      'debiased fixed-share game': phiFxDeb,
+      'debiased game*q^2': phiDeb.map((p, i) => Math.max(0, p) * alignQ(2)[i]),
+      'n*q': align.map((a, i) => r.ups[i].samples * Math.max(0, a)),
+      'logit-avg loss game*q': phiLgLoss.map((p, i) => Math.max(0, p) * alignQ(1)[i]),
+      'logit-avg loss game*q^2': phiLgLoss.map((p, i) => Math.max(0, p) * alignQ(2)[i]),
+      'logit-avg loss game*q^4': phiLgLoss.map((p, i) => Math.max(0, p) * alignQ(4)[i]),
+      'logit-avg loss game*n*q^2': phiLgLoss.map((p, i) => Math.max(0, p) * r.ups[i].samples * alignQ(2)[i]),
+      'today*q^2': today.map((t, i) => t * alignQ(2)[i]),
       ...(phiRootLoss ? { 'root loss game (exact)': phiRootLoss } : {}),
       'logit-avg loss game': phiLgLoss,
       'logit-avg acc game': phiLgAcc,
@@ -321,6 +417,12 @@ for (const dir of process.argv.slice(2)) {
       'today*first-order': fac.map((f, i) => today[i] * f.fo),
       'today*loss-decrease': fac.map((f, i) => today[i] * f.gain),
     };
+    {
+      const sT = share(teachR.map((t, i) => r.ups[i].samples * t));
+      const sG = share(phiLgLoss);
+      for (const lam of (process.env.MIX_LAMBDAS ?? '0.25,0.5,1,2,4').split(',').map(Number))
+        r.ups.forEach((u, i) => add(`mix n*t + ${lam}*game`, u.clientId, sT[i] + lam * sG[i]));
+    }
     for (const [name, xs] of Object.entries(cands)) {
       const s = share(xs);
       r.ups.forEach((u, i) => {
