@@ -18,7 +18,8 @@
 // set's log-probabilities, double-centred, against the double-centred one-hot labels: cosine and
 // inner product), the root-set game on logit changes less their per-class means ("debiased"), and
 // two-pool rewards: per aggregation the share of n·t plus λ times the share of the root-set game
-// (MIX_LAMBDAS, default 0.25,0.5,1,2,4).
+// (MIX_LAMBDAS, default 0.25,0.5,1,2,4), and the same with signs kept ("signed mix": each value over
+// the high set's positive total, summed per client).
 // The root set: ROOT_PER_CLASS (10) samples per class of the embedded MNIST's test split drawn with
 // ROOT_SEED (1); the references are re-evaluated on the rest of the test split (disjoint from it).
 //   npx node scripts/rootset-offline.ts DUMPDIR...
@@ -422,6 +423,16 @@ for (const dir of process.argv.slice(2)) {
       const sG = share(phiLgLoss);
       for (const lam of (process.env.MIX_LAMBDAS ?? '0.25,0.5,1,2,4').split(',').map(Number))
         r.ups.forEach((u, i) => add(`mix n*t + ${lam}*game`, u.clientId, sT[i] + lam * sG[i]));
+      // the same two pools with signs kept: each value over the high set's positive total, summed
+      // per client (a chain would pay the positive increments of this balance)
+      const signedShare = (xs: number[]) => {
+        const t = xs.reduce((acc, x, i) => acc + (high[i] ? Math.max(0, x) : 0), 0);
+        return xs.map((x, i) => (high[i] && t > 0 ? x / t : 0));
+      };
+      const gT = signedShare(teachR.map((t, i) => r.ups[i].samples * t));
+      const gG = signedShare(phiLgLoss);
+      for (const lam of (process.env.MIX_LAMBDAS ?? '0.25,0.5,1,2,4').split(',').map(Number))
+        r.ups.forEach((u, i) => add(`signed mix ${lam}`, u.clientId, gT[i] + lam * gG[i]));
     }
     for (const [name, xs] of Object.entries(cands)) {
       const s = share(xs);
