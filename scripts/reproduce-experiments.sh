@@ -140,7 +140,7 @@ SETTINGS
       done > "$s/label-mix-ceiling.txt"
       # eighth look: teaching and the two-pool reward; λ picked on (c) seeds 1-3 and the seed-1
       # quality runs, held out on (c) seeds 4-6 and quality seeds 2-3; three root-set draws; the
-      # 48-aggregation dumps of the sixth look (~15 min on the idle 2 cores)
+      # 48-aggregation dumps of the sixth look; a root set of 30 per class (~30 min on the idle 2 cores)
       dumps8=""
       while read -r name part mode shares seeds; do
         for seed in $seeds; do
@@ -156,9 +156,14 @@ dirichlet-quality dirichlet:0.5 quality 0,0.2,0.5 1 2 3
 dirichlet-sizes dirichlet:0.5 sizes 1,0.5,0.2 1 2
 dirichlet dirichlet:0.5 quality 0 1 2 3 4 5 6
 SETTINGS
+      # the retrained references of the Dirichlet seeds 1-3, made above
+      cp "$s/shapley-dirichlet/retrained-coalitions.json" "$s/dump8-dirichlet-seed1/retrain.json"
+      for seed in 2 3; do cp "$s/shapley-dirichlet-seed$seed/retrained-coalitions.json" "$s/dump8-dirichlet-seed$seed/retrain.json"; done
       for r in 1 2 3; do
         # shellcheck disable=SC2086
         ROOT_SEED=$r MIX_LAMBDAS=0.25,0.3,0.33,0.35,0.4,0.5 npx --no-install node scripts/rootset-offline.ts $dumps8 > "$s/rootset-offline-eighth-root$r.txt"
+        # shellcheck disable=SC2086
+        ROOT_PER_CLASS=30 ROOT_SEED=$r MIX_LAMBDAS=0.25,0.4 npx --no-install node scripts/rootset-offline.ts $dumps8 > "$s/rootset-offline-eighth-root30x$r.txt"
       done
       MIX_LAMBDAS=0.25,0.4 npx --no-install node scripts/rootset-offline.ts "$s"/dump6-dirichlet-seed{1,2,3} "$s/dump6-shards-seed1" > "$s/rootset-offline-eighth-48.txt"
       # permutation-sampled root-set game at 50 clients (the 50-client dump made above)
