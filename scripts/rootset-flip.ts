@@ -1,12 +1,12 @@
 // Does the root-set signal separate label-flipping clients (issue 11, "Where bfl-mec loses: label
 // flip")? On a dump of scripts/scoring-dump.ts (e.g. DIR shards 50 10 label-flip 0.3, FedAvg),
-// per update the root-set factors of scripts/rootset-offline.ts; per aggregation the range of
+// per update the root-set factors of scripts/rootset-offline.ts (and teaching, eighth look); per aggregation the range of
 // flipped and honest updates and the AUC (probability that an honest update scores above a
 // flipped one), and per client its mean over the first 3 and over all aggregations. A study only:
 // nothing is detected with it in the product.
 //   npx node scripts/rootset-flip.ts DUMPDIR
 import { dumpNames, readRound } from './dumps.ts';
-import { prepareRootSet, rootGradient, rootLoss, selectRootIndices } from '../src/core/aggregation/rootset.ts';
+import { prepareRootSet, rootGradient, rootLogits, rootLoss, selectRootIndices } from '../src/core/aggregation/rootset.ts';
 import { loadDataset, subset } from '../src/learn/data.ts';
 
 const dir = process.argv[2];
@@ -24,23 +24,36 @@ const auc = (honest: number[], flipped: number[]) => {
   return w / (honest.length * flipped.length);
 };
 const range = (xs: number[]) => `${Math.min(...xs).toFixed(3)} … ${Math.max(...xs).toFixed(3)}`;
-type Row = { client: string; attacker: boolean; fl: number; gain: number; fo: number };
+type Row = { client: string; attacker: boolean; fl: number; gain: number; fo: number; teach: number };
+// teaching (docs/experiments.md, "Eighth look"): the mean over the root set of the true label's
+// logit change less the mean class's
+const C = 10;
+const teaching = (z0: Float64Array, z: Float64Array) => {
+  let t = 0;
+  for (let s = 0; s < prep.root.count; s++) {
+    let m = 0;
+    for (let c = 0; c < C; c++) m += z[s * C + c] - z0[s * C + c];
+    t += z[s * C + prep.root.y[s]] - z0[s * C + prep.root.y[s]] - m / C;
+  }
+  return t / prep.root.count;
+};
 const perClient = new Map<string, { attacker: boolean; rows: Row[] }>();
 for (const d of dumpNames(dir)) {
   const { meta, deltas: all, previous } = readRound(dir, d);
   const { loss: L0, grad } = rootGradient(prep, previous);
   const gn = Math.sqrt(dot(grad, grad));
+  const z0 = rootLogits(prep, previous).logits;
   const rows: Row[] = meta.updates.map((u: { clientId: string; attacker: boolean }, i: number) => {
     const delta = all.subarray(i * meta.dim, (i + 1) * meta.dim);
     const fo = -dot(grad, delta);
     const dn = Math.sqrt(dot(delta, delta));
-    return { client: u.clientId, attacker: u.attacker, fl: fo / (dn * gn), gain: L0 - rootLoss(prep, previous, delta), fo };
+    return { client: u.clientId, attacker: u.attacker, fl: fo / (dn * gn), gain: L0 - rootLoss(prep, previous, delta), fo, teach: teaching(z0, rootLogits(prep, previous, delta.slice()).logits) };
   });
   for (const r of rows) {
     if (!perClient.has(r.client)) perClient.set(r.client, { attacker: r.attacker, rows: [] });
     perClient.get(r.client)!.rows.push(r);
   }
-  const line = (['fl', 'gain', 'fo'] as const).map((k) => {
+  const line = (['fl', 'gain', 'fo', 'teach'] as const).map((k) => {
     const h = rows.filter((r) => !r.attacker).map((r) => r[k]);
     const f = rows.filter((r) => r.attacker).map((r) => r[k]);
     return `${k}: honest ${range(h)} flipped ${range(f)} AUC ${auc(h, f).toFixed(3)}`;
@@ -48,7 +61,7 @@ for (const d of dumpNames(dir)) {
   console.log(`${d} L0 ${L0.toFixed(3)} | ${line.join(' | ')}`);
 }
 for (const [label, k] of [['first 3', 3], ['all', Infinity]] as const) {
-  const line = (['fl', 'gain', 'fo'] as const).map((key) => {
+  const line = (['fl', 'gain', 'fo', 'teach'] as const).map((key) => {
     const mean = (c: { rows: Row[] }) => {
       const rs = c.rows.slice(0, k);
       return rs.reduce((s, r) => s + r[key], 0) / rs.length;
