@@ -6,7 +6,7 @@
 // nothing is detected with it in the product.
 //   npx node scripts/rootset-flip.ts DUMPDIR
 import { dumpNames, readRound } from './dumps.ts';
-import { prepareRootSet, rootGradient, rootLogits, rootLoss, selectRootIndices } from '../src/core/aggregation/rootset.ts';
+import { prepareRootSet, rootGradient, rootLogits, rootLoss, rootTeaching, selectRootIndices } from '../src/core/aggregation/rootset.ts';
 import { loadDataset, subset } from '../src/learn/data.ts';
 
 const dir = process.argv[2];
@@ -25,18 +25,6 @@ const auc = (honest: number[], flipped: number[]) => {
 };
 const range = (xs: number[]) => `${Math.min(...xs).toFixed(3)} … ${Math.max(...xs).toFixed(3)}`;
 type Row = { client: string; attacker: boolean; fl: number; gain: number; fo: number; teach: number };
-// teaching (docs/experiments.md, "Eighth look"): the mean over the root set of the true label's
-// logit change less the mean class's
-const C = 10;
-const teaching = (z0: Float64Array, z: Float64Array) => {
-  let t = 0;
-  for (let s = 0; s < prep.root.count; s++) {
-    let m = 0;
-    for (let c = 0; c < C; c++) m += z[s * C + c] - z0[s * C + c];
-    t += z[s * C + prep.root.y[s]] - z0[s * C + prep.root.y[s]] - m / C;
-  }
-  return t / prep.root.count;
-};
 const perClient = new Map<string, { attacker: boolean; rows: Row[] }>();
 for (const d of dumpNames(dir)) {
   const { meta, deltas: all, previous } = readRound(dir, d);
@@ -47,7 +35,7 @@ for (const d of dumpNames(dir)) {
     const delta = all.subarray(i * meta.dim, (i + 1) * meta.dim);
     const fo = -dot(grad, delta);
     const dn = Math.sqrt(dot(delta, delta));
-    return { client: u.clientId, attacker: u.attacker, fl: fo / (dn * gn), gain: L0 - rootLoss(prep, previous, delta), fo, teach: teaching(z0, rootLogits(prep, previous, delta.slice()).logits) };
+    return { client: u.clientId, attacker: u.attacker, fl: fo / (dn * gn), gain: L0 - rootLoss(prep, previous, delta), fo, teach: rootTeaching(prep, z0, rootLogits(prep, previous, delta.slice()).logits) };
   });
   for (const r of rows) {
     if (!perClient.has(r.client)) perClient.set(r.client, { attacker: r.attacker, rows: [] });

@@ -27,7 +27,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addShapley, dumpNames, readRound } from './dumps.ts';
 import { AgreementAggregator } from '../src/core/aggregation/agreement.ts';
-import { prepareRootSet, rootGradient, rootLogits, rootLoss, selectRootIndices } from '../src/core/aggregation/rootset.ts';
+import { prepareRootSet, rootGradient, rootLogits, rootLoss, rootTeaching, selectRootIndices } from '../src/core/aggregation/rootset.ts';
 import { fromHex } from '../src/core/bytes.ts';
 import { loadDataset, subset } from '../src/learn/data.ts';
 import { ModelRuntime } from '../src/learn/runtime.ts';
@@ -42,6 +42,7 @@ const rootIdx = selectRootIndices(data.test.y, 10, perClass, seed);
 const rootData = subset(data.test, rootIdx);
 const prep = prepareRootSet({ x: rootData.x, y: rootData.y, count: rootData.n, dim: 784, classes: 10 }, layers);
 const testN = data.test.n;
+const lambdas = (process.env.MIX_LAMBDAS ?? '0.25,0.5,1,2,4').split(',').map(Number);
 let runtime: ModelRuntime | undefined;
 
 type Up = { clientId: string; digest: string; samples: number; share: number; delta: Float32Array };
@@ -316,15 +317,12 @@ for (const dir of process.argv.slice(2)) {
       const lp = logp(z);
       return cosv(dcentre(lp.map((v, k) => v - lp0[k])), Ydc);
     });
-    const alignQ = (k: number) => align.map((a) => Math.max(0, a) ** k);
+    const alignQ = (k: number, i: number) => Math.max(0, align[i]) ** k;
     r.ups.forEach((u, i) => add('(mean q per update, all)', u.clientId, align[i] / rounds.length));
-    // "teaching": the unnormalised inner product (how much right labelling, not what share); on a
-    // class-balanced root set it equals (1/R) Σ_s (Δz_{s,y_s} − mean_c Δz_{s,c}), the log-sum-exp
-    // cancelling (checked to 1e-16 on a dump)
-    const teachR = zs.map((z) => {
-      const lp = logp(z);
-      return dot(dcentre(lp.map((v, k) => v - lp0[k])), Ydc) / R;
-    });
+    // "teaching": the unnormalised form (how much right labelling, not what share); on a
+    // class-balanced root set R·t is the inner product above without the cosine's norms, the
+    // log-sum-exp cancelling (checked to 1e-16 on a dump)
+    const teachR = zs.map((z) => rootTeaching(prep, z0, z));
     // the root-set game with each update's logit change less its per-class mean over the root set
     // (the "raise class c on every image" part a skewed step carries removed)
     const zDeb = zs.map((z) => {
@@ -370,13 +368,13 @@ for (const dir of process.argv.slice(2)) {
       'n*t': teachR.map((t, i) => r.ups[i].samples * t),
       'debiased game': phiDeb,
       'debiased fixed-share game': phiFxDeb,
-      'debiased game*q^2': phiDeb.map((p, i) => Math.max(0, p) * alignQ(2)[i]),
+      'debiased game*q^2': phiDeb.map((p, i) => Math.max(0, p) * alignQ(2, i)),
       'n*q': align.map((a, i) => r.ups[i].samples * Math.max(0, a)),
-      'logit-avg loss game*q': phiLgLoss.map((p, i) => Math.max(0, p) * alignQ(1)[i]),
-      'logit-avg loss game*q^2': phiLgLoss.map((p, i) => Math.max(0, p) * alignQ(2)[i]),
-      'logit-avg loss game*q^4': phiLgLoss.map((p, i) => Math.max(0, p) * alignQ(4)[i]),
-      'logit-avg loss game*n*q^2': phiLgLoss.map((p, i) => Math.max(0, p) * r.ups[i].samples * alignQ(2)[i]),
-      'today*q^2': today.map((t, i) => t * alignQ(2)[i]),
+      'logit-avg loss game*q': phiLgLoss.map((p, i) => Math.max(0, p) * alignQ(1, i)),
+      'logit-avg loss game*q^2': phiLgLoss.map((p, i) => Math.max(0, p) * alignQ(2, i)),
+      'logit-avg loss game*q^4': phiLgLoss.map((p, i) => Math.max(0, p) * alignQ(4, i)),
+      'logit-avg loss game*n*q^2': phiLgLoss.map((p, i) => Math.max(0, p) * r.ups[i].samples * alignQ(2, i)),
+      'today*q^2': today.map((t, i) => t * alignQ(2, i)),
       ...(phiRootLoss ? { 'root loss game (exact)': phiRootLoss } : {}),
       'logit-avg loss game': phiLgLoss,
       'logit-avg acc game': phiLgAcc,
@@ -421,8 +419,7 @@ for (const dir of process.argv.slice(2)) {
     {
       const sT = share(teachR.map((t, i) => r.ups[i].samples * t));
       const sG = share(phiLgLoss);
-      for (const lam of (process.env.MIX_LAMBDAS ?? '0.25,0.5,1,2,4').split(',').map(Number))
-        r.ups.forEach((u, i) => add(`mix n*t + ${lam}*game`, u.clientId, sT[i] + lam * sG[i]));
+      for (const lam of lambdas) r.ups.forEach((u, i) => add(`mix n*t + ${lam}*game`, u.clientId, sT[i] + lam * sG[i]));
       // the same two pools with signs kept: each value over the high set's positive total, summed
       // per client (a chain would pay the positive increments of this balance)
       const signedShare = (xs: number[]) => {
@@ -431,8 +428,7 @@ for (const dir of process.argv.slice(2)) {
       };
       const gT = signedShare(teachR.map((t, i) => r.ups[i].samples * t));
       const gG = signedShare(phiLgLoss);
-      for (const lam of (process.env.MIX_LAMBDAS ?? '0.25,0.5,1,2,4').split(',').map(Number))
-        r.ups.forEach((u, i) => add(`signed mix ${lam}`, u.clientId, gT[i] + lam * gG[i]));
+      for (const lam of lambdas) r.ups.forEach((u, i) => add(`signed mix ${lam}`, u.clientId, gT[i] + lam * gG[i]));
     }
     for (const [name, xs] of Object.entries(cands)) {
       const s = share(xs);

@@ -1,6 +1,6 @@
 /** The public root set's consensus maths (issue 11, rewards from a root set): src/core/aggregation/rootset.ts. */
 import { describe, expect, it } from 'vitest';
-import { checkRootSet, prepareRootSet, rootGradient, rootLogits, rootLoss, rootSetHash, selectRootIndices, type RootSet } from '../../src/core/aggregation/rootset.ts';
+import { checkRootSet, prepareRootSet, rootGradient, rootLogits, rootLoss, rootSetHash, rootTeaching, selectRootIndices, type RootSet } from '../../src/core/aggregation/rootset.ts';
 import { toHex } from '../../src/core/bytes.ts';
 import { ErrorCode } from '../../src/core/errors.ts';
 import { Rng } from '../../src/core/random.ts';
@@ -97,5 +97,33 @@ describe('root set', () => {
     const other = tiny(2);
     expect(code(() => checkRootSet(r, layers, toHex(rootSetHash(other))))).toBe(ErrorCode.BAD_CONFIG);
     expect(() => checkRootSet(r, layers, toHex(rootSetHash(other)))).toThrow(/SHA-256 .* differs/);
+  });
+  it('teaching: the true label\'s logit lift less the mean class\'s; a push of one class on every sample adds nothing on a balanced set', () => {
+    const prep = prepareRootSet(tiny(), layers); // 9 samples, labels 0, 1, 2 three times each
+    const rng = new Rng(5);
+    const base = Float64Array.from({ length: 9 * 3 }, () => rng.normal());
+    const moved = (f: (s: number, c: number) => number) => base.map((z, k) => z + f(Math.floor(k / 3), k % 3));
+    expect(rootTeaching(prep, base, base)).toBe(0);
+    // +1 on class 2 everywhere: right on 3 samples of 9, wrong on 6
+    expect(rootTeaching(prep, base, moved((_, c) => (c === 2 ? 1 : 0)))).toBeCloseTo(0, 12);
+    // +1 on each sample's true label: 1 − 1/3 per sample
+    expect(rootTeaching(prep, base, moved((s, c) => (c === s % 3 ? 1 : 0)))).toBeCloseTo(2 / 3, 12);
+    // +1 on a wrong label (the next class): −1/3 per sample
+    expect(rootTeaching(prep, base, moved((s, c) => (c === (s + 1) % 3 ? 1 : 0)))).toBeCloseTo(-1 / 3, 12);
+    // the same as the double-centred log-probability change against the centred labels, over R
+    const logits = moved(() => rng.normal());
+    const logp = (z: Float64Array) => z.map((v, k) => {
+      const row = z.subarray(k - (k % 3), k - (k % 3) + 3);
+      const m = Math.max(...row);
+      return v - m - Math.log(row.reduce((t, x) => t + Math.exp(x - m), 0));
+    });
+    const lp0 = logp(base);
+    const d = logp(logits).map((v, k) => v - lp0[k]);
+    let ip = 0;
+    for (let s = 0; s < 9; s++) {
+      const mean = (d[s * 3] + d[s * 3 + 1] + d[s * 3 + 2]) / 3;
+      for (let c = 0; c < 3; c++) ip += (d[s * 3 + c] - mean) * ((c === s % 3 ? 1 : 0) - 1 / 3);
+    }
+    expect(rootTeaching(prep, base, logits)).toBeCloseTo(ip / 9, 12);
   });
 });

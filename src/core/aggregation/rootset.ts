@@ -225,3 +225,20 @@ export function rootGradient(prep: PreparedRootSet, p: Float32Array): { loss: nu
   const loss = lossAndGrad(prep, effective(p), grad);
   return { loss, grad };
 }
+
+/**
+ * Teaching (issue 11, docs/experiments.md "Eighth look"; offline studies only): the mean over the
+ * root set of the true label's logit change less the mean class's, (1/R) Σ_s (Δz_{s,y_s} −
+ * (1/C) Σ_c Δz_{s,c}), Δz = logits − baseLogits (both from rootLogits). On a class-balanced root
+ * set a push of one class on every sample adds exactly zero; teaching wrong labels lowers it.
+ */
+export function rootTeaching(prep: PreparedRootSet, baseLogits: Float64Array, logits: Float64Array): number {
+  const { count, classes: C, y } = prep.root;
+  let t = 0;
+  for (let s = 0; s < count; s++) {
+    let m = 0;
+    for (let c = 0; c < C; c++) m += logits[s * C + c] - baseLogits[s * C + c];
+    t += logits[s * C + y[s]] - baseLogits[s * C + y[s]] - m / C;
+  }
+  return t / count;
+}
