@@ -4,7 +4,7 @@
  * LOCK; the node records its pid in DATADIR/node.pid so that the message can name it), a port
  * already taken, an output directory that does not exist.
  */
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { access, constants, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { levelFilesWithoutCurrent } from '../chain/leveldb.ts';
@@ -44,9 +44,15 @@ export function pathError(e: unknown, path: string, flag: string, what: string):
   }
 }
 
-/** Record this process as the node holding `datadir` (after its stores are open, i.e. locked). */
+/**
+ * Record this process as the node holding `datadir` (after its stores are open, i.e. locked).
+ * Written aside and renamed into place, so that a reader (a second node naming the holder, a
+ * supervisor waiting for the node) never sees the file created but still empty.
+ */
 export function writePidFile(datadir: string): void {
-  writeFileSync(join(datadir, PID_FILE), `${process.pid}\n`);
+  const tmp = join(datadir, `${PID_FILE}.${process.pid}.tmp`);
+  writeFileSync(tmp, `${process.pid}\n`);
+  renameSync(tmp, join(datadir, PID_FILE));
 }
 
 /** Remove the pid file if it still names this process. */

@@ -82,7 +82,7 @@ describe('no orphans', () => {
       t.stderr!.on('data', (d) => (out += d));
       const exited = new Promise<[number | null, string | null]>((r) => t.once('exit', (code, sig) => r([code, sig])));
       const pids = [await nodePid(join(dir, 'data', 'miner-1')), await nodePid(join(dir, 'data', 'client-1'))];
-      expect(pids.every(alive)).toBe(true);
+      expect(pids.every(alive), `${pids.map((p) => `${p}: ${alive(p) ? 'running' : 'gone'}`).join(', ')}\n${out}`).toBe(true);
       t.kill(signal);
       const [code, sig] = await exited;
       if (signal === 'SIGKILL') expect(sig).toBe('SIGKILL');
