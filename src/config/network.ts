@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fromHex } from '../core/bytes.ts';
-import { BflError, ErrorCode } from '../core/errors.ts';
+import { BflError, ErrorCode, isBflError } from '../core/errors.ts';
 import { type ChainParams, type Member, UNITS_PER_TOKEN } from '../core/params.ts';
 import { type AggregatorName, defaultAggregatorOptions, defaultBflMecOptions } from '../core/aggregation/index.ts';
 import type { Partition } from '../learn/partition.ts';
@@ -289,27 +289,34 @@ export async function loadNetworkConfig(file: string): Promise<NetworkConfig> {
   return parseNetworkConfig(json, file, await readKeyFiles(json, dirname(resolve(file))));
 }
 
-/** Public keys of members given as `keyFile` (paths relative to the config file); for miners
- * also the first ML-KEM key, the one the genesis commits to (under `kem:<keyFile>`). */
-async function readKeyFiles(json: Json, base: string): Promise<Map<string, Uint8Array>> {
-  const out = new Map<string, Uint8Array>();
+/**
+ * Public keys of members given as `keyFile` (paths relative to the config file); for miners
+ * also the first ML-KEM key, the one the genesis commits to (under `kem:<keyFile>`). A key file
+ * that cannot be read or parsed maps to its error, so that the check reports it beside every
+ * other problem of the config instead of stopping at it.
+ */
+async function readKeyFiles(json: Json, base: string): Promise<KeyFiles> {
+  const out: KeyFiles = new Map();
   const members = (json as { members?: { keyFile?: unknown }[] })?.members;
   if (!Array.isArray(members)) return out;
   for (const m of members) {
-    if (typeof m?.keyFile !== 'string') continue;
+    if (typeof m?.keyFile !== 'string' || out.has(m.keyFile)) continue;
     const path = resolve(base, m.keyFile);
-    let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      const identity = parseKeyFile(await readFile(path, 'utf8'), path);
+      out.set(m.keyFile, identity.publicKey);
+      if (identity.kemKeys?.length) out.set(`kem:${m.keyFile}`, identity.kemKeys[0].publicKey);
     } catch (e) {
-      throw new BflError(ErrorCode.BAD_CONFIG, `members: cannot read key file ${path}: ${(e as Error).message}`);
+      const code = (e as { code?: string }).code;
+      const why = isBflError(e) ? e.message : code === 'ENOENT' ? `key file ${path} does not exist (bfl-node keygen writes one; or correct the path)` : `cannot read key file ${path}: ${code ?? (e as Error).message}`;
+      out.set(m.keyFile, new Error(why));
     }
-    const identity = parseKeyFile(text, path);
-    out.set(m.keyFile, identity.publicKey);
-    if (identity.kemKeys?.length) out.set(`kem:${m.keyFile}`, identity.kemKeys[0].publicKey);
   }
   return out;
 }
+
+/** What loadNetworkConfig read of the members' key files: public keys, or why a file could not be used. */
+export type KeyFiles = Map<string, Uint8Array | Error>;
 
 let schema: ReturnType<typeof networkSchema> | undefined;
 /** The zod schema of the config, with the defaults above. */
@@ -331,7 +338,7 @@ export const MAX_GENESIS_AHEAD_MS = 366 * 24 * 3600_000;
 export const BLOCK_HEADROOM_BYTES = 4096;
 
 /** Checks the whole config and reports every problem at once, each with its JSON path. */
-export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new Map<string, Uint8Array>(), now = Date.now()): NetworkConfig {
+export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles: KeyFiles = new Map(), now = Date.now()): NetworkConfig {
   const input = stripComments(json);
   const r = configSchema().safeParse(input);
   const issues: ConfigIssue[] = r.success ? [] : issuesOf(r.error);
@@ -346,7 +353,11 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
       seen.add(m.id);
       if (m.publicKey === undefined && m.keyFile === undefined) fail(`members[${i}]`, 'a member with "publicKey" (hex) or "keyFile"', m);
       if (m.kemPublicKey !== undefined && m.role !== 'miner') fail(`members[${i}].kemPublicKey`, 'no KEM key on a client (only miners receive sealed updates)', m.kemPublicKey);
-      else if (m.publicKey === undefined && typeof m.keyFile === 'string' && !keyFiles.has(m.keyFile)) fail(`members[${i}].keyFile`, 'a readable key file', m.keyFile);
+      else if (m.publicKey === undefined && typeof m.keyFile === 'string') {
+        const key = keyFiles.get(m.keyFile);
+        if (key instanceof Error) issues.push({ path: `members[${i}].keyFile`, message: key.message });
+        else if (key === undefined) fail(`members[${i}].keyFile`, 'a readable key file', m.keyFile);
+      }
     });
     if (!rawMembers.some((m) => m?.role === 'miner')) fail('members', 'at least one miner', rawMembers.map((m) => m?.role));
   }
@@ -379,8 +390,9 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles = new
   }
   const c = r.data;
   const members: Member[] = c.members.map((m) => {
-    const kem = m.kemPublicKey !== undefined ? fromHex(m.kemPublicKey) : m.role === 'miner' && m.keyFile !== undefined ? keyFiles.get(`kem:${m.keyFile}`) : undefined;
-    return { id: m.id, role: m.role, publicKey: m.publicKey !== undefined ? fromHex(m.publicKey) : keyFiles.get(m.keyFile!)!, ...(kem ? { kemPublicKey: kem } : {}) };
+    const kem = m.kemPublicKey !== undefined ? fromHex(m.kemPublicKey) : m.role === 'miner' && m.keyFile !== undefined ? (keyFiles.get(`kem:${m.keyFile}`) as Uint8Array | undefined) : undefined;
+    // every keyFile read is a key here: one that was not is an issue above
+    return { id: m.id, role: m.role, publicKey: m.publicKey !== undefined ? fromHex(m.publicKey) : (keyFiles.get(m.keyFile!) as Uint8Array), ...(kem ? { kemPublicKey: kem } : {}) };
   });
   const addresses = new Map<string, NodeAddress>(c.members.map((m) => [m.id, { id: m.id, peerId: m.peerId, listen: m.listen, dial: m.dial, api: m.api }]));
   const { partition, ...learning } = c.learning;

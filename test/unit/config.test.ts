@@ -57,6 +57,24 @@ describe('network config', () => {
     await expect(loadNetworkConfig(join(dir, 'network.json'))).rejects.toThrow(/keys\/miner-1\.json/);
   });
 
+  it('key files that cannot be used are reported with every other problem, each at its member', async () => {
+    const dir = await tmpDir('bfl-cfg-');
+    const example = JSON.parse(await readFile(EXAMPLE, 'utf8'));
+    await writeFile(join(dir, 'network.json'), JSON.stringify({ ...example, chain: { ...example.chain, phi: 0 } }));
+    await mkdir(join(dir, 'keys'));
+    // miner-1's file is fine, miner-2's is damaged, the clients' are missing
+    await writeKeyFile(join(dir, 'keys', 'miner-1.json'), generateIdentity('miner-1', 'miner').json);
+    await writeFile(join(dir, 'keys', 'miner-2.json'), '{ not json', { mode: 0o600 });
+    const e = (await loadNetworkConfig(join(dir, 'network.json')).catch((x) => x)) as BflError;
+    expect(e).toBeInstanceOf(BflError);
+    expect(e.code).toBe('BAD_CONFIG');
+    expect(e.message).toMatch(/^5 problems: /);
+    expect(e.message).toMatch(/chain\.phi: expected an integer >= 1/);
+    expect(e.message).not.toMatch(/members\[0\]/);
+    expect(e.message).toMatch(/members\[1\]\.keyFile: key file \S+keys\/miner-2\.json: not JSON/);
+    for (const [i, id] of [[2, 'client-1'], [3, 'client-2'], [4, 'client-3']] as const) expect(e.message).toMatch(new RegExp(`members\\[${i}\\]\\.keyFile: key file \\S+keys/${id}\\.json does not exist \\(bfl-node keygen writes one`));
+  });
+
   it('bad settings give errors that name the field', async () => {
     const pk = generateIdentity('m', 'miner').json.publicKey;
     const base = { networkId: 'n', genesisTime: 0, members: [{ id: 'miner-1', role: 'miner', publicKey: pk }] };
