@@ -31,10 +31,14 @@ process.env.ORT_DISABLE_TELEMETRY ??= '1';
 // generation, glibc's mmap threshold: src/node/memory-settings.ts): Node is re-executed in place
 // (same pid, signals and exit code) with those the operator has not set. Not when a parent
 // talks to us over IPC: the channel's descriptor closes on exec, so such a parent (bfl-node
-// testnet, the e2e cluster) passes them itself.
+// testnet, the e2e cluster) passes them itself. Nor for a short command (help, the version, a
+// status query, a config check, a key or a network config written): the settings are for the
+// processes that run long, and a second start of Node would double such a command's time.
+const args = process.argv.slice(2);
+const short = ['status', 'config', 'keygen', 'init'].includes(args[0]) || args.some((a) => ['--help', '-h', '--version', '-V'].includes(a));
 const { launchSettings } = await import('../src/node/memory-settings.ts');
 const launch = launchSettings(process.execArgv, process.env, availableParallelism());
-if ((launch.args.length > 0 || Object.keys(launch.env).length > 0) && process.env.NODE_CHANNEL_FD === undefined && typeof process.execve === 'function') {
+if (!short && (launch.args.length > 0 || Object.keys(launch.env).length > 0) && process.env.NODE_CHANNEL_FD === undefined && typeof process.execve === 'function') {
   try {
     process.execve(process.execPath, [process.execPath, ...launch.args, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { ...process.env, ...launch.env });
   } catch {

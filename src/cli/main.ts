@@ -3,22 +3,43 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { isBflError } from '../core/errors.ts';
-import { benchCommand } from './bench/index.ts';
-import { chainCommand } from './chain/index.ts';
-import { configCommand } from './config/index.ts';
 import { Exit, UsageError } from './exit.ts';
-import { experimentCommand } from './experiment/index.ts';
-import { keygenCommand } from './keygen/index.ts';
-import { initCommand } from './init/index.ts';
-import { planCommand } from './plan/index.ts';
-import { testnetCommand } from './testnet/index.ts';
-import { statusCommand } from './status/index.ts';
 import { ENV, runDaemon } from './daemon/index.ts';
 import { LOG_FORMATS, LOG_LEVELS } from '../util/logger.ts';
 import { parseIntFlag } from './exit.ts';
 import { ATTACK_HELP } from '../experiments/attacks.ts';
 
-export function buildProgram(): Command {
+/**
+ * The commands, each loaded when asked for: `bfl-node status` or `bfl-node keygen --help` need
+ * not load the modules of the experiments, the QKD planner and the chain store (with the compile
+ * cache, all of them took 0.3-0.4 s before a command started).
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  keygen: async () => (await import('./keygen/index.ts')).keygenCommand(),
+  init: async () => (await import('./init/index.ts')).initCommand(),
+  testnet: async () => (await import('./testnet/index.ts')).testnetCommand(),
+  chain: async () => (await import('./chain/index.ts')).chainCommand(),
+  config: async () => (await import('./config/index.ts')).configCommand(),
+  experiment: async () => (await import('./experiment/index.ts')).experimentCommand(),
+  bench: async () => (await import('./bench/index.ts')).benchCommand(),
+  plan: async () => (await import('./plan/index.ts')).planCommand(),
+  status: async () => (await import('./status/index.ts')).statusCommand(),
+};
+
+/**
+ * The commands an invocation needs: those whose word it holds (a word that is only a flag's
+ * value loads one more, which changes nothing), none for a node (`--role`) or the version, and
+ * all for the program's own help, which lists them.
+ */
+export function commandsFor(argv: readonly string[]): string[] {
+  const named = Object.keys(COMMANDS).filter((n) => argv.includes(n));
+  if (named.length > 0) return named;
+  return argv.length === 0 || argv.some((a) => a === '--help' || a === '-h') ? Object.keys(COMMANDS) : [];
+}
+
+/** The program, with the commands named (default: all of them). */
+export async function buildProgram(names: readonly string[] = Object.keys(COMMANDS)): Promise<Command> {
+  const commands = await Promise.all(names.map((n) => COMMANDS[n]()));
   const program = new Command('bfl-node')
     .description('Asynchronous blockchain-based federated learning at the mobile edge (BFL-MEC): edge miners and mobile clients over libp2p')
     .version('0.1.0')
@@ -38,18 +59,10 @@ export function buildProgram(): Command {
     // a word that is no command would otherwise be an excess argument of the node ("too many arguments")
     .allowExcessArguments(true)
     .action(async (flags, cmd: Command) => {
-      if (cmd.args.length > 0) throw new UsageError(`unknown command '${cmd.args[0]}' (commands: ${cmd.commands.map((c) => c.name()).join(', ')}; a node takes --role)`);
+      if (cmd.args.length > 0) throw new UsageError(`unknown command '${cmd.args[0]}' (commands: ${Object.keys(COMMANDS).join(', ')}; a node takes --role)`);
       process.exitCode = await runDaemon(flags);
-    })
-    .addCommand(keygenCommand())
-    .addCommand(initCommand())
-    .addCommand(testnetCommand())
-    .addCommand(chainCommand())
-    .addCommand(configCommand())
-    .addCommand(experimentCommand())
-    .addCommand(benchCommand())
-    .addCommand(planCommand())
-    .addCommand(statusCommand());
+    });
+  for (const c of commands) program.addCommand(c);
   // Every command and subcommand reports usage errors as exit 2 instead of exiting itself.
   const override = (c: Command) => {
     c.exitOverride();
@@ -60,7 +73,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(commandsFor(argv));
   if (argv.length === 0 && !process.env.BFL_ROLE) {
     program.outputHelp({ error: true }); // a usage error: help on stderr, stdout stays empty
     return Exit.USAGE;

@@ -22,7 +22,7 @@ it('the compose testnet matches the config its init service writes', async () =>
   const init = compose.services.init.command as string[];
   expect(init.slice(0, 3)).toEqual(['init', '--docker', '--if-absent']);
   // the init command parses with our own CLI definition
-  const initCmd = buildProgram().commands.find((c) => c.name() === 'init')!;
+  const initCmd = (await buildProgram()).commands.find((c) => c.name() === 'init')!;
   expect(initCmd.options.map((o) => o.long)).toEqual(expect.arrayContaining(init.filter((a) => a.startsWith('--'))));
   const dir = await tmpDir('bfl-docker-');
   await initNetwork({ dir, docker: true, miners: Number(flag(init, '--miners')), clients: Number(flag(init, '--clients')), host: '0.0.0.0', basePort: 0, networkId: flag(init, '--network-id'), force: false, chain: { phi: Number(flag(init, '--phi')) } });
@@ -77,10 +77,10 @@ it('the image runs Node 24 and the program as its entry point', () => {
   expect(df).toMatch(/rm -rf node_modules\/onnxruntime-node\/bin\/napi-v6\/darwin node_modules\/onnxruntime-node\/bin\/napi-v6\/win32/);
 });
 
-it('experiments can write their output in the container: --out defaults under a volume the node user owns', () => {
+it('experiments can write their output in the container: --out defaults under a volume the node user owns', async () => {
   const df = readFileSync(join(root, 'docker/Dockerfile'), 'utf8');
   const workdir = /^WORKDIR (\S+)/m.exec(df)![1];
-  const out = buildProgram().commands.find((c) => c.name() === 'experiment')!.commands.find((c) => c.name() === 'attack')!.options.find((o) => o.long === '--out')!.defaultValue;
+  const out = (await buildProgram()).commands.find((c) => c.name() === 'experiment')!.commands.find((c) => c.name() === 'attack')!.options.find((o) => o.long === '--out')!.defaultValue;
   const outDir = `${workdir}/${out}`;
   expect(df).toMatch(new RegExp(`mkdir -p [^\\n]*${outDir}.*chown node:node [^\\n]*${outDir}`));
   expect(df).toMatch(/^USER node/m);
