@@ -16,13 +16,16 @@ if (major < 24) {
 // Node's compile cache: the V8 code of every module (TypeScript already stripped), keyed by the
 // source's hash, so a warm miner starts in 2.5-3.9 s instead of 3.6-5.6 s, and a testnet's 8
 // nodes are up in 14-15 s instead of 22 on 2 cores (docs/decisions.md). In the user's own cache directory
-// ($XDG_CACHE_HOME or ~/.cache, then bfl-node/compile-cache), not Node's default under the shared
+// ($XDG_CACHE_HOME or ~/.cache, then bfl-node/compile-cache/<this checkout>, the caches of
+// checkouts that are gone removed: src/util/cache-dir.ts), not Node's default under the shared
 // temp directory: whoever writes the cache chooses the code that runs. Set in the environment so
 // that the re-executed process below, its worker threads and the nodes a testnet starts use it
 // from their first module on. NODE_COMPILE_CACHE chooses another directory,
 // NODE_DISABLE_COMPILE_CACHE=1 turns it off; without either directory there is none.
-const compileCache = (await import('../src/util/cache-dir.ts')).userCacheDir('compile-cache');
-if (process.env.NODE_COMPILE_CACHE === undefined && compileCache) process.env.NODE_COMPILE_CACHE = compileCache;
+if (process.env.NODE_COMPILE_CACHE === undefined && !process.env.NODE_DISABLE_COMPILE_CACHE) {
+  const compileCache = (await import('../src/util/cache-dir.ts')).compileCacheDir(fileURLToPath(new URL('..', import.meta.url)));
+  if (compileCache) process.env.NODE_COMPILE_CACHE = compileCache;
+}
 if (process.env.NODE_COMPILE_CACHE !== undefined) (await import('node:module')).enableCompileCache?.(); // this process, if not re-executed below
 // ONNX Runtime's telemetry off for the whole process, worker threads included (their process.env
 // is a copy that the native library does not read): src/learn/ort.ts says why.
