@@ -25,6 +25,8 @@ export function userCacheDir(name: string, env: NodeJS.ProcessEnv = process.env)
 
 /** The file in a checkout's compile cache that names the checkout. */
 const ROOT_FILE = 'root';
+/** A checkout's directory: 16 hex digits of the SHA-256 of its path. */
+const KEYED = /^[0-9a-f]{16}$/;
 
 /**
  * Node's compile cache for the bfl-node checkout (or installed package) at `root`:
@@ -55,9 +57,9 @@ export function compileCacheDir(root: string, env: NodeJS.ProcessEnv = process.e
 
 /**
  * Remove from `base` the compile caches of checkouts that are gone (the directory their `root`
- * file names holds no bin/bfl-node.js), and entries of the layout before per-checkout directories
- * (Node's own `v<version>-...` directories straight under `base`, and checkout directories
- * without a `root` file). Returns the names removed.
+ * file names holds no bin/bfl-node.js), and any other directory but a checkout's not named yet
+ * (the layout before per-checkout directories: Node's own `v<version>-...` directories straight
+ * under `base`). Returns the names removed.
  */
 export function pruneCompileCaches(base: string): string[] {
   if (!existsSync(base)) return [];
@@ -72,6 +74,8 @@ export function pruneCompileCaches(base: string): string[] {
       root = undefined;
     }
     if (root !== undefined && existsSync(join(root, 'bin', 'bfl-node.js'))) continue;
+    // a checkout's directory not named yet is being made by a start beside this one
+    if (root === undefined && KEYED.test(e.name)) continue;
     rmSync(dir, { recursive: true, force: true });
     removed.push(e.name);
   }
