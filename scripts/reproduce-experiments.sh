@@ -168,6 +168,10 @@ SETTINGS
       MIX_LAMBDAS=0.25,0.4 npx --no-install node scripts/rootset-offline.ts "$s"/dump6-dirichlet-seed{1,2,3} "$s/dump6-shards-seed1" > "$s/rootset-offline-eighth-48.txt"
       # permutation-sampled root-set game at 50 clients (the 50-client dump made above)
       for k in 25 100 400 1600; do npx --no-install node scripts/rootset-mc.ts "$s/dump-noniid50" "$k" | tail -1; done > "$s/rootset-mc50.txt"
+      # and at 100 clients (wave 17), with its per-aggregation times
+      npx --no-install node scripts/scoring-dump.ts "$s/dump-noniid100" shards 100 8 2> "$s/dump-noniid100.log"
+      for k in 100 400; do npx --no-install node scripts/rootset-mc.ts "$s/dump-noniid100" "$k" | tail -1; done > "$s/rootset-mc100.txt"
+      npx --no-install node scripts/rootset-mc.ts "$s/dump-noniid100" 1600 >> "$s/rootset-mc100.txt"
       npx --no-install node scripts/scoring-dump.ts "$s/dump-labelflip50" shards 50 10 label-flip 0.3 2> "$s/dump-labelflip50.log"
       npx --no-install node scripts/rootset-flip.ts "$s/dump-labelflip50" > "$s/rootset-flip.txt"
       # worst case and detection per attack at 50 clients non-IID, 20 aggregations (24 runs, ~35 min
