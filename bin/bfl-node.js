@@ -22,7 +22,7 @@ if (major < 24) {
 // that the re-executed process below, its worker threads and the nodes a testnet starts use it
 // from their first module on. NODE_COMPILE_CACHE chooses another directory,
 // NODE_DISABLE_COMPILE_CACHE=1 turns it off; without either directory there is none.
-if (process.env.NODE_COMPILE_CACHE === undefined && !process.env.NODE_DISABLE_COMPILE_CACHE) {
+if (process.env.NODE_COMPILE_CACHE === undefined && process.env.NODE_DISABLE_COMPILE_CACHE === undefined) {
   const compileCache = (await import('../src/util/cache-dir.ts')).compileCacheDir(fileURLToPath(new URL('..', import.meta.url)));
   if (compileCache) process.env.NODE_COMPILE_CACHE = compileCache;
 }
@@ -35,8 +35,8 @@ process.env.ORT_DISABLE_TELEMETRY ??= '1';
 // (same pid, signals and exit code) with those the operator has not set. Not when a parent
 // talks to us over IPC: the channel's descriptor closes on exec, so such a parent (bfl-node
 // testnet, the e2e cluster) passes them itself. Nor for a short command (help, the version, a
-// status query, a config check, a key or a network config written): the settings are for the
-// processes that run long, and a second start of Node would double such a command's time.
+// status query, a config check, a key or a network config written; its word first): the settings
+// are for the processes that run long, and a second start of Node would double such a command's time.
 const args = process.argv.slice(2);
 const short = ['status', 'config', 'keygen', 'init'].includes(args[0]) || args.some((a) => ['--help', '-h', '--version', '-V'].includes(a));
 const { launchSettings } = await import('../src/node/memory-settings.ts');

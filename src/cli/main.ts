@@ -27,20 +27,29 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 };
 
 /**
- * The commands an invocation needs: those whose word it holds (a word that is only a flag's
- * value loads one more, which changes nothing), none for a node (`--role`) or the version, and
- * all for the program's own help, which lists them.
+ * The commands an invocation needs: the one its first word names (commander's own parse of the
+ * program's options finds that word, past their values: `--datadir status` names none), none for
+ * a node (`--role`, or BFL_ROLE with no arguments) or the version, and all for the program's own
+ * help, which lists them. Where the program's options do not parse, all (the parse reports it).
  */
-export function commandsFor(argv: readonly string[]): string[] {
-  const named = Object.keys(COMMANDS).filter((n) => argv.includes(n));
-  if (named.length > 0) return named;
-  return argv.length === 0 || argv.some((a) => a === '--help' || a === '-h') ? Object.keys(COMMANDS) : [];
+export function commandsFor(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): string[] {
+  const all = Object.keys(COMMANDS);
+  let first: string | undefined;
+  try {
+    const probe = rootProgram().exitOverride().configureOutput({ writeOut: () => {}, writeErr: () => {}, outputError: () => {} });
+    first = probe.parseOptions([...argv]).operands[0];
+  } catch {
+    // the version stops the parse (it is printed before any command runs); else a bad option
+    return argv.some((a) => a === '--version' || a === '-V') ? [] : all;
+  }
+  if (first !== undefined) return first in COMMANDS ? [first] : []; // a word that is none: the node's action names them all
+  if (argv.some((a) => a === '--help' || a === '-h')) return all;
+  return argv.length === 0 && env[ENV.role] === undefined ? all : []; // no arguments and no role: the help
 }
 
-/** The program, with the commands named (default: all of them). */
-export async function buildProgram(names: readonly string[] = Object.keys(COMMANDS)): Promise<Command> {
-  const commands = await Promise.all(names.map((n) => COMMANDS[n]()));
-  const program = new Command('bfl-node')
+/** The program with its own options (a node's) and no command. */
+function rootProgram(): Command {
+  return new Command('bfl-node')
     .description('Asynchronous blockchain-based federated learning at the mobile edge (BFL-MEC): edge miners and mobile clients over libp2p')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
@@ -62,6 +71,12 @@ export async function buildProgram(names: readonly string[] = Object.keys(COMMAN
       if (cmd.args.length > 0) throw new UsageError(`unknown command '${cmd.args[0]}' (commands: ${Object.keys(COMMANDS).join(', ')}; a node takes --role)`);
       process.exitCode = await runDaemon(flags);
     });
+}
+
+/** The program, with the commands named (default: all of them). */
+export async function buildProgram(names: readonly string[] = Object.keys(COMMANDS)): Promise<Command> {
+  const commands = await Promise.all(names.map((n) => COMMANDS[n]()));
+  const program = rootProgram();
   for (const c of commands) program.addCommand(c);
   // Every command and subcommand reports usage errors as exit 2 instead of exiting itself.
   const override = (c: Command) => {

@@ -308,7 +308,7 @@ async function readKeyFiles(json: Json, base: string): Promise<KeyFiles> {
       if (identity.kemKeys?.length) out.set(`kem:${m.keyFile}`, identity.kemKeys[0].publicKey);
     } catch (e) {
       const code = (e as { code?: string }).code;
-      const why = isBflError(e) ? e.message : code === 'ENOENT' ? `key file ${path} does not exist (bfl-node keygen writes one; or correct the path)` : `cannot read key file ${path}: ${code ?? (e as Error).message}`;
+      const why = isBflError(e) ? e.message : code === 'ENOENT' ? `key file ${path} does not exist (bfl-node keygen writes one; or correct the path)` : `cannot read key file ${path}: ${(e as Error).message}`;
       out.set(m.keyFile, new Error(why));
     }
   }
@@ -353,7 +353,7 @@ export function parseNetworkConfig(json: Json, file = '(inline)', keyFiles: KeyF
       seen.add(m.id);
       if (m.publicKey === undefined && m.keyFile === undefined) fail(`members[${i}]`, 'a member with "publicKey" (hex) or "keyFile"', m);
       if (m.kemPublicKey !== undefined && m.role !== 'miner') fail(`members[${i}].kemPublicKey`, 'no KEM key on a client (only miners receive sealed updates)', m.kemPublicKey);
-      else if (m.publicKey === undefined && typeof m.keyFile === 'string') {
+      if (m.publicKey === undefined && typeof m.keyFile === 'string') {
         const key = keyFiles.get(m.keyFile);
         if (key instanceof Error) issues.push({ path: `members[${i}].keyFile`, message: key.message });
         else if (key === undefined) fail(`members[${i}].keyFile`, 'a readable key file', m.keyFile);

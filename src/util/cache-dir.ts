@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 
 /**
  * The user's cache directory for bfl-node's caches (`$XDG_CACHE_HOME`, else `~/.cache`, then
@@ -43,14 +43,18 @@ export function compileCacheDir(root: string, env: NodeJS.ProcessEnv = process.e
   if (!base) return undefined;
   const dir = join(base, createHash('sha256').update(root).digest('hex').slice(0, 16));
   if (!existsSync(join(dir, ROOT_FILE))) {
-    // a cache is an optimisation: one that cannot be pruned or named is no error
+    // a cache is an optimisation: one that cannot be named or pruned is no error. Named first
+    // (written aside and renamed, so that a prune beside it never reads it empty), so that a
+    // sibling that cannot be removed does not leave this checkout unnamed and pruning at every start
     try {
-      pruneCompileCaches(base);
       mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, ROOT_FILE), root);
+      const tmp = join(dir, `${ROOT_FILE}.${process.pid}.tmp`);
+      writeFileSync(tmp, root);
+      renameSync(tmp, join(dir, ROOT_FILE));
     } catch {
-      // Node then writes no cache, or writes it unnamed: pruned by a later start
+      // unnamed: Node may still write its cache here; the next start tries again
     }
+    pruneCompileCaches(base);
   }
   return dir;
 }
@@ -62,9 +66,14 @@ export function compileCacheDir(root: string, env: NodeJS.ProcessEnv = process.e
  * under `base`). Returns the names removed.
  */
 export function pruneCompileCaches(base: string): string[] {
-  if (!existsSync(base)) return [];
+  let entries;
+  try {
+    entries = readdirSync(base, { withFileTypes: true });
+  } catch {
+    return [];
+  }
   const removed: string[] = [];
-  for (const e of readdirSync(base, { withFileTypes: true })) {
+  for (const e of entries) {
     if (!e.isDirectory()) continue;
     const dir = join(base, e.name);
     let root: string | undefined;
@@ -73,11 +82,15 @@ export function pruneCompileCaches(base: string): string[] {
     } catch {
       root = undefined;
     }
-    if (root !== undefined && existsSync(join(root, 'bin', 'bfl-node.js'))) continue;
-    // a checkout's directory not named yet is being made by a start beside this one
-    if (root === undefined && KEYED.test(e.name)) continue;
-    rmSync(dir, { recursive: true, force: true });
-    removed.push(e.name);
+    if (root !== undefined && isAbsolute(root)) {
+      if (existsSync(join(root, 'bin', 'bfl-node.js'))) continue;
+    } else if (KEYED.test(e.name)) continue; // a checkout's directory not named yet: being made by a start beside this one
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      removed.push(e.name);
+    } catch {
+      // not ours to remove (another user's, read-only): the others are still pruned
+    }
   }
   return removed;
 }

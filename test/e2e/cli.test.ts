@@ -1,7 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ChainStore } from '../../src/chain/store.ts';
 import { InThreadVerifier } from '../../src/crypto/verifier.ts';
@@ -9,6 +11,8 @@ import { makeNetwork, mineBlock, nextAggregation, signedRecord } from '../helper
 import { tmpDir } from '../helpers/tmp.ts';
 
 const BIN = new URL('../../bin/bfl-node.js', import.meta.url).pathname;
+/** The checkout, as the launcher names it (with its trailing slash). */
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 function run(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -37,8 +41,22 @@ describe('bfl-node CLI', () => {
       const r = spawnSync(process.execPath, [BIN, '--help'], { env, encoding: 'utf8', timeout: 120_000 });
       expect(r.status, r.stderr).toBe(0);
       expect(entries(join(tmp, 'node-compile-cache'))).toBe(0); // never Node's default place
-      if (disable) expect(entries(join(cache, 'bfl-node', 'compile-cache'))).toBe(0);
-      else expect(entries(join(cache, 'bfl-node', 'compile-cache'))).toBeGreaterThan(10); // the CLI's modules
+      const base = join(cache, 'bfl-node', 'compile-cache');
+      if (disable) {
+        expect(entries(base)).toBe(0);
+        continue;
+      }
+      // one directory for this checkout, which names it
+      const dir = join(base, createHash('sha256').update(ROOT).digest('hex').slice(0, 16));
+      expect(readdirSync(base)).toEqual([dir.slice(base.length + 1)]);
+      expect(readFileSync(join(dir, 'root'), 'utf8')).toBe(ROOT);
+      const afterHelp = entries(dir);
+      expect(afterHelp).toBeGreaterThan(10); // the CLI's modules
+      // a command the launcher re-executes writes there too (its chain modules)
+      const chain = spawnSync(process.execPath, [BIN, 'chain', 'show', '--datadir', join(tmp, 'none')], { env, encoding: 'utf8', timeout: 120_000 });
+      expect(chain.status, chain.stderr).toBe(1);
+      expect(readdirSync(base)).toEqual([dir.slice(base.length + 1)]);
+      expect(entries(dir)).toBeGreaterThan(afterHelp);
     }
   });
 

@@ -13,15 +13,23 @@ const helpTree = (c: Command): string[] => [c.helpInformation(), ...c.commands.f
 describe('commands loaded on demand', () => {
   it('an invocation loads the commands it names; a node and the version none; the program help all', () => {
     const all = ['keygen', 'init', 'testnet', 'chain', 'config', 'experiment', 'bench', 'plan', 'status'];
-    expect(commandsFor([])).toEqual(all);
-    expect(commandsFor(['--help'])).toEqual(all);
-    expect(commandsFor(['-h'])).toEqual(all);
-    expect(commandsFor(['--version'])).toEqual([]);
-    expect(commandsFor(['--role', 'miner', '--config', 'n.json', '--datadir', 'd'])).toEqual([]);
-    expect(commandsFor(['status', '--api', '127.0.0.1:8080'])).toEqual(['status']);
-    expect(commandsFor(['experiment', 'attack', '--help'])).toEqual(['experiment']);
-    // a flag's value that is a command word loads that command too, which changes nothing
-    expect(commandsFor(['chain', 'verify', '--datadir', 'status'])).toEqual(['chain', 'status']);
+    const none = {};
+    expect(commandsFor([], none)).toEqual(all);
+    expect(commandsFor(['--help'], none)).toEqual(all);
+    expect(commandsFor(['-h'], none)).toEqual(all);
+    expect(commandsFor(['--version'], none)).toEqual([]);
+    expect(commandsFor(['--role', 'miner', '--config', 'n.json', '--datadir', 'd'], none)).toEqual([]);
+    expect(commandsFor([], { BFL_ROLE: 'miner' })).toEqual([]); // a node set up by its environment
+    expect(commandsFor(['status', '--api', '127.0.0.1:8080'], none)).toEqual(['status']);
+    expect(commandsFor(['experiment', 'attack', '--help'], none)).toEqual(['experiment']);
+    expect(commandsFor(['chain', 'verify', '--datadir', 'status'], none)).toEqual(['chain']);
+    // the program's options before the command word, with their values
+    expect(commandsFor(['--log-format', 'pretty', 'status'], none)).toEqual(['status']);
+    // a command word that is a value, or after the program's help, is no command: the help lists all
+    expect(commandsFor(['--role', 'miner', '--datadir', 'status', '--help'], none)).toEqual(all);
+    expect(commandsFor(['--help', 'status'], none)).toEqual(all);
+    // a word that is no command: none (the node's action names them all in its error)
+    expect(commandsFor(['foo'], none)).toEqual([]);
   });
 
   it('each command built alone is the command of the whole program: same help, options and subcommands', async () => {

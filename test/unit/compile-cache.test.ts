@@ -35,12 +35,14 @@ describe('compile cache per checkout', () => {
     await import('node:fs/promises').then((fs) => fs.rm(gone, { recursive: true }));
     expect(compileCacheDir(live, env)).toBe(liveDir);
     expect(readdirSync(base).sort()).toEqual([liveDir, goneDir, join(base, 'v24.21.0-x64-964aae3f-0')].map((d) => d.slice(base.length + 1)).sort());
-    // a checkout's directory being made beside this start (not named yet) stays
+    // a checkout's directory being made beside this start (not named yet, or its name not whole) stays
     mkdirSync(join(base, '0123456789abcdef'));
+    mkdirSync(join(base, 'fedcba9876543210'));
+    writeFileSync(join(base, 'fedcba9876543210', 'root'), '');
     // a new checkout's first start prunes
     const fresh = checkout(join(home, 'fresh'));
     const freshDir = compileCacheDir(fresh, env)!;
-    expect(readdirSync(base).sort()).toEqual([liveDir, freshDir, join(base, '0123456789abcdef')].map((d) => d.slice(base.length + 1)).sort());
+    expect(readdirSync(base).sort()).toEqual([liveDir, freshDir, join(base, '0123456789abcdef'), join(base, 'fedcba9876543210')].map((d) => d.slice(base.length + 1)).sort());
     expect(existsSync(join(liveDir, 'v24.0.0-x64-abc-0'))).toBe(true);
   });
 });

@@ -6,11 +6,12 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PID_FILE, readPid, removePidFile, writePidFile } from '../../src/cli/datadir.ts';
 import { tmpDir } from '../helpers/tmp.ts';
 
-const DATADIR_TS = new URL('../../src/cli/datadir.ts', import.meta.url).pathname;
+const DATADIR_TS = fileURLToPath(new URL('../../src/cli/datadir.ts', import.meta.url));
 
 describe('pid file', () => {
   it('names this process, is read back, and goes on removal; nothing else is left in the datadir', async () => {
