@@ -4,11 +4,12 @@
  * LOCK; the node records its pid in DATADIR/node.pid so that the message can name it), a port
  * already taken, an output directory that does not exist.
  */
-import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { access, constants, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { levelFilesWithoutCurrent } from '../chain/leveldb.ts';
 import { BflError, ErrorCode } from '../core/errors.ts';
+import { writeFileAtomic } from '../util/atomic-file.ts';
 
 export const PID_FILE = 'node.pid';
 
@@ -50,9 +51,7 @@ export function pathError(e: unknown, path: string, flag: string, what: string):
  * supervisor waiting for the node) never sees the file created but still empty.
  */
 export function writePidFile(datadir: string): void {
-  const tmp = join(datadir, `${PID_FILE}.${process.pid}.tmp`);
-  writeFileSync(tmp, `${process.pid}\n`);
-  renameSync(tmp, join(datadir, PID_FILE));
+  writeFileAtomic(join(datadir, PID_FILE), `${process.pid}\n`);
 }
 
 /** Remove the pid file if it still names this process. */

@@ -3,15 +3,15 @@
  * default) and IDX files (full MNIST, Fashion-MNIST from Debian's `dataset-fashion-mnist`).
  * Pixels are float32 in [0, 1], one row of 784 per sample; labels are 0..9.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { dirname, join } from 'node:path';
-import { threadId } from 'node:worker_threads';
 import { gunzipSync } from 'node:zlib';
 import { BflError, ErrorCode } from '../core/errors.ts';
 import { Rng } from '../core/random.ts';
+import { writeFileAtomic } from '../util/atomic-file.ts';
 import { userCacheDir } from '../util/cache-dir.ts';
 
 export interface Dataset {
@@ -247,18 +247,11 @@ function writeSplitCache(file: string, halves: readonly [Dataset, Dataset]): voi
     partHash(h.y, h.x).copy(header, 20 + 36 * i);
   });
   if (!privateDir(dirname(file), true)) return;
-  // unique to this writer (threads of one process too); 'wx' never follows or reuses a name
-  const tmp = `${file}.${process.pid}.${threadId}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    writeFileSync(tmp, Buffer.concat([header, ...halves.flatMap((h) => [h.y, bytesOf(h.x)])]), { mode: 0o600, flag: 'wx' });
-    renameSync(tmp, file);
+    writeFileAtomic(file, Buffer.concat([header, ...halves.flatMap((h) => [h.y, bytesOf(h.x)])]), 0o600);
     pruneSplitCache(dirname(file));
   } catch {
-    try {
-      rmSync(tmp, { force: true });
-    } catch {
-      // the directory itself is unusable: nothing was written
-    }
+    // the directory is unusable: nothing was written
   }
 }
 

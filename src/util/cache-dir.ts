@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
+import { writeFileAtomic } from './atomic-file.ts';
 
 /**
  * The user's cache directory for bfl-node's caches (`$XDG_CACHE_HOME`, else `~/.cache`, then
@@ -48,9 +49,7 @@ export function compileCacheDir(root: string, env: NodeJS.ProcessEnv = process.e
     // sibling that cannot be removed does not leave this checkout unnamed and pruning at every start
     try {
       mkdirSync(dir, { recursive: true });
-      const tmp = join(dir, `${ROOT_FILE}.${process.pid}.tmp`);
-      writeFileSync(tmp, root);
-      renameSync(tmp, join(dir, ROOT_FILE));
+      writeFileAtomic(join(dir, ROOT_FILE), root);
     } catch {
       // unnamed: Node may still write its cache here; the next start tries again
     }
