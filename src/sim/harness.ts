@@ -327,9 +327,9 @@ export class Recorder {
     return this.stats;
   }
 
-  /** Report every aggregation that becomes canonical on `store` (seconds: the run's clock). */
-  watch(store: ChainStore, seconds: () => number, track: (task: () => Promise<void>) => Promise<void> = (t) => t()): void {
-    store.on('tip', (state: ChainState, reorg?: Reorg) => {
+  /** Report every aggregation that becomes canonical on `store` (seconds: the run's clock); returns the way to stop watching. */
+  watch(store: ChainStore, seconds: () => number, track: (task: () => Promise<void>) => Promise<void> = (t) => t()): () => void {
+    const onTip = (state: ChainState, reorg?: Reorg) => {
       // A branch that wins a race connects several blocks at once: an aggregation among them
       // below the new tip was never this store's tip, and the report lacked its round (the
       // libp2p e2e saw 2 rounds of 3). Those are reported too, as what became canonical at this
@@ -377,7 +377,9 @@ export class Recorder {
         }),
       );
       this.round = Math.max(this.round, state.rounds - 1);
-    });
+    };
+    store.on('tip', onTip);
+    return () => store.off('tip', onTip);
   }
 
   /** The report of aggregation `agg` at `height`, canonical here since `at` s, evaluated as `ev`. */
@@ -424,6 +426,8 @@ async function runOverLibp2p(o: SimOptions): Promise<SimResult> {
   const dir = await mkdtemp(join(tmpdir(), 'bfl-exp-libp2p-'));
   const nodes: RunningNode[] = [];
   let runtime: ModelRuntime | undefined;
+  let rec: Recorder | undefined;
+  let unwatch: (() => void) | undefined;
   try {
     const init = await initLocalNetwork({
       dir,
@@ -437,13 +441,13 @@ async function runOverLibp2p(o: SimOptions): Promise<SimResult> {
     const cfg = await loadNetworkConfig(init.config);
     const data = o.data ?? loadDataset(cfg.learning.dataset);
     runtime = await ModelRuntime.create(modelSpecOf(cfg), { threads: 1 });
-    const rec = new Recorder(o, runtime, data);
+    rec = new Recorder(o, runtime, data);
     for (const n of init.nodes) {
       const c = n.role === 'client' ? Number(n.id.split('-')[1]) - 1 : -1;
       const node = await startNode({ role: n.role, config: init.config, identity: n.identity, datadir: n.datadir, logger: log.child({ node: n.id }), experiment: n.role === 'client' ? rec.hooks(c, n.id) : undefined });
       nodes.push(node);
       // watch from the start, before any client can upload
-      if (n.id === 'miner-1') rec.watch(node.chain!, () => (performance.now() - wall0) / 1000);
+      if (n.id === 'miner-1') unwatch = rec.watch(node.chain!, () => (performance.now() - wall0) / 1000);
     }
     const chain = nodes.find((n) => n.id === 'miner-1')!.chain!;
     const miners = nodes.filter((n) => n.role === 'miner');
@@ -466,6 +470,10 @@ async function runOverLibp2p(o: SimOptions): Promise<SimResult> {
     const seconds = (performance.now() - wall0) / 1000;
     return { rounds: await rec.report(chain), virtualSeconds: seconds, wallSeconds: seconds, messages: null, clients: clientStatus, minersConverged };
   } finally {
+    // a tip that arrives after the report (the miners still run) must not read a closed store:
+    // stop watching, let the evaluations under way finish, then stop the nodes
+    unwatch?.();
+    await rec?.settled().catch(() => undefined);
     for (const n of nodes.reverse()) await n.stop().catch(() => undefined);
     await runtime?.close();
     await rm(dir, { recursive: true, force: true });
